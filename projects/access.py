@@ -1,0 +1,64 @@
+"""Who may see and change what. Every query for team-owned rows goes through here, scoped to the user's teams.
+
+Outsiders get 404 (they must not learn that a row exists); members whose role cannot change a row get 403.
+"""
+
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import Http404
+
+from .models import Dataset, Job, Membership, Project, Role, Team
+
+EDIT_ROLES = (Role.OWNER, Role.EDITOR)
+
+
+def teams_for(user) -> QuerySet[Team]:
+    if not user.is_authenticated:
+        return Team.objects.none()
+    return Team.objects.filter(memberships__user=user)
+
+
+def editable_teams_for(user) -> QuerySet[Team]:
+    if not user.is_authenticated:
+        return Team.objects.none()
+    return Team.objects.filter(memberships__user=user, memberships__role__in=EDIT_ROLES)
+
+
+def datasets_for(user) -> QuerySet[Dataset]:
+    return Dataset.objects.filter(team__in=teams_for(user))
+
+
+def projects_for(user) -> QuerySet[Project]:
+    return Project.objects.filter(team__in=teams_for(user)).select_related("team", "dataset", "device")
+
+
+def jobs_for(user) -> QuerySet[Job]:
+    return Job.objects.filter(project__team__in=teams_for(user))
+
+
+def role_in(user, team: Team) -> str | None:
+    if not user.is_authenticated:
+        return None
+    return Membership.objects.filter(user=user, team=team).values_list("role", flat=True).first()
+
+
+def can_edit(user, team: Team) -> bool:
+    return role_in(user, team) in EDIT_ROLES
+
+
+def require_member(user, team: Team) -> str:
+    role = role_in(user, team)
+    if role is None:
+        raise Http404("No such team.")
+    return role
+
+
+def require_editor(user, team: Team) -> None:
+    """Raise 404 for outsiders and 403 for viewers."""
+    if require_member(user, team) not in EDIT_ROLES:
+        raise PermissionDenied("Viewers cannot change anything in this team.")
+
+
+def require_owner(user, team: Team) -> None:
+    if require_member(user, team) != Role.OWNER:
+        raise PermissionDenied("Only the team's owners can do this.")
