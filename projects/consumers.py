@@ -1,0 +1,159 @@
+"""Live job console over a websocket.
+
+Order of work on connect: subscribe to the job's group, then replay recent lines from the database, then stream.
+Every line carries its sequence number; a push that skips numbers makes the consumer refetch the gap from the
+database, and a periodic tick does the same (in embedded mode, where the worker's pushes cannot reach this
+process, the tick is how lines arrive). So lines are never lost or duplicated, across reconnects too.
+
+Two formats: HTML fragments for htmx's ws extension (default), JSON with ?format=json for API clients.
+"""
+
+import asyncio
+import json
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+from django.template.loader import render_to_string
+
+from .access import jobs_for
+from .joblog import job_group
+from .jobs import jobs_reap_stale
+from .models import JobLogLine
+
+BATCH = 1000
+REAP_EVERY_TICKS = 25
+
+
+def _viewable_job(user, job_id: int):
+    return jobs_for(user).select_related("project").filter(pk=job_id).first()
+
+
+def _lines_after(job_id: int, after: int, limit: int = BATCH) -> list[dict]:
+    rows = JobLogLine.objects.filter(job_id=job_id, seq__gt=after).order_by("seq")[:limit]
+    return [{"seq": seq, "text": text} for seq, text in rows.values_list("seq", "text")]
+
+
+def _replay_start(job_id: int) -> tuple[int, int]:
+    """Where the first replay starts: only the recent history is sent, the rest is a download away."""
+    last = JobLogLine.objects.filter(job_id=job_id).order_by("-seq").values_list("seq", flat=True).first() or 0
+    return max(0, last - settings.TANGO_LOG_REPLAY_LINES), last
+
+
+def _job_state(job_id: int) -> dict | None:
+    from .models import Job
+
+    job = Job.objects.filter(pk=job_id).first()
+    if job is None:
+        return None
+    return {
+        "id": job.pk, "stage": job.stage, "status": job.status, "progress": job.progress,
+        "progress_message": job.progress_message, "attempt": job.attempt, "error": job.error,
+        "finished": job.is_finished, "project_id": job.project_id,
+    }
+
+
+class JobLogConsumer(AsyncWebsocketConsumer):
+    async def connect(self):
+        self.job_id = int(self.scope["url_route"]["kwargs"]["job_id"])
+        job = await database_sync_to_async(_viewable_job)(self.scope.get("user"), self.job_id)
+        if job is None:
+            await self.close(code=4403)  # before accept: the handshake is refused
+            return
+        query = parse_qs(self.scope.get("query_string", b"").decode())
+        self.as_json = query.get("format") == ["json"]
+        after = query.get("after", ["0"])[0]
+        self.last_seq = int(after) if after.isdigit() else 0
+        self.sent_state = None
+        self.lock = asyncio.Lock()
+        self.group = job_group(self.job_id)
+        await self.channel_layer.group_add(self.group, self.channel_name)  # subscribe first…
+        await self.accept()
+        async with self.lock:
+            await self._replay()  # …then replay…
+            await self._send_state()
+        self.ticker = asyncio.create_task(self._tick())  # …then stream
+
+    async def disconnect(self, code):
+        if hasattr(self, "ticker"):
+            self.ticker.cancel()
+        if hasattr(self, "group"):
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def receive(self, text_data=None, bytes_data=None):
+        pass  # the console is read-only
+
+    # --- group messages ---
+
+    async def log_lines(self, event):
+        async with self.lock:
+            fresh = [line for line in event["lines"] if line["seq"] > self.last_seq]
+            if not fresh:
+                return
+            if fresh[0]["seq"] != self.last_seq + 1:
+                await self._catch_up()  # a push was lost: the database has the missing lines
+            else:
+                await self._send_lines(fresh)
+
+    async def job_state(self, event):
+        async with self.lock:
+            await self._catch_up()
+            await self._send_state()
+
+    # --- delivery ---
+
+    async def _tick(self):
+        ticks = 0
+        while True:
+            await asyncio.sleep(settings.TANGO_LOG_POLL_SECONDS)
+            ticks += 1
+            if ticks % REAP_EVERY_TICKS == 0:
+                await database_sync_to_async(jobs_reap_stale)()
+            async with self.lock:
+                await self._catch_up()
+                await self._send_state()
+
+    async def _replay(self):
+        skipped = 0
+        if self.last_seq == 0:
+            start, _ = await database_sync_to_async(_replay_start)(self.job_id)
+            skipped, self.last_seq = start, start
+        lines = await database_sync_to_async(_lines_after)(self.job_id, self.last_seq)
+        await self._send_lines(lines, replace=not self.as_json, skipped=skipped)
+        await self._catch_up()
+
+    async def _catch_up(self):
+        while True:
+            lines = await database_sync_to_async(_lines_after)(self.job_id, self.last_seq)
+            if not lines:
+                return
+            await self._send_lines(lines)
+            if len(lines) < BATCH:
+                return
+
+    async def _send_lines(self, lines, replace=False, skipped=0):
+        if not lines and not replace:
+            return
+        if lines:
+            self.last_seq = lines[-1]["seq"]
+        if self.as_json:
+            await self.send(json.dumps({"type": "lines", "lines": lines, "skipped": skipped}))
+        else:
+            context = {"job_id": self.job_id, "lines": lines, "replace": replace, "skipped": skipped}
+            await self.send(render_to_string("projects/_log_lines.html", context))
+
+    async def _send_state(self):
+        state = await database_sync_to_async(_job_state)(self.job_id)
+        if state is None or state == self.sent_state:
+            return
+        finished_now = state["finished"] and not (self.sent_state or {}).get("finished", False)
+        first = self.sent_state is None
+        self.sent_state = state
+        if self.as_json:
+            await self.send(json.dumps({"type": "state", **state}))
+        else:
+            # When a job ends, the pipeline panel reloads itself: buttons change and automatic mode may
+            # have queued the next stage.
+            refresh = finished_now and not first
+            await self.send(render_to_string("projects/_job_state.html", {"job": state, "refresh": refresh}))

@@ -1,0 +1,154 @@
+"""Writes for teams, datasets and projects. Callers check access first (projects.access)."""
+
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+
+from deployment.engines import ENGINES, engine_problem
+
+from .models import Dataset, Membership, Project, Role, Team
+
+
+def team_create(*, name: str, owner) -> Team:
+    with transaction.atomic():
+        team = Team.objects.create(name=name)
+        Membership.objects.create(team=team, user=owner, role=Role.OWNER)
+    return team
+
+
+def membership_set(*, team: Team, user, role: str) -> Membership:
+    if role not in Role.values:
+        raise ValidationError({"role": f"Unknown role {role!r}."})
+    membership, _ = Membership.objects.update_or_create(team=team, user=user, defaults={"role": role})
+    return membership
+
+
+def upload_limits():
+    from .datasets import Limits
+
+    return Limits(
+        max_archive_bytes=settings.TANGO_UPLOAD_MAX_BYTES,
+        max_files=settings.TANGO_UPLOAD_MAX_FILES,
+        max_unpacked_bytes=settings.TANGO_UPLOAD_MAX_UNPACKED_BYTES,
+        max_ratio=settings.TANGO_UPLOAD_MAX_RATIO,
+    )
+
+
+def dataset_create(*, team: Team, name: str, task: str, upload, user=None) -> Dataset:
+    """Validate an uploaded zip (a Django UploadedFile or an open binary file) and keep it as a dataset.
+
+    The archive is checked before anything is unpacked, and unpacked only under the dataset's own folder;
+    a rejected upload leaves nothing behind. Raises ValidationError with the validator's message.
+    """
+    from .datasets import DatasetError, dataset_import
+
+    if Dataset.objects.filter(team=team, name=name).exists():
+        raise ValidationError({"name": f"The team already has a dataset named {name!r}."})
+    size = getattr(upload, "size", None)
+    if size is not None and size > settings.TANGO_UPLOAD_MAX_BYTES:
+        raise ValidationError({"file": f"The archive is {size} bytes; the limit is {settings.TANGO_UPLOAD_MAX_BYTES}."})
+    relative = Path("datasets") / f"team-{team.pk}" / uuid.uuid4().hex
+    dest = Path(settings.MEDIA_ROOT) / relative
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=dest.parent, suffix=".zip.part") as spool:
+        for chunk in upload.chunks() if hasattr(upload, "chunks") else iter(lambda: upload.read(1 << 20), b""):
+            spool.write(chunk)
+        spool.flush()
+        try:
+            report = dataset_import(Path(spool.name), dest, task, upload_limits())
+        except DatasetError as exc:
+            raise ValidationError({"file": str(exc)}) from None
+        sha256 = _sha256(Path(spool.name))
+    try:
+        return Dataset.objects.create(
+            team=team, name=name, task=task, path=str(relative), class_names=report.class_names,
+            stats=report.as_dict(), num_images=report.num_images, size_bytes=report.size_bytes, sha256=sha256,
+            created_by=user,
+        )
+    except IntegrityError:
+        shutil.rmtree(dest, ignore_errors=True)
+        raise ValidationError({"name": f"The team already has a dataset named {name!r}."}) from None
+
+
+def dataset_delete(*, dataset: Dataset) -> None:
+    if dataset.projects.exists():
+        raise ValidationError("Projects use this dataset; delete them first.")
+    root = dataset.root
+    dataset.delete()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+PROJECT_FIELDS = (
+    "name", "description", "task", "dataset", "device", "engine", "precision", "input_size",
+    "latency_budget_ms", "memory_limit_mb", "run_mode", "options",
+)
+
+
+def project_validate(project: Project) -> None:
+    """The cross-field rules every form and API serializer share."""
+    errors: dict[str, str] = {}
+    if project.dataset_id and project.dataset.team_id != project.team_id:
+        errors["dataset"] = "The dataset belongs to another team."
+    elif project.dataset_id and project.dataset.task != project.task:
+        errors["dataset"] = f"This is a {project.dataset.get_task_display().lower()} dataset; the project's task is " \
+                            f"{project.get_task_display().lower()}."
+    if project.device_id:
+        if not project.device.is_active:
+            errors["device"] = "This device is retired from the catalog."
+        elif project.engine not in ENGINES:
+            errors["engine"] = f"Unknown engine {project.engine!r}."
+        elif project.engine not in project.device.engines:
+            runs = ", ".join(project.device.engine_labels())
+            errors["engine"] = f"{project.device.name} does not run {ENGINES[project.engine].label}; it runs {runs}."
+        elif problem := engine_problem(project.engine, project.device.accelerator_kind):
+            errors["engine"] = problem
+        elif project.precision not in ENGINES[project.engine].precisions:
+            errors["precision"] = f"{ENGINES[project.engine].label} does not support {project.precision}."
+    if not 8 <= (project.input_size or 0) <= 2048:
+        errors["input_size"] = "Input size must be between 8 and 2048 pixels."
+    if project.latency_budget_ms is not None and project.latency_budget_ms <= 0:
+        errors["latency_budget_ms"] = "The latency budget must be positive."
+    if errors:
+        raise ValidationError(errors)
+
+
+def project_create(*, team: Team, user=None, **fields) -> Project:
+    unknown = set(fields) - set(PROJECT_FIELDS)
+    if unknown:
+        raise TypeError(f"Unknown project fields: {sorted(unknown)}")
+    project = Project(team=team, created_by=user, **fields)
+    if project.latency_budget_ms is None and project.device_id:
+        project.latency_budget_ms = project.device.default_latency_budget_ms
+    project_validate(project)
+    if Project.objects.filter(team=team, name=project.name).exists():
+        raise ValidationError({"name": f"The team already has a project named {project.name!r}."})
+    project.save()
+    return project
+
+
+def project_update(*, project: Project, **fields) -> Project:
+    unknown = set(fields) - set(PROJECT_FIELDS)
+    if unknown:
+        raise TypeError(f"Unknown project fields: {sorted(unknown)}")
+    for key, value in fields.items():
+        setattr(project, key, value)
+    project_validate(project)
+    if Project.objects.filter(team=project.team, name=project.name).exclude(pk=project.pk).exists():
+        raise ValidationError({"name": f"The team already has a project named {project.name!r}."})
+    project.save()
+    return project
