@@ -126,6 +126,8 @@ if REDIS_URL:
     }
 else:
     _broker_dir = DATA_DIR / "broker"
+    for _folder in ("queue", "processed"):  # kombu's filesystem transport expects them to exist
+        (_broker_dir / _folder).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_URL = "filesystem://"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
@@ -145,7 +147,10 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE = {
-    "reap-stale-jobs": {"task": "projects.tasks.reap_stale_jobs", "schedule": 10.0},
+    "reap-stale-jobs": {
+        "task": "projects.tasks.reap_stale_jobs",
+        "schedule": env_float("TANGO_REAP_INTERVAL_SECONDS", 10.0, minimum=0.5),
+    },
 }
 
 # --- Jobs and live logs ---------------------------------------------------------------------------------
