@@ -16,7 +16,7 @@ from pathlib import Path
 from .errors import DatasetError, Limits
 
 JUNK_FOLDERS = {"__MACOSX"}
-JUNK_FILES = {".DS_Store", "Thumbs.db", "desktop.ini"}
+JUNK_FILES = {"Thumbs.db", "desktop.ini"}  # plus anything hidden: .DS_Store, ._* (AppleDouble), .git/...
 # Small members (label files, a flat thumbnail) compress far beyond any sane ratio; only large ones can be bombs.
 RATIO_FLOOR_BYTES = 1024**2
 _CHUNK = 1024**2
@@ -87,6 +87,8 @@ def _safe_parts(name: str) -> tuple[str, ...]:
         raise DatasetError(f"{name}: paths with '..' are not allowed.")
     if not parts:
         raise DatasetError(f"{name!r}: empty names are not allowed.")
+    if any(len(p.encode()) > 255 for p in parts):  # what filesystems allow; class folders become folders
+        raise DatasetError(f"{name}: a file or folder name is longer than 255 bytes.")
     return parts
 
 
@@ -120,8 +122,7 @@ def _check_totals(infos: list[zipfile.ZipInfo], limits: Limits) -> None:
 
 
 def _is_junk(parts: tuple[str, ...]) -> bool:
-    name = parts[-1]
-    return bool(JUNK_FOLDERS.intersection(parts)) or name in JUNK_FILES or name.startswith("._")
+    return bool(JUNK_FOLDERS.intersection(parts)) or parts[-1] in JUNK_FILES or any(p.startswith(".") for p in parts)
 
 
 def extract(zf: zipfile.ZipFile, members: list[Member], raw_dir: Path, limits: Limits) -> int:

@@ -39,7 +39,10 @@ def dataset_import(
     val_fraction: float = 0.2,
     report: Callable[[str], None] | None = None,
 ) -> DatasetReport:
-    """Validate the uploaded zip and write the normalised dataset to dest_dir, which must not exist yet.
+    """Validate the uploaded zip and write the normalised dataset to dest_dir.
+
+    dest_dir must not exist yet; its parent must (the temporary work folder is made there, on the same
+    filesystem, so the finished tree can be renamed into place).
 
     Raises DatasetError (user-facing message) for any problem with the upload; dest_dir is then absent and
     nothing else is left behind. ValueError / FileExistsError signal a caller's mistake, not the user's.
@@ -50,7 +53,6 @@ def dataset_import(
     with open_archive(archive_path, limits) as zf:
         layout = TASKS[task](strip_wrapper(list_members(zf, limits)))
         say(f"Found {len(layout.samples)} images ({task}, {'split' if layout.has_split else 'no split'}).")
-        dest_dir.parent.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix=f".{dest_dir.name}.importing-", dir=dest_dir.parent))
         try:
             result = _Import(zf, layout, task, limits, say).run(work, seed=seed, val_fraction=val_fraction)
@@ -68,6 +70,9 @@ def _check_arguments(task: str, val_fraction: float, dest_dir: Path) -> None:
         raise ValueError(f"val_fraction must be in [0, 1), not {val_fraction}")
     if dest_dir.exists():
         raise FileExistsError(dest_dir)
+    # Not created here: on failure a made-up parent would be left behind.
+    if not dest_dir.parent.is_dir():
+        raise FileNotFoundError(f"the parent of dest_dir must exist: {dest_dir.parent}")
 
 
 class _Import:
@@ -166,7 +171,9 @@ class _UniqueNames:
         self.taken: dict[Path, set[str]] = defaultdict(set)
 
     def claim(self, folder: Path, filename: str) -> str:
-        stem = re.sub(r"[^\w.-]+", "_", filename.rsplit(".", 1)[0]).strip("._-")[:100] or "image"
+        stem = re.sub(r"[^\w.-]+", "_", filename.rsplit(".", 1)[0]).strip("._-")
+        # \w keeps Korean and other letters; cap the UTF-8 length so a suffix still fits in 255 bytes.
+        stem = stem.encode()[:200].decode(errors="ignore") or "image"
         candidate, n = stem, 1
         while candidate.lower() in self.taken[folder]:
             candidate, n = f"{stem}-{n}", n + 1

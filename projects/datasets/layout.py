@@ -36,7 +36,7 @@ class Layout:
 
     @property
     def has_split(self) -> bool:
-        return self.samples[0].split is not None
+        return any(s.split for s in self.samples)
 
     def members_to_extract(self) -> list[Member]:
         labels = [s.label for s in self.samples if s.label]
@@ -158,6 +158,8 @@ def detection_layout(members: list[Member]) -> Layout:
             layout.ignored.extend(m.name for m in (image, labels.get(key)) if m)
             continue
         layout.samples.append(Sample(image=image, split=split, label=labels.get(key)))
+    if not layout.samples:
+        raise DatasetError("No images found in the train or validation split.")
     return layout
 
 

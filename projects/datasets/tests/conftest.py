@@ -34,10 +34,10 @@ def dest(storage) -> Path:
 def import_fails(tmp_path, dest):
     """Run an import that must fail; check it left nothing anywhere, and return the error message."""
 
-    def run(archive: Path, task="classification", limits=Limits()) -> str:
+    def run(archive: Path, task="classification", limits: Limits | None = None) -> str:
         before = tree(tmp_path.parent)
         with pytest.raises(DatasetError) as failure:
-            dataset_import(archive, dest, task, limits)
+            dataset_import(archive, dest, task, limits or Limits())
         assert not dest.exists()
         assert tree(tmp_path.parent) == before
         return str(failure.value)

@@ -93,6 +93,13 @@ def test_text_with_an_image_extension_is_rejected(make_zip, import_fails):
     assert "dog/fake.jpg: not an image in a supported format" in import_fails(archive)
 
 
+def test_image_over_the_pixel_limit_is_rejected(make_zip, import_fails):
+    archive = make_zip(classification_entries())
+    assert "cat/cat_0.png: 16x12 exceeds the limit of 100 pixels" in import_fails(
+        archive, limits=Limits(max_image_pixels=100)
+    )
+
+
 def test_empty_class_folder_is_rejected(make_zip, import_fails):
     archive = make_zip({**classification_entries(), "bird/": None})
     assert "bird/: the class folder is empty" in import_fails(archive)
