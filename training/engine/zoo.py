@@ -143,7 +143,13 @@ def _vgg(name: str, *, num_classes: int, small: bool, input_size: int) -> nn.Mod
             nn.Linear(4096, 4096), nn.ReLU(True), nn.Dropout(0.5),
             nn.Linear(4096, num_classes),
         )
-    return VGGClassifier(features, avgpool, classifier)
+    model = VGGClassifier(features, avgpool, classifier)
+    if avgpool.output_size == 1:
+        # N(0, 0.01) suits the 4096-wide head; for the narrow one it gives near-zero logits that barely train.
+        for layer in classifier:
+            if isinstance(layer, nn.Linear):
+                layer.reset_parameters()
+    return model
 
 
 def _drop_late_pools(features: nn.Sequential, *, keep: int) -> None:
