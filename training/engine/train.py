@@ -88,7 +88,7 @@ class TrainResult:
     best_epoch: int
     best_top1: float  # fractions in [0, 1] throughout
     final: dict  # val_loss, top1, top5 of the returned (best) weights
-    per_class_accuracy: dict[str, float]
+    per_class_accuracy: dict[str, float | None]  # None for a class with no val images
     confusion_matrix: list[list[int]]  # rows: true class, columns: predicted class, in class_names order
     weights_path: str
     weights_sha256: str
