@@ -81,7 +81,8 @@ else:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": DATA_DIR / "db.sqlite3",
+            # TANGO_SQLITE_NAME lets helper processes (a test's worker and web server) open the test database.
+            "NAME": env_str("TANGO_SQLITE_NAME", str(DATA_DIR / "db.sqlite3")),
             # WAL lets the web server read while the worker writes log lines.
             "OPTIONS": {
                 "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
@@ -125,6 +126,8 @@ if REDIS_URL:
     }
 else:
     _broker_dir = DATA_DIR / "broker"
+    for _folder in ("queue", "processed"):  # kombu's filesystem transport expects them to exist
+        (_broker_dir / _folder).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_URL = "filesystem://"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
@@ -144,7 +147,10 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE = {
-    "reap-stale-jobs": {"task": "projects.tasks.reap_stale_jobs", "schedule": 10.0},
+    "reap-stale-jobs": {
+        "task": "projects.tasks.reap_stale_jobs",
+        "schedule": env_float("TANGO_REAP_INTERVAL_SECONDS", 10.0, minimum=0.5),
+    },
 }
 
 # --- Jobs and live logs ---------------------------------------------------------------------------------
