@@ -1,25 +1,18 @@
-"""The cast: alice owns the Vision team, bob edits in it, carol only views; dave runs another team (with his own
-dataset and project); erin is staff but in no team; frank has signed up and belongs nowhere yet."""
+"""The API's cast: alice owns the Vision team, bob edits in it, carol only views; dave runs another team (with his
+own dataset and project); erin is staff but in no team; frank has signed up and belongs nowhere yet."""
 
 from types import SimpleNamespace
 from unittest import mock
 
 import pytest
-from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
 
-from projects import services
-from projects.models import Dataset, Job, JobLogLine, JobStatus, Role, Task
-from recommender.models import Device, Tier
+from projects.models import Job, JobLogLine, JobStatus
+
+from . import factories
 
 
-@pytest.fixture(autouse=True)
-def _fast_and_isolated(settings, tmp_path):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    settings.MEDIA_ROOT = tmp_path / "media"
-
-
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def dispatch(monkeypatch):
     """Jobs are handed to Celery on commit; no broker here, so record the hand-off instead."""
     fake = mock.Mock(name="_dispatch")
@@ -27,31 +20,10 @@ def dispatch(monkeypatch):
     return fake
 
 
-def make_user(username, **extra):
-    return get_user_model().objects.create_user(username, password=f"{username}-password", **extra)
-
-
-def make_device(name="Test_Board", **fields):
-    defaults = dict(
-        tier=Tier.PC, vendor="Acme", cpu_arch="x86_64", cpu_cores=4, peak_fp32_gflops=200.0,
-        memory_bandwidth_gbps=25.0, memory_mb=8192, os="Ubuntu 24.04", engines=["pytorch", "onnxruntime"],
-        default_latency_budget_ms=80.0,
-    )
-    device, _ = Device.objects.get_or_create(name=name, defaults={**defaults, **fields})
-    return device
-
-
-def make_dataset(team, name, task=Task.CLASSIFICATION):
-    return Dataset.objects.create(
-        team=team, name=name, task=task, path=f"datasets/test/{team.pk}-{name}", class_names=["cat", "dog"],
-        num_images=20, size_bytes=1000, sha256="0" * 64,
-    )
-
-
-def make_project(team, dataset, device, name, **fields):
-    return services.project_create(
-        team=team, name=name, task=dataset.task, dataset=dataset, device=device, engine="onnxruntime", **fields
-    )
+@pytest.fixture
+def media(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    return settings.MEDIA_ROOT
 
 
 def make_job(project, stage, status, lines=()):
@@ -61,28 +33,27 @@ def make_job(project, stage, status, lines=()):
 
 
 @pytest.fixture
-def world(db):
-    people = {name: make_user(name) for name in ("alice", "bob", "carol", "dave", "frank")}
-    people["erin"] = make_user("erin", is_staff=True)
-    team = services.team_create(name="Vision", owner=people["alice"])
-    services.membership_set(team=team, user=people["bob"], role=Role.EDITOR)
-    services.membership_set(team=team, user=people["carol"], role=Role.VIEWER)
-    other_team = services.team_create(name="Other lab", owner=people["dave"])
+def world(db, settings, dispatch, media):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    team = factories.team_with("Vision", alice="owner", bob="editor", carol="viewer")
+    other_team = factories.team_with("Other lab", dave="owner")
+    people = {u.username: u for u in team.members.all() | other_team.members.all()}
+    people["erin"] = factories.user("erin", is_staff=True)
+    people["frank"] = factories.user("frank")
 
-    device = make_device()
-    dataset = make_dataset(team, "Flowers")
-    project = make_project(team, dataset, device, "Flower sorter")
-    other_dataset = make_dataset(other_team, "Secret cells")
+    device = factories.device()
+    dataset = factories.dataset(team, "Flowers")
+    project = factories.project(team, "Flower sorter", dataset=dataset, device=device)
     w = SimpleNamespace(
         users=people, team=team, other_team=other_team, device=device, dataset=dataset, project=project,
-        spare_device=make_device("Spare_Board"),
-        spare_dataset=make_dataset(team, "Unused"),
-        spare_project=make_project(team, dataset, device, "Fresh start"),
-        other_dataset=other_dataset,
-        other_project=make_project(other_team, other_dataset, device, "Secret project"),
+        spare_device=factories.device("Spare_Board"),
+        spare_dataset=factories.dataset(team, "Unused"),
+        spare_project=factories.project(team, "Fresh start", dataset=dataset, device=device),
+        other_project=factories.project(other_team, "Secret project"),
         failed_job=make_job(project, "recommend", JobStatus.FAILED, ["Recommend queued.", "Boom."]),
         queued_job=make_job(project, "train", JobStatus.QUEUED, ["Train queued."]),
     )
+    w.other_dataset = w.other_project.dataset
     w.personas = {"owner": people["alice"], "editor": people["bob"], "viewer": people["carol"],
                   "outsider": people["dave"], "staff": people["erin"], "anonymous": None}
     return w
@@ -90,12 +61,13 @@ def world(db):
 
 @pytest.fixture
 def client_for(world):
-    """An API client signed in (by session) as one persona; 'anonymous' is not signed in."""
+    """An API client signed in (by session) as a persona or a username; 'anonymous' is not signed in."""
 
-    def make(persona):
+    def make(who):
         client = APIClient()
-        if world.personas[persona] is not None:
-            client.force_login(world.personas[persona])
+        user = world.personas[who] if who in world.personas else world.users[who]
+        if user is not None:
+            client.force_login(user)
         return client
 
     return make
