@@ -41,7 +41,7 @@ def world(db, settings, dispatch, media):
     people["erin"] = factories.user("erin", is_staff=True)
     people["frank"] = factories.user("frank")
 
-    device = factories.device()
+    device = factories.device("Lab_Jetson")  # our own row, whatever the seeded catalog holds
     dataset = factories.dataset(team, "Flowers")
     project = factories.project(team, "Flower sorter", dataset=dataset, device=device)
     w = SimpleNamespace(

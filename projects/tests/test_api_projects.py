@@ -72,7 +72,7 @@ def test_an_engine_the_device_does_not_run_is_refused_with_the_reason(world, ali
     response = alice.post("/api/projects/", new_project(world, engine="openvino"), format="json")
     assert response.status_code == 400
     assert response.data["engine"] == [
-        "Jetson_Nano does not run OpenVINO; it runs PyTorch, ONNX Runtime, TensorRT, Apache TVM."]
+        "Lab_Jetson does not run OpenVINO; it runs PyTorch, ONNX Runtime, TensorRT, Apache TVM."]
 
 
 def test_a_duplicate_name_in_the_team_is_refused(world, alice):
