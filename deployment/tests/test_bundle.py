@@ -75,7 +75,7 @@ def test_infer_py_in_the_unpacked_bundle_predicts_what_the_portal_predicts(bundl
     from_portal = bundle_infer.predict(session, paths, input_size=INPUT_SIZE, labels=class_names, top_k=2)
 
     assert [r["image"] for r in from_bundle] == [str(p) for p in paths]
-    for ours, theirs in zip(from_bundle, from_portal):
+    for ours, theirs in zip(from_bundle, from_portal, strict=True):
         assert [t["label"] for t in ours["top"]] == [t["label"] for t in theirs["top"]]
         assert [t["probability"] for t in ours["top"]] == pytest.approx([t["probability"] for t in theirs["top"]],
                                                                          abs=1e-6)

@@ -72,7 +72,7 @@ def test_cancel_mid_epoch_then_resume_gives_the_uninterrupted_result(dataset, tm
 
     assert [e["epoch"] for e in resumed.history] == [1, 2, 3]
     assert resumed.epochs_completed == 3
-    for ours, theirs in zip(resumed.history, reference.history):
+    for ours, theirs in zip(resumed.history, reference.history, strict=True):
         for key in ("train_loss", "val_loss", "top1", "lr"):
             assert ours[key] == pytest.approx(theirs[key], rel=1e-5, abs=1e-6), key
     ours = torch.load(resumed.weights_path, weights_only=True)
