@@ -63,7 +63,8 @@ def test_infer_py_in_the_unpacked_bundle_predicts_what_the_portal_predicts(bundl
     # Run from outside the repository: the bundle must not need anything of ours.
     completed = subprocess.run(
         [sys.executable, str(unpacked / "infer.py"), str(images), "--top-k", "2", "--format", "json"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120, env={"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"},
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        env={"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"},
     )
     assert completed.returncode == 0, completed.stderr
     from_bundle = json.loads(completed.stdout)
