@@ -48,3 +48,28 @@ def project(team: Team, name: str = "proj", **fields) -> Project:
                   latency_budget_ms=100)
     values.update(fields)
     return Project.objects.create(team=team, name=name, device=target, dataset=data, **values)
+
+
+def image_dataset(team: Team, name: str = "patterns", *, per_class: int = 30, val_per_class: int = 6,
+                  size: int = 16) -> Dataset:
+    """A real image folder tree (three drawn patterns) under MEDIA_ROOT, registered as a dataset."""
+    from pathlib import Path
+
+    from django.conf import settings
+
+    from training.engine.synthetic import make_dataset
+
+    relative = f"datasets/test/{name}-{team.pk}"
+    root = Path(settings.MEDIA_ROOT) / relative
+    classes = make_dataset(root, per_class=per_class, val_per_class=val_per_class, size=size)
+    return Dataset.objects.create(team=team, name=name, task="classification", path=relative, class_names=classes,
+                                  num_images=len(classes) * (per_class + val_per_class), sha256="1" * 64)
+
+
+def training_project(team: Team, name: str = "patterns", *, epochs: int = 3, **options) -> Project:
+    """A project on a small on-device target whose training takes seconds."""
+    target = Device.objects.filter(name="Odroid_N2").first() or device(
+        "Odroid_N2", accelerator_kind="mali_gpu", engines=["pytorch", "onnxruntime", "tvm", "tflite"])
+    train = {"epochs": epochs, "batch_size": 8, "lr": 0.05, "patience": 0, **options}
+    return project(team, name=name, device=target, dataset=image_dataset(team, name=f"{name}-data"),
+                   input_size=16, options={"train": train})
