@@ -11,12 +11,15 @@ import threading
 
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
 from .models import Job, JobLogLine
 
 logger = logging.getLogger(__name__)
+# Every job line is echoed here at DEBUG: `manage.py tango demo` turns it on to print the live log.
+echo = logging.getLogger("projects.joblog.echo")
 
 MAX_LINE_CHARS = 4000
 
@@ -69,13 +72,28 @@ class JobLog:
     def write(self, text: str) -> None:
         lines = [line[:MAX_LINE_CHARS] for line in str(text).splitlines()] or [""]
         with self._lock:
-            now = timezone.now()
-            rows = []
-            for line in lines:
-                self._seq += 1
-                rows.append(JobLogLine(job_id=self.job_id, seq=self._seq, text=line, created_at=now))
-            JobLogLine.objects.bulk_create(rows)
+            rows = self._persist(lines)
+            if echo.isEnabledFor(logging.DEBUG):
+                for row in rows:
+                    echo.debug("[%s] %s", self.job_id, row.text)
             push(self.group, {"type": "log.lines", "lines": [{"seq": r.seq, "text": r.text} for r in rows]})
+
+    def _persist(self, lines: list[str]) -> list[JobLogLine]:
+        """Number and insert the lines. Another process may write to the same job (a cancel request, the reaper):
+        the unique (job, seq) index then refuses our numbers, and we renumber after the latest line and retry."""
+        for _ in range(20):
+            now = timezone.now()
+            rows = [JobLogLine(job_id=self.job_id, seq=self._seq + i, text=line, created_at=now)
+                    for i, line in enumerate(lines, start=1)]
+            try:
+                with transaction.atomic():
+                    JobLogLine.objects.bulk_create(rows)
+            except IntegrityError:
+                self._seq = JobLogLine.objects.filter(job_id=self.job_id).aggregate(m=Max("seq"))["m"] or 0
+                continue
+            self._seq += len(rows)
+            return rows
+        raise RuntimeError(f"could not number log lines of job {self.job_id}")
 
     def state(self, **fields) -> None:
         """Persist job fields (status, progress…) and tell viewers that the job's state changed."""

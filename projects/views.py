@@ -18,6 +18,7 @@ from recommender.models import Device
 from .access import can_edit, projects_for, require_editor, role_in
 from .dataset_stats import dataset_summary
 from .forms import DatasetUploadForm, ProjectEditForm, attach_errors
+from .pipeline import pipeline_context
 from .selectors import can_create_anywhere, dataset_list, project_list
 from .services import dataset_create, project_update
 from .wizard import ProjectWizard
@@ -51,8 +52,6 @@ def project_list_view(request):
 
 @login_required
 def project_detail(request, pk: int):
-    from projects.pipeline import pipeline_context  # lands from main; see the note in project_detail.html
-
     project = get_object_or_404(projects_for(request.user), pk=pk)
     engine = ENGINES.get(project.engine)
     context = {"project": project, "role": role_in(request.user, project.team),

@@ -81,7 +81,8 @@ else:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": DATA_DIR / "db.sqlite3",
+            # TANGO_SQLITE_NAME lets helper processes (a test's worker and web server) open the test database.
+            "NAME": env_str("TANGO_SQLITE_NAME", str(DATA_DIR / "db.sqlite3")),
             # WAL lets the web server read while the worker writes log lines.
             "OPTIONS": {
                 "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",

@@ -1,0 +1,126 @@
+"""`manage.py tango setup|serve|demo`: the embedded portal's own commands.
+
+setup  migrate, read this server's specs into the catalog, create the first admin and a demo team
+serve  run the web server (daphne) and a Celery worker with its beat, stopping both together
+demo   build the handwritten-digits demo project and run its whole pipeline here, printing the live log
+"""
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+
+DEMO_TEAM = "Demo team"
+
+
+class Command(BaseCommand):
+    help = "Set up, serve, or run the demo of the TANGO portal."
+
+    def add_arguments(self, parser):
+        sub = parser.add_subparsers(dest="action", required=True)
+        sub.add_parser("setup", help="Migrate, refresh the host device, create the admin and the demo team.")
+        serve = sub.add_parser("serve", help="Serve the portal with a worker.")
+        serve.add_argument("--host", default=os.environ.get("TANGO_HOST", "127.0.0.1"))
+        serve.add_argument("--port", type=int, default=int(os.environ.get("TANGO_PORT", "8000")))
+        serve.add_argument("--no-worker", action="store_true", help="Serve only; workers run elsewhere.")
+        demo = sub.add_parser("demo", help="Create the digits demo project and run its pipeline here.")
+        demo.add_argument("--user", default="admin", help="Owner of the demo project.")
+
+    def handle(self, *args, action, **options):
+        getattr(self, f"do_{action}")(**options)
+
+    # --- setup ---
+
+    def do_setup(self, **_):
+        Path(settings.DATA_DIR).mkdir(parents=True, exist_ok=True)
+        call_command("migrate", interactive=False, verbosity=0)
+        self.stdout.write("Database migrated.")
+        from recommender.services import host_device_refresh
+
+        device = host_device_refresh()
+        self.stdout.write(f"Catalog: this server is {device.cpu_name or device.cpu_arch}, {device.cpu_cores} cores.")
+        user, password = _first_admin()
+        from projects.models import Team
+        from projects.services import membership_set
+
+        team, _ = Team.objects.get_or_create(name=DEMO_TEAM)
+        membership_set(team=team, user=user, role="owner")
+        self.stdout.write(self.style.SUCCESS("\nTANGO is set up."))
+        self.stdout.write(f"  Log in as '{user.username}' with password {password}")
+        self.stdout.write(f"  (kept in {_password_file()})\n")
+
+    # --- serve ---
+
+    def do_serve(self, host, port, no_worker, **_):
+        python = sys.executable
+        children = []
+        if not no_worker:
+            children.append(subprocess.Popen([python, "-m", "celery", "-A", "tango_site", "worker", "-B",
+                                              "-Q", "cpu,gpu", "--concurrency", "2", "--loglevel", "INFO",
+                                              "--schedule", str(Path(settings.DATA_DIR) / "celerybeat-schedule")]))
+        children.append(subprocess.Popen([python, "-m", "daphne", "-b", host, "-p", str(port),
+                                          "tango_site.asgi:application"]))
+        self.stdout.write(self.style.SUCCESS(f"TANGO is serving on http://{host}:{port}/ (Ctrl-C stops it)"))
+        stop = {"now": False}
+
+        def _stop(*_):
+            stop["now"] = True
+
+        signal.signal(signal.SIGINT, _stop)
+        signal.signal(signal.SIGTERM, _stop)
+        while not stop["now"] and all(child.poll() is None for child in children):
+            time.sleep(0.5)
+        for child in children:
+            if child.poll() is None:
+                child.terminate()
+        for child in children:
+            try:
+                child.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        failed = [c for c in children if c.returncode not in (0, -signal.SIGTERM, None)]
+        if failed and not stop["now"]:
+            raise CommandError("A portal process stopped unexpectedly; see its output above.")
+
+    # --- demo ---
+
+    def do_demo(self, user, **_):
+        from projects.demo import demo_project_create, demo_run_here
+
+        owner = get_user_model().objects.filter(username=user).first()
+        if owner is None:
+            raise CommandError(f"No user {user!r}; run `manage.py tango setup` first.")
+        project = demo_project_create(user=owner)
+        self.stdout.write(f"Demo project '{project.name}' (#{project.pk}) created; running its pipeline here.")
+        ok = demo_run_here(project=project, echo=self.stdout.write)
+        if not ok:
+            raise CommandError("The demo pipeline did not finish; its log is above.")
+        self.stdout.write(self.style.SUCCESS(f"Demo done: open /projects/{project.pk}/ to see it."))
+
+
+def _password_file() -> Path:
+    return Path(settings.DATA_DIR) / "initial-admin-password.txt"
+
+
+def _first_admin():
+    """The admin account made on first setup; its password is generated once and kept in the data folder."""
+    User = get_user_model()
+    username = os.environ.get("TANGO_ADMIN_USER", "admin")
+    path = _password_file()
+    user = User.objects.filter(username=username).first()
+    if user is None:
+        password = os.environ.get("TANGO_ADMIN_PASSWORD") or secrets.token_urlsafe(12)
+        user = User.objects.create_superuser(username=username, password=password, email="")
+        path.write_text(password + "\n")
+        path.chmod(0o600)
+    else:
+        password = path.read_text().strip() if path.exists() else "(unchanged: set before)"
+    return user, password

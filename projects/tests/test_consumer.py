@@ -1,0 +1,147 @@
+"""The job console websocket: who may connect, and replay-then-stream ordering without loss or duplicates."""
+
+import json
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from channels.routing import URLRouter
+from channels.testing import WebsocketCommunicator
+from django.contrib.auth.models import AnonymousUser
+
+from projects.joblog import JobLog, job_group
+from projects.models import Job
+from projects.routing import websocket_urlpatterns
+from projects.tests import factories
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+app = URLRouter(websocket_urlpatterns)
+
+
+@pytest.fixture
+def people_and_job(db):
+    team = factories.team_with("Vision", alice="owner", carol="viewer")
+    factories.team_with("Other", dave="owner")
+    project = factories.project(team)
+    job = Job.objects.create(project=project, stage="recommend", queue="cpu")
+    return {u.username: u for u in team.members.all()} | {"dave": factories.get_user_model().objects.get(
+        username="dave")}, job
+
+
+async def connect(user, job, query=""):
+    communicator = WebsocketCommunicator(app, f"/ws/jobs/{job.pk}/{query}")
+    communicator.scope["user"] = user
+    connected, _ = await communicator.connect()
+    return communicator, connected
+
+
+async def receive_lines(communicator, until_seq, timeout=3):
+    seqs, texts = [], []
+    while not seqs or seqs[-1] < until_seq:
+        message = json.loads(await communicator.receive_from(timeout=timeout))
+        if message["type"] == "lines":
+            seqs += [line["seq"] for line in message["lines"]]
+            texts += [line["text"] for line in message["lines"]]
+    return seqs, texts
+
+
+def test_outsiders_and_anonymous_visitors_are_refused(people_and_job):
+    async_to_sync(_test_outsiders_and_anonymous_visitors_are_refused)(people_and_job)
+
+
+async def _test_outsiders_and_anonymous_visitors_are_refused(people_and_job):
+    people, job = people_and_job
+    for user in (people["dave"], AnonymousUser()):
+        communicator, connected = await connect(user, job)
+        assert not connected
+        await communicator.disconnect()
+
+
+def test_members_of_any_role_may_watch(people_and_job):
+    async_to_sync(_test_members_of_any_role_may_watch)(people_and_job)
+
+
+async def _test_members_of_any_role_may_watch(people_and_job):
+    people, job = people_and_job
+    communicator, connected = await connect(people["carol"], job, "?format=json")
+    assert connected
+    await communicator.disconnect()
+
+
+def test_history_is_replayed_then_new_lines_stream_in_order(people_and_job, settings):
+    async_to_sync(_test_history_is_replayed_then_new_lines_stream_in_order)(people_and_job, settings)
+
+
+async def _test_history_is_replayed_then_new_lines_stream_in_order(people_and_job, settings):
+    settings.TANGO_LOG_POLL_SECONDS = 0.05
+    people, job = people_and_job
+    log = await database_sync_to_async(JobLog)(job.pk)
+    for i in range(1, 4):
+        await _write(log, f"line {i}")
+    communicator, connected = await connect(people["alice"], job, "?format=json")
+    assert connected
+    seqs, texts = await receive_lines(communicator, 3)
+    assert seqs == [1, 2, 3] and texts == ["line 1", "line 2", "line 3"]
+
+    await _write(log, "line 4 <b>not html</b>")
+    seqs, texts = await receive_lines(communicator, 4)
+    assert seqs == [4] and texts == ["line 4 <b>not html</b>"]
+    await communicator.disconnect()
+
+
+def test_a_lost_push_is_refetched_from_the_database(people_and_job, settings):
+    async_to_sync(_test_a_lost_push_is_refetched_from_the_database)(people_and_job, settings)
+
+
+async def _test_a_lost_push_is_refetched_from_the_database(people_and_job, settings):
+    settings.TANGO_LOG_POLL_SECONDS = 60  # no tick: only pushes and the gap refetch deliver
+    people, job = people_and_job
+    communicator, connected = await connect(people["alice"], job, "?format=json")
+    assert connected
+    log = await database_sync_to_async(JobLog)(job.pk)
+    await _write(log, "five", "six")  # persisted, push lost (embedded mode pushes nothing)
+    await get_channel_layer().group_send(job_group(job.pk), {"type": "log.lines", "lines": [
+        {"seq": 2, "text": "six"}]})
+    seqs, texts = await receive_lines(communicator, 2)
+    assert seqs == [1, 2] and texts == ["five", "six"]
+    # A late duplicate of a line already shown is dropped.
+    await get_channel_layer().group_send(job_group(job.pk), {"type": "log.lines", "lines": [
+        {"seq": 1, "text": "five"}]})
+    assert await communicator.receive_nothing(timeout=0.3)
+    await communicator.disconnect()
+
+
+def test_a_reconnect_resumes_after_the_last_line_seen(people_and_job, settings):
+    async_to_sync(_test_a_reconnect_resumes_after_the_last_line_seen)(people_and_job, settings)
+
+
+async def _test_a_reconnect_resumes_after_the_last_line_seen(people_and_job, settings):
+    settings.TANGO_LOG_POLL_SECONDS = 0.05
+    people, job = people_and_job
+    log = await database_sync_to_async(JobLog)(job.pk)
+    await _write(log, "a", "b", "c")
+    communicator, _ = await connect(people["alice"], job, "?format=json&after=2")
+    seqs, _ = await receive_lines(communicator, 3)
+    assert seqs == [3]
+    await communicator.disconnect()
+
+
+def test_the_html_console_escapes_log_text_and_replaces_on_replay(people_and_job):
+    async_to_sync(_test_the_html_console_escapes_log_text_and_replaces_on_replay)(people_and_job)
+
+
+async def _test_the_html_console_escapes_log_text_and_replaces_on_replay(people_and_job):
+    people, job = people_and_job
+    await _write(await database_sync_to_async(JobLog)(job.pk), "<script>alert(1)</script>")
+    communicator, _ = await connect(people["alice"], job)
+    html = await communicator.receive_from(timeout=3)
+    assert 'hx-swap-oob="innerHTML"' in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "<script>" not in html
+    await communicator.disconnect()
+
+
+async def _write(log, *texts):
+    for text in texts:
+        await database_sync_to_async(log.write)(text)
