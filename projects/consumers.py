@@ -50,7 +50,7 @@ def _job_state(job_id: int) -> dict | None:
     return {
         "id": job.pk, "stage": job.stage, "status": job.status, "progress": job.progress,
         "progress_message": job.progress_message, "attempt": job.attempt, "error": job.error,
-        "finished": job.is_finished, "project_id": job.project_id,
+        "finished": job.is_finished, "project_id": job.project_id, "result": job.result,
     }
 
 

@@ -160,6 +160,10 @@ class JobReporter:
         if progress is not None:
             self.set_progress(progress, message)
 
+    def publish_result(self, result: dict) -> None:
+        """Show a stage's partial result while it runs (e.g. training curves after each epoch)."""
+        self.log.state(result=result)
+
     def set_progress(self, progress: float, message: str | None = None, force: bool = False):
         import time
 

@@ -12,6 +12,7 @@ from .env import env_bool, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("TANGO_DATA_DIR", str(BASE_DIR / "var"))).resolve()
+DATA_DIR.mkdir(parents=True, exist_ok=True)  # the SQLite file and uploads live here on a fresh clone
 
 SECRET_KEY = env_str("SECRET_KEY", "embedded-mode-only-not-secret")
 DEBUG = env_bool("DEBUG", True)
@@ -126,11 +127,14 @@ if REDIS_URL:
     }
 else:
     _broker_dir = DATA_DIR / "broker"
+    for _folder in ("queue", "processed", "control"):  # kombu's filesystem transport expects them to exist
+        (_broker_dir / _folder).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_URL = "filesystem://"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),
+        "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
         "polling_interval": 0.2,
     }
@@ -145,7 +149,10 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE = {
-    "reap-stale-jobs": {"task": "projects.tasks.reap_stale_jobs", "schedule": 10.0},
+    "reap-stale-jobs": {
+        "task": "projects.tasks.reap_stale_jobs",
+        "schedule": env_float("TANGO_REAP_INTERVAL_SECONDS", 10.0, minimum=0.5),
+    },
 }
 
 # --- Jobs and live logs ---------------------------------------------------------------------------------

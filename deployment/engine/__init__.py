@@ -1,0 +1,1 @@
+"""Django-free deployment core: ONNX export, parity checks, bundles."""

@@ -1,0 +1,112 @@
+#!/usr/bin/env python3
+"""Run the TANGO image classifier in this folder on images: `python infer.py IMAGE_OR_FOLDER [...]`.
+
+Self-contained on purpose (numpy, Pillow, onnxruntime and the standard library only): this file is copied into
+every exported bundle as `infer.py`, and the portal imports `preprocess_image` from it for evaluation, so the
+numbers the portal shows and the numbers the bundle prints come from the same preprocessing code.
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+HERE = Path(__file__).resolve().parent
+
+
+def preprocess_image(image, input_size: int, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> np.ndarray:
+    """A path or PIL image -> normalised CHW float32 array: RGB, bilinear resize to a square, [0, 1], mean/std."""
+    if not isinstance(image, Image.Image):
+        with Image.open(image) as opened:
+            image = opened.convert("RGB")  # convert() loads the pixels, so the file can close
+    else:
+        image = image.convert("RGB")  # grayscale and RGBA become 3 channels, like the training data
+    if image.size != (input_size, input_size):
+        image = image.resize((input_size, input_size), Image.Resampling.BILINEAR)
+    array = np.asarray(image, dtype=np.float32) / 255.0
+    array = (array - np.asarray(mean, dtype=np.float32)) / np.asarray(std, dtype=np.float32)
+    return np.ascontiguousarray(array.transpose(2, 0, 1))
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=-1, keepdims=True)  # avoids overflow in exp
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=-1, keepdims=True)
+
+
+def load_bundle(bundle_dir=HERE):
+    """The ONNX Runtime session, preprocess settings and labels of a bundle folder."""
+    import onnxruntime as ort  # imported here so preprocess_image works where onnxruntime is absent
+
+    bundle_dir = Path(bundle_dir)
+    config = json.loads((bundle_dir / "preprocess.json").read_text())
+    labels = (bundle_dir / "labels.txt").read_text(encoding="utf-8").splitlines()
+    session = ort.InferenceSession(str(bundle_dir / "model.onnx"), providers=["CPUExecutionProvider"])
+    return session, config, labels
+
+
+def predict(session, paths, *, input_size: int, labels, mean=IMAGENET_MEAN, std=IMAGENET_STD, top_k: int = 3,
+            batch_size: int = 16) -> list[dict]:
+    """Top-k labels with softmax probabilities for each image, in the order given."""
+    input_name = session.get_inputs()[0].name
+    results = []
+    for start in range(0, len(paths), batch_size):
+        chunk = paths[start:start + batch_size]
+        batch = np.stack([preprocess_image(p, input_size, mean, std) for p in chunk])
+        probabilities = softmax(session.run(None, {input_name: batch})[0])
+        for path, probs in zip(chunk, probabilities):
+            order = np.argsort(-probs, kind="stable")[:top_k]
+            top = [{"label": labels[i], "index": int(i), "probability": float(probs[i])} for i in order]
+            results.append({"image": str(path), "top": top})
+    return results
+
+
+def expand_paths(arguments) -> list[Path]:
+    """Files as given; folders become their image files (sorted, not recursive)."""
+    paths = []
+    for argument in map(Path, arguments):
+        if argument.is_dir():
+            paths.extend(sorted(p for p in argument.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES))
+        elif argument.is_file():
+            paths.append(argument)
+        else:
+            raise SystemExit(f"infer.py: no such file or folder: {argument}")
+    return paths
+
+
+def format_text(results) -> str:
+    lines = []
+    for result in results:
+        top = ", ".join(f"{t['label']} {t['probability']:.3f}" for t in result["top"])
+        lines.append(f"{result['image']}: {top}")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description="Classify images with the model in this bundle.")
+    parser.add_argument("images", nargs="+", help="image files or folders of images")
+    parser.add_argument("--top-k", type=int, default=3, help="how many labels to print per image (default 3)")
+    parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--bundle-dir", default=str(HERE), help="folder with model.onnx (default: next to infer.py)")
+    args = parser.parse_args(argv)
+
+    paths = expand_paths(args.images)
+    if not paths:
+        print("infer.py: no images found", file=sys.stderr)
+        return 1
+    session, config, labels = load_bundle(args.bundle_dir)
+    results = predict(session, paths, input_size=config["input_size"], labels=labels, mean=config["mean"],
+                      std=config["std"], top_k=max(1, min(args.top_k, len(labels))), batch_size=args.batch_size)
+    print(json.dumps(results, indent=2) if args.format == "json" else format_text(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

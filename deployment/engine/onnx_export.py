@@ -1,0 +1,67 @@
+"""PyTorch -> ONNX export, and a parity check that the exported graph computes what the model does."""
+
+import copy
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+
+from .bundle_infer import IMAGENET_MEAN, IMAGENET_STD, preprocess_image
+
+INPUT_NAME, OUTPUT_NAME = "images", "logits"
+
+
+def _cpu_eval_copy(model: torch.nn.Module) -> torch.nn.Module:
+    # A copy, so exporting never moves the caller's model off its device or out of training mode.
+    return copy.deepcopy(model).cpu().eval()
+
+
+def export_onnx(model: torch.nn.Module, *, input_size: int, path: Path, opset: int = 17) -> Path:
+    """Write a single-file ONNX model with input "images" (N, 3, S, S) and output "logits" (N, classes)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    example = torch.zeros(1, 3, input_size, input_size)
+    with warnings.catch_warnings():
+        # The TorchScript exporter warns that it is deprecated; the dynamo one writes weights to a side file.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(
+            _cpu_eval_copy(model), (example,), str(path), dynamo=False, opset_version=opset,
+            input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}, do_constant_folding=True,
+        )
+    onnx.checker.check_model(str(path))  # by path: works for models over the 2 GB protobuf limit too
+    return path
+
+
+def check_parity(model: torch.nn.Module, onnx_path: Path, image_paths, *, input_size: int,
+                 report: Callable[..., None] | None = None, batch_size: int = 32) -> dict:
+    """Run the same preprocessed images through PyTorch and ONNX Runtime (both CPU) and compare the logits."""
+    import onnxruntime as ort
+
+    if not image_paths:
+        raise ValueError("check_parity needs at least one image")
+    reference = _cpu_eval_copy(model)
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    diffs, agree = [], 0
+    for start in range(0, len(image_paths), batch_size):
+        chunk = image_paths[start:start + batch_size]
+        batch = np.stack([preprocess_image(p, input_size, IMAGENET_MEAN, IMAGENET_STD) for p in chunk])
+        with torch.no_grad():
+            expected = reference(torch.from_numpy(batch)).numpy()
+        actual = session.run([OUTPUT_NAME], {INPUT_NAME: batch})[0]
+        diffs.append(np.abs(expected - actual).ravel())
+        agree += int((expected.argmax(1) == actual.argmax(1)).sum())
+    diff = np.concatenate(diffs)
+    result = {"max_abs_diff": float(diff.max()), "mean_abs_diff": float(diff.mean()),
+              "top1_agreement": agree / len(image_paths), "n_images": len(image_paths)}
+    if report is not None:
+        report(f"parity on {result['n_images']} images: max |diff| {result['max_abs_diff']:.2e}, "
+               f"mean {result['mean_abs_diff']:.2e}, top-1 agreement {100 * result['top1_agreement']:.1f}%")
+    return result
+
+
+def parity_ok(result: dict, atol: float = 1e-3, min_agreement: float = 0.99) -> bool:
+    return result["max_abs_diff"] <= atol and result["top1_agreement"] >= min_agreement

@@ -1,0 +1,39 @@
+from django.db import models
+
+
+class Artifact(models.Model):
+    """A model file the pipeline made. It is only ever marked verified after it ran and matched its reference."""
+
+    class Kind(models.TextChoices):
+        PYTORCH = "pytorch", "PyTorch weights"
+        ONNX = "onnx", "ONNX model"
+        BUNDLE = "bundle", "Deployment bundle"
+
+    class Status(models.TextChoices):
+        VERIFIED = "verified", "Verified"
+        FAILED = "failed", "Failed"
+
+    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="artifacts")
+    job = models.ForeignKey("projects.Job", on_delete=models.CASCADE, related_name="artifacts")
+    training_run = models.ForeignKey("training.TrainingRun", null=True, on_delete=models.SET_NULL,
+                                     related_name="artifacts")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    engine = models.CharField(max_length=20)
+    precision = models.CharField(max_length=4, default="fp32")
+    path = models.CharField(max_length=255, help_text="Relative to MEDIA_ROOT.")
+    size_bytes = models.BigIntegerField(default=0)
+    sha256 = models.CharField(max_length=64)
+    status = models.CharField(max_length=10, choices=Status.choices)
+    checks = models.JSONField(default=dict, help_text="How it was verified: parity with PyTorch, bundle run…")
+    benchmark = models.JSONField(default=dict, help_text="Latency and accuracy measured by the benchmark stage.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"{self.get_kind_display()} #{self.pk}"
+
+    @property
+    def file_name(self) -> str:
+        return self.path.rsplit("/", 1)[-1]

@@ -1,0 +1,176 @@
+"""Convert, benchmark and package stages: the Django shell around deployment.engine."""
+
+import hashlib
+import json
+import platform
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+from projects.storage import StageError, absolute, job_dir, relative
+from training.models import TrainingRun
+from training.services import latest_succeeded
+
+from .engines import ENGINES
+from .models import Artifact
+
+PARITY_IMAGES = 512  # validation images compared between PyTorch and ONNX Runtime
+BUNDLE_CHECK_IMAGES = 16
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _val_samples(dataset, limit: int) -> list[tuple[Path, int]]:
+    """(image, class index) pairs of the validation split, or of train when a class-poor split left val empty."""
+    from training.engine.data import list_images
+
+    samples = list_images(dataset.root / "val", dataset.class_names) or list_images(dataset.root / "train",
+                                                                                     dataset.class_names)
+    return samples[:limit]
+
+
+def _val_images(dataset, limit: int) -> list[Path]:
+    return [path for path, _ in _val_samples(dataset, limit)]
+
+
+def _load_trained_model(run: TrainingRun):
+    import torch
+
+    from training.engine.zoo import build_model
+
+    model = build_model(run.model_name, num_classes=run.architecture["num_classes"],
+                        input_size=run.architecture["input_size"])
+    model.load_state_dict(torch.load(absolute(run.weights_path), map_location="cpu", weights_only=True))
+    return model.eval()
+
+
+def _artifact(job, run, *, kind, path: Path, status, checks=None) -> Artifact:
+    return Artifact.objects.create(
+        project=job.project, job=job, training_run=run, kind=kind, engine="onnxruntime" if kind != "pytorch"
+        else "pytorch", precision="fp32", path=relative(path), size_bytes=path.stat().st_size, sha256=_sha256(path),
+        status=status, checks=checks or {},
+    )
+
+
+def convert_stage(job, report) -> dict:
+    from .engine.onnx_export import check_parity, export_onnx, parity_ok
+
+    project = job.project
+    run = TrainingRun.objects.get(job=latest_succeeded(project, "train"))
+    engine = ENGINES[project.engine]
+    if project.engine not in ("pytorch", "onnxruntime"):
+        report(f"{engine.label} builds are not available in this version; the ONNX model made here is the "
+               f"hand-over format a {engine.label} toolchain imports.")
+    if project.precision != "fp32":
+        report(f"{project.precision} quantisation is not available in this version; artifacts are fp32.")
+    model = _load_trained_model(run)
+    weights = absolute(run.weights_path)
+    pytorch = _artifact(job, run, kind="pytorch", path=weights, status="verified",
+                        checks={"val_top1": run.metrics.get("best_top1"), "how": "evaluated on the validation split"})
+    report(f"PyTorch weights: {pytorch.size_bytes / 1e6:.1f} MB, sha256 {pytorch.sha256[:12]}…", progress=20)
+    onnx_path = export_onnx(model, input_size=run.architecture["input_size"], path=job_dir(job) / "model.onnx")
+    report(f"Exported ONNX (opset 17) to {onnx_path.name}: {onnx_path.stat().st_size / 1e6:.1f} MB.", progress=50)
+    images = _val_images(project.dataset, PARITY_IMAGES)
+    parity = check_parity(model, onnx_path, images, input_size=run.architecture["input_size"], report=report)
+    ok = parity_ok(parity)
+    onnx_artifact = _artifact(job, run, kind="onnx", path=onnx_path, status="verified" if ok else "failed",
+                              checks={"parity": parity, "runtime": "onnxruntime CPUExecutionProvider"})
+    if not ok:
+        raise StageError(f"ONNX Runtime disagrees with PyTorch: max |diff| {parity['max_abs_diff']:.2e}, "
+                         f"top-1 agreement {100 * parity['top1_agreement']:.1f}%. The ONNX artifact is marked failed.")
+    report("ONNX artifact verified against PyTorch.", progress=100)
+    return {"artifacts": [pytorch.pk, onnx_artifact.pk], "parity": parity,
+            "onnx_mb": round(onnx_artifact.size_bytes / 1e6, 2), "pytorch_mb": round(pytorch.size_bytes / 1e6, 2)}
+
+
+def _converted(project) -> list[Artifact]:
+    job = latest_succeeded(project, "convert")
+    artifacts = list(job.artifacts.filter(status="verified").order_by("id"))
+    if not artifacts:
+        raise StageError("The last conversion left no verified artifact.")
+    return artifacts
+
+
+def benchmark_stage(job, report) -> dict:
+    from .engine.measure import measure_artifact
+
+    project = job.project
+    artifacts = _converted(project)
+    samples = _val_samples(project.dataset, 1000)
+    host = f"{platform.node()} ({platform.machine()}, {platform.processor() or 'CPU'})"
+    report(f"Measuring on this server, {host}: latency at batch 1 and top-1 on {len(samples)} validation images. "
+           f"These are host figures, not the target device's.")
+    rows = []
+    for index, artifact in enumerate(artifacts):
+        run = artifact.training_run
+        figures = measure_artifact(kind=artifact.kind, path=absolute(artifact.path), model_name=run.model_name,
+                                   num_classes=run.architecture["num_classes"],
+                                   input_size=run.architecture["input_size"], samples=samples, report=report)
+        artifact.benchmark = {**figures, "host": host}
+        artifact.save(update_fields=["benchmark"])
+        rows.append({"artifact": artifact.pk, "kind": artifact.get_kind_display(), "engine": artifact.engine,
+                     "size_mb": round(artifact.size_bytes / 1e6, 2), **figures})
+        report(f"{artifact.get_kind_display()}: p50 {figures['latency_p50_ms']:.2f} ms, "
+               f"p95 {figures['latency_p95_ms']:.2f} ms, top-1 {100 * figures['top1']:.1f}%",
+               progress=100 * (index + 1) / len(artifacts))
+    return {"rows": rows, "host": host, "latency_budget_ms": project.latency_budget_ms, "device": project.device.name}
+
+
+def package_stage(job, report) -> dict:
+    from .engine.bundle import build_bundle
+
+    project = job.project
+    onnx = next((a for a in _converted(project) if a.kind == "onnx"), None)
+    if onnx is None:
+        raise StageError("No verified ONNX artifact to package.")
+    run = onnx.training_run
+    class_names = run.architecture["class_names"]
+    input_size = run.architecture["input_size"]
+    out = job_dir(job) / f"{_slug(project.name)}-bundle.zip"
+    build_bundle(out_path=out, onnx_path=absolute(onnx.path), class_names=class_names, input_size=input_size,
+                 model_info={"name": run.model_name, "project": project.name, "task": project.task,
+                             "device": project.device.name, "engine": project.engine,
+                             "params": run.architecture.get("params"), "flops": run.architecture.get("flops")},
+                 metrics={"val_top1": run.metrics.get("best_top1"), "benchmark": onnx.benchmark or None})
+    report(f"Bundle written: {out.name}, {out.stat().st_size / 1e6:.1f} MB.", progress=50)
+    check = _check_bundle(out, absolute(onnx.path), _val_images(project.dataset, BUNDLE_CHECK_IMAGES),
+                          input_size=input_size, class_names=class_names)
+    status = "verified" if check["agree"] else "failed"
+    bundle = _artifact(job, run, kind="bundle", path=out, status=status, checks=check)
+    if not check["agree"]:
+        raise StageError("The bundle's infer.py disagrees with the portal's predictions; the bundle is marked failed.")
+    report(f"Bundle verified: its infer.py ran on {check['n_images']} images and matched the portal.", progress=100)
+    return {"bundle": bundle.pk, "file": bundle.file_name, "size_mb": round(bundle.size_bytes / 1e6, 2),
+            "sha256": bundle.sha256, "files": check["files"]}
+
+
+def _check_bundle(bundle: Path, onnx_path: Path, images: list[Path], *, input_size: int, class_names) -> dict:
+    """Unpack the bundle, run its infer.py as a user would, and compare with the portal's own predictions."""
+    import onnxruntime as ort
+
+    from .engine.bundle_infer import predict
+
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    expected = [r["top"][0]["label"] for r in predict(session, images, input_size=input_size, labels=class_names)]
+    with tempfile.TemporaryDirectory() as tmp:
+        with zipfile.ZipFile(bundle) as archive:
+            archive.extractall(tmp)
+            files = sorted(archive.namelist())
+        done = subprocess.run([sys.executable, str(Path(tmp) / "infer.py"), *map(str, images), "--format", "json",
+                               "--top-k", "1"], capture_output=True, text=True, timeout=300)
+    if done.returncode != 0:
+        raise StageError(f"The bundle's infer.py failed: {done.stderr.strip()[-500:]}")
+    got = [r["top"][0]["label"] for r in json.loads(done.stdout)]
+    return {"agree": got == expected, "n_images": len(images), "files": files}
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-") or "project"

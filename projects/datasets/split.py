@@ -1,0 +1,25 @@
+"""A seeded, stratified train/val split for uploads that come without one."""
+
+import random
+from collections.abc import Hashable, Sequence
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def split_groups(groups: dict[Hashable, Sequence[T]], *, seed: int, val_fraction: float) -> tuple[list[T], list[T]]:
+    """Move about val_fraction of each group to val, always leaving at least one item of a group in train.
+
+    Each group is shuffled by its own generator, seeded by (seed, group): adding a class to a dataset does not
+    reshuffle the others, and the same upload and seed always give the same split. Callers pass items in a
+    stable order (sorted by name), so the zip tool's member order does not matter.
+    """
+    train: list[T] = []
+    val: list[T] = []
+    for key in sorted(groups, key=str):
+        items = list(groups[key])
+        random.Random(f"{seed}:{key}").shuffle(items)
+        n_val = min(int(len(items) * val_fraction + 0.5), len(items) - 1)
+        val += items[:n_val]
+        train += items[n_val:]
+    return train, val

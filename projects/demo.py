@@ -1,0 +1,75 @@
+"""The demo a new user sees: scikit-learn's handwritten digits (real 8×8 scans shipped in the package) as an image
+dataset, a project for a small on-device target, and its whole pipeline."""
+
+import logging
+import tempfile
+from pathlib import Path
+
+from django.db import transaction
+
+from recommender.models import Device
+
+from .access import editable_teams_for
+from .models import Dataset, Project, RunMode, Task
+from .services import dataset_create, project_create, team_create
+
+DEMO_DATASET = "Handwritten digits (demo)"
+DEMO_DEVICE = "Odroid_N2"  # On-device tier: Table 1 gives ResNet-18, small enough to train here in minutes
+DEMO_TRAINING = {"epochs": 6, "batch_size": 64, "optimizer": "sgd", "lr": 0.05, "schedule": "cosine",
+                 "patience": 0}
+
+
+def demo_dataset(*, team, user) -> Dataset:
+    existing = Dataset.objects.filter(team=team, name=DEMO_DATASET).first()
+    if existing:
+        return existing
+    from .datasets.digits import make_digits_zip
+
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = make_digits_zip(Path(tmp) / "digits.zip", upscale=2)
+        with archive.open("rb") as upload:
+            return dataset_create(team=team, name=DEMO_DATASET, task=Task.CLASSIFICATION, upload=upload, user=user)
+
+
+def demo_project_create(*, user) -> Project:
+    team = editable_teams_for(user).first() or team_create(name=f"{user.username}'s team", owner=user)
+    with transaction.atomic():
+        dataset = demo_dataset(team=team, user=user)
+    device = Device.objects.get(name=DEMO_DEVICE)
+    number = Project.objects.filter(team=team, name__startswith="Digits demo").count() + 1
+    return project_create(
+        team=team, user=user, name=f"Digits demo {number}", task=Task.CLASSIFICATION, dataset=dataset,
+        device=device, engine="onnxruntime", precision="fp32", input_size=16, latency_budget_ms=None,
+        run_mode=RunMode.AUTO, options={"train": DEMO_TRAINING},
+        description="Handwritten digits from scikit-learn, trained for an Odroid N2 and packaged for ONNX Runtime.",
+    )
+
+
+def demo_run_here(*, project: Project, echo) -> bool:
+    """Run the whole pipeline in this process (no worker needed), printing the log as it is written."""
+    from tango_site.celery import app
+
+    from .jobs import pipeline_start
+    from .models import JobStatus
+
+    handler = _EchoHandler(echo)
+    echo_logger = logging.getLogger("projects.joblog.echo")
+    echo_logger.addHandler(handler)
+    echo_logger.setLevel(logging.DEBUG)
+    app.conf.task_always_eager = True  # each stage's success queues the next, which now runs right here
+    try:
+        pipeline_start(project=project)
+    finally:
+        app.conf.task_always_eager = False
+        echo_logger.removeHandler(handler)
+    last = project.jobs.order_by("-created_at", "-id").first()
+    return last is not None and last.stage == "package" and last.status == JobStatus.SUCCEEDED
+
+
+class _EchoHandler(logging.Handler):
+    def __init__(self, echo):
+        super().__init__(logging.DEBUG)
+        self.echo = echo
+
+    def emit(self, record):
+        self.echo(record.getMessage())

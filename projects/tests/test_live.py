@@ -1,0 +1,105 @@
+"""Across processes: a real Celery worker runs stages, daphne streams their consoles over websockets."""
+
+import json
+import time
+
+import pytest
+from django.test import Client
+from websockets.sync.client import connect
+
+from projects.jobs import job_enqueue
+from projects.models import Job, JobLogLine, JobStatus
+from projects.tests import factories
+from projects.tests.live import purge_broker, start_web, start_worker
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture(scope="module")
+def portal(django_db_setup, django_db_blocker, tmp_path_factory):
+    logs = tmp_path_factory.mktemp("portal-logs")
+    with django_db_blocker.unblock():
+        purge_broker()
+    worker = start_worker(logs)
+    web, url = start_web(logs)
+    yield {"url": url, "worker": worker, "web": web, "logs": logs}
+    web.kill()
+    worker.kill()
+
+
+@pytest.fixture
+def alice_project():
+    team = factories.team_with("Vision", alice="owner")
+    factories.team_with("Other", dave="owner")
+    return factories.project(team, name="nano")
+
+
+def session_cookie(username: str) -> str:
+    client = Client()
+    client.login(username=username, password="pw-" + username)
+    return f"sessionid={client.cookies['sessionid'].value}"
+
+
+def open_console(portal, job, username="alice", query="?format=json"):
+    ws_url = portal["url"].replace("http", "ws") + f"/ws/jobs/{job.pk}/{query}"
+    return connect(ws_url, additional_headers={"Cookie": session_cookie(username), "Origin": portal["url"]},
+                   open_timeout=10)
+
+
+def read_until_finished(ws, timeout=60):
+    """Collect lines and states until the job reports a finished state and its last line arrived."""
+    lines, states = [], []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        message = json.loads(ws.recv(timeout=max(0.1, deadline - time.monotonic())))
+        if message["type"] == "lines":
+            lines += message["lines"]
+        else:
+            states.append(message)
+        if states and states[-1]["finished"] and lines and lines[-1]["text"].endswith(("succeeded.", "Cancelled.")):
+            return lines, states
+    raise AssertionError(f"no finish within {timeout}s; got {lines[-5:]} {states[-2:]}")
+
+
+def test_a_stage_runs_on_the_worker_and_its_console_streams_in_order(portal, alice_project):
+    job = job_enqueue(project=alice_project, stage_key="recommend")
+    with open_console(portal, job) as ws:
+        lines, states = read_until_finished(ws)
+    seqs = [line["seq"] for line in lines]
+    assert seqs == list(range(1, len(seqs) + 1)), "no line lost or repeated"
+    texts = [line["text"] for line in lines]
+    assert any("Jetson_Nano is On-device tier → ResNet-34" in text for text in texts)
+    assert states[-1]["status"] == JobStatus.SUCCEEDED and states[-1]["progress"] == 100
+    job.refresh_from_db()
+    assert job.result["model"] == "resnet34" and job.worker_host
+
+    # A later visitor gets the same history, in the same order.
+    with open_console(portal, job) as ws:
+        replay = json.loads(ws.recv(timeout=10))
+    assert [line["seq"] for line in replay["lines"]] == seqs
+
+
+def test_an_outsider_cannot_open_the_console(portal, alice_project):
+    job = Job.objects.create(project=alice_project, stage="recommend", queue="cpu")
+    with pytest.raises(Exception, match="403|rejected"):
+        with open_console(portal, job, username="dave"):
+            pass
+
+
+def test_a_job_retried_after_cancel_runs_again_on_the_worker(portal, alice_project):
+    job = job_enqueue(project=alice_project, stage_key="recommend")
+    from projects.jobs import job_cancel, job_retry
+
+    job_cancel(job=job)  # usually still queued here; if the worker was faster the job finishes first
+    job.refresh_from_db()
+    if job.status == JobStatus.CANCELLED:
+        job_retry(job=job)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        job.refresh_from_db()
+        if job.status == JobStatus.SUCCEEDED:
+            break
+        time.sleep(0.2)
+    assert job.status == JobStatus.SUCCEEDED
+    seqs = list(JobLogLine.objects.filter(job=job).order_by("seq").values_list("seq", flat=True))
+    assert seqs == list(range(1, len(seqs) + 1))

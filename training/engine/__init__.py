@@ -1,0 +1,1 @@
+"""Django-free training core: model zoo, data pipeline, training loop."""

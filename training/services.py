@@ -1,0 +1,72 @@
+"""The train stage: the Django shell around training.engine."""
+
+from projects.models import Job, JobStatus, Task
+from projects.storage import StageError, job_dir, relative
+
+from .models import TrainingRun
+
+# Defaults a project's options["train"] may override (see training.engine.train.TrainConfig).
+DEFAULT_TRAINING = {"epochs": 10, "batch_size": 64, "optimizer": "sgd", "lr": 0.05, "schedule": "cosine",
+                    "patience": 5}
+
+
+def latest_succeeded(project, stage: str) -> Job:
+    job = project.jobs.filter(stage=stage, status=JobStatus.SUCCEEDED).order_by("-finished_at", "-id").first()
+    if job is None:
+        raise StageError(f"No successful {stage} job: run that stage first.")
+    return job
+
+
+def training_config(project, model_name: str) -> dict:
+    options = dict(DEFAULT_TRAINING)
+    options.update(project.options.get("train", {}))
+    options.update(model=model_name, input_size=project.input_size)
+    return options
+
+
+def train_stage(job, report) -> dict:
+    from .engine.train import TrainConfig, train
+    from .engine.zoo import complexity_level, family_of
+
+    project = job.project
+    if project.task != Task.CLASSIFICATION:
+        raise StageError("Detection training is not available in this version: only classification projects train.")
+    recommendation = latest_succeeded(project, "recommend").result
+    model_name = project.options.get("model") or recommendation["model"]
+    try:
+        config = TrainConfig.from_dict(training_config(project, model_name))
+        config.validate()
+    except (TypeError, ValueError) as exc:
+        raise StageError(f"Training options: {exc}") from None
+    dataset = project.dataset
+    run, _ = TrainingRun.objects.update_or_create(job=job, defaults={
+        "project": project, "model_name": model_name, "hyperparameters": config.as_dict(),
+        "dataset_sha256": dataset.sha256,
+        "architecture": {"family": family_of(model_name), "level": complexity_level(model_name),
+                         "num_classes": len(dataset.class_names), "class_names": dataset.class_names,
+                         "input_size": project.input_size},
+    })
+    report(f"Training {model_name} on {dataset.name} (version {dataset.sha256[:12]}) for up to {config.epochs} "
+           f"epochs, batch {config.batch_size}, {config.optimizer} lr {config.lr}.")
+
+    def on_epoch(record: dict) -> None:
+        # A resumed run repeats no epoch, but keep the list keyed by epoch number all the same.
+        run.history = [r for r in run.history if r["epoch"] != record["epoch"]] + [record]
+        run.save(update_fields=["history", "updated_at"])
+        report.publish_result({"model": model_name, "history": run.history, "epochs": config.epochs})
+
+    result = train(data_dir=dataset.root, class_names=dataset.class_names, config=config, out_dir=job_dir(job),
+                   report=report, on_epoch=on_epoch, resume=True)
+    run.architecture.update(params=result.params, flops=result.flops, macs=result.macs)
+    run.history = result.history
+    run.metrics = {key: getattr(result, key) for key in (
+        "best_epoch", "best_top1", "final", "per_class_accuracy", "confusion_matrix", "device", "epochs_completed",
+        "stopped_early")}
+    run.weights_path = relative(result.weights_path)
+    run.weights_sha256 = result.weights_sha256
+    run.save()
+    report(f"Weights saved ({result.weights_sha256[:12]}…), best val top-1 {100 * result.best_top1:.1f}% "
+           f"at epoch {result.best_epoch}.")
+    return {"model": model_name, "training_run": run.pk, "history": result.history, "epochs": config.epochs,
+            "class_names": dataset.class_names, **run.metrics, "params": result.params, "flops": result.flops,
+            "weights_sha256": result.weights_sha256}
