@@ -12,8 +12,8 @@ from projects.models import Job, JobStatus
 from projects.tests import factories
 
 __all__ = [
-    "fast_passwords", "team", "owner", "editor", "viewer", "outsider", "outsider_team", "persona", "jetson", "odroid", "digits",
-    "cars", "project", "htmx", "STATS",
+    "fast_passwords", "team", "owner", "editor", "viewer", "outsider", "outsider_team", "persona",
+    "jetson", "odroid", "digits", "cars", "project", "htmx", "STATS",
 ]
 
 # The shape the dataset validator writes (projects.datasets.report.DatasetReport.as_dict).

@@ -1,7 +1,5 @@
 """Dataset pages: upload errors shown inline (htmx and not), the stats page, and the stats readers."""
 
-import importlib.util
-
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
@@ -13,7 +11,6 @@ from .pages_fixtures import *  # noqa: F403
 from .pages_fixtures import STATS
 
 UPLOAD = reverse("projects:dataset_upload")
-has_validator = importlib.util.find_spec("projects.datasets") is not None
 
 
 def upload(client, team, filename, content=b"hello", headers=None, **extra):
@@ -39,12 +36,30 @@ def test_a_file_that_is_not_a_zip_is_refused_on_a_full_page_without_htmx(client,
     assert "<html" in body and "notes.txt is not a .zip archive" in body
 
 
-@pytest.mark.skipif(not has_validator, reason="the dataset validator (projects.datasets) lands from main")
-def test_a_zip_named_file_that_is_not_a_zip_shows_the_validators_message(client, owner, team, htmx):
+def test_a_zip_named_file_that_is_not_a_zip_shows_the_validators_message_next_to_the_file(
+        client, owner, team, htmx, settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
     client.force_login(owner)
     body = upload(client, team, "pets.zip", b"definitely not a zip archive", headers=htmx).content.decode()
-    assert 'id="field-file"' in body and 'class="error"' in body[body.index('id="field-file"'):]
+    field = body[body.index('id="field-file"'):]
+    assert "The upload is not a zip archive or is damaged" in field[:field.index('id="id_file_helptext"')]
     assert not Dataset.objects.filter(name="new-pets").exists()
+
+
+def test_a_real_upload_goes_to_the_dataset_page_with_its_stats(client, editor, team, htmx, settings, tmp_path):
+    from projects.datasets.digits import make_digits_zip
+
+    settings.MEDIA_ROOT = tmp_path / "media"
+    archive = make_digits_zip(tmp_path / "digits.zip", upscale=1).read_bytes()
+    client.force_login(editor)
+    response = upload(client, team, "digits.zip", archive, headers=htmx, name="digits")
+    dataset = Dataset.objects.get(name="digits")
+    assert response["HX-Redirect"] == reverse("projects:dataset_detail", args=[dataset.pk])
+    assert dataset.created_by == editor and dataset.num_images == 1797
+
+    page = client.get(response["HX-Redirect"]).content.decode()
+    assert page.count("<rect x=") >= 10, "ten digit classes, split into train and val"
+    assert "8–8" in page, "8×8 scans"
 
 
 def test_an_outsider_cannot_upload_into_a_team_they_are_not_in(client, outsider, team, htmx):
