@@ -120,10 +120,13 @@ def bar_chart(counts: dict[str, dict[str, int]], *, width: int = 640, label_widt
 
 
 def _range(value) -> str | None:
-    if isinstance(value, dict) and all(_count(value.get(k)) is not None for k in ("min", "max")):
-        mean = f", mean {value['mean']:.0f}" if _count(value.get("mean")) is not None else ""
-        return f"{value['min']:.0f}–{value['max']:.0f}{mean}"
-    return None
+    """"28–640, mean 212" from {"min", "max", "mean"}; just "16" when every image has the same size."""
+    if not (isinstance(value, dict) and all(_count(value.get(k)) is not None for k in ("min", "max"))):
+        return None
+    if value["min"] == value["max"]:
+        return f"{value['min']:.0f}"
+    mean = f", mean {value['mean']:.0f}" if _count(value.get("mean")) is not None else ""
+    return f"{value['min']:.0f}–{value['max']:.0f}{mean}"
 
 
 def image_sizes(stats: dict) -> dict:
@@ -140,6 +143,8 @@ def other_stats(stats: dict) -> list[tuple[str, str]]:
     """Keys this page has no section for, shown compactly so nothing the validator found is hidden."""
     rows = []
     for key in sorted(k for k in stats if k not in SHOWN_KEYS):
+        if stats[key] in (None, [], {}, ""):  # "no background images", "nothing ignored": not worth a row
+            continue
         text = json.dumps(stats[key], ensure_ascii=False, default=str)
         rows.append((key, text if len(text) <= 200 else text[:199] + "…"))
     return rows

@@ -128,7 +128,7 @@ class EnvironmentStepForm(forms.Form):
             "engine": engine,
             "precision": precision,
             "input_size": data.get("input_size") or (640 if state["task"] == Task.DETECTION else 224),
-            "latency_budget_ms": data.get("latency_budget_ms") or device.default_latency_budget_ms,
+            "latency_budget_ms": data.get("latency_budget_ms") or f"{device.default_latency_budget_ms:g}",
             "memory_limit_mb": data.get("memory_limit_mb") or "",
             "run_mode": data.get("run_mode") or RunMode.STEP,
         }

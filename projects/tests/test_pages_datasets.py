@@ -59,7 +59,7 @@ def test_a_real_upload_goes_to_the_dataset_page_with_its_stats(client, editor, t
 
     page = client.get(response["HX-Redirect"]).content.decode()
     assert page.count("<rect x=") >= 10, "ten digit classes, split into train and val"
-    assert "8–8" in page, "8×8 scans"
+    assert "8×8" in page, "8×8 scans"
 
 
 def test_an_outsider_cannot_upload_into_a_team_they_are_not_in(client, outsider, team, htmx):
@@ -123,3 +123,10 @@ def test_summary_of_the_validators_stats():
     assert summary["splits"] == {"train": 90, "val": 20}
     assert summary["sizes"]["common"][0] == {"size": "224×224", "count": 80}
     assert [key for key, _ in summary["other"]] == ["modes", "split_generated"]
+
+
+def test_empty_findings_are_not_listed_and_equal_sizes_read_as_one_number():
+    summary = dataset_summary({"ignored_files": [], "images_without_boxes": None,
+                               "image_width": {"min": 8, "max": 8, "mean": 8}})
+    assert summary["other"] == []
+    assert summary["sizes"]["width"] == "8"
