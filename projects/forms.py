@@ -82,7 +82,10 @@ class DatasetStepForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.team, self.task = state["team"], state["task"]
         self.task_label = Task(self.task).label
-        self.fields["dataset"].queryset = datasets_for(user).filter(team=self.team, task=self.task)
+        choices = datasets_for(user).filter(team=self.team, task=self.task)
+        self.fields["dataset"].queryset = choices
+        if len(choices) == 1:  # one candidate: save a click
+            self.fields["dataset"].initial = choices[0].pk
 
 
 class DeviceStepForm(forms.Form):

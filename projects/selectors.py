@@ -21,6 +21,14 @@ def dataset_list(user) -> QuerySet:
     return datasets_for(user).select_related("team")
 
 
+def device_catalog() -> list:
+    """Active devices grouped in the design's tier order (Cloud, K8S, PC, On-device), by name within a tier."""
+    from recommender.models import Device, Tier
+
+    order = {tier: i for i, tier in enumerate(Tier.values)}
+    return sorted(Device.objects.filter(is_active=True), key=lambda d: (order.get(d.tier, len(order)), d.name))
+
+
 def can_create_anywhere(user) -> bool:
     """Whether to offer "New …" buttons: the user edits at least one team."""
     return editable_teams_for(user).exists()

@@ -13,13 +13,12 @@ from django.views.decorators.http import require_http_methods
 from django_htmx.http import HttpResponseClientRedirect
 
 from deployment.engines import ENGINES
-from recommender.models import Device
 
 from .access import can_edit, projects_for, require_editor, role_in
 from .dataset_stats import dataset_summary
 from .forms import DatasetUploadForm, ProjectEditForm, attach_errors
 from .pipeline import pipeline_context
-from .selectors import can_create_anywhere, dataset_list, project_list
+from .selectors import can_create_anywhere, dataset_list, device_catalog, project_list
 from .services import dataset_create, project_update
 from .wizard import ProjectWizard
 
@@ -134,5 +133,5 @@ def dataset_upload(request):
 @login_required
 def device_list(request):
     # The catalog is shared by all teams, so any signed-in user may read it; only staff edit it (in the admin).
-    return render(request, "projects/device_list.html", {"devices": Device.objects.filter(is_active=True)})
+    return render(request, "projects/device_list.html", {"devices": device_catalog()})
 

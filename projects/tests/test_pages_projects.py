@@ -3,6 +3,7 @@
 from django.urls import reverse
 
 from projects.models import Job, JobStatus
+from projects.tests import factories
 
 from .pages_fixtures import *  # noqa: F403
 
@@ -109,3 +110,15 @@ def _edit_data(project, **changes):
     }
     data.update(changes)
     return data
+
+
+def test_the_catalog_groups_devices_by_tier_in_the_designs_order(client, viewer):
+    from recommender.models import Device, Tier
+
+    client.force_login(viewer)
+    for tier in (Tier.ON_DEVICE, Tier.PC, Tier.CLOUD):
+        factories.device(f"Test_{tier}", tier=tier)
+    body = client.get(reverse("projects:device_list")).content.decode()
+    headings = [body.index(f"<h2>{label} ") for label in ("Cloud", "PC", "On-device")]
+    assert headings == sorted(headings)
+    assert Device.objects.filter(name__startswith="Test_").count() == 3
