@@ -9,6 +9,7 @@ from recommender.models import Device
 
 from .access import datasets_for, editable_teams_for
 from .models import Dataset, Precision, Project, RunMode, Task
+from .selectors import device_catalog
 
 
 def attach_errors(form: forms.Form, exc: ValidationError) -> None:
@@ -97,7 +98,7 @@ class DeviceStepForm(forms.Form):
 
     @property
     def devices(self):
-        return self.fields["device"].queryset
+        return device_catalog(self.fields["device"].queryset)
 
 
 class EnvironmentStepForm(forms.Form):

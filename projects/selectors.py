@@ -21,12 +21,13 @@ def dataset_list(user) -> QuerySet:
     return datasets_for(user).select_related("team")
 
 
-def device_catalog() -> list:
-    """Active devices grouped in the design's tier order (Cloud, K8S, PC, On-device), by name within a tier."""
+def device_catalog(devices=None) -> list:
+    """Active devices in the design's tier order (Cloud, K8S, PC, On-device), by name within a tier."""
     from recommender.models import Device, Tier
 
     order = {tier: i for i, tier in enumerate(Tier.values)}
-    return sorted(Device.objects.filter(is_active=True), key=lambda d: (order.get(d.tier, len(order)), d.name))
+    devices = Device.objects.filter(is_active=True) if devices is None else devices
+    return sorted(devices, key=lambda d: (order.get(d.tier, len(order)), d.name))
 
 
 def can_create_anywhere(user) -> bool:
