@@ -24,8 +24,22 @@ def team_create(*, name: str, owner) -> Team:
 def membership_set(*, team: Team, user, role: str) -> Membership:
     if role not in Role.values:
         raise ValidationError({"role": f"Unknown role {role!r}."})
+    if role != Role.OWNER:
+        _keep_an_owner(team=team, user=user)
     membership, _ = Membership.objects.update_or_create(team=team, user=user, defaults={"role": role})
     return membership
+
+
+def membership_remove(*, team: Team, user) -> None:
+    _keep_an_owner(team=team, user=user)
+    Membership.objects.filter(team=team, user=user).delete()
+
+
+def _keep_an_owner(*, team: Team, user) -> None:
+    """A team without an owner could never be managed again."""
+    others = team.memberships.filter(role=Role.OWNER).exclude(user=user)
+    if team.memberships.filter(user=user, role=Role.OWNER).exists() and not others.exists():
+        raise ValidationError({"role": "A team needs at least one owner; make someone else owner first."})
 
 
 def upload_limits():

@@ -187,12 +187,14 @@ REST_FRAMEWORK = {
         "rest_framework.filters.OrderingFilter",
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "tango_site.api_errors.exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "TANGO portal API",
     "DESCRIPTION": "Projects, datasets, device catalog and pipeline jobs of the TANGO portal.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "ENUM_NAME_OVERRIDES": {"AcceleratorEnum": "deployment.engines.Accelerator.CHOICES"},
 }
 
 LOGGING = {

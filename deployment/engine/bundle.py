@@ -87,9 +87,11 @@ def verify_checksums(folder: Path) -> list[str]:
 def render_readme(*, class_names: list[str], input_size: int, model_info: dict, metrics: dict | None) -> str:
     title = model_info.get("name") or model_info.get("model") or "image classifier"
     info_rows = "".join(f"| {key} | {value} |\n" for key, value in model_info.items())
-    metric_rows = "".join(f"| {key} | {_format_metric(value)} |\n" for key, value in (metrics or {}).items())
+    metric_rows = "".join(f"| {key} | {_format_metric(value)} |\n" for key, value in (metrics or {}).items()
+                          if value is not None)
     labels = ", ".join(class_names[:20]) + (f", … ({len(class_names)} in all)" if len(class_names) > 20 else "")
-    example = "photo.jpg: " + ", ".join(f"{name} {p:.3f}" for name, p in zip(class_names, (0.912, 0.061, 0.017)))
+    shown = zip(class_names, (0.912, 0.061, 0.017), strict=False)
+    example = "photo.jpg: " + ", ".join(f"{name} {p:.3f}" for name, p in shown)
     sections = [
         f"# {title}\n",
         f"An image classifier exported by TANGO as ONNX. It takes {input_size}x{input_size} RGB images "

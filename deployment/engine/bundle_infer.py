@@ -60,7 +60,7 @@ def predict(session, paths, *, input_size: int, labels, mean=IMAGENET_MEAN, std=
         chunk = paths[start:start + batch_size]
         batch = np.stack([preprocess_image(p, input_size, mean, std) for p in chunk])
         probabilities = softmax(session.run(None, {input_name: batch})[0])
-        for path, probs in zip(chunk, probabilities):
+        for path, probs in zip(chunk, probabilities, strict=True):
             order = np.argsort(-probs, kind="stable")[:top_k]
             top = [{"label": labels[i], "index": int(i), "probability": float(probs[i])} for i in order]
             results.append({"image": str(path), "top": top})

@@ -26,7 +26,7 @@ def line_chart(history, keys, title, percent=False):
         return HEIGHT - PAD - (HEIGHT - 2 * PAD) * (value - low) / ((high - low) or 1.0)
 
     series = []
-    for colour, key in zip(COLOURS, keys):
+    for colour, key in zip(COLOURS, keys, strict=False):
         points = [(x(r["epoch"]), y(r[key])) for r in history if r.get(key) is not None]
         latest = next(r[key] for r in reversed(history) if r.get(key) is not None)
         series.append({"key": key, "colour": colour, "latest": latest * 100 if percent else latest,
@@ -43,7 +43,7 @@ def confusion_matrix(matrix, class_names):
     peak = max((v for row in matrix or [] for v in row), default=0) or 1
     rows = [{"name": name, "cells": [{"value": v, "alpha": round(0.08 + 0.82 * v / peak, 2), "diagonal": i == j}
                                      for j, v in enumerate(row)]}
-            for i, (name, row) in enumerate(zip(class_names, matrix or []))]
+            for i, (name, row) in enumerate(zip(class_names, matrix or [], strict=False))]
     return {"rows": rows, "class_names": class_names}
 
 

@@ -88,7 +88,7 @@ class TrainResult:
     best_epoch: int
     best_top1: float  # fractions in [0, 1] throughout
     final: dict  # val_loss, top1, top5 of the returned (best) weights
-    per_class_accuracy: dict[str, float]
+    per_class_accuracy: dict[str, float | None]  # None for a class with no val images
     confusion_matrix: list[list[int]]  # rows: true class, columns: predicted class, in class_names order
     weights_path: str
     weights_sha256: str
@@ -301,7 +301,7 @@ class _Trainer:
         final = self._evaluate(with_predictions=True)
         confusion = _confusion_matrix(final.pop("targets"), final.pop("predictions"), len(self.class_names))
         per_class = {name: (row[i] / sum(row) if sum(row) else None)
-                     for i, (name, row) in enumerate(zip(self.class_names, confusion))}
+                     for i, (name, row) in enumerate(zip(self.class_names, confusion, strict=True))}
         weights = self.out_dir / "model.pt"
         _atomic_save(_cpu_state_dict(self.model), weights)
         profile = model_profile(self.model, self.config.input_size)

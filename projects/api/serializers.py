@@ -1,0 +1,184 @@
+"""Serializers for teams, datasets, projects and jobs.
+
+Writes go through projects.services; the Django ValidationError they raise becomes a 400 with field messages
+(tango_site.api_errors). Related rows are looked up in the requesting user's scope (projects.access), so an
+id from another team reads as "does not exist".
+"""
+
+from django.contrib.auth import get_user_model
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from projects import access, services
+from projects.jobs import latest_jobs, stage_blockers
+from projects.models import Dataset, Job, JobLogLine, Membership, Project, Role, Task, Team
+from projects.stages import STAGES
+from recommender.models import Device
+
+
+@extend_schema_field(OpenApiTypes.INT)
+class ScopedPrimaryKeyField(serializers.PrimaryKeyRelatedField):
+    """A primary key looked up among the rows `scope(user)` returns (e.g. access.teams_for)."""
+
+    def __init__(self, scope, **kwargs):
+        self.scope = scope
+        super().__init__(**kwargs)
+
+    def get_queryset(self):
+        return self.scope(self.context["request"].user)
+
+
+# --- teams ----------------------------------------------------------------------------------------------------
+
+
+class TeamSerializer(serializers.ModelSerializer):
+    role = serializers.CharField(read_only=True, help_text="The requesting user's role in the team.")
+
+    class Meta:
+        model = Team
+        fields = ["id", "name", "role", "created_at"]
+
+    def create(self, validated_data):
+        team = services.team_create(name=validated_data["name"], owner=self.context["request"].user)
+        team.role = Role.OWNER  # what the list annotates
+        return team
+
+
+class MembershipSerializer(serializers.ModelSerializer):
+    username = serializers.SlugRelatedField(source="user", slug_field="username",
+                                            queryset=get_user_model().objects.all())
+
+    class Meta:
+        model = Membership
+        fields = ["username", "role"]
+        validators = []  # adding an existing member changes their role (membership_set upserts)
+
+
+class RoleSerializer(serializers.Serializer):
+    role = serializers.ChoiceField(choices=Role.choices)
+
+
+# --- datasets -------------------------------------------------------------------------------------------------
+
+
+class DatasetSerializer(serializers.ModelSerializer):
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = Dataset
+        fields = ["id", "team", "name", "task", "class_names", "stats", "num_images", "size_bytes", "sha256",
+                  "created_by", "created_at"]
+        read_only_fields = fields
+
+
+class DatasetUploadSerializer(serializers.Serializer):
+    """Multipart upload: the zip is validated and unpacked by services.dataset_create."""
+
+    team = ScopedPrimaryKeyField(scope=access.teams_for)
+    name = serializers.CharField(max_length=100)
+    task = serializers.ChoiceField(choices=Task.choices)
+    file = serializers.FileField(write_only=True, help_text="A zip archive in the layout the task expects.")
+
+    def create(self, validated_data):
+        return services.dataset_create(
+            team=validated_data["team"], name=validated_data["name"], task=validated_data["task"],
+            upload=validated_data["file"], user=self.context["request"].user,
+        )
+
+    def to_representation(self, instance):
+        return DatasetSerializer(instance, context=self.context).data
+
+
+# --- jobs -----------------------------------------------------------------------------------------------------
+
+
+class JobSerializer(serializers.ModelSerializer):
+    requested_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = Job
+        fields = ["id", "project", "stage", "status", "progress", "progress_message", "result", "error", "queue",
+                  "attempt", "cancel_requested", "worker_host", "requested_by", "created_at", "started_at",
+                  "finished_at", "heartbeat_at"]
+        read_only_fields = fields
+
+
+class JobSummarySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Job
+        fields = ["id", "status", "progress"]
+        read_only_fields = fields
+
+
+class LogQuerySerializer(serializers.Serializer):
+    after = serializers.IntegerField(min_value=0, default=0, help_text="Return lines with seq greater than this.")
+    limit = serializers.IntegerField(min_value=1, max_value=5000, default=500)
+
+
+class LogLineSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = JobLogLine
+        fields = ["seq", "text", "created_at"]
+
+
+class LogPageSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=Job._meta.get_field("status").choices,
+                                     help_text="The job's status: stop polling once it is finished.")
+    lines = LogLineSerializer(many=True)
+    next_after = serializers.IntegerField(help_text="Pass as ?after= to get the following lines.")
+    has_more = serializers.BooleanField(help_text="More lines exist beyond this page already.")
+
+
+# --- projects -------------------------------------------------------------------------------------------------
+
+
+class StageSerializer(serializers.Serializer):
+    key = serializers.CharField()
+    label = serializers.CharField()
+    latest_job = JobSummarySerializer(allow_null=True)
+    blockers = serializers.ListField(child=serializers.CharField(), help_text="Why the stage cannot start now.")
+
+
+class ProjectSerializer(serializers.ModelSerializer):
+    team = ScopedPrimaryKeyField(scope=access.teams_for, help_text="Set on creation; a project stays in its team.")
+    dataset = ScopedPrimaryKeyField(scope=access.datasets_for)
+    device = serializers.PrimaryKeyRelatedField(queryset=Device.objects.all())
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = Project
+        fields = ["id", "team", *services.PROJECT_FIELDS, "created_by", "created_at", "updated_at"]
+        extra_kwargs = {
+            "latency_budget_ms": {"required": False, "help_text": "Defaults to the device's budget."},
+        }
+        validators = []  # services.project_create/update own the rules, the unique name included
+
+    def validate_team(self, team):
+        if self.instance is not None and team != self.instance.team:
+            raise serializers.ValidationError("A project cannot move to another team.")
+        return team
+
+    def create(self, validated_data):
+        return services.project_create(user=self.context["request"].user, **validated_data)
+
+    def update(self, instance, validated_data):
+        validated_data.pop("team", None)
+        return services.project_update(project=instance, **validated_data)
+
+
+class ProjectDetailSerializer(ProjectSerializer):
+    stages = serializers.SerializerMethodField()
+
+    class Meta(ProjectSerializer.Meta):
+        fields = [*ProjectSerializer.Meta.fields, "stages"]
+
+    @extend_schema_field(StageSerializer(many=True))
+    def get_stages(self, project):
+        latest = latest_jobs(project)
+        rows = [
+            {"key": stage.key, "label": stage.label, "latest_job": latest.get(stage.key),
+             "blockers": stage_blockers(project, stage.key, latest)}
+            for stage in STAGES
+        ]
+        return StageSerializer(rows, many=True).data

@@ -1,0 +1,215 @@
+"""REST views: scoped querysets from projects.access, writes through projects.services and projects.jobs.
+
+Outsiders get 404 for another team's rows (the querysets never contain them); viewers get 403 on writes.
+"""
+
+from django.contrib.auth import get_user_model
+from django.db.models import OuterRef, Subquery
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.response import Response
+
+from projects import access, services
+from projects.jobs import active_job_exists, job_cancel, job_enqueue, job_retry, pipeline_start
+from projects.models import Job, Membership, Role, Team
+from projects.stages import STAGE_BY_KEY
+from tango_site.api_errors import Conflict
+
+from . import serializers as s
+from .filters import DatasetFilter, JobFilter, ProjectFilter
+from .permissions import IsEditorOrReadOnly, IsOwnerOrReadOnly
+
+JOB_ACCEPTED = {202: s.JobSerializer, 409: OpenApiResponse(description="The stage cannot run now; detail says why.")}
+
+
+class TeamViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
+                  viewsets.GenericViewSet):
+    """The user's teams, with their role in each. Whoever creates a team owns it."""
+
+    queryset = Team.objects.none()  # the model, for the schema; get_queryset scopes
+    serializer_class = s.TeamSerializer
+    permission_classes = [IsAuthenticated, IsOwnerOrReadOnly]
+    search_fields = ["name"]
+    ordering_fields = ["name", "created_at"]
+
+    def get_queryset(self):
+        user = self.request.user
+        role = Membership.objects.filter(team=OuterRef("pk"), user=user).values("role")[:1]
+        return access.teams_for(user).annotate(role=Subquery(role))
+
+    @extend_schema(responses=s.MembershipSerializer(many=True))
+    @action(detail=True, methods=["get"], pagination_class=None, filter_backends=[])
+    def members(self, request, pk=None):
+        """The team's members and their roles."""
+        team = self.get_object()
+        memberships = team.memberships.select_related("user").order_by("user__username")
+        return Response(s.MembershipSerializer(memberships, many=True).data)
+
+    @extend_schema(request=s.MembershipSerializer, responses={201: s.MembershipSerializer})
+    @members.mapping.post
+    def add_member(self, request, pk=None):
+        """Add a user by username (owners only); adding a member again sets their role."""
+        team = self.get_object()
+        serializer = s.MembershipSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        membership = services.membership_set(team=team, user=data["user"], role=data.get("role", Role.VIEWER))
+        return Response(s.MembershipSerializer(membership).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=s.RoleSerializer, responses=s.MembershipSerializer)
+    @action(detail=True, methods=["patch"], url_path="members/(?P<username>[^/]+)")
+    def member(self, request, pk=None, username=None):
+        """Change a member's role (owners only)."""
+        team = self.get_object()
+        user = self._member(team, username)
+        serializer = s.RoleSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        membership = services.membership_set(team=team, user=user, role=serializer.validated_data["role"])
+        return Response(s.MembershipSerializer(membership).data)
+
+    @extend_schema(request=None, responses={204: None})
+    @member.mapping.delete
+    def remove_member(self, request, pk=None, username=None):
+        """Remove a member (owners only). The last owner stays."""
+        team = self.get_object()
+        services.membership_remove(team=team, user=self._member(team, username))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @staticmethod
+    def _member(team, username):
+        return get_object_or_404(get_user_model(), username=username, memberships__team=team)
+
+
+class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
+                     mixins.DestroyModelMixin, viewsets.GenericViewSet):
+    """Datasets of the user's teams. Create is a multipart upload of a zip (editors and owners)."""
+
+    permission_classes = [IsAuthenticated, IsEditorOrReadOnly]
+    filterset_class = DatasetFilter
+    search_fields = ["name"]
+    ordering_fields = ["name", "created_at", "num_images"]
+
+    def get_queryset(self):
+        return access.datasets_for(self.request.user).select_related("created_by")
+
+    def get_serializer_class(self):
+        return s.DatasetUploadSerializer if self.action == "create" else s.DatasetSerializer
+
+    @extend_schema(request={"multipart/form-data": s.DatasetUploadSerializer}, responses={201: s.DatasetSerializer})
+    def create(self, request, *args, **kwargs):
+        return super().create(request, *args, **kwargs)
+
+    def perform_create(self, serializer):
+        access.require_editor(self.request.user, serializer.validated_data["team"])
+        serializer.save()
+
+    def perform_destroy(self, instance):
+        services.dataset_delete(dataset=instance)
+
+
+class ProjectViewSet(viewsets.ModelViewSet):
+    """Projects of the user's teams; the detail shows each pipeline stage and what blocks it."""
+
+    permission_classes = [IsAuthenticated, IsEditorOrReadOnly]
+    filterset_class = ProjectFilter
+    search_fields = ["name"]
+    ordering_fields = ["name", "created_at", "updated_at"]
+
+    def get_queryset(self):
+        return access.projects_for(self.request.user).select_related("created_by")
+
+    def get_serializer_class(self):
+        return s.ProjectSerializer if self.action == "list" else s.ProjectDetailSerializer
+
+    def perform_create(self, serializer):
+        access.require_editor(self.request.user, serializer.validated_data["team"])
+        serializer.save()
+
+    def perform_destroy(self, instance):
+        if active_job_exists(instance):
+            raise Conflict("A job of this project is queued or running; cancel it first.")
+        instance.delete()
+
+    @extend_schema(request=None, responses=JOB_ACCEPTED,
+                   parameters=[OpenApiParameter("stage", str, OpenApiParameter.PATH, enum=list(STAGE_BY_KEY))])
+    @action(detail=True, methods=["post"], url_path="stages/(?P<stage>[^/.]+)/run")
+    def run_stage(self, request, pk=None, stage=None):
+        """Queue one stage (editors and owners); 409 says what must run first."""
+        if stage not in STAGE_BY_KEY:
+            raise NotFound(f"No stage {stage!r}.")
+        job = job_enqueue(project=self.get_object(), stage_key=stage, user=request.user)
+        return Response(s.JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=None, responses=JOB_ACCEPTED)
+    @action(detail=True, methods=["post"], url_path="pipeline/run")
+    def run_pipeline(self, request, pk=None):
+        """Queue the first stage not yet done (editors and owners)."""
+        job = pipeline_start(project=self.get_object(), user=request.user)
+        return Response(s.JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+
+@extend_schema_view(list=extend_schema(
+    parameters=[OpenApiParameter("project_pk", int, OpenApiParameter.PATH)], summary="A project's jobs, newest first"))
+class ProjectJobViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+    queryset = Job.objects.none()  # the model, for the schema; get_queryset scopes
+    serializer_class = s.JobSerializer
+    filterset_class = JobFilter
+
+    def get_queryset(self):
+        project = get_object_or_404(access.projects_for(self.request.user), pk=self.kwargs["project_pk"])
+        return project.jobs.select_related("requested_by")
+
+
+class JobViewSet(viewsets.ReadOnlyModelViewSet):
+    """Pipeline jobs of the user's teams, their logs, and cancel/retry (editors and owners)."""
+
+    serializer_class = s.JobSerializer
+    permission_classes = [IsAuthenticated, IsEditorOrReadOnly]
+    filterset_class = JobFilter
+    ordering_fields = ["created_at"]
+
+    def get_queryset(self):
+        return access.jobs_for(self.request.user).select_related("project__team", "requested_by")
+
+    @extend_schema(request=None, responses={200: s.JobSerializer, 409: JOB_ACCEPTED[409]})
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        """Cancel a queued job at once, or ask a running one to stop at its next step."""
+        return Response(s.JobSerializer(job_cancel(job=self.get_object(), user=request.user)).data)
+
+    @extend_schema(request=None, responses=JOB_ACCEPTED)
+    @action(detail=True, methods=["post"])
+    def retry(self, request, pk=None):
+        """Queue a failed or cancelled job again, as its next attempt."""
+        job = job_retry(job=self.get_object(), user=request.user)
+        return Response(s.JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(parameters=[s.LogQuerySerializer], responses=s.LogPageSerializer)
+    @action(detail=True, methods=["get"])
+    def log(self, request, pk=None):
+        """Log lines with seq greater than ?after=, oldest first, at most ?limit= of them."""
+        job = self.get_object()
+        query = s.LogQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        after, limit = query.validated_data["after"], query.validated_data["limit"]
+        lines = list(job.log_lines.filter(seq__gt=after).order_by("seq")[: limit + 1])
+        page = lines[:limit]
+        return Response(s.LogPageSerializer({
+            "status": job.status, "lines": page, "next_after": page[-1].seq if page else after,
+            "has_more": len(lines) > limit,
+        }).data)
+
+    @extend_schema(operation_id="jobs_log_text", responses={(200, "text/plain"): OpenApiTypes.STR})
+    def log_text(self, request, pk=None):
+        """The whole log as a download (routed by hand: the file name takes no trailing slash)."""
+        job = self.get_object()
+        text = "".join(f"{line}\n" for line in job.log_lines.order_by("seq").values_list("text", flat=True))
+        response = HttpResponse(text, content_type="text/plain; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="job-{job.pk}-{job.stage}.log"'
+        return response

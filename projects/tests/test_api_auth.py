@@ -1,0 +1,55 @@
+"""Signing in to the API (session or token) and the OpenAPI schema."""
+
+import json
+
+import pytest
+import yaml
+from django.core.management import call_command
+from drf_spectacular.validation import validate_schema
+from rest_framework.test import APIClient
+
+
+def test_a_token_is_issued_for_a_username_and_password(world):
+    response = APIClient().post("/api/auth/token/", {"username": "carol", "password": "pw-carol"}, format="json")
+    assert response.status_code == 200
+    assert response.data["token"] == world.users["carol"].auth_token.key
+
+
+def test_a_wrong_password_gets_no_token(world):
+    response = APIClient().post("/api/auth/token/", {"username": "carol", "password": "guess"}, format="json")
+    assert response.status_code == 400
+
+
+def test_the_token_authenticates_requests(world):
+    token = APIClient().post("/api/auth/token/", {"username": "carol", "password": "pw-carol"}).data["token"]
+    client = APIClient(HTTP_AUTHORIZATION=f"Token {token}")
+    assert [t["name"] for t in client.get("/api/teams/").data["results"]] == ["Vision"]
+    assert client.patch(f"/api/projects/{world.project.pk}/", {"name": "x"}, format="json").status_code == 403
+
+
+def test_without_credentials_or_with_a_bad_token_the_answer_is_403(world):
+    # Session authentication comes first in REST_FRAMEWORK, and it offers no WWW-Authenticate challenge, so
+    # DRF answers 403 (not 401) for both.
+    assert APIClient().get("/api/projects/").status_code == 403
+    response = APIClient(HTTP_AUTHORIZATION="Token not-a-token").get("/api/projects/")
+    assert (response.status_code, str(response.data["detail"])) == (403, "Invalid token.")
+
+
+@pytest.mark.django_db
+def test_the_schema_is_valid_openapi_3_in_yaml_and_json(client_for, world):
+    carol = client_for("viewer")
+    as_yaml = yaml.safe_load(carol.get("/api/schema/").content)
+    as_json = json.loads(carol.get("/api/schema/", {"format": "json"}).content)
+    assert as_yaml == as_json
+    assert as_json["openapi"].startswith("3.")
+    validate_schema(as_json)
+    assert "/api/projects/{id}/stages/{stage}/run/" in as_json["paths"]
+
+
+@pytest.mark.django_db
+def test_the_docs_page_renders(client_for, world):
+    assert client_for("viewer").get("/api/docs/").status_code == 200
+
+
+def test_the_schema_generates_without_warnings(tmp_path):
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(tmp_path / "schema.yaml"))

@@ -1,0 +1,148 @@
+"""Who may do what, endpoint by endpoint: the access rules of the REST API as one table.
+
+Outsiders (and staff, who are no team's members) get 404 for a team's rows, never 403: they must not learn that
+the rows exist. Viewers read and get 403 on writes. Anonymous requests get 403: session authentication is
+listed first in REST_FRAMEWORK, so DRF answers 403 rather than 401 (there is no WWW-Authenticate to offer).
+"""
+
+import re
+
+import pytest
+from django.core.files.uploadedfile import UploadedFile
+from drf_spectacular.generators import SchemaGenerator
+
+from .test_api_datasets import upload_body
+
+PERSONAS = ("owner", "editor", "viewer", "outsider", "staff", "anonymous")
+
+
+def device_body(name):
+    return {
+        "name": name, "tier": "on_device", "cpu_arch": "aarch64", "accelerator_kind": "nvidia_gpu",
+        "peak_fp32_gflops": 470.0, "memory_bandwidth_gbps": 25.6, "memory_mb": 4096, "os": "JetPack 4.6",
+        "engines": ["tensorrt", "onnxruntime"],
+    }
+
+
+def project_body(w, name):
+    return {"team": w.team.pk, "name": name, "task": "classification", "dataset": w.dataset.pk,
+            "device": w.device.pk, "engine": "pytorch", "latency_budget_ms": 50}
+
+
+# endpoint: (method, path, body). Paths are filled from the world: {team}, {project}, … are ids.
+REQUESTS = {
+    "list teams": ("GET", "/api/teams/", None),
+    "create team": ("POST", "/api/teams/", {"name": "Night shift"}),
+    "read team": ("GET", "/api/teams/{team}/", None),
+    "list members": ("GET", "/api/teams/{team}/members/", None),
+    "add member": ("POST", "/api/teams/{team}/members/", {"username": "frank", "role": "viewer"}),
+    "change member role": ("PATCH", "/api/teams/{team}/members/{member}/", {"role": "editor"}),
+    "remove member": ("DELETE", "/api/teams/{team}/members/{member}/", None),
+    "list devices": ("GET", "/api/devices/", None),
+    "read device": ("GET", "/api/devices/{device}/", None),
+    "create device": ("POST", "/api/devices/", device_body("Jetson_Test")),
+    "replace device": ("PUT", "/api/devices/{spare_device}/", device_body("Spare_Board")),
+    "change device": ("PATCH", "/api/devices/{device}/", {"notes": "Measured in the lab."}),
+    "delete device": ("DELETE", "/api/devices/{spare_device}/", None),
+    "list engines": ("GET", "/api/engines/", None),
+    "read engine": ("GET", "/api/engines/{engine}/", None),
+    "list datasets": ("GET", "/api/datasets/", None),
+    "read dataset": ("GET", "/api/datasets/{dataset}/", None),
+    "upload dataset": ("POST", "/api/datasets/", upload_body),
+    "delete dataset": ("DELETE", "/api/datasets/{spare_dataset}/", None),
+    "list projects": ("GET", "/api/projects/", None),
+    "create project": ("POST", "/api/projects/", lambda w: project_body(w, "Second try")),
+    "read project": ("GET", "/api/projects/{project}/", None),
+    "replace project": ("PUT", "/api/projects/{project}/", lambda w: project_body(w, "Renamed")),
+    "change project": ("PATCH", "/api/projects/{project}/", {"description": "Sorts flowers."}),
+    "delete project": ("DELETE", "/api/projects/{spare_project}/", None),
+    "list project jobs": ("GET", "/api/projects/{project}/jobs/", None),
+    "run stage": ("POST", "/api/projects/{project}/stages/{stage}/run/", None),
+    "run pipeline": ("POST", "/api/projects/{project}/pipeline/run/", None),
+    "list jobs": ("GET", "/api/jobs/", None),
+    "read job": ("GET", "/api/jobs/{failed_job}/", None),
+    "read job log": ("GET", "/api/jobs/{failed_job}/log/", None),
+    "download job log": ("GET", "/api/jobs/{failed_job}/log.txt", None),
+    "cancel job": ("POST", "/api/jobs/{queued_job}/cancel/", None),
+    "retry job": ("POST", "/api/jobs/{failed_job}/retry/", None),
+}
+
+EXPECTED = {
+    #                       owner  editor viewer outsider staff anonymous
+    "list teams":           (200,  200,   200,   200,     200,  403),
+    "create team":          (201,  201,   201,   201,     201,  403),
+    "read team":            (200,  200,   200,   404,     404,  403),
+    "list members":         (200,  200,   200,   404,     404,  403),
+    "add member":           (201,  403,   403,   404,     404,  403),
+    "change member role":   (200,  403,   403,   404,     404,  403),
+    "remove member":        (204,  403,   403,   404,     404,  403),
+    "list devices":         (200,  200,   200,   200,     200,  403),
+    "read device":          (200,  200,   200,   200,     200,  403),
+    "create device":        (403,  403,   403,   403,     201,  403),
+    "replace device":       (403,  403,   403,   403,     200,  403),
+    "change device":        (403,  403,   403,   403,     200,  403),
+    "delete device":        (403,  403,   403,   403,     204,  403),
+    "list engines":         (200,  200,   200,   200,     200,  403),
+    "read engine":          (200,  200,   200,   200,     200,  403),
+    "list datasets":        (200,  200,   200,   200,     200,  403),
+    "read dataset":         (200,  200,   200,   404,     404,  403),
+    # Outsiders name a team that is not theirs: the id "does not exist" for them (400), as for staff.
+    "upload dataset":       (201,  201,   403,   400,     400,  403),
+    "delete dataset":       (204,  204,   403,   404,     404,  403),
+    "list projects":        (200,  200,   200,   200,     200,  403),
+    "create project":       (201,  201,   403,   400,     400,  403),
+    "read project":         (200,  200,   200,   404,     404,  403),
+    "replace project":      (200,  200,   403,   404,     404,  403),
+    "change project":       (200,  200,   403,   404,     404,  403),
+    "delete project":       (204,  204,   403,   404,     404,  403),
+    "list project jobs":    (200,  200,   200,   404,     404,  403),
+    "run stage":            (202,  202,   403,   404,     404,  403),
+    "run pipeline":         (202,  202,   403,   404,     404,  403),
+    "list jobs":            (200,  200,   200,   200,     200,  403),
+    "read job":             (200,  200,   200,   404,     404,  403),
+    "read job log":         (200,  200,   200,   404,     404,  403),
+    "download job log":     (200,  200,   200,   404,     404,  403),
+    "cancel job":           (200,  200,   403,   404,     404,  403),
+    "retry job":            (202,  202,   403,   404,     404,  403),
+}
+
+# Operations outside the persona table, each with its own tests.
+NOT_IN_MATRIX = {
+    ("POST", "/api/auth/token/"),  # username and password, no session: test_api_auth
+}
+
+CASES = [
+    pytest.param(endpoint, persona, status, id=f"{endpoint} as {persona}")
+    for endpoint, statuses in EXPECTED.items()
+    for persona, status in zip(PERSONAS, statuses, strict=True)
+]
+
+
+def ids(w):
+    return {
+        "team": w.team.pk, "member": "carol", "device": w.device.pk, "spare_device": w.spare_device.pk,
+        "engine": "onnxruntime", "dataset": w.dataset.pk, "spare_dataset": w.spare_dataset.pk,
+        "project": w.project.pk, "spare_project": w.spare_project.pk, "stage": "recommend",
+        "failed_job": w.failed_job.pk, "queued_job": w.queued_job.pk,
+    }
+
+
+@pytest.mark.parametrize(("endpoint", "persona", "expected"), CASES)
+def test_access_matrix(endpoint, persona, expected, world, client_for):
+    method, path, body = REQUESTS[endpoint]
+    body = body(world) if callable(body) else body
+    multipart = any(isinstance(value, UploadedFile) for value in (body or {}).values())
+    send = getattr(client_for(persona), method.lower())
+    response = send(path.format(**ids(world)), body, format="multipart" if multipart else "json")
+    assert response.status_code == expected, getattr(response, "data", response.content)
+
+
+def test_the_matrix_covers_every_operation_of_the_schema():
+    def shape(path):
+        return re.sub(r"\{[^}]+\}", "{}", path)
+
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    documented = {(method.upper(), shape(path)) for path, ops in schema["paths"].items() for method in ops}
+    tested = {(method, shape(path)) for method, path, _ in REQUESTS.values()} | NOT_IN_MATRIX
+    assert documented == tested
+    assert EXPECTED.keys() == REQUESTS.keys()
