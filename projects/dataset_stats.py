@@ -1,0 +1,163 @@
+"""What the dataset page draws from `Dataset.stats`. Django-free.
+
+The stats dict comes from the dataset validator and may grow new keys, so every reader here is defensive: a
+section appears only when its key is present and well formed, and keys nobody reads are listed as they are.
+"""
+
+import json
+from dataclasses import dataclass, field
+
+# Keys the validator has used for images per class: {class: n} or {class: {split: n}}.
+CLASS_COUNT_KEYS = ("class_counts", "images_per_class")
+SIZE_KEYS = ("image_width", "image_height", "common_sizes", "image_sizes")
+SHOWN_KEYS = {*CLASS_COUNT_KEYS, *SIZE_KEYS, "split_counts", "boxes_per_class", "task", "class_names",
+              "num_images", "size_bytes"}
+# A fixed palette keeps a split's colour the same on every page; unknown splits cycle through the rest.
+SPLIT_COLORS = {"train": "#4f46e5", "val": "#0ea5e9", "test": "#f59e0b", "all": "#4f46e5"}
+SPARE_COLORS = ("#10b981", "#ef4444", "#8b5cf6", "#64748b")
+MAX_BARS = 40
+
+
+def _count(value) -> int | None:
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0 else None
+
+
+def class_split_counts(stats: dict) -> dict[str, dict[str, int]]:
+    """{class: {split: images}}; a flat {class: n} becomes {class: {"all": n}}."""
+    raw = next((stats[k] for k in CLASS_COUNT_KEYS if isinstance(stats.get(k), dict)), {})
+    counts: dict[str, dict[str, int]] = {}
+    for name, value in raw.items():
+        if isinstance(value, dict):
+            splits = {str(s): n for s, v in value.items() if (n := _count(v)) is not None}
+        else:
+            splits = {"all": n} if (n := _count(value)) is not None else {}
+        if splits:
+            counts[str(name)] = splits
+    return counts
+
+
+def split_counts(stats: dict) -> dict[str, int]:
+    raw = stats.get("split_counts")
+    if not isinstance(raw, dict):
+        return {}
+    return {str(s): n for s, v in raw.items() if (n := _count(v)) is not None}
+
+
+@dataclass
+class Segment:
+    split: str
+    value: int
+    x: float
+    width: float
+    color: str
+
+
+@dataclass
+class Bar:
+    label: str
+    total: int
+    y: float
+    segments: list[Segment] = field(default_factory=list)
+
+    @property
+    def end(self) -> float:
+        """Where the total's label goes: just right of the bar."""
+        return self.segments[-1].x + self.segments[-1].width if self.segments else 0.0
+
+
+@dataclass
+class BarChart:
+    """Geometry of a horizontal stacked bar chart, drawn by the template as SVG."""
+
+    bars: list[Bar]
+    legend: list[tuple[str, str]]
+    width: int
+    height: int
+    label_width: int
+    bar_height: int
+    hidden: int  # classes left out beyond MAX_BARS
+
+    @property
+    def label_x(self) -> int:
+        return self.label_width - 8
+
+    @property
+    def text_y(self) -> int:
+        """Baseline that centres 12px text in a bar."""
+        return self.bar_height - 5
+
+
+def split_color(split: str, order: list[str]) -> str:
+    if split in SPLIT_COLORS:
+        return SPLIT_COLORS[split]
+    return SPARE_COLORS[order.index(split) % len(SPARE_COLORS)]
+
+
+def bar_chart(counts: dict[str, dict[str, int]], *, width: int = 640, label_width: int = 150,
+              bar_height: int = 18, gap: int = 6) -> BarChart | None:
+    if not counts:
+        return None
+    splits = sorted({s for c in counts.values() for s in c}, key=lambda s: (s not in SPLIT_COLORS, s))
+    # Biggest classes first: imbalance is what a user looks for.
+    ordered = sorted(counts.items(), key=lambda kv: -sum(kv[1].values()))
+    shown = ordered[:MAX_BARS]
+    peak = max(sum(c.values()) for _, c in shown) or 1
+    scale = (width - label_width - 60) / peak  # 60px right margin for the total
+    bars = []
+    for row, (name, by_split) in enumerate(shown):
+        bar = Bar(label=name, total=sum(by_split.values()), y=row * (bar_height + gap))
+        x = float(label_width)
+        for split in splits:
+            if value := by_split.get(split, 0):
+                bar.segments.append(Segment(split, value, x, value * scale, split_color(split, splits)))
+                x += value * scale
+        bars.append(bar)
+    return BarChart(
+        bars=bars, legend=[(s, split_color(s, splits)) for s in splits], width=width,
+        height=len(bars) * (bar_height + gap), label_width=label_width, bar_height=bar_height,
+        hidden=len(ordered) - len(shown),
+    )
+
+
+def _range(value) -> str | None:
+    """"28–640, mean 212" from {"min", "max", "mean"}; just "16" when every image has the same size."""
+    if not (isinstance(value, dict) and all(_count(value.get(k)) is not None for k in ("min", "max"))):
+        return None
+    if value["min"] == value["max"]:
+        return f"{value['min']:.0f}"
+    mean = f", mean {value['mean']:.0f}" if _count(value.get("mean")) is not None else ""
+    return f"{value['min']:.0f}–{value['max']:.0f}{mean}"
+
+
+def image_sizes(stats: dict) -> dict:
+    """Width and height ranges plus the most common sizes, as far as the stats tell."""
+    common = []
+    for item in stats.get("common_sizes") or []:
+        if isinstance(item, dict) and all(_count(item.get(k)) is not None for k in ("width", "height")):
+            common.append({"size": f"{item['width']}×{item['height']}", "count": _count(item.get("count"))})
+    return {"width": _range(stats.get("image_width")), "height": _range(stats.get("image_height")),
+            "common": common}
+
+
+def other_stats(stats: dict) -> list[tuple[str, str]]:
+    """Keys this page has no section for, shown compactly so nothing the validator found is hidden."""
+    rows = []
+    for key in sorted(k for k in stats if k not in SHOWN_KEYS):
+        if stats[key] in (None, [], {}, ""):  # "no background images", "nothing ignored": not worth a row
+            continue
+        text = json.dumps(stats[key], ensure_ascii=False, default=str)
+        rows.append((key, text if len(text) <= 200 else text[:199] + "…"))
+    return rows
+
+
+def dataset_summary(stats: dict) -> dict:
+    stats = stats if isinstance(stats, dict) else {}
+    counts = class_split_counts(stats)
+    boxes = stats.get("boxes_per_class")
+    return {
+        "chart": bar_chart(counts),
+        "splits": split_counts(stats),
+        "sizes": image_sizes(stats),
+        "boxes": {str(k): v for k, v in boxes.items()} if isinstance(boxes, dict) else {},
+        "other": other_stats(stats),
+    }

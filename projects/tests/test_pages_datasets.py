@@ -1,0 +1,132 @@
+"""Dataset pages: upload errors shown inline (htmx and not), the stats page, and the stats readers."""
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+
+from projects.dataset_stats import bar_chart, class_split_counts, dataset_summary
+from projects.models import Dataset
+
+from .pages_fixtures import *  # noqa: F403
+from .pages_fixtures import STATS
+
+UPLOAD = reverse("projects:dataset_upload")
+
+
+def upload(client, team, filename, content=b"hello", headers=None, **extra):
+    data = {"team": team.pk, "name": "new-pets", "task": "classification",
+            "file": SimpleUploadedFile(filename, content), **extra}
+    return client.post(UPLOAD, data, headers=headers or {})
+
+
+def test_a_file_that_is_not_a_zip_is_refused_inline_with_htmx(client, owner, team, htmx):
+    client.force_login(owner)
+    response = upload(client, team, "notes.txt", headers=htmx)
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert "<html" not in body and "hx-encoding=\"multipart/form-data\"" in body
+    assert "notes.txt is not a .zip archive" in body
+    assert 'value="new-pets"' in body, "the other answers are kept"
+    assert not Dataset.objects.filter(name="new-pets").exists()
+
+
+def test_a_file_that_is_not_a_zip_is_refused_on_a_full_page_without_htmx(client, editor, team):
+    client.force_login(editor)
+    body = upload(client, team, "notes.txt").content.decode()
+    assert "<html" in body and "notes.txt is not a .zip archive" in body
+
+
+def test_a_zip_named_file_that_is_not_a_zip_shows_the_validators_message_next_to_the_file(
+        client, owner, team, htmx, settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+    client.force_login(owner)
+    body = upload(client, team, "pets.zip", b"definitely not a zip archive", headers=htmx).content.decode()
+    field = body[body.index('id="field-file"'):]
+    assert "The upload is not a zip archive or is damaged" in field[:field.index('id="id_file_helptext"')]
+    assert not Dataset.objects.filter(name="new-pets").exists()
+
+
+def test_a_real_upload_goes_to_the_dataset_page_with_its_stats(client, editor, team, htmx, settings, tmp_path):
+    from projects.datasets.digits import make_digits_zip
+
+    settings.MEDIA_ROOT = tmp_path / "media"
+    archive = make_digits_zip(tmp_path / "digits.zip", upscale=1).read_bytes()
+    client.force_login(editor)
+    response = upload(client, team, "digits.zip", archive, headers=htmx, name="digits")
+    dataset = Dataset.objects.get(name="digits")
+    assert response["HX-Redirect"] == reverse("projects:dataset_detail", args=[dataset.pk])
+    assert dataset.created_by == editor and dataset.num_images == 1797
+
+    page = client.get(response["HX-Redirect"]).content.decode()
+    assert page.count("<rect x=") >= 10, "ten digit classes, split into train and val"
+    assert "8×8" in page, "8×8 scans"
+
+
+def test_an_outsider_cannot_upload_into_a_team_they_are_not_in(client, outsider, team, htmx):
+    client.force_login(outsider)
+    body = upload(client, team, "pets.zip", headers=htmx).content.decode()
+    assert "Select a valid choice" in body
+    assert not Dataset.objects.filter(name="new-pets").exists()
+
+
+def test_the_upload_form_shows_a_progress_bar_and_only_editable_teams(client, editor, team, outsider_team):
+    client.force_login(editor)
+    body = client.get(UPLOAD + "?task=detection").content.decode()
+    assert "data-upload-progress" in body and 'class="progress-bar"' in body
+    assert team.name in body and outsider_team.name not in body
+    detection = body[body.index('value="detection"'):]
+    assert detection.index("checked") < detection.index(">"), "the wizard's link pre-selects the task"
+
+
+def test_the_dataset_page_shows_classes_chart_splits_and_sizes(client, viewer, digits):
+    client.force_login(viewer)
+    body = client.get(reverse("projects:dataset_detail", args=[digits.pk])).content.decode()
+    assert '<svg class="chart"' in body
+    assert body.count("<rect x=") == 4, "two classes × two splits"
+    assert "cat · train: 50" in body
+    assert "28–640, mean 212 px" in body and "224×224" in body
+    assert "modes" in body, "keys without a section are still listed"
+
+
+@pytest.mark.parametrize("stats", [{}, {"class_counts": "junk"}, {"images_per_class": {"a": 3, "b": "x"}},
+                                   {"common_sizes": [{"width": 1}], "image_width": {"min": "?"}}])
+def test_the_dataset_page_survives_stats_of_any_shape(client, owner, digits, stats):
+    digits.stats = stats
+    digits.save()
+    client.force_login(owner)
+    assert client.get(reverse("projects:dataset_detail", args=[digits.pk])).status_code == 200
+
+
+def test_class_names_are_escaped_in_the_chart(client, owner, digits):
+    digits.stats = {"images_per_class": {"<script>alert(1)</script>": 3}}
+    digits.save()
+    client.force_login(owner)
+    body = client.get(reverse("projects:dataset_detail", args=[digits.pk])).content.decode()
+    assert "<script>alert(1)" not in body and "&lt;script&gt;" in body
+
+
+def test_flat_counts_become_one_split():
+    assert class_split_counts({"images_per_class": {"a": 3, "b": 0, "c": True}}) == {"a": {"all": 3}, "b": {"all": 0}}
+
+
+def test_bars_are_sorted_biggest_first_and_scaled_to_the_widest():
+    chart = bar_chart({"small": {"train": 1}, "big": {"train": 4, "val": 4}}, width=400, label_width=100)
+    assert [b.label for b in chart.bars] == ["big", "small"]
+    big, small = chart.bars
+    assert big.end == pytest.approx(400 - 60)
+    assert small.segments[0].width == pytest.approx((big.end - 100) / 8)
+    assert [s for s, _ in chart.legend] == ["train", "val"]
+
+
+def test_summary_of_the_validators_stats():
+    summary = dataset_summary(STATS)
+    assert summary["splits"] == {"train": 90, "val": 20}
+    assert summary["sizes"]["common"][0] == {"size": "224×224", "count": 80}
+    assert [key for key, _ in summary["other"]] == ["modes", "split_generated"]
+
+
+def test_empty_findings_are_not_listed_and_equal_sizes_read_as_one_number():
+    summary = dataset_summary({"ignored_files": [], "images_without_boxes": None,
+                               "image_width": {"min": 8, "max": 8, "mean": 8}})
+    assert summary["other"] == []
+    assert summary["sizes"]["width"] == "8"

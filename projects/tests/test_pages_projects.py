@@ -1,0 +1,124 @@
+"""Projects list, detail and edit pages; the device catalog page; sign in and out."""
+
+from django.urls import reverse
+
+from projects.models import Job, JobStatus
+from projects.tests import factories
+
+from .pages_fixtures import *  # noqa: F403
+
+
+def test_the_list_shows_each_projects_task_device_engine_and_latest_stage(client, viewer, project):
+    Job.objects.create(project=project, stage="train", queue="gpu", status=JobStatus.RUNNING)
+    client.force_login(viewer)
+    body = client.get(reverse("projects:list")).content.decode()
+    assert project.name in body and "Image classification" in body and project.device.name in body
+    assert "tensorrt" in body
+    row = body[body.index(project.name):]
+    row = row[:row.index("</tr>")]
+    assert "Train</span>" in row and "badge-running" in row
+
+
+def test_a_project_without_jobs_reads_not_started(client, owner, project):
+    project.jobs.all().delete()
+    client.force_login(owner)
+    assert b"badge-idle" in client.get(reverse("projects:list")).content
+
+
+def test_the_detail_page_shows_the_record_and_the_pipeline_panel(client, editor, project):
+    client.force_login(editor)
+    body = client.get(reverse("projects:detail", args=[project.pk])).content.decode()
+    record = ("TensorRT", "FP16", "224 px", "80 ms", "device memory (4096 MiB)", "Step by step", project.dataset.name)
+    for text in record:
+        assert text in body
+    assert '<div id="pipeline-panel">' in body and 'id="stage-recommend"' in body
+
+
+def test_an_editor_saves_settings_through_project_update(client, editor, project, odroid, htmx):
+    client.force_login(editor)
+    data = _edit_data(project, device=odroid.pk, engine="tflite", precision="int8", latency_budget_ms=300)
+    response = client.post(reverse("projects:edit", args=[project.pk]), data, headers=htmx)
+    assert response["HX-Redirect"] == reverse("projects:detail", args=[project.pk])
+    project.refresh_from_db()
+    assert (project.device, project.engine, project.precision, project.latency_budget_ms) == (
+        odroid, "tflite", "int8", 300)
+
+
+def test_the_edit_form_shows_project_validates_message_for_an_engine_the_device_cannot_run(
+        client, owner, project, odroid, htmx):
+    client.force_login(owner)
+    data = _edit_data(project, device=odroid.pk, engine="tensorrt")
+    body = client.post(reverse("projects:edit", args=[project.pk]), data, headers=htmx).content.decode()
+    assert "<html" not in body
+    field = body[body.index('id="field-engine"'):]
+    assert "Test_Odroid_N2 does not run TensorRT" in field[:field.index('id="field-precision"')]
+    project.refresh_from_db()
+    assert project.device != odroid
+
+
+def test_the_edit_form_without_htmx_redirects_after_saving(client, owner, project):
+    client.force_login(owner)
+    response = client.post(reverse("projects:edit", args=[project.pk]), _edit_data(project, name="renamed"))
+    assert response.status_code == 302
+    project.refresh_from_db()
+    assert project.name == "renamed"
+
+
+def test_the_catalog_page_shows_device_cards_and_staff_get_the_admin_link(client, viewer, jetson, odroid):
+    client.force_login(viewer)
+    body = client.get(reverse("projects:device_list")).content.decode()
+    assert jetson.name in body and "Mali-G52" in body and "TensorRT" in body
+    assert "Edit in admin" not in body
+    viewer.is_staff = True
+    viewer.save()
+    body = client.get(reverse("projects:device_list")).content.decode()
+    assert reverse("admin:recommender_device_change", args=[jetson.pk]) in body
+
+
+def test_the_top_bar_links_every_section_and_admin_only_for_staff(client, owner):
+    client.force_login(owner)
+    body = client.get(reverse("projects:list")).content.decode()
+    for url in ("projects:list", "projects:dataset_list", "projects:device_list"):
+        assert f'href="{reverse(url)}"' in body
+    assert 'href="/api/docs/"' in body and 'href="/admin/"' not in body
+    assert """hx-headers='{"X-CSRFToken": """ in body
+    assert "/static/vendor/htmx.min.js" in body and "/static/vendor/htmx-ext-ws.min.js" in body
+
+
+def test_sign_in_lands_on_the_projects_and_sign_out_on_the_login_page(client, owner):
+    owner.set_password("pw")
+    owner.save()
+    assert b"Sign in to TANGO" in client.get(reverse("login")).content
+    response = client.post(reverse("login"), {"username": "alice", "password": "pw"})
+    assert response.url == reverse("projects:list")
+    response = client.post(reverse("logout"))
+    assert response.url == reverse("login")
+    assert client.get(reverse("projects:list")).status_code == 302
+
+
+def test_a_wrong_password_is_reported_on_the_login_page(client, owner):
+    body = client.post(reverse("login"), {"username": "alice", "password": "nope"}).content.decode()
+    assert 'class="error"' in body and "correct username and password" in body
+
+
+def _edit_data(project, **changes):
+    data = {
+        "name": project.name, "description": project.description, "dataset": project.dataset_id,
+        "device": project.device_id, "engine": project.engine, "precision": project.precision,
+        "input_size": project.input_size, "latency_budget_ms": project.latency_budget_ms,
+        "memory_limit_mb": project.memory_limit_mb or "", "run_mode": project.run_mode,
+    }
+    data.update(changes)
+    return data
+
+
+def test_the_catalog_groups_devices_by_tier_in_the_designs_order(client, viewer):
+    from recommender.models import Device, Tier
+
+    client.force_login(viewer)
+    for tier in (Tier.ON_DEVICE, Tier.PC, Tier.CLOUD):
+        factories.device(f"Test_{tier}", tier=tier)
+    body = client.get(reverse("projects:device_list")).content.decode()
+    headings = [body.index(f"<h2>{label} ") for label in ("Cloud", "PC", "On-device")]
+    assert headings == sorted(headings)
+    assert Device.objects.filter(name__startswith="Test_").count() == 3

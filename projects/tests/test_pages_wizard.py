@@ -1,0 +1,174 @@
+"""The project creation wizard, end to end with htmx (fragments, HX-Redirect) and without (full pages, 302)."""
+
+import pytest
+from django.urls import reverse
+
+from projects.models import Project
+
+from .pages_fixtures import *  # noqa: F403
+
+URL = reverse("projects:create")
+
+
+def basics(team, **extra):
+    return {"step": "basics", "team": team.pk, "name": "pets-on-odroid", "description": "", "task": "classification",
+            **extra}
+
+
+def environment(**extra):
+    return {"engine": "onnxruntime", "precision": "int8", "input_size": 224, "latency_budget_ms": "",
+            "memory_limit_mb": "512", "run_mode": "auto", **extra}
+
+
+def answers(team, dataset, device, **extra):
+    """Everything the wizard has collected by the review step."""
+    data = {**basics(team), "dataset": dataset.pk, "device": device.pk, **environment()}
+    data.update(extra)
+    return data
+
+
+def post(client, data, headers=None):
+    return client.post(URL, {"action": "next", **data}, headers=headers or {})
+
+
+def test_wizard_with_htmx_swaps_fragments_and_redirects_to_the_project(client, owner, team, digits, odroid, htmx):
+    client.force_login(owner)
+    page = client.get(URL)
+    assert b'id="wizard"' in page.content and b"<html" in page.content
+
+    step2 = post(client, basics(team), htmx)
+    assert b"<html" not in step2.content, "htmx gets the wizard fragment, not the page"
+    assert b'name="step" value="dataset"' in step2.content
+    assert digits.name.encode() in step2.content
+
+    step3 = post(client, {**basics(team), "step": "dataset", "dataset": digits.pk}, htmx)
+    assert b'name="step" value="device"' in step3.content
+    assert odroid.name.encode() in step3.content and b"Mali-G52" in step3.content
+
+    step4 = post(client, {**basics(team), "step": "device", "dataset": digits.pk, "device": odroid.pk}, htmx)
+    assert b'name="step" value="environment"' in step4.content
+    assert b'value="250"' in step4.content, "the latency budget defaults from the device"
+    assert b'value="tensorrt"' not in step4.content, "only the device's engines are offered"
+
+    review = post(client, {**answers(team, digits, odroid), "step": "environment"}, htmx)
+    assert b'name="step" value="review"' in review.content
+    assert b"ONNX Runtime" in review.content and b"250 ms" in review.content
+
+    created = client.post(URL, {**answers(team, digits, odroid), "step": "review", "action": "create"},
+                          headers=htmx)
+    project = Project.objects.get(name="pets-on-odroid")
+    assert created.status_code == 200
+    assert created["HX-Redirect"] == reverse("projects:detail", args=[project.pk])
+    assert (project.team, project.dataset, project.device, project.engine) == (team, digits, odroid, "onnxruntime")
+    assert (project.precision, project.latency_budget_ms, project.memory_limit_mb, project.run_mode) == (
+        "int8", 250.0, 512, "auto")
+    assert project.created_by == owner
+
+
+def test_wizard_without_javascript_renders_pages_and_redirects(client, editor, team, digits, jetson):
+    client.force_login(editor)
+    step2 = post(client, basics(team))
+    assert b"<html" in step2.content and b'name="step" value="dataset"' in step2.content
+    review = post(client, {**answers(team, digits, jetson, engine="tensorrt", precision="fp16"), "step": "environment"})
+    assert b"<html" in review.content and b"TensorRT" in review.content
+
+    created = client.post(URL, {**answers(team, digits, jetson, engine="tensorrt", precision="fp16"),
+                                "step": "review", "action": "create"})
+    project = Project.objects.get(name="pets-on-odroid")
+    assert created.status_code == 302
+    assert created.url == reverse("projects:detail", args=[project.pk])
+
+
+def test_engine_the_device_cannot_run_shows_project_validates_message_next_to_the_field(
+        client, owner, team, digits, odroid, htmx):
+    client.force_login(owner)
+    response = post(client, {**answers(team, digits, odroid, engine="tensorrt"), "step": "environment"}, htmx)
+    body = response.content.decode()
+    assert 'name="step" value="environment"' in body, "the step stays put"
+    field = body[body.index('id="field-engine"'):]
+    field = field[:field.index("</div>", field.index("<select"))]
+    assert "Test_Odroid_N2 does not run TensorRT" in field
+    assert not Project.objects.exists()
+
+
+def test_changing_the_engine_redraws_the_step_with_its_precisions(client, owner, team, digits, jetson, htmx):
+    client.force_login(owner)
+    data = {**answers(team, digits, jetson, engine="pytorch", precision="int8"), "step": "environment"}
+    response = client.post(URL, {**data, "action": "refresh"}, headers=htmx)
+    body = response.content.decode()
+    assert 'name="step" value="environment"' in body
+    assert 'value="int8"' not in body[body.index('id="field-precision"'):], "PyTorch offers no INT8"
+    assert "PyTorch does not support int8" in body
+
+
+def test_refresh_does_not_nag_about_fields_not_filled_yet(client, owner, team, digits, htmx):
+    client.force_login(owner)
+    response = client.post(URL, {**basics(team), "step": "dataset", "action": "refresh"}, headers=htmx)
+    assert b"This field is required" not in response.content
+    assert digits.name.encode() in response.content
+
+
+def test_the_dataset_step_offers_only_the_teams_datasets_of_the_task(
+        client, owner, team, digits, cars, outsider_team, htmx):
+    from projects.tests import factories
+
+    theirs = factories.dataset(outsider_team, name="their-pets")
+    client.force_login(owner)
+    body = post(client, basics(team), htmx).content.decode()
+    assert digits.name in body
+    assert cars.name not in body, "a detection dataset for a classification project"
+    assert theirs.name not in body
+
+
+def test_a_tampered_dataset_from_another_team_sends_the_user_back_to_the_dataset_step(
+        client, owner, team, odroid, outsider_team, htmx):
+    from projects.tests import factories
+
+    theirs = factories.dataset(outsider_team, name="their-pets")
+    client.force_login(owner)
+    response = post(client, {**answers(team, theirs, odroid), "step": "environment"}, htmx)
+    assert b'name="step" value="dataset"' in response.content
+    assert b"Select a valid choice" in response.content
+
+
+def test_a_team_the_user_only_views_cannot_be_chosen(client, outsider, team, htmx):
+    client.force_login(outsider)
+    response = post(client, basics(team), htmx)
+    assert b'name="step" value="basics"' in response.content
+    assert b"Select a valid choice" in response.content
+
+
+def test_a_taken_name_is_reported_on_the_first_step(client, owner, team, project, htmx):
+    client.force_login(owner)
+    response = post(client, basics(team, name=project.name), htmx)
+    assert b'name="step" value="basics"' in response.content
+    assert b"already has a project named" in response.content
+
+
+def test_a_name_taken_meanwhile_goes_back_to_the_first_step_at_create(
+        client, owner, team, digits, jetson, odroid, htmx):
+    from projects.tests import factories
+
+    client.force_login(owner)
+    data = {**answers(team, digits, odroid), "step": "review", "action": "create"}
+    factories.project(team, name=data["name"], dataset=digits, device=jetson)
+    response = client.post(URL, data, headers=htmx)
+    assert "HX-Redirect" not in response
+    assert b'name="step" value="basics"' in response.content
+    assert b"already has a project named" in response.content
+
+
+def test_back_keeps_the_answers_of_the_step_left(client, owner, team, digits, odroid, htmx):
+    client.force_login(owner)
+    data = {**answers(team, digits, odroid, input_size="320"), "step": "environment", "action": "back"}
+    body = client.post(URL, data, headers=htmx).content.decode()
+    assert 'name="step" value="device"' in body
+    assert '<input type="hidden" name="input_size" value="320">' in body
+    assert f'name="device" value="{odroid.pk}" checked' in body
+
+
+@pytest.mark.parametrize("hx", [True, False])
+def test_viewer_cannot_post_to_the_wizard(client, viewer, team, hx):
+    client.force_login(viewer)
+    response = post(client, basics(team), {"HX-Request": "true"} if hx else None)
+    assert response.status_code == 403

@@ -1,0 +1,137 @@
+"""Pages. Each view: load through projects.access, check the role, call one service, render.
+
+htmx requests get the fragment they swap; plain requests get the whole page, so every form also works without JS.
+"""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpResponseRedirect
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods
+from django_htmx.http import HttpResponseClientRedirect
+
+from deployment.engines import ENGINES
+
+from .access import can_edit, projects_for, require_editor, role_in
+from .dataset_stats import dataset_summary
+from .forms import DatasetUploadForm, ProjectEditForm, attach_errors
+from .pipeline import pipeline_context
+from .selectors import can_create_anywhere, dataset_list, device_catalog, project_list
+from .services import dataset_create, project_update
+from .wizard import ProjectWizard
+
+
+def _redirect(request, url: str):
+    """After a successful htmx POST the whole page moves on, not just the swapped fragment."""
+    return HttpResponseClientRedirect(url) if request.htmx else HttpResponseRedirect(url)
+
+
+def _bound(request) -> tuple:
+    """Form data for a POST; nothing for a GET (so the form is unbound and shows no errors)."""
+    return (request.POST, request.FILES) if request.method == "POST" else ()
+
+
+def _require_some_editable_team(user) -> None:
+    # Viewers (and users in no team) may look around, but creating anything needs an editor role somewhere.
+    if not can_create_anywhere(user):
+        raise PermissionDenied("You are not an editor or owner of any team.")
+
+
+# --- projects ----------------------------------------------------------------------------------------------------
+
+
+@login_required
+def project_list_view(request):
+    return render(request, "projects/project_list.html", {
+        "projects": project_list(request.user), "can_create": can_create_anywhere(request.user),
+    })
+
+
+@login_required
+def project_detail(request, pk: int):
+    project = get_object_or_404(projects_for(request.user), pk=pk)
+    engine = ENGINES.get(project.engine)
+    context = {"project": project, "role": role_in(request.user, project.team),
+               "can_edit": can_edit(request.user, project.team), "engine_label": engine.label if engine else ""}
+    context.update(pipeline_context(project, request.user))
+    return render(request, "projects/project_detail.html", context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def project_edit(request, pk: int):
+    project = get_object_or_404(projects_for(request.user), pk=pk)
+    require_editor(request.user, project.team)
+    form = ProjectEditForm(*_bound(request), instance=project)
+    if request.method == "POST" and form.is_valid():
+        try:
+            project_update(project=project, **form.changes())
+        except ValidationError as exc:
+            attach_errors(form, exc)
+        else:
+            messages.success(request, f"Saved {project.name}.")
+            return _redirect(request, reverse("projects:detail", args=[project.pk]))
+    template = "projects/_project_form.html" if request.htmx else "projects/project_edit.html"
+    return render(request, template, {"project": project, "form": form})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def project_create_view(request):
+    _require_some_editable_team(request.user)
+    wizard = ProjectWizard(request.user, request.POST if request.method == "POST" else None)
+    page = wizard.submit() if request.method == "POST" else wizard.start()
+    if page.created:
+        messages.success(request, f"Created {page.created.name}.")
+        return _redirect(request, reverse("projects:detail", args=[page.created.pk]))
+    template = "projects/_wizard.html" if request.htmx else "projects/project_create.html"
+    return render(request, template, {"page": page})
+
+
+# --- datasets ----------------------------------------------------------------------------------------------------
+
+
+@login_required
+def dataset_list_view(request):
+    return render(request, "projects/dataset_list.html", {
+        "datasets": dataset_list(request.user), "can_create": can_create_anywhere(request.user),
+    })
+
+
+@login_required
+def dataset_detail(request, pk: int):
+    dataset = get_object_or_404(dataset_list(request.user), pk=pk)
+    return render(request, "projects/dataset_detail.html", {
+        "dataset": dataset, "summary": dataset_summary(dataset.stats),
+        "projects": projects_for(request.user).filter(dataset=dataset),
+    })
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def dataset_upload(request):
+    _require_some_editable_team(request.user)
+    form = DatasetUploadForm(*_bound(request), user=request.user, initial=request.GET.dict())
+    if request.method == "POST" and form.is_valid():
+        try:
+            dataset = dataset_create(user=request.user, upload=form.cleaned_data["file"],
+                                     **{k: form.cleaned_data[k] for k in ("team", "name", "task")})
+        except ValidationError as exc:
+            attach_errors(form, exc)
+        else:
+            messages.success(request, f"Uploaded {dataset.name}: {dataset.num_images} images.")
+            return _redirect(request, reverse("projects:dataset_detail", args=[dataset.pk]))
+    template = "projects/_dataset_upload_form.html" if request.htmx else "projects/dataset_upload.html"
+    return render(request, template, {"form": form})
+
+
+# --- device catalog -----------------------------------------------------------------------------------------------
+
+
+@login_required
+def device_list(request):
+    # The catalog is shared by all teams, so any signed-in user may read it; only staff edit it (in the admin).
+    return render(request, "projects/device_list.html", {"devices": device_catalog()})
+

@@ -1,0 +1,178 @@
+"""The project creation wizard: task → dataset → target device → environment and budget → review.
+
+The answers travel in hidden fields, not the session, so two wizards in two tabs cannot clobber each other. Every
+POST re-validates the earlier steps from what it carries: a tampered or stale value (a dataset deleted meanwhile,
+a team the user no longer edits) sends the user back to the step that owns it. Nothing is written before
+project_create, which applies the same rules again.
+"""
+
+from dataclasses import dataclass, field
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.http import QueryDict
+
+from deployment.engines import ENGINES
+
+from . import forms as f
+from .models import Precision, Project, RunMode, Task
+from .services import project_create, project_validate
+
+
+@dataclass(frozen=True)
+class Step:
+    key: str
+    label: str
+    form_class: type[forms.Form]
+    fields: tuple[str, ...]
+
+
+STEPS = (
+    Step("basics", "Task", f.BasicsStepForm, ("team", "name", "description", "task")),
+    Step("dataset", "Dataset", f.DatasetStepForm, ("dataset",)),
+    Step("device", "Target device", f.DeviceStepForm, ("device",)),
+    Step("environment", "Environment & budget", f.EnvironmentStepForm,
+         ("engine", "precision", "input_size", "latency_budget_ms", "memory_limit_mb", "run_mode")),
+    Step("review", "Review", f.ReviewStepForm, ()),
+)
+STEP_INDEX = {s.key: i for i, s in enumerate(STEPS)}
+PROJECT_INPUTS = tuple(name for s in STEPS for name in s.fields if name != "team")
+
+
+@dataclass
+class WizardPage:
+    """What the template needs to draw one step, or the project once it is created."""
+
+    index: int
+    form: forms.Form | None = None
+    carried: list[tuple[str, str]] = field(default_factory=list)
+    review: list[tuple[str, str]] = field(default_factory=list)
+    created: Project | None = None
+
+    @property
+    def step(self) -> Step:
+        return STEPS[self.index]
+
+    @property
+    def steps(self) -> list[tuple[int, Step, str]]:
+        """(number, step, "done" | "current" | "todo") for the progress header."""
+        return [(i + 1, s, "done" if i < self.index else "current" if i == self.index else "todo")
+                for i, s in enumerate(STEPS)]
+
+
+class ProjectWizard:
+    def __init__(self, user, data: QueryDict | None = None):
+        self.user = user
+        self.data = data if data is not None else QueryDict()
+        self.state: dict = {}  # cleaned answers of the steps validated so far
+
+    def start(self) -> WizardPage:
+        return self._show(0)
+
+    def submit(self) -> WizardPage:
+        index = STEP_INDEX.get(self.data.get("step", ""), 0)
+        action = self.data.get("action", "next")
+        for earlier in range(index):
+            form = self._bind(earlier)
+            if not self._accept(form):
+                return self._page(earlier, form)
+        if action == "back":
+            return self._show(max(index - 1, 0))
+        if action == "refresh":
+            return self._refresh(index)
+        form = self._bind(index)
+        if not self._accept(form):
+            return self._page(index, form)
+        if STEPS[index].key == "review":
+            return self._create()
+        return self._show(index + 1)
+
+    # --- steps ----------------------------------------------------------------------------------------------
+
+    def _bind(self, index: int) -> forms.Form:
+        return STEPS[index].form_class(self.data, user=self.user, state=self.state)
+
+    def _show(self, index: int) -> WizardPage:
+        """The step as first seen: earlier answers (or defaults) filled in, no errors."""
+        step = STEPS[index]
+        defaults = getattr(step.form_class, "defaults", None)
+        initial = defaults(self.state, self.data) if defaults else {
+            name: self.data[name] for name in step.fields if name in self.data}
+        return self._page(index, step.form_class(initial=initial, user=self.user, state=self.state))
+
+    def _refresh(self, index: int) -> WizardPage:
+        """Redraw the step after a change (an engine picked, a dataset uploaded in another tab).
+
+        Rule errors show at once; "required" errors for fields the user has not reached yet do not.
+        """
+        form = self._bind(index)
+        self._accept(form)
+        for name in list(form.errors):
+            if name in form.fields and form[name].value() in (None, ""):
+                del form.errors[name]
+        return self._page(index, form)
+
+    def _accept(self, form: forms.Form) -> bool:
+        """Validate one step: the form's own checks, then project_validate's for the fields the step owns."""
+        if not form.is_valid():
+            return False
+        self.state.update(form.cleaned_data)
+        try:
+            project_validate(self._draft())
+        except ValidationError as exc:
+            own = {name: errors for name, errors in exc.error_dict.items() if name in form.fields}
+            if own:
+                f.attach_errors(form, ValidationError(own))
+                return False
+        return True
+
+    def _draft(self) -> Project:
+        """An unsaved project from the answers so far, with harmless placeholders for later steps."""
+        s = self.state
+        return Project(
+            team=s.get("team"), task=s.get("task", ""), dataset=s.get("dataset"), device=s.get("device"),
+            engine=s.get("engine", ""), precision=s.get("precision") or Precision.FP32,
+            input_size=s.get("input_size") or 224, latency_budget_ms=s.get("latency_budget_ms"),
+        )
+
+    def _create(self) -> WizardPage:
+        inputs = {name: self.state.get(name) for name in PROJECT_INPUTS}
+        try:
+            project = project_create(team=self.state["team"], user=self.user, **inputs)
+        except ValidationError as exc:
+            return self._back_to_owner(exc)
+        return WizardPage(index=len(STEPS) - 1, created=project)
+
+    def _back_to_owner(self, exc: ValidationError) -> WizardPage:
+        """Show a late error (a name taken meanwhile) on the step whose field it names."""
+        names = set(getattr(exc, "error_dict", {}))
+        index = next((i for i, s in enumerate(STEPS) if names & set(s.fields)), len(STEPS) - 1)
+        form = self._bind(index)
+        form.is_valid()
+        f.attach_errors(form, exc)
+        return self._page(index, form)
+
+    # --- what the template draws ------------------------------------------------------------------------
+
+    def _page(self, index: int, form: forms.Form) -> WizardPage:
+        return WizardPage(index=index, form=form, carried=self._carried(index), review=self._review(index))
+
+    def _carried(self, index: int) -> list[tuple[str, str]]:
+        """Answers of every other step, as hidden inputs: earlier ones and any already given further on."""
+        return [(name, self.data[name]) for i, s in enumerate(STEPS) if i != index for name in s.fields
+                if self.data.get(name, "") != ""]
+
+    def _review(self, index: int) -> list[tuple[str, str]]:
+        if STEPS[index].key != "review":
+            return []
+        s = self.state
+        engine = ENGINES.get(s["engine"])
+        budget = s["latency_budget_ms"] or s["device"].default_latency_budget_ms
+        return [
+            ("Team", str(s["team"])), ("Name", s["name"]), ("Task", Task(s["task"]).label),
+            ("Dataset", str(s["dataset"])), ("Device", str(s["device"])),
+            ("Engine", engine.label if engine else s["engine"]), ("Precision", Precision(s["precision"]).label),
+            ("Input size", f"{s['input_size']} px"), ("Latency budget", f"{budget:g} ms"),
+            ("Memory limit", f"{s['memory_limit_mb']} MiB" if s["memory_limit_mb"] else "Device memory"),
+            ("Run mode", RunMode(s["run_mode"]).label),
+        ]
