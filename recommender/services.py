@@ -35,5 +35,30 @@ def recommend_stage(job, report) -> dict:
     report(f"Rule: {choice.reason}", progress=40)
     result = {**choice.as_dict(), "device": device.name, "input_size": project.input_size,
               "latency_budget_ms": project.latency_budget_ms}
+    if choice.family == "resnet":  # the zoo builds classification models; YOLO sizing comes with detection
+        result.update(_size_on_device(choice.model, project, device, report))
     report(f"Recommended: {choice.model_label}.", progress=100)
     return result
+
+
+def _size_on_device(model_name: str, project, device, report) -> dict:
+    """Parameters and FLOPs at the project's input, and the roofline estimate on the target (not a measurement)."""
+    from training.engine.zoo import build_model, model_profile
+
+    from .estimate import estimate_latency_ms, fits_memory
+
+    num_classes = max(2, len(project.dataset.class_names))
+    profile = model_profile(build_model(model_name, num_classes=num_classes, input_size=project.input_size),
+                            project.input_size)
+    specs = {f: getattr(device, f) for f in ("peak_fp32_gflops", "peak_fp16_gflops", "peak_int8_gops",
+                                              "memory_bandwidth_gbps")}
+    latency = estimate_latency_ms(profile["flops"], profile["params"], specs, project.precision)
+    memory = project.memory_limit_mb or device.memory_mb
+    fits = fits_memory(profile["params"], project.precision, memory)
+    verdict = "within" if latency <= project.latency_budget_ms else "over"
+    report(f"{model_name}: {profile['params']:,} parameters, {profile['flops'] / 1e9:.2f} GFLOPs at "
+           f"{project.input_size} px; roofline estimate ≈ {latency:.1f} ms on {device.name}, {verdict} the "
+           f"{project.latency_budget_ms:g} ms budget; {'fits' if fits else 'does NOT fit'} in {memory} MiB.",
+           progress=80)
+    return {"params": profile["params"], "gflops": profile["flops"] / 1e9, "estimated_latency_ms": latency,
+            "fits_memory": fits}

@@ -58,7 +58,9 @@ class Process:
             if self.proc.poll() is not None:
                 break
             time.sleep(0.2)
-        raise RuntimeError(f"{self.log_path.name} never said {text!r}:\n{self.output()[-3000:]}")
+        output = self.output()
+        self.kill()  # a half-started child must not outlive the test run
+        raise RuntimeError(f"{self.log_path.name} never said {text!r}:\n{output[-3000:]}")
 
     def kill(self, sig=signal.SIGKILL) -> None:
         """Kill the whole process group: a Celery worker's pool children die with it, as on a lost host."""
@@ -94,6 +96,7 @@ def start_web(log_dir: Path) -> tuple[Process, str]:
                 return web, url
         except OSError:
             time.sleep(0.3)
+    web.kill()
     raise RuntimeError("daphne did not start:\n" + web.output()[-3000:])
 
 

@@ -10,21 +10,8 @@ from websockets.sync.client import connect
 from projects.jobs import job_enqueue
 from projects.models import Job, JobLogLine, JobStatus
 from projects.tests import factories
-from projects.tests.live import purge_broker, start_web, start_worker
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture(scope="module")
-def portal(django_db_setup, django_db_blocker, tmp_path_factory):
-    logs = tmp_path_factory.mktemp("portal-logs")
-    with django_db_blocker.unblock():
-        purge_broker()
-    worker = start_worker(logs)
-    web, url = start_web(logs)
-    yield {"url": url, "worker": worker, "web": web, "logs": logs}
-    web.kill()
-    worker.kill()
 
 
 @pytest.fixture

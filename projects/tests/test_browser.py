@@ -1,0 +1,75 @@
+"""In Chromium: a member runs a stage and watches its console and progress bar update without reloading."""
+
+import re
+
+import pytest
+
+from projects.models import JobLogLine
+from projects.tests import factories
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    import os
+
+    if not os.path.exists(CHROMIUM):
+        pytest.skip("Debian's chromium is not installed (./tango test installs it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context()
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def log_in(page, portal, username):
+    page.goto(portal["url"] + "/accounts/login/")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", "pw-" + username)
+    page.click("button[type=submit], input[type=submit]")
+    page.wait_for_url(re.compile(r".*/$"))
+
+
+def test_running_a_stage_streams_its_log_and_progress_and_the_history_survives_a_reload(portal, page):
+    team = factories.team_with("Vision", alice="owner")
+    project = factories.training_project(team, name="patterns", epochs=3)
+    log_in(page, portal, "alice")
+    page.goto(f"{portal['url']}/projects/{project.pk}/")
+
+    page.click("[data-testid=run-recommend]")
+    recommend_log = page.locator("[data-testid=log-recommend]")
+    recommend_log.get_by_text("Recommended: ResNet-18.").wait_for(timeout=60_000)
+    page.locator("#stage-recommend .badge").get_by_text("succeeded").wait_for(timeout=30_000)
+
+    # The panel reloaded itself when the job ended, so Train can now be started from the same page.
+    page.locator("[data-testid=run-train]:not([disabled])").click(timeout=30_000)
+    train_log = page.locator("[data-testid=log-train]")
+    train_log.get_by_text(re.compile(r"^epoch 1/3 ")).wait_for(timeout=120_000)
+    # The progress bar moved while we watched, and the curves are drawn after the first epoch.
+    bar = page.locator("#stage-train .progress")
+    assert int(bar.get_attribute("aria-valuenow")) > 0
+    page.locator("#stage-train figure.chart svg polyline").first.wait_for(timeout=60_000)
+    page.locator("#stage-train .badge").get_by_text("succeeded").wait_for(timeout=180_000)
+
+    seqs = [int(s) for s in train_log.locator(".log-line").evaluate_all("els => els.map(e => e.dataset.seq)")]
+    assert seqs == sorted(set(seqs)), "lines in order, none twice"
+
+    page.reload()
+    history = page.locator("[data-testid=log-train]")
+    history.get_by_text("Train succeeded.").wait_for(timeout=30_000)
+    job = project.jobs.get(stage="train")
+    assert history.locator(".log-line").count() == JobLogLine.objects.filter(job=job).count()
+    assert page.locator("#stage-train table.confusion-matrix").count() == 1
