@@ -10,6 +10,7 @@ from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import AnonymousUser
 
+from projects import consumers
 from projects.joblog import JobLog, job_group
 from projects.models import Job
 from projects.routing import websocket_urlpatterns
@@ -126,6 +127,26 @@ async def _test_a_reconnect_resumes_after_the_last_line_seen(people_and_job, set
     seqs, _ = await receive_lines(communicator, 3)
     assert seqs == [3]
     await communicator.disconnect()
+
+
+def test_viewers_of_one_job_share_one_poll_and_each_gets_its_lines(people_and_job, settings):
+    async_to_sync(_test_viewers_of_one_job_share_one_poll_and_each_gets_its_lines)(people_and_job, settings)
+
+
+async def _test_viewers_of_one_job_share_one_poll_and_each_gets_its_lines(people_and_job, settings):
+    settings.TANGO_LOG_POLL_SECONDS = 0.05
+    people, job = people_and_job
+    log = await database_sync_to_async(JobLog)(job.pk)
+    await _write(log, "a")
+    first, _ = await connect(people["alice"], job, "?format=json")
+    second, _ = await connect(people["carol"], job, "?format=json&after=1")
+    await _write(log, "b", "c")
+    assert (await receive_lines(first, 3))[0] == [1, 2, 3]
+    assert (await receive_lines(second, 3))[0] == [2, 3]
+    assert list(consumers._pollers) == [job.pk]  # the lines came from one poll for both
+    await first.disconnect()
+    await second.disconnect()
+    assert not consumers._pollers  # the last viewer out stops the job's poll
 
 
 def test_the_html_console_escapes_log_text_and_replaces_on_replay(people_and_job):

@@ -1,0 +1,367 @@
+"""Live job log benchmark: emit lines from a worker-side process and time their arrival at N websocket viewers.
+
+    $(bin/venv)/bin/python bench/log_stream.py --mode both --rate 500 --viewers 20 --seconds 10
+
+Each scenario gets its own database and a fresh daphne:
+  embedded  SQLite under a temporary TANGO_DATA_DIR; viewers get lines from the consumer's database poll
+            (TANGO_LOG_POLL_SECONDS, one scenario per value of --embedded-poll).
+  redis     Postgres database `tango_bench` (created and dropped here) and Redis db 7; JobLog pushes each line
+            through the channel layer, the poll only repairs gaps.
+
+The emitter is a separate process calling JobLog(job).write(), paced on a fixed schedule; every line carries its
+emit time.time(), so latency = receipt - emit for each (viewer, line), measured on the same host clock.
+Results: a table on stdout and JSON in bench/results/log_stream.json.
+
+This script never imports Django itself: settings are read from the environment at import time and each
+scenario needs a different one, so the Django side (setup, emitter) runs in child processes of this file.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.request import urlopen
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results" / "log_stream.json"
+PG_DB = "tango_bench"
+PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+REDIS_URL = "redis://127.0.0.1:6379/7"
+TARGET_P95_MS = 250.0
+DRAIN_SECONDS = 10.0  # how long viewers may take to get the last line after the emitter stops
+
+
+# --- child side: runs under Django with the scenario's environment -------------------------------------------
+
+def child_setup() -> dict:
+    """Migrate, create the rows a viewable running job needs, and a logged-in session for the viewers."""
+    from django.conf import settings
+    from django.core.management import call_command
+    from django.test import Client
+    from django.utils import timezone
+
+    from projects.models import Job, JobStatus
+    from projects.tests import factories
+
+    call_command("migrate", verbosity=0, interactive=False)
+    team = factories.team_with("Bench", bench="owner")
+    project = factories.project(team, name="bench")
+    # heartbeat_at stays empty so the consumers' periodic reaper never fails the job mid-run.
+    job = Job.objects.create(project=project, stage="train", queue="cpu", status=JobStatus.RUNNING,
+                             started_at=timezone.now())
+    client = Client()
+    client.force_login(team.members.get())
+    return {"job_id": job.pk, "session": client.cookies[settings.SESSION_COOKIE_NAME].value}
+
+
+def child_emit(job_id: int, rate: float, seconds: float) -> dict:
+    """Write rate*seconds lines on a fixed schedule (line i is due at start + i/rate, so a slow write is caught
+    up rather than pushing every later line back) and report how well the writes kept up."""
+    from projects.joblog import JobLog
+
+    log = JobLog(job_id)
+    log.state(status="running")  # what a stage does first; also opens the database and channel-layer connections
+    total = int(rate * seconds)
+    write_ms, behind_ms = [], 0.0
+    cpu0, start = time.process_time(), time.time() + 0.1
+    for i in range(total):
+        due = start + i / rate
+        delay = due - time.time()
+        if delay > 0:
+            time.sleep(delay)
+        t = time.time()
+        behind_ms = max(behind_ms, (t - due) * 1000)
+        log.write(f"bench line {i + 1} emitted {t:.6f}")
+        write_ms.append((time.time() - t) * 1000)
+    elapsed = time.time() - start
+    return {"lines": total, "rate": round(total / elapsed, 1), "cpu_percent": round(
+        100 * (time.process_time() - cpu0) / elapsed, 1), "write_ms": summarize(write_ms),
+        "max_behind_schedule_ms": round(behind_ms, 1), "write_ms_each": [round(ms, 2) for ms in write_ms]}
+
+
+def child_main(role: str, args: list[str]) -> None:
+    import django
+
+    sys.path.insert(0, str(ROOT))
+    django.setup()
+    result = child_setup() if role == "setup" else child_emit(int(args[0]), float(args[1]), float(args[2]))
+    print("RESULT " + json.dumps(result), flush=True)
+
+
+# --- parent side: databases, processes, viewers ---------------------------------------------------------------
+
+def summarize(values: list[float]) -> dict:
+    """Nearest-rank percentiles in ms; empty input gives None so a dead scenario still prints."""
+    if not values:
+        return {"p50": None, "p95": None, "p99": None, "max": None}
+    ordered = sorted(values)
+
+    def pct(p):
+        return round(ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))], 1)
+
+    return {"p50": pct(50), "p95": pct(95), "p99": pct(99), "max": round(ordered[-1], 1)}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def scenario_env(mode: str, poll: float | None, data_dir: Path) -> dict:
+    """Settings for one scenario. Inherited DATABASE_URL/REDIS_URL are dropped so we never touch someone's data;
+    DEBUG is off as in a deployment (DEBUG keeps every query in memory, which costs at these rates)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "TANGO_SQLITE_NAME")}
+    env.update(DJANGO_SETTINGS_MODULE="tango_site.settings", TANGO_DATA_DIR=str(data_dir), DEBUG="0",
+               SECRET_KEY="bench-only-not-secret", ALLOWED_HOSTS="127.0.0.1,localhost", PYTHONUNBUFFERED="1",
+               LOG_LEVEL="WARNING")
+    env.pop("TANGO_LOG_POLL_SECONDS", None)
+    if poll is not None:
+        env["TANGO_LOG_POLL_SECONDS"] = str(poll)
+    if mode == "redis":
+        env["DATABASE_URL"] = f"postgres://postgres@127.0.0.1:5432/{PG_DB}"
+        env["REDIS_URL"] = REDIS_URL
+    return env
+
+
+def run_child(role: str, env: dict, *args, timeout: float = 120) -> dict:
+    out = subprocess.run([sys.executable, __file__, f"--child={role}", *map(str, args)], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=timeout)
+    for line in out.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[len("RESULT "):])
+    raise RuntimeError(f"{role} child failed (rc {out.returncode}):\n{out.stderr[-3000:]}")
+
+
+def reset_backends(mode: str, create: bool) -> None:
+    """Redis mode: a fresh tango_bench database and an empty Redis db 7 (stale channel-layer keys skew runs)."""
+    if mode != "redis":
+        return
+    import psycopg
+    import redis
+
+    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)")
+        if create:
+            conn.execute(f"CREATE DATABASE {PG_DB}")
+    redis.Redis.from_url(REDIS_URL).flushdb()
+
+
+class Daphne:
+    def __init__(self, env: dict, log_path: Path):
+        self.port = free_port()
+        self.log = log_path.open("w")
+        self.proc = subprocess.Popen([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port),
+                                      "tango_site.asgi:application"], cwd=ROOT, env=env, stdout=self.log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        self.log_path = log_path
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                with urlopen(f"http://127.0.0.1:{self.port}/admin/login/", timeout=2):
+                    return
+            except OSError:
+                if self.proc.poll() is not None:
+                    break
+                time.sleep(0.3)
+        raise RuntimeError("daphne did not start:\n" + self.log_path.read_text()[-3000:])
+
+    def cpu_seconds(self) -> float:
+        """utime + stime of the server process, to tell its share of the two cores."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.log.close()
+
+
+class Viewer:
+    """One websocket client. It only timestamps and parses: keeping it thin keeps the client's own CPU out of
+    the measured latency as far as one shared machine allows."""
+
+    def __init__(self, url: str, port: int, session: str):
+        self.url, self.port, self.session = url, port, session
+        self.receipts: list[tuple[int, float]] = []  # (seq, receipt time) in arrival order, duplicates kept
+        self.texts: dict[int, str] = {}
+        self.last_seq = 0
+        self.ready = asyncio.Event()
+
+    async def run(self) -> None:
+        from websockets.asyncio.client import connect
+
+        async with connect(self.url, origin=f"http://127.0.0.1:{self.port}", max_size=None, open_timeout=30,
+                           additional_headers={"Cookie": f"sessionid={self.session}"}) as ws:
+            async for raw in ws:
+                now = time.time()
+                message = json.loads(raw)
+                if message["type"] == "state":
+                    self.ready.set()  # the consumer sends the job's state once subscribed and replayed
+                    continue
+                for line in message["lines"]:
+                    self.receipts.append((line["seq"], now))
+                    self.texts.setdefault(line["seq"], line["text"])
+                    self.last_seq = max(self.last_seq, line["seq"])
+
+
+async def watch(viewers: list[Viewer], emit_cmd: list[str], env: dict, drain: float) -> tuple[dict, float]:
+    """Connect every viewer, then run the emitter, then wait for the last line to reach everyone (or time out)."""
+    tasks = [asyncio.create_task(v.run()) for v in viewers]
+    await asyncio.wait_for(asyncio.gather(*(v.ready.wait() for v in viewers)), 60)
+    emitter = await asyncio.create_subprocess_exec(*emit_cmd, cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE,
+                                                   stderr=asyncio.subprocess.PIPE)
+    stdout, stderr = await emitter.communicate()
+    results = [line for line in stdout.decode().splitlines() if line.startswith("RESULT ")]
+    if not results:
+        raise RuntimeError("emitter failed:\n" + stderr.decode()[-3000:])
+    emitted = json.loads(results[0][len("RESULT "):])
+    deadline = time.monotonic() + drain
+    while time.monotonic() < deadline and min(v.last_seq for v in viewers) < emitted["lines"]:
+        await asyncio.sleep(0.05)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    return emitted, time.time()
+
+
+def emit_time(text: str) -> float:
+    return float(text.rsplit(" ", 1)[1])
+
+
+def first_receipts(viewer: Viewer) -> tuple[dict[int, float], int]:
+    """Each line's first arrival at this viewer, and how many arrivals repeated a line already shown."""
+    first: dict[int, float] = {}
+    for seq, at in viewer.receipts:
+        first.setdefault(seq, at)
+    return first, len(viewer.receipts) - len(first)
+
+
+def measure(viewers: list[Viewer], total: int, write_ms: list[float]) -> dict:
+    """Latency over every first receipt of every (viewer, line); losses and duplicates per viewer, summed.
+
+    Where the time goes: after_write_ms leaves out the emitter's insert; first_viewer_ms is a line's way to the
+    earliest viewer (push or poll, then one send), fanout_spread_ms how much later the last viewer got it
+    (the server's fan-out); worst_second tells a stall from a steady backlog."""
+    emitted_at: dict[int, float] = {}
+    for v in viewers:
+        emitted_at.update({seq: emit_time(text) for seq, text in v.texts.items() if seq not in emitted_at})
+    start = min(emitted_at.values(), default=0.0)
+    latencies, after_write, by_second, rates, lost, duplicates = [], [], {}, [], 0, 0
+    arrivals: dict[int, list[float]] = {}
+    for v in viewers:
+        first, repeats = first_receipts(v)
+        duplicates += repeats
+        lost += len(set(range(1, total + 1)) - first.keys())
+        for seq, at in first.items():
+            ms = (at - emitted_at[seq]) * 1000
+            latencies.append(ms)
+            after_write.append(ms - write_ms[seq - 1])
+            by_second.setdefault(int(emitted_at[seq] - start), []).append(ms)
+            arrivals.setdefault(seq, []).append(at)
+        if first:  # delivery runs from the first line's emit to this viewer's last receipt
+            span = max(first.values()) - emitted_at[min(first)]
+            rates.append(len(first) / span if span > 0 else 0.0)
+    rates.sort()
+    worst = max(by_second.items(), key=lambda item: summarize(item[1])["p95"], default=(None, []))
+    first_viewer = [(min(ats) - emitted_at[seq]) * 1000 for seq, ats in arrivals.items()]
+    spread = [(max(ats) - min(ats)) * 1000 for ats in arrivals.values()]
+    return {"latency_ms": summarize(latencies), "after_write_ms": summarize(after_write),
+            "first_viewer_ms": summarize(first_viewer), "fanout_spread_ms": summarize(spread),
+            "worst_second": {"second": worst[0], **summarize(worst[1])},
+            "lines_per_s_per_viewer": round(rates[len(rates) // 2], 1) if rates else 0.0,
+            "lines_per_s_min_viewer": round(rates[0], 1) if rates else 0.0,
+            "lost": lost, "duplicates": duplicates, "receipts": len(latencies)}
+
+
+def run_scenario(mode: str, poll: float | None, args) -> dict:
+    name = f"{mode} poll={poll}s" if poll is not None else f"{mode} (poll default)"
+    print(f"--- {name}: {args.viewers} viewers, {args.rate:g} lines/s for {args.seconds:g} s", flush=True)
+    with tempfile.TemporaryDirectory(prefix="tango-bench-") as tmp:
+        env = scenario_env(mode, poll, Path(tmp))
+        reset_backends(mode, create=True)
+        daphne = None
+        try:
+            setup = run_child("setup", env)
+            daphne = Daphne(env, Path(tmp) / "daphne.log")
+            daphne.wait_ready()
+            url = f"ws://127.0.0.1:{daphne.port}/ws/jobs/{setup['job_id']}/?format=json"
+            viewers = [Viewer(url, daphne.port, setup["session"]) for _ in range(args.viewers)]
+            emit_cmd = [sys.executable, __file__, "--child=emit", str(setup["job_id"]), str(args.rate),
+                        str(args.seconds)]
+            cpu0, wall0, client0 = daphne.cpu_seconds(), time.time(), time.process_time()
+            emitted, wall1 = asyncio.run(watch(viewers, emit_cmd, env, DRAIN_SECONDS + (poll or 2.0)))
+            wall = wall1 - wall0
+            figures = measure(viewers, emitted["lines"], emitted.pop("write_ms_each"))
+            result = {"scenario": name, "mode": mode, "poll_seconds": poll, "viewers": args.viewers,
+                      "rate": args.rate, "seconds": args.seconds, **figures, "emitter": emitted,
+                      "daphne_cpu_percent": round(100 * (daphne.cpu_seconds() - cpu0) / wall, 1),
+                      "client_cpu_percent": round(100 * (time.process_time() - client0) / wall, 1),
+                      "load_avg_1min_after": os.getloadavg()[0]}
+            if "Traceback" in daphne.log_path.read_text():
+                result["daphne_errors"] = daphne.log_path.read_text()[-2000:]
+        finally:
+            if daphne:
+                daphne.stop()
+            reset_backends(mode, create=False)
+    p95 = result["latency_ms"]["p95"]
+    result["meets_target"] = p95 is not None and p95 <= TARGET_P95_MS and result["lost"] == 0
+    return result
+
+
+def print_table(results: list[dict]) -> None:
+    header = (f"{'scenario':<22}{'p50':>8}{'p95':>8}{'p99':>8}{'max':>8}{'lines/s':>9}{'lost':>6}{'dup':>5}"
+              f"{'emit/s':>8}{'write p95':>10}{'daphne%':>8}{'client%':>8}  target")
+    print("\n" + header + "\n" + "-" * len(header))
+    for r in results:
+        lat = r["latency_ms"]
+        cells = [f"{lat[k]:>8.1f}" if lat[k] is not None else f"{'-':>8}" for k in ("p50", "p95", "p99", "max")]
+        verdict = "ok" if r["meets_target"] else "MISS"
+        print(f"{r['scenario']:<22}{''.join(cells)}{r['lines_per_s_per_viewer']:>9.1f}{r['lost']:>6}"
+              f"{r['duplicates']:>5}{r['emitter']['rate']:>8.1f}{r['emitter']['write_ms']['p95']:>10.2f}"
+              f"{r['daphne_cpu_percent']:>8.1f}{r['client_cpu_percent']:>8.1f}  {verdict}")
+    print(f"(latencies in ms; lines/s = median per viewer; target p95 <= {TARGET_P95_MS:g} ms, nothing lost;"
+          f" load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--mode", choices=("embedded", "redis", "both"), default="both")
+    parser.add_argument("--rate", type=float, default=500.0, help="lines per second written by the emitter")
+    parser.add_argument("--viewers", type=int, default=20)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--embedded-poll", default="0.2,0.1",
+                        help="TANGO_LOG_POLL_SECONDS values for embedded mode, one scenario each")
+    parser.add_argument("--redis-poll", type=float, default=None,
+                        help="TANGO_LOG_POLL_SECONDS in redis mode (default: the settings' default)")
+    args = parser.parse_args()
+    results = []
+    if args.mode in ("embedded", "both"):
+        results += [run_scenario("embedded", float(p), args) for p in args.embedded_poll.split(",")]
+    if args.mode in ("redis", "both"):
+        results.append(run_scenario("redis", args.redis_poll, args))
+    print_table(results)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps({"host_cpus": os.cpu_count(), "results": results}, indent=2))
+    print(f"JSON: {RESULTS.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1].startswith("--child="):
+        child_main(sys.argv[1].split("=", 1)[1], sys.argv[2:])
+    else:
+        main()
