@@ -22,7 +22,7 @@ from django.template.loader import render_to_string
 from .access import jobs_for
 from .joblog import job_group
 from .jobs import jobs_reap_stale
-from .models import JobLogLine
+from .models import FINISHED_STATUSES, JobLogLine
 
 logger = logging.getLogger(__name__)
 
@@ -132,6 +132,8 @@ class JobLogConsumer(AsyncWebsocketConsumer):
         after = query.get("after", ["0"])[0]
         self.last_seq = int(after) if after.isdigit() else 0
         self.sent_state = None
+        # The status the page was rendered with: if the job has finished since, the page must refresh its panel.
+        self.page_status = query.get("seen", [""])[0]
         self.lock = asyncio.Lock()
         self.group = job_group(self.job_id)
         await self.channel_layer.group_add(self.group, self.channel_name)  # subscribe first…
@@ -212,13 +214,13 @@ class JobLogConsumer(AsyncWebsocketConsumer):
             state = await database_sync_to_async(_job_state)(self.job_id)
         if state is None or state == self.sent_state:
             return
-        finished_now = state["finished"] and not (self.sent_state or {}).get("finished", False)
-        first = self.sent_state is None
+        was_finished = self.sent_state["finished"] if self.sent_state else self.page_status in FINISHED_STATUSES
+        finished_now = state["finished"] and not was_finished
         self.sent_state = state
         if self.as_json:
             await self.send(json.dumps({"type": "state", **state}))
         else:
             # When a job ends, the pipeline panel reloads itself: buttons change and automatic mode may
             # have queued the next stage.
-            refresh = finished_now and not first
+            refresh = finished_now
             await self.send(render_to_string("projects/_job_state.html", {"job": state, "refresh": refresh}))

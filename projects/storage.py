@@ -1,12 +1,19 @@
 """Where a project's files live: MEDIA_ROOT/projects/<project>/jobs/<job>/. One place for the layout."""
 
+import shutil
 from pathlib import Path
 
 from django.conf import settings
 
 
-def job_dir(job) -> Path:
+def job_dir(job, *, keep: bool = False) -> Path:
+    """The job's working folder, emptied first unless keep (a retried training run resumes from its files).
+
+    Emptying matters: a database restored or reset behind the files would otherwise hand a new job an old
+    job's checkpoints."""
     path = Path(settings.MEDIA_ROOT) / "projects" / str(job.project_id) / "jobs" / str(job.pk)
+    if not keep and path.exists():
+        shutil.rmtree(path)
     path.mkdir(parents=True, exist_ok=True)
     return path
 

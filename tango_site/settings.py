@@ -160,7 +160,7 @@ TANGO_JOB_HEARTBEAT_SECONDS = env_float("TANGO_JOB_HEARTBEAT_SECONDS", 2.0, mini
 TANGO_JOB_STALE_SECONDS = env_float("TANGO_JOB_STALE_SECONDS", 30.0, minimum=1.0)
 # Pushes only cross processes through Redis; embedded viewers read new lines from the database on each tick.
 TANGO_LOG_PUSH = bool(REDIS_URL)
-TANGO_LOG_POLL_SECONDS = env_float("TANGO_LOG_POLL_SECONDS", 2.0 if REDIS_URL else 0.2, minimum=0.05)
+TANGO_LOG_POLL_SECONDS = env_float("TANGO_LOG_POLL_SECONDS", 2.0 if REDIS_URL else 0.1, minimum=0.05)
 TANGO_LOG_REPLAY_LINES = env_int("TANGO_LOG_REPLAY_LINES", 500, minimum=1)
 
 # --- Uploads ----------------------------------------------------------------------------------------------

@@ -55,8 +55,9 @@ def train_stage(job, report) -> dict:
         run.save(update_fields=["history", "updated_at"])
         report.publish_result({"model": model_name, "history": run.history, "epochs": config.epochs})
 
-    result = train(data_dir=dataset.root, class_names=dataset.class_names, config=config, out_dir=job_dir(job),
-                   report=report, on_epoch=on_epoch, resume=True)
+    retry = job.attempt > 1  # a retried run continues from the checkpoint its cancelled or failed attempt left
+    result = train(data_dir=dataset.root, class_names=dataset.class_names, config=config,
+                   out_dir=job_dir(job, keep=retry), report=report, on_epoch=on_epoch, resume=retry)
     run.architecture.update(params=result.params, flops=result.flops, macs=result.macs)
     run.history = result.history
     run.metrics = {key: getattr(result, key) for key in (

@@ -16,6 +16,8 @@ CHROMIUM = "/usr/bin/chromium"
 def browser():
     import os
 
+    # Playwright's sync API runs an event loop in this thread; the test's own ORM calls are still synchronous.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "1"
     if not os.path.exists(CHROMIUM):
         pytest.skip("Debian's chromium is not installed (./tango test installs it)")
     from playwright.sync_api import sync_playwright
@@ -57,7 +59,13 @@ def test_running_a_stage_streams_its_log_and_progress_and_the_history_survives_a
     # The panel reloaded itself when the job ended, so Train can now be started from the same page.
     page.locator("[data-testid=run-train]:not([disabled])").click(timeout=30_000)
     train_log = page.locator("[data-testid=log-train]")
-    train_log.get_by_text(re.compile(r"^epoch 1/3 ")).wait_for(timeout=120_000)
+    try:
+        train_log.get_by_text(re.compile(r"^epoch 1/3 ")).wait_for(timeout=120_000)
+    except Exception:
+        print("PAGE:", page.locator("#stage-train").inner_text())
+        print("DB:", list(JobLogLine.objects.filter(job__stage="train").values_list("text", flat=True)))
+        print("WORKER:", portal["worker"].output()[-3000:])
+        raise
     # The progress bar moved while we watched, and the curves are drawn after the first epoch.
     bar = page.locator("#stage-train .progress")
     assert int(bar.get_attribute("aria-valuenow")) > 0
