@@ -5,12 +5,13 @@ Each action is one htmx POST that calls a job service and answers with the re-re
 
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, StreamingHttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from recommender.rules import recommend
 
-from .access import can_edit, jobs_for, projects_for, require_editor
+from .access import can_edit, editable_teams_for, jobs_for, projects_for, require_editor
 from .jobs import JobNotAllowed, job_cancel, job_enqueue, job_retry, latest_jobs, pipeline_start, stage_blockers
 from .models import JobLogLine, RunMode
 from .stages import STAGE_BY_KEY, STAGES
@@ -87,6 +88,19 @@ def job_cancel_view(request, job_id: int):
 def job_retry_view(request, job_id: int):
     job = get_object_or_404(jobs_for(request.user).select_related("project"), pk=job_id)
     return _act(request, job.project, lambda: job_retry(job=job, user=request.user))
+
+
+@require_POST
+@login_required
+def demo_start(request):
+    """One click: the digits demo project, created and run automatically by the workers."""
+    from .demo import demo_project_create
+
+    if not editable_teams_for(request.user).exists():
+        raise PermissionDenied("You need an editor role in a team to create a project.")
+    project = demo_project_create(user=request.user)
+    pipeline_start(project=project, user=request.user)
+    return redirect("projects:detail", pk=project.pk)
 
 
 @login_required

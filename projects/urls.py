@@ -14,6 +14,7 @@ urlpatterns = [
     path("datasets/<int:pk>/", views.dataset_detail, name="dataset_detail"),
     path("devices/", views.device_list, name="device_list"),
     # Pipeline panel and job actions (projects.pipeline)
+    path("projects/demo/", pipeline.demo_start, name="demo"),
     path("projects/<int:project_id>/pipeline/", pipeline.pipeline_panel, name="pipeline"),
     path("projects/<int:project_id>/pipeline/run/", pipeline.pipeline_run, name="pipeline_run"),
     path("projects/<int:project_id>/stages/<slug:stage_key>/run/", pipeline.stage_run, name="stage_run"),
