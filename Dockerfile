@@ -1,0 +1,10 @@
+# One image for the web server and both workers (compose.yaml picks the command).
+FROM python:3.11-slim
+
+ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 TANGO_DATA_DIR=/data
+WORKDIR /app
+COPY requirements.txt .
+RUN pip install -r requirements.txt
+COPY . .
+EXPOSE 8000
+CMD ["python", "-m", "daphne", "-b", "0.0.0.0", "-p", "8000", "tango_site.asgi:application"]
