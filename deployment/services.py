@@ -1,6 +1,5 @@
 """Convert, benchmark and package stages: the Django shell around deployment.engine."""
 
-import hashlib
 import json
 import platform
 import subprocess
@@ -10,6 +9,7 @@ import zipfile
 from pathlib import Path
 
 from projects.storage import StageError, absolute, job_dir, relative
+from training.engine.files import sha256_file
 from training.models import TrainingRun
 from training.services import latest_succeeded
 
@@ -18,14 +18,6 @@ from .models import Artifact
 
 PARITY_IMAGES = 512  # validation images compared between PyTorch and ONNX Runtime
 BUNDLE_CHECK_IMAGES = 16
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _val_samples(dataset, limit: int) -> list[tuple[Path, int]]:
@@ -55,7 +47,7 @@ def _load_trained_model(run: TrainingRun):
 def _artifact(job, run, *, kind, path: Path, status, checks=None) -> Artifact:
     return Artifact.objects.create(
         project=job.project, job=job, training_run=run, kind=kind, engine="onnxruntime" if kind != "pytorch"
-        else "pytorch", precision="fp32", path=relative(path), size_bytes=path.stat().st_size, sha256=_sha256(path),
+        else "pytorch", precision="fp32", path=relative(path), size_bytes=path.stat().st_size, sha256=sha256_file(path),
         status=status, checks=checks or {},
     )
 

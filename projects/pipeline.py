@@ -4,8 +4,8 @@ Each action is one htmx POST that calls a job service and answers with the re-re
 """
 
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, StreamingHttpResponse
 from django.core.exceptions import PermissionDenied
+from django.http import Http404, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 

@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from deployment.engines import ENGINES, engine_problem
+from training.engine.files import sha256_file
 
 from .models import Dataset, Membership, Project, Role, Team
 
@@ -77,7 +78,7 @@ def dataset_create(*, team: Team, name: str, task: str, upload, user=None) -> Da
             report = dataset_import(Path(spool.name), dest, task, upload_limits())
         except DatasetError as exc:
             raise ValidationError({"file": str(exc)}) from None
-        sha256 = _sha256(Path(spool.name))
+        sha256 = sha256_file(Path(spool.name))
     try:
         return Dataset.objects.create(
             team=team, name=name, task=task, path=str(relative), class_names=report.class_names,
@@ -95,16 +96,6 @@ def dataset_delete(*, dataset: Dataset) -> None:
     root = dataset.root
     dataset.delete()
     shutil.rmtree(root, ignore_errors=True)
-
-
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 PROJECT_FIELDS = (

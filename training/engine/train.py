@@ -11,7 +11,6 @@ out_dir layout:
     model.pt  state dict of the final model (the best epoch's weights), written at the end
 """
 
-import hashlib
 import math
 import os
 import random
@@ -26,6 +25,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from .data import make_datasets
+from .files import sha256_file
 from .zoo import build_model, model_profile
 
 Report = Callable[..., None]
@@ -311,7 +311,7 @@ class _Trainer:
         return TrainResult(
             history=self.state.history, best_epoch=self.state.best_epoch, best_top1=self.state.best_top1,
             final=final, per_class_accuracy=per_class, confusion_matrix=confusion, weights_path=str(weights),
-            weights_sha256=_sha256(weights), params=profile["params"], flops=profile["flops"], macs=profile["macs"],
+            weights_sha256=sha256_file(weights), params=profile["params"], flops=profile["flops"], macs=profile["macs"],
             device=str(self.device), seconds=time.monotonic() - self.started, epochs_completed=self.state.epoch,
             stopped_early=self.state.stopped_early,
         )
@@ -483,9 +483,3 @@ def _confusion_matrix(targets: torch.Tensor, predictions: torch.Tensor, n: int) 
     return matrix.tolist()
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
