@@ -98,6 +98,10 @@ class Project(models.Model):
     memory_limit_mb = models.PositiveIntegerField(null=True, blank=True)
     run_mode = models.CharField(max_length=4, choices=RunMode.choices, default=RunMode.STEP)
     options = models.JSONField(default=dict, blank=True)
+    weights_path = models.CharField(max_length=255, blank=True,
+                                    help_text="User-supplied pretrained state dict, relative to MEDIA_ROOT.")
+    weights_name = models.CharField(max_length=255, blank=True)
+    weights_sha256 = models.CharField(max_length=64, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -157,3 +157,60 @@ def project_update(*, project: Project, **fields) -> Project:
         raise ValidationError({"name": f"The team already has a project named {project.name!r}."})
     project.save()
     return project
+
+
+WEIGHTS_SUFFIXES = (".pt", ".pth")
+
+
+def project_weights_set(*, project: Project, upload) -> Project:
+    """Keep a user's pretrained weights for transfer learning; training starts from them.
+
+    Checked before it is kept: the name's suffix, the size, and that torch reads it as a state dict without
+    running pickled code (weights_only). A refused file leaves nothing behind.
+    """
+    name = Path(getattr(upload, "name", "") or "").name
+    if not name.lower().endswith(WEIGHTS_SUFFIXES):
+        raise ValidationError({"file": "Weights must be a PyTorch state dict saved as .pt or .pth."})
+    size = getattr(upload, "size", None)
+    if size is not None and size > settings.TANGO_WEIGHTS_MAX_BYTES:
+        raise ValidationError({"file": f"The file is {size} bytes; the limit is {settings.TANGO_WEIGHTS_MAX_BYTES}."})
+    folder = Path(settings.MEDIA_ROOT) / "projects" / str(project.pk) / "weights"
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=folder, suffix=".part", delete=False) as spool:
+        written = 0
+        for chunk in upload.chunks() if hasattr(upload, "chunks") else iter(lambda: upload.read(1 << 20), b""):
+            written += len(chunk)
+            if written > settings.TANGO_WEIGHTS_MAX_BYTES:
+                break
+            spool.write(chunk)
+    partial = Path(spool.name)
+    try:
+        if written > settings.TANGO_WEIGHTS_MAX_BYTES:
+            raise ValidationError({"file": f"The file is over the {settings.TANGO_WEIGHTS_MAX_BYTES}-byte limit."})
+        from training.engine.zoo import read_state_dict
+
+        try:
+            tensors = len(read_state_dict(partial))
+        except ValueError as exc:
+            raise ValidationError({"file": str(exc).replace(partial.name, name)}) from None
+        digest = sha256_file(partial)
+        final = folder / f"{digest[:16]}.pt"
+        partial.replace(final)
+    finally:
+        partial.unlink(missing_ok=True)
+    old = project.weights_path
+    project.weights_path = str(Path("projects") / str(project.pk) / "weights" / final.name)
+    project.weights_name, project.weights_sha256 = name, digest
+    project.save(update_fields=["weights_path", "weights_name", "weights_sha256", "updated_at"])
+    if old and old != project.weights_path:
+        (Path(settings.MEDIA_ROOT) / old).unlink(missing_ok=True)
+    project.weights_tensors = tensors
+    return project
+
+
+def project_weights_clear(*, project: Project) -> Project:
+    if project.weights_path:
+        (Path(settings.MEDIA_ROOT) / project.weights_path).unlink(missing_ok=True)
+    project.weights_path = project.weights_name = project.weights_sha256 = ""
+    project.save(update_fields=["weights_path", "weights_name", "weights_sha256", "updated_at"])
+    return project

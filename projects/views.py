@@ -7,9 +7,9 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpResponseRedirect
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from deployment.engines import ENGINES
@@ -19,7 +19,7 @@ from .dataset_stats import dataset_summary
 from .forms import DatasetUploadForm, ProjectEditForm, attach_errors
 from .pipeline import pipeline_context
 from .selectors import can_create_anywhere, dataset_list, device_catalog, project_list
-from .services import dataset_create, project_update
+from .services import dataset_create, project_update, project_weights_clear, project_weights_set
 from .wizard import ProjectWizard
 
 
@@ -52,11 +52,36 @@ def project_list_view(request):
 @login_required
 def project_detail(request, pk: int):
     project = get_object_or_404(projects_for(request.user), pk=pk)
+    return render(request, "projects/project_detail.html", _project_page_context(request, project))
+
+
+def _project_page_context(request, project) -> dict:
     engine = ENGINES.get(project.engine)
     context = {"project": project, "role": role_in(request.user, project.team),
                "can_edit": can_edit(request.user, project.team), "engine_label": engine.label if engine else ""}
     context.update(pipeline_context(project, request.user))
-    return render(request, "projects/project_detail.html", context)
+    return context
+
+
+@login_required
+@require_POST
+def project_weights(request, pk: int):
+    """Upload (or clear) the project's pretrained weights; a refused file re-renders the page with the reason."""
+    project = get_object_or_404(projects_for(request.user), pk=pk)
+    require_editor(request.user, project.team)
+    try:
+        if request.POST.get("clear"):
+            project_weights_clear(project=project)
+        elif "file" not in request.FILES:
+            raise ValidationError({"file": "Choose a .pt or .pth file."})
+        else:
+            project_weights_set(project=project, upload=request.FILES["file"])
+    except ValidationError as exc:
+        project.refresh_from_db()
+        context = _project_page_context(request, project)
+        context["weights_error"] = " ".join(m for ms in exc.message_dict.values() for m in ms)
+        return render(request, "projects/project_detail.html", context, status=400)
+    return redirect("projects:detail", pk=project.pk)
 
 
 @login_required

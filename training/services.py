@@ -1,7 +1,7 @@
 """The train stage: the Django shell around training.engine."""
 
 from projects.models import Job, JobStatus, Task
-from projects.storage import StageError, job_dir, relative
+from projects.storage import StageError, absolute, job_dir, relative
 
 from .models import TrainingRun
 
@@ -21,6 +21,8 @@ def training_config(project, model_name: str) -> dict:
     options = dict(DEFAULT_TRAINING)
     options.update(project.options.get("train", {}))
     options.update(model=model_name, input_size=project.input_size)
+    if project.weights_path:  # transfer learning from the user's own file; nothing is ever downloaded
+        options["weights_path"] = str(absolute(project.weights_path))
     return options
 
 
@@ -55,6 +57,8 @@ def train_stage(job, report) -> dict:
         run.save(update_fields=["history", "updated_at"])
         report.publish_result({"model": model_name, "history": run.history, "epochs": config.epochs})
 
+    if project.weights_path:
+        report(f"Starting from the uploaded weights {project.weights_name} (sha256 {project.weights_sha256[:12]}…).")
     retry = job.attempt > 1  # a retried run continues from the checkpoint its cancelled or failed attempt left
     result = train(data_dir=dataset.root, class_names=dataset.class_names, config=config,
                    out_dir=job_dir(job, keep=retry), report=report, on_epoch=on_epoch, resume=retry)

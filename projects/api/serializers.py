@@ -171,7 +171,8 @@ class ProjectDetailSerializer(ProjectSerializer):
     stages = serializers.SerializerMethodField()
 
     class Meta(ProjectSerializer.Meta):
-        fields = [*ProjectSerializer.Meta.fields, "stages"]
+        fields = [*ProjectSerializer.Meta.fields, "weights_name", "weights_sha256", "stages"]
+        read_only_fields = ["weights_name", "weights_sha256"]
 
     @extend_schema_field(StageSerializer(many=True))
     def get_stages(self, project):

@@ -11,7 +11,8 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.parsers import MultiPartParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
@@ -145,6 +146,25 @@ class ProjectViewSet(viewsets.ModelViewSet):
             raise NotFound(f"No stage {stage!r}.")
         job = job_enqueue(project=self.get_object(), stage_key=stage, user=request.user)
         return Response(s.JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        methods=["POST"], summary="Upload pretrained weights (a .pt/.pth state dict) for transfer learning",
+        request={"multipart/form-data": {"type": "object", "properties": {"file": {"type": "string",
+                                                                                   "format": "binary"}}}},
+        responses=s.ProjectDetailSerializer)
+    @extend_schema(methods=["DELETE"], summary="Train from scratch again", request=None,
+                   responses=s.ProjectDetailSerializer)
+    @action(detail=True, methods=["post", "delete"], parser_classes=[MultiPartParser])
+    def weights(self, request, pk=None):
+        """Weights are checked (suffix, size, a loadable state dict) before they are kept (editors and owners)."""
+        project = self.get_object()
+        if request.method == "DELETE":
+            project = services.project_weights_clear(project=project)
+        elif "file" not in request.FILES:
+            raise ValidationError({"file": "Attach the weights file as 'file'."})
+        else:
+            project = services.project_weights_set(project=project, upload=request.FILES["file"])
+        return Response(s.ProjectDetailSerializer(project, context={"request": request}).data)
 
     @extend_schema(request=None, responses=JOB_ACCEPTED)
     @action(detail=True, methods=["post"], url_path="pipeline/run")

@@ -24,6 +24,17 @@ def device_body(name):
     }
 
 
+def weights_body(w):
+    import io
+
+    import torch
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    buffer = io.BytesIO()
+    torch.save({"fc.weight": torch.zeros(2, 4), "fc.bias": torch.zeros(2)}, buffer)
+    return {"file": SimpleUploadedFile("pretrained.pt", buffer.getvalue())}
+
+
 def project_body(w, name):
     return {"team": w.team.pk, "name": name, "task": "classification", "dataset": w.dataset.pk,
             "device": w.device.pk, "engine": "pytorch", "latency_budget_ms": 50}
@@ -59,6 +70,8 @@ REQUESTS = {
     "list project jobs": ("GET", "/api/projects/{project}/jobs/", None),
     "run stage": ("POST", "/api/projects/{project}/stages/{stage}/run/", None),
     "run pipeline": ("POST", "/api/projects/{project}/pipeline/run/", None),
+    "upload weights": ("POST", "/api/projects/{project}/weights/", weights_body),
+    "clear weights": ("DELETE", "/api/projects/{project}/weights/", None),
     "list jobs": ("GET", "/api/jobs/", None),
     "read job": ("GET", "/api/jobs/{failed_job}/", None),
     "read job log": ("GET", "/api/jobs/{failed_job}/log/", None),
@@ -98,6 +111,8 @@ EXPECTED = {
     "list project jobs":    (200,  200,   200,   404,     404,  403),
     "run stage":            (202,  202,   403,   404,     404,  403),
     "run pipeline":         (202,  202,   403,   404,     404,  403),
+    "upload weights":       (200,  200,   403,   404,     404,  403),
+    "clear weights":        (200,  200,   403,   404,     404,  403),
     "list jobs":            (200,  200,   200,   200,     200,  403),
     "read job":             (200,  200,   200,   404,     404,  403),
     "read job log":         (200,  200,   200,   404,     404,  403),

@@ -28,11 +28,13 @@ POST_MATRIX = {
     "create":         {"owner": 200, "editor": 200, "viewer": 403, "outsider": 200, "anonymous": 302},
     "edit":           {"owner": 200, "editor": 200, "viewer": 403, "outsider": 404, "anonymous": 302},
     "dataset_upload": {"owner": 200, "editor": 200, "viewer": 403, "outsider": 200, "anonymous": 302},
+    # An empty weights form re-renders the project page with the reason.
+    "weights":        {"owner": 400, "editor": 400, "viewer": 403, "outsider": 404, "anonymous": 302},
 }
 
 
 def _url(page, project, dataset):
-    if page in ("detail", "edit"):
+    if page in ("detail", "edit", "weights"):
         return reverse(f"projects:{page}", args=[project.pk])
     if page == "dataset_detail":
         return reverse("projects:dataset_detail", args=[dataset.pk])

@@ -161,7 +161,7 @@ def _drop_late_pools(features: nn.Sequential, *, keep: int) -> None:
 
 def load_weights(model: nn.Module, weights_path: Path, *, report: Report | None = None) -> dict:
     """Load a user's state dict for transfer learning: matching keys load, shape mismatches (a head) are skipped."""
-    state = _read_state_dict(Path(weights_path))
+    state = read_state_dict(Path(weights_path))
     own = model.state_dict()
     loadable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
     mismatched = sorted(k for k in state if k in own and own[k].shape != state[k].shape)
@@ -176,7 +176,7 @@ def load_weights(model: nn.Module, weights_path: Path, *, report: Report | None 
     return summary
 
 
-def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)  # weights_only: never run pickled code
     except Exception as error:  # torch raises several types for garbage; the user needs one clear message
