@@ -122,8 +122,13 @@ if REDIS_URL:
         # A task running longer than this is redelivered; jobs are idempotent, but keep it above any stage.
         "visibility_timeout": env_int("TANGO_BROKER_VISIBILITY_TIMEOUT", 24 * 3600, minimum=60),
     }
+    # socket_timeout=None: redis-py 8 reads with a 5 s timeout by default, which cuts channels-redis' own 5 s
+    # blocking pop short and kills idle websockets with 1011 (django/channels_redis#422).
     CHANNEL_LAYERS = {
-        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": None}]},
+        }
     }
 else:
     _broker_dir = DATA_DIR / "broker"

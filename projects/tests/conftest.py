@@ -90,3 +90,4 @@ def portal(django_db_setup, django_db_blocker, tmp_path_factory):
     yield {"url": url, "worker": worker, "web": web, "logs": logs}
     web.kill()
     worker.kill()
+

@@ -90,3 +90,24 @@ def test_a_job_retried_after_cancel_runs_again_on_the_worker(portal, alice_proje
     assert job.status == JobStatus.SUCCEEDED
     seqs = list(JobLogLine.objects.filter(job=job).order_by("seq").values_list("seq", flat=True))
     assert seqs == list(range(1, len(seqs) + 1))
+
+
+def test_an_idle_console_stays_open_and_still_streams(portal, alice_project):
+    """A quiet job (a long compile, say) must not drop its viewers: idle Redis reads once killed them (1011)."""
+    from projects.joblog import JobLog
+
+    job = Job.objects.create(project=alice_project, stage="recommend", queue="cpu", status=JobStatus.RUNNING)
+    with open_console(portal, job) as ws:
+        json.loads(ws.recv(timeout=10))  # the (empty) replay
+        deadline = time.monotonic() + 7
+        while time.monotonic() < deadline:  # longer than redis-py's 5 s default read timeout
+            try:
+                ws.recv(timeout=deadline - time.monotonic())  # state messages may arrive; the socket must not close
+            except TimeoutError:
+                break
+        JobLog(job.pk).write("still here")
+        lines = []
+        while not lines:
+            message = json.loads(ws.recv(timeout=10))
+            lines = [line["text"] for line in message.get("lines", [])]
+    assert lines == ["still here"]
