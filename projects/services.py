@@ -71,7 +71,7 @@ def dataset_create(*, team: Team, name: str, task: str, upload, user=None) -> Da
     dest = Path(settings.MEDIA_ROOT) / relative
     dest.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=dest.parent, suffix=".zip.part") as spool:
-        for chunk in upload.chunks() if hasattr(upload, "chunks") else iter(lambda: upload.read(1 << 20), b""):
+        for chunk in _chunks(upload):
             spool.write(chunk)
         spool.flush()
         try:
@@ -88,6 +88,11 @@ def dataset_create(*, team: Team, name: str, task: str, upload, user=None) -> Da
     except IntegrityError:
         shutil.rmtree(dest, ignore_errors=True)
         raise ValidationError({"name": f"The team already has a dataset named {name!r}."}) from None
+
+
+def _chunks(upload):
+    """An upload's bytes in blocks: a Django UploadedFile, or any open binary file (the demo, scripts)."""
+    return upload.chunks() if hasattr(upload, "chunks") else iter(lambda: upload.read(1 << 20), b"")
 
 
 def dataset_delete(*, dataset: Dataset) -> None:
@@ -178,7 +183,7 @@ def project_weights_set(*, project: Project, upload) -> Project:
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=folder, suffix=".part", delete=False) as spool:
         written = 0
-        for chunk in upload.chunks() if hasattr(upload, "chunks") else iter(lambda: upload.read(1 << 20), b""):
+        for chunk in _chunks(upload):
             written += len(chunk)
             if written > settings.TANGO_WEIGHTS_MAX_BYTES:
                 break
