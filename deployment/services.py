@@ -8,10 +8,10 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from projects.storage import StageError, absolute, job_dir, relative
+from projects.jobs import StageError, latest_succeeded
+from projects.storage import absolute, job_dir, relative
 from training.engine.files import sha256_file
 from training.models import TrainingRun
-from training.services import latest_succeeded
 
 from .engines import ENGINES
 from .models import Artifact
@@ -34,14 +34,10 @@ def _val_images(dataset, limit: int) -> list[Path]:
 
 
 def _load_trained_model(run: TrainingRun):
-    import torch
+    from training.engine.zoo import load_trained_model
 
-    from training.engine.zoo import build_model
-
-    model = build_model(run.model_name, num_classes=run.architecture["num_classes"],
-                        input_size=run.architecture["input_size"])
-    model.load_state_dict(torch.load(absolute(run.weights_path), map_location="cpu", weights_only=True))
-    return model.eval()
+    return load_trained_model(run.model_name, num_classes=run.architecture["num_classes"],
+                              input_size=run.architecture["input_size"], weights_path=absolute(run.weights_path))
 
 
 def _artifact(job, run, *, kind, path: Path, status, checks=None) -> Artifact:

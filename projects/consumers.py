@@ -22,7 +22,7 @@ from django.template.loader import render_to_string
 from .access import jobs_for
 from .joblog import job_group
 from .jobs import jobs_reap_stale
-from .models import FINISHED_STATUSES, JobLogLine
+from .models import FINISHED_STATUSES, Job, JobLogLine
 
 logger = logging.getLogger(__name__)
 
@@ -46,8 +46,6 @@ def _replay_start(job_id: int) -> tuple[int, int]:
 
 
 def _job_state(job_id: int) -> dict | None:
-    from .models import Job
-
     job = Job.objects.filter(pk=job_id).first()
     if job is None:
         return None

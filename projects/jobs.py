@@ -7,6 +7,7 @@ a broker redelivery of the same message finds nothing to claim and does no work 
 import logging
 import socket
 import threading
+import time
 import traceback
 from datetime import timedelta
 
@@ -29,6 +30,10 @@ class JobNotAllowed(Exception):
     """The stage cannot run now; the message says why."""
 
 
+class StageError(Exception):
+    """A stage cannot do its work; the message tells the user why and what to do."""
+
+
 # --- reads ---------------------------------------------------------------------------------------------------
 
 
@@ -38,6 +43,14 @@ def latest_jobs(project: Project) -> dict[str, Job]:
     for job in project.jobs.order_by("-created_at", "-id"):
         latest.setdefault(job.stage, job)
     return latest
+
+
+def latest_succeeded(project: Project, stage: str) -> Job:
+    """The newest successful job of a stage: what a later stage builds on."""
+    job = project.jobs.filter(stage=stage, status=JobStatus.SUCCEEDED).order_by("-finished_at", "-id").first()
+    if job is None:
+        raise StageError(f"No successful {stage} job: run that stage first.")
+    return job
 
 
 def stage_blockers(project: Project, stage_key: str, latest: dict[str, Job] | None = None) -> list[str]:
@@ -165,8 +178,6 @@ class JobReporter:
         self.log.state(result=result)
 
     def set_progress(self, progress: float, message: str | None = None, force: bool = False):
-        import time
-
         progress = max(0.0, min(100.0, float(progress)))
         now = time.monotonic()
         if not force and progress < 100 and now - self._last_progress_at < self.PROGRESS_MIN_INTERVAL:

@@ -25,6 +25,3 @@ def relative(path: Path) -> str:
 def absolute(relative_path: str) -> Path:
     return Path(settings.MEDIA_ROOT) / relative_path
 
-
-class StageError(Exception):
-    """A stage cannot do its work; the message tells the user why and what to do."""

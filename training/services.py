@@ -1,20 +1,14 @@
 """The train stage: the Django shell around training.engine."""
 
-from projects.models import Job, JobStatus, Task
-from projects.storage import StageError, absolute, job_dir, relative
+from projects.jobs import StageError, latest_succeeded
+from projects.models import Task
+from projects.storage import absolute, job_dir, relative
 
 from .models import TrainingRun
 
 # Defaults a project's options["train"] may override (see training.engine.train.TrainConfig).
 DEFAULT_TRAINING = {"epochs": 10, "batch_size": 64, "optimizer": "sgd", "lr": 0.05, "schedule": "cosine",
                     "patience": 5}
-
-
-def latest_succeeded(project, stage: str) -> Job:
-    job = project.jobs.filter(stage=stage, status=JobStatus.SUCCEEDED).order_by("-finished_at", "-id").first()
-    if job is None:
-        raise StageError(f"No successful {stage} job: run that stage first.")
-    return job
 
 
 def training_config(project, model_name: str) -> dict:

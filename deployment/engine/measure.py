@@ -23,11 +23,9 @@ def _runner(kind: str, path: Path, *, model_name: str, num_classes: int, input_s
     if kind == "pytorch":
         import torch
 
-        from training.engine.zoo import build_model
+        from training.engine.zoo import load_trained_model
 
-        model = build_model(model_name, num_classes=num_classes, input_size=input_size)
-        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-        model.eval()
+        model = load_trained_model(model_name, num_classes=num_classes, input_size=input_size, weights_path=path)
 
         def run(batch):
             with torch.inference_mode():

@@ -76,6 +76,13 @@ def build_model(name: str, *, num_classes: int, input_size: int, weights_path: P
     return model
 
 
+def load_trained_model(name: str, *, num_classes: int, input_size: int, weights_path: Path) -> nn.Module:
+    """A model the training loop saved, ready for inference: every tensor must fit (strict), on CPU, eval mode."""
+    model = build_model(name, num_classes=num_classes, input_size=input_size)
+    model.load_state_dict(torch.load(weights_path, map_location="cpu", weights_only=True))
+    return model.eval()
+
+
 def _small_stem_conv(out_channels: int) -> nn.Conv2d:
     conv = nn.Conv2d(3, out_channels, kernel_size=3, stride=1, padding=1, bias=False)
     nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")  # as torchvision inits its stems
