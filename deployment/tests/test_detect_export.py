@@ -1,0 +1,141 @@
+"""Detection deployment: ONNX export checked against PyTorch, and the standalone bundle's infer.py."""
+
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from deployment.engine import detect_infer
+from deployment.engine.bundle import verify_checksums
+from deployment.engine.detect_bundle import build_detection_bundle
+from deployment.engine.detect_onnx import (
+    _agreement, check_detection_parity, class_names, decode, detection_parity_ok, export_detector_onnx,
+    letterbox, load_detector, map50, to_image_pixels,
+)
+from training.tests.detection_support import INPUT_SIZE, trained_detector
+
+
+@pytest.fixture(scope="module")
+def detector(tmp_path_factory):
+    shared = trained_detector(tmp_path_factory.getbasetemp())
+    data_dir = Path(shared["data_dir"])
+    samples = [(p, data_dir / "labels" / "val" / f"{p.stem}.txt")
+               for p in sorted((data_dir / "images" / "val").glob("*.jpg"))]
+    model = load_detector(Path(shared["result"]["weights_path"]))
+    return model, samples
+
+
+@pytest.fixture(scope="module")
+def exported(detector, tmp_path_factory):
+    model, _ = detector
+    return export_detector_onnx(model, input_size=INPUT_SIZE, path=tmp_path_factory.mktemp("onnx") / "model.onnx")
+
+
+def test_export_is_one_file_at_an_opset_rknn_reads(exported):
+    graph = onnx.load(str(exported))
+    assert max(o.version for o in graph.opset_import if o.domain in ("", "ai.onnx")) == 17
+    assert not list(exported.parent.glob("*.data"))  # no side file of weights
+    with pytest.raises(ValueError, match="RKNN"):
+        export_detector_onnx(None, input_size=INPUT_SIZE, path=exported.with_name("x.onnx"), opset=20)
+
+
+def test_onnx_runtime_finds_the_same_boxes_and_map50_as_pytorch(detector, exported):
+    model, samples = detector
+    lines = []
+    result = check_detection_parity(model, exported, samples, input_size=INPUT_SIZE, conf=0.01,
+                                    report=lines.append)
+    assert result["boxes_compared"] > 0 and result["box_agreement"] == 1.0
+    assert result["map50_torch"] == pytest.approx(result["map50_onnx"], abs=1e-6)
+    assert detection_parity_ok(result)
+    assert "mAP50 PyTorch" in lines[-1]
+
+
+def test_parity_fails_when_the_boxes_differ():
+    boxes = np.array([[0, 0, 10, 10, 0.9, 0], [20, 20, 30, 30, 0.8, 0]], dtype=np.float32)
+    moved = boxes.copy()
+    moved[1, :4] += 3
+    matched, compared, _ = _agreement(boxes, moved)
+    assert (matched, compared) == (1, 2)
+    assert not detection_parity_ok({"box_agreement": 0.5, "max_score_diff": 0.0, "map50_torch": 0.5,
+                                    "map50_onnx": 0.5})
+    assert not detection_parity_ok({"box_agreement": 1.0, "max_score_diff": 0.0, "map50_torch": 0.5,
+                                    "map50_onnx": 0.45})
+
+
+def test_map50_of_perfect_and_of_missing_detections():
+    truth = [np.array([[0, 10, 10, 50, 50], [1, 60, 60, 90, 90]], dtype=np.float64)]
+    perfect = [np.array([[10, 10, 50, 50, 0.9, 0], [60, 60, 90, 90, 0.8, 1]], dtype=np.float32)]
+    assert map50(perfect, truth, 2) == pytest.approx(1.0)
+    half = [perfect[0][:1]]
+    assert map50(half, truth, 2) == pytest.approx(0.5)
+
+
+def test_letterbox_keeps_the_aspect_and_maps_boxes_back(tmp_path):
+    from PIL import Image
+
+    path = tmp_path / "wide.png"
+    Image.new("RGB", (200, 100), (255, 0, 0)).save(path)
+    array, transform = letterbox(path, 64)
+    assert array.shape == (3, 64, 64) and transform["scale"] == pytest.approx(0.32)
+    assert array[:, 0, 0] == pytest.approx([114 / 255] * 3)  # padding above the image
+    assert array[:, 32, 32] == pytest.approx([1.0, 0.0, 0.0])
+    back = to_image_pixels(np.array([[0, 16, 64, 48, 1.0, 0]], dtype=np.float32), transform)
+    assert back[0, :4] == pytest.approx([0, 0, 200, 100], abs=0.5)
+
+
+def test_decode_suppresses_overlapping_boxes_per_class():
+    # Three anchors: two nearly identical boxes of class 0 and one of class 1 at the same place.
+    raw = np.array([[20, 21, 20], [20, 20, 20], [10, 10, 10], [10, 10, 10],
+                    [0.9, 0.8, 0.0], [0.0, 0.0, 0.7]], dtype=np.float32)
+    dets = decode(raw, conf=0.25, iou=0.7)
+    assert sorted(dets[:, 5].tolist()) == [0, 1] and dets[0, 4] == pytest.approx(0.9)
+
+
+def test_bundle_infer_runs_standalone_and_matches_the_portal(detector, exported, tmp_path):
+    model, samples = detector
+    bundle = build_detection_bundle(out_path=tmp_path / "bundle.zip", onnx_path=exported,
+                                    class_names=class_names(model), input_size=INPUT_SIZE,
+                                    model_info={"name": "tiny detector", "model": "yolo11n"},
+                                    metrics={"map50": 0.1})
+    folder = tmp_path / "unpacked"
+    with zipfile.ZipFile(bundle) as zf:
+        zf.extractall(folder)
+    assert verify_checksums(folder) == []
+    assert set(json.loads((folder / "preprocess.json").read_text())) >= {"input_size", "pad_value", "conf", "iou"}
+    images = [str(p) for p, _ in samples]
+    # -I: isolated, so the script sees neither the project nor its working directory, as on a device.
+    run = subprocess.run([sys.executable, "-I", str(folder / "infer.py"), *images, "--out", str(tmp_path / "out"),
+                          "--conf", "0.01"], capture_output=True, text=True, timeout=120, check=True)
+    printed = json.loads(run.stdout)
+    for image, result in zip(images, printed, strict=True):
+        stem = Path(image).stem
+        assert json.loads((tmp_path / "out" / f"{stem}.json").read_text()) == result
+        assert (tmp_path / "out" / f"{stem}.jpg").stat().st_size > 0
+    # The same boxes as PyTorch gives through the portal's decode.
+    reference = check_detection_parity(model, exported, samples, input_size=INPUT_SIZE, conf=0.01)
+    import torch
+
+    from deployment.engine.detect_onnx import _export_copy
+
+    torch_model = _export_copy(model)
+    for (image, _), result in zip(samples, printed, strict=True):
+        array, transform = letterbox(image, INPUT_SIZE)
+        with torch.no_grad():
+            raw = torch_model(torch.from_numpy(array[None])).numpy()[0]
+        expected = to_image_pixels(decode(raw, conf=0.01), transform)
+        got = np.array([[*b["box"], b["score"], b["class"]] for b in result["boxes"]], dtype=np.float32)
+        matched, compared, worst = _agreement(expected, got.reshape(-1, 6))
+        assert matched == compared and worst < 1e-3
+    assert reference["box_agreement"] == 1.0
+
+
+def test_infer_script_imports_nothing_but_numpy_pillow_and_onnxruntime():
+    source = Path(detect_infer.__file__).read_text()
+    imports = {line.split()[1].split(".")[0] for line in source.splitlines()
+               if line.startswith(("import ", "from ")) or line.strip().startswith("import onnxruntime")}
+    assert imports <= {"argparse", "json", "sys", "pathlib", "numpy", "PIL", "onnxruntime"}

@@ -1,0 +1,58 @@
+"""The detection zoo: the YOLOv7 family's bodies against the published models, YOLO11 from ultralytics' yaml."""
+
+import pytest
+
+from training.engine.yolo import yolov7, zoo
+
+
+@pytest.mark.parametrize("name", list(yolov7.BUILDERS))
+def test_yolov7_backbone_and_neck_match_the_published_model_within_ten_percent(name):
+    # Built on the meta device at 640 px with 80 classes: every layer exists and the forward pass runs, but no
+    # weight is allocated, so the seven models (590 M parameters) take seconds.
+    counts = zoo.parameter_counts(name, nc=80, input_size=640)
+    published_body = yolov7.published_body_params(name)
+    assert abs(counts["body"] / published_body - 1) <= 0.10, (counts["body"], published_body)
+    levels = [8, 16, 32] if name in ("yolov7-tiny", "yolov7", "yolov7x") else [8, 16, 32, 64]
+    assert counts["strides"] == levels
+
+
+def test_yolov7_head_sizes_follow_the_original_design():
+    # IDetect: a 1x1 conv per level to 3 anchors x (5 + 80) outputs; tiny's levels have 128, 256, 512 channels.
+    assert yolov7.original_head_params("yolov7-tiny") == (128 + 256 + 512) * 255 + 3 * 255
+    assert yolov7.auxiliary_head_params("yolov7") == 0
+    # The published D6 figure is the training graph, auxiliary head included (see PUBLISHED_WITH_AUX).
+    d6 = zoo.parameter_counts("yolov7-d6")["body"]
+    total = d6 + yolov7.original_head_params("yolov7-d6") + yolov7.auxiliary_head_params("yolov7-d6")
+    assert round(total / 1e5) == round(yolov7.PUBLISHED["yolov7-d6"][0] / 1e5)
+
+
+@pytest.mark.parametrize("name", list(yolov7.BUILDERS))
+def test_yolov7_yaml_files_are_what_the_generator_writes(name):
+    assert yolov7.yaml_path(name).read_text(encoding="utf-8") == yolov7.yaml_text(name)
+
+
+def test_yolov7_yamls_use_only_layers_ultralytics_knows():
+    from ultralytics.nn import tasks
+
+    for name in yolov7.BUILDERS:
+        spec = yolov7.model_dict(name)
+        for _, _, module, _ in spec["backbone"] + spec["head"]:
+            assert module.startswith("nn.") or module in vars(tasks), (name, module)
+
+
+def test_zoo_lists_both_families_with_their_yaml():
+    models = {m["name"]: m for m in zoo.detection_models()}
+    assert [m for m in models if m.startswith("yolov7")] == list(yolov7.BUILDERS)
+    assert [m for m in models if m.startswith("yolo11")] == ["yolo11n", "yolo11s", "yolo11m", "yolo11l", "yolo11x"]
+    assert models["yolov7-e6e"]["yaml"].endswith("models/yolov7-e6e.yaml")
+    assert models["yolo11s"]["yaml"] == "yolo11s.yaml" and models["yolo11s"]["level"] == 2
+    assert models["yolov7-w6"]["published"]["params"] == 70.4e6
+    with pytest.raises(ValueError, match="Unknown detection model"):
+        zoo.family_of("yolov9")
+
+
+def test_yolo11_scales_come_from_ultralytics_bundled_yaml():
+    counts = zoo.parameter_counts("yolo11n", nc=80)
+    assert 2.5e6 < counts["total"] < 2.7e6  # ultralytics publishes 2.6 M for YOLO11n
+    model = zoo.build_detection_model("yolov7-tiny", nc=3)
+    assert model.nc == 3 and model.stride.tolist() == [8.0, 16.0, 32.0]
