@@ -149,3 +149,12 @@ def make_detection_demo_zip(zip_path: Path, *, train: int = 240, val: int = 60, 
         for relative, data in _files(train=train, val=val, size=size, seed=seed, classes=classes):
             zf.writestr(prefix + relative, data)
     return zip_path
+
+
+# What the demo trains: the smallest current model at the images' own size. Measured by bench/detection_demo.py.
+DEMO_RECIPE = {
+    "train": 240, "val": 60, "image_size": 128,
+    "model": "yolo11n", "input_size": 128, "epochs": 25, "batch": 8,
+    # An optimizer step per batch (ultralytics otherwise accumulates to 64 images: 4 steps an epoch here).
+    "overrides": {"nbs": 8, "warmup_epochs": 1, "close_mosaic": 5},
+}

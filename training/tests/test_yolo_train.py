@@ -71,7 +71,7 @@ def test_cancel_stops_at_the_next_batch_and_retry_resumes_from_the_last_checkpoi
                 raise Cancelled
 
     args = dict(data_dir=data_dir, model="yolo11n", out_dir=tmp_path / "run", data_root=base / "data",
-                input_size=INPUT_SIZE, epochs=2, batch=4, overrides=FAST, n_predictions=0)
+                input_size=INPUT_SIZE, epochs=2, batch=4, overrides={**FAST, "nbs": 4}, n_predictions=0)
     with SocketGuard() as guard, pytest.raises(Cancelled):
         train_detector(**args, report=cancel_in_epoch_two)
     assert len(calls) == batches_per_epoch + 1  # not one batch more

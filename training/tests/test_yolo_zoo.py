@@ -55,4 +55,4 @@ def test_yolo11_scales_come_from_ultralytics_bundled_yaml():
     counts = zoo.parameter_counts("yolo11n", nc=80)
     assert 2.5e6 < counts["total"] < 2.7e6  # ultralytics publishes 2.6 M for YOLO11n
     model = zoo.build_detection_model("yolov7-tiny", nc=3)
-    assert model.nc == 3 and model.stride.tolist() == [8.0, 16.0, 32.0]
+    assert model.yaml["nc"] == 3 and model.stride.tolist() == [8.0, 16.0, 32.0]
