@@ -56,3 +56,38 @@ def test_yolo11_scales_come_from_ultralytics_bundled_yaml():
     assert 2.5e6 < counts["total"] < 2.7e6  # ultralytics publishes 2.6 M for YOLO11n
     model = zoo.build_detection_model("yolov7-tiny", nc=3)
     assert model.yaml["nc"] == 3 and model.stride.tolist() == [8.0, 16.0, 32.0]
+
+
+def test_e_elan_shortcut_is_a_parameter_free_sum():
+    import torch
+    from ultralytics.nn.tasks import parse_model
+
+    net = yolov7._Net()
+    a = net.conv(-1, 8, 3, 1)
+    b = net.conv(a, 8, 1, 1)
+    net.shortcut(b, a)
+    net.backbone_rows = len(net.rows)
+    layers, _ = parse_model({"nc": 1, "backbone": net.rows, "head": []}, ch=3, verbose=False)
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        ya = layers[0](x)
+        yb = layers[1](ya)
+        boxed = layers[2](yb)
+        summed = layers[3]([boxed, ya])
+    assert torch.equal(summed, ya + yb)
+    assert sum(p.numel() for p in layers[2:].parameters()) == 0
+
+
+def test_yolov7_tiny_trains_a_step_with_ultralytics_loss():
+    import torch
+
+    model = zoo.build_detection_model("yolov7-tiny", nc=2)
+    from ultralytics.cfg import get_cfg
+
+    model.args = get_cfg()
+    batch = {"img": torch.rand(2, 3, 64, 64), "batch_idx": torch.tensor([0.0, 1.0]),
+             "cls": torch.tensor([[0.0], [1.0]]), "bboxes": torch.tensor([[0.5, 0.5, 0.4, 0.4], [0.3, 0.3, 0.2, 0.3]])}
+    loss, items = model.loss(batch)
+    loss.sum().backward()
+    assert torch.isfinite(loss).all()
+    assert model.model[0].conv.weight.grad is not None

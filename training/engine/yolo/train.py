@@ -20,7 +20,7 @@ from pathlib import Path
 import yaml
 
 from . import offline
-from .zoo import LABELS, build_detection_model
+from .zoo import LABELS, build_detection_model, model_yaml
 
 Report = Callable[..., None]
 LOSS_KEYS = ("box_loss", "cls_loss", "dfl_loss")
@@ -136,7 +136,7 @@ def train_detector(*, data_dir: Path, model: str, out_dir: Path, data_root: Path
     data_yaml, names = write_data_yaml(data_dir, out_dir)
     last = out_dir / "weights" / "last.pt"
     args = {
-        "model": str(model if str(model).endswith(".yaml") or model not in LABELS else f"{model}.yaml"),
+        "model": model_yaml(model) if model in LABELS else str(model),
         "data": str(data_yaml), "imgsz": input_size, "epochs": epochs, "batch": batch, "device": device,
         "workers": workers, "seed": seed, "patience": patience, "project": str(out_dir.parent),
         "name": out_dir.name, "exist_ok": True, "plots": False, "verbose": True, "amp": device != "cpu",
@@ -163,6 +163,7 @@ class _Run:
         self.args, self.say, self.on_epoch = args, say, on_epoch
         self.history: list[dict] = []
         self.started = time.perf_counter()
+        self.final_eval_started = False
 
     @staticmethod
     def checkpoint_epoch(path: Path) -> int:
@@ -180,6 +181,13 @@ class _Run:
             trainer.model = model  # setup_model() keeps a module it is given
         trainer.add_callback("on_train_batch_end", self._batch_end)
         trainer.add_callback("on_fit_epoch_end", self._epoch_end)
+        final_eval = trainer.final_eval
+
+        def final_eval_marked():  # it re-runs on_fit_epoch_end for best.pt; the result, not the history, has that
+            self.final_eval_started = True
+            return final_eval()
+
+        trainer.final_eval = final_eval_marked
         handler = _LineHandler(self.say)
         LOGGER.addHandler(handler)
         amp_check = trainer_module.check_amp
@@ -198,8 +206,8 @@ class _Run:
         self.say(None, progress=min(99.0, 100 * done / (trainer.epochs * batches)))  # may raise: a cancel
 
     def _epoch_end(self, trainer) -> None:
-        if trainer.epoch + 1 > trainer.epochs or getattr(trainer, "_final_eval_done", False):
-            return  # final_eval() re-runs this callback for best.pt at epoch+1; the result carries that
+        if self.final_eval_started:
+            return
         losses = {k: float(v) for k, v in (trainer.tloss or {}).items()} if isinstance(trainer.tloss, dict) else \
             dict(zip(LOSS_KEYS, (float(x) for x in trainer.tloss), strict=False))
         record = {"epoch": trainer.epoch + 1, **{k: losses.get(k) for k in LOSS_KEYS},
