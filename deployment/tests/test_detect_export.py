@@ -148,3 +148,17 @@ def test_infer_script_imports_nothing_but_numpy_pillow_and_onnxruntime():
     imports = {line.split()[1].split(".")[0] for line in source.splitlines()
                if line.startswith(("import ", "from ")) or line.strip().startswith("import onnxruntime")}
     assert imports <= {"argparse", "json", "sys", "pathlib", "numpy", "PIL", "onnxruntime"}
+
+
+def test_measure_detector_times_the_runtime_and_scores_map50(detector, exported):
+    import onnxruntime as ort
+
+    from deployment.engine.detect_measure import measure_detector
+
+    model, samples = detector
+    session = ort.InferenceSession(str(exported), providers=["CPUExecutionProvider"])
+    result = measure_detector(run=lambda batch: session.run(None, {"images": batch}), input_size=INPUT_SIZE,
+                              samples=samples, num_classes=1)
+    parity = check_detection_parity(model, exported, samples, input_size=INPUT_SIZE)
+    assert result["map50"] == pytest.approx(parity["map50_onnx"])
+    assert result["runs"] >= 1 and result["latency_p50_ms"] > 0

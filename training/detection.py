@@ -1,0 +1,117 @@
+"""The train stage for detection projects: the Django shell around training.engine.yolo."""
+
+import base64
+import io
+from pathlib import Path
+
+from django.conf import settings
+
+from projects.jobs.errors import StageError
+from projects.jobs.selectors import latest_succeeded
+from projects.jobs.storage import absolute, job_dir, relative
+from tango_common.hashing import sha256_file
+
+from .models import TrainingRun
+
+# Defaults a detection project's options["train"] may override.
+DEFAULT_DETECTION_TRAINING = {"epochs": 50, "batch": 16, "patience": 20, "workers": 0}
+ALLOWED_OPTIONS = {"epochs", "batch", "patience", "workers", "seed", "overrides"}
+THUMBNAIL_SIDE = 320  # validation images shown on the page with their boxes
+
+
+def detection_training_options(project) -> dict:
+    options = dict(DEFAULT_DETECTION_TRAINING)
+    options.update(project.options.get("train", {}))
+    unknown = set(options) - ALLOWED_OPTIONS
+    if unknown:
+        raise StageError(f"Training options not used for detection: {', '.join(sorted(unknown))}.")
+    return options
+
+
+def detection_model_name(project) -> str:
+    from .engine.yolo.zoo import LABELS
+
+    recommendation = latest_succeeded(project, "recommend").result or {}
+    name = project.options.get("model") or recommendation.get("detection_model") or recommendation.get("model")
+    if name not in LABELS:
+        raise StageError(f"{name!r} is not a detection model; choose one of {', '.join(LABELS)} "
+                         "(project options: model).")
+    return name
+
+
+def _device() -> str:
+    import torch  # after the worker forked: CUDA is touched in the child only
+
+    return "0" if torch.cuda.is_available() else "cpu"
+
+
+def detection_train_stage(job, report) -> dict:
+    from .engine.yolo.train import train_detector
+    from .engine.yolo.zoo import family_of, model_yaml
+
+    project = job.project
+    model_name = detection_model_name(project)
+    options = detection_training_options(project)
+    dataset = project.dataset
+    run, _ = TrainingRun.objects.update_or_create(job=job, defaults={
+        "project": project, "model_name": model_name, "hyperparameters": options, "dataset_sha256": dataset.sha256,
+        "architecture": {"task": "detection", "family": family_of(model_name),
+                         "yaml": Path(model_yaml(model_name)).name, "num_classes": len(dataset.class_names), "class_names": dataset.class_names,
+                         "input_size": project.input_size},
+    })
+    device = _device()
+    report(f"Training {model_name} on {dataset.name} (version {dataset.sha256[:12]}) at {project.input_size} px for "
+           f"up to {options['epochs']} epochs, batch {options['batch']}, on {'CUDA' if device != 'cpu' else 'CPU'}.")
+
+    def on_epoch(record: dict) -> None:
+        run.history = [r for r in run.history if r["epoch"] != record["epoch"]] + [record]
+        run.save(update_fields=["history", "updated_at"])
+        report.publish_result({"task": "detection", "model": model_name, "history": run.history,
+                               "epochs": options["epochs"]})
+
+    weights = absolute(project.weights_path) if project.weights_path else None
+    if weights is not None:
+        report(f"Starting from the uploaded weights {project.weights_name} (sha256 {project.weights_sha256[:12]}…).")
+    retry = job.attempt > 1  # a retried run continues from the last epoch its cancelled or failed attempt saved
+    try:
+        result = train_detector(
+            data_dir=dataset.root, model=model_name, out_dir=job_dir(job, keep=retry) / "run",
+            data_root=settings.DATA_DIR, input_size=project.input_size, epochs=options["epochs"],
+            batch=options["batch"], device=device, weights=weights, resume=retry, report=report, on_epoch=on_epoch,
+            workers=options["workers"], seed=options.get("seed", 0), patience=options["patience"],
+            overrides=options.get("overrides"))
+    except ValueError as exc:  # a weights file that does not fit this model
+        raise StageError(str(exc)) from None
+    return _finish(run, result, model_name=model_name, options=options, dataset=dataset, report=report)
+
+
+def _finish(run, result, *, model_name: str, options: dict, dataset, report) -> dict:
+    weights = Path(result.weights_path)
+    run.architecture.update(params=result.params, gflops=result.gflops)
+    run.history = result.history
+    run.metrics = {"final": result.final, "best_epoch": result.best_epoch, "per_class": result.per_class,
+                   "pr_curve": result.pr_curve, "device": result.device, "epochs_completed": result.epochs_completed,
+                   "map50": result.final["map50"], "map50_95": result.final["map50_95"]}
+    run.weights_path = relative(weights)
+    run.weights_sha256 = sha256_file(weights)
+    run.save()
+    predictions = [{**p, "thumbnail": _thumbnail(dataset.root / "images" / "val" / p["image"])}
+                   for p in result.predictions]
+    report(f"Weights saved ({run.weights_sha256[:12]}…): mAP50 {result.final['map50']:.3f}, "
+           f"mAP50-95 {result.final['map50_95']:.3f} (best epoch {result.best_epoch}).")
+    return {"task": "detection", "model": model_name, "training_run": run.pk, "history": result.history,
+            "epochs": options["epochs"], "class_names": result.class_names, **run.metrics,
+            "predictions": predictions, "params": result.params, "gflops": result.gflops,
+            "input_size": run.architecture["input_size"], "weights_sha256": run.weights_sha256}
+
+
+def _thumbnail(path: Path) -> str:
+    """A small JPEG as a data URI: the page draws the boxes over it in SVG, at the image's own coordinates."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        image = image.convert("RGB")
+        image.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
+        buffer = io.BytesIO()
+        image.save(buffer, format="JPEG", quality=80)
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
