@@ -164,6 +164,8 @@ class _Run:
         self.history: list[dict] = []
         self.started = time.perf_counter()
         self.final_eval_started = False
+        self.epoch_started: float | None = None
+        self.train_seconds: float | None = None
 
     @staticmethod
     def checkpoint_epoch(path: Path) -> int:
@@ -179,6 +181,8 @@ class _Run:
         trainer = DetectionTrainer(overrides=self.args)
         if model is not None:
             trainer.model = model  # setup_model() keeps a module it is given
+        trainer.add_callback("on_train_epoch_start", self._epoch_start)
+        trainer.add_callback("on_train_epoch_end", self._train_phase_end)
         trainer.add_callback("on_train_batch_end", self._batch_end)
         trainer.add_callback("on_fit_epoch_end", self._epoch_end)
         final_eval = trainer.final_eval
@@ -200,6 +204,13 @@ class _Run:
             _close_loaders(trainer)
         return trainer
 
+    def _epoch_start(self, trainer) -> None:
+        self.epoch_started = time.perf_counter()
+
+    def _train_phase_end(self, trainer) -> None:
+        if self.epoch_started is not None:
+            self.train_seconds = time.perf_counter() - self.epoch_started
+
     def _batch_end(self, trainer) -> None:
         batches = len(trainer.train_loader)
         done = trainer.epoch * batches + _batch_index(trainer, batches) + 1
@@ -214,11 +225,20 @@ class _Run:
                   **{k: float(trainer.metrics.get(v, 0.0)) for k, v in METRIC_KEYS.items()},
                   **{f"val_{k}": float(trainer.metrics.get(f"val/{k}", math.nan)) for k in LOSS_KEYS},
                   "lr": float(next(iter(trainer.lr.values()))) if getattr(trainer, "lr", None) else None,
+                  **_throughput(trainer, self.train_seconds),
                   "seconds": round(time.perf_counter() - self.started, 2)}
         self.history.append(record)
         self.say(_epoch_line(record, trainer.epochs), progress=min(99.0, 100 * record["epoch"] / trainer.epochs))
         if self.on_epoch is not None:
             self.on_epoch(record)
+
+
+def _throughput(trainer, seconds: float | None) -> dict:
+    """The epoch's training phase (its batches, not validation): images and images per second."""
+    if not seconds:
+        return {}
+    images = len(trainer.train_loader.dataset)
+    return {"train_images": images, "train_seconds": round(seconds, 3), "images_per_s": round(images / seconds, 2)}
 
 
 def _batch_index(trainer, batches: int) -> int:
