@@ -32,7 +32,9 @@ def detection_model_name(project) -> str:
     from .engine.yolo.zoo import LABELS
 
     recommendation = latest_succeeded(project, "recommend").result or {}
-    name = project.options.get("model") or recommendation.get("detection_model") or recommendation.get("model")
+    # The user's pick, else the ranking's top, else the paper's Table 1 choice for the device.
+    name = (project.options.get("model") or recommendation.get("model")
+            or (recommendation.get("paper") or {}).get("model"))
     if name not in LABELS:
         raise StageError(f"{name!r} is not a detection model; choose one of {', '.join(LABELS)} "
                          "(project options: model).")

@@ -162,3 +162,31 @@ def test_measure_detector_times_the_runtime_and_scores_map50(detector, exported)
     parity = check_detection_parity(model, exported, samples, input_size=INPUT_SIZE)
     assert result["map50"] == pytest.approx(parity["map50_onnx"])
     assert result["runs"] >= 1 and result["latency_p50_ms"] > 0
+
+
+def test_yolov7_e6e_blocks_export_and_match_pytorch(tmp_path):
+    # E6E's blocks (ReOrg stem, DownC, E-ELAN with its parameter-free shortcut, SPPCSPC, four levels) at toy
+    # widths: the same layers the full model exports, in seconds.
+    import onnxruntime as ort
+    import torch
+    from ultralytics.nn.tasks import DetectionModel
+
+    from deployment.engine.detect_onnx import _export_copy
+    from training.engine.yolo import yolov7
+
+    plan = {"stem": 8, "down": "downc", "depth": 2, "spp": 16, "e_elan": True,
+            "stages": [(16, 8, 16), (16, 8, 16), (32, 8, 32), (32, 8, 32), (32, 8, 32)],
+            "up": [(16, 8, 8), (16, 8, 8), (16, 8, 8)],
+            "down_path": [(16, 8, 8, 16), (16, 8, 8, 16), (16, 8, 8, 16)], "heads": (16, 16, 16, 16)}
+    net, outputs = yolov7._p6(plan)
+    spec = {"nc": 2, "backbone": net.rows[:net.backbone_rows],
+            "head": [*net.rows[net.backbone_rows:], [outputs, 1, "Detect", ["nc"]]]}
+    model = DetectionModel(spec, nc=2, verbose=False).eval().fuse(verbose=False)
+    path = export_detector_onnx(model, input_size=128, path=tmp_path / "e6e-blocks.onnx")
+    batch = np.random.default_rng(0).random((2, 3, 128, 128), dtype=np.float32)
+    with torch.no_grad():
+        expected = _export_copy(model)(torch.from_numpy(batch)).numpy()
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    actual = session.run(None, {"images": batch})[0]
+    assert actual.shape == (2, 6, 16 * 16 + 8 * 8 + 4 * 4 + 2 * 2)
+    assert np.abs(actual - expected).max() < 1e-4
