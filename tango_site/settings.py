@@ -4,6 +4,7 @@ With no env vars the portal runs embedded: SQLite and files under ./var/, Celery
 an in-process channel layer. DATABASE_URL and REDIS_URL switch to Postgres and Redis (team mode).
 """
 
+import os
 from pathlib import Path
 
 import dj_database_url
@@ -13,6 +14,11 @@ from .env import env_bool, env_float, env_int, env_list, env_str
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("TANGO_DATA_DIR", str(BASE_DIR / "var"))).resolve()
 DATA_DIR.mkdir(parents=True, exist_ok=True)  # the SQLite file and uploads live here on a fresh clone
+# Ultralytics (detection) reads these when first imported: no network look-ups, no pip installs, its settings
+# and fonts under the data folder rather than the user's home (training.engine.yolo.offline does the rest).
+os.environ.setdefault("YOLO_CONFIG_DIR", str(DATA_DIR / "ultralytics"))
+os.environ.setdefault("YOLO_OFFLINE", "1")
+os.environ.setdefault("YOLO_AUTOINSTALL", "0")
 
 SECRET_KEY = env_str("SECRET_KEY", "embedded-mode-only-not-secret")
 DEBUG = env_bool("DEBUG", True)
