@@ -8,9 +8,10 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from projects.jobs import StageError, latest_succeeded
-from projects.storage import absolute, job_dir, relative
-from training.engine.files import sha256_file
+from projects.jobs.errors import StageError
+from projects.jobs.selectors import latest_succeeded
+from projects.jobs.storage import absolute, job_dir, relative
+from tango_common.hashing import sha256_file
 from training.models import TrainingRun
 
 from .engines import ENGINES
@@ -87,6 +88,17 @@ def _converted(project) -> list[Artifact]:
     return artifacts
 
 
+def _artifact_runner(artifact: Artifact):
+    """batch -> logits for the artifact on its own runtime; the PyTorch model is built here, where the zoo is."""
+    from .engine.measure import onnx_runner, torch_runner
+
+    if artifact.kind == Artifact.Kind.ONNX:
+        return onnx_runner(absolute(artifact.path))
+    if artifact.kind == Artifact.Kind.PYTORCH:
+        return torch_runner(_load_trained_model(artifact.training_run))
+    raise StageError(f"Cannot run a {artifact.get_kind_display()} here.")
+
+
 def benchmark_stage(job, report) -> dict:
     from .engine.measure import measure_artifact
 
@@ -98,10 +110,9 @@ def benchmark_stage(job, report) -> dict:
            f"These are host figures, not the target device's.")
     rows = []
     for index, artifact in enumerate(artifacts):
-        run = artifact.training_run
-        figures = measure_artifact(kind=artifact.kind, path=absolute(artifact.path), model_name=run.model_name,
-                                   num_classes=run.architecture["num_classes"],
-                                   input_size=run.architecture["input_size"], samples=samples, report=report)
+        figures = measure_artifact(run=_artifact_runner(artifact),
+                                   input_size=artifact.training_run.architecture["input_size"], samples=samples,
+                                   report=report)
         artifact.benchmark = {**figures, "host": host}
         artifact.save(update_fields=["benchmark"])
         rows.append({"artifact": artifact.pk, "kind": artifact.get_kind_display(), "engine": artifact.engine,

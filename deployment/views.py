@@ -3,7 +3,7 @@ from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404
 
 from projects.access import teams_for
-from projects.storage import absolute
+from projects.jobs.storage import absolute
 
 from .models import Artifact
 

@@ -7,9 +7,13 @@ from pathlib import Path
 
 from django.db import transaction
 
-from recommender.models import Device
-
 from .access import editable_teams_for
+from .devices import device_model
+from .jobs import log as job_log
+from .jobs.models import JobStatus
+from .jobs.registry import stages
+from .jobs.services import pipeline_start
+from .jobs.tasks import run_job
 from .models import Dataset, Project, RunMode, Task
 from .services import dataset_create, project_create, team_create
 
@@ -37,7 +41,7 @@ def demo_project_create(*, user) -> Project:
     team = editable_teams_for(user).first() or team_create(name=f"{user.username}'s team", owner=user)
     with transaction.atomic():
         dataset = demo_dataset(team=team, user=user)
-    device = Device.objects.get(name=DEMO_DEVICE)
+    device = device_model().objects.get(name=DEMO_DEVICE)
     number = Project.objects.filter(team=team, name__startswith="Digits demo").count() + 1
     return project_create(
         team=team, user=user, name=f"Digits demo {number}", task=Task.CLASSIFICATION, dataset=dataset,
@@ -49,16 +53,12 @@ def demo_project_create(*, user) -> Project:
 
 def demo_run_here(*, project: Project, echo) -> bool:
     """Run the whole pipeline in this process (no worker needed), printing the log as it is written."""
-    from tango_site.celery import app
-
-    from .jobs import pipeline_start
-    from .models import JobStatus
-
     handler = _EchoHandler(echo)
-    echo_logger = logging.getLogger("projects.joblog.echo")
+    echo_logger = job_log.echo
     echo_logger.addHandler(handler)
     echo_logger.setLevel(logging.DEBUG)
     echo_logger.propagate = False  # printed once, by our handler
+    app = run_job.app
     app.conf.task_always_eager = True  # each stage's success queues the next, which now runs right here
     try:
         pipeline_start(project=project)
@@ -67,7 +67,7 @@ def demo_run_here(*, project: Project, echo) -> bool:
         echo_logger.removeHandler(handler)
         echo_logger.propagate = True
     last = project.jobs.order_by("-created_at", "-id").first()
-    return last is not None and last.stage == "package" and last.status == JobStatus.SUCCEEDED
+    return last is not None and last.stage == stages()[-1].key and last.status == JobStatus.SUCCEEDED
 
 
 class _EchoHandler(logging.Handler):

@@ -12,7 +12,6 @@ urlpatterns = [
     path("datasets/", views.dataset_list_view, name="dataset_list"),
     path("datasets/upload/", views.dataset_upload, name="dataset_upload"),
     path("datasets/<int:pk>/", views.dataset_detail, name="dataset_detail"),
-    path("devices/", views.device_list, name="device_list"),
     # Pipeline panel and job actions (projects.pipeline)
     path("projects/demo/", pipeline.demo_start, name="demo"),
     path("projects/<int:pk>/weights/", views.project_weights, name="weights"),

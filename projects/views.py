@@ -12,13 +12,13 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from deployment.engines import ENGINES
+from tango_common.engines import ENGINES
 
 from .access import can_edit, projects_for, require_editor, role_in
 from .dataset_stats import dataset_summary
 from .forms import DatasetUploadForm, ProjectEditForm, attach_errors
 from .pipeline import pipeline_context
-from .selectors import can_create_anywhere, dataset_list, device_catalog, project_list
+from .selectors import can_create_anywhere, dataset_list, project_list
 from .services import dataset_create, project_update, project_weights_clear, project_weights_set
 from .wizard import ProjectWizard
 
@@ -150,13 +150,3 @@ def dataset_upload(request):
             return _redirect(request, reverse("projects:dataset_detail", args=[dataset.pk]))
     template = "projects/_dataset_upload_form.html" if request.htmx else "projects/dataset_upload.html"
     return render(request, template, {"form": form})
-
-
-# --- device catalog -----------------------------------------------------------------------------------------------
-
-
-@login_required
-def device_list(request):
-    # The catalog is shared by all teams, so any signed-in user may read it; only staff edit it (in the admin).
-    return render(request, "projects/device_list.html", {"devices": device_catalog()})
-

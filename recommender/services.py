@@ -22,6 +22,18 @@ def host_device_refresh() -> Device:
     return device
 
 
+def host_device_setup() -> str:
+    """`tango setup`'s step: this server, as it is now, in the catalog."""
+    device = host_device_refresh()
+    return f"Catalog: this server is {device.cpu_name or device.cpu_arch}, {device.cpu_cores} cores."
+
+
+def recommend_preview(project) -> str:
+    """Table 1's line for the project, shown on the pipeline panel before the stage runs."""
+    device = project.device
+    return f"Table 1: {recommend(device_name=device.name, tier=device.tier, task=project.task).reason}"
+
+
 def recommend_stage(job, report) -> dict:
     """Pick the model for the project's device and task, explain why, and size it at the project's input."""
     project = job.project

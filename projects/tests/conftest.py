@@ -7,7 +7,7 @@ from unittest import mock
 import pytest
 from rest_framework.test import APIClient
 
-from projects.models import Job, JobLogLine, JobStatus
+from projects.jobs.models import Job, JobLogLine, JobStatus
 
 from . import factories
 
@@ -16,7 +16,7 @@ from . import factories
 def dispatch(monkeypatch):
     """Jobs are handed to Celery on commit; no broker here, so record the hand-off instead."""
     fake = mock.Mock(name="_dispatch")
-    monkeypatch.setattr("projects.jobs._dispatch", fake)
+    monkeypatch.setattr("projects.jobs.services._dispatch", fake)
     return fake
 
 

@@ -2,7 +2,8 @@
 
 import pytest
 
-from projects.models import JobStatus, Membership, Project, Role
+from projects.jobs.models import JobStatus
+from projects.models import Membership, Project, Role
 
 from . import factories
 from .conftest import make_job

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from projects.models import JobLogLine
+from projects.jobs.models import JobLogLine
 from projects.tests import factories
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]

@@ -7,8 +7,8 @@ import pytest
 from django.test import Client
 from websockets.sync.client import connect
 
-from projects.jobs import job_enqueue
-from projects.models import Job, JobLogLine, JobStatus
+from projects.jobs.models import Job, JobLogLine, JobStatus
+from projects.jobs.services import job_enqueue
 from projects.tests import factories
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -75,7 +75,7 @@ def test_an_outsider_cannot_open_the_console(portal, alice_project):
 
 def test_a_job_retried_after_cancel_runs_again_on_the_worker(portal, alice_project):
     job = job_enqueue(project=alice_project, stage_key="recommend")
-    from projects.jobs import job_cancel, job_retry
+    from projects.jobs.services import job_cancel, job_retry
 
     job_cancel(job=job)  # usually still queued here; if the worker was faster the job finishes first
     job.refresh_from_db()
@@ -94,7 +94,7 @@ def test_a_job_retried_after_cancel_runs_again_on_the_worker(portal, alice_proje
 
 def test_an_idle_console_stays_open_and_still_streams(portal, alice_project):
     """A quiet job (a long compile, say) must not drop its viewers: idle Redis reads once killed them (1011)."""
-    from projects.joblog import JobLog
+    from projects.jobs.log import JobLog
 
     job = Job.objects.create(project=alice_project, stage="recommend", queue="cpu", status=JobStatus.RUNNING)
     with open_console(portal, job) as ws:

@@ -2,8 +2,8 @@ import copy
 
 from rest_framework import serializers
 
-from deployment.engines import Accelerator
 from recommender.models import Device
+from tango_common.engines import Accelerator
 
 
 class DeviceSerializer(serializers.ModelSerializer):

@@ -6,8 +6,8 @@ from rest_framework import mixins, viewsets
 from rest_framework.exceptions import NotFound
 from rest_framework.permissions import SAFE_METHODS, BasePermission, IsAuthenticated
 
-from deployment.engines import ENGINE_CHOICES, ENGINES
 from recommender.models import Device
+from tango_common.engines import ENGINE_CHOICES, ENGINES
 
 from .serializers import DeviceSerializer, EngineSerializer
 
