@@ -14,7 +14,7 @@ from .jobs.models import JobStatus
 from .jobs.registry import stages
 from .jobs.services import pipeline_start
 from .jobs.tasks import run_job
-from .models import Dataset, Project, RunMode, Task
+from .models import Dataset, Precision, Project, RunMode, Task
 from .services import dataset_create, project_create, team_create
 
 DEMO_DATASET = "Handwritten digits (demo)"
@@ -45,8 +45,8 @@ def demo_project_create(*, user) -> Project:
     number = Project.objects.filter(team=team, name__startswith="Digits demo").count() + 1
     return project_create(
         team=team, user=user, name=f"Digits demo {number}", task=Task.CLASSIFICATION, dataset=dataset,
-        device=device, engine="onnxruntime", precision="fp32", input_size=DEMO_INPUT_SIZE, latency_budget_ms=None,
-        run_mode=RunMode.AUTO, options={"train": DEMO_TRAINING},
+        device=device, engine="onnxruntime", precision=Precision.FP32, input_size=DEMO_INPUT_SIZE,
+        latency_budget_ms=None, run_mode=RunMode.AUTO, options={"train": DEMO_TRAINING},
         description="Handwritten digits from scikit-learn, trained for an Odroid N2 and packaged for ONNX Runtime.",
     )
 

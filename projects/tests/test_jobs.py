@@ -158,7 +158,8 @@ def test_a_stage_that_does_not_report_is_still_stopped_at_its_next_report(projec
     thread = _run_in_thread(job)
     assert _wait_for(lambda: JobLogLine.objects.filter(job=job, text="compiling").exists())
     job_cancel(job=Job.objects.get(pk=job.pk))
-    time.sleep(0.4)  # the heartbeat notices the request while the stage is silent
+    # The heartbeat notices the request while the stage is silent: wait for exactly that, not for a guessed time.
+    assert _wait_for(lambda: stage_doubles.reporters[job.pk].cancelled.is_set())
     stage_doubles.release.set()
     thread.join(timeout=10)
     job.refresh_from_db()

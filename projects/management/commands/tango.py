@@ -22,7 +22,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from projects import commands
 from projects.demo import demo_run_here
-from projects.models import Team
+from projects.models import Role, Team
 from projects.services import membership_set
 
 DEMO_TEAM = "Demo team"
@@ -61,7 +61,7 @@ class Command(BaseCommand):
             self.stdout.write(step())
         user, password = _first_admin()
         team, _ = Team.objects.get_or_create(name=DEMO_TEAM)
-        membership_set(team=team, user=user, role="owner")
+        membership_set(team=team, user=user, role=Role.OWNER)
         self.stdout.write(self.style.SUCCESS("\nTANGO is set up."))
         self.stdout.write(f"  Log in as '{user.username}' with password {password}")
         self.stdout.write(f"  (kept in {_password_file()})\n")
