@@ -5,9 +5,11 @@ import logging
 import tempfile
 from pathlib import Path
 
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 
 from .access import editable_teams_for
+from .commands import demo_creator, demo_tasks
 from .devices import device_model
 from .jobs import log as job_log
 from .jobs.models import JobStatus
@@ -49,6 +51,17 @@ def demo_project_create(*, user) -> Project:
         latency_budget_ms=None, run_mode=RunMode.AUTO, options={"train": DEMO_TRAINING},
         description="Handwritten digits from scikit-learn, trained for an Odroid N2 and packaged for ONNX Runtime.",
     )
+
+
+def demo_start(*, user, task: str = Task.CLASSIFICATION) -> Project:
+    """The page's and the API's "try the demo": the task's demo project, queued to run on the workers."""
+    if not editable_teams_for(user).exists():
+        raise PermissionDenied("You need an editor role in a team to create a project.")
+    if task not in demo_tasks():
+        raise ValidationError({"task": f"No demo for {task!r}; there are demos for {', '.join(demo_tasks())}."})
+    project = demo_creator(task)(user=user)
+    pipeline_start(project=project, user=user)
+    return project
 
 
 def demo_run_here(*, project: Project, echo) -> bool:

@@ -5,13 +5,13 @@ registered ones (projects.jobs.registry): this module names none of them.
 """
 
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import ValidationError
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from .access import can_edit, editable_teams_for, jobs_for, projects_for, require_editor
-from .commands import demo_creator
+from . import demo
+from .access import can_edit, jobs_for, projects_for, require_editor
 from .jobs.errors import JobNotAllowed
 from .jobs.http import log_download_response
 from .jobs.registry import stage_exists, stage_get, stages
@@ -86,14 +86,10 @@ def job_retry_view(request, job_id: int):
 @login_required
 def demo_start(request):
     """One click: a demo project (the task's, digits by default), created and run automatically by the workers."""
-    if not editable_teams_for(request.user).exists():
-        raise PermissionDenied("You need an editor role in a team to create a project.")
     try:
-        create = demo_creator(request.POST.get("task") or Task.CLASSIFICATION)
-    except KeyError:
+        project = demo.demo_start(user=request.user, task=request.POST.get("task") or Task.CLASSIFICATION)
+    except ValidationError:
         raise Http404("No demo for that task.") from None
-    project = create(user=request.user)
-    pipeline_start(project=project, user=request.user)
     return redirect("projects:detail", pk=project.pk)
 
 

@@ -17,9 +17,10 @@ from tango_common.engines import ENGINES
 from .access import can_edit, projects_for, require_editor, role_in
 from .dataset_stats import dataset_summary
 from .forms import DatasetUploadForm, ProjectEditForm, attach_errors
+from .jobs.errors import JobNotAllowed
 from .pipeline import pipeline_context
 from .selectors import can_create_anywhere, dataset_list, project_list
-from .services import dataset_create, project_update, project_weights_clear, project_weights_set
+from .services import dataset_create, project_delete, project_update, project_weights_clear, project_weights_set
 from .wizard import ProjectWizard
 
 
@@ -100,6 +101,23 @@ def project_edit(request, pk: int):
             return _redirect(request, reverse("projects:detail", args=[project.pk]))
     template = "projects/_project_form.html" if request.htmx else "projects/project_edit.html"
     return render(request, template, {"project": project, "form": form})
+
+
+@login_required
+@require_POST
+def project_delete_view(request, pk: int):
+    """Delete the project and its files; a running job or a missing confirmation re-renders the edit page."""
+    project = get_object_or_404(projects_for(request.user), pk=pk)
+    require_editor(request.user, project.team)
+    try:
+        if not request.POST.get("confirm"):
+            raise JobNotAllowed("Tick the box to confirm: the project's jobs, models and files go for good.")
+        project_delete(project=project)
+    except JobNotAllowed as exc:
+        return render(request, "projects/project_edit.html", {
+            "project": project, "form": ProjectEditForm(instance=project), "delete_error": str(exc)}, status=409)
+    messages.success(request, f"Deleted {project.name}.")
+    return redirect("projects:list")
 
 
 @login_required

@@ -133,6 +133,10 @@ class LogPageSerializer(serializers.Serializer):
 # --- projects -------------------------------------------------------------------------------------------------
 
 
+class DemoSerializer(serializers.Serializer):
+    task = serializers.ChoiceField(choices=Task.choices, default=Task.CLASSIFICATION)
+
+
 class StageSerializer(serializers.Serializer):
     key = serializers.CharField()
     label = serializers.CharField()

@@ -16,6 +16,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from projects import access, services
+from projects.demo import demo_start
 from projects.jobs.http import log_download_response
 from projects.jobs.models import Job
 from projects.jobs.registry import stage_exists, stages
@@ -165,6 +166,16 @@ class ProjectViewSet(viewsets.ModelViewSet):
         else:
             project = services.project_weights_set(project=project, upload=request.FILES["file"])
         return Response(s.ProjectDetailSerializer(project, context={"request": request}).data)
+
+    @extend_schema(request=s.DemoSerializer, responses={201: s.ProjectDetailSerializer})
+    @action(detail=False, methods=["post"])
+    def demo(self, request):
+        """Create a demo project (digits for classification) and queue its whole pipeline (editors of a team)."""
+        query = s.DemoSerializer(data=request.data)
+        query.is_valid(raise_exception=True)
+        project = demo_start(user=request.user, task=query.validated_data["task"])
+        return Response(s.ProjectDetailSerializer(project, context={"request": request}).data,
+                        status=status.HTTP_201_CREATED)
 
     @extend_schema(request=None, responses=JOB_ACCEPTED)
     @action(detail=True, methods=["post"], url_path="pipeline/run")

@@ -26,6 +26,18 @@ def media(settings, tmp_path):
     return settings.MEDIA_ROOT
 
 
+def make_artifact(job, name="model.onnx", data=b"onnx bytes"):
+    """An artifact with its file on disk, where the pipeline would have put it."""
+    from deployment.models import Artifact
+    from projects.jobs.storage import job_dir, relative
+
+    path = job_dir(job) / name
+    path.write_bytes(data)
+    return Artifact.objects.create(project=job.project, job=job, kind=Artifact.Kind.ONNX, engine="onnxruntime",
+                                   path=relative(path), size_bytes=len(data), sha256="0" * 64,
+                                   status=Artifact.Status.VERIFIED)
+
+
 def make_job(project, stage, status, lines=()):
     job = Job.objects.create(project=project, stage=stage, status=status, queue="cpu")
     JobLogLine.objects.bulk_create(JobLogLine(job=job, seq=i, text=t) for i, t in enumerate(lines, start=1))
@@ -54,6 +66,7 @@ def world(db, settings, dispatch, media):
         queued_job=make_job(project, "train", JobStatus.QUEUED, ["Train queued."]),
     )
     w.other_dataset = w.other_project.dataset
+    w.artifact = make_artifact(w.failed_job)
     w.personas = {"owner": people["alice"], "editor": people["bob"], "viewer": people["carol"],
                   "outsider": people["dave"], "staff": people["erin"], "anonymous": None}
     return w

@@ -30,11 +30,13 @@ POST_MATRIX = {
     "dataset_upload": {"owner": 200, "editor": 200, "viewer": 403, "outsider": 200, "anonymous": 302},
     # An empty weights form re-renders the project page with the reason.
     "weights":        {"owner": 400, "editor": 400, "viewer": 403, "outsider": 404, "anonymous": 302},
+    # Without the confirmation box ticked, the edit page comes back with the reason.
+    "delete":         {"owner": 409, "editor": 409, "viewer": 403, "outsider": 404, "anonymous": 302},
 }
 
 
 def _url(page, project, dataset):
-    if page in ("detail", "edit", "weights"):
+    if page in ("detail", "edit", "weights", "delete"):
         return reverse(f"projects:{page}", args=[project.pk])
     if page == "dataset_detail":
         return reverse("projects:dataset_detail", args=[dataset.pk])
