@@ -34,6 +34,13 @@ def _bound(request) -> tuple:
     return (request.POST, request.FILES) if request.method == "POST" else ()
 
 
+def _project_to_change(request, pk: int):
+    """The project, when the user may change it: 404 for outsiders, 403 for viewers."""
+    project = get_object_or_404(projects_for(request.user), pk=pk)
+    require_editor(request.user, project.team)
+    return project
+
+
 def _require_some_editable_team(user) -> None:
     # Viewers (and users in no team) may look around, but creating anything needs an editor role somewhere.
     if not can_create_anywhere(user):
@@ -68,8 +75,7 @@ def _project_page_context(request, project) -> dict:
 @require_POST
 def project_weights(request, pk: int):
     """Upload (or clear) the project's pretrained weights; a refused file re-renders the page with the reason."""
-    project = get_object_or_404(projects_for(request.user), pk=pk)
-    require_editor(request.user, project.team)
+    project = _project_to_change(request, pk)
     try:
         if request.POST.get("clear"):
             project_weights_clear(project=project)
@@ -88,8 +94,7 @@ def project_weights(request, pk: int):
 @login_required
 @require_http_methods(["GET", "POST"])
 def project_edit(request, pk: int):
-    project = get_object_or_404(projects_for(request.user), pk=pk)
-    require_editor(request.user, project.team)
+    project = _project_to_change(request, pk)
     form = ProjectEditForm(*_bound(request), instance=project)
     if request.method == "POST" and form.is_valid():
         try:
@@ -107,8 +112,7 @@ def project_edit(request, pk: int):
 @require_POST
 def project_delete_view(request, pk: int):
     """Delete the project and its files; a running job or a missing confirmation re-renders the edit page."""
-    project = get_object_or_404(projects_for(request.user), pk=pk)
-    require_editor(request.user, project.team)
+    project = _project_to_change(request, pk)
     try:
         if not request.POST.get("confirm"):
             raise JobNotAllowed("Tick the box to confirm: the project's jobs, models and files go for good.")
