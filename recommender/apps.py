@@ -5,10 +5,11 @@ class RecommenderConfig(AppConfig):
     name = "recommender"
 
     def ready(self):
-        from projects.commands import setup_step_register
+        from projects.commands import Subcommand, setup_step_register, subcommand_register
         from projects.devices import DeviceCatalog, device_catalog_register
         from projects.jobs.registry import Stage, stage_register
 
+        from .cli import add_calibrate_arguments
         from .selectors import device_catalog
 
         stage_register(Stage(
@@ -18,3 +19,6 @@ class RecommenderConfig(AppConfig):
         ))
         device_catalog_register(DeviceCatalog(ordered=device_catalog, card_template="recommender/_device_specs.html"))
         setup_step_register("recommender.services.host_device_setup")
+        subcommand_register(Subcommand(
+            name="calibrate", help="Benchmark a spread of candidates on this server and store the records.",
+            handler="recommender.cli.calibrate", arguments=add_calibrate_arguments))

@@ -44,7 +44,7 @@ class DeviceViewSet(viewsets.ModelViewSet):
 @extend_schema_view(retrieve=extend_schema(parameters=[OpenApiParameter("key", str, OpenApiParameter.PATH,
                                                                         enum=list(ENGINES))]))
 class EngineViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    """The inference engines TANGO targets (deployment.engines)."""
+    """The inference engines TANGO targets (tango_common.engines)."""
 
     serializer_class = EngineSerializer
     pagination_class = None
