@@ -12,6 +12,7 @@ from pathlib import Path
 from projects.jobs.errors import StageError
 from projects.jobs.selectors import latest_succeeded
 from projects.jobs.storage import absolute, job_dir, relative
+from projects.models import Precision
 from tango_common.hashing import sha256_file
 from training.models import TrainingRun
 
@@ -34,7 +35,7 @@ def detection_samples(dataset, limit: int) -> list[tuple[Path, Path]]:
 
 def _artifact(job, run, *, kind: str, engine: str, path: Path, status: str, checks: dict) -> Artifact:
     return Artifact.objects.create(
-        project=job.project, job=job, training_run=run, kind=kind, engine=engine, precision="fp32",
+        project=job.project, job=job, training_run=run, kind=kind, engine=engine, precision=Precision.FP32,
         path=relative(path), size_bytes=path.stat().st_size, sha256=sha256_file(path), status=status, checks=checks,
     )
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from projects.jobs.errors import StageError
 from projects.jobs.selectors import latest_succeeded
 from projects.jobs.storage import absolute, job_dir, relative
-from projects.models import Precision
+from projects.models import Precision, Task
 from tango_common.engines import ENGINES
 from tango_common.hashing import sha256_file
 from training.models import TrainingRun
@@ -59,6 +59,10 @@ def convert_stage(job, report) -> dict:
     from .engine.onnx_export import check_parity, export_onnx, parity_ok
 
     project = job.project
+    if project.task == Task.DETECTION:
+        from .detection import detection_convert_stage
+
+        return detection_convert_stage(job, report)
     run = TrainingRun.objects.get(job=latest_succeeded(project, "train"))
     engine = ENGINES[project.engine]
     if project.engine not in ("pytorch", "onnxruntime"):
@@ -109,6 +113,10 @@ def benchmark_stage(job, report) -> dict:
     from .engine.measure import measure_artifact
 
     project = job.project
+    if project.task == Task.DETECTION:
+        from .detection import detection_benchmark_stage
+
+        return detection_benchmark_stage(job, report)
     artifacts = _converted(project)
     samples = _val_samples(project.dataset, 1000)
     host = f"{platform.node()} ({platform.machine()}, {platform.processor() or 'CPU'})"
@@ -133,6 +141,10 @@ def package_stage(job, report) -> dict:
     from .engine.bundle import build_bundle
 
     project = job.project
+    if project.task == Task.DETECTION:
+        from .detection import detection_package_stage
+
+        return detection_package_stage(job, report, slug=_slug(project.name))
     onnx = next((a for a in _converted(project) if a.kind == Artifact.Kind.ONNX), None)
     if onnx is None:
         raise StageError("No verified ONNX artifact to package.")

@@ -15,6 +15,7 @@ from django_htmx.http import HttpResponseClientRedirect
 from tango_common.engines import ENGINES
 
 from .access import can_edit, projects_for, require_editor, role_in
+from .commands import demo_tasks
 from .dataset_stats import dataset_summary
 from .forms import DatasetUploadForm, ProjectEditForm, attach_errors
 from .jobs.errors import JobNotAllowed
@@ -54,6 +55,7 @@ def _require_some_editable_team(user) -> None:
 def project_list_view(request):
     return render(request, "projects/project_list.html", {
         "projects": project_list(request.user), "can_create": can_create_anywhere(request.user),
+        "demo_tasks": demo_tasks(),  # the demos the installed apps registered (detection: training)
     })
 
 

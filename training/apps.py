@@ -5,6 +5,7 @@ class TrainingConfig(AppConfig):
     name = "training"
 
     def ready(self):
+        from projects.commands import demo_register
         from projects.jobs.registry import Queue, Stage, stage_register
 
         stage_register(Stage(
@@ -12,3 +13,4 @@ class TrainingConfig(AppConfig):
             runner="training.services.train_stage", description="Train the recommended model on the dataset.",
             result_template="training/results/_train.html",
         ))
+        demo_register("detection", "training.demo.detection_demo_create")

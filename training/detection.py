@@ -58,8 +58,8 @@ def detection_train_stage(job, report) -> dict:
     run, _ = TrainingRun.objects.update_or_create(job=job, defaults={
         "project": project, "model_name": model_name, "hyperparameters": options, "dataset_sha256": dataset.sha256,
         "architecture": {"task": "detection", "family": family_of(model_name),
-                         "yaml": Path(model_yaml(model_name)).name, "num_classes": len(dataset.class_names), "class_names": dataset.class_names,
-                         "input_size": project.input_size},
+                         "yaml": Path(model_yaml(model_name)).name, "num_classes": len(dataset.class_names),
+                         "class_names": dataset.class_names, "input_size": project.input_size},
     })
     device = _device()
     report(f"Training {model_name} on {dataset.name} (version {dataset.sha256[:12]}) at {project.input_size} px for "

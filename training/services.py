@@ -26,8 +26,10 @@ def train_stage(job, report) -> dict:
     from .engine.zoo import complexity_level, family_of
 
     project = job.project
-    if project.task != Task.CLASSIFICATION:
-        raise StageError("Detection training is not available in this version: only classification projects train.")
+    if project.task == Task.DETECTION:
+        from .detection import detection_train_stage
+
+        return detection_train_stage(job, report)
     recommendation = latest_succeeded(project, "recommend").result
     model_name = project.options.get("model") or recommendation.get("model")
     if not model_name:
