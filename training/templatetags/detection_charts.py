@@ -34,11 +34,13 @@ def detection_sample(sample, class_names):
     def label(cls):
         return names[cls] if 0 <= cls < len(names) else str(cls)
 
-    stroke = max(1.0, max(sample.get("width", 0), sample.get("height", 0)) / 160)
+    # Drawn in the image's own pixels, so line width and text follow its size, not the page's.
+    side = max(sample.get("width", 0), sample.get("height", 0)) or 1
+    stroke = side / 200
     true = [{"x": b["box"][0], "y": b["box"][1], "w": b["box"][2] - b["box"][0], "h": b["box"][3] - b["box"][1],
              "label": label(b["cls"])} for b in sample.get("true", [])]
     predicted = [{"x": b["box"][0], "y": b["box"][1], "w": b["box"][2] - b["box"][0], "h": b["box"][3] - b["box"][1],
                   "label": f"{label(b['cls'])} {b['conf']:.2f}", "colour": colour(b["cls"])}
                  for b in sample.get("predicted", [])]
     return {"sample": sample, "true": true, "predicted": predicted, "stroke": round(stroke, 2),
-            "font": round(stroke * 9, 1)}
+            "font": round(side / 28, 1)}

@@ -27,6 +27,7 @@ LOSS_KEYS = ("box_loss", "cls_loss", "dfl_loss")
 METRIC_KEYS = {"precision": "metrics/precision(B)", "recall": "metrics/recall(B)", "map50": "metrics/mAP50(B)",
                "map50_95": "metrics/mAP50-95(B)"}
 PR_POINTS = 101  # recall grid of the PR curves kept in the result (ultralytics computes 1000)
+MAX_SHOWN_BOXES = 20  # predicted boxes kept per validation image shown on the page
 
 
 @dataclass
@@ -347,7 +348,9 @@ def predict_samples(weights: Path, data_dir: Path, imgsz: int, n: int, device) -
         return []
     model = YOLO(str(weights), task="detect")
     samples = []
-    for result in model.predict([str(p) for p in images], imgsz=imgsz, device=device, verbose=False, conf=0.25):
+    predictions = model.predict([str(p) for p in images], imgsz=imgsz, device=device, verbose=False, conf=0.25,
+                                max_det=MAX_SHOWN_BOXES)
+    for result in predictions:
         path = Path(result.path)
         h, w = result.orig_shape
         boxes = result.boxes
