@@ -85,7 +85,8 @@ def test_recommend_train_convert_benchmark_package(tmp_path, settings):
     assert [r["top"][0]["label"] for r in json.loads(done.stdout)] == [r["top"][0]["label"] for r in portal]
 
 
-def test_training_a_detection_project_fails_with_a_clear_message():
+def test_a_detection_project_with_a_classifier_picked_fails_with_a_clear_message():
+    # Detection trains (training/tests/test_detection_stage.py); a classifier picked for it is refused by name.
     team = factories.team_with("Vision", alice="owner")
     project = factories.training_project(team)
     project.task = "detection"
@@ -96,4 +97,5 @@ def test_training_a_detection_project_fails_with_a_clear_message():
     job = job_enqueue(project=project, stage_key="train")
     job_execute(job_id=job.pk, attempt=1)
     job.refresh_from_db()
-    assert job.status == JobStatus.FAILED and "only classification projects train" in job.error
+    assert job.status == JobStatus.FAILED and "'resnet18' is not a detection model" in job.error
+    assert "yolov7-tiny" in job.error and "yolo11n" in job.error
