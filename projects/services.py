@@ -90,6 +90,13 @@ def dataset_create(*, team: Team, name: str, task: str, upload, user=None) -> Da
         raise ValidationError({"name": f"The team already has a dataset named {name!r}."}) from None
 
 
+def upload_spool_dir() -> Path:
+    """Where uploads are written while they are checked; on MEDIA_ROOT's filesystem, so keeping one is a rename."""
+    path = Path(settings.MEDIA_ROOT) / "uploads"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def _chunks(upload):
     """An upload's bytes in blocks: a Django UploadedFile, or any open binary file (the demo, scripts)."""
     return upload.chunks() if hasattr(upload, "chunks") else iter(lambda: upload.read(1 << 20), b"")
@@ -180,8 +187,9 @@ def project_weights_set(*, project: Project, upload) -> Project:
     if size is not None and size > settings.TANGO_WEIGHTS_MAX_BYTES:
         raise ValidationError({"file": f"The file is {size} bytes; the limit is {settings.TANGO_WEIGHTS_MAX_BYTES}."})
     folder = Path(settings.MEDIA_ROOT) / "projects" / str(project.pk) / "weights"
-    folder.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=folder, suffix=".part", delete=False) as spool:
+    # Spooled beside MEDIA_ROOT's other uploads, not in the project's folder: a refused file leaves no folder.
+    spool_dir = upload_spool_dir()
+    with tempfile.NamedTemporaryFile(dir=spool_dir, suffix=".part", delete=False) as spool:
         written = 0
         for chunk in _chunks(upload):
             written += len(chunk)
@@ -200,6 +208,7 @@ def project_weights_set(*, project: Project, upload) -> Project:
             raise ValidationError({"file": str(exc).replace(partial.name, name)}) from None
         digest = sha256_file(partial)
         final = folder / f"{digest[:16]}.pt"
+        folder.mkdir(parents=True, exist_ok=True)
         partial.replace(final)
     finally:
         partial.unlink(missing_ok=True)

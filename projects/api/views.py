@@ -3,6 +3,7 @@
 Outsiders get 404 for another team's rows (the querysets never contain them); viewers get 403 on writes.
 """
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db.models import OuterRef, Subquery
 from django.http import HttpResponse
@@ -15,16 +16,27 @@ from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.parsers import MultiPartParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
+from rest_framework.throttling import UserRateThrottle
 
 from projects import access, services
 from projects.jobs import active_job_exists, job_cancel, job_enqueue, job_retry, pipeline_start
-from projects.models import Job, Membership, Role, Team
+from projects.models import Job, Membership, Team
 from projects.stages import STAGE_BY_KEY
 from tango_site.api_errors import Conflict
 
 from . import serializers as s
 from .filters import DatasetFilter, JobFilter, ProjectFilter
 from .permissions import IsEditorOrReadOnly, IsOwnerOrReadOnly
+
+
+class MemberAddThrottle(UserRateThrottle):
+    """Adding members, per user: slow enough that trying usernames one by one gets nowhere."""
+
+    scope = "member_add"
+
+    def get_rate(self):
+        return settings.TANGO_MEMBER_ADD_RATE
+
 
 JOB_ACCEPTED = {202: s.JobSerializer, 409: OpenApiResponse(description="The stage cannot run now; detail says why.")}
 
@@ -52,26 +64,38 @@ class TeamViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Creat
         memberships = team.memberships.select_related("user").order_by("user__username")
         return Response(s.MembershipSerializer(memberships, many=True).data)
 
-    @extend_schema(request=s.MembershipSerializer, responses={201: s.MembershipSerializer})
+    @extend_schema(request=s.MemberAddSerializer, responses={202: s.MemberAddedSerializer})
     @members.mapping.post
     def add_member(self, request, pk=None):
-        """Add a user by username (owners only); adding a member again sets their role."""
+        """Add a user by username (owners only); adding a member again sets their role.
+
+        The answer is the same whether or not the account exists: anyone can own a team, so otherwise any user
+        could test which usernames exist. The members list shows who was added; the action is rate limited."""
         team = self.get_object()
-        serializer = s.MembershipSerializer(data=request.data)
+        throttle = MemberAddThrottle()
+        if not throttle.allow_request(request, self):
+            self.throttled(request, throttle.wait())
+        serializer = s.MemberAddSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
-        membership = services.membership_set(team=team, user=data["user"], role=data.get("role", Role.VIEWER))
-        return Response(s.MembershipSerializer(membership).data, status=status.HTTP_201_CREATED)
+        username, role = serializer.validated_data["username"], serializer.validated_data["role"]
+        user = get_user_model().objects.filter(username=username, is_active=True).first()
+        if user is not None:
+            services.membership_set(team=team, user=user, role=role)
+        detail = f"If an account named {username!r} exists, it is now a member of {team.name} as {role}."
+        return Response({"detail": detail}, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(request=s.RoleSerializer, responses=s.MembershipSerializer)
     @action(detail=True, methods=["patch"], url_path="members/(?P<username>[^/]+)")
     def member(self, request, pk=None, username=None):
-        """Change a member's role (owners only)."""
+        """Change a member's role (owners only); a body without a role changes nothing."""
         team = self.get_object()
         user = self._member(team, username)
         serializer = s.RoleSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        membership = services.membership_set(team=team, user=user, role=serializer.validated_data["role"])
+        if "role" in serializer.validated_data:
+            membership = services.membership_set(team=team, user=user, role=serializer.validated_data["role"])
+        else:
+            membership = team.memberships.select_related("user").get(user=user)
         return Response(s.MembershipSerializer(membership).data)
 
     @extend_schema(request=None, responses={204: None})
