@@ -43,7 +43,8 @@ def test_the_owner_adds_changes_and_removes_members_by_username(world, alice):
 def test_adding_an_unknown_user_answers_as_adding_a_known_one(world, alice):
     # Regression (issue 8, defect 6): a 400 "does not exist" let any team owner test which usernames exist.
     url = f"/api/teams/{world.team.pk}/members/"
-    known, unknown = (alice.post(url, {"username": name, "role": "editor"}, format="json") for name in ("frank", "nobody"))
+    known, unknown = (alice.post(url, {"username": name, "role": "editor"}, format="json")
+                      for name in ("frank", "nobody"))
     assert known.status_code == unknown.status_code == 202
     assert known.json()["detail"].replace("frank", "X") == unknown.json()["detail"].replace("nobody", "X")
     assert set(members(alice, world.team)) == {"alice", "bob", "carol", "frank"}

@@ -75,8 +75,8 @@ def test_check_deploy_is_clean_for_the_documented_production_settings(tmp_path):
     assert env["TANGO_HTTPS"] == "1" and env["DEBUG"] == "0"
     env.update(SECRET_KEY=GOOD_KEY, DATABASE_URL="postgres://tango:tango@127.0.0.1:1/tango",
                PATH=os.environ["PATH"], TANGO_DATA_DIR=str(tmp_path))
-    result = subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--tag", "security", "--fail-level", "WARNING"], cwd=ROOT,
-                            env=env, capture_output=True, text=True, timeout=120)
+    command = ["manage.py", "check", "--deploy", "--tag", "security", "--fail-level", "WARNING"]
+    result = subprocess.run([sys.executable, *command], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
 
