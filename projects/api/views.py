@@ -38,12 +38,17 @@ class MemberAddThrottle(UserRateThrottle):
         return settings.TANGO_MEMBER_ADD_RATE
 
 
+# Ids in paths: a number longer than any database id matches no route (a 404), not the database driver's 500.
+ID_REGEX = "[0-9]{1,18}"
+
 JOB_ACCEPTED = {202: s.JobSerializer, 409: OpenApiResponse(description="The stage cannot run now; detail says why.")}
 
 
 class TeamViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
                   viewsets.GenericViewSet):
     """The user's teams, with their role in each. Whoever creates a team owns it."""
+
+    lookup_value_regex = ID_REGEX
 
     queryset = Team.objects.none()  # the model, for the schema; get_queryset scopes
     serializer_class = s.TeamSerializer
@@ -115,6 +120,8 @@ class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
                      mixins.DestroyModelMixin, viewsets.GenericViewSet):
     """Datasets of the user's teams. Create is a multipart upload of a zip (editors and owners)."""
 
+    lookup_value_regex = ID_REGEX
+
     permission_classes = [IsAuthenticated, IsEditorOrReadOnly]
     filterset_class = DatasetFilter
     search_fields = ["name"]
@@ -140,6 +147,8 @@ class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
 
 class ProjectViewSet(viewsets.ModelViewSet):
     """Projects of the user's teams; the detail shows each pipeline stage and what blocks it."""
+
+    lookup_value_regex = ID_REGEX
 
     permission_classes = [IsAuthenticated, IsEditorOrReadOnly]
     filterset_class = ProjectFilter
@@ -212,6 +221,8 @@ class ProjectJobViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
 
 class JobViewSet(viewsets.ReadOnlyModelViewSet):
     """Pipeline jobs of the user's teams, their logs, and cancel/retry (editors and owners)."""
+
+    lookup_value_regex = ID_REGEX
 
     serializer_class = s.JobSerializer
     permission_classes = [IsAuthenticated, IsEditorOrReadOnly]
