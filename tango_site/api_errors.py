@@ -7,6 +7,7 @@ error under /api/ is JSON in one of two shapes, both in the OpenAPI schema (`add
 """
 
 import logging
+import sys
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import ProtectedError
@@ -36,14 +37,20 @@ class ServiceUnavailable(exceptions.APIException):
 def exception_handler(exc, context):
     from projects.jobs import JobNotAllowed  # the handler is loaded lazily, after the apps
 
+    from .security import DB_DOWN
+
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(serializers.as_serializer_error(exc))
     elif isinstance(exc, JobNotAllowed):
         exc = Conflict(str(exc))
+    elif isinstance(exc, DB_DOWN):
+        exc = ServiceUnavailable("The database is unavailable for a moment; retry shortly.")
     elif isinstance(exc, ProtectedError):
         users = ", ".join(sorted({str(obj) for obj in exc.protected_objects})[:5])
         exc = Conflict(f"Still in use by: {users}.")
     response = drf_exception_handler(exc, context)
+    if response is not None and response.status_code == status.HTTP_503_SERVICE_UNAVAILABLE:
+        response["Retry-After"] = "5"
     if response is None:
         # Anything else is a bug or an outage: logged with its traceback, answered as JSON (not Django's HTML page).
         log.exception("Unhandled error in %s", context["view"].__class__.__name__, exc_info=exc)
@@ -62,6 +69,10 @@ def not_found(request, exception=None):
 
 
 def server_error(request):
+    from .security import DB_DOWN, database_unavailable_response
+
+    if isinstance(sys.exc_info()[1], DB_DOWN):  # handler500 runs inside Django's except block
+        return database_unavailable_response(request)
     if _is_api(request):
         return JsonResponse({"detail": SERVER_ERROR}, status=500)
     return defaults.server_error(request)

@@ -1,15 +1,21 @@
 """Security plumbing the settings point at: sign-in lockout answers, the client address behind a proxy, static
 files that cannot be climbed out of, and the 500 page's settings filter."""
 
+import logging
 import math
 import re
 
 from django.conf import settings
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 from django.core.exceptions import SuspiciousOperation
-from django.http import Http404, JsonResponse
+from django.db import InterfaceError, OperationalError
+from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.template.loader import render_to_string
 from django.views.debug import SafeExceptionReporterFilter
+
+DB_DOWN = (OperationalError, InterfaceError)
+DB_DOWN_MESSAGE = "The database is unavailable for a moment; this page retries by itself."
 
 
 def client_ip(request) -> str | None:
@@ -58,3 +64,32 @@ class SettingsFilter(SafeExceptionReporterFilter):
 
     hidden_settings = re.compile(
         "API|AUTH|TOKEN|KEY|SECRET|PASS|SIGNATURE|HTTP_COOKIE|URL|BROKER|CHANNEL_LAYERS|DATABASES", flags=re.I)
+
+
+class DatabaseUnavailable:
+    """While the database is down (restarting, failing over), answer 503 with Retry-After instead of a traceback.
+
+    Django drops a broken connection at the end of the request, so the next request after the database is back
+    simply works: nothing here needs resetting. DRF views get the same answer from tango_site.api_errors, and
+    errors raised in other middleware (saving the session) from its handler500."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        if isinstance(exception, DB_DOWN):
+            return database_unavailable_response(request)
+        return None
+
+
+def database_unavailable_response(request):
+    logging.getLogger(__name__).warning("Database unavailable for %s %s", request.method, request.path)
+    if request.path.startswith("/api/"):
+        response = JsonResponse({"detail": DB_DOWN_MESSAGE}, status=503)
+    else:
+        response = HttpResponse(render_to_string("503.html", {"message": DB_DOWN_MESSAGE}), status=503)
+    response["Retry-After"] = "5"
+    return response
