@@ -15,6 +15,7 @@ from django.conf import settings
 from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
+from .audit import audit_record
 from .joblog import JobLog, JobLogHandler
 from .models import ACTIVE_STATUSES, Job, JobStatus, Project, RunMode
 from .stages import STAGE_BY_KEY, STAGES, next_stage
@@ -83,6 +84,7 @@ def job_enqueue(*, project: Project, stage_key: str, user=None) -> Job:
         job = Job.objects.create(project=project, stage=stage_key, queue=stage.queue, requested_by=user)
         who = f" by {user}" if user else ""
         JobLog(job.pk).write(f"{stage.label} queued{who} on the '{stage.queue}' queue.")
+        audit_record(actor=user, action="started", target=job, detail=stage.label)
         transaction.on_commit(lambda: _dispatch(job.pk, job.attempt, stage.queue))
     return job
 
@@ -117,6 +119,7 @@ def job_cancel(*, job: Job, user=None) -> Job:
         log.write(f"Cancellation requested{who}; the stage stops at its next step.")
     else:
         raise JobNotAllowed(f"The job is {job.status}; only queued or running jobs can be cancelled.")
+    audit_record(actor=user, action="cancelled", target=job)
     job.refresh_from_db()
     return job
 
@@ -134,6 +137,7 @@ def job_retry(*, job: Job, user=None) -> Job:
             raise JobNotAllowed("The job changed meanwhile; reload and try again.")
         who = f" by {user}" if user else ""
         JobLog(job.pk).write(f"── Retry{who}: attempt {attempt} ──")
+        audit_record(actor=user, action="started", target=job, detail=f"retry, attempt {attempt}")
         transaction.on_commit(lambda: _dispatch(job.pk, attempt, job.queue))
     job.refresh_from_db()
     return job

@@ -12,6 +12,7 @@ from django.views.decorators.http import require_POST
 from recommender.rules import recommend
 
 from .access import can_edit, editable_teams_for, jobs_for, projects_for, require_editor
+from .audit import audit_record
 from .jobs import JobNotAllowed, job_cancel, job_enqueue, job_retry, latest_jobs, pipeline_start, stage_blockers
 from .models import JobLogLine, RunMode
 from .stages import STAGE_BY_KEY, STAGES
@@ -116,6 +117,7 @@ def job_detail(request, job_id: int):
 @login_required
 def job_log_download(request, job_id: int):
     job = get_object_or_404(jobs_for(request.user), pk=job_id)
+    audit_record(actor=request.user, action="downloaded", target=job, detail="log")
     lines = JobLogLine.objects.filter(job=job).order_by("seq").values_list("text", flat=True)
 
     def body():

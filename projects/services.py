@@ -12,6 +12,7 @@ from django.db import IntegrityError, transaction
 from deployment.engines import ENGINES, engine_problem
 from training.engine.files import sha256_file
 
+from .audit import audit_record
 from .models import Dataset, Membership, Project, Role, Team
 
 
@@ -19,21 +20,28 @@ def team_create(*, name: str, owner) -> Team:
     with transaction.atomic():
         team = Team.objects.create(name=name)
         Membership.objects.create(team=team, user=owner, role=Role.OWNER)
+        audit_record(actor=owner, action="created", target=team)
     return team
 
 
-def membership_set(*, team: Team, user, role: str) -> Membership:
+def membership_set(*, team: Team, user, role: str, actor=None) -> Membership:
+    """Add `user` to the team or change their role; `actor` (who did it) goes to the audit log."""
     if role not in Role.values:
         raise ValidationError({"role": f"Unknown role {role!r}."})
     if role != Role.OWNER:
         _keep_an_owner(team=team, user=user)
+    before = Membership.objects.filter(team=team, user=user).values_list("role", flat=True).first()
     membership, _ = Membership.objects.update_or_create(team=team, user=user, defaults={"role": role})
+    if before != role:
+        audit_record(actor=actor, action="role_changed", target=user, team=team,
+                     detail=f"{before or 'not a member'} → {role}")
     return membership
 
 
-def membership_remove(*, team: Team, user) -> None:
+def membership_remove(*, team: Team, user, actor=None) -> None:
     _keep_an_owner(team=team, user=user)
     Membership.objects.filter(team=team, user=user).delete()
+    audit_record(actor=actor, action="member_removed", target=user, team=team)
 
 
 def _keep_an_owner(*, team: Team, user) -> None:
@@ -80,11 +88,13 @@ def dataset_create(*, team: Team, name: str, task: str, upload, user=None) -> Da
             raise ValidationError({"file": str(exc)}) from None
         sha256 = sha256_file(Path(spool.name))
     try:
-        return Dataset.objects.create(
+        dataset = Dataset.objects.create(
             team=team, name=name, task=task, path=str(relative), class_names=report.class_names,
             stats=report.as_dict(), num_images=report.num_images, size_bytes=report.size_bytes, sha256=sha256,
             created_by=user,
         )
+        audit_record(actor=user, action="created", target=dataset, detail=f"{dataset.num_images} images")
+        return dataset
     except IntegrityError:
         shutil.rmtree(dest, ignore_errors=True)
         raise ValidationError({"name": f"The team already has a dataset named {name!r}."}) from None
@@ -102,10 +112,11 @@ def _chunks(upload):
     return upload.chunks() if hasattr(upload, "chunks") else iter(lambda: upload.read(1 << 20), b"")
 
 
-def dataset_delete(*, dataset: Dataset) -> None:
+def dataset_delete(*, dataset: Dataset, user=None) -> None:
     if dataset.projects.exists():
         raise ValidationError("Projects use this dataset; delete them first.")
     root = dataset.root
+    audit_record(actor=user, action="deleted", target=dataset)
     dataset.delete()
     shutil.rmtree(root, ignore_errors=True)
 
@@ -155,6 +166,7 @@ def project_create(*, team: Team, user=None, **fields) -> Project:
     if Project.objects.filter(team=team, name=project.name).exists():
         raise ValidationError({"name": f"The team already has a project named {project.name!r}."})
     project.save()
+    audit_record(actor=user, action="created", target=project)
     return project
 
 

@@ -56,7 +56,6 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "axes",
     "rest_framework",
-    "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
     "django_htmx",
@@ -224,7 +223,7 @@ FILE_UPLOAD_TEMP_DIR = None
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Token first: its challenge ("WWW-Authenticate: Token") is what turns an anonymous call into a 401.
-        "rest_framework.authentication.TokenAuthentication",
+        "projects.api.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

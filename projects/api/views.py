@@ -19,6 +19,7 @@ from rest_framework.response import Response
 from rest_framework.throttling import UserRateThrottle
 
 from projects import access, services
+from projects.audit import audit_record
 from projects.jobs import active_job_exists, job_cancel, job_enqueue, job_retry, pipeline_start
 from projects.models import Job, Membership, Team
 from projects.stages import STAGE_BY_KEY
@@ -85,7 +86,7 @@ class TeamViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Creat
         username, role = serializer.validated_data["username"], serializer.validated_data["role"]
         user = get_user_model().objects.filter(username=username, is_active=True).first()
         if user is not None:
-            services.membership_set(team=team, user=user, role=role)
+            services.membership_set(team=team, user=user, role=role, actor=request.user)
         detail = f"If an account named {username!r} exists, it is now a member of {team.name} as {role}."
         return Response({"detail": detail}, status=status.HTTP_202_ACCEPTED)
 
@@ -98,7 +99,8 @@ class TeamViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Creat
         serializer = s.RoleSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         if "role" in serializer.validated_data:
-            membership = services.membership_set(team=team, user=user, role=serializer.validated_data["role"])
+            membership = services.membership_set(team=team, user=user, role=serializer.validated_data["role"],
+                                                 actor=request.user)
         else:
             membership = team.memberships.select_related("user").get(user=user)
         return Response(s.MembershipSerializer(membership).data)
@@ -108,7 +110,7 @@ class TeamViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Creat
     def remove_member(self, request, pk=None, username=None):
         """Remove a member (owners only). The last owner stays."""
         team = self.get_object()
-        services.membership_remove(team=team, user=self._member(team, username))
+        services.membership_remove(team=team, user=self._member(team, username), actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @staticmethod
@@ -142,7 +144,7 @@ class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
         serializer.save()
 
     def perform_destroy(self, instance):
-        services.dataset_delete(dataset=instance)
+        services.dataset_delete(dataset=instance, user=self.request.user)
 
 
 class ProjectViewSet(viewsets.ModelViewSet):
@@ -168,6 +170,7 @@ class ProjectViewSet(viewsets.ModelViewSet):
     def perform_destroy(self, instance):
         if active_job_exists(instance):
             raise Conflict("A job of this project is queued or running; cancel it first.")
+        audit_record(actor=self.request.user, action="deleted", target=instance)
         instance.delete()
 
     @extend_schema(request=None, responses=JOB_ACCEPTED,
@@ -264,6 +267,7 @@ class JobViewSet(viewsets.ReadOnlyModelViewSet):
     def log_text(self, request, pk=None):
         """The whole log as a download (routed by hand: the file name takes no trailing slash)."""
         job = self.get_object()
+        audit_record(actor=request.user, action="downloaded", target=job, detail="log")
         text = "".join(f"{line}\n" for line in job.log_lines.order_by("seq").values_list("text", flat=True))
         response = HttpResponse(text, content_type="text/plain; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="job-{job.pk}-{job.stage}.log"'
