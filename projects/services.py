@@ -1,5 +1,7 @@
 """Writes for teams, datasets and projects. Callers check access first (projects.access)."""
 
+import errno
+import logging
 import shutil
 import tempfile
 import uuid
@@ -14,6 +16,8 @@ from training.engine.files import sha256_file
 
 from .audit import audit_record
 from .models import Dataset, Membership, Project, Role, Team
+
+log = logging.getLogger(__name__)
 
 
 def team_create(*, name: str, owner) -> Team:
@@ -77,16 +81,21 @@ def dataset_create(*, team: Team, name: str, task: str, upload, user=None) -> Da
         raise ValidationError({"file": f"The archive is {size} bytes; the limit is {settings.TANGO_UPLOAD_MAX_BYTES}."})
     relative = Path("datasets") / f"team-{team.pk}" / uuid.uuid4().hex
     dest = Path(settings.MEDIA_ROOT) / relative
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=dest.parent, suffix=".zip.part") as spool:
-        for chunk in _chunks(upload):
-            spool.write(chunk)
-        spool.flush()
-        try:
-            report = dataset_import(Path(spool.name), dest, task, upload_limits())
-        except DatasetError as exc:
-            raise ValidationError({"file": str(exc)}) from None
-        sha256 = sha256_file(Path(spool.name))
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=dest.parent, suffix=".zip.part") as spool:
+            for chunk in _chunks(upload):
+                spool.write(chunk)
+            spool.flush()
+            try:
+                report = dataset_import(Path(spool.name), dest, task, upload_limits())
+            except DatasetError as exc:
+                raise ValidationError({"file": str(exc)}) from None
+            sha256 = sha256_file(Path(spool.name))
+    except OSError as exc:
+        # dataset_import renames a finished tree into place, so a failed write leaves no half dataset behind.
+        shutil.rmtree(dest, ignore_errors=True)
+        raise ValidationError({"file": storage_error_message(exc)}) from None
     try:
         dataset = Dataset.objects.create(
             team=team, name=name, task=task, path=str(relative), class_names=report.class_names,
@@ -98,6 +107,18 @@ def dataset_create(*, team: Team, name: str, task: str, upload, user=None) -> Da
     except IntegrityError:
         shutil.rmtree(dest, ignore_errors=True)
         raise ValidationError({"name": f"The team already has a dataset named {name!r}."}) from None
+
+
+def storage_error_message(exc: OSError) -> str:
+    """What to tell a user whose upload the server could not write (no paths: they are the server's business)."""
+    log.error("Could not store an upload: %s", exc)
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        reason = "the server's storage is full"
+    elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        reason = "the server cannot write to its data folder"
+    else:
+        reason = "the server could not write it"
+    return f"The upload could not be stored: {reason}. Nothing was kept; tell an administrator."
 
 
 def upload_spool_dir() -> Path:
@@ -200,15 +221,10 @@ def project_weights_set(*, project: Project, upload) -> Project:
         raise ValidationError({"file": f"The file is {size} bytes; the limit is {settings.TANGO_WEIGHTS_MAX_BYTES}."})
     folder = Path(settings.MEDIA_ROOT) / "projects" / str(project.pk) / "weights"
     # Spooled beside MEDIA_ROOT's other uploads, not in the project's folder: a refused file leaves no folder.
-    spool_dir = upload_spool_dir()
-    with tempfile.NamedTemporaryFile(dir=spool_dir, suffix=".part", delete=False) as spool:
-        written = 0
-        for chunk in _chunks(upload):
-            written += len(chunk)
-            if written > settings.TANGO_WEIGHTS_MAX_BYTES:
-                break
-            spool.write(chunk)
-    partial = Path(spool.name)
+    try:
+        partial, written = _spool_weights(upload)
+    except OSError as exc:
+        raise ValidationError({"file": storage_error_message(exc)}) from None
     try:
         if written > settings.TANGO_WEIGHTS_MAX_BYTES:
             raise ValidationError({"file": f"The file is over the {settings.TANGO_WEIGHTS_MAX_BYTES}-byte limit."})
@@ -232,6 +248,23 @@ def project_weights_set(*, project: Project, upload) -> Project:
         (Path(settings.MEDIA_ROOT) / old).unlink(missing_ok=True)
     project.weights_tensors = tensors
     return project
+
+
+def _spool_weights(upload) -> tuple[Path, int]:
+    """Write the upload to a temporary file (stopping past the limit); a failed write leaves no file."""
+    with tempfile.NamedTemporaryFile(dir=upload_spool_dir(), suffix=".part", delete=False) as spool:
+        written = 0
+        try:
+            for chunk in _chunks(upload):
+                written += len(chunk)
+                if written > settings.TANGO_WEIGHTS_MAX_BYTES:
+                    break
+                spool.write(chunk)
+            spool.flush()
+        except OSError:
+            Path(spool.name).unlink(missing_ok=True)
+            raise
+    return Path(spool.name), written
 
 
 def project_weights_clear(*, project: Project) -> Project:
