@@ -35,6 +35,14 @@ class StageError(Exception):
     """A stage cannot do its work; the message tells the user why and what to do."""
 
 
+class JobNotQueued(Exception):
+    """The broker did not take the job; it was marked failed and the message says so (the API answers 503)."""
+
+
+NOT_QUEUED = ("The job queue (the broker) is unreachable, so the job could not be queued; it was marked failed. "
+              "Run it again once the broker is back.")
+
+
 # --- reads ---------------------------------------------------------------------------------------------------
 
 
@@ -144,10 +152,26 @@ def job_retry(*, job: Job, user=None) -> Job:
 
 
 def _dispatch(job_id: int, attempt: int, queue: str) -> None:
+    """Hand the job to Celery. If the broker refuses it, the job fails now with a clear message: left queued, no
+    worker would ever take it, and the stage could never be run again (its queued job blocks it)."""
     from .tasks import run_job
 
-    result = run_job.apply_async(args=[job_id, attempt], queue=queue)
+    try:
+        result = run_job.apply_async(args=[job_id, attempt], queue=queue)
+    except Exception as exc:  # kombu's OperationalError, a refused connection, a full disk under the broker…
+        logger.error("could not queue job %s: %s", job_id, exc)
+        _fail_undispatched(job_id, attempt)
+        raise JobNotQueued(NOT_QUEUED) from exc
     Job.objects.filter(pk=job_id, attempt=attempt).update(celery_task_id=result.id)
+
+
+def _fail_undispatched(job_id: int, attempt: int) -> None:
+    updated = Job.objects.filter(pk=job_id, attempt=attempt, status=JobStatus.QUEUED).update(
+        status=JobStatus.FAILED, finished_at=timezone.now(), error=NOT_QUEUED)
+    if updated:
+        log = JobLog(job_id)
+        log.write(NOT_QUEUED)
+        log.state()
 
 
 # --- execution (worker side) ---------------------------------------------------------------------------------

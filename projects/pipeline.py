@@ -3,6 +3,7 @@
 Each action is one htmx POST that calls a job service and answers with the re-rendered panel.
 """
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, StreamingHttpResponse
@@ -13,7 +14,16 @@ from recommender.rules import recommend
 
 from .access import can_edit, editable_teams_for, jobs_for, projects_for, require_editor
 from .audit import audit_record
-from .jobs import JobNotAllowed, job_cancel, job_enqueue, job_retry, latest_jobs, pipeline_start, stage_blockers
+from .jobs import (
+    JobNotAllowed,
+    JobNotQueued,
+    job_cancel,
+    job_enqueue,
+    job_retry,
+    latest_jobs,
+    pipeline_start,
+    stage_blockers,
+)
 from .models import JobLogLine, RunMode
 from .stages import STAGE_BY_KEY, STAGES
 
@@ -56,7 +66,7 @@ def _act(request, project, action):
     require_editor(request.user, project.team)
     try:
         action()
-    except JobNotAllowed as exc:
+    except (JobNotAllowed, JobNotQueued) as exc:
         return _panel(request, project, error=str(exc))
     return _panel(request, project)
 
@@ -100,7 +110,10 @@ def demo_start(request):
     if not editable_teams_for(request.user).exists():
         raise PermissionDenied("You need an editor role in a team to create a project.")
     project = demo_project_create(user=request.user)
-    pipeline_start(project=project, user=request.user)
+    try:
+        pipeline_start(project=project, user=request.user)
+    except JobNotQueued as exc:  # the project is there; its page says why nothing runs
+        messages.error(request, str(exc))
     return redirect("projects:detail", pk=project.pk)
 
 

@@ -35,7 +35,7 @@ class ServiceUnavailable(exceptions.APIException):
 
 
 def exception_handler(exc, context):
-    from projects.jobs import JobNotAllowed  # the handler is loaded lazily, after the apps
+    from projects.jobs import JobNotAllowed, JobNotQueued  # the handler is loaded lazily, after the apps
 
     from .security import DB_DOWN
 
@@ -43,6 +43,8 @@ def exception_handler(exc, context):
         exc = exceptions.ValidationError(serializers.as_serializer_error(exc))
     elif isinstance(exc, JobNotAllowed):
         exc = Conflict(str(exc))
+    elif isinstance(exc, JobNotQueued):
+        exc = ServiceUnavailable(str(exc))
     elif isinstance(exc, DB_DOWN):
         exc = ServiceUnavailable("The database is unavailable for a moment; retry shortly.")
     elif isinstance(exc, ProtectedError):
