@@ -11,6 +11,8 @@ import pytest
 from django.core.files.uploadedfile import UploadedFile
 from drf_spectacular.generators import SchemaGenerator
 
+from projects.tokens import api_token_create
+
 from .test_api_datasets import upload_body
 
 PERSONAS = ("owner", "editor", "viewer", "outsider", "staff", "anonymous")
@@ -78,6 +80,10 @@ REQUESTS = {
     "download job log": ("GET", "/api/jobs/{failed_job}/log.txt", None),
     "cancel job": ("POST", "/api/jobs/{queued_job}/cancel/", None),
     "retry job": ("POST", "/api/jobs/{failed_job}/retry/", None),
+    "list tokens": ("GET", "/api/tokens/", None),
+    "create token": ("POST", "/api/tokens/", {"name": "CI"}),
+    "revoke token": ("DELETE", "/api/tokens/{bobs_token}/", None),
+    "read team audit": ("GET", "/api/teams/{team}/audit/", None),
 }
 
 EXPECTED = {
@@ -119,6 +125,11 @@ EXPECTED = {
     "download job log":     (200,  200,   200,   404,     404,  401),
     "cancel job":           (200,  200,   403,   404,     404,  401),
     "retry job":            (202,  202,   403,   404,     404,  401),
+    # Tokens are their owner's alone: bob's token does not exist for anyone else, staff included.
+    "list tokens":          (200,  200,   200,   200,     200,  401),
+    "create token":         (201,  201,   201,   201,     201,  401),
+    "revoke token":         (404,  204,   404,   404,     404,  401),
+    "read team audit":      (200,  403,   403,   404,     404,  401),
 }
 
 # Operations outside the persona table, each with its own tests.
@@ -134,11 +145,13 @@ CASES = [
 
 
 def ids(w):
+    if not hasattr(w, "bobs_token"):
+        w.bobs_token, _ = api_token_create(user=w.users["bob"], name="bob's laptop")
     return {
         "team": w.team.pk, "member": "carol", "device": w.device.pk, "spare_device": w.spare_device.pk,
         "engine": "onnxruntime", "dataset": w.dataset.pk, "spare_dataset": w.spare_dataset.pk,
         "project": w.project.pk, "spare_project": w.spare_project.pk, "stage": "recommend",
-        "failed_job": w.failed_job.pk, "queued_job": w.queued_job.pk,
+        "failed_job": w.failed_job.pk, "queued_job": w.queued_job.pk, "bobs_token": w.bobs_token.pk,
     }
 
 
