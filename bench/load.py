@@ -95,7 +95,7 @@ def child_seed(projects: int, log_lines: int, users: int) -> dict:
 
 def child_emit(job_id: int, rate: float, seconds: float) -> dict:
     """Write log lines on a fixed schedule through the runtime's writer (persist, then push)."""
-    from projects.joblog import JobLog
+    from projects.jobs.log import JobLog
 
     log = JobLog(job_id)
     log.state(status="running")

@@ -17,6 +17,10 @@ from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from projects.jobs.errors import JobNotAllowed, JobNotQueued
+
+from .security import DB_DOWN
+
 log = logging.getLogger(__name__)
 
 SERVER_ERROR = "The server failed to answer this request; it has been logged."
@@ -35,10 +39,6 @@ class ServiceUnavailable(exceptions.APIException):
 
 
 def exception_handler(exc, context):
-    from projects.jobs import JobNotAllowed, JobNotQueued  # the handler is loaded lazily, after the apps
-
-    from .security import DB_DOWN
-
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(serializers.as_serializer_error(exc))
     elif isinstance(exc, JobNotAllowed):

@@ -8,4 +8,5 @@ urlpatterns = [
     path("auth/token/", TokenObtainView.as_view(), name="api-token"),
     path("", include("projects.api.urls")),
     path("", include("recommender.api.urls")),
+    path("", include("deployment.api.urls")),
 ]

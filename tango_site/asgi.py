@@ -10,7 +10,7 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
-from projects.routing import websocket_urlpatterns  # noqa: E402
+from projects.jobs.routing import websocket_urlpatterns  # noqa: E402
 from tango_site.security import StaticFiles  # noqa: E402
 from tango_site.upload_limit import BodyLimit  # noqa: E402
 

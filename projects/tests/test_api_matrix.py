@@ -80,6 +80,9 @@ REQUESTS = {
     "download job log": ("GET", "/api/jobs/{failed_job}/log.txt", None),
     "cancel job": ("POST", "/api/jobs/{queued_job}/cancel/", None),
     "retry job": ("POST", "/api/jobs/{failed_job}/retry/", None),
+    "list artifacts": ("GET", "/api/artifacts/", None),
+    "read artifact": ("GET", "/api/artifacts/{artifact}/", None),
+    "download artifact": ("GET", "/api/artifacts/{artifact}/download/", None),
     "list tokens": ("GET", "/api/tokens/", None),
     "create token": ("POST", "/api/tokens/", {"name": "CI"}),
     "revoke token": ("DELETE", "/api/tokens/{bobs_token}/", None),
@@ -130,11 +133,15 @@ EXPECTED = {
     "create token":         (201,  201,   201,   201,     201,  401),
     "revoke token":         (404,  204,   404,   404,     404,  401),
     "read team audit":      (200,  403,   403,   404,     404,  401),
+    "list artifacts":       (200,  200,   200,   200,     200,  401),
+    "read artifact":        (200,  200,   200,   404,     404,  401),
+    "download artifact":    (200,  200,   200,   404,     404,  401),
 }
 
 # Operations outside the persona table, each with its own tests.
 NOT_IN_MATRIX = {
     ("POST", "/api/auth/token/"),  # username and password, no session: test_api_auth
+    ("POST", "/api/projects/demo/"),  # builds a 1797-image dataset per call: test_api_projects
 }
 
 CASES = [
@@ -151,7 +158,8 @@ def ids(w):
         "team": w.team.pk, "member": "carol", "device": w.device.pk, "spare_device": w.spare_device.pk,
         "engine": "onnxruntime", "dataset": w.dataset.pk, "spare_dataset": w.spare_dataset.pk,
         "project": w.project.pk, "spare_project": w.spare_project.pk, "stage": "recommend",
-        "failed_job": w.failed_job.pk, "queued_job": w.queued_job.pk, "bobs_token": w.bobs_token.pk,
+        "failed_job": w.failed_job.pk, "queued_job": w.queued_job.pk, "artifact": w.artifact.pk,
+        "bobs_token": w.bobs_token.pk,
     }
 
 

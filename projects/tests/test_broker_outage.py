@@ -8,8 +8,8 @@ import sys
 import pytest
 import requests
 
-from projects.jobs import NOT_QUEUED
-from projects.models import Job, JobStatus
+from projects.jobs.models import Job, JobStatus
+from projects.jobs.services import NOT_QUEUED
 from projects.tests import factories
 from projects.tokens import api_token_create
 

@@ -13,8 +13,8 @@ import pytest
 from django.utils import timezone
 from websockets.sync.client import connect
 
-from projects.joblog import JobLog
-from projects.models import Job, JobStatus
+from projects.jobs.log import JobLog
+from projects.jobs.models import Job, JobStatus
 from projects.tests import factories
 
 from .live import Process, child_env, free_port

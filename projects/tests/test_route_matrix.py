@@ -20,7 +20,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from deployment.models import Artifact
-from projects.routing import websocket_urlpatterns
+from projects.jobs.routing import websocket_urlpatterns
 from projects.tokens import api_token_create
 
 PERSONAS = ("owner", "editor", "viewer", "outsider", "staff", "anonymous")

@@ -91,9 +91,9 @@ def portal_on_own_postgres(tmp_path_factory):
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         try:
-            requests.get(url + "/accounts/login/", timeout=2)
+            requests.get(url + "/accounts/login/", timeout=5)
             break
-        except requests.ConnectionError:
+        except requests.RequestException:
             time.sleep(0.3)
     try:
         yield {"url": url, "cluster": cluster}

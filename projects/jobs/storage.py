@@ -1,0 +1,31 @@
+"""Where a project's files live: MEDIA_ROOT/projects/<project>/ (jobs/<job>/, weights/). One place for the layout."""
+
+import shutil
+from pathlib import Path
+
+from django.conf import settings
+
+
+def project_dir(project_id: int) -> Path:
+    """Everything a project owns on disk is under here, so deleting the project removes this one folder."""
+    return Path(settings.MEDIA_ROOT) / "projects" / str(project_id)
+
+
+def job_dir(job, *, keep: bool = False) -> Path:
+    """The job's working folder, emptied first unless keep (a retried training run resumes from its files).
+
+    Emptying matters: a database restored or reset behind the files would otherwise hand a new job an old
+    job's checkpoints."""
+    path = project_dir(job.project_id) / "jobs" / str(job.pk)
+    if not keep and path.exists():
+        shutil.rmtree(path)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def relative(path: Path) -> str:
+    return str(Path(path).resolve().relative_to(Path(settings.MEDIA_ROOT).resolve()))
+
+
+def absolute(relative_path: str) -> Path:
+    return Path(settings.MEDIA_ROOT) / relative_path
