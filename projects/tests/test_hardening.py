@@ -145,7 +145,7 @@ def test_refused_weights_leave_no_folder_behind(world, client_for):
                                          {"file": SimpleUploadedFile("evil.pt", b"not a state dict")},
                                          format="multipart")
     assert response.status_code == 400
-    assert not (Path(settings.MEDIA_ROOT) / "projects" / str(world.project.pk)).exists()
+    assert not (Path(settings.MEDIA_ROOT) / "projects" / str(world.project.pk) / "weights").exists()
     assert list((Path(settings.MEDIA_ROOT) / "uploads").iterdir()) == []
 
 

@@ -38,7 +38,9 @@ PAGES = {
     "projects:dataset_list": ("GET", None, SIGNED_IN),
     "projects:dataset_upload": ("GET", None, (200, 200, 403, 200, 403, 302)),
     "projects:dataset_detail": ("GET", "dataset", MEMBERS_ONLY),
-    "projects:device_list": ("GET", None, SIGNED_IN),
+    "recommender:device_list": ("GET", None, SIGNED_IN),
+    # Without the confirmation box ticked, the edit page comes back with the reason (409).
+    "projects:delete": ("POST", "project", (409, 409, 403, 404, 404, 302)),
     "projects:tokens": ("GET", None, SIGNED_IN),
     # bob's token: only bob revokes it (and is sent back to his token list); for anyone else it does not exist.
     "projects:token_revoke": ("POST", "bobs_token", (404, 302, 404, 404, 404, 302)),

@@ -41,6 +41,7 @@ def noisy_zip(path: Path) -> Path:
 
 def test_a_dataset_upload_on_a_full_disk_is_refused_and_leaves_nothing(world, client_for, tmp_path):
     archive = noisy_zip(tmp_path / "big.zip")
+    before = files_under(settings.MEDIA_ROOT)
     with archive.open("rb") as upload, disk_full_after(64 * 1024):
         response = client_for("editor").post("/api/datasets/", {
             "team": world.team.pk, "name": "Big", "task": "classification", "file": upload}, format="multipart")
@@ -48,18 +49,19 @@ def test_a_dataset_upload_on_a_full_disk_is_refused_and_leaves_nothing(world, cl
     assert response.json()["file"] == ["The upload could not be stored: the server's storage is full. Nothing was "
                                        "kept; tell an administrator."]
     assert not Dataset.objects.filter(name="Big").exists()
-    assert files_under(Path(settings.MEDIA_ROOT) / "datasets") == []
+    assert files_under(settings.MEDIA_ROOT) == before
 
 
 def test_weights_on_a_full_disk_are_refused_and_leave_nothing(world, client_for):
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     upload = SimpleUploadedFile("big.pt", os.urandom(300_000))
+    before = files_under(settings.MEDIA_ROOT)
     with disk_full_after(64 * 1024):
         response = client_for("editor").post(f"/api/projects/{world.project.pk}/weights/", {"file": upload},
                                              format="multipart")
     assert response.status_code == 400 and "storage is full" in response.json()["file"][0]
-    assert files_under(settings.MEDIA_ROOT) == []
+    assert files_under(settings.MEDIA_ROOT) == before
 
 
 def test_an_export_that_runs_out_of_disk_leaves_no_model_file(tmp_path):
