@@ -9,6 +9,8 @@ The search spaces are declared here once; the objective (one training run with a
 in, so the same search drives classification and detection.
 """
 
+import os
+import socket
 import time
 import warnings
 from collections.abc import Callable
@@ -17,9 +19,26 @@ from dataclasses import dataclass
 import optuna
 
 Report = Callable[..., None]
-# objective(params, on_epoch) -> final metric; on_epoch(epoch, metric) reports it and raises to prune the trial.
-Objective = Callable[[dict, Callable[[int, float], None]], float]
 
+
+class TrialReporter:
+    """Handed to the objective: `on_epoch(epoch, metric)` reports the metric and raises TrialPruned when the
+    trial should stop; `number` names the trial (for its output folder)."""
+
+    def __init__(self, trial: optuna.Trial, report: Report):
+        self.trial, self.report, self.number = trial, report, trial.number
+
+    def __call__(self, epoch: int, value: float) -> None:
+        self.trial.report(value, epoch)
+        if self.trial.should_prune():
+            self.report(f"trial {self.number}: pruned at epoch {epoch} ({value:.4f} is below the median)")
+            raise optuna.TrialPruned()
+
+
+# objective(params, on_epoch) -> the trial's final metric
+Objective = Callable[[dict, TrialReporter], float]
+
+WORKER = f"{socket.gethostname()}:{os.getpid()}"
 HEARTBEAT_S = 10
 GRACE_S = 60
 
@@ -96,16 +115,10 @@ def study_run(*, study: optuna.Study, task: str, objective: Objective, budget: B
 
     def run_trial(trial: optuna.Trial) -> float:
         params = {p.name: p.suggest(trial) for p in space}
+        trial.set_user_attr("worker", WORKER)
         report(f"trial {trial.number}: {format_params(params)}")
         started = time.monotonic()
-
-        def on_epoch(epoch: int, value: float) -> None:
-            trial.report(value, epoch)
-            if trial.should_prune():
-                report(f"trial {trial.number}: pruned at epoch {epoch} ({value:.4f} is below the median)")
-                raise optuna.TrialPruned()
-
-        value = objective(params, on_epoch)
+        value = objective(params, TrialReporter(trial, report))
         report(f"trial {trial.number}: {value:.4f} in {time.monotonic() - started:.0f}s")
         return value
 
@@ -136,7 +149,7 @@ def study_summary(study: optuna.Study, *, task: str) -> dict:
         if value is not None and (best is None or _better(study, value, best)):
             best = value
         rows.append({"number": t.number, "state": t.state.name.lower(), "value": value, "params": t.params,
-                     "last_step": t.last_step, "seconds": _duration(t)})
+                     "last_step": t.last_step, "seconds": _duration(t), "worker": t.user_attrs.get("worker")})
         if value is not None:
             curve.append({"trial": t.number, "value": value, "best": best})
     return {"task": task, "trials": rows, "best_curve": curve, "importances": _importances(study),

@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
 
 Report = Callable[..., None]
 
@@ -526,3 +527,62 @@ class AccuracyCache:
         if config not in self.values:
             self.values[config] = evaluate_subnet(self.supernet, config, self.calibration, self.val)
         return self.values[config]
+
+
+# -- data and plain training (fine-tuning a subnet, or training one alone for comparison) --------------------------
+
+def preload(dataset, *, batch_size: int = 256) -> TensorDataset:
+    """The whole dataset as tensors (its deterministic transform applied once): a supernet step then costs no
+    image decoding, which on small data is most of the time."""
+    images, labels = [], []
+    for x, y in DataLoader(dataset, batch_size=batch_size):
+        images.append(x)
+        labels.append(y)
+    return TensorDataset(torch.cat(images), torch.cat(labels))
+
+
+def subnet_train(model: nn.Module, train_loader: Iterable, val_loader: Iterable, *, epochs: int, lr: float,
+                 report: Report, weight_decay: float = 5e-5) -> float:
+    """Plain supervised training with the supernet's recipe (SGD, one-cycle); returns the final val top-1."""
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay)
+    steps = max(1, epochs * len(train_loader))
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps, pct_start=0.15)
+    accuracy = top1(model, val_loader)
+    for epoch in range(1, epochs + 1):
+        model.train()
+        for images, labels in train_loader:
+            F.cross_entropy(model(images), labels).backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            scheduler.step()
+            report(None)
+        accuracy = top1(model, val_loader)
+        report(f"epoch {epoch}/{epochs}  top-1 {100 * accuracy:.1f}%", progress=100 * epoch / epochs)
+    return accuracy
+
+
+# -- subnets as zoo model names -----------------------------------------------------------------------------------
+
+def subnet_name(spec: SupernetSpec, config: SubnetConfig) -> str:
+    """A name that rebuilds the architecture on its own (the zoo, the visualiser and the bundle need nothing else):
+    `ofa-w16-32-64-128-d2312-e50-75-100-50-k3553`. The stem is as wide as the first stage."""
+    return "ofa-w{}-d{}-e{}-k{}".format("-".join(map(str, spec.widths)), "".join(map(str, config.depths)),
+                                        "-".join(str(round(e * 100)) for e in config.expands),
+                                        "".join(map(str, config.kernels)))
+
+
+def parse_subnet_name(name: str, *, input_size: int) -> tuple[SupernetSpec, SubnetConfig]:
+    try:
+        prefix, rest = name.split("-w", 1)
+        widths, rest = rest.split("-d", 1)
+        depths, rest = rest.split("-e", 1)
+        expands, kernels = rest.split("-k", 1)
+        spec = SupernetSpec(widths=tuple(int(w) for w in widths.split("-")), stem_width=int(widths.split("-")[0]),
+                            small_input=input_size <= 32)
+        config = SubnetConfig(tuple(int(d) for d in depths), tuple(int(e) / 100 for e in expands.split("-")),
+                              tuple(int(k) for k in kernels))
+    except ValueError:
+        raise ValueError(f"{name!r} is not a supernet subnet name (ofa-w…-d…-e…-k…).") from None
+    if prefix != "ofa" or not (len(spec.widths) == len(config.depths) == len(config.expands) == len(config.kernels)):
+        raise ValueError(f"{name!r} is not a supernet subnet name (ofa-w…-d…-e…-k…).")
+    return spec, config

@@ -100,3 +100,12 @@ def test_a_saved_supernet_loads_with_its_search_space(trained, tmp_path):
     x = torch.randn(1, 3, 8, 8)
     net.eval()
     assert torch.equal(loaded(x), net(x))
+
+
+def test_a_subnet_name_rebuilds_its_architecture():
+    config = sn.SubnetConfig((2, 3, 1), (0.5, 0.75, 1.0), (3, 5, 3))
+    name = sn.subnet_name(SPEC, config)
+    assert name == "ofa-w8-16-24-d231-e50-75-100-k353"
+    assert sn.parse_subnet_name(name, input_size=8) == (SPEC, config)
+    with pytest.raises(ValueError, match="not a supernet subnet name"):
+        sn.parse_subnet_name("ofa-w8-16-d2-e50-k3", input_size=8)
