@@ -9,7 +9,7 @@ from django.http import Http404, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from recommender.rules import recommend
+from recommender.services import paper_choice_for
 
 from .access import can_edit, editable_teams_for, jobs_for, projects_for, require_editor
 from .jobs import JobNotAllowed, job_cancel, job_enqueue, job_retry, latest_jobs, pipeline_start, stage_blockers
@@ -35,7 +35,7 @@ def pipeline_context(project, user) -> dict:
         "stages": stages,
         "can_edit": editable,
         "auto_mode": project.run_mode == RunMode.AUTO,
-        "table1": recommend(device_name=project.device.name, tier=project.device.tier, task=project.task),
+        "table1": paper_choice_for(device=project.device, task=project.task),
     }
 
 

@@ -3,7 +3,7 @@ from django.contrib import admin
 
 from deployment.engines import ENGINE_CHOICES
 
-from .models import Device
+from .models import BenchmarkRecord, Device
 
 
 class EngineFilter(admin.SimpleListFilter):
@@ -36,7 +36,8 @@ class DeviceAdminForm(forms.ModelForm):
 @admin.register(Device)
 class DeviceAdmin(admin.ModelAdmin):
     form = DeviceAdminForm
-    list_display = ["name", "tier", "accelerator", "engine_list", "peak_fp32_gflops", "memory_mb", "is_active"]
+    list_display = ["name", "tier", "accelerator", "engine_list", "peak_fp32_gflops", "memory_mb",
+                    "paper_detection_model", "paper_classification_model", "is_active"]
     list_filter = ["tier", "accelerator_kind", EngineFilter, "is_active"]
     search_fields = ["name", "vendor", "cpu_arch", "cpu_name", "accelerator_name", "notes"]
     fieldsets = [
@@ -48,6 +49,12 @@ class DeviceAdmin(admin.ModelAdmin):
                        "memory_mb"],
         }),
         ("Software", {"fields": ["os", "engines", "default_latency_budget_ms"]}),
+        ("TANGO paper, Table 1", {
+            "fields": ["paper_detection_model", "paper_classification_model"],
+            "description": "The models the paper's Table 1 gives this device; they stay with the device when it is "
+                           "renamed. Blank for a device the paper does not list: the paper rule then borrows the "
+                           "models of the paper device of its tier nearest in compute.",
+        }),
         ("Sources", {"fields": ["notes"]}),
     ]
 
@@ -58,3 +65,12 @@ class DeviceAdmin(admin.ModelAdmin):
     @admin.display(description="engines")
     def engine_list(self, device):
         return ", ".join(device.engine_labels())
+
+
+@admin.register(BenchmarkRecord)
+class BenchmarkRecordAdmin(admin.ModelAdmin):
+    list_display = ["architecture", "device", "engine", "precision", "latency_ms", "memory_mb", "accuracy", "source",
+                    "team", "created_at"]
+    list_filter = ["source", "engine", "precision", "device"]
+    search_fields = ["architecture__model_name", "device__name"]
+    raw_id_fields = ["architecture", "project"]

@@ -1,10 +1,21 @@
-"""Recommender services: the device catalog's host row, and the recommend stage."""
+"""Recommender services: the glue between the catalog and records (Django), the zoo (training.engine) and the
+Django-free recommender core. The core never imports Django or another core; this module hands it plain values.
+"""
+
+import functools
+import json
 
 from django.db import transaction
+from django.db.models import Q
 
+from .engine.accuracy import expected, priors
+from .engine.costs import Costs
+from .engine.latency import DeviceSpecs, LatencyModel, Record
+from .engine.memory import MemoryModel
+from .engine.ranking import Candidate, Ranking, paper_comparison, rank
+from .engine.table1 import MODEL_LABELS, DeviceRow, PaperChoice, paper_choice
 from .host import HOST_DEVICE_NAME, read_host_specs
-from .models import Device
-from .rules import recommend
+from .models import ArchitectureCost, BenchmarkRecord, Device, RecordSource
 
 
 @transaction.atomic
@@ -22,43 +33,198 @@ def host_device_refresh() -> Device:
     return device
 
 
+# --- the paper's rules ---------------------------------------------------------------------------------------
+
+
+def device_row(device: Device) -> DeviceRow:
+    return DeviceRow(name=device.name, tier=device.tier, peak_fp32_gflops=device.peak_fp32_gflops,
+                     paper_detection_model=device.paper_detection_model,
+                     paper_classification_model=device.paper_classification_model)
+
+
+def paper_choice_for(*, device: Device, task: str) -> PaperChoice:
+    paper = Device.objects.exclude(paper_detection_model="", paper_classification_model="")
+    return paper_choice(device=device_row(device), task=task, paper_devices=[device_row(d) for d in paper])
+
+
+# --- candidates and their costs --------------------------------------------------------------------------------
+
+
+def model_label(key: str) -> str:
+    if key in MODEL_LABELS:
+        return MODEL_LABELS[key]
+    return key.replace("densenet_tiny", "DenseNet-tiny").replace("vgg_tiny", "VGG-tiny").replace(
+        "densenet", "DenseNet-").replace("vgg", "VGG-").replace("resnet", "ResNet-")
+
+
+def architecture_costs(*, model_name: str, num_classes: int, input_size: int) -> Costs:
+    """The model's costs from the model itself, cached per architecture signature in ArchitectureCost."""
+    row = ArchitectureCost.objects.filter(model_name=model_name, input_size=input_size,
+                                          num_classes=num_classes).first()
+    if row is None:
+        row = _profile_and_store(model_name, num_classes, input_size)
+    return Costs.from_dict(row.costs)
+
+
+def _profile_and_store(model_name: str, num_classes: int, input_size: int) -> ArchitectureCost:
+    costs = _profile_cached(model_name, num_classes, input_size)
+    row, _ = ArchitectureCost.objects.get_or_create(signature=costs.signature, defaults={
+        "model_name": model_name, "input_size": input_size, "num_classes": num_classes, "costs": costs.as_dict()})
+    return row
+
+
+@functools.lru_cache(maxsize=256)
+def _profile_cached(model_name: str, num_classes: int, input_size: int) -> Costs:
+    """Profiles are pure functions of their arguments: a process keeps them (the DB row is the shared cache)."""
+    from .profiling import build_on_meta, profile_model
+
+    return profile_model(build_on_meta(model_name, num_classes=num_classes, input_size=input_size), input_size)
+
+
+def candidate_models(task: str) -> list[tuple[str, str, int]]:
+    """(zoo key, family, level) of every candidate for the task, from the zoo itself."""
+    from training.engine.zoo import FAMILIES
+
+    if task != "classification":
+        return []  # detection candidates come from the zoo's YOLO families once they are built there
+    return [(name, family, level) for family, names in FAMILIES.items() for level, name in enumerate(names, 1)]
+
+
+def candidates_for(*, task: str, num_classes: int, input_size: int) -> list[Candidate]:
+    return [Candidate(key=key, label=model_label(key), family=family, level=level, input_size=input_size,
+                      costs=architecture_costs(model_name=key, num_classes=num_classes, input_size=input_size))
+            for key, family, level in candidate_models(task)]
+
+
+# --- records and the models fitted to them ---------------------------------------------------------------------
+
+
+def device_specs(device: Device) -> DeviceSpecs:
+    return DeviceSpecs(peak_fp32_gflops=device.peak_fp32_gflops, peak_fp16_gflops=device.peak_fp16_gflops,
+                       peak_int8_gops=device.peak_int8_gops, memory_bandwidth_gbps=device.memory_bandwidth_gbps,
+                       memory_mb=device.memory_mb)
+
+
+def records_for(*, device: Device, engine: str, precision: str, team=None):
+    """The records a team's prediction may learn from: shared calibration records and the team's own."""
+    scope = Q(team__isnull=True) | Q(team=team) if team is not None else Q(team__isnull=True)
+    return (BenchmarkRecord.objects.filter(scope, device=device, engine=engine, precision=precision)
+            .select_related("architecture").order_by("pk"))
+
+
+def latency_model_for(*, device: Device, engine: str, precision: str, team=None) -> LatencyModel:
+    """Fitted on read: keyed by the records it sees, so every new record recalibrates at once."""
+    records = list(records_for(device=device, engine=engine, precision=precision, team=team))
+    return _fit_latency(device_specs(device), precision, tuple(
+        (r.pk, r.latency_ms, json.dumps(r.architecture.costs, sort_keys=True)) for r in records))
+
+
+@functools.lru_cache(maxsize=64)
+def _fit_latency(specs: DeviceSpecs, precision: str, key: tuple) -> LatencyModel:
+    records = [Record(Costs.from_dict(json.loads(costs)), latency) for _, latency, costs in key]
+    return LatencyModel.fit(specs, precision, records)
+
+
+def memory_model_for(*, device: Device, engine: str, precision: str, team=None) -> MemoryModel:
+    records = records_for(device=device, engine=engine, precision=precision, team=team).exclude(memory_mb=None)
+    return MemoryModel.fit(precision, [(Costs.from_dict(r.architecture.costs), r.memory_mb) for r in records])
+
+
+def measured_accuracy(*, team, dataset) -> dict[str, list[float]]:
+    """The team's measured accuracy per model on this dataset (benchmarks that measured it)."""
+    if team is None or dataset is None:
+        return {}
+    rows = (BenchmarkRecord.objects.filter(team=team, project__dataset=dataset, accuracy__isnull=False)
+            .values_list("architecture__model_name", "accuracy"))
+    out: dict[str, list[float]] = {}
+    for name, accuracy in rows:
+        out.setdefault(name, []).append(accuracy)
+    return out
+
+
+@transaction.atomic
+def benchmark_record_add(*, device: Device, engine: str, precision: str, model_name: str, num_classes: int,
+                         input_size: int, latency_ms: float, source: str, memory_mb: float | None = None,
+                         accuracy: float | None = None, team=None, project=None, batch_size: int = 1,
+                         details: dict | None = None) -> BenchmarkRecord:
+    """Store one measured run. The next prediction for this device × engine × precision is fitted with it.
+
+    accuracy is a percentage (top-1 or mAP) on the project's data; batch_size other than 1 is kept but the
+    latency model reads batch-1 records only.
+    """
+    if latency_ms <= 0:
+        raise ValueError("latency_ms must be positive")
+    if source not in RecordSource.values:
+        raise ValueError(f"Unknown record source {source!r}.")
+    architecture = ArchitectureCost.objects.get(signature=architecture_costs(
+        model_name=model_name, num_classes=num_classes, input_size=input_size).signature)
+    return BenchmarkRecord.objects.create(
+        device=device, engine=engine, precision=precision, architecture=architecture, input_size=input_size,
+        batch_size=batch_size, latency_ms=latency_ms, memory_mb=memory_mb, accuracy=accuracy, source=source,
+        team=team, project=project, details=details or {})
+
+
+# --- the recommendation ------------------------------------------------------------------------------------------
+
+
+def recommendation_for(*, device: Device, task: str, engine: str, precision: str, input_size: int, num_classes: int,
+                       budget_ms: float | None, memory_limit_mb: float | None, team=None, dataset=None) -> dict:
+    """The ranking, the paper's choice beside it, and where they disagree: what the stage, page and API show."""
+    candidates = candidates_for(task=task, num_classes=num_classes, input_size=input_size)
+    accuracy = expected(priors({c.key: (c.family, c.costs.params) for c in candidates}),
+                        measured_accuracy(team=team, dataset=dataset))
+    ranking: Ranking = rank(
+        candidates, latency=latency_model_for(device=device, engine=engine, precision=precision, team=team),
+        memory=memory_model_for(device=device, engine=engine, precision=precision, team=team), accuracy=accuracy,
+        budget_ms=budget_ms, memory_limit_mb=memory_limit_mb or device.memory_mb)
+    paper = paper_choice_for(device=device, task=task)
+    return {"ranking": ranking.as_dict(), "paper": paper.as_dict(),
+            "comparison": paper_comparison(ranking, paper.model, paper.model_label) if candidates else "",
+            "device": device.name, "engine": engine, "precision": precision, "input_size": input_size,
+            "task": task}
+
+
+def project_recommendation(project) -> dict:
+    return recommendation_for(
+        device=project.device, task=project.task, engine=project.engine, precision=project.precision,
+        input_size=project.input_size, num_classes=max(2, len(project.dataset.class_names)),
+        budget_ms=project.latency_budget_ms, memory_limit_mb=project.memory_limit_mb, team=project.team,
+        dataset=project.dataset)
+
+
+# --- the recommend stage -----------------------------------------------------------------------------------------
+
+
 def recommend_stage(job, report) -> dict:
-    """Pick the model for the project's device and task, explain why, and size it at the project's input."""
+    """Rank the candidates for the project's device, show the paper's choice beside them, and pick the top one."""
     project = job.project
     device = project.device
     report(f"Task: {project.get_task_display()}; dataset {project.dataset.name} "
            f"({project.dataset.num_images} images, {len(project.dataset.class_names)} classes).", progress=5)
     report(f"Target: {device.name} ({device.get_tier_display()} tier), {device.accelerator_name or 'CPU only'}, "
-           f"engine {project.engine}, {project.precision}, input {project.input_size} px, "
-           f"latency budget {project.latency_budget_ms:g} ms.", progress=15)
-    choice = recommend(device_name=device.name, tier=device.tier, task=project.task)
-    report(f"Rule: {choice.reason}", progress=40)
-    result = {**choice.as_dict(), "device": device.name, "input_size": project.input_size,
-              "latency_budget_ms": project.latency_budget_ms}
-    if choice.family == "resnet":  # the zoo builds classification models; YOLO sizing comes with detection
-        result.update(_size_on_device(choice.model, project, device, report))
-    report(f"Recommended: {choice.model_label}.", progress=100)
+           f"engine {project.engine}, {project.precision}, input {project.input_size} px, latency budget "
+           f"{_budget_text(project.latency_budget_ms)}, memory limit "
+           f"{project.memory_limit_mb or device.memory_mb} MiB.", progress=10)
+    result = project_recommendation(project)
+    ranking, paper = result["ranking"], result["paper"]
+    report(f"Paper rules: {paper['reason']}", progress=30)
+    report(f"Latency model: {ranking['confidence']}.", progress=40)
+    for item in ranking["items"]:
+        report(f"  {item['label']:>14}: {item['latency_ms']:9.1f} ms {item['memory_mb']:7.0f} MiB  expected "
+               f"{item['accuracy']:5.1f}  {item['reason']}")
+    report(ranking["summary"], progress=90)
+    if result["comparison"]:
+        report(result["comparison"])
+    top = ranking["top"]
+    result.update(model=top["key"] if top else None, model_label=top["label"] if top else "",
+                  reason=top["reason"] if top else ranking["summary"], rule="ranking")
+    report(f"Recommended: {top['label']}." if top else "Nothing recommended: nothing is expected to fit. Pick a "
+           "model on the project page to train one anyway, or change the budget.", progress=100)
+    if chosen := project.options.get("model"):
+        result["chosen"] = chosen
+        report(f"Training will use {model_label(chosen)}, picked on the project.")
     return result
 
 
-def _size_on_device(model_name: str, project, device, report) -> dict:
-    """Parameters and FLOPs at the project's input, and the roofline estimate on the target (not a measurement)."""
-    from training.engine.zoo import build_model, model_profile
-
-    from .estimate import estimate_latency_ms, fits_memory
-
-    num_classes = max(2, len(project.dataset.class_names))
-    profile = model_profile(build_model(model_name, num_classes=num_classes, input_size=project.input_size),
-                            project.input_size)
-    specs = {f: getattr(device, f) for f in ("peak_fp32_gflops", "peak_fp16_gflops", "peak_int8_gops",
-                                              "memory_bandwidth_gbps")}
-    latency = estimate_latency_ms(profile["flops"], profile["params"], specs, project.precision)
-    memory = project.memory_limit_mb or device.memory_mb
-    fits = fits_memory(profile["params"], project.precision, memory)
-    verdict = "within" if latency <= project.latency_budget_ms else "over"
-    report(f"{model_name}: {profile['params']:,} parameters, {profile['flops'] / 1e9:.2f} GFLOPs at "
-           f"{project.input_size} px; roofline estimate ≈ {latency:.1f} ms on {device.name}, {verdict} the "
-           f"{project.latency_budget_ms:g} ms budget; {'fits' if fits else 'does NOT fit'} in {memory} MiB.",
-           progress=80)
-    return {"params": profile["params"], "gflops": profile["flops"] / 1e9, "estimated_latency_ms": latency,
-            "fits_memory": fits}
+def _budget_text(budget_ms) -> str:
+    return f"{budget_ms:g} ms" if budget_ms else "none"

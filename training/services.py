@@ -28,7 +28,10 @@ def train_stage(job, report) -> dict:
     if project.task != Task.CLASSIFICATION:
         raise StageError("Detection training is not available in this version: only classification projects train.")
     recommendation = latest_succeeded(project, "recommend").result
-    model_name = project.options.get("model") or recommendation["model"]
+    model_name = project.options.get("model") or recommendation.get("model")
+    if not model_name:
+        raise StageError("The recommendation found no model expected to fit the latency budget and memory limit. "
+                         "Pick a model on the project page to train one anyway, or change the budget.")
     try:
         config = TrainConfig.from_dict(training_config(project, model_name))
         config.validate()

@@ -53,7 +53,7 @@ def test_running_a_stage_streams_its_log_and_progress_and_the_history_survives_a
 
     page.click("[data-testid=run-recommend]")
     recommend_log = page.locator("[data-testid=log-recommend]")
-    recommend_log.get_by_text("Recommended: ResNet-18.").wait_for(timeout=60_000)
+    recommend_log.get_by_text("Training will use ResNet-18, picked on the project.").wait_for(timeout=60_000)
     page.locator("#stage-recommend .badge").get_by_text("succeeded").wait_for(timeout=30_000)
 
     # The panel reloaded itself when the job ended, so Train can now be started from the same page.

@@ -37,8 +37,10 @@ def test_recommend_train_convert_benchmark_package(tmp_path, settings):
     project = factories.training_project(team, epochs=3)
 
     recommend = run_stage(project, "recommend")
-    assert recommend.result["model"] == "resnet18"
-    assert "Odroid_N2 is On-device tier → ResNet-18" in recommend.result["reason"]
+    assert recommend.result["paper"]["reason"] == "Odroid_N2 is On-device tier → ResNet-34 (TANGO paper, Table 1)."
+    top = recommend.result["ranking"]["top"]
+    assert recommend.result["model"] == top["key"] and top["latency_ms"] <= project.latency_budget_ms
+    assert recommend.result["chosen"] == "resnet18", "the model picked on the project is what trains"
 
     train = run_stage(project, "train")
     run = TrainingRun.objects.get(job=train)

@@ -1,18 +1,51 @@
 import copy
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from deployment.engines import Accelerator
+from recommender.engine.table1 import paper_choice
 from recommender.models import Device
+from recommender.services import device_row
+
+
+class PaperChoiceSerializer(serializers.Serializer):
+    model = serializers.CharField(help_text="Zoo key.")
+    model_label = serializers.CharField(help_text="As the paper prints it.")
+    family = serializers.CharField()
+    rule = serializers.ChoiceField(choices=["table1", "nearest"],
+                                   help_text="table1: the device's own row; nearest: borrowed from the paper "
+                                             "device of its tier nearest in compute.")
+    reason = serializers.CharField()
+
+
+class PaperRulesSerializer(serializers.Serializer):
+    detection = PaperChoiceSerializer(allow_null=True)
+    classification = PaperChoiceSerializer(allow_null=True)
 
 
 class DeviceSerializer(serializers.ModelSerializer):
     engines = serializers.ListField(child=serializers.CharField(max_length=20),
                                     help_text="Engine keys the device runs (see /api/engines/).")
+    paper_rules = serializers.SerializerMethodField(help_text="The TANGO paper's Table 1 rule for each task.")
 
     class Meta:
         model = Device
         fields = "__all__"
+
+    @extend_schema_field(PaperRulesSerializer)
+    def get_paper_rules(self, device) -> dict:
+        if "paper_rows" not in self.context:  # read once per request, not once per device
+            paper = Device.objects.exclude(paper_detection_model="", paper_classification_model="")
+            self.context["paper_rows"] = [device_row(d) for d in paper]
+        return {task: self._choice(device, task) for task in ("detection", "classification")}
+
+    def _choice(self, device, task):
+        try:
+            return paper_choice(device=device_row(device), task=task,
+                                paper_devices=self.context["paper_rows"]).as_dict()
+        except ValueError:  # the catalog has no paper device to borrow from
+            return None
 
     def validate(self, attrs):
         """The model's own rules (engines vs accelerator) apply: Device.full_clean's message becomes the 400."""

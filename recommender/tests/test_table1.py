@@ -1,68 +1,77 @@
-"""The paper's Table 1, cell by cell, through the seeded catalog: the device's stored tier feeds the rule."""
+"""The paper's Table 1, cell by cell, read through the API from the seeded catalog."""
 
 import pytest
 
 from recommender.models import Device
-from recommender.rules import TABLE1, recommend
 
 pytestmark = pytest.mark.django_db
 
-# Written out from the TANGO paper's Table 1, independently of rules.TABLE1, so a typo in either shows up.
-PAPER_TABLE1 = {
-    # device: (tier label, detection, classification)
-    "Cloud": ("Cloud", "YOLOv7-D6", "ResNet-152"),
-    "K8S_PC": ("K8S", "YOLOv7-E6", "ResNet-101"),
-    "K8S_Jetson_Nano": ("K8S", "YOLOv7-E6", "ResNet-101"),
-    "PC_Server": ("PC", "YOLOv7-W6", "ResNet-50"),
-    "PC": ("PC", "YOLOv7-W6", "ResNet-50"),
-    "Jetson_AGX_Orin": ("On-device", "YOLOv7-X", "ResNet-34"),
-    "Jetson_AGX_Xavier": ("On-device", "YOLOv7-X", "ResNet-34"),
-    "Jetson_Nano": ("On-device", "YOLOv7-X", "ResNet-34"),
-    "Galaxy_S22": ("On-device", "YOLOv7 supernet (searched per device)", "ResNet-18"),
-    "Odroid_N2": ("On-device", "YOLOv7-tiny", "ResNet-18"),
-}
-CELLS = [
-    (device, task, labels[1 if task == "detection" else 2])
-    for device, labels in PAPER_TABLE1.items()
-    for task in ("detection", "classification")
+# Written out from ../shared/PAPER.md's Table 1, independently of the migration and engine.table1, so a typo in
+# either shows up.
+PAPER_TABLE1 = [
+    # tier, device, object detection, image classification
+    ("Cloud", "Cloud", "YOLOv7-E6E", "ResNet-203"),
+    ("K8S", "K8S_PC", "YOLOv7-W6", "ResNet-152"),
+    ("K8S", "K8S_Jetson_Nano", "YOLOv7-tiny", "ResNet-34"),
+    ("PC", "PC_Server", "YOLOv7-E6", "ResNet-152"),
+    ("PC", "PC", "YOLOv7-W6", "ResNet-152"),
+    ("On-device", "Jetson_AGX_Orin", "YOLOv7-W6", "ResNet-101"),
+    ("On-device", "Jetson_AGX_Xavier", "YOLOv7-X", "ResNet-50"),
+    ("On-device", "Jetson_Nano", "YOLOv7-tiny", "ResNet-34"),
+    ("On-device", "Galaxy_S22", "YOLOv7-tiny", "ResNet-34"),
+    ("On-device", "Odroid_N2", "YOLOv7-tiny", "ResNet-34"),
 ]
 
 
-def recommend_for(name: str, task: str):
-    device = Device.objects.get(name=name)
-    return recommend(device_name=device.name, tier=device.tier, task=task)
+def devices_by_name(client) -> dict:
+    response = client.get("/api/devices/", {"page_size": 100})
+    assert response.status_code == 200
+    body = response.json()
+    return {d["name"]: d for d in body.get("results", body)}
 
 
-def test_rules_table_covers_exactly_the_papers_devices():
-    assert set(TABLE1) == set(PAPER_TABLE1)
+def test_every_cell_of_table1_through_the_api(bob_client):
+    devices = devices_by_name(bob_client)
+    seen = []
+    for tier, name, detection, classification in PAPER_TABLE1:
+        device = devices[name]
+        rules = device["paper_rules"]
+        assert (device["paper_detection_model"], device["paper_classification_model"]) == (detection, classification)
+        for task, label in (("detection", detection), ("classification", classification)):
+            assert rules[task]["model_label"] == label
+            assert rules[task]["rule"] == "table1"
+            assert rules[task]["reason"] == f"{name} is {tier} tier → {label} (TANGO paper, Table 1)."
+        seen.append((tier, name, rules["detection"]["model_label"], rules["classification"]["model_label"]))
+    assert seen == PAPER_TABLE1
+    paper_devices = [n for n, d in devices.items() if d["paper_detection_model"] or d["paper_classification_model"]]
+    assert sorted(paper_devices) == sorted(row[1] for row in PAPER_TABLE1)
+    labels = {row[3] for row in PAPER_TABLE1}
+    assert len(labels) == 5, "five classification models in all"
 
 
-@pytest.mark.parametrize(("device", "task", "label"), CELLS, ids=[f"{d}-{t}" for d, t, _ in CELLS])
-def test_table1_cell(device, task, label):
-    rec = recommend_for(device, task)
-    tier_label = PAPER_TABLE1[device][0]
-    assert rec.model_label == label
-    assert rec.rule == "table1"
-    assert rec.family == ("yolov7" if task == "detection" else "resnet")
-    assert rec.reason == f"{device} is {tier_label} tier → {label} (TANGO paper, Table 1)."
+def test_renaming_a_device_keeps_its_papers_models(alice_client):
+    orin = Device.objects.get(name="Jetson_AGX_Orin")
+    response = alice_client.patch(f"/api/devices/{orin.pk}/", {"name": "Lab Orin #2"}, content_type="application/json")
+    assert response.status_code == 200, response.content
+    rules = response.json()["paper_rules"]
+    assert (rules["detection"]["model_label"], rules["classification"]["model_label"]) == ("YOLOv7-W6", "ResNet-101")
+    assert rules["classification"]["rule"] == "table1"
+    assert rules["classification"]["reason"].startswith("Lab Orin #2 is On-device tier → ResNet-101")
 
 
-def test_reason_reads_as_the_issue_quotes_it():
-    assert recommend_for("Jetson_Nano", "classification").reason.startswith(
-        "Jetson_Nano is On-device tier → ResNet-34"
-    )
+def test_a_device_outside_the_paper_borrows_from_the_paper_device_nearest_in_compute(bob_client):
+    rules = devices_by_name(bob_client)["Rock_5B"]["paper_rules"]  # 512 GFLOPS: nearest is the Jetson Nano's 236
+    assert rules["classification"]["rule"] == "nearest"
+    assert rules["classification"]["model_label"] == "ResNet-34"
+    assert "not in the paper's Table 1" in rules["classification"]["reason"]
+    assert "Jetson_Nano" in rules["classification"]["reason"] or "K8S_Jetson_Nano" in rules["classification"]["reason"]
 
 
-@pytest.mark.parametrize("board", ["Odroid_M1", "Rock_5B"])
-@pytest.mark.parametrize(("task", "model"), [("detection", "yolov7-tiny"), ("classification", "resnet18")])
-def test_rockchip_boards_fall_back_on_the_on_device_tier_row(board, task, model):
-    rec = recommend_for(board, task)
-    assert (rec.model, rec.rule) == (model, "tier")
-    assert rec.reason.startswith(f"{board} is not in the paper's Table 1; it is On-device tier → ")
-
-
-@pytest.mark.parametrize(("task", "label"), [("detection", "YOLOv7-W6"), ("classification", "ResNet-50")])
-def test_this_server_falls_back_on_the_pc_tier_row(task, label):
-    rec = recommend_for("This_Server", task)
-    assert (rec.model_label, rec.rule) == (label, "tier")
-    assert "This_Server is not in the paper's Table 1; it is PC tier → " + label in rec.reason
+def test_an_admin_can_set_a_paper_model_and_only_a_paper_model(alice_client):
+    rock = Device.objects.get(name="Rock_5B")
+    ok = alice_client.patch(f"/api/devices/{rock.pk}/", {"paper_classification_model": "ResNet-50"},
+                            content_type="application/json")
+    assert ok.status_code == 200 and ok.json()["paper_rules"]["classification"]["rule"] == "table1"
+    bad = alice_client.patch(f"/api/devices/{rock.pk}/", {"paper_classification_model": "ResNet-9000"},
+                             content_type="application/json")
+    assert bad.status_code == 400

@@ -1,4 +1,5 @@
-"""The model zoo: ResNet, DenseNet and VGG classifiers at five complexity levels each, built without downloads.
+"""The model zoo: ResNet, DenseNet and VGG classifiers at five complexity levels each (ResNet has a sixth, the
+TANGO paper's ResNet-203), built without downloads.
 
 Models are 3-channel (the data pipeline converts grayscale to RGB). Inputs of 32 px or less get a small-input
 stem so the feature map does not vanish: ResNet and DenseNet use a 3x3 stride-1 stem without the max pool, VGG
@@ -20,7 +21,8 @@ from torchvision.models.vgg import make_layers
 SMALL_INPUT = 32  # at or below this many pixels a model gets the small-input stem
 
 FAMILIES: dict[str, list[str]] = {
-    "resnet": ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"],
+    # resnet203 is the TANGO paper's Table 1 model for the Cloud tier (see _resnet203).
+    "resnet": ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnet203"],
     "densenet": ["densenet_tiny", "densenet121", "densenet169", "densenet201", "densenet161"],
     "vgg": ["vgg_tiny", "vgg11", "vgg13", "vgg16", "vgg19"],
 }
@@ -58,7 +60,7 @@ def family_of(name: str) -> str:
 
 
 def complexity_level(name: str) -> int:
-    """1 (smallest) to 5 (largest) within the model's family."""
+    """1 (smallest) upwards within the model's family (5 levels; ResNet 6 with the paper's ResNet-203)."""
     return FAMILIES[family_of(name)].index(name) + 1
 
 
@@ -89,8 +91,21 @@ def _small_stem_conv(out_channels: int) -> nn.Conv2d:
     return conv
 
 
+# The TANGO paper's Table 1 prints "ResNet-203". No standard ResNet has 203 layers (He et al.'s deepest
+# bottleneck ResNet is ResNet-200, blocks [3, 24, 36, 3]); we build it literally: 67 bottleneck blocks,
+# [3, 24, 37, 3], so 3 x 67 convolutions + the stem + the classifier = 203 weighted layers.
+RESNET203_BLOCKS = [3, 24, 37, 3]
+RESNET203_NOTE = ("ResNet-203 as the TANGO paper prints it: no standard ResNet has 203 layers, so it is built "
+                  "literally, a bottleneck ResNet with 67 blocks [3, 24, 37, 3]: 3 x 67 + 2 = 203 weighted layers "
+                  "(ResNet-200 is [3, 24, 36, 3]).")
+MODEL_NOTES = {"resnet203": RESNET203_NOTE}
+
+
 def _resnet(name: str, *, num_classes: int, small: bool, input_size: int) -> nn.Module:
-    model = getattr(models, name)(weights=None, num_classes=num_classes)
+    if name == "resnet203":
+        model = models.resnet.ResNet(models.resnet.Bottleneck, RESNET203_BLOCKS, num_classes=num_classes)
+    else:
+        model = getattr(models, name)(weights=None, num_classes=num_classes)
     if small:
         model.conv1 = _small_stem_conv(model.conv1.out_channels)
         model.maxpool = nn.Identity()
@@ -240,5 +255,5 @@ def model_profile(model: nn.Module, input_size: int) -> dict:
     return {"params": params, "macs": macs, "flops": 2 * macs}
 
 
-__all__ = ["FAMILIES", "build_model", "complexity_level", "family_of", "load_weights", "model_names",
+__all__ = ["FAMILIES", "MODEL_NOTES", "build_model", "complexity_level", "family_of", "load_weights", "model_names",
            "model_profile"]

@@ -11,11 +11,24 @@ def built(name: str, input_size: int = 8) -> torch.nn.Module:
     return build_model(name, num_classes=3, input_size=input_size).eval()
 
 
-def test_every_family_has_five_levels_from_small_to_large():
+def test_every_family_has_five_levels_from_small_to_large_and_resnet_the_papers_sixth():
     assert sorted(FAMILIES) == ["densenet", "resnet", "vgg"]
-    for names in FAMILIES.values():
-        assert [complexity_level(n) for n in names] == [1, 2, 3, 4, 5]
-    assert len(model_names()) == 15
+    for family, names in FAMILIES.items():
+        levels = 6 if family == "resnet" else 5
+        assert [complexity_level(n) for n in names] == list(range(1, levels + 1))
+    assert len(model_names()) == 16
+
+
+def test_resnet203_is_built_literally_as_the_paper_prints_it():
+    with torch.device("meta"):  # shapes only: 67 bottleneck blocks need no real memory to count
+        model = build_model("resnet203", num_classes=1000, input_size=224)
+    stages = [model.layer1, model.layer2, model.layer3, model.layer4]
+    assert [len(stage) for stage in stages] == [3, 24, 37, 3]
+    # As ResNet depths are counted: every convolution on the main path plus the classifier; the four 1x1
+    # projection shortcuts ("downsample") are not counted.
+    main_path = [name for name, m in model.named_modules()
+                 if isinstance(m, torch.nn.Conv2d | torch.nn.Linear) and "downsample" not in name]
+    assert len(main_path) == 3 * 67 + 2 == 203
 
 
 @pytest.mark.parametrize("name", model_names())

@@ -1,0 +1,138 @@
+"""The Django-free recommender core: latency and memory models, accuracy priors, ranking."""
+
+import random
+
+import pytest
+
+from recommender.engine.accuracy import Expected, expected, priors
+from recommender.engine.costs import Costs
+from recommender.engine.latency import DeviceSpecs, LatencyModel, Record
+from recommender.engine.memory import MemoryModel
+from recommender.engine.ranking import Candidate, paper_comparison, rank
+
+SPECS = DeviceSpecs(peak_fp32_gflops=100.0, memory_bandwidth_gbps=20.0, memory_mb=4096)
+
+
+def costs(gflops: float, mparams: float = 10.0, act_mb: float = 20.0, ops: int = 100) -> Costs:
+    return Costs(params=int(mparams * 1e6), flops=gflops * 1e9, weight_bytes=4 * mparams * 1e6,
+                 activation_bytes=act_mb * 2**20, peak_activation_bytes=act_mb * 2**20 / 4, layers=ops // 3, ops=ops,
+                 signature=f"s{gflops}")
+
+
+LADDER = [("tiny", 0.5, 60.0), ("small", 2.0, 70.0), ("medium", 6.0, 75.0), ("large", 15.0, 78.0)]
+
+
+def candidates():
+    return [Candidate(key=k, label=k.title(), family="net", level=i, input_size=224,
+                      costs=costs(g, mparams=3 * g, act_mb=5 * g, ops=int(50 + 20 * g)))
+            for i, (k, g, _) in enumerate(LADDER, 1)]
+
+
+ACCURACY = {k: Expected(a, "test prior") for k, _, a in LADDER}
+
+
+def test_the_prior_grows_with_every_cost():
+    model = LatencyModel(SPECS, "fp32")
+    base = model.predict_ms(costs(1.0))
+    assert model.predict_ms(costs(2.0)) > base
+    assert model.predict_ms(costs(1.0, mparams=50)) > base
+    assert model.predict_ms(costs(1.0, ops=1000)) > base
+    assert model.confidence() == "datasheet prior only (no measured record yet)"
+
+
+def test_half_precision_is_predicted_faster_where_the_device_has_a_faster_fp16_path():
+    specs = DeviceSpecs(peak_fp32_gflops=100.0, peak_fp16_gflops=400.0, memory_bandwidth_gbps=20.0, memory_mb=4096)
+    assert LatencyModel(specs, "fp16").predict_ms(costs(5.0)) < LatencyModel(specs, "fp32").predict_ms(costs(5.0))
+
+
+def test_records_three_times_slower_than_the_prior_move_every_prediction_about_threefold():
+    prior = LatencyModel(SPECS, "fp32")
+    measured = [Record(c.costs, 3 * prior.predict_ms(c.costs)) for c in candidates()]
+    fitted = LatencyModel.fit(SPECS, "fp32", measured)
+    assert fitted.records == 4 and fitted.confidence() == "fitted to 4 measured records"
+    unseen = costs(4.0, mparams=12, act_mb=20, ops=130)
+    assert fitted.predict_ms(unseen) / prior.predict_ms(unseen) == pytest.approx(3.0, rel=0.1)
+
+
+def test_a_fitted_model_recovers_a_devices_hidden_efficiencies():
+    # A device whose true behaviour is a different mix of compute, memory and overhead than the datasheet says.
+    rng = random.Random(1)
+    truth = lambda c: (c.flops / 40e9 + c.weight_bytes / 8e9 + c.ops * 40e-6) * 1000  # noqa: E731
+    pool = [costs(rng.uniform(0.1, 20), mparams=rng.uniform(1, 100), act_mb=rng.uniform(5, 200),
+                  ops=rng.randint(30, 600)) for _ in range(30)]
+    fitted = LatencyModel.fit(SPECS, "fp32", [Record(c, truth(c)) for c in pool[:20]])
+    errors = [abs(fitted.predict_ms(c) / truth(c) - 1) for c in pool[20:]]
+    assert max(errors) < 0.15
+
+
+def test_the_memory_model_starts_from_weights_activations_and_runtime_and_learns():
+    c = costs(2.0, mparams=25, act_mb=40)
+    prior = MemoryModel("fp32")
+    assert prior.predict_mb(c) == pytest.approx(4 * 25e6 / 2**20 + 2 * 10 + 64)
+    assert MemoryModel("int8").predict_mb(c) < prior.predict_mb(c)
+    bigger = [(costs(g, mparams=5 * g, act_mb=10 * g), 2 * prior.predict_mb(costs(g, mparams=5 * g, act_mb=10 * g)))
+              for g in (1, 2, 4, 8)]
+    assert MemoryModel.fit("fp32", bigger).predict_mb(c) > 1.5 * prior.predict_mb(c)
+
+
+def test_unpublished_models_take_their_familys_trend_and_say_so():
+    found = priors({"resnet18": ("resnet", 11.7e6), "resnet50": ("resnet", 25.6e6), "resnet203": ("resnet", 65.8e6)})
+    assert found["resnet18"] == Expected(69.76, "ImageNet top-1, torchvision")
+    assert found["resnet203"].value > found["resnet50"].value
+    assert "trend" in found["resnet203"].source
+
+
+def test_the_teams_measured_results_replace_priors_and_shift_the_rest():
+    base = {"a": Expected(70.0, "p"), "b": Expected(75.0, "p")}
+    out = expected(base, {"a": [90.0, 92.0]})
+    assert out["a"].value == 91.0 and out["a"].measured_runs == 2 and "measured" in out["a"].source
+    assert out["b"].value == 96.0 and "shifted +21.0" in out["b"].source
+
+
+def test_the_most_accurate_candidate_that_fits_comes_first_and_bigger_ones_say_why_not():
+    latency = LatencyModel(SPECS, "fp32")
+    budget = (latency.predict_ms(candidates()[1].costs) + latency.predict_ms(candidates()[2].costs)) / 2
+    ranking = rank(candidates(), latency=latency, memory=MemoryModel("fp32"), accuracy=ACCURACY,
+                   budget_ms=budget, memory_limit_mb=4096)
+    assert ranking.top.key == "small" and ranking.top.status == "recommended"
+    assert [i.key for i in ranking.items] == ["small", "tiny", "medium", "large"]
+    by_key = {i.key: i for i in ranking.items}
+    assert by_key["tiny"].status == "fits" and "expected 60.0 < 70.0 of Small" in by_key["tiny"].reason
+    assert by_key["medium"].status == "too_slow"
+    assert "over the" in by_key["medium"].reason and "would beat Small" in by_key["medium"].reason
+    assert all(i.latency_ms > budget for i in ranking.items if i.status.startswith("too"))
+
+
+def test_a_memory_limit_rejects_a_candidate_that_is_fast_enough():
+    ranking = rank(candidates(), latency=LatencyModel(SPECS, "fp32"), memory=MemoryModel("fp32"),
+                   accuracy=ACCURACY, budget_ms=1e6, memory_limit_mb=120)
+    assert ranking.top.key in {"tiny", "small"}
+    assert any(i.status == "too_big" and "MiB limit" in i.reason for i in ranking.items)
+
+
+def test_when_nothing_fits_it_says_so_and_shows_the_closest():
+    ranking = rank(candidates(), latency=LatencyModel(SPECS, "fp32"), memory=MemoryModel("fp32"),
+                   accuracy=ACCURACY, budget_ms=0.01, memory_limit_mb=4096)
+    assert ranking.top is None
+    assert ranking.closest.key == "tiny"
+    assert ranking.summary.startswith("Nothing is expected to fit the 0.01 ms budget")
+
+
+def test_the_budget_is_never_knowingly_broken():
+    rng = random.Random(7)
+    latency = LatencyModel(SPECS, "fp32")
+    for _ in range(200):
+        budget = rng.uniform(0.1, 2000)
+        ranking = rank(candidates(), latency=latency, memory=MemoryModel("fp32"), accuracy=ACCURACY,
+                       budget_ms=budget, memory_limit_mb=rng.uniform(50, 5000))
+        if ranking.top:
+            assert ranking.top.latency_ms <= budget and ranking.top.memory_mb <= ranking.memory_limit_mb
+
+
+def test_the_paper_comparison_names_the_disagreement():
+    latency = LatencyModel(SPECS, "fp32")
+    ranking = rank(candidates(), latency=latency, memory=MemoryModel("fp32"), accuracy=ACCURACY,
+                   budget_ms=latency.predict_ms(candidates()[1].costs) * 1.01, memory_limit_mb=4096)
+    assert paper_comparison(ranking, "small", "Small") == "The paper's rule and the data agree: Small."
+    line = paper_comparison(ranking, "large", "Large")
+    assert line.startswith("They disagree: the paper's Large is predicted at") and "Small" in line
