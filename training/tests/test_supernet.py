@@ -109,3 +109,13 @@ def test_a_subnet_name_rebuilds_its_architecture():
     assert sn.parse_subnet_name(name, input_size=8) == (SPEC, config)
     with pytest.raises(ValueError, match="not a supernet subnet name"):
         sn.parse_subnet_name("ofa-w8-16-d2-e50-k3", input_size=8)
+
+
+def test_the_zoo_builds_a_subnet_from_its_name_so_later_stages_can_load_it():
+    from training.engine.zoo import build_model, complexity_level, family_of
+
+    config = sn.SubnetConfig((1, 2, 1), (0.5, 1.0, 0.75), (5, 3, 3))
+    name = sn.subnet_name(SPEC, config)
+    model = build_model(name, num_classes=3, input_size=8)
+    assert family_of(name) == "ofa" and complexity_level(name) is None
+    assert model_profile(model, 8)["macs"] == sn.subnet_profile(SPEC, config, input_size=8, num_classes=3)["macs"]
