@@ -195,6 +195,17 @@ def project_recommendation(project) -> dict:
 # --- the recommend stage -----------------------------------------------------------------------------------------
 
 
+def host_device_setup() -> str:
+    """`tango setup`'s step: this server, as it is now, in the catalog."""
+    device = host_device_refresh()
+    return f"Catalog: this server is {device.cpu_name or device.cpu_arch}, {device.cpu_cores} cores."
+
+
+def recommend_preview(project) -> str:
+    """The paper's rule for the project, shown on the pipeline panel before the recommend stage runs."""
+    return f"Paper rules: {paper_choice_for(device=project.device, task=project.task).reason}"
+
+
 def recommend_stage(job, report) -> dict:
     """Rank the candidates for the project's device, show the paper's choice beside them, and pick the top one."""
     project = job.project

@@ -6,8 +6,8 @@ from rest_framework import mixins, viewsets
 from rest_framework.exceptions import NotFound
 from rest_framework.permissions import SAFE_METHODS, BasePermission, IsAuthenticated
 
-from deployment.engines import ENGINE_CHOICES, ENGINES
 from recommender.models import Device
+from tango_common.engines import ENGINE_CHOICES, ENGINES
 
 from .serializers import DeviceSerializer, EngineSerializer
 
@@ -44,7 +44,7 @@ class DeviceViewSet(viewsets.ModelViewSet):
 @extend_schema_view(retrieve=extend_schema(parameters=[OpenApiParameter("key", str, OpenApiParameter.PATH,
                                                                         enum=list(ENGINES))]))
 class EngineViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    """The inference engines TANGO targets (deployment.engines)."""
+    """The inference engines TANGO targets (tango_common.engines)."""
 
     serializer_class = EngineSerializer
     pagination_class = None
