@@ -14,12 +14,12 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import transaction
-from projects.jobs.errors import StageError
+
+from projects.jobs.errors import JobNotAllowed, StageError
 from projects.jobs.log import JobLog
 from projects.jobs.models import Job, JobStatus
 from projects.jobs.selectors import latest_succeeded
 from projects.jobs.storage import job_dir, relative
-
 from projects.models import Task
 
 # -- options ------------------------------------------------------------------------------------------------------
@@ -213,16 +213,12 @@ def hpo_helper_run(*, job_id: int, attempt: int) -> None:
         pass  # the job ended while this helper was between trials: nothing to do
 
 
-def hpo_best_adopt(*, project, job) -> dict:
-    """Make a finished search's best trial the project's training options (the train stage then uses them)."""
+def _hpo_adopt(project, job, device_name) -> str:
     best = (job.result or {}).get("best")
-    if job.stage != "hpo" or job.status != JobStatus.SUCCEEDED or not best:
-        raise StageError("Only a finished search with a best trial can be adopted.")
-    options = dict(project.options)
-    options["train"] = {**options.get("train", {}), **best["params"]}
-    project.options = options
-    project.save(update_fields=["options", "updated_at"])
-    return options["train"]
+    if not best:
+        raise JobNotAllowed("This search has no finished trial to adopt.")
+    project.options = {**project.options, "train": {**project.options.get("train", {}), **best["params"]}}
+    return f"trial {best['number']}'s hyperparameters"
 
 
 # -- once-for-all supernet ----------------------------------------------------------------------------------------
@@ -240,6 +236,7 @@ def supernet_spec_for(input_size: int):
 def subnet_costs(spec, config, *, num_classes: int, input_size: int):
     """The recommender's costs of a subnet, measured from the subnet itself (built on the meta device)."""
     import torch
+
     from recommender.profiling import profile_model
 
     from .engine.supernet import build_subnet
@@ -323,22 +320,37 @@ def nas_stage(job, report) -> dict:
             "evaluated": len(accuracy.values)}
 
 
-def nas_subnet_adopt(*, project, job, device_name: str | None = None) -> str:
-    """Train the subnet a finished search chose (for the project's device, or another catalog device's)."""
-    if job.stage != "nas" or job.status != JobStatus.SUCCEEDED:
-        raise StageError("Only a finished supernet search can be adopted.")
+def _nas_adopt(project, job, device_name) -> str:
     rows = job.result["devices"]
-    row = next((d for d in rows if d["device"] == device_name), None) if device_name else \
-        next(d for d in rows if d["project_device"])
+    row = next((d for d in rows if d["device"] == device_name) if device_name else
+               (d for d in rows if d["project_device"]), None)
     if row is None:
-        raise StageError(f"The search has no subnet for {device_name!r}.")
+        raise JobNotAllowed(f"The search chose no subnet for {device_name!r}.")
     options = dict(project.options)
     options["model"] = row["model"]
     options["nas"] = {**options.get("nas", {}), "job": job.pk, "device": row["device"]}
     options["train"] = {**options.get("train", {}), "epochs": job.result["finetune_epochs"]}
     project.options = options
-    project.save(update_fields=["options", "updated_at"])
-    return row["model"]
+    return f"the subnet searched for {row['device']} ({row['model']})"
+
+
+ADOPTERS = {"hpo": _hpo_adopt, "nas": _nas_adopt}
+
+
+def search_adopt(*, job, user=None, device_name: str | None = None) -> Job:
+    """Carry a finished search into training with one click: the best hyperparameters (HPO) or a device's
+    subnet with its inherited weights (supernet) become the project's training choice, and the train stage is
+    queued. Returns the train job."""
+    from projects.jobs.services import job_enqueue
+
+    if job.stage not in ADOPTERS or job.status != JobStatus.SUCCEEDED:
+        raise JobNotAllowed("Only a finished hyperparameter or supernet search can be adopted.")
+    project = job.project
+    with transaction.atomic():
+        what = ADOPTERS[job.stage](project, job, device_name)
+        project.save(update_fields=["options", "updated_at"])
+        JobLog(job.pk).write(f"Adopted {what}{f' by {user}' if user else ''}; training queued.")
+        return job_enqueue(project=project, stage_key="train", user=user)
 
 
 def nas_initial_weights(project, model_name: str):
