@@ -96,3 +96,26 @@ def test_search_options_are_checked_against_their_bounds(project):
     job_execute(job_id=job.pk, attempt=job.attempt)
     job.refresh_from_db()
     assert job.status == JobStatus.FAILED and "trials" in job.error and "from 2 to 200" in job.error
+
+
+@pytest.mark.parametrize("small", [True, False])
+def test_subnet_costs_counted_from_the_architecture_equal_the_profilers(small):
+    import random
+
+    import torch
+
+    from recommender.profiling import profile_model
+    from training.automl import subnet_costs
+    from training.engine import supernet as sn
+
+    spec = sn.SupernetSpec(widths=(8, 16, 24), stem_width=8, small_input=small)
+    size = 16 if small else 64
+    for seed in range(3):
+        config = sn.sample(spec, random.Random(seed))
+        with torch.device("meta"):
+            model = sn.build_subnet(spec, config, 5).eval()
+        measured = profile_model(model, size).as_dict()
+        counted = subnet_costs(spec, config, num_classes=5, input_size=size).as_dict()
+        for field in ("params", "flops", "weight_bytes", "activation_bytes", "peak_activation_bytes", "layers",
+                      "ops", "extra"):
+            assert counted[field] == measured[field], (field, config)
