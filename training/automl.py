@@ -42,6 +42,8 @@ HPO_OPTIONS = {
 NAS_OPTIONS = {
     "epochs": Bound(8, 1, 200, "supernet epochs"),
     "finetune_epochs": Bound(2, 1, 50, "fine-tuning epochs of the chosen subnet"),
+    "population": Bound(24, 4, 200, "subnets per generation of the search"),
+    "generations": Bound(8, 1, 100, "generations of the search"),
 }
 
 
@@ -294,6 +296,8 @@ def nas_stage(job, report) -> dict:
     trained = sn.supernet_train(supernet, train, val, config=sn.SupernetTrainConfig(epochs=options["epochs"]),
                                 report=report, out_path=out / "supernet.pt")
     accuracy = sn.AccuracyCache(supernet, train, val)
+    search = sn.EvolutionSettings(population=options["population"], generations=options["generations"],
+                                  parents=max(2, options["population"] // 3))
     devices = []
     for device in Device.objects.filter(is_active=True):
         engine, precision, budget = _device_target(device, project)
@@ -302,7 +306,8 @@ def nas_stage(job, report) -> dict:
         def latency(config, model=model):
             return model.predict_ms(subnet_costs(spec, config, num_classes=n_classes, input_size=size))
 
-        found = sn.evolutionary_search(spec, accuracy=accuracy, latency_ms=latency, budget_ms=budget)
+        found = sn.evolutionary_search(spec, accuracy=accuracy, latency_ms=latency, budget_ms=budget,
+                                       settings=search)
         devices.append({"device": device.name, "engine": engine, "precision": precision, "budget_ms": budget,
                         "confidence": model.confidence(), "model": sn.subnet_name(spec, found.config),
                         "project_device": device.pk == project.device_id, **found.as_dict()})

@@ -171,7 +171,9 @@ def _importances(study: optuna.Study) -> dict[str, float]:
     if len(complete) < 3:
         return {}
     try:
-        return {k: float(v) for k, v in optuna.importance.get_param_importances(study).items()}
+        with warnings.catch_warnings():  # "importances will be equal" on few trials: the numbers say so anyway
+            warnings.simplefilter("ignore", UserWarning)
+            return {k: float(v) for k, v in optuna.importance.get_param_importances(study).items()}
     except (RuntimeError, ValueError):  # e.g. a parameter that never varied among the complete trials
         return {}
 

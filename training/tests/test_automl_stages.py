@@ -16,7 +16,8 @@ from projects.tests import factories
 from training.models import TrainingRun
 
 User = get_user_model()
-pytestmark = pytest.mark.django_db(transaction=True)
+# serialized_rollback: a transactional test flushes the tables, the seeded catalog too; the search reads it.
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 
 @pytest.fixture(autouse=True)
@@ -36,7 +37,7 @@ def run(job) -> Job:
 def project():
     team = factories.team_with("Vision", alice="owner", bob="editor", carol="viewer")
     project = factories.training_project(team, epochs=1)
-    project.options = {**project.options, "nas": {"epochs": 2, "finetune_epochs": 1},
+    project.options = {**project.options, "nas": {"epochs": 2, "finetune_epochs": 1, "population": 6, "generations": 2},
                        "hpo": {"trials": 3, "epochs": 1}}
     project.save()
     return project
@@ -57,14 +58,15 @@ def test_the_supernet_search_picks_a_subnet_per_device_and_the_adopted_one_train
     assert nas.result["supernet"]["largest_top1"] > 1 / 3
 
     client = APIClient()
+    client.force_authenticate(User.objects.get(username="bob"))
+    assert "Run Recommend first" in client.post(f"/api/searches/{nas.pk}/adopt/").content.decode()
+    run(job_enqueue(project=project, stage_key="recommend"))
     client.force_authenticate(User.objects.get(username="carol"))
     assert client.post(f"/api/searches/{nas.pk}/adopt/", {"device": "Odroid_N2"}).status_code == 403
     client.force_authenticate(User.objects.get(username="bob"))
     assert client.post(f"/api/searches/{nas.pk}/adopt/", {"device": "No_Such"}).status_code == 409
     response = client.post(f"/api/searches/{nas.pk}/adopt/", {"device": "Odroid_N2"})
     assert response.status_code == 202 and response.json()["stage"] == "train"
-
-    run(job_enqueue(project=project, stage_key="recommend"))
     train = run(Job.objects.get(pk=response.json()["id"]))
     chosen = next(d for d in devices if d["device"] == "Odroid_N2")
     assert TrainingRun.objects.get(job=train).model_name == chosen["model"]
