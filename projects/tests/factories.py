@@ -75,10 +75,8 @@ def image_dataset(team: Team, name: str = "patterns", *, per_class: int = 30, va
 
 def training_project(team: Team, name: str = "patterns", *, epochs: int = 3, **options) -> Project:
     """A project on a small on-device target whose training takes seconds."""
-    # A transactional test before this one may have flushed the seeded catalog: the stand-in keeps its Table 1 row.
     target = Device.objects.filter(name="Odroid_N2").first() or device(
-        "Odroid_N2", accelerator_kind="mali_gpu", engines=["pytorch", "onnxruntime", "tvm", "tflite"],
-        paper_detection_model="YOLOv7-tiny", paper_classification_model="ResNet-34")
+        "Odroid_N2", accelerator_kind="mali_gpu", engines=["pytorch", "onnxruntime", "tvm", "tflite"])
     train = {"epochs": epochs, "batch_size": 8, "lr": 0.05, "patience": 0, **options}
     return project(team, name=name, device=target, dataset=image_dataset(team, name=f"{name}-data"),
                    input_size=16, options={"train": train, "model": "resnet18"})  # picked by hand: quick to train
