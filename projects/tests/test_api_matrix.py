@@ -11,8 +11,10 @@ import pytest
 from django.core.files.uploadedfile import UploadedFile
 from drf_spectacular.generators import SchemaGenerator
 
+from projects.jobs.models import JobStatus
 from projects.tokens import api_token_create
 
+from .conftest import make_job
 from .test_api_datasets import upload_body
 
 PERSONAS = ("owner", "editor", "viewer", "outsider", "staff", "anonymous")
@@ -83,6 +85,9 @@ REQUESTS = {
     "list artifacts": ("GET", "/api/artifacts/", None),
     "read artifact": ("GET", "/api/artifacts/{artifact}/", None),
     "download artifact": ("GET", "/api/artifacts/{artifact}/download/", None),
+    "list searches": ("GET", "/api/searches/", None),
+    "read search": ("GET", "/api/searches/{search_job}/", None),
+    "adopt search": ("POST", "/api/searches/{search_job}/adopt/", {}),
     "list tokens": ("GET", "/api/tokens/", None),
     "create token": ("POST", "/api/tokens/", {"name": "CI"}),
     "revoke token": ("DELETE", "/api/tokens/{bobs_token}/", None),
@@ -128,6 +133,10 @@ EXPECTED = {
     "download job log":     (200,  200,   200,   404,     404,  401),
     "cancel job":           (200,  200,   403,   404,     404,  401),
     "retry job":            (202,  202,   403,   404,     404,  401),
+    # A search that failed cannot be adopted: members who may change the project are told why (409).
+    "list searches":        (200,  200,   200,   200,     200,  401),
+    "read search":          (200,  200,   200,   404,     404,  401),
+    "adopt search":         (409,  409,   403,   404,     404,  401),
     # Tokens are their owner's alone: bob's token does not exist for anyone else, staff included.
     "list tokens":          (200,  200,   200,   200,     200,  401),
     "create token":         (201,  201,   201,   201,     201,  401),
@@ -154,12 +163,13 @@ CASES = [
 def ids(w):
     if not hasattr(w, "bobs_token"):
         w.bobs_token, _ = api_token_create(user=w.users["bob"], name="bob's laptop")
+        w.search_job = make_job(w.project, "hpo", JobStatus.FAILED, ["Search queued.", "No trial finished."])
     return {
         "team": w.team.pk, "member": "carol", "device": w.device.pk, "spare_device": w.spare_device.pk,
         "engine": "onnxruntime", "dataset": w.dataset.pk, "spare_dataset": w.spare_dataset.pk,
         "project": w.project.pk, "spare_project": w.spare_project.pk, "stage": "recommend",
         "failed_job": w.failed_job.pk, "queued_job": w.queued_job.pk, "artifact": w.artifact.pk,
-        "bobs_token": w.bobs_token.pk,
+        "bobs_token": w.bobs_token.pk, "search_job": w.search_job.pk,
     }
 
 

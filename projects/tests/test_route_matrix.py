@@ -55,6 +55,8 @@ PAGES = {
     "projects:job_retry": ("POST", "failed_job", EDITORS_ONLY),
     "projects:job_log_download": ("GET", "failed_job", MEMBERS_ONLY),
     "deployment:artifact_download": ("GET", "artifact", MEMBERS_ONLY),
+    # Not a finished search: editors get the panel back with the reason.
+    "training:search_adopt": ("POST", "failed_job", EDITORS_ONLY),
     # Django's sign-in pages: open to all, except changing one's own password.
     "login": ("GET", None, ALL),
     "logout": ("POST", None, (302,) * 6),
