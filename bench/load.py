@@ -52,7 +52,8 @@ def child_seed(projects: int, log_lines: int, users: int) -> dict:
     from django.test import Client
     from django.utils import timezone
 
-    from projects.models import Job, JobLogLine, JobStatus, Project
+    from projects.jobs.models import Job, JobLogLine, JobStatus
+    from projects.models import Project
     from projects.tests import factories
 
     call_command("migrate", verbosity=0, interactive=False)
