@@ -9,6 +9,11 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/", include("tango_site.api_urls")),
     path("", include("deployment.urls")),
+    path("", include("training.urls")),
     path("", include("recommender.urls")),
     path("", include("projects.urls")),
 ]
+
+# Errors outside DRF views: JSON under /api/, the usual pages elsewhere.
+handler404 = "tango_site.api_errors.not_found"
+handler500 = "tango_site.api_errors.server_error"
