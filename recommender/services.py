@@ -228,3 +228,16 @@ def recommend_stage(job, report) -> dict:
 
 def _budget_text(budget_ms) -> str:
     return f"{budget_ms:g} ms" if budget_ms else "none"
+
+
+# --- the user's choice -------------------------------------------------------------------------------------------
+
+
+def project_model_choose(*, project, model_name: str):
+    """Store the model the train stage will use: the ranking's top choice accepted, or another candidate picked."""
+    known = {key for key, _, _ in candidate_models(project.task)}
+    if model_name not in known:
+        raise ValueError(f"{model_name!r} is not a candidate for {project.get_task_display().lower()}.")
+    project.options = {**project.options, "model": model_name}
+    project.save(update_fields=["options", "updated_at"])
+    return project

@@ -1,0 +1,36 @@
+"""Reads the recommender's pages and API share."""
+
+from .engine.costs import Costs
+from .engine.latency import LatencyModel, Record
+from .models import BenchmarkRecord
+from .services import device_specs, model_label
+
+
+def device_records_with_errors(*, device, team=None, limit: int = 200) -> list[dict]:
+    """The device's records the viewer may see, each with the latency predicted for it by the model fitted to the
+    other records of its engine and precision (leave one out: the error a new record would have had)."""
+    scope = BenchmarkRecord.objects.filter(device=device, batch_size=1).select_related("architecture")
+    records = list(scope.filter(team__isnull=True).union(scope.filter(team=team)) if team else
+                   scope.filter(team__isnull=True))[:limit]
+    specs = device_specs(device)
+    rows = []
+    for record in records:
+        others = [Record(Costs.from_dict(r.architecture.costs), r.latency_ms) for r in records
+                  if r.pk != record.pk and (r.engine, r.precision) == (record.engine, record.precision)]
+        model = LatencyModel.fit(specs, record.precision, others)
+        predicted = model.predict_ms(Costs.from_dict(record.architecture.costs))
+        rows.append({"id": record.pk, "label": model_label(record.architecture.model_name),
+                     "model": record.architecture.model_name, "input_size": record.input_size,
+                     "engine": record.engine, "precision": record.precision, "source": record.get_source_display(),
+                     "measured_ms": record.latency_ms, "predicted_ms": predicted,
+                     "error": predicted / record.latency_ms - 1, "memory_mb": record.memory_mb,
+                     "accuracy": record.accuracy, "backed_by": model.records, "created_at": record.created_at})
+    return rows
+
+
+def error_summary(rows: list[dict]) -> dict:
+    if not rows:
+        return {"count": 0}
+    errors = sorted(abs(r["error"]) for r in rows)
+    return {"count": len(rows), "within_10": sum(e <= 0.10 for e in errors) / len(errors),
+            "median_error": errors[len(errors) // 2]}
