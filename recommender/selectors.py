@@ -1,5 +1,7 @@
 """Reads the recommender's pages and API share."""
 
+from django.db.models import Q
+
 from .engine.costs import Costs
 from .engine.latency import LatencyModel, Record
 from .models import BenchmarkRecord
@@ -9,9 +11,9 @@ from .services import device_specs, model_label
 def device_records_with_errors(*, device, team=None, limit: int = 200) -> list[dict]:
     """The device's records the viewer may see, each with the latency predicted for it by the model fitted to the
     other records of its engine and precision (leave one out: the error a new record would have had)."""
-    scope = BenchmarkRecord.objects.filter(device=device, batch_size=1).select_related("architecture")
-    records = list(scope.filter(team__isnull=True).union(scope.filter(team=team)) if team else
-                   scope.filter(team__isnull=True))[:limit]
+    visible = Q(team__isnull=True) | Q(team=team) if team is not None else Q(team__isnull=True)
+    records = list(BenchmarkRecord.objects.filter(visible, device=device, batch_size=1)
+                   .select_related("architecture").order_by("-created_at")[:limit])
     specs = device_specs(device)
     rows = []
     for record in records:
@@ -34,3 +36,20 @@ def error_summary(rows: list[dict]) -> dict:
     errors = sorted(abs(r["error"]) for r in rows)
     return {"count": len(rows), "within_10": sum(e <= 0.10 for e in errors) / len(errors),
             "median_error": errors[len(errors) // 2]}
+
+
+def project_recommendation_read(project) -> dict:
+    """What the page and the API show: the recommend stage's ranking (computed on a worker: the web process never
+    builds models), the paper's choice, and the model the train stage will use."""
+    from projects.jobs import latest_succeeded
+
+    from .services import paper_choice_for
+
+    job = latest_succeeded(project, "recommend")
+    result = job.result if job else {}
+    paper = result.get("paper") or paper_choice_for(device=project.device, task=project.task).as_dict()
+    top = (result.get("ranking") or {}).get("top")
+    chosen = project.options.get("model") or (top or {}).get("key")
+    return {"project": project.pk, "job": job.pk if job else None, "ranking": result.get("ranking"), "paper": paper,
+            "comparison": result.get("comparison", ""), "chosen": chosen,
+            "chosen_by": "project" if project.options.get("model") else ("ranking" if top else None)}

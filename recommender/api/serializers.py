@@ -68,3 +68,19 @@ class EngineSerializer(serializers.Serializer):
         data = super().to_representation(engine)
         data["accelerators"] = sorted(data["accelerators"])
         return data
+
+
+class ModelChoiceSerializer(serializers.Serializer):
+    model = serializers.CharField(max_length=60, help_text="Zoo key of a candidate, e.g. resnet50.")
+
+
+class RecommendationSerializer(serializers.Serializer):
+    project = serializers.IntegerField()
+    job = serializers.IntegerField(allow_null=True, help_text="The recommend job the ranking comes from.")
+    ranking = serializers.JSONField(allow_null=True, help_text="Candidates best first: predicted latency and "
+                                    "memory, expected accuracy, status and reason; top, closest, summary, "
+                                    "confidence. Null until the recommend stage has run.")
+    paper = PaperChoiceSerializer()
+    comparison = serializers.CharField(help_text="Where the paper's rule and the ranking agree or disagree.")
+    chosen = serializers.CharField(allow_null=True, help_text="The model the train stage will use.")
+    chosen_by = serializers.ChoiceField(choices=["project", "ranking"], allow_null=True)

@@ -1,15 +1,21 @@
 """The device catalog (read for everyone signed in, written by staff) and the engine registry (read-only)."""
 
 import django_filters
+from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, viewsets
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.permissions import SAFE_METHODS, BasePermission, IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from deployment.engines import ENGINE_CHOICES, ENGINES
+from projects import access
 from recommender.models import Device
+from recommender.selectors import project_recommendation_read
+from recommender.services import project_model_choose
 
-from .serializers import DeviceSerializer, EngineSerializer
+from .serializers import DeviceSerializer, EngineSerializer, ModelChoiceSerializer, RecommendationSerializer
 
 
 class IsStaffOrReadOnly(BasePermission):
@@ -59,3 +65,35 @@ class EngineViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
             return ENGINES[self.kwargs["key"]]
         except KeyError:
             raise NotFound(f"No engine {self.kwargs['key']!r}.") from None
+
+
+class ProjectRecommendationView(APIView):
+    """The project's ranking (from its latest recommend job), the paper's choice, and the model training will use."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(responses=RecommendationSerializer)
+    def get(self, request, project_id: int):
+        project = get_object_or_404(access.projects_for(request.user), pk=project_id)
+        return Response(project_recommendation_read(project))
+
+
+class ProjectModelChoiceView(APIView):
+    """Accept the top choice or pick another candidate: the train stage uses it."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(request=ModelChoiceSerializer, responses=RecommendationSerializer)
+    def post(self, request, project_id: int):
+        project = get_object_or_404(access.projects_for(request.user), pk=project_id)
+        access.require_editor(request.user, project.team)
+        choice = ModelChoiceSerializer(data=request.data)
+        choice.is_valid(raise_exception=True)
+        try:
+            project_model_choose(project=project, model_name=choice.validated_data["model"])
+        except ValueError as error:
+            raise ValidationError({"model": [str(error)]}) from None
+        return Response(project_recommendation_read(project))
+
+
+
