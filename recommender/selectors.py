@@ -25,7 +25,8 @@ def device_records_with_errors(*, device, team=None, limit: int = 200) -> list[d
                      "model": record.architecture.model_name, "input_size": record.input_size,
                      "engine": record.engine, "precision": record.precision, "source": record.get_source_display(),
                      "measured_ms": record.latency_ms, "predicted_ms": predicted,
-                     "error": predicted / record.latency_ms - 1, "memory_mb": record.memory_mb,
+                     "error": predicted / record.latency_ms - 1,
+                     "error_pct": 100 * (predicted / record.latency_ms - 1), "memory_mb": record.memory_mb,
                      "accuracy": record.accuracy, "backed_by": model.records, "created_at": record.created_at})
     return rows
 
@@ -34,8 +35,10 @@ def error_summary(rows: list[dict]) -> dict:
     if not rows:
         return {"count": 0}
     errors = sorted(abs(r["error"]) for r in rows)
-    return {"count": len(rows), "within_10": sum(e <= 0.10 for e in errors) / len(errors),
-            "median_error": errors[len(errors) // 2]}
+    within = sum(e <= 0.10 for e in errors) / len(errors)
+    median = errors[len(errors) // 2]
+    return {"count": len(rows), "within_10": within, "median_error": median, "median_error_pct": 100 * median,
+            "within_10_pct": 100 * within}
 
 
 def project_recommendation_read(project) -> dict:
