@@ -13,7 +13,7 @@ from .engine.costs import Costs
 from .engine.latency import DeviceSpecs, LatencyModel, Record
 from .engine.memory import MemoryModel
 from .engine.ranking import Candidate, Ranking, paper_comparison, rank
-from .engine.table1 import MODEL_LABELS, DeviceRow, PaperChoice, paper_choice
+from .engine.table1 import MODEL_LABELS, RESNET203_NOTE, DeviceRow, PaperChoice, paper_choice
 from .host import HOST_DEVICE_NAME, read_host_specs
 from .models import ArchitectureCost, BenchmarkRecord, Device, RecordSource
 
@@ -201,7 +201,8 @@ def recommendation_for(*, device: Device, task: str, engine: str, precision: str
         memory=memory_model_for(device=device, engine=engine, precision=precision, team=team), accuracy=accuracy,
         budget_ms=budget_ms, memory_limit_mb=memory_limit_mb or device.memory_mb)
     paper = paper_choice_for(device=device, task=task)
-    return {"ranking": ranking.as_dict(), "paper": paper.as_dict(),
+    notes = {"resnet203": RESNET203_NOTE} if any(c.key == "resnet203" for c in candidates) else {}
+    return {"ranking": ranking.as_dict(), "paper": paper.as_dict(), "notes": notes,
             "comparison": paper_comparison(ranking, paper.model, paper.model_label) if candidates else "",
             "device": device.name, "engine": engine, "precision": precision, "input_size": input_size,
             "task": task}
