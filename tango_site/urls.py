@@ -10,4 +10,5 @@ urlpatterns = [
     path("api/", include("tango_site.api_urls")),
     path("", include("deployment.urls")),
     path("", include("projects.urls")),
+    path("", include("recommender.urls")),
 ]
