@@ -75,3 +75,36 @@ def test_device_records_show_predicted_against_measured_with_the_error():
     assert len(rows) == 4 and all(r["backed_by"] == 3 for r in rows)  # each predicted from the other three
     assert all(r["error"] == pytest.approx(r["predicted_ms"] / r["measured_ms"] - 1) for r in rows)
     assert error_summary(rows)["count"] == 4
+
+
+def test_the_project_page_draws_the_tradeoff_and_lets_an_editor_choose(world, client):
+    page = client_for(client, "alice").get(f"/projects/{world.pk}/").content.decode()
+    assert 'data-testid="tradeoff-chart"' in page and 'data-testid="budget-line"' in page
+    assert 'data-testid="paper-mark"' in page and 'data-testid="paper-comparison"' in page
+    assert "<script src=\"http" not in page and "cdn" not in page.lower()
+    top = Job.objects.get(project=world, stage="recommend").result["ranking"]["top"]
+    response = client.post(f"/projects/{world.pk}/model/", {"model": top["key"]})
+    assert response.status_code == 302
+    world.refresh_from_db()
+    assert world.options["model"] == top["key"]
+    response = client.post(f"/projects/{world.pk}/model/", {"pick": "resnet18", "use_pick": "1"})
+    world.refresh_from_db()
+    assert world.options["model"] == "resnet18"
+
+
+def test_a_viewer_sees_the_ranking_but_no_choice(world, client):
+    page = client_for(client, "victor").get(f"/projects/{world.pk}/").content.decode()
+    assert 'data-testid="tradeoff-chart"' in page and 'data-testid="model-choice"' not in page
+    assert client.post(f"/projects/{world.pk}/model/", {"model": "resnet18"}).status_code == 403
+
+
+def test_the_device_page_shows_predicted_against_measured(client):
+    factories.team_with("Vision", alice="owner")
+    nano = Device.objects.get(name="Jetson_Nano")
+    for name, latency in (("resnet18", 12.0), ("resnet34", 22.0), ("resnet50", 30.0)):
+        benchmark_record_add(device=nano, engine="onnxruntime", precision="fp32", model_name=name, num_classes=10,
+                             input_size=64, latency_ms=latency, source="benchmark")
+    page = client_for(client, "alice").get(f"/devices/{nano.pk}/").content.decode()
+    assert 'data-testid="error-chart"' in page and "ResNet-50" in page and "Predicted ms" in page
+    cloud = client.get(f"/devices/{Device.objects.get(name='Cloud').pk}/").content.decode()
+    assert "ResNet-203" in cloud and "[3, 24, 37, 3]" in cloud
