@@ -194,7 +194,7 @@ def recommendation_for(*, device: Device, task: str, engine: str, precision: str
                        cached_only: bool = False) -> dict:
     """The ranking, the paper's choice beside it, and where they disagree: what the stage, page and API show."""
     candidates = candidates_for(task=task, num_classes=num_classes, input_size=input_size, cached_only=cached_only)
-    accuracy = expected(priors({c.key: (c.family, c.costs.params) for c in candidates}),
+    accuracy = expected(priors({c.key: (c.family, c.costs.flops) for c in candidates}),
                         measured_accuracy(team=team, dataset=dataset))
     ranking: Ranking = rank(
         candidates, latency=latency_model_for(device=device, engine=engine, precision=precision, team=team),

@@ -6,7 +6,7 @@ from django import template
 
 register = template.Library()
 
-WIDTH, HEIGHT, PAD_LEFT, PAD = 520, 260, 44, 30
+WIDTH, HEIGHT, PAD_LEFT, PAD = 760, 300, 44, 30
 STATUS_COLOURS = {"recommended": "#2563eb", "fits": "#16a34a", "too_slow": "#94a3b8", "too_big": "#f97316",
                   "too_slow_and_big": "#94a3b8"}
 
