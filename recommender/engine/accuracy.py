@@ -2,10 +2,10 @@
 measured results as they accumulate. Django-free.
 
 Priors are the published figures the models are known by: ImageNet top-1 of torchvision's weights for the
-classifiers, COCO AP (val) of the YOLOv7 paper for detection. They rank candidates; they are not what the
-project's dataset will give. Models with no published figure (our narrow densenet_tiny and vgg_tiny, the paper's
-ResNet-203) take their family's trend in log FLOPs, kept within a few points of the family's published range,
-and say so. (FLOPs, not parameters: VGG's parameters sit in its classifier head and hardly vary by depth.)
+classifiers, COCO AP (val) of the YOLOv7 paper and Ultralytics' YOLO11 figures for detection. They rank
+candidates; they are not what the project's dataset will give. Models with no published figure (our narrow
+densenet_tiny and vgg_tiny, the paper's ResNet-203) take their family's trend in log FLOPs, kept within a few
+points of the family's published range, and say so. (FLOPs, not parameters: VGG's parameters sit in its classifier head and hardly vary by depth.)
 
 Once the team has measured any candidate of the task (a benchmark with accuracy), measured candidates use their
 own mean, and the others their prior shifted by the mean gap between measured results and priors: the ranking
@@ -37,6 +37,11 @@ PUBLISHED: dict[str, tuple[float, str]] = {
     "yolov7-e6": (56.0, "COCO AP val, YOLOv7 paper (1280 px)"),
     "yolov7-d6": (56.6, "COCO AP val, YOLOv7 paper (1280 px)"),
     "yolov7-e6e": (56.8, "COCO AP val, YOLOv7 paper (1280 px)"),
+    "yolo11n": (39.5, "COCO mAP50-95 val, Ultralytics YOLO11 (640 px)"),
+    "yolo11s": (47.0, "COCO mAP50-95 val, Ultralytics YOLO11 (640 px)"),
+    "yolo11m": (51.5, "COCO mAP50-95 val, Ultralytics YOLO11 (640 px)"),
+    "yolo11l": (53.4, "COCO mAP50-95 val, Ultralytics YOLO11 (640 px)"),
+    "yolo11x": (54.7, "COCO mAP50-95 val, Ultralytics YOLO11 (640 px)"),
 }
 
 
