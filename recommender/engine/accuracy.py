@@ -5,7 +5,8 @@ Priors are the published figures the models are known by: ImageNet top-1 of torc
 classifiers, COCO AP (val) of the YOLOv7 paper and Ultralytics' YOLO11 figures for detection. They rank
 candidates; they are not what the project's dataset will give. Models with no published figure (our narrow
 densenet_tiny and vgg_tiny, the paper's ResNet-203) take their family's trend in log FLOPs, kept within a few
-points of the family's published range, and say so. (FLOPs, not parameters: VGG's parameters sit in its classifier head and hardly vary by depth.)
+points of the family's published range, and say so. (FLOPs, not parameters: VGG's parameters sit in its classifier
+head and hardly vary by depth.)
 
 Once the team has measured any candidate of the task (a benchmark with accuracy), measured candidates use their
 own mean, and the others their prior shifted by the mean gap between measured results and priors: the ranking
