@@ -47,7 +47,7 @@ def child_setup() -> dict:
     from django.test import Client
     from django.utils import timezone
 
-    from projects.models import Job, JobStatus
+    from projects.jobs.models import Job, JobStatus
     from projects.tests import factories
 
     call_command("migrate", verbosity=0, interactive=False)
@@ -64,7 +64,7 @@ def child_setup() -> dict:
 def child_emit(job_id: int, rate: float, seconds: float) -> dict:
     """Write rate*seconds lines on a fixed schedule (line i is due at start + i/rate, so a slow write is caught
     up rather than pushing every later line back) and report how well the writes kept up."""
-    from projects.joblog import JobLog
+    from projects.jobs.log import JobLog
 
     log = JobLog(job_id)
     log.state(status="running")  # what a stage does first; also opens the database and channel-layer connections

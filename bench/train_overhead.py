@@ -65,8 +65,9 @@ def run_direct(project, args, out_dir: Path) -> list[dict]:
 
 
 def run_portal(project, args) -> list[dict]:
-    from projects import jobs
-    from projects.jobs import job_enqueue, job_execute
+    from projects.jobs import services as jobs
+    from projects.jobs.runner import job_execute
+    from projects.jobs.services import job_enqueue
     from training.models import TrainingRun
 
     jobs._dispatch = lambda *a: None  # this process executes the job itself, as a worker would

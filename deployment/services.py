@@ -8,12 +8,14 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from projects.jobs import StageError, latest_succeeded
-from projects.storage import absolute, job_dir, relative
-from training.engine.files import sha256_file
+from projects.jobs.errors import StageError
+from projects.jobs.selectors import latest_succeeded
+from projects.jobs.storage import absolute, job_dir, relative
+from projects.models import Precision
+from tango_common.engines import ENGINES
+from tango_common.hashing import sha256_file
 from training.models import TrainingRun
 
-from .engines import ENGINES
 from .models import Artifact
 
 PARITY_IMAGES = 512  # validation images compared between PyTorch and ONNX Runtime
@@ -42,10 +44,15 @@ def _load_trained_model(run: TrainingRun):
 
 def _artifact(job, run, *, kind, path: Path, status, checks=None) -> Artifact:
     return Artifact.objects.create(
-        project=job.project, job=job, training_run=run, kind=kind, engine="onnxruntime" if kind != "pytorch"
-        else "pytorch", precision="fp32", path=relative(path), size_bytes=path.stat().st_size, sha256=sha256_file(path),
-        status=status, checks=checks or {},
+        project=job.project, job=job, training_run=run, kind=kind,
+        engine="pytorch" if kind == Artifact.Kind.PYTORCH else "onnxruntime", precision=Precision.FP32,
+        path=relative(path), size_bytes=path.stat().st_size, sha256=sha256_file(path), status=status,
+        checks=checks or {},
     )
+
+
+def _verified_if(ok: bool) -> str:
+    return Artifact.Status.VERIFIED if ok else Artifact.Status.FAILED
 
 
 def convert_stage(job, report) -> dict:
@@ -57,11 +64,11 @@ def convert_stage(job, report) -> dict:
     if project.engine not in ("pytorch", "onnxruntime"):
         report(f"{engine.label} builds are not available in this version; the ONNX model made here is the "
                f"hand-over format a {engine.label} toolchain imports.")
-    if project.precision != "fp32":
+    if project.precision != Precision.FP32:
         report(f"{project.precision} quantisation is not available in this version; artifacts are fp32.")
     model = _load_trained_model(run)
     weights = absolute(run.weights_path)
-    pytorch = _artifact(job, run, kind="pytorch", path=weights, status="verified",
+    pytorch = _artifact(job, run, kind=Artifact.Kind.PYTORCH, path=weights, status=Artifact.Status.VERIFIED,
                         checks={"val_top1": run.metrics.get("best_top1"), "how": "evaluated on the validation split"})
     report(f"PyTorch weights: {pytorch.size_bytes / 1e6:.1f} MB, sha256 {pytorch.sha256[:12]}…", progress=20)
     onnx_path = export_onnx(model, input_size=run.architecture["input_size"], path=job_dir(job) / "model.onnx")
@@ -69,7 +76,7 @@ def convert_stage(job, report) -> dict:
     images = _val_images(project.dataset, PARITY_IMAGES)
     parity = check_parity(model, onnx_path, images, input_size=run.architecture["input_size"], report=report)
     ok = parity_ok(parity)
-    onnx_artifact = _artifact(job, run, kind="onnx", path=onnx_path, status="verified" if ok else "failed",
+    onnx_artifact = _artifact(job, run, kind=Artifact.Kind.ONNX, path=onnx_path, status=_verified_if(ok),
                               checks={"parity": parity, "runtime": "onnxruntime CPUExecutionProvider"})
     if not ok:
         raise StageError(f"ONNX Runtime disagrees with PyTorch: max |diff| {parity['max_abs_diff']:.2e}, "
@@ -81,10 +88,21 @@ def convert_stage(job, report) -> dict:
 
 def _converted(project) -> list[Artifact]:
     job = latest_succeeded(project, "convert")
-    artifacts = list(job.artifacts.filter(status="verified").order_by("id"))
+    artifacts = list(job.artifacts.filter(status=Artifact.Status.VERIFIED).order_by("id"))
     if not artifacts:
         raise StageError("The last conversion left no verified artifact.")
     return artifacts
+
+
+def _artifact_runner(artifact: Artifact):
+    """batch -> logits for the artifact on its own runtime; the PyTorch model is built here, where the zoo is."""
+    from .engine.measure import onnx_runner, torch_runner
+
+    if artifact.kind == Artifact.Kind.ONNX:
+        return onnx_runner(absolute(artifact.path))
+    if artifact.kind == Artifact.Kind.PYTORCH:
+        return torch_runner(_load_trained_model(artifact.training_run))
+    raise StageError(f"Cannot run a {artifact.get_kind_display()} here.")
 
 
 def benchmark_stage(job, report) -> dict:
@@ -98,10 +116,9 @@ def benchmark_stage(job, report) -> dict:
            f"These are host figures, not the target device's.")
     rows = []
     for index, artifact in enumerate(artifacts):
-        run = artifact.training_run
-        figures = measure_artifact(kind=artifact.kind, path=absolute(artifact.path), model_name=run.model_name,
-                                   num_classes=run.architecture["num_classes"],
-                                   input_size=run.architecture["input_size"], samples=samples, report=report)
+        figures = measure_artifact(run=_artifact_runner(artifact),
+                                   input_size=artifact.training_run.architecture["input_size"], samples=samples,
+                                   report=report)
         artifact.benchmark = {**figures, "host": host}
         artifact.save(update_fields=["benchmark"])
         rows.append({"artifact": artifact.pk, "kind": artifact.get_kind_display(), "engine": artifact.engine,
@@ -116,7 +133,7 @@ def package_stage(job, report) -> dict:
     from .engine.bundle import build_bundle
 
     project = job.project
-    onnx = next((a for a in _converted(project) if a.kind == "onnx"), None)
+    onnx = next((a for a in _converted(project) if a.kind == Artifact.Kind.ONNX), None)
     if onnx is None:
         raise StageError("No verified ONNX artifact to package.")
     run = onnx.training_run
@@ -131,8 +148,8 @@ def package_stage(job, report) -> dict:
     report(f"Bundle written: {out.name}, {out.stat().st_size / 1e6:.1f} MB.", progress=50)
     check = _check_bundle(out, absolute(onnx.path), _val_images(project.dataset, BUNDLE_CHECK_IMAGES),
                           input_size=input_size, class_names=class_names)
-    status = "verified" if check["agree"] else "failed"
-    bundle = _artifact(job, run, kind="bundle", path=out, status=status, checks=check)
+    bundle = _artifact(job, run, kind=Artifact.Kind.BUNDLE, path=out, status=_verified_if(check["agree"]),
+                       checks=check)
     if not check["agree"]:
         raise StageError("The bundle's infer.py disagrees with the portal's predictions; the bundle is marked failed.")
     report(f"Bundle verified: its infer.py ran on {check['n_images']} images and matched the portal.", progress=100)

@@ -1,17 +1,10 @@
 from django.contrib.auth.decorators import login_required
-from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404
 
-from projects.access import teams_for
-from projects.storage import absolute
-
-from .models import Artifact
+from .http import artifact_download_response
+from .selectors import artifacts_for
 
 
 @login_required
 def artifact_download(request, artifact_id: int):
-    artifact = get_object_or_404(Artifact.objects.filter(project__team__in=teams_for(request.user)), pk=artifact_id)
-    path = absolute(artifact.path)
-    if not path.is_file():
-        raise Http404("The file is gone from the server.")
-    return FileResponse(path.open("rb"), as_attachment=True, filename=artifact.file_name)
+    return artifact_download_response(get_object_or_404(artifacts_for(request.user), pk=artifact_id))

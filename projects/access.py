@@ -7,7 +7,8 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import Http404
 
-from .models import Dataset, Job, Membership, Project, Role, Team
+from .jobs.models import Job
+from .models import Dataset, Membership, Project, Role, Team
 
 EDIT_ROLES = (Role.OWNER, Role.EDITOR)
 

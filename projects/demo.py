@@ -5,12 +5,18 @@ import logging
 import tempfile
 from pathlib import Path
 
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 
-from recommender.models import Device
-
 from .access import editable_teams_for
-from .models import Dataset, Project, RunMode, Task
+from .commands import demo_creator, demo_tasks
+from .devices import device_model
+from .jobs import log as job_log
+from .jobs.models import JobStatus
+from .jobs.registry import stages
+from .jobs.services import pipeline_start
+from .jobs.tasks import run_job
+from .models import Dataset, Precision, Project, RunMode, Task
 from .services import dataset_create, project_create, team_create
 
 DEMO_DATASET = "Handwritten digits (demo)"
@@ -40,28 +46,35 @@ def demo_project_create(*, user) -> Project:
     team = editable_teams_for(user).first() or team_create(name=f"{user.username}'s team", owner=user)
     with transaction.atomic():
         dataset = demo_dataset(team=team, user=user)
-    device = Device.objects.get(name=DEMO_DEVICE)
+    device = device_model().objects.get(name=DEMO_DEVICE)
     number = Project.objects.filter(team=team, name__startswith="Digits demo").count() + 1
     return project_create(
         team=team, user=user, name=f"Digits demo {number}", task=Task.CLASSIFICATION, dataset=dataset,
-        device=device, engine="onnxruntime", precision="fp32", input_size=DEMO_INPUT_SIZE, latency_budget_ms=None,
-        run_mode=RunMode.AUTO, options={"train": DEMO_TRAINING, "model": DEMO_MODEL},
+        device=device, engine="onnxruntime", precision=Precision.FP32, input_size=DEMO_INPUT_SIZE,
+        latency_budget_ms=None, run_mode=RunMode.AUTO, options={"train": DEMO_TRAINING, "model": DEMO_MODEL},
         description="Handwritten digits from scikit-learn, trained for an Odroid N2 and packaged for ONNX Runtime.",
     )
 
 
+def demo_start(*, user, task: str = Task.CLASSIFICATION) -> Project:
+    """The page's and the API's "try the demo": the task's demo project, queued to run on the workers."""
+    if not editable_teams_for(user).exists():
+        raise PermissionDenied("You need an editor role in a team to create a project.")
+    if task not in demo_tasks():
+        raise ValidationError({"task": f"No demo for {task!r}; there are demos for {', '.join(demo_tasks())}."})
+    project = demo_creator(task)(user=user)
+    pipeline_start(project=project, user=user)
+    return project
+
+
 def demo_run_here(*, project: Project, echo) -> bool:
     """Run the whole pipeline in this process (no worker needed), printing the log as it is written."""
-    from tango_site.celery import app
-
-    from .jobs import pipeline_start
-    from .models import JobStatus
-
     handler = _EchoHandler(echo)
-    echo_logger = logging.getLogger("projects.joblog.echo")
+    echo_logger = job_log.echo
     echo_logger.addHandler(handler)
     echo_logger.setLevel(logging.DEBUG)
     echo_logger.propagate = False  # printed once, by our handler
+    app = run_job.app
     app.conf.task_always_eager = True  # each stage's success queues the next, which now runs right here
     try:
         pipeline_start(project=project)
@@ -70,7 +83,7 @@ def demo_run_here(*, project: Project, echo) -> bool:
         echo_logger.removeHandler(handler)
         echo_logger.propagate = True
     last = project.jobs.order_by("-created_at", "-id").first()
-    return last is not None and last.stage == "package" and last.status == JobStatus.SUCCEEDED
+    return last is not None and last.stage == stages()[-1].key and last.status == JobStatus.SUCCEEDED
 
 
 class _EchoHandler(logging.Handler):

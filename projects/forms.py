@@ -3,13 +3,13 @@
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.db.models import Q
 
-from deployment.engines import ENGINE_CHOICES, ENGINES
-from recommender.models import Device
+from tango_common.engines import ENGINE_CHOICES, ENGINES
 
 from .access import datasets_for, editable_teams_for
+from .devices import active_devices, device_catalog, device_model
 from .models import Dataset, Precision, Project, RunMode, Task
-from .selectors import device_catalog
 
 
 def attach_errors(form: forms.Form, exc: ValidationError) -> None:
@@ -90,15 +90,16 @@ class DatasetStepForm(forms.Form):
 
 
 class DeviceStepForm(forms.Form):
-    device = forms.ModelChoiceField(queryset=Device.objects.filter(is_active=True), widget=forms.RadioSelect,
-                                    empty_label=None)
+    device = forms.ModelChoiceField(queryset=None, widget=forms.RadioSelect, empty_label=None)
 
     def __init__(self, *args, user, state, **kwargs):
         super().__init__(*args, **kwargs)
+        self.fields["device"].queryset = active_devices()
+        self.card_template = device_catalog().card_template
 
     @property
     def devices(self):
-        return device_catalog(self.fields["device"].queryset)
+        return device_catalog().ordered(self.fields["device"].queryset)
 
 
 class EnvironmentStepForm(forms.Form):
@@ -170,8 +171,7 @@ class ProjectEditForm(forms.ModelForm):
         project = self.instance
         self.fields["dataset"].queryset = Dataset.objects.filter(team=project.team, task=project.task)
         # A retired device stays selectable for the project already on it; project_validate says it is retired.
-        self.fields["device"].queryset = Device.objects.filter(is_active=True) | Device.objects.filter(
-            pk=project.device_id)
+        self.fields["device"].queryset = device_model().objects.filter(Q(is_active=True) | Q(pk=project.device_id))
 
     def changes(self) -> dict:
         return {name: self.cleaned_data[name] for name in self.Meta.fields}

@@ -1,41 +1,33 @@
 """The project page's pipeline panel: stage cards with live job consoles, and the actions behind their buttons.
 
-Each action is one htmx POST that calls a job service and answers with the re-rendered panel.
+Each action is one htmx POST that calls a job service and answers with the re-rendered panel. The stages are the
+registered ones (projects.jobs.registry): this module names none of them.
 """
 
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
-from django.http import Http404, StreamingHttpResponse
+from django.core.exceptions import ValidationError
+from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from recommender.services import paper_choice_for
-
-from .access import can_edit, editable_teams_for, jobs_for, projects_for, require_editor
-from .jobs import JobNotAllowed, job_cancel, job_enqueue, job_retry, latest_jobs, pipeline_start, stage_blockers
-from .models import JobLogLine, RunMode
-from .stages import STAGE_BY_KEY, STAGES
+from . import demo
+from .access import can_edit, jobs_for, projects_for, require_editor
+from .jobs.errors import JobNotAllowed
+from .jobs.http import log_download_response
+from .jobs.registry import stage_exists, stage_get, stages
+from .jobs.selectors import log_lines, stage_rows
+from .jobs.services import job_cancel, job_enqueue, job_retry, pipeline_start
+from .models import RunMode, Task
 
 
 def pipeline_context(project, user) -> dict:
-    latest = latest_jobs(project)
     editable = can_edit(user, project.team)
-    stages = []
-    for stage in STAGES:
-        job = latest.get(stage.key)
-        stages.append({
-            "stage": stage,
-            "job": job,
-            "blockers": stage_blockers(project, stage.key, latest),
-            "can_cancel": editable and job is not None and job.is_active,
-            "can_retry": editable and job is not None and job.status in ("failed", "cancelled"),
-        })
     return {
         "project": project,
-        "stages": stages,
+        "stages": stage_rows(project, editable=editable),
         "can_edit": editable,
         "auto_mode": project.run_mode == RunMode.AUTO,
-        "table1": paper_choice_for(device=project.device, task=project.task),
+        "previews": [line for stage in stages() if (line := stage.preview_line(project))],
     }
 
 
@@ -64,7 +56,7 @@ def _act(request, project, action):
 @login_required
 def stage_run(request, project_id: int, stage_key: str):
     project = get_object_or_404(projects_for(request.user), pk=project_id)
-    if stage_key not in STAGE_BY_KEY:
+    if not stage_exists(stage_key):
         raise Http404("No such stage.")
     return _act(request, project, lambda: job_enqueue(project=project, stage_key=stage_key, user=request.user))
 
@@ -93,37 +85,23 @@ def job_retry_view(request, job_id: int):
 @require_POST
 @login_required
 def demo_start(request):
-    """One click: the digits demo project, created and run automatically by the workers."""
-    from .demo import demo_project_create
-
-    if not editable_teams_for(request.user).exists():
-        raise PermissionDenied("You need an editor role in a team to create a project.")
-    project = demo_project_create(user=request.user)
-    pipeline_start(project=project, user=request.user)
+    """One click: a demo project (the task's, digits by default), created and run automatically by the workers."""
+    try:
+        project = demo.demo_start(user=request.user, task=request.POST.get("task") or Task.CLASSIFICATION)
+    except ValidationError:
+        raise Http404("No demo for that task.") from None
     return redirect("projects:detail", pk=project.pk)
 
 
 @login_required
 def job_detail(request, job_id: int):
     job = get_object_or_404(jobs_for(request.user).select_related("project", "project__device"), pk=job_id)
-    lines = JobLogLine.objects.filter(job=job).order_by("seq")
     return render(request, "projects/job_detail.html", {
-        "job": job, "project": job.project, "stage": STAGE_BY_KEY[job.stage], "lines": lines,
+        "job": job, "project": job.project, "stage": stage_get(job.stage), "lines": log_lines(job.pk),
         "can_edit": can_edit(request.user, job.project.team),
     })
 
 
 @login_required
 def job_log_download(request, job_id: int):
-    job = get_object_or_404(jobs_for(request.user), pk=job_id)
-    lines = JobLogLine.objects.filter(job=job).order_by("seq").values_list("text", flat=True)
-
-    def body():
-        for text in lines.iterator(chunk_size=2000):
-            yield text + "\n"
-
-    response = StreamingHttpResponse(body(), content_type="text/plain; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="job-{job.pk}-{job.stage}.log"'
-    return response
-
-
+    return log_download_response(get_object_or_404(jobs_for(request.user), pk=job_id))

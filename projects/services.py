@@ -9,9 +9,13 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
-from deployment.engines import ENGINES, engine_problem
-from training.engine.files import sha256_file
+from tango_common.engines import ENGINES, engine_problem
+from tango_common.hashing import sha256_file
+from tango_common.weights import read_state_dict
 
+from .jobs.errors import JobNotAllowed
+from .jobs.selectors import active_job_exists
+from .jobs.storage import project_dir, relative
 from .models import Dataset, Membership, Project, Role, Team
 
 
@@ -164,6 +168,15 @@ def project_update(*, project: Project, **fields) -> Project:
     return project
 
 
+def project_delete(*, project: Project) -> None:
+    """Delete the project with its jobs, logs and artifacts (the rows cascade) and every file it owns on disk."""
+    if active_job_exists(project):
+        raise JobNotAllowed("A job of this project is queued or running; cancel it first.")
+    folder = project_dir(project.pk)
+    project.delete()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 WEIGHTS_SUFFIXES = (".pt", ".pth")
 
 
@@ -179,7 +192,7 @@ def project_weights_set(*, project: Project, upload) -> Project:
     size = getattr(upload, "size", None)
     if size is not None and size > settings.TANGO_WEIGHTS_MAX_BYTES:
         raise ValidationError({"file": f"The file is {size} bytes; the limit is {settings.TANGO_WEIGHTS_MAX_BYTES}."})
-    folder = Path(settings.MEDIA_ROOT) / "projects" / str(project.pk) / "weights"
+    folder = project_dir(project.pk) / "weights"
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=folder, suffix=".part", delete=False) as spool:
         written = 0
@@ -192,10 +205,8 @@ def project_weights_set(*, project: Project, upload) -> Project:
     try:
         if written > settings.TANGO_WEIGHTS_MAX_BYTES:
             raise ValidationError({"file": f"The file is over the {settings.TANGO_WEIGHTS_MAX_BYTES}-byte limit."})
-        from training.engine.zoo import read_state_dict
-
         try:
-            tensors = len(read_state_dict(partial))
+            read_state_dict(partial)
         except ValueError as exc:
             raise ValidationError({"file": str(exc).replace(partial.name, name)}) from None
         digest = sha256_file(partial)
@@ -204,12 +215,11 @@ def project_weights_set(*, project: Project, upload) -> Project:
     finally:
         partial.unlink(missing_ok=True)
     old = project.weights_path
-    project.weights_path = str(Path("projects") / str(project.pk) / "weights" / final.name)
+    project.weights_path = relative(final)
     project.weights_name, project.weights_sha256 = name, digest
     project.save(update_fields=["weights_path", "weights_name", "weights_sha256", "updated_at"])
     if old and old != project.weights_path:
         (Path(settings.MEDIA_ROOT) / old).unlink(missing_ok=True)
-    project.weights_tensors = tensors
     return project
 
 

@@ -12,10 +12,10 @@ urlpatterns = [
     path("datasets/", views.dataset_list_view, name="dataset_list"),
     path("datasets/upload/", views.dataset_upload, name="dataset_upload"),
     path("datasets/<int:pk>/", views.dataset_detail, name="dataset_detail"),
-    path("devices/", views.device_list, name="device_list"),
     # Pipeline panel and job actions (projects.pipeline)
     path("projects/demo/", pipeline.demo_start, name="demo"),
     path("projects/<int:pk>/weights/", views.project_weights, name="weights"),
+    path("projects/<int:pk>/delete/", views.project_delete_view, name="delete"),
     path("projects/<int:project_id>/pipeline/", pipeline.pipeline_panel, name="pipeline"),
     path("projects/<int:project_id>/pipeline/run/", pipeline.pipeline_run, name="pipeline_run"),
     path("projects/<int:project_id>/stages/<slug:stage_key>/run/", pipeline.stage_run, name="stage_run"),

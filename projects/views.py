@@ -12,14 +12,15 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from deployment.engines import ENGINES
+from tango_common.engines import ENGINES
 
 from .access import can_edit, projects_for, require_editor, role_in
 from .dataset_stats import dataset_summary
 from .forms import DatasetUploadForm, ProjectEditForm, attach_errors
+from .jobs.errors import JobNotAllowed
 from .pipeline import pipeline_context
-from .selectors import can_create_anywhere, dataset_list, device_catalog, project_list
-from .services import dataset_create, project_update, project_weights_clear, project_weights_set
+from .selectors import can_create_anywhere, dataset_list, project_list
+from .services import dataset_create, project_delete, project_update, project_weights_clear, project_weights_set
 from .wizard import ProjectWizard
 
 
@@ -31,6 +32,13 @@ def _redirect(request, url: str):
 def _bound(request) -> tuple:
     """Form data for a POST; nothing for a GET (so the form is unbound and shows no errors)."""
     return (request.POST, request.FILES) if request.method == "POST" else ()
+
+
+def _project_to_change(request, pk: int):
+    """The project, when the user may change it: 404 for outsiders, 403 for viewers."""
+    project = get_object_or_404(projects_for(request.user), pk=pk)
+    require_editor(request.user, project.team)
+    return project
 
 
 def _require_some_editable_team(user) -> None:
@@ -67,8 +75,7 @@ def _project_page_context(request, project) -> dict:
 @require_POST
 def project_weights(request, pk: int):
     """Upload (or clear) the project's pretrained weights; a refused file re-renders the page with the reason."""
-    project = get_object_or_404(projects_for(request.user), pk=pk)
-    require_editor(request.user, project.team)
+    project = _project_to_change(request, pk)
     try:
         if request.POST.get("clear"):
             project_weights_clear(project=project)
@@ -87,8 +94,7 @@ def project_weights(request, pk: int):
 @login_required
 @require_http_methods(["GET", "POST"])
 def project_edit(request, pk: int):
-    project = get_object_or_404(projects_for(request.user), pk=pk)
-    require_editor(request.user, project.team)
+    project = _project_to_change(request, pk)
     form = ProjectEditForm(*_bound(request), instance=project)
     if request.method == "POST" and form.is_valid():
         try:
@@ -100,6 +106,22 @@ def project_edit(request, pk: int):
             return _redirect(request, reverse("projects:detail", args=[project.pk]))
     template = "projects/_project_form.html" if request.htmx else "projects/project_edit.html"
     return render(request, template, {"project": project, "form": form})
+
+
+@login_required
+@require_POST
+def project_delete_view(request, pk: int):
+    """Delete the project and its files; a running job or a missing confirmation re-renders the edit page."""
+    project = _project_to_change(request, pk)
+    try:
+        if not request.POST.get("confirm"):
+            raise JobNotAllowed("Tick the box to confirm: the project's jobs, models and files go for good.")
+        project_delete(project=project)
+    except JobNotAllowed as exc:
+        return render(request, "projects/project_edit.html", {
+            "project": project, "form": ProjectEditForm(instance=project), "delete_error": str(exc)}, status=409)
+    messages.success(request, f"Deleted {project.name}.")
+    return redirect("projects:list")
 
 
 @login_required
@@ -150,13 +172,3 @@ def dataset_upload(request):
             return _redirect(request, reverse("projects:dataset_detail", args=[dataset.pk]))
     template = "projects/_dataset_upload_form.html" if request.htmx else "projects/dataset_upload.html"
     return render(request, template, {"form": form})
-
-
-# --- device catalog -----------------------------------------------------------------------------------------------
-
-
-@login_required
-def device_list(request):
-    # The catalog is shared by all teams, so any signed-in user may read it; only staff edit it (in the admin).
-    return render(request, "projects/device_list.html", {"devices": device_catalog()})
-

@@ -12,7 +12,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.http import QueryDict
 
-from deployment.engines import ENGINES
+from tango_common.engines import ENGINES
 
 from . import forms as f
 from .models import Precision, Project, RunMode, Task

@@ -1,7 +1,7 @@
 from django import forms
 from django.contrib import admin
 
-from deployment.engines import ENGINE_CHOICES
+from tango_common.engines import ENGINE_CHOICES
 
 from .models import BenchmarkRecord, Device
 

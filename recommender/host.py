@@ -12,7 +12,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from deployment.engines import Accelerator, engine_problem
+from tango_common.engines import Accelerator, engine_problem
 
 HOST_DEVICE_NAME = "This_Server"
 

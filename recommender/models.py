@@ -1,7 +1,7 @@
 from django.core.exceptions import ValidationError
 from django.db import models
 
-from deployment.engines import ENGINE_CHOICES, Accelerator, engine_problem
+from tango_common.engines import ENGINE_CHOICES, Accelerator, engine_problem
 
 from .engine.table1 import PAPER_CLASSIFICATION_MODELS, PAPER_DETECTION_MODELS
 

@@ -1,17 +1,27 @@
-"""Reads the recommender's pages and API share."""
+"""Reads the recommender's pages and API share: the device catalog, its records, a project's recommendation."""
 
 from django.db.models import Q
 
+from projects.jobs.selectors import latest_succeeded
+
 from .engine.costs import Costs
 from .engine.latency import LatencyModel, Record
-from .models import BenchmarkRecord
-from .services import device_specs, model_label
+from .models import BenchmarkRecord, Device, Tier
+from .services import device_specs, model_label, paper_choice_for
 
 
-def device_records_with_errors(*, device, team=None, limit: int = 200) -> list[dict]:
-    """The device's records the viewer may see, each with the latency predicted for it by the model fitted to the
-    other records of its engine and precision (leave one out: the error a new record would have had)."""
-    visible = Q(team__isnull=True) | Q(team=team) if team is not None else Q(team__isnull=True)
+def device_catalog(devices=None) -> list:
+    """Active devices in the design's tier order (Cloud, K8S, PC, On-device), by name within a tier."""
+    order = {tier: i for i, tier in enumerate(Tier.values)}
+    devices = Device.objects.filter(is_active=True) if devices is None else devices
+    return sorted(devices, key=lambda d: (order.get(d.tier, len(order)), d.name))
+
+
+def device_records_with_errors(*, device, teams=None, limit: int = 200) -> list[dict]:
+    """The device's records the viewer may see (shared calibration records and their teams' own), each with the
+    latency predicted for it by the model fitted to the other records of its engine and precision (leave one out:
+    the error a new record would have had)."""
+    visible = Q(team__isnull=True) | Q(team__in=teams) if teams is not None else Q(team__isnull=True)
     records = list(BenchmarkRecord.objects.filter(visible, device=device, batch_size=1)
                    .select_related("architecture").order_by("-created_at")[:limit])
     specs = device_specs(device)
@@ -44,10 +54,6 @@ def error_summary(rows: list[dict]) -> dict:
 def project_recommendation_read(project) -> dict:
     """What the page and the API show: the recommend stage's ranking (computed on a worker: the web process never
     builds models), the paper's choice, and the model the train stage will use."""
-    from projects.jobs import latest_succeeded
-
-    from .services import paper_choice_for
-
     job = latest_succeeded(project, "recommend")
     result = job.result if job else {}
     paper = result.get("paper") or paper_choice_for(device=project.device, task=project.task).as_dict()

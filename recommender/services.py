@@ -219,6 +219,17 @@ def project_recommendation(project) -> dict:
 # --- the recommend stage -----------------------------------------------------------------------------------------
 
 
+def host_device_setup() -> str:
+    """`tango setup`'s step: this server, as it is now, in the catalog."""
+    device = host_device_refresh()
+    return f"Catalog: this server is {device.cpu_name or device.cpu_arch}, {device.cpu_cores} cores."
+
+
+def recommend_preview(project) -> str:
+    """The paper's rule for the project, shown on the pipeline panel before the recommend stage runs."""
+    return f"Paper rules: {paper_choice_for(device=project.device, task=project.task).reason}"
+
+
 def recommend_stage(job, report) -> dict:
     """Rank the candidates for the project's device, show the paper's choice beside them, and pick the top one."""
     project = job.project
@@ -262,7 +273,7 @@ def project_model_choose(*, project, model_name: str):
 
     Checked against the candidates the project's recommend stage ranked (the web process does not load the zoo).
     """
-    from projects.jobs import latest_succeeded
+    from projects.jobs.selectors import latest_succeeded
 
     job = latest_succeeded(project, "recommend")
     known = {item["key"] for item in ((job.result.get("ranking") or {}).get("items") or [])} if job else set()

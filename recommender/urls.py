@@ -4,6 +4,7 @@ from . import views
 
 app_name = "recommender"
 urlpatterns = [
+    path("devices/", views.device_list, name="device_list"),
     path("devices/<int:pk>/", views.device_detail, name="device_detail"),
     path("projects/<int:project_id>/model/", views.project_model_choose_view, name="project_model_choose"),
 ]

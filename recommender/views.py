@@ -1,4 +1,5 @@
-"""The recommender's pages: a device with its records, and the model choice a project page posts."""
+"""The recommender's pages: the device catalog, a device with its records, and the model choice a project page
+posts."""
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -9,16 +10,21 @@ from projects import access
 
 from .engine.table1 import RESNET203_NOTE
 from .models import Device
-from .selectors import device_records_with_errors, error_summary
+from .selectors import device_catalog, device_records_with_errors, error_summary
 from .services import paper_choice_for, project_model_choose
+
+
+@login_required
+def device_list(request):
+    # The catalog is shared by all teams, so any signed-in user may read it; only staff edit it (in the admin).
+    return render(request, "recommender/device_list.html", {"devices": device_catalog()})
 
 
 @login_required
 def device_detail(request, pk: int):
     # The catalog is shared; records are the shared calibration ones plus those of the viewer's teams.
     device = get_object_or_404(Device, pk=pk)
-    teams = list(access.teams_for(request.user))
-    rows = device_records_with_errors(device=device, team=teams[0] if len(teams) == 1 else None)
+    rows = device_records_with_errors(device=device, teams=access.teams_for(request.user))
     return render(request, "recommender/device_detail.html", {
         "device": device, "rows": rows, "summary": error_summary(rows), "paper": _paper(device),
         "resnet203_note": RESNET203_NOTE})
@@ -32,9 +38,6 @@ def _paper(device) -> dict:
         except ValueError:  # no paper device to borrow from
             out[task] = None
     return out
-
-
-
 
 @login_required
 @require_POST

@@ -8,6 +8,8 @@ from django.db.models import ProtectedError
 from rest_framework import exceptions, serializers, status
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from projects.jobs.errors import JobNotAllowed
+
 
 class Conflict(exceptions.APIException):
     status_code = status.HTTP_409_CONFLICT
@@ -16,8 +18,6 @@ class Conflict(exceptions.APIException):
 
 
 def exception_handler(exc, context):
-    from projects.jobs import JobNotAllowed  # the handler is loaded lazily, after the apps
-
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(serializers.as_serializer_error(exc))
     elif isinstance(exc, JobNotAllowed):

@@ -7,4 +7,5 @@ urlpatterns = [
     path("auth/token/", obtain_auth_token, name="api-token"),
     path("", include("projects.api.urls")),
     path("", include("recommender.api.urls")),
+    path("", include("deployment.api.urls")),
 ]

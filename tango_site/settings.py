@@ -200,7 +200,9 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Projects, datasets, device catalog and pipeline jobs of the TANGO portal.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
-    "ENUM_NAME_OVERRIDES": {"AcceleratorEnum": "deployment.engines.Accelerator.CHOICES"},
+    "ENUM_NAME_OVERRIDES": {"AcceleratorEnum": "tango_common.engines.Accelerator.CHOICES",
+                            "JobStatusEnum": "projects.jobs.models.JobStatus",
+                            "ArtifactStatusEnum": "deployment.models.Artifact.Status"},
 }
 
 LOGGING = {

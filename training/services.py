@@ -1,8 +1,9 @@
 """The train stage: the Django shell around training.engine."""
 
-from projects.jobs import StageError, latest_succeeded
+from projects.jobs.errors import StageError
+from projects.jobs.selectors import latest_succeeded
+from projects.jobs.storage import absolute, job_dir, relative
 from projects.models import Task
-from projects.storage import absolute, job_dir, relative
 
 from .models import TrainingRun
 

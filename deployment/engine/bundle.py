@@ -1,8 +1,9 @@
 """The downloadable bundle: an ONNX model with everything needed to run it, as one zip.
 
-Contents: model.onnx, labels.txt, preprocess.json, infer.py (a copy of bundle_infer.py), requirements.txt,
-README.md and SHA256SUMS (`sha256sum -c SHA256SUMS` checks the rest). The zip is reproducible: fixed timestamps
-and order, so the same inputs give the same bytes.
+Contents: model.onnx, labels.txt, preprocess.json, infer.py (a copy of bundle_infer.py) with the preprocessing it
+imports (tango_common/images.py, copied as is), requirements.txt, README.md and SHA256SUMS (`sha256sum -c
+SHA256SUMS` checks the rest). The zip is reproducible: fixed timestamps and order, so the same inputs give the
+same bytes.
 """
 
 import hashlib
@@ -10,9 +11,14 @@ import json
 import zipfile
 from pathlib import Path
 
-from .bundle_infer import IMAGENET_MEAN, IMAGENET_STD
+import tango_common
+from tango_common import images
+from tango_common.images import IMAGENET_MEAN, IMAGENET_STD
 
 INFER_SCRIPT = Path(__file__).with_name("bundle_infer.py")
+# What infer.py imports besides numpy, Pillow and onnxruntime: copied under the same names, so it runs standalone.
+INFER_MODULES = {"tango_common/__init__.py": Path(tango_common.__file__),
+                 "tango_common/images.py": Path(images.__file__)}
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # the earliest date zip can store; real dates would make every build differ
 REQUIREMENTS = "numpy>=1.24,<3\npillow>=9.1,<13\nonnxruntime>=1.16,<2\n"
 
@@ -33,6 +39,7 @@ def build_bundle(*, out_path: Path, onnx_path: Path, class_names: list[str], inp
         "labels.txt": "".join(f"{name}\n" for name in class_names),
         "preprocess.json": json.dumps(preprocess_config(input_size), indent=2) + "\n",
         "infer.py": INFER_SCRIPT.read_text(encoding="utf-8"),
+        **{name: source.read_text(encoding="utf-8") for name, source in INFER_MODULES.items()},
         "requirements.txt": REQUIREMENTS,
         "README.md": render_readme(class_names=class_names, input_size=input_size, model_info=model_info,
                                    metrics=metrics),

@@ -2,8 +2,8 @@
 """Run the TANGO image classifier in this folder on images: `python infer.py IMAGE_OR_FOLDER [...]`.
 
 Self-contained on purpose (numpy, Pillow, onnxruntime and the standard library only): this file is copied into
-every exported bundle as `infer.py`, and the portal imports `preprocess_image` from it for evaluation, so the
-numbers the portal shows and the numbers the bundle prints come from the same preprocessing code.
+every exported bundle as `infer.py`, together with `tango_common/images.py`, the preprocessing the portal itself
+evaluates with, so the numbers the portal shows and the numbers the bundle prints come from the same code.
 """
 
 import argparse
@@ -12,26 +12,11 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+# In the portal this is the neutral package; in a bundle, the copy of it that sits next to infer.py.
+from tango_common.images import IMAGE_SUFFIXES, IMAGENET_MEAN, IMAGENET_STD, preprocess_image
+
 HERE = Path(__file__).resolve().parent
-
-
-def preprocess_image(image, input_size: int, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> np.ndarray:
-    """A path or PIL image -> normalised CHW float32 array: RGB, bilinear resize to a square, [0, 1], mean/std."""
-    if not isinstance(image, Image.Image):
-        with Image.open(image) as opened:
-            image = opened.convert("RGB")  # convert() loads the pixels, so the file can close
-    else:
-        image = image.convert("RGB")  # grayscale and RGBA become 3 channels, like the training data
-    if image.size != (input_size, input_size):
-        image = image.resize((input_size, input_size), Image.Resampling.BILINEAR)
-    array = np.asarray(image, dtype=np.float32) / 255.0
-    array = (array - np.asarray(mean, dtype=np.float32)) / np.asarray(std, dtype=np.float32)
-    return np.ascontiguousarray(array.transpose(2, 0, 1))
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

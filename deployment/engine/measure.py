@@ -5,39 +5,36 @@ from pathlib import Path
 
 import numpy as np
 
-from .bundle_infer import preprocess_image
+from tango_common.images import preprocess_image
 
 WARMUP_RUNS = 5
 MAX_TIMED_RUNS = 100
 MAX_TIMED_SECONDS = 10.0
 
 
-def _runner(kind: str, path: Path, *, model_name: str, num_classes: int, input_size: int):
-    """A function batch (N,3,S,S float32) -> logits, for the artifact's own runtime."""
-    if kind == "onnx":
-        import onnxruntime as ort
+def onnx_runner(path: Path):
+    """A function batch (N,3,S,S float32) -> logits, running the ONNX file on ONNX Runtime's CPU provider."""
+    import onnxruntime as ort
 
-        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        name = session.get_inputs()[0].name
-        return lambda batch: session.run(None, {name: batch})[0]
-    if kind == "pytorch":
-        import torch
-
-        from training.engine.zoo import load_trained_model
-
-        model = load_trained_model(model_name, num_classes=num_classes, input_size=input_size, weights_path=path)
-
-        def run(batch):
-            with torch.inference_mode():
-                return model(torch.from_numpy(batch)).numpy()
-
-        return run
-    raise ValueError(f"Cannot run a {kind!r} artifact here.")
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    return lambda batch: session.run(None, {name: batch})[0]
 
 
-def measure_artifact(*, kind: str, path: Path, model_name: str, num_classes: int, input_size: int,
-                     samples: list[tuple[Path, int]], report=None, batch_size: int = 32) -> dict:
-    run = _runner(kind, path, model_name=model_name, num_classes=num_classes, input_size=input_size)
+def torch_runner(model):
+    """The same for a PyTorch module in eval mode (the caller builds and loads it: this core knows no zoo)."""
+    import torch
+
+    def run(batch):
+        with torch.inference_mode():
+            return model(torch.from_numpy(batch)).numpy()
+
+    return run
+
+
+def measure_artifact(*, run, input_size: int, samples: list[tuple[Path, int]], report=None,
+                     batch_size: int = 32) -> dict:
+    """Latency at batch 1 and top-1 of `run` (batch -> logits) on the samples, (image, class index) pairs."""
     if not samples:
         raise ValueError("No images to measure on.")
     inputs = np.stack([preprocess_image(p, input_size) for p, _ in samples])

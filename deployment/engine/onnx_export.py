@@ -9,7 +9,7 @@ import numpy as np
 import onnx
 import torch
 
-from .bundle_infer import IMAGENET_MEAN, IMAGENET_STD, preprocess_image
+from tango_common.images import IMAGENET_MEAN, IMAGENET_STD, preprocess_image
 
 INPUT_NAME, OUTPUT_NAME = "images", "logits"
 

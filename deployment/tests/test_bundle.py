@@ -12,7 +12,7 @@ from deployment.engine.onnx_export import export_onnx
 from .conftest import INPUT_SIZE
 
 EXPECTED_FILES = {"model.onnx", "labels.txt", "preprocess.json", "infer.py", "requirements.txt", "README.md",
-                  "SHA256SUMS"}
+                  "SHA256SUMS", "tango_common/__init__.py", "tango_common/images.py"}
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +35,7 @@ def unpacked(bundle, tmp_path):
 
 def test_the_bundle_holds_the_model_and_everything_to_run_it(bundle, unpacked):
     _, _, class_names = bundle
-    assert {p.name for p in unpacked.iterdir()} == EXPECTED_FILES
+    assert {str(p.relative_to(unpacked)) for p in unpacked.rglob("*") if p.is_file()} == EXPECTED_FILES
     assert (unpacked / "labels.txt").read_text().splitlines() == class_names
     preprocess = json.loads((unpacked / "preprocess.json").read_text())
     assert preprocess["input_size"] == INPUT_SIZE and preprocess["layout"] == "NCHW"

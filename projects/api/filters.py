@@ -3,8 +3,9 @@ another team's id and "no results" for ours, telling the two apart."""
 
 import django_filters
 
-from projects.models import Dataset, Job, JobStatus, Project, Task
-from projects.stages import STAGE_CHOICES
+from projects.jobs.models import Job, JobStatus
+from projects.jobs.registry import stage_choices
+from projects.models import Dataset, Project, Task
 
 
 class DatasetFilter(django_filters.FilterSet):
@@ -28,7 +29,7 @@ class ProjectFilter(django_filters.FilterSet):
 
 class JobFilter(django_filters.FilterSet):
     project = django_filters.NumberFilter(field_name="project_id")
-    stage = django_filters.ChoiceFilter(choices=STAGE_CHOICES)
+    stage = django_filters.ChoiceFilter(choices=stage_choices)  # a callable: the stages registered at run time
     status = django_filters.ChoiceFilter(choices=JobStatus.choices)
 
     class Meta:

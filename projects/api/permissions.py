@@ -7,7 +7,8 @@ what is left to decide is whether a member's role lets them change the row.
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
 from projects import access
-from projects.models import Job, Role, Team
+from projects.jobs.models import Job
+from projects.models import Role, Team
 
 
 def team_of(obj) -> Team:

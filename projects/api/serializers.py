@@ -11,10 +11,10 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from projects import access, services
-from projects.jobs import latest_jobs, stage_blockers
-from projects.models import Dataset, Job, JobLogLine, Membership, Project, Role, Task, Team
-from projects.stages import STAGES
-from recommender.models import Device
+from projects.devices import device_model
+from projects.jobs.models import Job, JobLogLine, JobStatus
+from projects.jobs.selectors import stage_rows
+from projects.models import Dataset, Membership, Project, Role, Task, Team
 
 
 @extend_schema_field(OpenApiTypes.INT)
@@ -123,7 +123,7 @@ class LogLineSerializer(serializers.ModelSerializer):
 
 
 class LogPageSerializer(serializers.Serializer):
-    status = serializers.ChoiceField(choices=Job._meta.get_field("status").choices,
+    status = serializers.ChoiceField(choices=JobStatus.choices,
                                      help_text="The job's status: stop polling once it is finished.")
     lines = LogLineSerializer(many=True)
     next_after = serializers.IntegerField(help_text="Pass as ?after= to get the following lines.")
@@ -131,6 +131,10 @@ class LogPageSerializer(serializers.Serializer):
 
 
 # --- projects -------------------------------------------------------------------------------------------------
+
+
+class DemoSerializer(serializers.Serializer):
+    task = serializers.ChoiceField(choices=Task.choices, default=Task.CLASSIFICATION)
 
 
 class StageSerializer(serializers.Serializer):
@@ -143,7 +147,7 @@ class StageSerializer(serializers.Serializer):
 class ProjectSerializer(serializers.ModelSerializer):
     team = ScopedPrimaryKeyField(scope=access.teams_for, help_text="Set on creation; a project stays in its team.")
     dataset = ScopedPrimaryKeyField(scope=access.datasets_for)
-    device = serializers.PrimaryKeyRelatedField(queryset=Device.objects.all())
+    device = serializers.PrimaryKeyRelatedField(queryset=device_model().objects.all())
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
 
     class Meta:
@@ -176,10 +180,6 @@ class ProjectDetailSerializer(ProjectSerializer):
 
     @extend_schema_field(StageSerializer(many=True))
     def get_stages(self, project):
-        latest = latest_jobs(project)
-        rows = [
-            {"key": stage.key, "label": stage.label, "latest_job": latest.get(stage.key),
-             "blockers": stage_blockers(project, stage.key, latest)}
-            for stage in STAGES
-        ]
+        rows = [{"key": row.stage.key, "label": row.stage.label, "latest_job": row.job, "blockers": row.blockers}
+                for row in stage_rows(project, editable=False)]
         return StageSerializer(rows, many=True).data

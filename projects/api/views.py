@@ -5,7 +5,6 @@ Outsiders get 404 for another team's rows (the querysets never contain them); vi
 
 from django.contrib.auth import get_user_model
 from django.db.models import OuterRef, Subquery
-from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
@@ -17,10 +16,13 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from projects import access, services
-from projects.jobs import active_job_exists, job_cancel, job_enqueue, job_retry, pipeline_start
-from projects.models import Job, Membership, Role, Team
-from projects.stages import STAGE_BY_KEY
-from tango_site.api_errors import Conflict
+from projects.demo import demo_start
+from projects.jobs.http import log_download_response
+from projects.jobs.models import Job
+from projects.jobs.registry import stage_exists, stages
+from projects.jobs.selectors import log_page
+from projects.jobs.services import job_cancel, job_enqueue, job_retry, pipeline_start
+from projects.models import Membership, Role, Team
 
 from . import serializers as s
 from .filters import DatasetFilter, JobFilter, ProjectFilter
@@ -133,16 +135,15 @@ class ProjectViewSet(viewsets.ModelViewSet):
         serializer.save()
 
     def perform_destroy(self, instance):
-        if active_job_exists(instance):
-            raise Conflict("A job of this project is queued or running; cancel it first.")
-        instance.delete()
+        services.project_delete(project=instance)
 
     @extend_schema(request=None, responses=JOB_ACCEPTED,
-                   parameters=[OpenApiParameter("stage", str, OpenApiParameter.PATH, enum=list(STAGE_BY_KEY))])
+                   parameters=[OpenApiParameter("stage", str, OpenApiParameter.PATH,
+                                               enum=[stage.key for stage in stages()])])
     @action(detail=True, methods=["post"], url_path="stages/(?P<stage>[^/.]+)/run")
     def run_stage(self, request, pk=None, stage=None):
         """Queue one stage (editors and owners); 409 says what must run first."""
-        if stage not in STAGE_BY_KEY:
+        if not stage_exists(stage):
             raise NotFound(f"No stage {stage!r}.")
         job = job_enqueue(project=self.get_object(), stage_key=stage, user=request.user)
         return Response(s.JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
@@ -165,6 +166,16 @@ class ProjectViewSet(viewsets.ModelViewSet):
         else:
             project = services.project_weights_set(project=project, upload=request.FILES["file"])
         return Response(s.ProjectDetailSerializer(project, context={"request": request}).data)
+
+    @extend_schema(request=s.DemoSerializer, responses={201: s.ProjectDetailSerializer})
+    @action(detail=False, methods=["post"])
+    def demo(self, request):
+        """Create a demo project (digits for classification) and queue its whole pipeline (editors of a team)."""
+        query = s.DemoSerializer(data=request.data)
+        query.is_valid(raise_exception=True)
+        project = demo_start(user=request.user, task=query.validated_data["task"])
+        return Response(s.ProjectDetailSerializer(project, context={"request": request}).data,
+                        status=status.HTTP_201_CREATED)
 
     @extend_schema(request=None, responses=JOB_ACCEPTED)
     @action(detail=True, methods=["post"], url_path="pipeline/run")
@@ -217,19 +228,11 @@ class JobViewSet(viewsets.ReadOnlyModelViewSet):
         job = self.get_object()
         query = s.LogQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        after, limit = query.validated_data["after"], query.validated_data["limit"]
-        lines = list(job.log_lines.filter(seq__gt=after).order_by("seq")[: limit + 1])
-        page = lines[:limit]
-        return Response(s.LogPageSerializer({
-            "status": job.status, "lines": page, "next_after": page[-1].seq if page else after,
-            "has_more": len(lines) > limit,
-        }).data)
+        page = log_page(job.pk, **query.validated_data)
+        return Response(s.LogPageSerializer({"status": job.status, "lines": page.lines, "next_after": page.next_after,
+                                             "has_more": page.has_more}).data)
 
     @extend_schema(operation_id="jobs_log_text", responses={(200, "text/plain"): OpenApiTypes.STR})
     def log_text(self, request, pk=None):
-        """The whole log as a download (routed by hand: the file name takes no trailing slash)."""
-        job = self.get_object()
-        text = "".join(f"{line}\n" for line in job.log_lines.order_by("seq").values_list("text", flat=True))
-        response = HttpResponse(text, content_type="text/plain; charset=utf-8")
-        response["Content-Disposition"] = f'attachment; filename="job-{job.pk}-{job.stage}.log"'
-        return response
+        """The whole log as a download, streamed (routed by hand: the file name takes no trailing slash)."""
+        return log_download_response(self.get_object())

@@ -7,7 +7,7 @@ from unittest import mock
 import pytest
 from rest_framework.test import APIClient
 
-from projects.models import Job, JobLogLine, JobStatus
+from projects.jobs.models import Job, JobLogLine, JobStatus
 
 from . import factories
 
@@ -16,7 +16,7 @@ from . import factories
 def dispatch(monkeypatch):
     """Jobs are handed to Celery on commit; no broker here, so record the hand-off instead."""
     fake = mock.Mock(name="_dispatch")
-    monkeypatch.setattr("projects.jobs._dispatch", fake)
+    monkeypatch.setattr("projects.jobs.services._dispatch", fake)
     return fake
 
 
@@ -24,6 +24,18 @@ def dispatch(monkeypatch):
 def media(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
     return settings.MEDIA_ROOT
+
+
+def make_artifact(job, name="model.onnx", data=b"onnx bytes"):
+    """An artifact with its file on disk, where the pipeline would have put it."""
+    from deployment.models import Artifact
+    from projects.jobs.storage import job_dir, relative
+
+    path = job_dir(job) / name
+    path.write_bytes(data)
+    return Artifact.objects.create(project=job.project, job=job, kind=Artifact.Kind.ONNX, engine="onnxruntime",
+                                   path=relative(path), size_bytes=len(data), sha256="0" * 64,
+                                   status=Artifact.Status.VERIFIED)
 
 
 def make_job(project, stage, status, lines=()):
@@ -54,6 +66,7 @@ def world(db, settings, dispatch, media):
         queued_job=make_job(project, "train", JobStatus.QUEUED, ["Train queued."]),
     )
     w.other_dataset = w.other_project.dataset
+    w.artifact = make_artifact(w.failed_job)
     w.personas = {"owner": people["alice"], "editor": people["bob"], "viewer": people["carol"],
                   "outsider": people["dave"], "staff": people["erin"], "anonymous": None}
     return w

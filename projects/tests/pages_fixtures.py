@@ -8,7 +8,7 @@ no TensorRT), so the wizard has a device that cannot run an engine.
 import pytest
 from django.contrib.auth import get_user_model
 
-from projects.models import Job, JobStatus
+from projects.jobs.models import Job, JobStatus
 from projects.tests import factories
 
 __all__ = [

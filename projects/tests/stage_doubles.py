@@ -6,6 +6,7 @@ import time
 
 calls: list[int] = []
 release = threading.Event()
+reporters: dict = {}  # job id -> the report callback a double was handed, for tests to watch
 
 
 def counting_stage(job, report):
@@ -33,6 +34,7 @@ def looping_stage(job, report):
 
 def silent_stage(job, report):
     """Works without reporting, like a long compile: only the heartbeat notices cancellation."""
+    reporters[job.pk] = report
     report("compiling")
     release.wait(10)
     report("done compiling")

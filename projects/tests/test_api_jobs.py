@@ -2,7 +2,7 @@
 
 import pytest
 
-from projects.models import Job, JobLogLine, JobStatus
+from projects.jobs.models import Job, JobLogLine, JobStatus
 
 from .conftest import make_job
 
@@ -128,4 +128,5 @@ def test_the_log_downloads_as_plain_text(world, client_for):
     response = client_for("viewer").get(f"/api/jobs/{world.failed_job.pk}/log.txt")
     assert response["Content-Type"] == "text/plain; charset=utf-8"
     assert response["Content-Disposition"] == f'attachment; filename="job-{world.failed_job.pk}-recommend.log"'
-    assert response.content.decode() == "Recommend queued.\nBoom.\n<b>not html</b>\n"
+    assert response.streaming  # sent as it is read, never built in memory
+    assert b"".join(response.streaming_content).decode() == "Recommend queued.\nBoom.\n<b>not html</b>\n"

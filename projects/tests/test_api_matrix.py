@@ -78,6 +78,9 @@ REQUESTS = {
     "download job log": ("GET", "/api/jobs/{failed_job}/log.txt", None),
     "cancel job": ("POST", "/api/jobs/{queued_job}/cancel/", None),
     "retry job": ("POST", "/api/jobs/{failed_job}/retry/", None),
+    "list artifacts": ("GET", "/api/artifacts/", None),
+    "read artifact": ("GET", "/api/artifacts/{artifact}/", None),
+    "download artifact": ("GET", "/api/artifacts/{artifact}/download/", None),
 }
 
 EXPECTED = {
@@ -119,11 +122,15 @@ EXPECTED = {
     "download job log":     (200,  200,   200,   404,     404,  403),
     "cancel job":           (200,  200,   403,   404,     404,  403),
     "retry job":            (202,  202,   403,   404,     404,  403),
+    "list artifacts":       (200,  200,   200,   200,     200,  403),
+    "read artifact":        (200,  200,   200,   404,     404,  403),
+    "download artifact":    (200,  200,   200,   404,     404,  403),
 }
 
 # Operations outside the persona table, each with its own tests.
 NOT_IN_MATRIX = {
     ("POST", "/api/auth/token/"),  # username and password, no session: test_api_auth
+    ("POST", "/api/projects/demo/"),  # builds a 1797-image dataset per call: test_api_projects
 }
 
 CASES = [
@@ -138,7 +145,7 @@ def ids(w):
         "team": w.team.pk, "member": "carol", "device": w.device.pk, "spare_device": w.spare_device.pk,
         "engine": "onnxruntime", "dataset": w.dataset.pk, "spare_dataset": w.spare_dataset.pk,
         "project": w.project.pk, "spare_project": w.spare_project.pk, "stage": "recommend",
-        "failed_job": w.failed_job.pk, "queued_job": w.queued_job.pk,
+        "failed_job": w.failed_job.pk, "queued_job": w.queued_job.pk, "artifact": w.artifact.pk,
     }
 
 

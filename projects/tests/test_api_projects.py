@@ -2,7 +2,8 @@
 
 import pytest
 
-from projects.models import JobStatus, Membership, Project, Role
+from projects.jobs.models import JobStatus
+from projects.models import Membership, Project, Role
 
 from . import factories
 from .conftest import make_job
@@ -113,3 +114,28 @@ def test_a_project_with_a_queued_job_cannot_be_deleted(world, alice):
     assert response.data["detail"] == "A job of this project is queued or running; cancel it first."
     make_job(world.spare_project, "recommend", JobStatus.SUCCEEDED)
     assert alice.delete(f"/api/projects/{world.spare_project.pk}/").status_code == 204
+
+
+def test_deleting_a_project_removes_its_files_too(world, alice):
+    from projects.jobs.storage import job_dir, project_dir
+
+    job = make_job(world.spare_project, "convert", JobStatus.SUCCEEDED)
+    (job_dir(job) / "model.onnx").write_bytes(b"onnx")
+    (project_dir(world.spare_project.pk) / "weights").mkdir()
+    assert alice.delete(f"/api/projects/{world.spare_project.pk}/").status_code == 204
+    assert not project_dir(world.spare_project.pk).exists()
+    assert project_dir(world.project.pk).exists(), "another project's files stay"
+
+
+def test_the_api_starts_the_demo_as_the_page_does(world, alice, client_for, dispatch,
+                                                  django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = alice.post("/api/projects/demo/", {}, format="json")
+    assert response.status_code == 201, response.data
+    project = Project.objects.get(pk=response.data["id"])
+    assert project.team == world.team and project.name == "Digits demo 1"
+    assert [s["latest_job"]["status"] for s in response.data["stages"] if s["latest_job"]] == ["queued"]
+    dispatch.assert_called_once()
+    assert client_for("viewer").post("/api/projects/demo/", {}, format="json").status_code == 403
+    assert client_for("frank").post("/api/projects/demo/", {}, format="json").status_code == 403
+    assert alice.post("/api/projects/demo/", {"task": "speech"}, format="json").status_code == 400

@@ -10,10 +10,10 @@ from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import AnonymousUser
 
-from projects import consumers
-from projects.joblog import JobLog, job_group
-from projects.models import Job
-from projects.routing import websocket_urlpatterns
+from projects.jobs import consumer as consumers
+from projects.jobs.log import JobLog, job_group
+from projects.jobs.models import Job
+from projects.jobs.routing import websocket_urlpatterns
 from projects.tests import factories
 
 pytestmark = pytest.mark.django_db(transaction=True)

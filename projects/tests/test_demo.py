@@ -5,8 +5,9 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.test import Client
 
-from projects import jobs as job_services
-from projects.models import Job, Project, RunMode
+from projects.jobs import services as job_services
+from projects.jobs.models import Job
+from projects.models import Project, RunMode
 from projects.tests import factories
 from recommender.models import Device
 

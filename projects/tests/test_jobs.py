@@ -1,6 +1,6 @@
 """The job machinery in one process: claim, finish, cancel, retry, reap, automatic mode."""
 
-import dataclasses
+import contextlib
 import threading
 import time
 from datetime import timedelta
@@ -8,10 +8,14 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from projects import jobs as job_services
-from projects.jobs import JobNotAllowed, job_cancel, job_enqueue, job_execute, job_retry, jobs_reap_stale
-from projects.models import Job, JobLogLine, JobStatus, RunMode
-from projects.stages import STAGE_BY_KEY
+from projects.jobs import services as job_services
+from projects.jobs.errors import JobNotAllowed
+from projects.jobs.models import Job, JobLogLine, JobStatus
+from projects.jobs.reaper import jobs_reap_stale
+from projects.jobs.registry import stage_overridden
+from projects.jobs.runner import job_execute
+from projects.jobs.services import job_cancel, job_enqueue, job_retry
+from projects.models import RunMode
 from projects.tests import factories, stage_doubles
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -26,13 +30,12 @@ def dispatched(monkeypatch):
 
 
 @pytest.fixture
-def stage_runner(monkeypatch):
-    def use(runner_name: str, stage: str = "recommend"):
-        patched = dict(STAGE_BY_KEY)
-        patched[stage] = dataclasses.replace(STAGE_BY_KEY[stage], runner=f"projects.tests.stage_doubles.{runner_name}")
-        monkeypatch.setattr(job_services, "STAGE_BY_KEY", patched)
+def stage_runner():
+    with contextlib.ExitStack() as stack:
+        def use(runner_name: str, stage: str = "recommend"):
+            stack.enter_context(stage_overridden(stage, runner=f"projects.tests.stage_doubles.{runner_name}"))
 
-    return use
+        yield use
 
 
 @pytest.fixture
@@ -155,7 +158,8 @@ def test_a_stage_that_does_not_report_is_still_stopped_at_its_next_report(projec
     thread = _run_in_thread(job)
     assert _wait_for(lambda: JobLogLine.objects.filter(job=job, text="compiling").exists())
     job_cancel(job=Job.objects.get(pk=job.pk))
-    time.sleep(0.4)  # the heartbeat notices the request while the stage is silent
+    # The heartbeat notices the request while the stage is silent: wait for exactly that, not for a guessed time.
+    assert _wait_for(lambda: stage_doubles.reporters[job.pk].cancelled.is_set())
     stage_doubles.release.set()
     thread.join(timeout=10)
     job.refresh_from_db()

@@ -7,8 +7,8 @@ import pytest
 from django.test import Client
 from websockets.sync.client import connect
 
-from projects.jobs import job_enqueue
-from projects.models import Job, JobLogLine, JobStatus
+from projects.jobs.models import Job, JobLogLine, JobStatus
+from projects.jobs.services import job_enqueue
 from projects.tests import factories
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -73,14 +73,15 @@ def test_an_outsider_cannot_open_the_console(portal, alice_project):
             pass
 
 
-def test_a_job_retried_after_cancel_runs_again_on_the_worker(portal, alice_project):
-    job = job_enqueue(project=alice_project, stage_key="recommend")
-    from projects.jobs import job_cancel, job_retry
+def test_a_job_retried_after_cancel_runs_again_on_the_worker(portal, alice_project, monkeypatch):
+    from projects.jobs import services as job_services
 
-    job_cancel(job=job)  # usually still queued here; if the worker was faster the job finishes first
-    job.refresh_from_db()
-    if job.status == JobStatus.CANCELLED:
-        job_retry(job=job)
+    with monkeypatch.context() as held:  # not handed to the worker yet: the cancel always finds it queued
+        held.setattr(job_services, "_dispatch", lambda *args: None)
+        job = job_services.job_enqueue(project=alice_project, stage_key="recommend")
+        job_services.job_cancel(job=job)
+    assert job.status == JobStatus.CANCELLED
+    job_services.job_retry(job=job)  # dispatched for real: the worker runs attempt 2
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         job.refresh_from_db()
@@ -94,7 +95,7 @@ def test_a_job_retried_after_cancel_runs_again_on_the_worker(portal, alice_proje
 
 def test_an_idle_console_stays_open_and_still_streams(portal, alice_project):
     """A quiet job (a long compile, say) must not drop its viewers: idle Redis reads once killed them (1011)."""
-    from projects.joblog import JobLog
+    from projects.jobs.log import JobLog
 
     job = Job.objects.create(project=alice_project, stage="recommend", queue="cpu", status=JobStatus.RUNNING)
     with open_console(portal, job) as ws:

@@ -20,7 +20,7 @@ GET_MATRIX = {
     "dataset_list":   {"owner": 200, "editor": 200, "viewer": 200, "outsider": 200, "anonymous": 302},
     "dataset_upload": {"owner": 200, "editor": 200, "viewer": 403, "outsider": 200, "anonymous": 302},
     "dataset_detail": {"owner": 200, "editor": 200, "viewer": 200, "outsider": 404, "anonymous": 302},
-    "device_list":    {"owner": 200, "editor": 200, "viewer": 200, "outsider": 200, "anonymous": 302},
+    "recommender:device_list": {"owner": 200, "editor": 200, "viewer": 200, "outsider": 200, "anonymous": 302},
 }
 
 # POSTs that would change something; empty bodies are enough, the role check comes first.
@@ -30,15 +30,17 @@ POST_MATRIX = {
     "dataset_upload": {"owner": 200, "editor": 200, "viewer": 403, "outsider": 200, "anonymous": 302},
     # An empty weights form re-renders the project page with the reason.
     "weights":        {"owner": 400, "editor": 400, "viewer": 403, "outsider": 404, "anonymous": 302},
+    # Without the confirmation box ticked, the edit page comes back with the reason.
+    "delete":         {"owner": 409, "editor": 409, "viewer": 403, "outsider": 404, "anonymous": 302},
 }
 
 
 def _url(page, project, dataset):
-    if page in ("detail", "edit", "weights"):
+    if page in ("detail", "edit", "weights", "delete"):
         return reverse(f"projects:{page}", args=[project.pk])
     if page == "dataset_detail":
         return reverse("projects:dataset_detail", args=[dataset.pk])
-    return reverse(f"projects:{page}")
+    return reverse(page if ":" in page else f"projects:{page}")
 
 
 def _client_as(client, user):
@@ -67,8 +69,10 @@ def test_post_page_as_persona(client, persona, project, digits, page, who, expec
 
 def test_every_page_is_in_the_matrix():
     from projects.urls import urlpatterns
+    from recommender.urls import urlpatterns as catalog_urlpatterns
 
     pages = {p.name for p in urlpatterns if p.callback.__module__ == "projects.views"}
+    pages |= {f"recommender:{p.name}" for p in catalog_urlpatterns}
     assert pages == set(GET_MATRIX) | set(POST_MATRIX)  # POST-only views (weights) sit in POST_MATRIX alone
 
 

@@ -2,7 +2,7 @@
 
 from django.urls import reverse
 
-from projects.models import Job, JobStatus
+from projects.jobs.models import Job, JobStatus
 from projects.tests import factories
 
 from .pages_fixtures import *  # noqa: F403
@@ -66,19 +66,19 @@ def test_the_edit_form_without_htmx_redirects_after_saving(client, owner, projec
 
 def test_the_catalog_page_shows_device_cards_and_staff_get_the_admin_link(client, viewer, jetson, odroid):
     client.force_login(viewer)
-    body = client.get(reverse("projects:device_list")).content.decode()
+    body = client.get(reverse("recommender:device_list")).content.decode()
     assert jetson.name in body and "Mali-G52" in body and "TensorRT" in body
     assert "Edit in admin" not in body
     viewer.is_staff = True
     viewer.save()
-    body = client.get(reverse("projects:device_list")).content.decode()
+    body = client.get(reverse("recommender:device_list")).content.decode()
     assert reverse("admin:recommender_device_change", args=[jetson.pk]) in body
 
 
 def test_the_top_bar_links_every_section_and_admin_only_for_staff(client, owner):
     client.force_login(owner)
     body = client.get(reverse("projects:list")).content.decode()
-    for url in ("projects:list", "projects:dataset_list", "projects:device_list"):
+    for url in ("projects:list", "projects:dataset_list", "recommender:device_list"):
         assert f'href="{reverse(url)}"' in body
     assert 'href="/api/docs/"' in body and 'href="/admin/"' not in body
     assert """hx-headers='{"X-CSRFToken": """ in body
@@ -118,7 +118,7 @@ def test_the_catalog_groups_devices_by_tier_in_the_designs_order(client, viewer)
     client.force_login(viewer)
     for tier in (Tier.ON_DEVICE, Tier.PC, Tier.CLOUD):
         factories.device(f"Test_{tier}", tier=tier)
-    body = client.get(reverse("projects:device_list")).content.decode()
+    body = client.get(reverse("recommender:device_list")).content.decode()
     headings = [body.index(f"<h2>{label} ") for label in ("Cloud", "PC", "On-device")]
     assert headings == sorted(headings)
     assert Device.objects.filter(name__startswith="Test_").count() == 3

@@ -8,10 +8,11 @@ import zipfile
 import pytest
 
 from deployment.models import Artifact
-from projects import jobs as job_services
-from projects.jobs import job_enqueue, job_execute
-from projects.models import Job, JobStatus
-from projects.storage import absolute
+from projects.jobs import services as job_services
+from projects.jobs.models import Job, JobStatus
+from projects.jobs.runner import job_execute
+from projects.jobs.services import job_enqueue
+from projects.jobs.storage import absolute
 from projects.tests import factories
 from training.models import TrainingRun
 

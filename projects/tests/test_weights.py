@@ -11,9 +11,10 @@ from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
-from projects import jobs as job_services
-from projects.jobs import job_enqueue, job_execute
-from projects.models import JobStatus
+from projects.jobs import services as job_services
+from projects.jobs.models import JobStatus
+from projects.jobs.runner import job_execute
+from projects.jobs.services import job_enqueue
 from projects.services import project_weights_clear, project_weights_set
 from projects.tests import factories
 from training.engine.zoo import build_model

@@ -5,8 +5,8 @@ import time
 
 import pytest
 
-from projects.jobs import job_cancel, job_enqueue, job_retry
-from projects.models import Job, JobLogLine, JobStatus
+from projects.jobs.models import Job, JobLogLine, JobStatus
+from projects.jobs.services import job_cancel, job_enqueue, job_retry
 from projects.tests import factories
 from projects.tests.live import start_worker
 from training.models import TrainingRun

@@ -3,10 +3,10 @@ import copy
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from deployment.engines import Accelerator
 from recommender.engine.table1 import paper_choice
 from recommender.models import Device
 from recommender.services import device_row
+from tango_common.engines import Accelerator
 
 
 class PaperChoiceSerializer(serializers.Serializer):

@@ -9,11 +9,11 @@ from rest_framework.permissions import SAFE_METHODS, BasePermission, IsAuthentic
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from deployment.engines import ENGINE_CHOICES, ENGINES
 from projects import access
 from recommender.models import Device
 from recommender.selectors import project_recommendation_read
 from recommender.services import project_model_choose
+from tango_common.engines import ENGINE_CHOICES, ENGINES
 
 from .serializers import DeviceSerializer, EngineSerializer, ModelChoiceSerializer, RecommendationSerializer
 
@@ -50,7 +50,7 @@ class DeviceViewSet(viewsets.ModelViewSet):
 @extend_schema_view(retrieve=extend_schema(parameters=[OpenApiParameter("key", str, OpenApiParameter.PATH,
                                                                         enum=list(ENGINES))]))
 class EngineViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    """The inference engines TANGO targets (deployment.engines)."""
+    """The inference engines TANGO targets (tango_common.engines)."""
 
     serializer_class = EngineSerializer
     pagination_class = None

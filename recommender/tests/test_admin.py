@@ -6,8 +6,8 @@ import pytest
 from django.forms.models import model_to_dict
 from django.urls import reverse
 
-from deployment.engines import ENGINES, engine_problem
 from recommender.models import Device
+from tango_common.engines import ENGINES, engine_problem
 
 pytestmark = pytest.mark.django_db
 

@@ -6,8 +6,8 @@ import pytest
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
-from deployment.engines import Accelerator, engine_problem
 from recommender.models import Device
+from tango_common.engines import Accelerator, engine_problem
 
 pytestmark = pytest.mark.django_db
 

@@ -6,10 +6,10 @@ import platform
 import pytest
 from django.core.management import call_command
 
-from deployment.engines import Accelerator, engine_problem
 from recommender import host
 from recommender.models import Device
 from recommender.services import host_device_refresh
+from tango_common.engines import Accelerator, engine_problem
 
 H100_SMI = "NVIDIA H100 80GB HBM3, 81559\n"
 

@@ -1,7 +1,7 @@
 """Image-folder datasets for classification: `data_dir/<split>/<class>/<image>`.
 
-Evaluation preprocessing is `preprocess_image` from the bundle's own `infer.py`, so a model scores the same in
-the portal and in the exported bundle. Training augmentation runs on the PIL image first, then goes through that
+Evaluation preprocessing is `tango_common.images.preprocess_image`, which the bundle ships, so a model scores the
+same in the portal and in the exported bundle. Training augmentation runs on the PIL image first, then goes through that
 same function for resizing and normalisation.
 """
 
@@ -12,7 +12,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 from torchvision import transforms
 
-from deployment.engine.bundle_infer import IMAGE_SUFFIXES, IMAGENET_MEAN, IMAGENET_STD, preprocess_image
+from tango_common.images import IMAGE_SUFFIXES, IMAGENET_MEAN, IMAGENET_STD, preprocess_image
 
 
 def list_images(split_dir: Path, class_names: list[str]) -> list[tuple[Path, int]]:

@@ -24,8 +24,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from tango_common.hashing import sha256_file
+
 from .data import make_datasets
-from .files import sha256_file
 from .zoo import build_model, model_profile
 
 Report = Callable[..., None]

@@ -18,6 +18,8 @@ from torchvision import models
 from torchvision.models.densenet import DenseNet
 from torchvision.models.vgg import make_layers
 
+from tango_common.weights import read_state_dict
+
 SMALL_INPUT = 32  # at or below this many pixels a model gets the small-input stem
 
 FAMILIES: dict[str, list[str]] = {
@@ -196,22 +198,6 @@ def load_weights(model: nn.Module, weights_path: Path, *, report: Report | None 
     if report is not None:
         report(_weights_summary_line(Path(weights_path).name, summary, total=len(own)))
     return summary
-
-
-def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)  # weights_only: never run pickled code
-    except Exception as error:  # torch raises several types for garbage; the user needs one clear message
-        raise ValueError(f"{path.name} is not a PyTorch weights file ({type(error).__name__}).") from error
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-        state = state["state_dict"]  # a common checkpoint wrapper
-    if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError(f"{path.name} is not a state dict (a mapping of parameter names to tensors).")
-    # Weights saved from nn.DataParallel or torch.compile carry a prefix on every key.
-    for prefix in ("module.", "_orig_mod."):
-        if all(k.startswith(prefix) for k in state):
-            state = {k[len(prefix):]: v for k, v in state.items()}
-    return state
 
 
 def _weights_summary_line(filename: str, summary: dict, *, total: int) -> str:

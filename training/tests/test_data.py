@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from deployment.engine.bundle_infer import preprocess_image
+from tango_common.images import preprocess_image
 from training.engine.data import list_images, make_datasets
 
 

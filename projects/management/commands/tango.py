@@ -1,8 +1,10 @@
-"""`manage.py tango setup|serve|demo`: the embedded portal's own commands.
+"""`manage.py tango setup|serve|demo|…`: the embedded portal's own commands, and those apps add.
 
-setup  migrate, read this server's specs into the catalog, create the first admin and a demo team
+setup  migrate, run the apps' setup steps (the recommender reads this server's specs into the catalog), create
+       the first admin and a demo team
 serve  run the web server (daphne) and a Celery worker with its beat, stopping both together
-demo   build the handwritten-digits demo project and run its whole pipeline here, printing the live log
+demo   build a demo project (--task: the demos apps offer) and run its whole pipeline here, printing the live log
+…      subcommands apps register (projects.commands), e.g. `tango calibrate`
 """
 
 import os
@@ -18,6 +20,11 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
+from projects import commands
+from projects.demo import demo_run_here
+from projects.models import Role, Team
+from projects.services import membership_set
+
 DEMO_TEAM = "Demo team"
 
 
@@ -31,11 +38,18 @@ class Command(BaseCommand):
         serve.add_argument("--host", default=os.environ.get("TANGO_HOST", "127.0.0.1"))
         serve.add_argument("--port", type=int, default=int(os.environ.get("TANGO_PORT", "8000")))
         serve.add_argument("--no-worker", action="store_true", help="Serve only; workers run elsewhere.")
-        demo = sub.add_parser("demo", help="Create the digits demo project and run its pipeline here.")
+        demo = sub.add_parser("demo", help="Create a demo project and run its pipeline here.")
         demo.add_argument("--user", default="admin", help="Owner of the demo project.")
+        tasks = commands.demo_tasks()
+        demo.add_argument("--task", choices=tasks, default=tasks[0] if tasks else None, help="Which demo to run.")
+        for extra in commands.subcommands():
+            extra.arguments(sub.add_parser(extra.name, help=extra.help))
 
     def handle(self, *args, action, **options):
-        getattr(self, f"do_{action}")(**options)
+        if action in commands.BUILT_IN:
+            getattr(self, f"do_{action}")(**options)
+        else:
+            next(s for s in commands.subcommands() if s.name == action).run(self, **options)
 
     # --- setup ---
 
@@ -43,16 +57,11 @@ class Command(BaseCommand):
         Path(settings.DATA_DIR).mkdir(parents=True, exist_ok=True)
         call_command("migrate", interactive=False, verbosity=0)
         self.stdout.write("Database migrated.")
-        from recommender.services import host_device_refresh
-
-        device = host_device_refresh()
-        self.stdout.write(f"Catalog: this server is {device.cpu_name or device.cpu_arch}, {device.cpu_cores} cores.")
+        for step in commands.setup_steps():
+            self.stdout.write(step())
         user, password = _first_admin()
-        from projects.models import Team
-        from projects.services import membership_set
-
         team, _ = Team.objects.get_or_create(name=DEMO_TEAM)
-        membership_set(team=team, user=user, role="owner")
+        membership_set(team=team, user=user, role=Role.OWNER)
         self.stdout.write(self.style.SUCCESS("\nTANGO is set up."))
         self.stdout.write(f"  Log in as '{user.username}' with password {password}")
         self.stdout.write(f"  (kept in {_password_file()})\n")
@@ -92,13 +101,13 @@ class Command(BaseCommand):
 
     # --- demo ---
 
-    def do_demo(self, user, **_):
-        from projects.demo import demo_project_create, demo_run_here
-
+    def do_demo(self, user, task, **_):
         owner = get_user_model().objects.filter(username=user).first()
         if owner is None:
             raise CommandError(f"No user {user!r}; run `manage.py tango setup` first.")
-        project = demo_project_create(user=owner)
+        if task is None:
+            raise CommandError("No app offers a demo.")
+        project = commands.demo_creator(task)(user=owner)
         self.stdout.write(f"Demo project '{project.name}' (#{project.pk}) created; running its pipeline here.")
         ok = demo_run_here(project=project, echo=self.stdout.write)
         if not ok:

@@ -15,14 +15,14 @@ import time
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Max
 from django.utils import timezone
 
 from .models import Job, JobLogLine
+from .selectors import log_last_seq
 
 logger = logging.getLogger(__name__)
 # Every job line is echoed here at DEBUG: `manage.py tango demo` turns it on to print the live log.
-echo = logging.getLogger("projects.joblog.echo")
+echo = logging.getLogger("projects.jobs.log.echo")
 
 MAX_LINE_CHARS = 4000
 PUSH_INTERVAL = 0.05  # seconds between two pushes to one job's viewers
@@ -121,7 +121,7 @@ class JobLog:
         self.job_id = job_id
         self.group = job_group(job_id)
         self._lock = threading.Lock()  # library threads may log while the stage writes
-        self._seq = JobLogLine.objects.filter(job_id=job_id).aggregate(m=Max("seq"))["m"] or 0
+        self._seq = log_last_seq(job_id)
         self._unsent: tuple[concurrent.futures.Future, float] | None = None  # oldest push not sent yet, and when
 
     def write(self, text: str) -> None:
@@ -160,7 +160,7 @@ class JobLog:
                         _skip_flush_wait()
                     JobLogLine.objects.bulk_create(rows)
             except IntegrityError:
-                self._seq = JobLogLine.objects.filter(job_id=self.job_id).aggregate(m=Max("seq"))["m"] or 0
+                self._seq = log_last_seq(self.job_id)
                 continue
             self._seq += len(rows)
             return rows

@@ -1,5 +1,5 @@
 from django.urls import path
 
-from .consumers import JobLogConsumer
+from .consumer import JobLogConsumer
 
 websocket_urlpatterns = [path("ws/jobs/<int:job_id>/", JobLogConsumer.as_asgi())]

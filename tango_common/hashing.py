@@ -1,4 +1,4 @@
-"""File helpers shared by the Django-free cores and the services."""
+"""sha256 of files: weights, artifacts, uploads and dataset archives are identified by it."""
 
 import hashlib
 from pathlib import Path

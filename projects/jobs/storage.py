@@ -1,4 +1,4 @@
-"""Where a project's files live: MEDIA_ROOT/projects/<project>/jobs/<job>/. One place for the layout."""
+"""Where a project's files live: MEDIA_ROOT/projects/<project>/ (jobs/<job>/, weights/). One place for the layout."""
 
 import shutil
 from pathlib import Path
@@ -6,12 +6,17 @@ from pathlib import Path
 from django.conf import settings
 
 
+def project_dir(project_id: int) -> Path:
+    """Everything a project owns on disk is under here, so deleting the project removes this one folder."""
+    return Path(settings.MEDIA_ROOT) / "projects" / str(project_id)
+
+
 def job_dir(job, *, keep: bool = False) -> Path:
     """The job's working folder, emptied first unless keep (a retried training run resumes from its files).
 
     Emptying matters: a database restored or reset behind the files would otherwise hand a new job an old
     job's checkpoints."""
-    path = Path(settings.MEDIA_ROOT) / "projects" / str(job.project_id) / "jobs" / str(job.pk)
+    path = project_dir(job.project_id) / "jobs" / str(job.pk)
     if not keep and path.exists():
         shutil.rmtree(path)
     path.mkdir(parents=True, exist_ok=True)
@@ -24,4 +29,3 @@ def relative(path: Path) -> str:
 
 def absolute(relative_path: str) -> Path:
     return Path(settings.MEDIA_ROOT) / relative_path
-

@@ -19,30 +19,28 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.template.loader import render_to_string
 
-from .access import jobs_for
-from .joblog import job_group
-from .jobs import jobs_reap_stale
-from .models import FINISHED_STATUSES, Job, JobLogLine
+from ..access import jobs_for
+from .log import job_group
+from .models import FINISHED_STATUSES, Job
+from .registry import stage_exists, stage_get
+from .selectors import log_last_seq, log_lines
 
 logger = logging.getLogger(__name__)
 
 BATCH = 1000
-REAP_EVERY_TICKS = 25
 
 
 def _viewable_job(user, job_id: int):
     return jobs_for(user).select_related("project").filter(pk=job_id).first()
 
 
-def _lines_after(job_id: int, after: int, limit: int = BATCH) -> list[dict]:
-    rows = JobLogLine.objects.filter(job_id=job_id, seq__gt=after).order_by("seq")[:limit]
-    return [{"seq": seq, "text": text} for seq, text in rows.values_list("seq", "text")]
+def _lines_after(job_id: int, after: int) -> list[dict]:
+    return list(log_lines(job_id, after=after, limit=BATCH).values("seq", "text"))
 
 
-def _replay_start(job_id: int) -> tuple[int, int]:
+def _replay_start(job_id: int) -> int:
     """Where the first replay starts: only the recent history is sent, the rest is a download away."""
-    last = JobLogLine.objects.filter(job_id=job_id).order_by("-seq").values_list("seq", flat=True).first() or 0
-    return max(0, last - settings.TANGO_LOG_REPLAY_LINES), last
+    return max(0, log_last_seq(job_id) - settings.TANGO_LOG_REPLAY_LINES)
 
 
 def _job_state(job_id: int) -> dict | None:
@@ -54,6 +52,10 @@ def _job_state(job_id: int) -> dict | None:
         "progress_message": job.progress_message, "attempt": job.attempt, "error": job.error,
         "finished": job.is_finished, "project_id": job.project_id, "result": job.result,
     }
+
+
+def _result_template(stage_key: str) -> str:
+    return stage_get(stage_key).result_template if stage_exists(stage_key) else ""
 
 
 def _poll(job_id: int, after: int) -> tuple[list[dict], dict | None]:
@@ -91,13 +93,9 @@ class _JobPoller:
                 del _pollers[self.job_id]
 
     async def _run(self):
-        ticks = 0
         while True:
             await asyncio.sleep(settings.TANGO_LOG_POLL_SECONDS)
-            ticks += 1
             try:
-                if ticks % REAP_EVERY_TICKS == 0:
-                    await database_sync_to_async(jobs_reap_stale)()
                 await self._tick()
             except Exception:  # one failed read must not stop the job's console for every viewer
                 logger.exception("log poll of job %s failed", self.job_id)
@@ -181,7 +179,7 @@ class JobLogConsumer(AsyncWebsocketConsumer):
     async def _replay(self):
         skipped = 0
         if self.last_seq == 0:
-            start, _ = await database_sync_to_async(_replay_start)(self.job_id)
+            start = await database_sync_to_async(_replay_start)(self.job_id)
             skipped, self.last_seq = start, start
         lines = await database_sync_to_async(_lines_after)(self.job_id, self.last_seq)
         await self._send_lines(lines, replace=not self.as_json, skipped=skipped)
@@ -221,4 +219,5 @@ class JobLogConsumer(AsyncWebsocketConsumer):
             # When a job ends, the pipeline panel reloads itself: buttons change and automatic mode may
             # have queued the next stage.
             refresh = finished_now
-            await self.send(render_to_string("projects/_job_state.html", {"job": state, "refresh": refresh}))
+            await self.send(render_to_string("projects/_job_state.html", {
+                "job": state, "refresh": refresh, "result_template": _result_template(state["stage"])}))

@@ -1,4 +1,4 @@
-"""The inference engines TANGO targets, and what each needs. Django-free: the one place for engine facts."""
+"""The inference engines TANGO targets, and what each needs: the one place for engine facts. Django-free."""
 
 from dataclasses import dataclass
 

@@ -1,4 +1,4 @@
-"""Small server-side SVG charts: pictures rendered with the page, no chart library, no JavaScript."""
+"""Training charts: small server-side SVGs rendered with the page, no chart library, no JavaScript."""
 
 from django import template
 
@@ -8,7 +8,7 @@ WIDTH, HEIGHT, PAD = 320, 160, 28
 COLOURS = ("#2563eb", "#f97316", "#16a34a", "#9333ea")
 
 
-@register.inclusion_tag("projects/_line_chart.html")
+@register.inclusion_tag("training/_line_chart.html")
 def line_chart(history, keys, title, percent=False):
     """One polyline per key of the epoch records, x = epoch."""
     keys = [k for k in keys.split(",") if any(r.get(k) is not None for r in history or [])]
@@ -37,7 +37,7 @@ def line_chart(history, keys, title, percent=False):
             "last": last, "bottom": HEIGHT - PAD, "right": WIDTH - PAD}
 
 
-@register.inclusion_tag("projects/_confusion.html")
+@register.inclusion_tag("training/_confusion.html")
 def confusion_matrix(matrix, class_names):
     """A heat-map table: row = true class, column = predicted class, darker = more images."""
     peak = max((v for row in matrix or [] for v in row), default=0) or 1
@@ -45,24 +45,3 @@ def confusion_matrix(matrix, class_names):
                                      for j, v in enumerate(row)]}
             for i, (name, row) in enumerate(zip(class_names, matrix or [], strict=False))]
     return {"rows": rows, "class_names": class_names}
-
-
-@register.filter
-def percent(value, digits=1):
-    try:
-        return f"{100 * float(value):.{int(digits)}f}%"
-    except (TypeError, ValueError):
-        return "—"
-
-
-@register.filter
-def si(value):
-    """11173962 → "11.2 M": counts people read at a glance (parameters, FLOPs)."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return "—"
-    for factor, suffix in ((1e12, " T"), (1e9, " G"), (1e6, " M"), (1e3, " k")):
-        if abs(number) >= factor:
-            return f"{number / factor:.1f}{suffix}"
-    return f"{number:g}"

@@ -1,8 +1,10 @@
-"""Celery tasks: thin wrappers that take ids and call one service."""
+"""Celery tasks: thin wrappers that take ids and call one service. The names are stable: queued messages and the
+beat schedule (settings.CELERY_BEAT_SCHEDULE) refer to them."""
 
 from celery import shared_task
 
-from .jobs import job_execute, jobs_reap_stale
+from .reaper import jobs_reap_stale
+from .runner import job_execute
 
 
 @shared_task(name="projects.tasks.run_job")

@@ -1,0 +1,127 @@
+"""The convert, benchmark and package runners called directly (no job machinery): what each writes and returns.
+
+The trained model is a freshly initialised densenet_tiny saved as a training run would save it: conversion,
+measurement and packaging do not care how good the weights are, only that every runtime agrees on them.
+"""
+
+import zipfile
+
+import pytest
+import torch
+from django.utils import timezone
+
+from deployment import services
+from deployment.models import Artifact
+from projects.jobs.errors import StageError
+from projects.jobs.models import Job, JobStatus
+from projects.jobs.storage import absolute, job_dir, relative
+from projects.tests import factories
+from training.engine.zoo import build_model
+from training.models import TrainingRun
+
+pytestmark = pytest.mark.django_db
+
+MODEL, INPUT_SIZE = "densenet_tiny", 16
+
+
+class Report:
+    """The report callback a runner gets: keeps lines and the last progress."""
+
+    def __init__(self):
+        self.lines, self.progress = [], None
+
+    def __call__(self, line=None, progress=None, message=None):
+        if line is not None:
+            self.lines.append(line)
+        if progress is not None:
+            self.progress = progress
+
+
+@pytest.fixture
+def project(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    torch.manual_seed(0)
+    return factories.training_project(factories.team_with("Vision", alice="owner"))
+
+
+def job_for(project, stage, status=JobStatus.RUNNING) -> Job:
+    return Job.objects.create(project=project, stage=stage, status=status, finished_at=timezone.now())
+
+
+@pytest.fixture
+def trained(project) -> TrainingRun:
+    job = job_for(project, "train", JobStatus.SUCCEEDED)
+    classes = project.dataset.class_names
+    weights = job_dir(job) / "best.pt"
+    torch.save(build_model(MODEL, num_classes=len(classes), input_size=INPUT_SIZE).state_dict(), weights)
+    return TrainingRun.objects.create(
+        job=job, project=project, model_name=MODEL, weights_path=relative(weights), metrics={"best_top1": 0.5},
+        architecture={"num_classes": len(classes), "class_names": classes, "input_size": INPUT_SIZE})
+
+
+@pytest.fixture
+def converted(project, trained) -> Job:
+    job = job_for(project, "convert")
+    job.result = services.convert_stage(job, Report())
+    job.status = JobStatus.SUCCEEDED
+    job.save()
+    return job
+
+
+def test_convert_keeps_the_weights_and_an_onnx_model_verified_against_pytorch(project, trained):
+    job, report = job_for(project, "convert"), Report()
+    result = services.convert_stage(job, report)
+    pytorch, onnx = Artifact.objects.filter(job=job).order_by("id")
+    assert (pytorch.kind, pytorch.status, pytorch.path) == (Artifact.Kind.PYTORCH, "verified", trained.weights_path)
+    assert (onnx.kind, onnx.status) == (Artifact.Kind.ONNX, "verified")
+    assert absolute(onnx.path) == job_dir(job, keep=True) / "model.onnx" and absolute(onnx.path).is_file()
+    parity = onnx.checks["parity"]
+    assert parity["max_abs_diff"] < 1e-3 and parity["top1_agreement"] == 1.0
+    assert parity["n_images"] == len(project.dataset.class_names) * 6  # the whole validation split
+    assert result["artifacts"] == [pytorch.pk, onnx.pk] and report.progress == 100
+
+
+def test_convert_marks_the_onnx_model_failed_when_the_runtimes_disagree(project, trained, monkeypatch):
+    monkeypatch.setattr("deployment.engine.onnx_export.parity_ok", lambda parity: False)
+    job = job_for(project, "convert")
+    with pytest.raises(StageError, match="ONNX Runtime disagrees with PyTorch"):
+        services.convert_stage(job, Report())
+    assert Artifact.objects.get(job=job, kind=Artifact.Kind.ONNX).status == "failed"
+
+
+def test_convert_says_which_engine_and_precision_it_cannot_build_yet(project, trained):
+    project.engine, project.precision = "tflite", "int8"
+    project.save()
+    report = Report()
+    services.convert_stage(job_for(project, "convert"), report)
+    assert any("TensorFlow Lite builds are not available" in line for line in report.lines)
+    assert any("int8 quantisation is not available" in line for line in report.lines)
+
+
+def test_benchmark_measures_every_verified_artifact_on_its_own_runtime(project, converted):
+    job, report = job_for(project, "benchmark"), Report()
+    result = services.benchmark_stage(job, report)
+    assert [row["kind"] for row in result["rows"]] == ["PyTorch weights", "ONNX model"]
+    for row in result["rows"]:
+        assert 0 < row["latency_p50_ms"] <= row["latency_p95_ms"] and 0 <= row["top1"] <= 1
+        assert row["n_images"] == len(project.dataset.class_names) * 6
+    pytorch, onnx = result["rows"]
+    assert pytorch["top1"] == onnx["top1"], "the same weights on two runtimes classify alike"
+    assert Artifact.objects.get(pk=onnx["artifact"]).benchmark["latency_p50_ms"] == onnx["latency_p50_ms"]
+    assert result["device"] == "Odroid_N2" and "not the target device's" in report.lines[0]
+
+
+def test_benchmark_needs_a_successful_conversion(project, trained):
+    with pytest.raises(StageError, match="No successful convert job"):
+        services.benchmark_stage(job_for(project, "benchmark"), Report())
+
+
+def test_package_bundles_the_onnx_model_and_checks_its_infer_py(project, converted):
+    job, report = job_for(project, "package"), Report()
+    result = services.package_stage(job, report)
+    bundle = Artifact.objects.get(pk=result["bundle"])
+    assert (bundle.kind, bundle.status) == (Artifact.Kind.BUNDLE, "verified") and bundle.checks["agree"]
+    with zipfile.ZipFile(absolute(bundle.path)) as archive:
+        assert {"model.onnx", "infer.py", "tango_common/images.py"} <= set(archive.namelist())
+    assert result["file"] == "patterns-bundle.zip" and result["files"] == bundle.checks["files"]
+    assert report.progress == 100

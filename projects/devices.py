@@ -1,0 +1,48 @@
+"""The target-device catalog as projects sees it. The recommender owns the catalog (its Device model, its order,
+how a device card looks); a Project only points at a device (`Project.device`, a foreign key named by string).
+
+projects imports nothing from recommender. The two things its pages need beyond the foreign key come through
+this port, which the recommender fills from its AppConfig.ready() with device_catalog_register():
+- `ordered(devices)`: devices in the catalog's display order (the wizard's cards);
+- `card_template`: the template that draws one `device` (the wizard's cards).
+Rows are read through the foreign key's own model (device_model()), so no app's model is imported here.
+"""
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from django.core.exceptions import ImproperlyConfigured
+from django.db.models import QuerySet
+
+
+@dataclass(frozen=True)
+class DeviceCatalog:
+    ordered: Callable[[Iterable], list]
+    card_template: str
+
+
+_catalog: DeviceCatalog | None = None
+
+
+def device_catalog_register(catalog: DeviceCatalog) -> None:
+    global _catalog
+    _catalog = catalog
+
+
+def device_catalog() -> DeviceCatalog:
+    if _catalog is None:
+        raise ImproperlyConfigured("No app registered the device catalog: the recommender does, from its "
+                                   "AppConfig.ready(); is it in INSTALLED_APPS?")
+    return _catalog
+
+
+def device_model():
+    """The model Project.device points at."""
+    from .models import Project
+
+    return Project._meta.get_field("device").related_model
+
+
+def active_devices() -> QuerySet:
+    """Devices a new project may target: the catalog's active rows."""
+    return device_model().objects.filter(is_active=True)

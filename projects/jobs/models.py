@@ -1,0 +1,76 @@
+"""The job runtime's tables: one row per run of a stage, and its numbered console lines.
+
+They live in the projects app (app_label "projects", tables projects_job and projects_joblogline), registered by
+projects.models importing this module.
+"""
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from .registry import Queue
+
+
+class JobStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+FINISHED_STATUSES = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
+ACTIVE_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING)
+
+
+class Job(models.Model):
+    """One run of one pipeline stage, executed by a Celery task."""
+
+    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="jobs")
+    stage = models.CharField(max_length=20)
+    status = models.CharField(max_length=10, choices=JobStatus.choices, default=JobStatus.QUEUED)
+    progress = models.FloatField(default=0)
+    progress_message = models.CharField(max_length=200, blank=True)
+    result = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    queue = models.CharField(max_length=20, choices=Queue.choices, default=Queue.CPU)
+    celery_task_id = models.CharField(max_length=64, blank=True)
+    worker_host = models.CharField(max_length=200, blank=True)
+    attempt = models.PositiveIntegerField(default=1)
+    cancel_requested = models.BooleanField(default=False)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["project", "stage", "-created_at"]), models.Index(fields=["status"])]
+
+    def __str__(self):
+        return f"{self.project} / {self.stage} #{self.pk}"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in FINISHED_STATUSES
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_STATUSES
+
+
+class JobLogLine(models.Model):
+    """One console line of a job; seq is dense per job (1, 2, 3…) across attempts, so gaps are detectable."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="log_lines")
+    seq = models.PositiveIntegerField()
+    text = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["job", "seq"]
+        constraints = [models.UniqueConstraint(fields=["job", "seq"], name="log_seq_unique_per_job")]
+
+    def __str__(self):
+        return f"{self.job_id}:{self.seq} {self.text[:60]}"

@@ -1,0 +1,93 @@
+"""The pipeline's stages. Each app registers its own from its AppConfig.ready(); the runtime names none of them.
+
+A stage's runner is `run(job, report) -> dict`, named by dotted path and imported only when a worker runs it, so
+the web process never loads torch. The pipeline order is `order` (then key); `requires` says which stages must
+have succeeded before this one may start.
+"""
+
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+
+from django.db import models
+from django.utils.module_loading import import_string
+
+
+class Queue(models.TextChoices):
+    """Celery queues: `gpu` is consumed by workers on GPU hosts (training, NAS, TensorRT builds)."""
+
+    CPU = "cpu", "CPU"
+    GPU = "gpu", "GPU"
+
+
+@dataclass(frozen=True)
+class Stage:
+    key: str  # the URL slug and Job.stage value: lowercase letters, digits, "_" and "-"
+    label: str
+    runner: str  # dotted path of run(job, report) -> dict
+    requires: tuple[str, ...] = ()
+    queue: str = Queue.CPU
+    result_template: str = ""  # renders `result` (the job's result dict) on the stage card; "" renders nothing
+    order: int = 100
+    description: str = ""
+    preview: str = ""  # dotted path of preview(project) -> str: a line the pipeline panel shows before any run
+
+    def run(self, job, report) -> dict:
+        return import_string(self.runner)(job, report)
+
+    def preview_line(self, project) -> str:
+        return import_string(self.preview)(project) if self.preview else ""
+
+
+class StageConflict(Exception):
+    """Two registrations of one stage key disagree."""
+
+
+_stages: dict[str, Stage] = {}
+
+
+def stage_register(stage: Stage) -> Stage:
+    """Add a stage to the pipeline. Registering the same stage again is harmless; a different one under a taken
+    key is refused (two apps must not fight over a stage)."""
+    if stage.queue not in Queue.values:
+        raise ValueError(f"Stage {stage.key!r}: unknown queue {stage.queue!r} (known: {', '.join(Queue.values)}).")
+    known = _stages.get(stage.key)
+    if known is not None and known != stage:
+        raise StageConflict(f"Stage {stage.key!r} is registered twice, differently: {known} and {stage}.")
+    _stages[stage.key] = stage
+    return stage
+
+
+def stages() -> tuple[Stage, ...]:
+    """The registered stages in pipeline order."""
+    return tuple(sorted(_stages.values(), key=lambda s: (s.order, s.key)))
+
+
+def stage_get(key: str) -> Stage:
+    """The stage registered under key; KeyError when none is."""
+    return _stages[key]
+
+
+def stage_exists(key: str) -> bool:
+    return key in _stages
+
+
+def stage_next(key: str) -> Stage | None:
+    """The stage after this one in pipeline order (automatic mode queues it), or None after the last."""
+    ordered = stages()
+    index = [s.key for s in ordered].index(key) + 1
+    return ordered[index] if index < len(ordered) else None
+
+
+def stage_choices() -> list[tuple[str, str]]:
+    return [(s.key, s.label) for s in stages()]
+
+
+@contextmanager
+def stage_overridden(key: str, **changes):
+    """The registered stage with some fields changed, until the block ends (tests swap a runner for a double)."""
+    original = _stages[key]
+    _stages[key] = replace(original, **changes)
+    try:
+        yield _stages[key]
+    finally:
+        _stages[key] = original

@@ -1,0 +1,125 @@
+"""The worker side: claim a job, run its stage with a report callback, finish it (and in automatic mode queue the
+next stage)."""
+
+import logging
+import socket
+import threading
+import time
+import traceback
+
+from django.db import close_old_connections, transaction
+from django.utils import timezone
+
+from ..models import RunMode
+from .errors import JobCancelled, JobNotAllowed
+from .heartbeat import Heartbeat
+from .log import JobLog, JobLogHandler
+from .models import Job, JobStatus
+from .registry import stage_get, stage_next
+from .services import job_enqueue
+
+logger = logging.getLogger(__name__)
+
+
+class JobReporter:
+    """The `report(line, progress=None)` callback handed to Django-free code.
+
+    It writes lines, throttles progress writes, and raises JobCancelled once cancellation was requested, so
+    any code that reports regularly can be stopped between two steps.
+    """
+
+    PROGRESS_MIN_INTERVAL = 0.25  # seconds between progress writes: a loop may report every batch
+
+    def __init__(self, job: Job, log: JobLog):
+        self.job = job
+        self.log = log
+        self.cancelled = threading.Event()
+        self._last_progress_at = 0.0
+        self._last_progress = None
+
+    def __call__(self, line: str | None = None, progress: float | None = None, message: str | None = None):
+        if self.cancelled.is_set():
+            raise JobCancelled()
+        if line is not None:
+            self.log.write(line)
+        if progress is not None:
+            self.set_progress(progress, message)
+
+    def publish_result(self, result: dict) -> None:
+        """Show a stage's partial result while it runs (e.g. training curves after each epoch)."""
+        self.log.state(result=result)
+
+    def set_progress(self, progress: float, message: str | None = None, force: bool = False):
+        progress = max(0.0, min(100.0, float(progress)))
+        now = time.monotonic()
+        if not force and progress < 100 and now - self._last_progress_at < self.PROGRESS_MIN_INTERVAL:
+            return
+        if (progress, message) == self._last_progress:
+            return
+        self._last_progress_at, self._last_progress = now, (progress, message)
+        fields = {"progress": round(progress, 1)}
+        if message is not None:
+            fields["progress_message"] = message[:200]
+        self.log.state(**fields)
+
+
+def job_execute(*, job_id: int, attempt: int) -> None:
+    close_old_connections()
+    if not _claim(job_id, attempt):
+        logger.info("job %s attempt %s is not queued any more; nothing to do", job_id, attempt)
+        return
+    job = Job.objects.select_related("project").get(pk=job_id)
+    stage = stage_get(job.stage)
+    log = JobLog(job.pk)
+    log.state()
+    report = JobReporter(job, log)
+    heartbeat = Heartbeat(job.pk, attempt, report.cancelled)
+    handler = JobLogHandler(log)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    heartbeat.start()
+    log.write(f"{stage.label} started on {job.worker_host} (attempt {attempt}).")
+    try:
+        result = stage.run(job, report) or {}
+    except JobCancelled:
+        _finish(job, attempt, log, JobStatus.CANCELLED, "Cancelled.")
+    except Exception as exc:
+        log.write(traceback.format_exc().rstrip())
+        _finish(job, attempt, log, JobStatus.FAILED, f"{type(exc).__name__}: {exc}", error=str(exc) or repr(exc))
+    else:
+        _finish(job, attempt, log, JobStatus.SUCCEEDED, f"{stage.label} succeeded.", result=result)
+    finally:
+        heartbeat.stop()
+        root.removeHandler(handler)
+
+
+def _claim(job_id: int, attempt: int) -> bool:
+    now = timezone.now()
+    return bool(Job.objects.filter(pk=job_id, attempt=attempt, status=JobStatus.QUEUED).update(
+        status=JobStatus.RUNNING, started_at=now, heartbeat_at=now, worker_host=socket.gethostname()
+    ))
+
+
+def _finish(job: Job, attempt: int, log: JobLog, status: str, line: str, *, error: str = "", result=None):
+    fields = {"status": status, "finished_at": timezone.now(), "error": error[:5000]}
+    if result is not None:
+        fields["result"] = result
+    if status == JobStatus.SUCCEEDED:
+        fields["progress"] = 100
+    log.write(line)
+    with transaction.atomic():
+        # Only the attempt that claimed the job may finish it (a reaped or retried job is not ours any more).
+        done = Job.objects.filter(pk=job.pk, attempt=attempt, status=JobStatus.RUNNING).update(**fields)
+        if done and status == JobStatus.SUCCEEDED and job.project.run_mode == RunMode.AUTO:
+            _queue_next(job, log)
+    log.state()
+
+
+def _queue_next(job: Job, log: JobLog) -> None:
+    following = stage_next(job.stage)
+    if following is None:
+        return
+    try:
+        job_enqueue(project=job.project, stage_key=following.key, user=job.requested_by)
+    except JobNotAllowed as exc:
+        log.write(f"Automatic mode could not queue {following.label}: {exc}")

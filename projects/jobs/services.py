@@ -1,0 +1,97 @@
+"""Job writes: enqueue, start the pipeline, cancel, retry.
+
+Execution is idempotent (see runner): a worker claims a job with a conditional UPDATE (queued → running, for one
+attempt), so a broker redelivery of the same message finds nothing to claim and does no work twice.
+"""
+
+from django.db import transaction
+from django.utils import timezone
+
+from ..models import Project
+from .errors import JobNotAllowed
+from .log import JobLog
+from .models import Job, JobStatus
+from .registry import stage_exists, stage_get, stages
+from .selectors import latest_jobs, stage_blockers
+
+
+def job_enqueue(*, project, stage_key: str, user=None) -> Job:
+    if not stage_exists(stage_key):
+        raise JobNotAllowed(f"Unknown stage {stage_key!r}.")
+    stage = stage_get(stage_key)
+    with transaction.atomic():
+        # Lock the project row so two clicks cannot queue the same stage twice.
+        Project.objects.select_for_update().filter(pk=project.pk).first()
+        if reasons := stage_blockers(project, stage_key):
+            raise JobNotAllowed(" ".join(reasons))
+        job = Job.objects.create(project=project, stage=stage_key, queue=stage.queue, requested_by=user)
+        JobLog(job.pk).write(f"{stage.label} queued{_by(user)} on the '{stage.queue}' queue.")
+        transaction.on_commit(lambda: _dispatch(job.pk, job.attempt, stage.queue))
+    return job
+
+
+def pipeline_start(*, project, user=None) -> Job:
+    """Automatic mode: queue the first stage not yet done; each success queues the next."""
+    latest = latest_jobs(project)
+    ordered = stages()
+    for stage in ordered:
+        job = latest.get(stage.key)
+        if job is None or job.status != JobStatus.SUCCEEDED:
+            return job_enqueue(project=project, stage_key=stage.key, user=user)
+    return job_enqueue(project=project, stage_key=ordered[0].key, user=user)  # all done: run it all again
+
+
+def job_cancel(*, job: Job, user=None) -> Job:
+    if job.status == JobStatus.QUEUED:
+        _cancel_queued(job, user)
+    elif job.status == JobStatus.RUNNING:
+        # The running code stops at its next report; revoke alone would not stop a running task.
+        Job.objects.filter(pk=job.pk).update(cancel_requested=True)
+        JobLog(job.pk).write(f"Cancellation requested{_by(user)}; the stage stops at its next step.")
+    else:
+        raise JobNotAllowed(f"The job is {job.status}; only queued or running jobs can be cancelled.")
+    job.refresh_from_db()
+    return job
+
+
+def _cancel_queued(job: Job, user) -> None:
+    updated = Job.objects.filter(pk=job.pk, status=JobStatus.QUEUED).update(
+        status=JobStatus.CANCELLED, finished_at=timezone.now(), cancel_requested=True
+    )
+    if not updated:
+        return  # a worker claimed it meanwhile: it runs, and a second cancel asks it to stop
+    log = JobLog(job.pk)
+    log.write(f"Cancelled{_by(user)} before it started.")
+    log.state()
+    if job.celery_task_id:
+        from .tasks import run_job
+
+        run_job.app.control.revoke(job.celery_task_id)
+
+
+def job_retry(*, job: Job, user=None) -> Job:
+    if job.status not in (JobStatus.FAILED, JobStatus.CANCELLED):
+        raise JobNotAllowed(f"The job is {job.status}; only failed or cancelled jobs can be retried.")
+    with transaction.atomic():
+        attempt = job.attempt + 1
+        updated = Job.objects.filter(pk=job.pk, attempt=job.attempt, status=job.status).update(
+            status=JobStatus.QUEUED, attempt=attempt, progress=0, progress_message="", error="",
+            cancel_requested=False, started_at=None, finished_at=None, heartbeat_at=None, worker_host="",
+        )
+        if not updated:
+            raise JobNotAllowed("The job changed meanwhile; reload and try again.")
+        JobLog(job.pk).write(f"── Retry{_by(user)}: attempt {attempt} ──")
+        transaction.on_commit(lambda: _dispatch(job.pk, attempt, job.queue))
+    job.refresh_from_db()
+    return job
+
+
+def _by(user) -> str:
+    return f" by {user}" if user else ""
+
+
+def _dispatch(job_id: int, attempt: int, queue: str) -> None:
+    from .tasks import run_job  # Celery's task module imports the runner: loaded on first dispatch only
+
+    result = run_job.apply_async(args=[job_id, attempt], queue=queue)
+    Job.objects.filter(pk=job_id, attempt=attempt).update(celery_task_id=result.id)

@@ -1,0 +1,13 @@
+"""`manage.py tango calibrate` (registered in RecommenderConfig.ready) and `manage.py calibrate` run this."""
+
+from .calibration import QUICK_SPREAD, host_calibrate
+
+
+def add_calibrate_arguments(parser) -> None:
+    parser.add_argument("--quick", action="store_true", help="Three tiny models (seconds, for a smoke test).")
+
+
+def calibrate(command, *, quick=False, **_) -> None:
+    records = host_calibrate(report=lambda line, progress=None: command.stdout.write(line),
+                             spread=QUICK_SPREAD if quick else None)
+    command.stdout.write(command.style.SUCCESS(f"Stored {len(records)} records for {records[0].device.name}."))
