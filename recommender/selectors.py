@@ -2,6 +2,7 @@
 
 from django.db.models import Q
 
+from projects.jobs.errors import StageError
 from projects.jobs.selectors import latest_succeeded
 
 from .engine.costs import Costs
@@ -54,7 +55,7 @@ def error_summary(rows: list[dict]) -> dict:
 def project_recommendation_read(project) -> dict:
     """What the page and the API show: the recommend stage's ranking (computed on a worker: the web process never
     builds models), the paper's choice, and the model the train stage will use."""
-    job = latest_succeeded(project, "recommend")
+    job = last_recommendation(project)
     result = job.result if job else {}
     paper = result.get("paper") or paper_choice_for(device=project.device, task=project.task).as_dict()
     top = (result.get("ranking") or {}).get("top")
@@ -62,3 +63,11 @@ def project_recommendation_read(project) -> dict:
     return {"project": project.pk, "job": job.pk if job else None, "ranking": result.get("ranking"), "paper": paper,
             "comparison": result.get("comparison", ""), "chosen": chosen,
             "chosen_by": "project" if project.options.get("model") else ("ranking" if top else None)}
+
+
+def last_recommendation(project):
+    """The project's newest successful recommend job, or None."""
+    try:
+        return latest_succeeded(project, "recommend")
+    except StageError:
+        return None

@@ -273,9 +273,9 @@ def project_model_choose(*, project, model_name: str):
 
     Checked against the candidates the project's recommend stage ranked (the web process does not load the zoo).
     """
-    from projects.jobs.selectors import latest_succeeded
+    from .selectors import last_recommendation
 
-    job = latest_succeeded(project, "recommend")
+    job = last_recommendation(project)
     known = {item["key"] for item in ((job.result.get("ranking") or {}).get("items") or [])} if job else set()
     if not job:
         raise ValueError("Run the recommend stage first: it ranks the candidates to choose from.")

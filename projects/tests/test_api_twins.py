@@ -24,6 +24,8 @@ PAGE_TO_API = {
     "projects:job_log_download": ("GET", "job-log-text"),
     "deployment:artifact_download": ("GET", "artifact-download"),
     "recommender:device_list": ("GET", "device-list"),
+    "recommender:device_detail": ("GET", "device-records"),  # its records, predicted against measured
+    "recommender:project_model_choose": ("POST", "project-recommendation-choice"),
 }
 NOT_PAGES = ("admin:", "api", "login", "logout", "password_")  # the admin, the API itself, Django's auth views
 

@@ -84,3 +84,26 @@ class RecommendationSerializer(serializers.Serializer):
     comparison = serializers.CharField(help_text="Where the paper's rule and the ranking agree or disagree.")
     chosen = serializers.CharField(allow_null=True, help_text="The model the train stage will use.")
     chosen_by = serializers.ChoiceField(choices=["project", "ranking"], allow_null=True)
+
+
+class DeviceRecordSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    model = serializers.CharField()
+    label = serializers.CharField()
+    input_size = serializers.IntegerField()
+    engine = serializers.CharField()
+    precision = serializers.CharField()
+    source = serializers.CharField()
+    measured_ms = serializers.FloatField()
+    predicted_ms = serializers.FloatField(help_text="By the model fitted to the device's other records of this "
+                                          "engine and precision (leave one out).")
+    error = serializers.FloatField(help_text="predicted / measured − 1.")
+    backed_by = serializers.IntegerField(help_text="How many records the prediction was fitted to.")
+    memory_mb = serializers.FloatField(allow_null=True)
+    accuracy = serializers.FloatField(allow_null=True)
+    created_at = serializers.DateTimeField()
+
+
+class DeviceRecordsSerializer(serializers.Serializer):
+    summary = serializers.JSONField()
+    records = DeviceRecordSerializer(many=True)

@@ -8,8 +8,8 @@ router.register("devices", views.DeviceViewSet, basename="device")
 router.register("engines", views.EngineViewSet, basename="engine")
 
 urlpatterns = router.urls + [
-    path("projects/<int:project_id>/recommendation/", views.ProjectRecommendationView.as_view(),
-         name="project-recommendation"),
-    path("projects/<int:project_id>/recommendation/choice/", views.ProjectModelChoiceView.as_view(),
-         name="project-recommendation-choice"),
+    path("projects/<int:project_id>/recommendation/",
+         views.ProjectRecommendationViewSet.as_view({"get": "retrieve"}), name="project-recommendation"),
+    path("projects/<int:project_id>/recommendation/choice/",
+         views.ProjectRecommendationViewSet.as_view({"post": "choice"}), name="project-recommendation-choice"),
 ]

@@ -3,7 +3,7 @@
 import pytest
 from django.contrib.auth import get_user_model
 
-from projects.models import Job, JobStatus
+from projects.jobs.models import Job, JobStatus
 from projects.tests import factories
 from recommender.models import Device
 from recommender.selectors import device_records_with_errors, error_summary
