@@ -8,4 +8,5 @@ urlpatterns = [
     path("", include("projects.api.urls")),
     path("", include("recommender.api.urls")),
     path("", include("deployment.api.urls")),
+    path("", include("training.api.urls")),
 ]

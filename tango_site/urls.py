@@ -9,6 +9,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/", include("tango_site.api_urls")),
     path("", include("deployment.urls")),
+    path("", include("training.urls")),
     path("", include("recommender.urls")),
     path("", include("projects.urls")),
 ]

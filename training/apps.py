@@ -12,3 +12,15 @@ class TrainingConfig(AppConfig):
             runner="training.services.train_stage", description="Train the recommended model on the dataset.",
             result_template="training/results/_train.html",
         ))
+        stage_register(Stage(
+            key="nas", label="Supernet search", order=14, queue=Queue.GPU, optional=True,
+            runner="training.automl.nas_stage", result_template="training/results/_nas.html",
+            description="Train one elastic supernet, then search a subnet for every catalog device's latency "
+                        "budget (optional: the chosen subnet then trains like any model).",
+        ))
+        stage_register(Stage(
+            key="hpo", label="Hyperparameter search", order=17, requires=("recommend",), queue=Queue.GPU,
+            optional=True, runner="training.automl.hpo_stage", result_template="training/results/_hpo.html",
+            description="Search learning rate, weight decay, batch size, optimiser and label smoothing with "
+                        "Optuna, trials spread over the workers (optional: adopt the best, then train).",
+        ))

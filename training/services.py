@@ -5,6 +5,7 @@ from projects.jobs.selectors import latest_succeeded
 from projects.jobs.storage import absolute, job_dir, relative
 from projects.models import Task
 
+from .automl import nas_initial_weights
 from .models import TrainingRun
 
 # Defaults a project's options["train"] may override (see training.engine.train.TrainConfig).
@@ -18,6 +19,8 @@ def training_config(project, model_name: str) -> dict:
     options.update(model=model_name, input_size=project.input_size)
     if project.weights_path:  # transfer learning from the user's own file; nothing is ever downloaded
         options["weights_path"] = str(absolute(project.weights_path))
+    elif inherited := nas_initial_weights(project, model_name):  # a subnet adopted from the supernet search
+        options["weights_path"] = str(inherited)
     return options
 
 

@@ -30,6 +30,7 @@ class Stage:
     order: int = 100
     description: str = ""
     preview: str = ""  # dotted path of preview(project) -> str: a line the pipeline panel shows before any run
+    optional: bool = False  # run on demand only: automatic mode neither starts nor queues it (e.g. a search)
 
     def run(self, job, report) -> dict:
         return import_string(self.runner)(job, report)
@@ -71,11 +72,18 @@ def stage_exists(key: str) -> bool:
     return key in _stages
 
 
+def pipeline_stages() -> tuple[Stage, ...]:
+    """The stages automatic mode runs, in order: every stage that is not optional."""
+    return tuple(s for s in stages() if not s.optional)
+
+
 def stage_next(key: str) -> Stage | None:
-    """The stage after this one in pipeline order (automatic mode queues it), or None after the last."""
-    ordered = stages()
-    index = [s.key for s in ordered].index(key) + 1
-    return ordered[index] if index < len(ordered) else None
+    """The pipeline stage after this one (automatic mode queues it), or None after the last."""
+    keys = [s.key for s in pipeline_stages()]
+    if key not in keys:
+        return None  # an optional stage queues nothing after it
+    following = keys.index(key) + 1
+    return stage_get(keys[following]) if following < len(keys) else None
 
 
 def stage_choices() -> list[tuple[str, str]]:

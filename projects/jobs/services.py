@@ -11,7 +11,7 @@ from ..models import Project
 from .errors import JobNotAllowed
 from .log import JobLog
 from .models import Job, JobStatus
-from .registry import stage_exists, stage_get, stages
+from .registry import pipeline_stages, stage_exists, stage_get
 from .selectors import latest_jobs, stage_blockers
 
 
@@ -33,7 +33,7 @@ def job_enqueue(*, project, stage_key: str, user=None) -> Job:
 def pipeline_start(*, project, user=None) -> Job:
     """Automatic mode: queue the first stage not yet done; each success queues the next."""
     latest = latest_jobs(project)
-    ordered = stages()
+    ordered = pipeline_stages()
     for stage in ordered:
         job = latest.get(stage.key)
         if job is None or job.status != JobStatus.SUCCEEDED:

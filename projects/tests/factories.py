@@ -20,11 +20,18 @@ def team_with(name: str, **members) -> Team:
     return team
 
 
+# The paper's Table 1 models of the seeded rows this module may have to recreate (a transactional test empties the
+# catalog the migrations seeded): the same values recommender/migrations/0004_seed_table1.py writes.
+PAPER_MODELS = {"Jetson_Nano": ("YOLOv7-tiny", "ResNet-34"), "Odroid_N2": ("YOLOv7-tiny", "ResNet-34")}
+
+
 def device(name: str = "Jetson_Nano", **fields) -> Device:
     existing = Device.objects.filter(name=name).first()
     if existing:
         return existing
+    detection, classification = PAPER_MODELS.get(name, ("", ""))
     defaults = dict(
+        paper_detection_model=detection, paper_classification_model=classification,
         tier="on_device", cpu_arch="aarch64", cpu_cores=4, accelerator_kind="nvidia_gpu",
         accelerator_name="128-core Maxwell", peak_fp32_gflops=236, peak_fp16_gflops=472,
         memory_bandwidth_gbps=25.6, memory_mb=4096, os="JetPack 4.6",

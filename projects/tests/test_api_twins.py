@@ -23,6 +23,7 @@ PAGE_TO_API = {
     "projects:job_retry": ("POST", "job-retry"),
     "projects:job_log_download": ("GET", "job-log-text"),
     "deployment:artifact_download": ("GET", "artifact-download"),
+    "training:search_adopt": ("POST", "search-adopt"),
     "recommender:device_list": ("GET", "device-list"),
     "recommender:device_detail": ("GET", "device-records"),  # its records, predicted against measured
     "recommender:project_model_choose": ("POST", "project-recommendation-choice"),

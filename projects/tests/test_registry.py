@@ -8,7 +8,7 @@ from django.core.management import call_command
 from projects import commands
 from projects.jobs import registry
 from projects.jobs.checks import check_stages
-from projects.jobs.registry import Queue, Stage, StageConflict, stage_register, stages
+from projects.jobs.registry import Queue, Stage, StageConflict, pipeline_stages, stage_register, stages
 
 
 @pytest.fixture
@@ -19,11 +19,12 @@ def scratch_registries(monkeypatch):
 
 
 def test_the_apps_register_the_pipeline_in_order():
-    assert [(s.key, s.queue) for s in stages()] == [
+    assert [(s.key, s.queue) for s in pipeline_stages()] == [
         ("recommend", Queue.CPU), ("train", Queue.GPU), ("convert", Queue.CPU), ("benchmark", Queue.CPU),
         ("package", Queue.CPU)]
-    assert [s.result_template.split("/")[0] for s in stages()] == [
+    assert [s.result_template.split("/")[0] for s in pipeline_stages()] == [
         "recommender", "training", "deployment", "deployment", "deployment"]  # each with the app that owns it
+    assert {s.key for s in stages() if s.optional} == {"nas", "hpo"}  # on demand: automatic mode skips them
     assert check_stages() == []
 
 
@@ -40,8 +41,8 @@ def test_an_unknown_queue_is_refused(scratch_registries):
 
 
 def test_the_system_check_names_a_missing_requirement_and_template(scratch_registries):
-    stage_register(Stage(key="hpo", label="HPO", runner="x.run", requires=("nas",), order=18,
-                         result_template="automl/results/_hpo.html"))
+    stage_register(Stage(key="tune", label="Tune", runner="x.run", requires=("nowhere",), order=18,
+                         result_template="automl/results/_tune.html"))
     assert sorted(error.id for error in check_stages()) == ["projects.E001", "projects.E002"]
 
 

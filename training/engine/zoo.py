@@ -54,16 +54,24 @@ def model_names() -> list[str]:
     return [name for names in FAMILIES.values() for name in names]
 
 
+# Subnets of the once-for-all supernet are named by their architecture (see supernet.subnet_name), not listed.
+SUBNET_FAMILY = "ofa"
+
+
 def family_of(name: str) -> str:
+    if name.startswith(SUBNET_FAMILY + "-"):
+        return SUBNET_FAMILY
     for family, names in FAMILIES.items():
         if name in names:
             return family
     raise ValueError(f"Unknown model {name!r}; known: {', '.join(model_names())}.")
 
 
-def complexity_level(name: str) -> int:
-    """1 (smallest) upwards within the model's family (5 levels; ResNet 6 with the paper's ResNet-203)."""
-    return FAMILIES[family_of(name)].index(name) + 1
+def complexity_level(name: str) -> int | None:
+    """1 (smallest) upwards within the model's family (5 levels; ResNet 6 with the paper's ResNet-203); None for a
+    searched subnet, which has no fixed level."""
+    family = family_of(name)
+    return None if family == SUBNET_FAMILY else FAMILIES[family].index(name) + 1
 
 
 def build_model(name: str, *, num_classes: int, input_size: int, weights_path: Path | None = None,
@@ -73,7 +81,7 @@ def build_model(name: str, *, num_classes: int, input_size: int, weights_path: P
         raise ValueError("num_classes must be at least 1")
     if input_size < 8:
         raise ValueError("input_size must be at least 8 pixels")
-    builder = {"resnet": _resnet, "densenet": _densenet, "vgg": _vgg}[family_of(name)]
+    builder = {"resnet": _resnet, "densenet": _densenet, "vgg": _vgg, SUBNET_FAMILY: _subnet}[family_of(name)]
     model = builder(name, num_classes=num_classes, small=input_size <= SMALL_INPUT, input_size=input_size)
     if weights_path is not None:
         load_weights(model, weights_path, report=report)
@@ -85,6 +93,12 @@ def load_trained_model(name: str, *, num_classes: int, input_size: int, weights_
     model = build_model(name, num_classes=num_classes, input_size=input_size)
     model.load_state_dict(torch.load(weights_path, map_location="cpu", weights_only=True))
     return model.eval()
+
+
+def _subnet(name: str, *, num_classes: int, small: bool, input_size: int) -> nn.Module:
+    from .supernet import build_subnet, parse_subnet_name
+
+    return build_subnet(*parse_subnet_name(name, input_size=input_size), num_classes)
 
 
 def _small_stem_conv(out_channels: int) -> nn.Conv2d:

@@ -45,3 +45,34 @@ def confusion_matrix(matrix, class_names):
                                      for j, v in enumerate(row)]}
             for i, (name, row) in enumerate(zip(class_names, matrix or [], strict=False))]
     return {"rows": rows, "class_names": class_names}
+
+
+@register.inclusion_tag("training/_scatter_chart.html")
+def scatter_chart(points, x_key, y_key, title, x_label, y_label, line_key="", label_key="", highlight_key=""):
+    """Points (dicts) at (x_key, y_key); y is a fraction shown in %. Optional: a step line through line_key
+    (e.g. best so far), a text label per point, and points whose highlight_key is true drawn larger."""
+    rows = [p for p in points or [] if p.get(x_key) is not None and p.get(y_key) is not None]
+    if not rows:
+        return {"title": title, "points": []}
+    xs = [p[x_key] for p in rows]
+    ys = [p[y_key] for p in rows] + [p[line_key] for p in rows if line_key and p.get(line_key) is not None]
+    x_low, x_high = min(xs), max(xs)
+    y_low, y_high = min(ys), max(ys)
+    x_pad = (x_high - x_low) * 0.05 or max(abs(x_high) * 0.05, 1e-9)
+    y_pad = (y_high - y_low) * 0.1 or 0.01
+    x_low, x_high, y_low, y_high = x_low - x_pad, x_high + x_pad, max(0.0, y_low - y_pad), min(1.0, y_high + y_pad)
+
+    def x(value):
+        return PAD + (WIDTH - 2 * PAD) * (value - x_low) / (x_high - x_low)
+
+    def y(value):
+        return HEIGHT - PAD - (HEIGHT - 2 * PAD) * (value - y_low) / ((y_high - y_low) or 1.0)
+
+    dots = [{"x": round(x(p[x_key]), 1), "y": round(y(p[y_key]), 1), "label": p.get(label_key, "") if label_key else "",
+             "big": bool(highlight_key and p.get(highlight_key)),
+             "tip": f"{p.get(label_key, '')} {x_label} {p[x_key]:.3g}, {y_label} {100 * p[y_key]:.1f}%"} for p in rows]
+    line = (" ".join(f"{x(p[x_key]):.1f},{y(p[line_key]):.1f}" for p in rows if p.get(line_key) is not None)
+            if line_key else "")
+    return {"title": title, "points": dots, "line": line, "width": WIDTH, "height": HEIGHT, "pad": PAD,
+            "bottom": HEIGHT - PAD, "right": WIDTH - PAD, "x_label": x_label, "y_label": y_label,
+            "x_low": x_low + x_pad, "x_high": x_high - x_pad, "y_low": y_low * 100, "y_high": y_high * 100}
