@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -120,7 +121,7 @@ def scenario_env(mode: str, poll: float | None, data_dir: Path) -> dict:
     DEBUG is off as in a deployment (DEBUG keeps every query in memory, which costs at these rates)."""
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "TANGO_SQLITE_NAME")}
     env.update(DJANGO_SETTINGS_MODULE="tango_site.settings", TANGO_DATA_DIR=str(data_dir), DEBUG="0",
-               SECRET_KEY="bench-only-not-secret", ALLOWED_HOSTS="127.0.0.1,localhost", PYTHONUNBUFFERED="1",
+               SECRET_KEY=secrets.token_urlsafe(50), ALLOWED_HOSTS="127.0.0.1,localhost", PYTHONUNBUFFERED="1",
                LOG_LEVEL="WARNING")
     env.pop("TANGO_LOG_POLL_SECONDS", None)
     if poll is not None:

@@ -12,6 +12,7 @@ from .access import editable_teams_for
 from .commands import demo_creator, demo_tasks
 from .devices import device_model
 from .jobs import log as job_log
+from .jobs.errors import JobNotQueued
 from .jobs.models import JobStatus
 from .jobs.registry import stages
 from .jobs.services import pipeline_start
@@ -63,7 +64,10 @@ def demo_start(*, user, task: str = Task.CLASSIFICATION) -> Project:
     if task not in demo_tasks():
         raise ValidationError({"task": f"No demo for {task!r}; there are demos for {', '.join(demo_tasks())}."})
     project = demo_creator(task)(user=user)
-    pipeline_start(project=project, user=user)
+    try:
+        pipeline_start(project=project, user=user)
+    except JobNotQueued:
+        pass  # the broker is down: the job is marked failed with the reason, which the project's page shows
     return project
 
 

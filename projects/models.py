@@ -113,6 +113,56 @@ class Project(models.Model):
         return self.name
 
 
+class AuditAction(models.TextChoices):
+    CREATED = "created", "created"
+    STARTED = "started", "started"
+    CANCELLED = "cancelled", "cancelled"
+    DELETED = "deleted", "deleted"
+    DOWNLOADED = "downloaded", "downloaded"
+    ROLE_CHANGED = "role_changed", "changed the role of"
+    MEMBER_REMOVED = "member_removed", "removed"
+    TOKEN_CREATED = "token_created", "created an API token"
+    TOKEN_REVOKED = "token_revoked", "revoked an API token"
+
+
+class AuditEvent(models.Model):
+    """Who did what to which row, when. Written by the services; read by team owners and in the admin.
+
+    The actor's and target's names are copied, so the record still reads right after either is deleted."""
+
+    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.CASCADE, related_name="audit_events")
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    actor_name = models.CharField(max_length=150, blank=True)
+    action = models.CharField(max_length=20, choices=AuditAction.choices)
+    target_type = models.CharField(max_length=40)
+    target_id = models.CharField(max_length=40, blank=True)
+    target_label = models.CharField(max_length=200, blank=True)
+    detail = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["team", "-created_at"])]
+
+    def __str__(self):
+        return f"{self.actor_name or 'someone'} {self.get_action_display()} {self.target_type} {self.target_label}"
+
+
+class ApiToken(models.Model):
+    """A named API key of one user. Only its SHA-256 is stored: the key itself is shown once, at creation."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=8, help_text="The key's first characters, to tell tokens apart.")
+    key_sha256 = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"{self.name} ({self.prefix}…)"
 # The job runtime's tables are this app's too (app_label "projects"). Django registers the models it finds when it
 # imports projects.models, so the runtime's own module is imported here; use them from projects.jobs.models.
 from .jobs import models as _job_models  # noqa: E402, F401

@@ -12,7 +12,8 @@ from django.views.decorators.http import require_POST
 
 from . import demo
 from .access import can_edit, jobs_for, projects_for, require_editor
-from .jobs.errors import JobNotAllowed
+from .audit import audit_record
+from .jobs.errors import JobNotAllowed, JobNotQueued
 from .jobs.http import log_download_response
 from .jobs.registry import stage_exists, stage_get, stages
 from .jobs.selectors import log_lines, stage_rows
@@ -47,7 +48,7 @@ def _act(request, project, action):
     require_editor(request.user, project.team)
     try:
         action()
-    except JobNotAllowed as exc:
+    except (JobNotAllowed, JobNotQueued) as exc:
         return _panel(request, project, error=str(exc))
     return _panel(request, project)
 
@@ -104,4 +105,6 @@ def job_detail(request, job_id: int):
 
 @login_required
 def job_log_download(request, job_id: int):
-    return log_download_response(get_object_or_404(jobs_for(request.user), pk=job_id))
+    job = get_object_or_404(jobs_for(request.user), pk=job_id)
+    audit_record(actor=request.user, action="downloaded", target=job, detail="log")
+    return log_download_response(job)

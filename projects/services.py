@@ -1,5 +1,7 @@
 """Writes for teams, datasets and projects. Callers check access first (projects.access)."""
 
+import errno
+import logging
 import shutil
 import tempfile
 import uuid
@@ -13,31 +15,41 @@ from tango_common.engines import ENGINES, engine_problem
 from tango_common.hashing import sha256_file
 from tango_common.weights import read_state_dict
 
+from .audit import audit_record
 from .jobs.errors import JobNotAllowed
 from .jobs.selectors import active_job_exists
 from .jobs.storage import project_dir, relative
 from .models import Dataset, Membership, Project, Role, Team
+
+log = logging.getLogger(__name__)
 
 
 def team_create(*, name: str, owner) -> Team:
     with transaction.atomic():
         team = Team.objects.create(name=name)
         Membership.objects.create(team=team, user=owner, role=Role.OWNER)
+        audit_record(actor=owner, action="created", target=team)
     return team
 
 
-def membership_set(*, team: Team, user, role: str) -> Membership:
+def membership_set(*, team: Team, user, role: str, actor=None) -> Membership:
+    """Add `user` to the team or change their role; `actor` (who did it) goes to the audit log."""
     if role not in Role.values:
         raise ValidationError({"role": f"Unknown role {role!r}."})
     if role != Role.OWNER:
         _keep_an_owner(team=team, user=user)
+    before = Membership.objects.filter(team=team, user=user).values_list("role", flat=True).first()
     membership, _ = Membership.objects.update_or_create(team=team, user=user, defaults={"role": role})
+    if before != role:
+        audit_record(actor=actor, action="role_changed", target=user, team=team,
+                     detail=f"{before or 'not a member'} → {role}")
     return membership
 
 
-def membership_remove(*, team: Team, user) -> None:
+def membership_remove(*, team: Team, user, actor=None) -> None:
     _keep_an_owner(team=team, user=user)
     Membership.objects.filter(team=team, user=user).delete()
+    audit_record(actor=actor, action="member_removed", target=user, team=team)
 
 
 def _keep_an_owner(*, team: Team, user) -> None:
@@ -73,25 +85,51 @@ def dataset_create(*, team: Team, name: str, task: str, upload, user=None) -> Da
         raise ValidationError({"file": f"The archive is {size} bytes; the limit is {settings.TANGO_UPLOAD_MAX_BYTES}."})
     relative = Path("datasets") / f"team-{team.pk}" / uuid.uuid4().hex
     dest = Path(settings.MEDIA_ROOT) / relative
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=dest.parent, suffix=".zip.part") as spool:
-        for chunk in _chunks(upload):
-            spool.write(chunk)
-        spool.flush()
-        try:
-            report = dataset_import(Path(spool.name), dest, task, upload_limits())
-        except DatasetError as exc:
-            raise ValidationError({"file": str(exc)}) from None
-        sha256 = sha256_file(Path(spool.name))
     try:
-        return Dataset.objects.create(
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=dest.parent, suffix=".zip.part") as spool:
+            for chunk in _chunks(upload):
+                spool.write(chunk)
+            spool.flush()
+            try:
+                report = dataset_import(Path(spool.name), dest, task, upload_limits())
+            except DatasetError as exc:
+                raise ValidationError({"file": str(exc)}) from None
+            sha256 = sha256_file(Path(spool.name))
+    except OSError as exc:
+        # dataset_import renames a finished tree into place, so a failed write leaves no half dataset behind.
+        shutil.rmtree(dest, ignore_errors=True)
+        raise ValidationError({"file": storage_error_message(exc)}) from None
+    try:
+        dataset = Dataset.objects.create(
             team=team, name=name, task=task, path=str(relative), class_names=report.class_names,
             stats=report.as_dict(), num_images=report.num_images, size_bytes=report.size_bytes, sha256=sha256,
             created_by=user,
         )
+        audit_record(actor=user, action="created", target=dataset, detail=f"{dataset.num_images} images")
+        return dataset
     except IntegrityError:
         shutil.rmtree(dest, ignore_errors=True)
         raise ValidationError({"name": f"The team already has a dataset named {name!r}."}) from None
+
+
+def storage_error_message(exc: OSError) -> str:
+    """What to tell a user whose upload the server could not write (no paths: they are the server's business)."""
+    log.error("Could not store an upload: %s", exc)
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        reason = "the server's storage is full"
+    elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        reason = "the server cannot write to its data folder"
+    else:
+        reason = "the server could not write it"
+    return f"The upload could not be stored: {reason}. Nothing was kept; tell an administrator."
+
+
+def upload_spool_dir() -> Path:
+    """Where uploads are written while they are checked; on MEDIA_ROOT's filesystem, so keeping one is a rename."""
+    path = Path(settings.MEDIA_ROOT) / "uploads"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def _chunks(upload):
@@ -99,10 +137,11 @@ def _chunks(upload):
     return upload.chunks() if hasattr(upload, "chunks") else iter(lambda: upload.read(1 << 20), b"")
 
 
-def dataset_delete(*, dataset: Dataset) -> None:
+def dataset_delete(*, dataset: Dataset, user=None) -> None:
     if dataset.projects.exists():
         raise ValidationError("Projects use this dataset; delete them first.")
     root = dataset.root
+    audit_record(actor=user, action="deleted", target=dataset)
     dataset.delete()
     shutil.rmtree(root, ignore_errors=True)
 
@@ -152,6 +191,7 @@ def project_create(*, team: Team, user=None, **fields) -> Project:
     if Project.objects.filter(team=team, name=project.name).exists():
         raise ValidationError({"name": f"The team already has a project named {project.name!r}."})
     project.save()
+    audit_record(actor=user, action="created", target=project)
     return project
 
 
@@ -168,11 +208,12 @@ def project_update(*, project: Project, **fields) -> Project:
     return project
 
 
-def project_delete(*, project: Project) -> None:
+def project_delete(*, project: Project, user=None) -> None:
     """Delete the project with its jobs, logs and artifacts (the rows cascade) and every file it owns on disk."""
     if active_job_exists(project):
         raise JobNotAllowed("A job of this project is queued or running; cancel it first.")
     folder = project_dir(project.pk)
+    audit_record(actor=user, action="deleted", target=project)
     project.delete()
     shutil.rmtree(folder, ignore_errors=True)
 
@@ -193,15 +234,11 @@ def project_weights_set(*, project: Project, upload) -> Project:
     if size is not None and size > settings.TANGO_WEIGHTS_MAX_BYTES:
         raise ValidationError({"file": f"The file is {size} bytes; the limit is {settings.TANGO_WEIGHTS_MAX_BYTES}."})
     folder = project_dir(project.pk) / "weights"
-    folder.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=folder, suffix=".part", delete=False) as spool:
-        written = 0
-        for chunk in _chunks(upload):
-            written += len(chunk)
-            if written > settings.TANGO_WEIGHTS_MAX_BYTES:
-                break
-            spool.write(chunk)
-    partial = Path(spool.name)
+    # Spooled beside MEDIA_ROOT's other uploads, not in the project's folder: a refused file leaves no folder.
+    try:
+        partial, written = _spool_weights(upload)
+    except OSError as exc:
+        raise ValidationError({"file": storage_error_message(exc)}) from None
     try:
         if written > settings.TANGO_WEIGHTS_MAX_BYTES:
             raise ValidationError({"file": f"The file is over the {settings.TANGO_WEIGHTS_MAX_BYTES}-byte limit."})
@@ -211,6 +248,7 @@ def project_weights_set(*, project: Project, upload) -> Project:
             raise ValidationError({"file": str(exc).replace(partial.name, name)}) from None
         digest = sha256_file(partial)
         final = folder / f"{digest[:16]}.pt"
+        folder.mkdir(parents=True, exist_ok=True)
         partial.replace(final)
     finally:
         partial.unlink(missing_ok=True)
@@ -221,6 +259,23 @@ def project_weights_set(*, project: Project, upload) -> Project:
     if old and old != project.weights_path:
         (Path(settings.MEDIA_ROOT) / old).unlink(missing_ok=True)
     return project
+
+
+def _spool_weights(upload) -> tuple[Path, int]:
+    """Write the upload to a temporary file (stopping past the limit); a failed write leaves no file."""
+    with tempfile.NamedTemporaryFile(dir=upload_spool_dir(), suffix=".part", delete=False) as spool:
+        written = 0
+        try:
+            for chunk in _chunks(upload):
+                written += len(chunk)
+                if written > settings.TANGO_WEIGHTS_MAX_BYTES:
+                    break
+                spool.write(chunk)
+            spool.flush()
+        except OSError:
+            Path(spool.name).unlink(missing_ok=True)
+            raise
+    return Path(spool.name), written
 
 
 def project_weights_clear(*, project: Project) -> Project:

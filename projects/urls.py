@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import pipeline, views
+from . import account_views, pipeline, views
 
 app_name = "projects"
 urlpatterns = [
@@ -12,6 +12,9 @@ urlpatterns = [
     path("datasets/", views.dataset_list_view, name="dataset_list"),
     path("datasets/upload/", views.dataset_upload, name="dataset_upload"),
     path("datasets/<int:pk>/", views.dataset_detail, name="dataset_detail"),
+    path("tokens/", account_views.token_list, name="tokens"),
+    path("tokens/<int:pk>/revoke/", account_views.token_revoke, name="token_revoke"),
+    path("teams/<int:team_id>/audit/", account_views.team_audit, name="team_audit"),
     # Pipeline panel and job actions (projects.pipeline)
     path("projects/demo/", pipeline.demo_start, name="demo"),
     path("projects/<int:pk>/weights/", views.project_weights, name="weights"),

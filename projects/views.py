@@ -116,7 +116,7 @@ def project_delete_view(request, pk: int):
     try:
         if not request.POST.get("confirm"):
             raise JobNotAllowed("Tick the box to confirm: the project's jobs, models and files go for good.")
-        project_delete(project=project)
+        project_delete(project=project, user=request.user)
     except JobNotAllowed as exc:
         return render(request, "projects/project_edit.html", {
             "project": project, "form": ProjectEditForm(instance=project), "delete_error": str(exc)}, status=409)

@@ -1,10 +1,11 @@
 """The REST API: each app contributes its routes under /api/."""
 
 from django.urls import include, path
-from rest_framework.authtoken.views import obtain_auth_token
+
+from .api_auth import TokenObtainView
 
 urlpatterns = [
-    path("auth/token/", obtain_auth_token, name="api-token"),
+    path("auth/token/", TokenObtainView.as_view(), name="api-token"),
     path("", include("projects.api.urls")),
     path("", include("recommender.api.urls")),
     path("", include("deployment.api.urls")),

@@ -55,3 +55,26 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if raw is None:
         return default
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+# Known to anyone who reads this repository: fine on one's own machine, refused wherever others can connect.
+EMBEDDED_SECRET_KEY = "embedded-mode-only-not-secret"
+PLACEHOLDER_SECRET_KEYS = {EMBEDDED_SECRET_KEY, "change-me-to-a-long-random-string"}
+MIN_SECRET_KEY_LENGTH = 32
+
+
+def env_secret_key(name: str, *, required: bool, embedded_default: str) -> str:
+    """The signing key; where `required`, a missing, example or short key stops start-up."""
+    value = os.environ.get(name, "").strip()
+    if not required:
+        return value or embedded_default
+    how = 'generate one with: python -c "import secrets; print(secrets.token_urlsafe(50))"'
+    if not value:
+        raise ImproperlyConfigured(f"{name} must be set in team mode (DATABASE_URL or REDIS_URL set) or with DEBUG "
+                                   f"off; {how}")
+    if value in PLACEHOLDER_SECRET_KEYS:
+        raise ImproperlyConfigured(f"{name} is the example's placeholder, which anyone can read; {how}")
+    if len(value) < MIN_SECRET_KEY_LENGTH or len(set(value)) < 5:
+        raise ImproperlyConfigured(f"{name} is too short or too simple (at least {MIN_SECRET_KEY_LENGTH} varied "
+                                   f"characters); {how}")
+    return value

@@ -4,24 +4,46 @@ With no env vars the portal runs embedded: SQLite and files under ./var/, Celery
 an in-process channel layer. DATABASE_URL and REDIS_URL switch to Postgres and Redis (team mode).
 """
 
+import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
 
-from .env import env_bool, env_float, env_int, env_list, env_str
+from .env import EMBEDDED_SECRET_KEY, env_bool, env_float, env_int, env_list, env_secret_key, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+# Uploads, checkpoints and the SQLite file are private to the portal's user: files it creates are 0600 and
+# folders 0700, whichever process (web, worker, setup) creates them.
+os.umask(0o077)
 DATA_DIR = Path(env_str("TANGO_DATA_DIR", str(BASE_DIR / "var"))).resolve()
 DATA_DIR.mkdir(parents=True, exist_ok=True)  # the SQLite file and uploads live here on a fresh clone
 
-SECRET_KEY = env_str("SECRET_KEY", "embedded-mode-only-not-secret")
-DEBUG = env_bool("DEBUG", True)
+# Team mode (a database or broker URL set) is reachable by others: DEBUG defaults off there, and it never starts
+# with a secret key anyone can read in this repository.
+TEAM_MODE = bool(env_str("DATABASE_URL") or env_str("REDIS_URL"))
+DEBUG = env_bool("DEBUG", not TEAM_MODE)
+SECRET_KEY = env_secret_key("SECRET_KEY", required=TEAM_MODE or not DEBUG, embedded_default=EMBEDDED_SECRET_KEY)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
-if not DEBUG and SECRET_KEY == "embedded-mode-only-not-secret":
-    from django.core.exceptions import ImproperlyConfigured
 
-    raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off.")
+# --- HTTPS behind a TLS-terminating proxy (TANGO_HTTPS=1; see .env.example) -------------------------------------
+TANGO_HTTPS = env_bool("TANGO_HTTPS", False)
+if TANGO_HTTPS:
+    # The proxy speaks HTTPS to browsers and HTTP to daphne; it must set X-Forwarded-Proto (and strip the
+    # client's own), or every request would look insecure and be redirected forever.
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", TANGO_HTTPS)
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", TANGO_HTTPS)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", TANGO_HTTPS)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000 if TANGO_HTTPS else 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", TANGO_HTTPS)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)  # a commitment to browsers' lists: opt in
+SECURE_CONTENT_TYPE_NOSNIFF = True
+# How many proxies put themselves in X-Forwarded-For: the client address used for login throttling.
+TANGO_PROXY_COUNT = env_int("TANGO_PROXY_COUNT", 1 if TANGO_HTTPS else 0, minimum=0)
+# A 500 page with DEBUG on lists settings; URLs carry passwords (postgres://user:password@host), so hide them.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "tango_site.security.SettingsFilter"
 
 INSTALLED_APPS = [
     "daphne",
@@ -32,8 +54,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django.contrib.humanize",
+    "axes",
     "rest_framework",
-    "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
     "django_htmx",
@@ -47,6 +69,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "tango_site.security.DatabaseUnavailable",  # a 503 that retries, not a traceback, while the database is down
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -54,6 +77,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes asks: it turns a locked-out sign-in into its 429 answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "tango_site.urls"
@@ -99,6 +124,10 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # refuses a locked-out sign-in before the password is checked
+    "django.contrib.auth.backends.ModelBackend",
+]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "projects:list"
 LOGOUT_REDIRECT_URL = "login"
@@ -113,6 +142,18 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = DATA_DIR / "static"
 MEDIA_ROOT = DATA_DIR / "media"
 MEDIA_URL = "media/"
+
+# --- Sign-in throttling (django-axes): the login page, the admin and the API token endpoint -----------------
+# Locked per username and address together, so a guesser cannot lock a colleague out from elsewhere.
+AXES_FAILURE_LIMIT = env_int("TANGO_LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_float("TANGO_LOGIN_COOLOFF_MINUTES", 15.0, minimum=0.1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_LOCKOUT_CALLABLE = "tango_site.security.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "tango_site.security.client_ip"
+AXES_VERBOSE = False
 
 # --- Celery: Redis in team mode, a filesystem broker under var/ when embedded ---------------------------
 REDIS_URL = env_str("REDIS_URL")
@@ -181,8 +222,9 @@ FILE_UPLOAD_TEMP_DIR = None
 # --- REST API ---------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        # Token first: its challenge ("WWW-Authenticate: Token") is what turns an anonymous call into a 401.
+        "projects.api.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
@@ -195,6 +237,8 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "tango_site.api_errors.exception_handler",
 }
+# Adding team members by username, per user (see projects.api.views.MemberAddThrottle).
+TANGO_MEMBER_ADD_RATE = env_str("TANGO_MEMBER_ADD_RATE", "60/hour")
 SPECTACULAR_SETTINGS = {
     "TITLE": "TANGO portal API",
     "DESCRIPTION": "Projects, datasets, device catalog and pipeline jobs of the TANGO portal.",
@@ -203,6 +247,10 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {"AcceleratorEnum": "tango_common.engines.Accelerator.CHOICES",
                             "JobStatusEnum": "projects.jobs.models.JobStatus",
                             "ArtifactStatusEnum": "deployment.models.Artifact.Status"},
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "tango_site.api_errors.add_error_responses",
+    ],
 }
 
 LOGGING = {
@@ -210,5 +258,6 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"daphne": {"level": "WARNING"}},
+    # django-axes reports every sign-in at INFO; lockouts still show (WARNING).
+    "loggers": {"daphne": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
 }

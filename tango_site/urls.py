@@ -13,3 +13,7 @@ urlpatterns = [
     path("", include("recommender.urls")),
     path("", include("projects.urls")),
 ]
+
+# Errors outside DRF views: JSON under /api/, the usual pages elsewhere.
+handler404 = "tango_site.api_errors.not_found"
+handler500 = "tango_site.api_errors.server_error"

@@ -9,13 +9,15 @@ from rest_framework.decorators import action
 from deployment.http import artifact_download_response
 from deployment.models import Artifact
 from deployment.selectors import artifacts_for
+from projects.api.filters import IdFilter
+from projects.audit import audit_record
 
 from .serializers import ArtifactSerializer
 
 
 class ArtifactFilter(django_filters.FilterSet):
-    project = django_filters.NumberFilter(field_name="project_id")
-    job = django_filters.NumberFilter(field_name="job_id")
+    project = IdFilter(field_name="project_id")
+    job = IdFilter(field_name="job_id")
     kind = django_filters.ChoiceFilter(choices=Artifact.Kind.choices)
 
     class Meta:
@@ -25,6 +27,7 @@ class ArtifactFilter(django_filters.FilterSet):
 
 class ArtifactViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = ArtifactSerializer
+    lookup_value_regex = "[0-9]{1,18}"  # longer numbers name no row: a 404, not SQLite's OverflowError
     filterset_class = ArtifactFilter
     ordering_fields = ["created_at"]
 
@@ -35,4 +38,6 @@ class ArtifactViewSet(viewsets.ReadOnlyModelViewSet):
     @action(detail=True, methods=["get"])
     def download(self, request, pk=None):
         """The artifact's file (a model, or the deployment bundle zip), as an attachment."""
-        return artifact_download_response(self.get_object())
+        artifact = self.get_object()
+        audit_record(actor=request.user, action="downloaded", target=artifact)
+        return artifact_download_response(artifact)

@@ -1,6 +1,7 @@
 """PyTorch -> ONNX export, and a parity check that the exported graph computes what the model does."""
 
 import copy
+import os
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -23,16 +24,23 @@ def export_onnx(model: torch.nn.Module, *, input_size: int, path: Path, opset: i
     """Write a single-file ONNX model with input "images" (N, 3, S, S) and output "logits" (N, classes)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    # Written under a temporary name and renamed once checked: a full disk or a crash never leaves a truncated
+    # model.onnx that a later step could take for a finished one.
+    partial = path.with_name(path.name + ".part")
     example = torch.zeros(1, 3, input_size, input_size)
-    with warnings.catch_warnings():
-        # The TorchScript exporter warns that it is deprecated; the dynamo one writes weights to a side file.
-        warnings.simplefilter("ignore", DeprecationWarning)
-        torch.onnx.export(
-            _cpu_eval_copy(model), (example,), str(path), dynamo=False, opset_version=opset,
-            input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}, do_constant_folding=True,
-        )
-    onnx.checker.check_model(str(path))  # by path: works for models over the 2 GB protobuf limit too
+    try:
+        with warnings.catch_warnings():
+            # The TorchScript exporter warns that it is deprecated; the dynamo one writes weights to a side file.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            torch.onnx.export(
+                _cpu_eval_copy(model), (example,), str(partial), dynamo=False, opset_version=opset,
+                input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}, do_constant_folding=True,
+            )
+        onnx.checker.check_model(str(partial))  # by path: works for models over the 2 GB protobuf limit too
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
     return path
 
 

@@ -2,14 +2,27 @@
 another team's id and "no results" for ours, telling the two apart."""
 
 import django_filters
+from django import forms
 
 from projects.jobs.models import Job, JobStatus
 from projects.jobs.registry import stage_choices
 from projects.models import Dataset, Project, Task
 
+# Database ids are signed 64-bit: a longer number can name no row, and SQLite raises OverflowError binding it.
+MAX_ID = 2**63 - 1
+
+
+class IdFilter(django_filters.NumberFilter):
+    """A row id: a whole number in the database's range, else a 400 (not a 500 from the database driver)."""
+
+    field_class = forms.IntegerField
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, min_value=0, max_value=MAX_ID, **kwargs)
+
 
 class DatasetFilter(django_filters.FilterSet):
-    team = django_filters.NumberFilter(field_name="team_id")
+    team = IdFilter(field_name="team_id")
     task = django_filters.ChoiceFilter(choices=Task.choices)
 
     class Meta:
@@ -18,9 +31,9 @@ class DatasetFilter(django_filters.FilterSet):
 
 
 class ProjectFilter(django_filters.FilterSet):
-    team = django_filters.NumberFilter(field_name="team_id")
+    team = IdFilter(field_name="team_id")
     task = django_filters.ChoiceFilter(choices=Task.choices)
-    device = django_filters.NumberFilter(field_name="device_id")
+    device = IdFilter(field_name="device_id")
 
     class Meta:
         model = Project
@@ -28,7 +41,7 @@ class ProjectFilter(django_filters.FilterSet):
 
 
 class JobFilter(django_filters.FilterSet):
-    project = django_filters.NumberFilter(field_name="project_id")
+    project = IdFilter(field_name="project_id")
     stage = django_filters.ChoiceFilter(choices=stage_choices)  # a callable: the stages registered at run time
     status = django_filters.ChoiceFilter(choices=JobStatus.choices)
 

@@ -55,15 +55,28 @@ class MembershipSerializer(serializers.ModelSerializer):
         validators = []  # adding an existing member changes their role (membership_set upserts)
 
 
+class MemberAddSerializer(serializers.Serializer):
+    """Who to add: a plain name, so that an unknown one fails no differently from a known one."""
+
+    username = serializers.CharField(max_length=150)
+    role = serializers.ChoiceField(choices=Role.choices, default=Role.VIEWER)
+
+
+class MemberAddedSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+
+
 class RoleSerializer(serializers.Serializer):
-    role = serializers.ChoiceField(choices=Role.choices)
+    """A PATCH: the fields left out stay as they are."""
+
+    role = serializers.ChoiceField(choices=Role.choices, required=False)
 
 
 # --- datasets -------------------------------------------------------------------------------------------------
 
 
 class DatasetSerializer(serializers.ModelSerializer):
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
 
     class Meta:
         model = Dataset
@@ -94,7 +107,7 @@ class DatasetUploadSerializer(serializers.Serializer):
 
 
 class JobSerializer(serializers.ModelSerializer):
-    requested_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    requested_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
 
     class Meta:
         model = Job
@@ -148,7 +161,7 @@ class ProjectSerializer(serializers.ModelSerializer):
     team = ScopedPrimaryKeyField(scope=access.teams_for, help_text="Set on creation; a project stays in its team.")
     dataset = ScopedPrimaryKeyField(scope=access.datasets_for)
     device = serializers.PrimaryKeyRelatedField(queryset=device_model().objects.all())
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
 
     class Meta:
         model = Project

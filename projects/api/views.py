@@ -3,6 +3,7 @@
 Outsiders get 404 for another team's rows (the querysets never contain them); viewers get 403 on writes.
 """
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db.models import OuterRef, Subquery
 from django.shortcuts import get_object_or_404
@@ -14,19 +15,34 @@ from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.parsers import MultiPartParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
+from rest_framework.throttling import UserRateThrottle
 
 from projects import access, services
+from projects.audit import audit_record
 from projects.demo import demo_start
 from projects.jobs.http import log_download_response
 from projects.jobs.models import Job
 from projects.jobs.registry import stage_exists, stages
 from projects.jobs.selectors import log_page
 from projects.jobs.services import job_cancel, job_enqueue, job_retry, pipeline_start
-from projects.models import Membership, Role, Team
+from projects.models import Membership, Team
 
 from . import serializers as s
 from .filters import DatasetFilter, JobFilter, ProjectFilter
 from .permissions import IsEditorOrReadOnly, IsOwnerOrReadOnly
+
+
+class MemberAddThrottle(UserRateThrottle):
+    """Adding members, per user: slow enough that trying usernames one by one gets nowhere."""
+
+    scope = "member_add"
+
+    def get_rate(self):
+        return settings.TANGO_MEMBER_ADD_RATE
+
+
+# Ids in paths: a number longer than any database id matches no route (a 404), not the database driver's 500.
+ID_REGEX = "[0-9]{1,18}"
 
 JOB_ACCEPTED = {202: s.JobSerializer, 409: OpenApiResponse(description="The stage cannot run now; detail says why.")}
 
@@ -34,6 +50,8 @@ JOB_ACCEPTED = {202: s.JobSerializer, 409: OpenApiResponse(description="The stag
 class TeamViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
                   viewsets.GenericViewSet):
     """The user's teams, with their role in each. Whoever creates a team owns it."""
+
+    lookup_value_regex = ID_REGEX
 
     queryset = Team.objects.none()  # the model, for the schema; get_queryset scopes
     serializer_class = s.TeamSerializer
@@ -54,26 +72,39 @@ class TeamViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Creat
         memberships = team.memberships.select_related("user").order_by("user__username")
         return Response(s.MembershipSerializer(memberships, many=True).data)
 
-    @extend_schema(request=s.MembershipSerializer, responses={201: s.MembershipSerializer})
+    @extend_schema(request=s.MemberAddSerializer, responses={202: s.MemberAddedSerializer})
     @members.mapping.post
     def add_member(self, request, pk=None):
-        """Add a user by username (owners only); adding a member again sets their role."""
+        """Add a user by username (owners only); adding a member again sets their role.
+
+        The answer is the same whether or not the account exists: anyone can own a team, so otherwise any user
+        could test which usernames exist. The members list shows who was added; the action is rate limited."""
         team = self.get_object()
-        serializer = s.MembershipSerializer(data=request.data)
+        throttle = MemberAddThrottle()
+        if not throttle.allow_request(request, self):
+            self.throttled(request, throttle.wait())
+        serializer = s.MemberAddSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
-        membership = services.membership_set(team=team, user=data["user"], role=data.get("role", Role.VIEWER))
-        return Response(s.MembershipSerializer(membership).data, status=status.HTTP_201_CREATED)
+        username, role = serializer.validated_data["username"], serializer.validated_data["role"]
+        user = get_user_model().objects.filter(username=username, is_active=True).first()
+        if user is not None:
+            services.membership_set(team=team, user=user, role=role, actor=request.user)
+        detail = f"If an account named {username!r} exists, it is now a member of {team.name} as {role}."
+        return Response({"detail": detail}, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(request=s.RoleSerializer, responses=s.MembershipSerializer)
     @action(detail=True, methods=["patch"], url_path="members/(?P<username>[^/]+)")
     def member(self, request, pk=None, username=None):
-        """Change a member's role (owners only)."""
+        """Change a member's role (owners only); a body without a role changes nothing."""
         team = self.get_object()
         user = self._member(team, username)
         serializer = s.RoleSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        membership = services.membership_set(team=team, user=user, role=serializer.validated_data["role"])
+        if "role" in serializer.validated_data:
+            membership = services.membership_set(team=team, user=user, role=serializer.validated_data["role"],
+                                                 actor=request.user)
+        else:
+            membership = team.memberships.select_related("user").get(user=user)
         return Response(s.MembershipSerializer(membership).data)
 
     @extend_schema(request=None, responses={204: None})
@@ -81,7 +112,7 @@ class TeamViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Creat
     def remove_member(self, request, pk=None, username=None):
         """Remove a member (owners only). The last owner stays."""
         team = self.get_object()
-        services.membership_remove(team=team, user=self._member(team, username))
+        services.membership_remove(team=team, user=self._member(team, username), actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @staticmethod
@@ -92,6 +123,8 @@ class TeamViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Creat
 class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
                      mixins.DestroyModelMixin, viewsets.GenericViewSet):
     """Datasets of the user's teams. Create is a multipart upload of a zip (editors and owners)."""
+
+    lookup_value_regex = ID_REGEX
 
     permission_classes = [IsAuthenticated, IsEditorOrReadOnly]
     filterset_class = DatasetFilter
@@ -113,11 +146,13 @@ class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
         serializer.save()
 
     def perform_destroy(self, instance):
-        services.dataset_delete(dataset=instance)
+        services.dataset_delete(dataset=instance, user=self.request.user)
 
 
 class ProjectViewSet(viewsets.ModelViewSet):
     """Projects of the user's teams; the detail shows each pipeline stage and what blocks it."""
+
+    lookup_value_regex = ID_REGEX
 
     permission_classes = [IsAuthenticated, IsEditorOrReadOnly]
     filterset_class = ProjectFilter
@@ -135,7 +170,7 @@ class ProjectViewSet(viewsets.ModelViewSet):
         serializer.save()
 
     def perform_destroy(self, instance):
-        services.project_delete(project=instance)
+        services.project_delete(project=instance, user=self.request.user)
 
     @extend_schema(request=None, responses=JOB_ACCEPTED,
                    parameters=[OpenApiParameter("stage", str, OpenApiParameter.PATH,
@@ -200,6 +235,8 @@ class ProjectJobViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
 class JobViewSet(viewsets.ReadOnlyModelViewSet):
     """Pipeline jobs of the user's teams, their logs, and cancel/retry (editors and owners)."""
 
+    lookup_value_regex = ID_REGEX
+
     serializer_class = s.JobSerializer
     permission_classes = [IsAuthenticated, IsEditorOrReadOnly]
     filterset_class = JobFilter
@@ -235,4 +272,6 @@ class JobViewSet(viewsets.ReadOnlyModelViewSet):
     @extend_schema(operation_id="jobs_log_text", responses={(200, "text/plain"): OpenApiTypes.STR})
     def log_text(self, request, pk=None):
         """The whole log as a download, streamed (routed by hand: the file name takes no trailing slash)."""
-        return log_download_response(self.get_object())
+        job = self.get_object()
+        audit_record(actor=request.user, action="downloaded", target=job, detail="log")
+        return log_download_response(job)

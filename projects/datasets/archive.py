@@ -61,6 +61,9 @@ def list_members(zf: zipfile.ZipFile, limits: Limits) -> list[Member]:
     members: list[Member] = []
     seen: set[tuple[str, ...]] = set()
     for info in infos:
+        if "\x00" in info.orig_filename:
+            # zipfile cuts a name at its NUL ('a.jpg\x00../../x' reads as 'a.jpg'), a trick to hide the real name.
+            raise DatasetError(f"{info.orig_filename!r}: a name contains a NUL byte, which no real file name has.")
         parts = _safe_parts(info.filename)
         _check_entry(info, limits)
         if _is_junk(parts):

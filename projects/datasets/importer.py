@@ -17,7 +17,7 @@ from pathlib import Path
 import yaml
 
 from .archive import extract, list_members, megabytes, open_archive
-from .errors import Limits
+from .errors import DatasetError, Limits
 from .images import ImageStats, check_image
 from .layout import Layout, Sample, classification_layout, detection_layout, strip_wrapper
 from .report import DatasetReport
@@ -118,6 +118,11 @@ class _Import:
         if any(s.split == "val" for s in samples):
             return {split: [s for s in samples if s.split == split] for split in SPLITS}, False
         train, val = split_groups(self._strata(samples), seed=seed, val_fraction=val_fraction)
+        if not val and val_fraction > 0:
+            # Training measures accuracy on val after every epoch; without one image there it could only fail later.
+            raise DatasetError(
+                f"The dataset is too small to set aside a validation image: {len(samples)} image(s), and every "
+                f"class keeps at least one for training. Add images (two or more of some class) or a val/ folder.")
         self.say(f"Made a split (seed {seed}): {len(train)} train, {len(val)} val.")
         return {"train": train, "val": val}, True
 

@@ -28,6 +28,7 @@ from .selectors import log_last_seq, log_lines
 logger = logging.getLogger(__name__)
 
 BATCH = 1000
+LAYER_RETRY_SECONDS = 2.0  # how often a console whose channel layer is down tries to subscribe again
 
 
 def _viewable_job(user, job_id: int):
@@ -117,6 +118,50 @@ _pollers: dict[int, _JobPoller] = {}
 
 
 class JobLogConsumer(AsyncWebsocketConsumer):
+    """While the channel layer (Redis) is down the console degrades to the database tick: the handshake still
+    succeeds, lines still arrive (at the tick's pace), and pushes resume by themselves once Redis is back."""
+
+    # channels' AsyncConsumer.__call__ assigns the layer's receive here and then awaits it for the consumer's
+    # whole life; an unreachable Redis made that await raise, which ended the socket (a 500 during a handshake).
+    @property
+    def channel_receive(self):
+        return self._receive_from_layer
+
+    @channel_receive.setter
+    def channel_receive(self, raw_receive):
+        self._raw_channel_receive = raw_receive
+
+    async def _receive_from_layer(self):
+        while True:
+            if self._layer_down and not await self._subscribe():
+                await asyncio.sleep(LAYER_RETRY_SECONDS)
+                continue
+            try:
+                return await self._raw_channel_receive()
+            except Exception as exc:  # redis-py's errors share no base with the builtin ConnectionError
+                self._layer_lost(exc)
+
+    async def _subscribe(self) -> bool:
+        if not hasattr(self, "group"):
+            return False  # connect() has not run yet (or refused the socket)
+        try:
+            await self.channel_layer.group_add(self.group, self.channel_name)
+        except Exception as exc:
+            self._layer_lost(exc)
+            return False
+        if self._layer_down:
+            logger.info("channel layer back: job %s console streams pushes again", self.job_id)
+        self._layer_down = False
+        return True
+
+    def _layer_lost(self, exc: Exception) -> None:
+        if not self._layer_down:
+            logger.warning("channel layer unreachable (%s): job %s console falls back to the database tick", exc,
+                           getattr(self, "job_id", "?"))
+        self._layer_down = True
+
+    _layer_down = False
+
     async def connect(self):
         self.job_id = int(self.scope["url_route"]["kwargs"]["job_id"])
         job = await database_sync_to_async(_viewable_job)(self.scope.get("user"), self.job_id)
@@ -132,7 +177,7 @@ class JobLogConsumer(AsyncWebsocketConsumer):
         self.page_status = query.get("seen", [""])[0]
         self.lock = asyncio.Lock()
         self.group = job_group(self.job_id)
-        await self.channel_layer.group_add(self.group, self.channel_name)  # subscribe first…
+        await self._subscribe()  # subscribe first (or fall back to the tick if the layer is down)…
         await self.accept()
         async with self.lock:
             await self._replay()  # …then replay…
@@ -142,8 +187,11 @@ class JobLogConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code):
         if hasattr(self, "poller"):
             self.poller.leave(self)
-        if hasattr(self, "group"):
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+        if hasattr(self, "group") and not self._layer_down:
+            try:
+                await self.channel_layer.group_discard(self.group, self.channel_name)
+            except Exception as exc:  # the group's key expires by itself
+                self._layer_lost(exc)
 
     async def receive(self, text_data=None, bytes_data=None):
         pass  # the console is read-only

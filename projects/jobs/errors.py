@@ -11,3 +11,7 @@ class JobCancelled(Exception):
 
 class StageError(Exception):
     """A stage cannot do its work; the message tells the user why and what to do."""
+
+
+class JobNotQueued(Exception):
+    """The broker did not take the job; it was marked failed and the message says so (the API answers 503)."""

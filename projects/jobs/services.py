@@ -4,15 +4,23 @@ Execution is idempotent (see runner): a worker claims a job with a conditional U
 attempt), so a broker redelivery of the same message finds nothing to claim and does no work twice.
 """
 
+import logging
+
 from django.db import transaction
 from django.utils import timezone
 
+from ..audit import audit_record
 from ..models import Project
-from .errors import JobNotAllowed
+from .errors import JobNotAllowed, JobNotQueued
 from .log import JobLog
 from .models import Job, JobStatus
 from .registry import pipeline_stages, stage_exists, stage_get
 from .selectors import latest_jobs, stage_blockers
+
+logger = logging.getLogger(__name__)
+
+NOT_QUEUED = ("The job queue (the broker) is unreachable, so the job could not be queued; it was marked failed. "
+              "Run it again once the broker is back.")
 
 
 def job_enqueue(*, project, stage_key: str, user=None) -> Job:
@@ -26,6 +34,7 @@ def job_enqueue(*, project, stage_key: str, user=None) -> Job:
             raise JobNotAllowed(" ".join(reasons))
         job = Job.objects.create(project=project, stage=stage_key, queue=stage.queue, requested_by=user)
         JobLog(job.pk).write(f"{stage.label} queued{_by(user)} on the '{stage.queue}' queue.")
+        audit_record(actor=user, action="started", target=job, detail=stage.label)
         transaction.on_commit(lambda: _dispatch(job.pk, job.attempt, stage.queue))
     return job
 
@@ -50,6 +59,7 @@ def job_cancel(*, job: Job, user=None) -> Job:
         JobLog(job.pk).write(f"Cancellation requested{_by(user)}; the stage stops at its next step.")
     else:
         raise JobNotAllowed(f"The job is {job.status}; only queued or running jobs can be cancelled.")
+    audit_record(actor=user, action="cancelled", target=job)
     job.refresh_from_db()
     return job
 
@@ -81,6 +91,7 @@ def job_retry(*, job: Job, user=None) -> Job:
         if not updated:
             raise JobNotAllowed("The job changed meanwhile; reload and try again.")
         JobLog(job.pk).write(f"── Retry{_by(user)}: attempt {attempt} ──")
+        audit_record(actor=user, action="started", target=job, detail=f"retry, attempt {attempt}")
         transaction.on_commit(lambda: _dispatch(job.pk, attempt, job.queue))
     job.refresh_from_db()
     return job
@@ -91,7 +102,23 @@ def _by(user) -> str:
 
 
 def _dispatch(job_id: int, attempt: int, queue: str) -> None:
+    """Hand the job to Celery. If the broker refuses it, the job fails now with a clear message: left queued, no
+    worker would ever take it, and the stage could never be run again (its queued job blocks it)."""
     from .tasks import run_job  # Celery's task module imports the runner: loaded on first dispatch only
 
-    result = run_job.apply_async(args=[job_id, attempt], queue=queue)
+    try:
+        result = run_job.apply_async(args=[job_id, attempt], queue=queue)
+    except Exception as exc:  # kombu's OperationalError, a refused connection, a full disk under the broker…
+        logger.error("could not queue job %s: %s", job_id, exc)
+        _fail_undispatched(job_id, attempt)
+        raise JobNotQueued(NOT_QUEUED) from exc
     Job.objects.filter(pk=job_id, attempt=attempt).update(celery_task_id=result.id)
+
+
+def _fail_undispatched(job_id: int, attempt: int) -> None:
+    updated = Job.objects.filter(pk=job_id, attempt=attempt, status=JobStatus.QUEUED).update(
+        status=JobStatus.FAILED, finished_at=timezone.now(), error=NOT_QUEUED)
+    if updated:
+        log = JobLog(job_id)
+        log.write(NOT_QUEUED)
+        log.state()

@@ -5,6 +5,7 @@ from types import SimpleNamespace
 from unittest import mock
 
 import pytest
+from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from projects.jobs.models import Job, JobLogLine, JobStatus
@@ -47,6 +48,7 @@ def make_job(project, stage, status, lines=()):
 @pytest.fixture
 def world(db, settings, dispatch, media):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    cache.clear()  # throttle counters are kept in the cache, and user ids repeat between tests
     team = factories.team_with("Vision", alice="owner", bob="editor", carol="viewer")
     other_team = factories.team_with("Other lab", dave="owner")
     people = {u.username: u for u in team.members.all() | other_team.members.all()}

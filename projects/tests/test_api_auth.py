@@ -12,7 +12,7 @@ from rest_framework.test import APIClient
 def test_a_token_is_issued_for_a_username_and_password(world):
     response = APIClient().post("/api/auth/token/", {"username": "carol", "password": "pw-carol"}, format="json")
     assert response.status_code == 200
-    assert response.data["token"] == world.users["carol"].auth_token.key
+    assert world.users["carol"].api_tokens.get().prefix == response.data["token"][:8]
 
 
 def test_a_wrong_password_gets_no_token(world):
@@ -27,12 +27,13 @@ def test_the_token_authenticates_requests(world):
     assert client.patch(f"/api/projects/{world.project.pk}/", {"name": "x"}, format="json").status_code == 403
 
 
-def test_without_credentials_or_with_a_bad_token_the_answer_is_403(world):
-    # Session authentication comes first in REST_FRAMEWORK, and it offers no WWW-Authenticate challenge, so
-    # DRF answers 403 (not 401) for both.
-    assert APIClient().get("/api/projects/").status_code == 403
+def test_without_credentials_or_with_a_bad_token_the_answer_is_401_with_a_challenge(world):
+    # Token authentication comes first in REST_FRAMEWORK: its challenge is what makes DRF answer 401, not 403.
+    anonymous = APIClient().get("/api/projects/")
+    assert (anonymous.status_code, anonymous["WWW-Authenticate"]) == (401, "Token")
+    assert anonymous.json() == {"detail": "Authentication credentials were not provided."}
     response = APIClient(HTTP_AUTHORIZATION="Token not-a-token").get("/api/projects/")
-    assert (response.status_code, str(response.data["detail"])) == (403, "Invalid token.")
+    assert (response.status_code, response.json()) == (401, {"detail": "Invalid token."})
 
 
 @pytest.mark.django_db

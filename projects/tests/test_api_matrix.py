@@ -1,8 +1,8 @@
 """Who may do what, endpoint by endpoint: the access rules of the REST API as one table.
 
 Outsiders (and staff, who are no team's members) get 404 for a team's rows, never 403: they must not learn that
-the rows exist. Viewers read and get 403 on writes. Anonymous requests get 403: session authentication is
-listed first in REST_FRAMEWORK, so DRF answers 403 rather than 401 (there is no WWW-Authenticate to offer).
+the rows exist. Viewers read and get 403 on writes. Anonymous requests get 401 with a `WWW-Authenticate: Token`
+challenge (token authentication is listed first in REST_FRAMEWORK).
 """
 
 import re
@@ -11,6 +11,10 @@ import pytest
 from django.core.files.uploadedfile import UploadedFile
 from drf_spectacular.generators import SchemaGenerator
 
+from projects.jobs.models import JobStatus
+from projects.tokens import api_token_create
+
+from .conftest import make_job
 from .test_api_datasets import upload_body
 
 PERSONAS = ("owner", "editor", "viewer", "outsider", "staff", "anonymous")
@@ -85,53 +89,69 @@ REQUESTS = {
     "list artifacts": ("GET", "/api/artifacts/", None),
     "read artifact": ("GET", "/api/artifacts/{artifact}/", None),
     "download artifact": ("GET", "/api/artifacts/{artifact}/download/", None),
+    "list searches": ("GET", "/api/searches/", None),
+    "read search": ("GET", "/api/searches/{search_job}/", None),
+    "adopt search": ("POST", "/api/searches/{search_job}/adopt/", {}),
+    "list tokens": ("GET", "/api/tokens/", None),
+    "create token": ("POST", "/api/tokens/", {"name": "CI"}),
+    "revoke token": ("DELETE", "/api/tokens/{bobs_token}/", None),
+    "read team audit": ("GET", "/api/teams/{team}/audit/", None),
 }
 
 EXPECTED = {
     #                       owner  editor viewer outsider staff anonymous
-    "list teams":           (200,  200,   200,   200,     200,  403),
-    "create team":          (201,  201,   201,   201,     201,  403),
-    "read team":            (200,  200,   200,   404,     404,  403),
-    "list members":         (200,  200,   200,   404,     404,  403),
-    "add member":           (201,  403,   403,   404,     404,  403),
-    "change member role":   (200,  403,   403,   404,     404,  403),
-    "remove member":        (204,  403,   403,   404,     404,  403),
-    "list devices":         (200,  200,   200,   200,     200,  403),
-    "read device":          (200,  200,   200,   200,     200,  403),
-    "read device records":  (200,  200,   200,   200,     200,  403),
-    "create device":        (403,  403,   403,   403,     201,  403),
-    "replace device":       (403,  403,   403,   403,     200,  403),
-    "change device":        (403,  403,   403,   403,     200,  403),
-    "delete device":        (403,  403,   403,   403,     204,  403),
-    "list engines":         (200,  200,   200,   200,     200,  403),
-    "read engine":          (200,  200,   200,   200,     200,  403),
-    "list datasets":        (200,  200,   200,   200,     200,  403),
-    "read dataset":         (200,  200,   200,   404,     404,  403),
+    "list teams":           (200,  200,   200,   200,     200,  401),
+    "create team":          (201,  201,   201,   201,     201,  401),
+    "read team":            (200,  200,   200,   404,     404,  401),
+    "list members":         (200,  200,   200,   404,     404,  401),
+    "add member":           (202,  403,   403,   404,     404,  401),
+    "change member role":   (200,  403,   403,   404,     404,  401),
+    "remove member":        (204,  403,   403,   404,     404,  401),
+    "list devices":         (200,  200,   200,   200,     200,  401),
+    "read device":          (200,  200,   200,   200,     200,  401),
+    "read device records":  (200,  200,   200,   200,     200,  401),
+    "create device":        (403,  403,   403,   403,     201,  401),
+    "replace device":       (403,  403,   403,   403,     200,  401),
+    "change device":        (403,  403,   403,   403,     200,  401),
+    "delete device":        (403,  403,   403,   403,     204,  401),
+    "list engines":         (200,  200,   200,   200,     200,  401),
+    "read engine":          (200,  200,   200,   200,     200,  401),
+    "list datasets":        (200,  200,   200,   200,     200,  401),
+    "read dataset":         (200,  200,   200,   404,     404,  401),
     # Outsiders name a team that is not theirs: the id "does not exist" for them (400), as for staff.
-    "upload dataset":       (201,  201,   403,   400,     400,  403),
-    "delete dataset":       (204,  204,   403,   404,     404,  403),
-    "list projects":        (200,  200,   200,   200,     200,  403),
-    "create project":       (201,  201,   403,   400,     400,  403),
-    "read project":         (200,  200,   200,   404,     404,  403),
-    "replace project":      (200,  200,   403,   404,     404,  403),
-    "change project":       (200,  200,   403,   404,     404,  403),
-    "delete project":       (204,  204,   403,   404,     404,  403),
-    "list project jobs":    (200,  200,   200,   404,     404,  403),
-    "run stage":            (202,  202,   403,   404,     404,  403),
-    "run pipeline":         (202,  202,   403,   404,     404,  403),
-    "read recommendation":  (200,  200,   200,   404,     404,  403),
-    "choose model":         (400,  400,   403,   404,     404,  403),
-    "upload weights":       (200,  200,   403,   404,     404,  403),
-    "clear weights":        (200,  200,   403,   404,     404,  403),
-    "list jobs":            (200,  200,   200,   200,     200,  403),
-    "read job":             (200,  200,   200,   404,     404,  403),
-    "read job log":         (200,  200,   200,   404,     404,  403),
-    "download job log":     (200,  200,   200,   404,     404,  403),
-    "cancel job":           (200,  200,   403,   404,     404,  403),
-    "retry job":            (202,  202,   403,   404,     404,  403),
-    "list artifacts":       (200,  200,   200,   200,     200,  403),
-    "read artifact":        (200,  200,   200,   404,     404,  403),
-    "download artifact":    (200,  200,   200,   404,     404,  403),
+    "upload dataset":       (201,  201,   403,   400,     400,  401),
+    "delete dataset":       (204,  204,   403,   404,     404,  401),
+    "list projects":        (200,  200,   200,   200,     200,  401),
+    "create project":       (201,  201,   403,   400,     400,  401),
+    "read project":         (200,  200,   200,   404,     404,  401),
+    "replace project":      (200,  200,   403,   404,     404,  401),
+    "change project":       (200,  200,   403,   404,     404,  401),
+    "delete project":       (204,  204,   403,   404,     404,  401),
+    "list project jobs":    (200,  200,   200,   404,     404,  401),
+    "run stage":            (202,  202,   403,   404,     404,  401),
+    "run pipeline":         (202,  202,   403,   404,     404,  401),
+    "read recommendation":  (200,  200,   200,   404,     404,  401),
+    "choose model":         (400,  400,   403,   404,     404,  401),
+    "upload weights":       (200,  200,   403,   404,     404,  401),
+    "clear weights":        (200,  200,   403,   404,     404,  401),
+    "list jobs":            (200,  200,   200,   200,     200,  401),
+    "read job":             (200,  200,   200,   404,     404,  401),
+    "read job log":         (200,  200,   200,   404,     404,  401),
+    "download job log":     (200,  200,   200,   404,     404,  401),
+    "cancel job":           (200,  200,   403,   404,     404,  401),
+    "retry job":            (202,  202,   403,   404,     404,  401),
+    # A search that failed cannot be adopted: members who may change the project are told why (409).
+    "list searches":        (200,  200,   200,   200,     200,  401),
+    "read search":          (200,  200,   200,   404,     404,  401),
+    "adopt search":         (409,  409,   403,   404,     404,  401),
+    # Tokens are their owner's alone: bob's token does not exist for anyone else, staff included.
+    "list tokens":          (200,  200,   200,   200,     200,  401),
+    "create token":         (201,  201,   201,   201,     201,  401),
+    "revoke token":         (404,  204,   404,   404,     404,  401),
+    "read team audit":      (200,  403,   403,   404,     404,  401),
+    "list artifacts":       (200,  200,   200,   200,     200,  401),
+    "read artifact":        (200,  200,   200,   404,     404,  401),
+    "download artifact":    (200,  200,   200,   404,     404,  401),
 }
 
 # Operations outside the persona table, each with its own tests.
@@ -148,11 +168,15 @@ CASES = [
 
 
 def ids(w):
+    if not hasattr(w, "bobs_token"):
+        w.bobs_token, _ = api_token_create(user=w.users["bob"], name="bob's laptop")
+        w.search_job = make_job(w.project, "hpo", JobStatus.FAILED, ["Search queued.", "No trial finished."])
     return {
         "team": w.team.pk, "member": "carol", "device": w.device.pk, "spare_device": w.spare_device.pk,
         "engine": "onnxruntime", "dataset": w.dataset.pk, "spare_dataset": w.spare_dataset.pk,
         "project": w.project.pk, "spare_project": w.spare_project.pk, "stage": "recommend",
         "failed_job": w.failed_job.pk, "queued_job": w.queued_job.pk, "artifact": w.artifact.pk,
+        "bobs_token": w.bobs_token.pk, "search_job": w.search_job.pk,
     }
 
 

@@ -33,16 +33,34 @@ def test_members_are_listed_with_their_roles(world, client_for):
 
 def test_the_owner_adds_changes_and_removes_members_by_username(world, alice):
     url = f"/api/teams/{world.team.pk}/members/"
-    assert alice.post(url, {"username": "frank"}, format="json").data == {"username": "frank", "role": "viewer"}
+    assert alice.post(url, {"username": "frank"}, format="json").status_code == 202
+    assert members(alice, world.team)["frank"] == "viewer"
     assert alice.patch(url + "frank/", {"role": "editor"}, format="json").data["role"] == "editor"
     assert alice.delete(url + "carol/").status_code == 204
     assert members(alice, world.team) == {"alice": "owner", "bob": "editor", "frank": "editor"}
 
 
-def test_adding_an_unknown_user_is_a_400(world, alice):
-    response = alice.post(f"/api/teams/{world.team.pk}/members/", {"username": "nobody"}, format="json")
-    assert response.status_code == 400
-    assert "username=nobody does not exist" in str(response.data["username"][0])
+def test_adding_an_unknown_user_answers_as_adding_a_known_one(world, alice):
+    # Regression (issue 8, defect 6): a 400 "does not exist" let any team owner test which usernames exist.
+    url = f"/api/teams/{world.team.pk}/members/"
+    known, unknown = (alice.post(url, {"username": name, "role": "editor"}, format="json")
+                      for name in ("frank", "nobody"))
+    assert known.status_code == unknown.status_code == 202
+    assert known.json()["detail"].replace("frank", "X") == unknown.json()["detail"].replace("nobody", "X")
+    assert set(members(alice, world.team)) == {"alice", "bob", "carol", "frank"}
+
+
+def test_adding_members_is_rate_limited(world, alice, settings):
+    settings.TANGO_MEMBER_ADD_RATE = "3/hour"
+    url = f"/api/teams/{world.team.pk}/members/"
+    codes = [alice.post(url, {"username": f"guess{i}"}, format="json").status_code for i in range(4)]
+    assert codes == [202, 202, 202, 429]
+
+
+def test_patching_a_member_without_a_role_changes_nothing(world, alice):
+    # Regression (issue 8, defect 5): PATCH required `role` as if it were a PUT.
+    response = alice.patch(f"/api/teams/{world.team.pk}/members/carol/", {}, format="json")
+    assert (response.status_code, response.json()) == (200, {"username": "carol", "role": "viewer"})
 
 
 def test_a_user_who_is_not_a_member_cannot_be_changed_or_removed(world, alice):

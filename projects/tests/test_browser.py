@@ -67,10 +67,11 @@ def test_running_a_stage_streams_its_log_and_progress_and_the_history_survives_a
         print("WORKER:", portal["worker"].output()[-3000:])
         raise
     # The progress bar moved while we watched, and the curves are drawn once the first epoch has ended ("epoch 1/3 "
-    # also starts the progress lines within it): as long a wait as the training's, on a loaded machine.
+    # also starts the progress lines within it): as long a wait as the training's, on a loaded machine. After one
+    # epoch a curve is a single point, which Chromium does not count as visible: wait for it to be in the page.
     bar = page.locator("#stage-train .progress")
     assert int(bar.get_attribute("aria-valuenow")) > 0
-    page.locator("#stage-train figure.chart svg polyline").first.wait_for(timeout=180_000)
+    page.locator("#stage-train figure.chart svg polyline").first.wait_for(state="attached", timeout=180_000)
     page.locator("#stage-train .badge").get_by_text("succeeded").wait_for(timeout=180_000)
 
     seqs = [int(s) for s in train_log.locator(".log-line").evaluate_all("els => els.map(e => e.dataset.seq)")]

@@ -47,6 +47,7 @@ class DeviceFilter(django_filters.FilterSet):
 class DeviceViewSet(viewsets.ModelViewSet):
     queryset = Device.objects.all()
     serializer_class = DeviceSerializer
+    lookup_value_regex = "[0-9]{1,18}"  # longer numbers name no row: a 404, not SQLite's OverflowError
     permission_classes = [IsAuthenticated, IsStaffOrReadOnly]
     filterset_class = DeviceFilter
     search_fields = ["name", "vendor", "cpu_name", "accelerator_name", "os"]

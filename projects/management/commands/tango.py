@@ -63,8 +63,15 @@ class Command(BaseCommand):
         team, _ = Team.objects.get_or_create(name=DEMO_TEAM)
         membership_set(team=team, user=user, role=Role.OWNER)
         self.stdout.write(self.style.SUCCESS("\nTANGO is set up."))
-        self.stdout.write(f"  Log in as '{user.username}' with password {password}")
-        self.stdout.write(f"  (kept in {_password_file()})\n")
+        # The password is shown once, when it is made: compose runs setup on every start, and container logs
+        # are kept and shared far more widely than the data folder.
+        if password is None:
+            self.stdout.write(f"  Admin '{user.username}' already exists; its password is not shown again.\n")
+        elif password == _FROM_ENV:
+            self.stdout.write(f"  Log in as '{user.username}' with the password in TANGO_ADMIN_PASSWORD.\n")
+        else:
+            self.stdout.write(f"  Log in as '{user.username}' with password {password}")
+            self.stdout.write(f"  (kept, readable by this account only, in {_password_file()})\n")
 
     # --- serve ---
 
@@ -119,17 +126,30 @@ def _password_file() -> Path:
     return Path(settings.DATA_DIR) / "initial-admin-password.txt"
 
 
+_FROM_ENV = object()
+
+
 def _first_admin():
-    """The admin account made on first setup; its password is generated once and kept in the data folder."""
+    """The admin account made on first setup: (user, its new password), or (user, None) when it existed already.
+
+    A generated password is kept in the data folder for the operator, in a file created 0600 (never readable by
+    others, not even between a write and a chmod); one the operator set in TANGO_ADMIN_PASSWORD is not stored."""
     User = get_user_model()
     username = os.environ.get("TANGO_ADMIN_USER", "admin")
-    path = _password_file()
     user = User.objects.filter(username=username).first()
-    if user is None:
-        password = os.environ.get("TANGO_ADMIN_PASSWORD") or secrets.token_urlsafe(12)
-        user = User.objects.create_superuser(username=username, password=password, email="")
-        path.write_text(password + "\n")
-        path.chmod(0o600)
-    else:
-        password = path.read_text().strip() if path.exists() else "(unchanged: set before)"
+    if user is not None:
+        return user, None
+    given = os.environ.get("TANGO_ADMIN_PASSWORD")
+    password = given or secrets.token_urlsafe(12)
+    user = User.objects.create_superuser(username=username, password=password, email="")
+    if given:
+        return user, _FROM_ENV
+    _write_private(_password_file(), password + "\n")
     return user, password
+
+
+def _write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        os.fchmod(fd, 0o600)  # a file left by an earlier install keeps its old mode through O_CREAT
+        out.write(text)

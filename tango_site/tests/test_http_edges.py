@@ -1,0 +1,77 @@
+"""The ASGI application's own edges: static files and oversized bodies (issue 8, defect 6)."""
+
+import pytest
+from asgiref.sync import async_to_sync
+from asgiref.testing import ApplicationCommunicator
+
+from tango_site.asgi import application
+
+
+def http_scope(method, path, headers=()):
+    return {"type": "http", "http_version": "1.1", "method": method, "path": path, "raw_path": path.encode(),
+            "query_string": b"", "root_path": "", "scheme": "http", "server": ("testserver", 80),
+            "client": ("127.0.0.1", 5000), "headers": [(b"host", b"testserver"), *headers]}
+
+
+async def exchange(scope, bodies=(b"",)):
+    """Send the body chunks (all but the last with more_body) and return (status, headers, body)."""
+    talk = ApplicationCommunicator(application, scope)
+    for i, chunk in enumerate(bodies):
+        await talk.send_input({"type": "http.request", "body": chunk, "more_body": i < len(bodies) - 1})
+    start = await talk.receive_output(timeout=20)
+    body = b""
+    while True:
+        message = await talk.receive_output(timeout=20)
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            break
+    await talk.wait(timeout=5)
+    return start["status"], {k.lower(): v for k, v in start["headers"]}, body
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/static/../manage.py", "/static/css/../../../manage.py", "/static/..//etc/passwd"])
+def test_climbing_out_of_static_is_a_404_not_a_500(path):
+    # Regression: SuspiciousFileOperation escaped Django's static handler as a 500.
+    status, _, body = async_to_sync(exchange)(http_scope("GET", path))
+    assert status == 404 and b"SECRET_KEY" not in body
+
+
+def test_static_files_are_served_with_nosniff():
+    status, headers, _ = async_to_sync(exchange)(http_scope("GET", "/static/css/tango.css"))
+    assert (status, headers[b"x-content-type-options"]) == (200, b"nosniff")
+
+
+def test_an_oversized_weights_upload_is_refused_from_its_content_length(settings):
+    # Regression: the whole body was received and spooled to disk before the view said no. Here no body is ever
+    # sent: reading one would hang until the timeout.
+    settings.TANGO_WEIGHTS_MAX_BYTES = 1000
+    headers = [(b"content-length", str(10**9).encode()), (b"content-type", b"multipart/form-data; boundary=x")]
+    talk = ApplicationCommunicator(application, http_scope("POST", "/api/projects/1/weights/", headers))
+    start = async_to_sync(talk.receive_output)(timeout=10)
+    body = async_to_sync(talk.receive_output)(timeout=10)
+    assert start["status"] == 413 and b"1000-byte limit" in body["body"]
+
+
+@pytest.mark.django_db
+def test_a_streamed_upload_without_length_is_cut_off_at_the_limit(settings):
+    settings.TANGO_WEIGHTS_MAX_BYTES = 1000
+    chunk = b"x" * 40_000  # two of these pass the limit and its 64 KiB allowance for the form around the file
+    headers = [(b"content-type", b"multipart/form-data; boundary=x"), (b"transfer-encoding", b"chunked")]
+
+    async def two_chunks_only():
+        talk = ApplicationCommunicator(application, http_scope("POST", "/projects/1/weights/", headers))
+        await talk.send_input({"type": "http.request", "body": chunk, "more_body": True})
+        await talk.send_input({"type": "http.request", "body": chunk, "more_body": True})
+        start = await talk.receive_output(timeout=20)  # no third chunk: the answer must come without it
+        body = await talk.receive_output(timeout=5)
+        return start["status"], body["body"]
+
+    status, body = async_to_sync(two_chunks_only)()
+    assert status == 413 and b"limit" in body
+
+
+@pytest.mark.django_db
+def test_an_unknown_api_path_answers_json():
+    status, headers, body = async_to_sync(exchange)(http_scope("GET", "/api/no-such-thing/"))
+    assert status == 404 and headers[b"content-type"] == b"application/json"
