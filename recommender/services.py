@@ -302,3 +302,11 @@ def recommendation_preview(*, device: Device, task: str, engine: str, precision:
     pick = (f"{top['label']} (predicted {top['latency_ms']:.1f} ms, {ranking['confidence']})" if top
             else f"nothing fits; closest {ranking['closest']['label']}")
     return f"Ranking: {pick}. Paper rules: {paper.model_label}."
+
+
+def wizard_pick_preview(*, device, task, engine, precision, input_size, latency_budget_ms, memory_limit_mb, dataset,
+                        team) -> str:
+    """The wizard's Review line (through projects.devices' port): what the recommend stage would pick."""
+    return recommendation_preview(device=device, task=task, engine=engine, precision=precision, input_size=input_size,
+                                  num_classes=max(2, len(dataset.class_names)), budget_ms=latency_budget_ms,
+                                  memory_limit_mb=memory_limit_mb, team=team)
