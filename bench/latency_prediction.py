@@ -47,16 +47,26 @@ def measure(candidates, rounds: int) -> list[dict]:
     burst of others' load hits different candidates); each candidate's latency is its fastest round."""
     import tempfile
 
-    from recommender.ort_timing import export_zoo_model, time_onnx
+    with tempfile.TemporaryDirectory(prefix="tango-latency-bench-") as folder:  # the exports take ~2 GB
+        return _time_rounds(_export_all(candidates, Path(folder)), rounds)
+
+
+def _export_all(candidates, folder: Path) -> list:
+    from recommender.ort_timing import export_zoo_model
     from recommender.profiling import build_on_meta, profile_model
 
-    folder = Path(tempfile.mkdtemp(prefix="tango-latency-bench-"))
     exported = []
     for name, size in candidates:
         costs = profile_model(build_on_meta(name, num_classes=NUM_CLASSES, input_size=size), size)
         path, signature = export_zoo_model(name, num_classes=NUM_CLASSES, input_size=size, folder=folder)
         assert signature == costs.signature, "the profiled and the exported network must be the same"
         exported.append((name, size, path, costs))
+    return exported
+
+
+def _time_rounds(exported: list, rounds: int) -> list[dict]:
+    from recommender.ort_timing import time_onnx
+
     timings: dict[int, list[dict]] = {i: [] for i in range(len(exported))}
     order = list(range(len(exported)))
     for round_ in range(rounds):

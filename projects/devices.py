@@ -4,7 +4,9 @@ how a device card looks); a Project only points at a device (`Project.device`, a
 projects imports nothing from recommender. The two things its pages need beyond the foreign key come through
 this port, which the recommender fills from its AppConfig.ready() with device_catalog_register():
 - `ordered(devices)`: devices in the catalog's display order (the wizard's cards);
-- `card_template`: the template that draws one `device` (the wizard's cards).
+- `card_template`: the template that draws one `device` (the wizard's cards);
+- `pick_preview(**answers)`: optional, the line the wizard's Review step shows for the model the recommender would
+  pick (answers: device, task, engine, precision, input_size, latency_budget_ms, memory_limit_mb, dataset, team).
 Rows are read through the foreign key's own model (device_model()), so no app's model is imported here.
 """
 
@@ -19,6 +21,7 @@ from django.db.models import QuerySet
 class DeviceCatalog:
     ordered: Callable[[Iterable], list]
     card_template: str
+    pick_preview: Callable[..., str] | None = None
 
 
 _catalog: DeviceCatalog | None = None

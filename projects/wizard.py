@@ -15,6 +15,7 @@ from django.http import QueryDict
 from tango_common.engines import ENGINES
 
 from . import forms as f
+from .devices import device_catalog
 from .models import Precision, Project, RunMode, Task
 from .services import project_create, project_validate
 
@@ -175,4 +176,14 @@ class ProjectWizard:
             ("Input size", f"{s['input_size']} px"), ("Latency budget", f"{budget:g} ms"),
             ("Memory limit", f"{s['memory_limit_mb']} MiB" if s["memory_limit_mb"] else "Device memory"),
             ("Run mode", RunMode(s["run_mode"]).label),
+            *self._pick_preview(s, budget),
         ]
+
+    @staticmethod
+    def _pick_preview(s: dict, budget: float) -> list[tuple[str, str]]:
+        preview = device_catalog().pick_preview
+        if preview is None:
+            return []
+        return [("Model", preview(device=s["device"], task=s["task"], engine=s["engine"], precision=s["precision"],
+                                  input_size=s["input_size"], latency_budget_ms=budget,
+                                  memory_limit_mb=s["memory_limit_mb"], dataset=s["dataset"], team=s["team"]))]

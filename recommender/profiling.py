@@ -3,10 +3,12 @@
 The model is built on PyTorch's meta device: shapes propagate through the forward pass, nothing is allocated or
 computed, so even ResNet-203 at 1280 px profiles in well under a second. Forward hooks count what the core needs.
 The architecture signature hashes the model's layer listing and the input size, so two names for one network
-share a cache row and an edited network gets its own.
+share a cache row and an edited network gets its own. Imported only where models are built (worker, bench).
 """
 
 import hashlib
+
+import torch
 
 from recommender.engine.costs import Costs
 
@@ -16,8 +18,6 @@ def architecture_signature(model, input_size: int) -> str:
 
 
 def build_on_meta(model_name: str, *, num_classes: int, input_size: int):
-    import torch
-
     from training.engine.zoo import build_model
 
     with torch.device("meta"):
@@ -26,8 +26,6 @@ def build_on_meta(model_name: str, *, num_classes: int, input_size: int):
 
 def profile_model(model, input_size: int) -> Costs:
     """Count the costs of one batch-1 forward pass with hooks (works on meta and real models alike)."""
-    import torch
-
     counter = _Counter()
     hooks = counter.attach(model)
     try:
@@ -76,8 +74,7 @@ class _Counter:
         self.held.pop()
 
     def _leaf(self, module, inputs, output):
-        from torch import nn
-
+        nn = torch.nn
         out = _first_tensor((output,))
         if out is None:
             return
@@ -107,3 +104,37 @@ def _first_tensor(values):
             if found is not None:
                 return found
     return None
+
+
+def build_detection_on_meta(model_name: str, *, num_classes: int):
+    """A zoo detector's layers on the meta device, run in ultralytics' routing order.
+
+    ultralytics' DetectionModel cannot be built on meta (its bias initialisation reads tensor values), so the
+    layers are parsed from the same model dict and routed here as its forward does; the head runs in training mode
+    (raw maps: the box decoding after it is a few element-wise ops).
+    """
+    from training.engine.yolo.zoo import model_dict
+    from ultralytics.nn.tasks import parse_model
+
+    with torch.device("meta"):
+        layers, _ = parse_model(model_dict(model_name, num_classes), ch=3, verbose=False)
+        model = _Routed(layers).eval()
+    layers[-1].train()
+    return model
+
+
+class _Routed(torch.nn.Module):
+    """Stands in for DetectionModel's forward: each layer's `f` names the earlier outputs it takes."""
+
+    def __init__(self, layers):
+        super().__init__()
+        self.layers = layers
+
+    def forward(self, x):
+        saved = []
+        for layer in self.layers:
+            if layer.f != -1:
+                x = saved[layer.f] if isinstance(layer.f, int) else [x if j == -1 else saved[j] for j in layer.f]
+            x = layer(x)
+            saved.append(x)
+        return x

@@ -1,6 +1,14 @@
-"""Reads of the device catalog that the pages share."""
+"""Reads the recommender's pages and API share: the device catalog, its records, a project's recommendation."""
 
-from .models import Device, Tier
+from django.db.models import Q
+
+from projects.jobs.errors import StageError
+from projects.jobs.selectors import latest_succeeded
+
+from .engine.costs import Costs
+from .engine.latency import LatencyModel, Record
+from .models import BenchmarkRecord, Device, Tier
+from .services import device_specs, model_label, paper_choice_for
 
 
 def device_catalog(devices=None) -> list:
@@ -8,3 +16,58 @@ def device_catalog(devices=None) -> list:
     order = {tier: i for i, tier in enumerate(Tier.values)}
     devices = Device.objects.filter(is_active=True) if devices is None else devices
     return sorted(devices, key=lambda d: (order.get(d.tier, len(order)), d.name))
+
+
+def device_records_with_errors(*, device, teams=None, limit: int = 200) -> list[dict]:
+    """The device's records the viewer may see (shared calibration records and their teams' own), each with the
+    latency predicted for it by the model fitted to the other records of its engine and precision (leave one out:
+    the error a new record would have had)."""
+    visible = Q(team__isnull=True) | Q(team__in=teams) if teams is not None else Q(team__isnull=True)
+    records = list(BenchmarkRecord.objects.filter(visible, device=device, batch_size=1)
+                   .select_related("architecture").order_by("-created_at")[:limit])
+    specs = device_specs(device)
+    rows = []
+    for record in records:
+        others = [Record(Costs.from_dict(r.architecture.costs), r.latency_ms) for r in records
+                  if r.pk != record.pk and (r.engine, r.precision) == (record.engine, record.precision)]
+        model = LatencyModel.fit(specs, record.precision, others)
+        predicted = model.predict_ms(Costs.from_dict(record.architecture.costs))
+        rows.append({"id": record.pk, "label": model_label(record.architecture.model_name),
+                     "model": record.architecture.model_name, "input_size": record.input_size,
+                     "engine": record.engine, "precision": record.precision, "source": record.get_source_display(),
+                     "measured_ms": record.latency_ms, "predicted_ms": predicted,
+                     "error": predicted / record.latency_ms - 1,
+                     "error_pct": 100 * (predicted / record.latency_ms - 1), "memory_mb": record.memory_mb,
+                     "accuracy": record.accuracy, "backed_by": model.records, "created_at": record.created_at})
+    return rows
+
+
+def error_summary(rows: list[dict]) -> dict:
+    if not rows:
+        return {"count": 0}
+    errors = sorted(abs(r["error"]) for r in rows)
+    within = sum(e <= 0.10 for e in errors) / len(errors)
+    median = errors[len(errors) // 2]
+    return {"count": len(rows), "within_10": within, "median_error": median, "median_error_pct": 100 * median,
+            "within_10_pct": 100 * within}
+
+
+def project_recommendation_read(project) -> dict:
+    """What the page and the API show: the recommend stage's ranking (computed on a worker: the web process never
+    builds models), the paper's choice, and the model the train stage will use."""
+    job = last_recommendation(project)
+    result = job.result if job else {}
+    paper = result.get("paper") or paper_choice_for(device=project.device, task=project.task).as_dict()
+    top = (result.get("ranking") or {}).get("top")
+    chosen = project.options.get("model") or (top or {}).get("key")
+    return {"project": project.pk, "job": job.pk if job else None, "ranking": result.get("ranking"), "paper": paper,
+            "comparison": result.get("comparison", ""), "chosen": chosen,
+            "chosen_by": "project" if project.options.get("model") else ("ranking" if top else None)}
+
+
+def last_recommendation(project):
+    """The project's newest successful recommend job, or None."""
+    try:
+        return latest_succeeded(project, "recommend")
+    except StageError:
+        return None

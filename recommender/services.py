@@ -13,7 +13,7 @@ from .engine.costs import Costs
 from .engine.latency import DeviceSpecs, LatencyModel, Record
 from .engine.memory import MemoryModel
 from .engine.ranking import Candidate, Ranking, paper_comparison, rank
-from .engine.table1 import MODEL_LABELS, DeviceRow, PaperChoice, paper_choice
+from .engine.table1 import MODEL_LABELS, RESNET203_NOTE, DeviceRow, PaperChoice, paper_choice
 from .host import HOST_DEVICE_NAME, read_host_specs
 from .models import ArchitectureCost, BenchmarkRecord, Device, RecordSource
 
@@ -57,19 +57,26 @@ def model_label(key: str) -> str:
         "densenet", "DenseNet-").replace("vgg", "VGG-").replace("resnet", "ResNet-")
 
 
-def architecture_costs(*, model_name: str, num_classes: int, input_size: int) -> Costs:
-    """The model's costs from the model itself, cached per architecture signature in ArchitectureCost."""
+def architecture_costs(*, model_name: str, num_classes: int, input_size: int, task: str = "classification",
+                       family: str = "", level: int = 0) -> Costs:
+    """The model's costs from the model itself, cached per architecture signature in ArchitectureCost.
+
+    The candidate's task, family and level ride along in the costs' extra, so the web process can rank cached
+    candidates (the wizard's preview) without importing the zoo, which loads torch.
+    """
     row = ArchitectureCost.objects.filter(model_name=model_name, input_size=input_size,
                                           num_classes=num_classes).first()
     if row is None:
-        row = _profile_and_store(model_name, num_classes, input_size)
+        row = _profile_and_store(model_name, num_classes, input_size, {"task": task, "family": family,
+                                                                        "level": level})
     return Costs.from_dict(row.costs)
 
 
-def _profile_and_store(model_name: str, num_classes: int, input_size: int) -> ArchitectureCost:
+def _profile_and_store(model_name: str, num_classes: int, input_size: int, about: dict) -> ArchitectureCost:
     costs = _profile_cached(model_name, num_classes, input_size)
+    stored = {**costs.as_dict(), "extra": {**costs.extra, **about}}
     row, _ = ArchitectureCost.objects.get_or_create(signature=costs.signature, defaults={
-        "model_name": model_name, "input_size": input_size, "num_classes": num_classes, "costs": costs.as_dict()})
+        "model_name": model_name, "input_size": input_size, "num_classes": num_classes, "costs": stored})
     return row
 
 
@@ -82,7 +89,7 @@ def _profile_cached(model_name: str, num_classes: int, input_size: int) -> Costs
 
 
 def candidate_models(task: str) -> list[tuple[str, str, int]]:
-    """(zoo key, family, level) of every candidate for the task, from the zoo itself."""
+    """(zoo key, family, level) of every candidate for the task, from the zoo itself (imports torch)."""
     from training.engine.zoo import FAMILIES
 
     if task != "classification":
@@ -90,10 +97,25 @@ def candidate_models(task: str) -> list[tuple[str, str, int]]:
     return [(name, family, level) for family, names in FAMILIES.items() for level, name in enumerate(names, 1)]
 
 
-def candidates_for(*, task: str, num_classes: int, input_size: int) -> list[Candidate]:
+def candidates_for(*, task: str, num_classes: int, input_size: int, cached_only: bool = False) -> list[Candidate]:
+    """Every candidate with its costs. cached_only: only what ArchitectureCost holds, without importing the zoo."""
+    if cached_only:
+        return _cached_candidates(task, num_classes, input_size)
     return [Candidate(key=key, label=model_label(key), family=family, level=level, input_size=input_size,
-                      costs=architecture_costs(model_name=key, num_classes=num_classes, input_size=input_size))
+                      costs=architecture_costs(model_name=key, num_classes=num_classes, input_size=input_size,
+                                               task=task, family=family, level=level))
             for key, family, level in candidate_models(task)]
+
+
+def _cached_candidates(task: str, num_classes: int, input_size: int) -> list[Candidate]:
+    rows = ArchitectureCost.objects.filter(input_size=input_size, num_classes=num_classes)
+    out = []
+    for row in rows:
+        extra = row.costs.get("extra", {})
+        if extra.get("task") == task:
+            out.append(Candidate(key=row.model_name, label=model_label(row.model_name), family=extra["family"],
+                                 level=extra["level"], input_size=input_size, costs=Costs.from_dict(row.costs)))
+    return out
 
 
 # --- records and the models fitted to them ---------------------------------------------------------------------
@@ -168,17 +190,19 @@ def benchmark_record_add(*, device: Device, engine: str, precision: str, model_n
 
 
 def recommendation_for(*, device: Device, task: str, engine: str, precision: str, input_size: int, num_classes: int,
-                       budget_ms: float | None, memory_limit_mb: float | None, team=None, dataset=None) -> dict:
+                       budget_ms: float | None, memory_limit_mb: float | None, team=None, dataset=None,
+                       cached_only: bool = False) -> dict:
     """The ranking, the paper's choice beside it, and where they disagree: what the stage, page and API show."""
-    candidates = candidates_for(task=task, num_classes=num_classes, input_size=input_size)
-    accuracy = expected(priors({c.key: (c.family, c.costs.params) for c in candidates}),
+    candidates = candidates_for(task=task, num_classes=num_classes, input_size=input_size, cached_only=cached_only)
+    accuracy = expected(priors({c.key: (c.family, c.costs.flops) for c in candidates}),
                         measured_accuracy(team=team, dataset=dataset))
     ranking: Ranking = rank(
         candidates, latency=latency_model_for(device=device, engine=engine, precision=precision, team=team),
         memory=memory_model_for(device=device, engine=engine, precision=precision, team=team), accuracy=accuracy,
         budget_ms=budget_ms, memory_limit_mb=memory_limit_mb or device.memory_mb)
     paper = paper_choice_for(device=device, task=task)
-    return {"ranking": ranking.as_dict(), "paper": paper.as_dict(),
+    notes = {"resnet203": RESNET203_NOTE} if any(c.key == "resnet203" for c in candidates) else {}
+    return {"ranking": ranking.as_dict(), "paper": paper.as_dict(), "notes": notes,
             "comparison": paper_comparison(ranking, paper.model, paper.model_label) if candidates else "",
             "device": device.name, "engine": engine, "precision": precision, "input_size": input_size,
             "task": task}
@@ -239,3 +263,50 @@ def recommend_stage(job, report) -> dict:
 
 def _budget_text(budget_ms) -> str:
     return f"{budget_ms:g} ms" if budget_ms else "none"
+
+
+# --- the user's choice -------------------------------------------------------------------------------------------
+
+
+def project_model_choose(*, project, model_name: str):
+    """Store the model the train stage will use: the ranking's top choice accepted, or another candidate picked.
+
+    Checked against the candidates the project's recommend stage ranked (the web process does not load the zoo).
+    """
+    from .selectors import last_recommendation
+
+    job = last_recommendation(project)
+    known = {item["key"] for item in ((job.result.get("ranking") or {}).get("items") or [])} if job else set()
+    if not job:
+        raise ValueError("Run the recommend stage first: it ranks the candidates to choose from.")
+    if model_name not in known:
+        raise ValueError(f"{model_name!r} is not a candidate for {project.get_task_display().lower()}.")
+    project.options = {**project.options, "model": model_name}
+    project.save(update_fields=["options", "updated_at"])
+    return project
+
+
+def recommendation_preview(*, device: Device, task: str, engine: str, precision: str, input_size: int,
+                           num_classes: int, budget_ms: float | None, memory_limit_mb: float | None, team=None) -> str:
+    """One line for the wizard's Review step: the model the ranking would pick, from cached costs only (the web
+    process never builds models); the paper's choice when nothing is cached for this input size yet."""
+    paper = paper_choice_for(device=device, task=task)
+    result = recommendation_for(device=device, task=task, engine=engine, precision=precision, input_size=input_size,
+                                num_classes=num_classes, budget_ms=budget_ms, memory_limit_mb=memory_limit_mb,
+                                team=team, cached_only=True)
+    ranking = result["ranking"]
+    if not ranking["items"]:
+        return (f"Paper rules: {paper.model_label}. The recommend stage ranks every candidate at {input_size} px "
+                f"when it runs (nothing is measured at this size yet).")
+    top = ranking["top"]
+    pick = (f"{top['label']} (predicted {top['latency_ms']:.1f} ms, {ranking['confidence']})" if top
+            else f"nothing fits; closest {ranking['closest']['label']}")
+    return f"Ranking: {pick}. Paper rules: {paper.model_label}."
+
+
+def wizard_pick_preview(*, device, task, engine, precision, input_size, latency_budget_ms, memory_limit_mb, dataset,
+                        team) -> str:
+    """The wizard's Review line (through projects.devices' port): what the recommend stage would pick."""
+    return recommendation_preview(device=device, task=task, engine=engine, precision=precision, input_size=input_size,
+                                  num_classes=max(2, len(dataset.class_names)), budget_ms=latency_budget_ms,
+                                  memory_limit_mb=memory_limit_mb, team=team)

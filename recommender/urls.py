@@ -3,4 +3,8 @@ from django.urls import path
 from . import views
 
 app_name = "recommender"
-urlpatterns = [path("devices/", views.device_list, name="device_list")]
+urlpatterns = [
+    path("devices/", views.device_list, name="device_list"),
+    path("devices/<int:pk>/", views.device_detail, name="device_detail"),
+    path("projects/<int:project_id>/model/", views.project_model_choose_view, name="project_model_choose"),
+]

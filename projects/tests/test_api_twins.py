@@ -22,9 +22,14 @@ PAGE_TO_API = {
     "projects:job_cancel": ("POST", "job-cancel"),
     "projects:job_retry": ("POST", "job-retry"),
     "projects:job_log_download": ("GET", "job-log-text"),
+    "projects:tokens": ("POST", "token-list"),  # the page lists the user's tokens and creates one
+    "projects:token_revoke": ("DELETE", "token-detail"),
+    "projects:team_audit": ("GET", "team-audit-list"),
     "deployment:artifact_download": ("GET", "artifact-download"),
     "training:search_adopt": ("POST", "search-adopt"),
     "recommender:device_list": ("GET", "device-list"),
+    "recommender:device_detail": ("GET", "device-records"),  # its records, predicted against measured
+    "recommender:project_model_choose": ("POST", "project-recommendation-choice"),
 }
 NOT_PAGES = ("admin:", "api", "login", "logout", "password_")  # the admin, the API itself, Django's auth views
 

@@ -53,6 +53,7 @@ def test_wizard_with_htmx_swaps_fragments_and_redirects_to_the_project(client, o
     review = post(client, {**answers(team, digits, odroid), "step": "environment"}, htmx)
     assert b'name="step" value="review"' in review.content
     assert b"ONNX Runtime" in review.content and b"250 ms" in review.content
+    assert b"Paper rules: ResNet-34" in review.content, "the Review step says which model the recommender picks"
 
     created = client.post(URL, {**answers(team, digits, odroid), "step": "review", "action": "create"},
                           headers=htmx)

@@ -68,3 +68,42 @@ class EngineSerializer(serializers.Serializer):
         data = super().to_representation(engine)
         data["accelerators"] = sorted(data["accelerators"])
         return data
+
+
+class ModelChoiceSerializer(serializers.Serializer):
+    model = serializers.CharField(max_length=60, help_text="Zoo key of a candidate, e.g. resnet50.")
+
+
+class RecommendationSerializer(serializers.Serializer):
+    project = serializers.IntegerField()
+    job = serializers.IntegerField(allow_null=True, help_text="The recommend job the ranking comes from.")
+    ranking = serializers.JSONField(allow_null=True, help_text="Candidates best first: predicted latency and "
+                                    "memory, expected accuracy, status and reason; top, closest, summary, "
+                                    "confidence. Null until the recommend stage has run.")
+    paper = PaperChoiceSerializer()
+    comparison = serializers.CharField(help_text="Where the paper's rule and the ranking agree or disagree.")
+    chosen = serializers.CharField(allow_null=True, help_text="The model the train stage will use.")
+    chosen_by = serializers.ChoiceField(choices=["project", "ranking"], allow_null=True)
+
+
+class DeviceRecordSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    model = serializers.CharField()
+    label = serializers.CharField()
+    input_size = serializers.IntegerField()
+    engine = serializers.CharField()
+    precision = serializers.CharField()
+    source = serializers.CharField()
+    measured_ms = serializers.FloatField()
+    predicted_ms = serializers.FloatField(help_text="By the model fitted to the device's other records of this "
+                                          "engine and precision (leave one out).")
+    error = serializers.FloatField(help_text="predicted / measured − 1.")
+    backed_by = serializers.IntegerField(help_text="How many records the prediction was fitted to.")
+    memory_mb = serializers.FloatField(allow_null=True)
+    accuracy = serializers.FloatField(allow_null=True)
+    created_at = serializers.DateTimeField()
+
+
+class DeviceRecordsSerializer(serializers.Serializer):
+    summary = serializers.JSONField()
+    records = DeviceRecordSerializer(many=True)

@@ -1,15 +1,27 @@
 """The device catalog (read for everyone signed in, written by staff) and the engine registry (read-only)."""
 
 import django_filters
+from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, viewsets
-from rest_framework.exceptions import NotFound
+from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.permissions import SAFE_METHODS, BasePermission, IsAuthenticated
+from rest_framework.response import Response
 
+from projects import access
 from recommender.models import Device
+from recommender.selectors import device_records_with_errors, error_summary, project_recommendation_read
+from recommender.services import project_model_choose
 from tango_common.engines import ENGINE_CHOICES, ENGINES
 
-from .serializers import DeviceSerializer, EngineSerializer
+from .serializers import (
+    DeviceRecordsSerializer,
+    DeviceSerializer,
+    EngineSerializer,
+    ModelChoiceSerializer,
+    RecommendationSerializer,
+)
 
 
 class IsStaffOrReadOnly(BasePermission):
@@ -41,6 +53,14 @@ class DeviceViewSet(viewsets.ModelViewSet):
     search_fields = ["name", "vendor", "cpu_name", "accelerator_name", "os"]
     ordering_fields = ["name", "tier", "peak_fp32_gflops", "memory_mb"]
 
+    @extend_schema(responses=DeviceRecordsSerializer)
+    @action(detail=True, methods=["get"], pagination_class=None, filter_backends=[])
+    def records(self, request, pk=None):
+        """The device's benchmark records (shared calibration ones and the caller's teams'), each with the latency
+        the model fitted to the others predicted for it, and the error."""
+        rows = device_records_with_errors(device=self.get_object(), teams=access.teams_for(request.user))
+        return Response({"summary": error_summary(rows), "records": rows})
+
 
 @extend_schema_view(retrieve=extend_schema(parameters=[OpenApiParameter("key", str, OpenApiParameter.PATH,
                                                                         enum=list(ENGINES))]))
@@ -60,3 +80,35 @@ class EngineViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
             return ENGINES[self.kwargs["key"]]
         except KeyError:
             raise NotFound(f"No engine {self.kwargs['key']!r}.") from None
+
+
+class ProjectRecommendationViewSet(viewsets.GenericViewSet):
+    """A project's ranking (from its latest recommend job), the paper's choice, and the model training will use;
+    and the choice itself: accept the top candidate or pick another."""
+
+    permission_classes = [IsAuthenticated]
+    serializer_class = RecommendationSerializer
+    pagination_class = None
+    filter_backends: list = []
+
+    def get_queryset(self):
+        return access.projects_for(self.request.user)
+
+    def _project(self):
+        return get_object_or_404(self.get_queryset(), pk=self.kwargs["project_id"])
+
+    @extend_schema(responses=RecommendationSerializer)
+    def retrieve(self, request, project_id: int):
+        return Response(project_recommendation_read(self._project()))
+
+    @extend_schema(request=ModelChoiceSerializer, responses=RecommendationSerializer)
+    def choice(self, request, project_id: int):
+        project = self._project()
+        access.require_editor(request.user, project.team)
+        choice = ModelChoiceSerializer(data=request.data)
+        choice.is_valid(raise_exception=True)
+        try:
+            project_model_choose(project=project, model_name=choice.validated_data["model"])
+        except ValueError as error:
+            raise ValidationError({"model": [str(error)]}) from None
+        return Response(project_recommendation_read(project))

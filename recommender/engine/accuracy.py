@@ -2,9 +2,11 @@
 measured results as they accumulate. Django-free.
 
 Priors are the published figures the models are known by: ImageNet top-1 of torchvision's weights for the
-classifiers, COCO AP (val) of the YOLOv7 paper for detection. They rank candidates; they are not what the
-project's dataset will give. Models with no published figure (our narrow densenet_tiny and vgg_tiny, the paper's
-ResNet-203) take their family's trend in log parameters, and say so.
+classifiers, COCO AP (val) of the YOLOv7 paper and Ultralytics' YOLO11 figures for detection. They rank
+candidates; they are not what the project's dataset will give. Models with no published figure (our narrow
+densenet_tiny and vgg_tiny, the paper's ResNet-203) take their family's trend in log FLOPs, kept within a few
+points of the family's published range, and say so. (FLOPs, not parameters: VGG's parameters sit in its classifier
+head and hardly vary by depth.)
 
 Once the team has measured any candidate of the task (a benchmark with accuracy), measured candidates use their
 own mean, and the others their prior shifted by the mean gap between measured results and priors: the ranking
@@ -36,6 +38,11 @@ PUBLISHED: dict[str, tuple[float, str]] = {
     "yolov7-e6": (56.0, "COCO AP val, YOLOv7 paper (1280 px)"),
     "yolov7-d6": (56.6, "COCO AP val, YOLOv7 paper (1280 px)"),
     "yolov7-e6e": (56.8, "COCO AP val, YOLOv7 paper (1280 px)"),
+    "yolo11n": (39.5, "COCO mAP50-95 val, Ultralytics YOLO11 (640 px)"),
+    "yolo11s": (47.0, "COCO mAP50-95 val, Ultralytics YOLO11 (640 px)"),
+    "yolo11m": (51.5, "COCO mAP50-95 val, Ultralytics YOLO11 (640 px)"),
+    "yolo11l": (53.4, "COCO mAP50-95 val, Ultralytics YOLO11 (640 px)"),
+    "yolo11x": (54.7, "COCO mAP50-95 val, Ultralytics YOLO11 (640 px)"),
 }
 
 
@@ -46,24 +53,28 @@ class Expected:
     measured_runs: int = 0
 
 
+# How far a trend may reach beyond the family's published figures, below its smallest and above its largest.
+TREND_BELOW, TREND_ABOVE = 15.0, 1.5
+
+
 def priors(candidates: dict[str, tuple[str, float]]) -> dict[str, Expected]:
-    """Prior per model key. candidates: key -> (family, params). Unpublished ones follow their family's trend."""
+    """Prior per model key. candidates: key -> (family, FLOPs). Unpublished ones follow their family's trend."""
     out = {key: Expected(*PUBLISHED[key]) for key in candidates if key in PUBLISHED}
-    for key, (family, params) in candidates.items():
+    for key, (family, flops) in candidates.items():
         if key not in out:
-            out[key] = _trend(key, family, params, candidates)
+            out[key] = _trend(family, flops, candidates)
     return out
 
 
-def _trend(key: str, family: str, params: float, candidates: dict[str, tuple[str, float]]) -> Expected:
-    known = [(math.log(p), PUBLISHED[k][0]) for k, (f, p) in candidates.items() if f == family and k in PUBLISHED]
+def _trend(family: str, flops: float, candidates: dict[str, tuple[str, float]]) -> Expected:
+    known = [(math.log(f), PUBLISHED[k][0]) for k, (fam, f) in candidates.items() if fam == family and k in PUBLISHED]
     if len(known) < 2:
         return Expected(0.0, "no published figure and no family trend")
     xs, ys = zip(*known, strict=True)
     mean_x, mean_y = sum(xs) / len(xs), sum(ys) / len(ys)
     slope = sum((x - mean_x) * (y - mean_y) for x, y in known) / max(sum((x - mean_x) ** 2 for x in xs), 1e-9)
-    value = mean_y + slope * (math.log(params) - mean_x)
-    return Expected(round(value, 2), f"no published figure: {family} trend in log parameters")
+    value = min(max(mean_y + slope * (math.log(flops) - mean_x), min(ys) - TREND_BELOW), max(ys) + TREND_ABOVE)
+    return Expected(round(value, 2), f"no published figure: {family} trend in log FLOPs")
 
 
 def expected(priors_by_key: dict[str, Expected], measured: dict[str, list[float]]) -> dict[str, Expected]:

@@ -28,6 +28,11 @@ PAPER_CLASSIFICATION_MODELS: dict[str, str] = {
 }
 MODEL_LABELS = {key: label for label, key in {**PAPER_DETECTION_MODELS, **PAPER_CLASSIFICATION_MODELS}.items()}
 
+# Said wherever the portal shows ResNet-203 (the zoo builds it: training.engine.zoo.RESNET203_BLOCKS).
+RESNET203_NOTE = ("ResNet-203 as the TANGO paper prints it: no standard ResNet has 203 layers, so it is built "
+                  "literally, a bottleneck ResNet with 67 blocks [3, 24, 37, 3]: 3 × 67 + 2 = 203 weighted layers "
+                  "(He et al.'s ResNet-200 is [3, 24, 36, 3]).")
+
 TIER_LABELS = {"cloud": "Cloud", "k8s": "K8S", "pc": "PC", "on_device": "On-device"}
 
 # The table itself, for the data migration and the tests: device -> (tier, detection, classification).

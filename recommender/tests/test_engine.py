@@ -76,10 +76,12 @@ def test_the_memory_model_starts_from_weights_activations_and_runtime_and_learns
 
 
 def test_unpublished_models_take_their_familys_trend_and_say_so():
-    found = priors({"resnet18": ("resnet", 11.7e6), "resnet50": ("resnet", 25.6e6), "resnet203": ("resnet", 65.8e6)})
+    found = priors({"resnet18": ("resnet", 3.6e9), "resnet50": ("resnet", 8.2e9), "resnet203": ("resnet", 30.5e9),
+                    "vgg_tiny": ("vgg", 1e9), "vgg11": ("vgg", 15.2e9), "vgg16": ("vgg", 31e9)})
     assert found["resnet18"] == Expected(69.76, "ImageNet top-1, torchvision")
     assert found["resnet203"].value > found["resnet50"].value
     assert "trend" in found["resnet203"].source
+    assert 70.37 - 15 <= found["vgg_tiny"].value < 70.37, "below its family, never absurdly so"
 
 
 def test_the_teams_measured_results_replace_priors_and_shift_the_rest():

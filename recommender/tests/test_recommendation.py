@@ -85,3 +85,15 @@ def test_calibrate_measures_this_server_and_every_record_recalibrates(capsys):
     assert latency_model_for(device=host, engine="onnxruntime", precision="fp32").records == 3
     out = capsys.readouterr().out
     assert "predicted" in out and "Stored 3 records for This_Server" in out
+
+
+def test_the_wizard_preview_ranks_from_cached_costs_only():
+    from recommender.services import candidates_for, recommendation_preview
+
+    nano = Device.objects.get(name="Jetson_Nano")
+    args = dict(device=nano, task="classification", engine="onnxruntime", precision="fp32", input_size=48,
+                num_classes=4, budget_ms=50, memory_limit_mb=None)
+    assert recommendation_preview(**args).startswith("Paper rules: ResNet-34. The recommend stage ranks")
+    candidates_for(task="classification", num_classes=4, input_size=48)  # what a recommend stage run caches
+    line = recommendation_preview(**args)
+    assert line.startswith("Ranking: ") and line.endswith("Paper rules: ResNet-34.")

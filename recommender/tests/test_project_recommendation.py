@@ -1,0 +1,110 @@
+"""The project's recommendation over the API and on the page: the ranking, the paper's choice, the user's pick."""
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from projects.jobs.models import Job, JobStatus
+from projects.tests import factories
+from recommender.models import Device
+from recommender.selectors import device_records_with_errors, error_summary
+from recommender.services import benchmark_record_add, recommendation_for
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def world():
+    team = factories.team_with("Vision", alice="owner", victor="viewer")
+    factories.team_with("Other", oscar="owner")
+    odroid = Device.objects.get(name="Odroid_N2")
+    project = factories.project(team, name="edge", device=odroid, input_size=32, latency_budget_ms=20)
+    result = recommendation_for(device=odroid, task="classification", engine="onnxruntime", precision="fp32",
+                                input_size=32, num_classes=3, budget_ms=20, memory_limit_mb=None)
+    top = result["ranking"]["top"]
+    result.update(model=top["key"])
+    Job.objects.create(project=project, stage="recommend", queue="cpu", status=JobStatus.SUCCEEDED, progress=100,
+                       result=result)
+    return project
+
+
+def client_for(client, username):
+    client.force_login(get_user_model().objects.get(username=username))
+    return client
+
+
+def test_the_api_returns_the_same_ranking_the_stage_made(world, client):
+    body = client_for(client, "victor").get(f"/api/projects/{world.pk}/recommendation/").json()
+    job = Job.objects.get(project=world, stage="recommend")
+    assert body["ranking"] == job.result["ranking"]
+    assert body["paper"]["model_label"] == "ResNet-34"
+    assert body["chosen"] == job.result["ranking"]["top"]["key"] and body["chosen_by"] == "ranking"
+    top = body["ranking"]["top"]
+    assert top["latency_ms"] <= 20 and top["status"] == "recommended"
+    assert all(i["latency_ms"] > 20 for i in body["ranking"]["items"] if i["status"] == "too_slow")
+
+
+def test_an_editor_picks_another_model_and_training_will_use_it(world, client):
+    response = client_for(client, "alice").post(f"/api/projects/{world.pk}/recommendation/choice/",
+                                                {"model": "densenet121"}, content_type="application/json")
+    assert response.status_code == 200, response.content
+    assert response.json()["chosen"] == "densenet121" and response.json()["chosen_by"] == "project"
+    world.refresh_from_db()
+    assert world.options["model"] == "densenet121"
+
+
+def test_a_model_that_is_no_candidate_is_refused(world, client):
+    response = client_for(client, "alice").post(f"/api/projects/{world.pk}/recommendation/choice/",
+                                                {"model": "yolov7-e6e"}, content_type="application/json")
+    assert response.status_code == 400 and "not a candidate" in response.json()["model"][0]
+
+
+def test_a_viewer_cannot_choose_and_an_outsider_cannot_see(world, client):
+    viewer = client_for(client, "victor").post(f"/api/projects/{world.pk}/recommendation/choice/",
+                                               {"model": "resnet18"}, content_type="application/json")
+    assert viewer.status_code == 403
+    outsider = client_for(client, "oscar").get(f"/api/projects/{world.pk}/recommendation/")
+    assert outsider.status_code == 404
+
+
+def test_device_records_show_predicted_against_measured_with_the_error():
+    nano = Device.objects.get(name="Jetson_Nano")
+    for name, latency in (("resnet18", 12.0), ("resnet34", 22.0), ("resnet50", 30.0), ("densenet121", 25.0)):
+        benchmark_record_add(device=nano, engine="onnxruntime", precision="fp32", model_name=name, num_classes=10,
+                             input_size=64, latency_ms=latency, source="benchmark")
+    rows = device_records_with_errors(device=nano)
+    assert len(rows) == 4 and all(r["backed_by"] == 3 for r in rows)  # each predicted from the other three
+    assert all(r["error"] == pytest.approx(r["predicted_ms"] / r["measured_ms"] - 1) for r in rows)
+    assert error_summary(rows)["count"] == 4
+
+
+def test_the_project_page_draws_the_tradeoff_and_lets_an_editor_choose(world, client):
+    page = client_for(client, "alice").get(f"/projects/{world.pk}/").content.decode()
+    assert 'data-testid="tradeoff-chart"' in page and 'data-testid="budget-line"' in page
+    assert 'data-testid="paper-mark"' in page and 'data-testid="paper-comparison"' in page
+    assert "<script src=\"http" not in page and "cdn" not in page.lower()
+    top = Job.objects.get(project=world, stage="recommend").result["ranking"]["top"]
+    response = client.post(f"/projects/{world.pk}/model/", {"model": top["key"]})
+    assert response.status_code == 302
+    world.refresh_from_db()
+    assert world.options["model"] == top["key"]
+    response = client.post(f"/projects/{world.pk}/model/", {"pick": "resnet18", "use_pick": "1"})
+    world.refresh_from_db()
+    assert world.options["model"] == "resnet18"
+
+
+def test_a_viewer_sees_the_ranking_but_no_choice(world, client):
+    page = client_for(client, "victor").get(f"/projects/{world.pk}/").content.decode()
+    assert 'data-testid="tradeoff-chart"' in page and 'data-testid="model-choice"' not in page
+    assert client.post(f"/projects/{world.pk}/model/", {"model": "resnet18"}).status_code == 403
+
+
+def test_the_device_page_shows_predicted_against_measured(client):
+    factories.team_with("Vision", alice="owner")
+    nano = Device.objects.get(name="Jetson_Nano")
+    for name, latency in (("resnet18", 12.0), ("resnet34", 22.0), ("resnet50", 30.0)):
+        benchmark_record_add(device=nano, engine="onnxruntime", precision="fp32", model_name=name, num_classes=10,
+                             input_size=64, latency_ms=latency, source="benchmark")
+    page = client_for(client, "alice").get(f"/devices/{nano.pk}/").content.decode()
+    assert 'data-testid="error-chart"' in page and "ResNet-50" in page and "Predicted ms" in page
+    cloud = client.get(f"/devices/{Device.objects.get(name='Cloud').pk}/").content.decode()
+    assert "ResNet-203" in cloud and "[3, 24, 37, 3]" in cloud
