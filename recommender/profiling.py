@@ -113,8 +113,9 @@ def build_detection_on_meta(model_name: str, *, num_classes: int):
     layers are parsed from the same model dict and routed here as its forward does; the head runs in training mode
     (raw maps: the box decoding after it is a few element-wise ops).
     """
-    from training.engine.yolo.zoo import model_dict
     from ultralytics.nn.tasks import parse_model
+
+    from training.engine.yolo.zoo import model_dict
 
     with torch.device("meta"):
         layers, _ = parse_model(model_dict(model_name, num_classes), ch=3, verbose=False)
