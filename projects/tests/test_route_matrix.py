@@ -39,6 +39,9 @@ PAGES = {
     "projects:dataset_upload": ("GET", None, (200, 200, 403, 200, 403, 302)),
     "projects:dataset_detail": ("GET", "dataset", MEMBERS_ONLY),
     "recommender:device_list": ("GET", None, SIGNED_IN),
+    "recommender:device_detail": ("GET", "device", SIGNED_IN),  # the catalog is shared by all teams
+    # No model named: the project page comes back (302) with the reason as a message.
+    "recommender:project_model_choose": ("POST", "project_id", (302, 302, 403, 404, 404, 302)),
     # Without the confirmation box ticked, the edit page comes back with the reason (409).
     "projects:delete": ("POST", "project", (409, 409, 403, 404, 404, 302)),
     "projects:tokens": ("GET", None, SIGNED_IN),
@@ -81,7 +84,8 @@ WEBSOCKETS = {
 def url_arguments(world, kind):
     w = world
     return {
-        None: [], "project": [w.project.pk], "project_id": [w.project.pk], "dataset": [w.dataset.pk],
+        None: [], "project": [w.project.pk], "device": [w.device.pk], "project_id": [w.project.pk],
+        "dataset": [w.dataset.pk],
         "team": [w.team.pk], "stage": [w.project.pk, "recommend"], "failed_job": [w.failed_job.pk],
         "queued_job": [w.queued_job.pk], "artifact": [w.artifact.pk], "bobs_token": [w.bobs_token.pk],
         "reset_link": ["MQ", "not-a-token"],
