@@ -36,10 +36,9 @@ def _val_images(dataset, limit: int) -> list[Path]:
 
 
 def _load_trained_model(run: TrainingRun):
-    from training.engine.zoo import load_trained_model
+    from training.hooks import trained_model
 
-    return load_trained_model(run.model_name, num_classes=run.architecture["num_classes"],
-                              input_size=run.architecture["input_size"], weights_path=absolute(run.weights_path))
+    return trained_model(run)  # the zoo model, or the network edited in the visualiser
 
 
 def _artifact(job, run, *, kind, path: Path, status, checks=None) -> Artifact:

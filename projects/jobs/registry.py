@@ -31,6 +31,8 @@ class Stage:
     description: str = ""
     preview: str = ""  # dotted path of preview(project) -> str: a line the pipeline panel shows before any run
     optional: bool = False  # run on demand only: automatic mode neither starts nor queues it (e.g. a search)
+    page: str = ""  # URL name of the stage's own page, reversed with the project's id (the card links to it)
+    page_label: str = ""
 
     def run(self, job, report) -> dict:
         return import_string(self.runner)(job, report)

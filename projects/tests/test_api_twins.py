@@ -27,6 +27,7 @@ PAGE_TO_API = {
     "projects:team_audit": ("GET", "team-audit-list"),
     "deployment:artifact_download": ("GET", "artifact-download"),
     "training:search_adopt": ("POST", "search-adopt"),
+    "visualizer:editor": ("POST", "architecture-preview"),  # the graph, its errors, flags and costs after edits
     "recommender:device_list": ("GET", "device-list"),
     "recommender:device_detail": ("GET", "device-records"),  # its records, predicted against measured
     "recommender:project_model_choose": ("POST", "project-recommendation-choice"),

@@ -60,6 +60,8 @@ PAGES = {
     "deployment:artifact_download": ("GET", "artifact", MEMBERS_ONLY),
     # Not a finished search: editors get the panel back with the reason.
     "training:search_adopt": ("POST", "failed_job", EDITORS_ONLY),
+    # No recommendation yet in this world: members see the editor page saying to run it first.
+    "visualizer:editor": ("GET", "project_id", MEMBERS_ONLY),
     # Django's sign-in pages: open to all, except changing one's own password.
     "login": ("GET", None, ALL),
     "logout": ("POST", None, (302,) * 6),
