@@ -194,11 +194,10 @@ CELERY_TASK_DEFAULT_QUEUE = "cpu"
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# The reaper (projects/jobs/reaper.py): run by beat in team mode, by `tango serve`'s supervisor when embedded.
+TANGO_REAP_INTERVAL_SECONDS = env_float("TANGO_REAP_INTERVAL_SECONDS", 10.0, minimum=0.5)
 CELERY_BEAT_SCHEDULE = {
-    "reap-stale-jobs": {
-        "task": "projects.tasks.reap_stale_jobs",
-        "schedule": env_float("TANGO_REAP_INTERVAL_SECONDS", 10.0, minimum=0.5),
-    },
+    "reap-stale-jobs": {"task": "projects.tasks.reap_stale_jobs", "schedule": TANGO_REAP_INTERVAL_SECONDS},
 }
 
 # --- Jobs and live logs ---------------------------------------------------------------------------------
