@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and Redoc served from the install: no CDN
     "django_htmx",
     "channels",
     "projects",
@@ -243,6 +244,11 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Projects, datasets, device catalog and pipeline jobs of the TANGO portal.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The docs page's scripts and styles come from drf-spectacular-sidecar's static files, not a CDN (which an
+    # offline install cannot reach: the page rendered blank).
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "ENUM_NAME_OVERRIDES": {"AcceleratorEnum": "tango_common.engines.Accelerator.CHOICES",
                             "JobStatusEnum": "projects.jobs.models.JobStatus",
                             "ArtifactStatusEnum": "deployment.models.Artifact.Status"},
