@@ -16,7 +16,7 @@ from training.hooks import trained_model
 from training.models import TrainingRun
 from visualizer.models import Architecture
 
-pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(autouse=True)
@@ -97,6 +97,7 @@ def test_saving_needs_a_network_that_fits_and_an_editor(project):
     assert [a["version"] for a in listed["results" if isinstance(listed, dict) else slice(None)]] == [2, 1]
 
 
+@pytest.mark.django_db(transaction=True)  # the job runner commits as it goes
 def test_the_train_stage_trains_the_chosen_version(project):
     bob = client(project, "bob")
     saved = bob.post("/api/architectures/", {"project": project.pk, "edits": [
