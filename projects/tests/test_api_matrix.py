@@ -14,7 +14,7 @@ from drf_spectacular.generators import SchemaGenerator
 from projects.jobs.models import JobStatus
 from projects.tokens import api_token_create
 
-from .conftest import make_job
+from .conftest import make_job, make_trial, png_bytes
 from .test_api_datasets import upload_body
 
 PERSONAS = ("owner", "editor", "viewer", "outsider", "staff", "anonymous")
@@ -37,6 +37,12 @@ def weights_body(w):
     buffer = io.BytesIO()
     torch.save({"fc.weight": torch.zeros(2, 4), "fc.bias": torch.zeros(2)}, buffer)
     return {"file": SimpleUploadedFile("pretrained.pt", buffer.getvalue())}
+
+
+def trial_body(w):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    return {"project": w.project.pk, "artifact": w.artifact.pk, "image": SimpleUploadedFile("rose.png", png_bytes())}
 
 
 def project_body(w, name):
@@ -89,6 +95,10 @@ REQUESTS = {
     "list artifacts": ("GET", "/api/artifacts/", None),
     "read artifact": ("GET", "/api/artifacts/{artifact}/", None),
     "download artifact": ("GET", "/api/artifacts/{artifact}/download/", None),
+    "list trials": ("GET", "/api/trials/", None),
+    "create trial": ("POST", "/api/trials/", trial_body),
+    "read trial": ("GET", "/api/trials/{trial}/", None),
+    "read trial image": ("GET", "/api/trials/{trial}/image/", None),
     "list searches": ("GET", "/api/searches/", None),
     "read search": ("GET", "/api/searches/{search_job}/", None),
     "adopt search": ("POST", "/api/searches/{search_job}/adopt/", {}),
@@ -152,6 +162,11 @@ EXPECTED = {
     "list artifacts":       (200,  200,   200,   200,     200,  401),
     "read artifact":        (200,  200,   200,   404,     404,  401),
     "download artifact":    (200,  200,   200,   404,     404,  401),
+    "list trials":          (200,  200,   200,   200,     200,  401),
+    # Outsiders name a project that is not theirs: it does not exist for them (400), as for staff.
+    "create trial":         (201,  201,   403,   400,     400,  401),
+    "read trial":           (200,  200,   200,   404,     404,  401),
+    "read trial image":     (200,  200,   200,   404,     404,  401),
 }
 
 # Operations outside the persona table, each with its own tests.
@@ -171,12 +186,13 @@ def ids(w):
     if not hasattr(w, "bobs_token"):
         w.bobs_token, _ = api_token_create(user=w.users["bob"], name="bob's laptop")
         w.search_job = make_job(w.project, "hpo", JobStatus.FAILED, ["Search queued.", "No trial finished."])
+        w.trial = make_trial(w.artifact, w.users["bob"])
     return {
         "team": w.team.pk, "member": "carol", "device": w.device.pk, "spare_device": w.spare_device.pk,
         "engine": "onnxruntime", "dataset": w.dataset.pk, "spare_dataset": w.spare_dataset.pk,
         "project": w.project.pk, "spare_project": w.spare_project.pk, "stage": "recommend",
         "failed_job": w.failed_job.pk, "queued_job": w.queued_job.pk, "artifact": w.artifact.pk,
-        "bobs_token": w.bobs_token.pk, "search_job": w.search_job.pk,
+        "bobs_token": w.bobs_token.pk, "search_job": w.search_job.pk, "trial": w.trial.pk,
     }
 
 

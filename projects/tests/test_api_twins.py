@@ -26,6 +26,9 @@ PAGE_TO_API = {
     "projects:token_revoke": ("DELETE", "token-detail"),
     "projects:team_audit": ("GET", "team-audit-list"),
     "deployment:artifact_download": ("GET", "artifact-download"),
+    "deployment:try_page": ("POST", "trial-list"),  # the page lists the project's tries and queues one
+    "deployment:trial_detail": ("GET", "trial-detail"),
+    "deployment:trial_image": ("GET", "trial-image"),
     "training:search_adopt": ("POST", "search-adopt"),
     "recommender:device_list": ("GET", "device-list"),
     "recommender:device_detail": ("GET", "device-records"),  # its records, predicted against measured
