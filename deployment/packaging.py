@@ -65,7 +65,20 @@ def _reference_and_samples(project, artifact: Artifact):
     """(batch -> raw outputs of the PyTorch model, sample images, class names, input size, preprocessing)."""
     run = artifact.training_run
     arch = run.architecture
-    if project.task == Task.DETECTION:
+    if arch.get("imported"):  # the reference is the team's own model, as imported
+        from .engine.measure import onnx_runner
+        from .imports import imported_onnx
+
+        reference = onnx_runner(imported_onnx(run))
+        if project.task == Task.DETECTION:
+            from .detection import detection_samples
+
+            images = [image for image, _ in detection_samples(project.dataset, 64)]
+        else:
+            from .services import _val_samples
+
+            images = [image for image, _ in _val_samples(project.dataset, 1000)]
+    elif project.task == Task.DETECTION:
         from .detection import _runner, detection_samples
 
         pytorch = artifact.job.artifacts.filter(kind=Artifact.Kind.PYTORCH).first()
@@ -120,12 +133,14 @@ def package_stage(job, report) -> dict:
     report(f"Packaging {artifact.engine} {artifact.precision} for {device.name} ({device.get_tier_display()} tier): "
            f"runs on {RUNTIMES[runtime].label}.", progress=5)
     reference, samples, class_names, input_size = _reference_and_samples(project, artifact)
+    reference_name = "imported" if artifact.training_run.architecture.get("imported") else "PyTorch"
     slug = _slug(project.name)
     out = job_dir(job) / f"{slug}-{tier.replace('_', '-')}-bundle.zip"
     build_tier_bundle(
         out_path=out, task=project.task, tier=tier, runtime=runtime, model_files=files, class_names=class_names,
         input_size=input_size, target=_target(device), reference=reference, samples=samples,
         precision=artifact.precision, slug=slug, checks=_check_sentences(project, artifact),
+        reference_name=reference_name,
         model_info={"name": f"{project.name}: {artifact.training_run.model_name}", "project": project.name})
     report(f"Bundle written: {out.name}, {out.stat().st_size / 1e6:.1f} MB.", progress=50)
     runs_here = runtime != "tensorrt" or bool((artifact.checks or {}).get("conversion", {}).get("runs_here"))

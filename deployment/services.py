@@ -53,6 +53,11 @@ def convert_stage(job, report) -> dict:
     from .engine.onnx_export import check_parity, export_onnx, parity_ok
 
     project = job.project
+    trained = TrainingRun.objects.get(job=latest_succeeded(project, "train"))
+    if (trained.architecture or {}).get("imported"):  # brought by the team, not trained here
+        from .imports import imported_convert_stage
+
+        return imported_convert_stage(job, trained, report)
     if project.task == Task.DETECTION:
         from .detection import detection_convert_stage
 

@@ -1,5 +1,6 @@
 import mimetypes
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import FileResponse, Http404, HttpResponseRedirect
@@ -11,9 +12,11 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from projects.access import can_edit, projects_for, require_editor
 from projects.audit import audit_record
+from projects.jobs.errors import JobNotAllowed
 from projects.jobs.storage import absolute
 
 from .http import artifact_download_response
+from .imports import default_preprocessing, model_import
 from .selectors import artifacts_for, trials_for
 from .trials import MAX_IMAGE_BYTES, MAX_TOP_K, triable_artifacts, trial_create, use_image_upload_handler
 
@@ -90,3 +93,38 @@ def trial_image(request, trial_id: int):
         raise Http404("The image is gone from the server.")
     content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
     return FileResponse(path.open("rb"), content_type=content_type)
+
+
+# --- Bring your own model ---------------------------------------------------------------------------------------
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def model_import_page(request, project_id: int):
+    """Import an ONNX or TorchScript model as the project's model (editors and owners)."""
+    project = get_object_or_404(projects_for(request.user), pk=project_id)
+    require_editor(request.user, project.team)
+    mean, std = default_preprocessing(project.task)
+    values = {"labels": "\n".join(project.dataset.class_names), "input_size": project.input_size,
+              "mean": ", ".join(f"{v:g}" for v in mean), "std": ", ".join(f"{v:g}" for v in std)}
+    errors, status = {}, 200
+    if request.method == "POST":
+        values.update({k: request.POST.get(k, "") for k in values})
+        try:
+            run = model_import(project=project, upload=request.FILES.get("file"), user=request.user,
+                               labels=[line for line in values["labels"].splitlines() if line.strip()],
+                               input_size=_int(values["input_size"], 0) or None,
+                               mean=_numbers(values["mean"]), std=_numbers(values["std"]))
+        except ValidationError as exc:
+            errors, status = exc.message_dict, 400
+        except JobNotAllowed as exc:
+            errors, status = {"file": [str(exc)]}, 409
+        else:
+            messages.success(request, f"Imported {run.architecture['source_name']}: run Optimize & convert next.")
+            return HttpResponseRedirect(reverse("projects:detail", args=[project.pk]))
+    return render(request, "deployment/import.html", {"project": project, "values": values, "errors": errors},
+                  status=status)
+
+
+def _numbers(text: str):
+    return [part for part in text.replace(";", ",").replace(" ", ",").split(",") if part]

@@ -44,3 +44,30 @@ class TrialCreateSerializer(serializers.Serializer):
         if request is not None:
             self.fields["project"].queryset = projects_for(request.user)
             self.fields["artifact"].queryset = artifacts_for(request.user)
+
+
+class ModelImportSerializer(serializers.Serializer):
+    """Bring your own model. labels: one per output, the dataset's classes in the model's order (default: the
+    dataset's); mean/std: the model's normalisation of pixels in [0, 1] (default: ImageNet's; detection: none)."""
+
+    project = serializers.PrimaryKeyRelatedField(queryset=Project.objects.none())
+    file = serializers.FileField(help_text="One .onnx file, or TorchScript (.ts/.pt saved with torch.jit.save).")
+    labels = serializers.ListField(child=serializers.CharField(), required=False)
+    input_size = serializers.IntegerField(required=False, min_value=8, max_value=1280)
+    mean = serializers.ListField(child=serializers.FloatField(), required=False, min_length=3, max_length=3)
+    std = serializers.ListField(child=serializers.FloatField(), required=False, min_length=3, max_length=3)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        request = self.context.get("request")
+        if request is not None:
+            self.fields["project"].queryset = projects_for(request.user)
+
+
+class ModelImportResultSerializer(serializers.Serializer):
+    project = serializers.IntegerField()
+    job = serializers.IntegerField(help_text="The succeeded train job that records the import.")
+    training_run = serializers.IntegerField()
+    model_name = serializers.CharField()
+    format = serializers.CharField()
+    checks = serializers.DictField(help_text="What was checked: opset, input and output shapes, one run here.")

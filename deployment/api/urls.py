@@ -5,5 +5,6 @@ from . import views
 router = SimpleRouter()
 router.register("artifacts", views.ArtifactViewSet, basename="artifact")
 router.register("trials", views.TrialViewSet, basename="trial")
+router.register("model-imports", views.ModelImportViewSet, basename="model-import")
 
 urlpatterns = router.urls

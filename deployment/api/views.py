@@ -13,6 +13,7 @@ from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
 from deployment.http import artifact_download_response
+from deployment.imports import model_import
 from deployment.models import Artifact, Trial
 from deployment.selectors import artifacts_for, trials_for
 from deployment.trials import trial_create, use_image_upload_handler
@@ -21,7 +22,13 @@ from projects.api.filters import IdFilter
 from projects.audit import audit_record
 from projects.jobs.storage import absolute
 
-from .serializers import ArtifactSerializer, TrialCreateSerializer, TrialSerializer
+from .serializers import (
+    ArtifactSerializer,
+    ModelImportResultSerializer,
+    ModelImportSerializer,
+    TrialCreateSerializer,
+    TrialSerializer,
+)
 
 
 class ArtifactFilter(django_filters.FilterSet):
@@ -111,3 +118,27 @@ class TrialViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
         if not path.is_file():
             raise NotFound("The image is gone from the server.")
         return FileResponse(path.open("rb"), content_type=mimetypes.guess_type(path.name)[0] or "image/jpeg")
+
+
+class ModelImportViewSet(viewsets.GenericViewSet):
+    """Bring your own model: an ONNX or TorchScript file becomes the project's model; convert → benchmark →
+    package take it from there."""
+
+    serializer_class = ModelImportSerializer
+    parser_classes = [MultiPartParser]
+
+    @extend_schema(request={"multipart/form-data": ModelImportSerializer},
+                   responses={201: ModelImportResultSerializer})
+    def create(self, request):
+        """Import a model (editors and owners): checked (format, opset, shapes, a run here) before it is kept."""
+        body = ModelImportSerializer(data=request.data, context={"request": request})
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        project = data["project"]
+        require_editor(request.user, project.team)
+        run = model_import(project=project, upload=data["file"], labels=data.get("labels"),
+                           input_size=data.get("input_size"), mean=data.get("mean"), std=data.get("std"),
+                           user=request.user)
+        return Response({"project": project.pk, "job": run.job_id, "training_run": run.pk,
+                         "model_name": run.model_name, "format": run.architecture["imported"],
+                         "checks": run.architecture["checks"]}, status=status.HTTP_201_CREATED)

@@ -152,7 +152,7 @@ def build_tier_bundle(*, out_path: Path, task: str, tier: str, runtime: str, mod
                       class_names: list[str], input_size: int, target: Target, reference: Callable,
                       samples: list[Path], model_info: dict, precision: str = "fp32", checks: list[str] = (),
                       mean=IMAGENET_MEAN, std=IMAGENET_STD, extra_config: dict | None = None,
-                      slug: str = "tango-model") -> Path:
+                      slug: str = "tango-model", reference_name: str = "PyTorch") -> Path:
     """Write the bundle zip for this tier and return its path.
 
     model_files: names in the bundle -> files here; the first is the one runtime.py loads. reference: batch ->
@@ -183,7 +183,7 @@ def build_tier_bundle(*, out_path: Path, task: str, tier: str, runtime: str, mod
         "tango_common/images.py": Path(images.__file__).read_text(),
         "tango_common/runtime_loader.py": Path(runtime_loader.__file__).read_text(),
         "smoke_test.py": (FILES / "smoke_test.py").read_text(),
-        "samples/expected.json": json.dumps({"reference": "PyTorch", "tolerance": tolerance, "results": expected},
+        "samples/expected.json": json.dumps({"reference": reference_name, "tolerance": tolerance, "results": expected},
                                             indent=2) + "\n",
         "requirements.txt": pinned_requirements(engine, gpu=target.gpu),
     }

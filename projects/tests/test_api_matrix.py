@@ -45,6 +45,12 @@ def trial_body(w):
     return {"project": w.project.pk, "artifact": w.artifact.pk, "image": SimpleUploadedFile("rose.png", png_bytes())}
 
 
+def import_body(w):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    return {"project": w.project.pk, "file": SimpleUploadedFile("model.onnx", b"not an onnx model")}
+
+
 def project_body(w, name):
     return {"team": w.team.pk, "name": name, "task": "classification", "dataset": w.dataset.pk,
             "device": w.device.pk, "engine": "pytorch", "latency_budget_ms": 50}
@@ -99,6 +105,7 @@ REQUESTS = {
     "create trial": ("POST", "/api/trials/", trial_body),
     "read trial": ("GET", "/api/trials/{trial}/", None),
     "read trial image": ("GET", "/api/trials/{trial}/image/", None),
+    "import model": ("POST", "/api/model-imports/", import_body),
     "list searches": ("GET", "/api/searches/", None),
     "read search": ("GET", "/api/searches/{search_job}/", None),
     "adopt search": ("POST", "/api/searches/{search_job}/adopt/", {}),
@@ -167,6 +174,8 @@ EXPECTED = {
     "create trial":         (201,  201,   403,   400,     400,  401),
     "read trial":           (200,  200,   200,   404,     404,  401),
     "read trial image":     (200,  200,   200,   404,     404,  401),
+    # A stage of the project is queued in this world: members who may change it are told to wait (409).
+    "import model":         (409,  409,   403,   400,     400,  401),
 }
 
 # Operations outside the persona table, each with its own tests.

@@ -29,6 +29,7 @@ PAGE_TO_API = {
     "deployment:try_page": ("POST", "trial-list"),  # the page lists the project's tries and queues one
     "deployment:trial_detail": ("GET", "trial-detail"),
     "deployment:trial_image": ("GET", "trial-image"),
+    "deployment:model_import": ("POST", "model-import-list"),
     "training:search_adopt": ("POST", "search-adopt"),
     "recommender:device_list": ("GET", "device-list"),
     "recommender:device_detail": ("GET", "device-records"),  # its records, predicted against measured

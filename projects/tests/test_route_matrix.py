@@ -63,6 +63,7 @@ PAGES = {
     "deployment:try_page": ("GET", "project_id", MEMBERS_ONLY),  # viewers see the tries; posting one: editors
     "deployment:trial_detail": ("GET", "trial", MEMBERS_ONLY),
     "deployment:trial_image": ("GET", "trial", MEMBERS_ONLY),
+    "deployment:model_import": ("GET", "project_id", EDITORS_ONLY),
     # Not a finished search: editors get the panel back with the reason.
     "training:search_adopt": ("POST", "failed_job", EDITORS_ONLY),
     # Django's sign-in pages: open to all, except changing one's own password.

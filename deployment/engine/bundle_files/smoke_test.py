@@ -61,16 +61,16 @@ def iou(a, b) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def compare_classification(expected: dict, got: dict, tolerance: dict) -> tuple[bool, str]:
+def compare_classification(expected: dict, got: dict, tolerance: dict, source: str) -> tuple[bool, str]:
     want, have = expected["top"][0], got["top"][0]
     if want["label"] != have["label"]:
-        return False, f"top-1 {have['label']} ({have['probability']:.3f}), PyTorch said {want['label']}"
+        return False, f"top-1 {have['label']} ({have['probability']:.3f}), {source} said {want['label']}"
     diff = abs(want["probability"] - have["probability"])
     ok = diff <= tolerance["probability"]
-    return ok, f"top-1 {have['label']} {have['probability']:.3f} (PyTorch {want['probability']:.3f})"
+    return ok, f"top-1 {have['label']} {have['probability']:.3f} ({source} {want['probability']:.3f})"
 
 
-def compare_detection(expected: dict, got: dict, tolerance: dict, conf: float) -> tuple[bool, str]:
+def compare_detection(expected: dict, got: dict, tolerance: dict, conf: float, source: str) -> tuple[bool, str]:
     """Every box PyTorch found is found again (same class, IoU and score within tolerance), and no other box,
     except boxes so close to the score threshold that a rounding difference decides whether they appear."""
     margin = conf + tolerance["score"]
@@ -84,7 +84,7 @@ def compare_detection(expected: dict, got: dict, tolerance: dict, conf: float) -
         else:
             unmatched.remove(match)
     extra = sum(b["score"] >= margin for b in unmatched)
-    return missing == 0 and extra == 0, (f"{len(got['boxes'])} boxes (PyTorch {len(expected['boxes'])}), "
+    return missing == 0 and extra == 0, (f"{len(got['boxes'])} boxes ({source} {len(expected['boxes'])}), "
                                          f"{missing} missing, {extra} extra")
 
 
@@ -101,23 +101,24 @@ def main(argv=None) -> int:
     config = json.loads((HERE / "preprocess.json").read_text())
     reference = json.loads((HERE / "samples" / "expected.json").read_text())
     tolerance = reference["tolerance"]
+    source = reference.get("reference", "PyTorch")
     images = [HERE / item["image"] for item in reference["results"]]
     top_k = len(reference["results"][0].get("top", [])) or 1
     results = run_remote(args.url, images, top_k) if args.url else run_here(HERE, config, images, top_k)
     agreed = 0
     for want, got in zip(reference["results"], results, strict=True):
         if config.get("task") == "detection":
-            ok, text = compare_detection(want, got, tolerance, config.get("conf", 0.25))
+            ok, text = compare_detection(want, got, tolerance, config.get("conf", 0.25), source)
         else:
-            ok, text = compare_classification(want, got, tolerance)
+            ok, text = compare_classification(want, got, tolerance, source)
         agreed += ok
         print(f"  {'ok  ' if ok else 'DIFF'} {want['image']}: {text}")
     needed = tolerance["min_agreement"] * len(results)
     where = args.url or "this machine"
     if agreed >= needed:
-        print(f"PASSED: {agreed} of {len(results)} samples agree with the PyTorch model on {where}.")
+        print(f"PASSED: {agreed} of {len(results)} samples agree with the {source} model on {where}.")
         return 0
-    print(f"FAILED: {agreed} of {len(results)} samples agree with the PyTorch model on {where} "
+    print(f"FAILED: {agreed} of {len(results)} samples agree with the {source} model on {where} "
           f"(at least {needed:g} must).")
     return 1
 
