@@ -13,6 +13,7 @@ from pathlib import Path
 
 import tango_common
 from tango_common import images
+from tango_common.engines import ENGINES
 from tango_common.images import IMAGENET_MEAN, IMAGENET_STD
 
 INFER_SCRIPT = Path(__file__).with_name("bundle_infer.py")
@@ -91,10 +92,22 @@ def verify_checksums(folder: Path) -> list[str]:
     return bad
 
 
+# Labels for the model_info and metrics keys the package stage passes; any other key is shown with its own name.
+FIELD_LABELS = {"name": "Model", "model": "Model", "project": "Project", "task": "Task", "device": "Target device",
+                "engine": "Engine", "precision": "Precision", "params": "Parameters", "flops": "FLOPs per image",
+                "val_top1": "Validation top-1", "input_size": "Input size"}
+BENCHMARK_LABELS = {"latency_p50_ms": "Latency, median", "latency_p95_ms": "Latency, 95th percentile",
+                    "latency_mean_ms": "Latency, mean", "top1": "Top-1 on the validation images",
+                    "n_images": "Images measured", "runs": "Timed runs", "host": "Measured on"}
+
+
 def render_readme(*, class_names: list[str], input_size: int, model_info: dict, metrics: dict | None) -> str:
     title = model_info.get("name") or model_info.get("model") or "image classifier"
-    info_rows = "".join(f"| {key} | {value} |\n" for key, value in model_info.items())
-    metric_rows = "".join(f"| {key} | {_format_metric(value)} |\n" for key, value in (metrics or {}).items()
+    info_rows = "".join(f"| {_label(key)} | {_format_field(key, value)} |\n" for key, value in model_info.items()
+                        if value not in (None, ""))
+    metrics = dict(metrics or {})
+    benchmark = metrics.pop("benchmark", None)
+    metric_rows = "".join(f"| {_label(key)} | {_format_field(key, value)} |\n" for key, value in metrics.items()
                           if value is not None)
     labels = ", ".join(class_names[:20]) + (f", … ({len(class_names)} in all)" if len(class_names) > 20 else "")
     shown = zip(class_names, (0.912, 0.061, 0.017), strict=False)
@@ -103,10 +116,15 @@ def render_readme(*, class_names: list[str], input_size: int, model_info: dict, 
         f"# {title}\n",
         f"An image classifier exported by TANGO as ONNX. It takes {input_size}x{input_size} RGB images "
         f"and predicts one of {len(class_names)} classes: {labels}.\n",
-        "## Model\n\n| field | value |\n|---|---|\n" + info_rows,
+        "## Model\n\n| | |\n|---|---|\n" + info_rows,
     ]
     if metric_rows:
         sections.append("## Validation metrics\n\n| metric | value |\n|---|---|\n" + metric_rows)
+    if isinstance(benchmark, dict) and benchmark:
+        rows = "".join(f"| {BENCHMARK_LABELS.get(key, _label(key))} | {_format_benchmark(key, value)} |\n"
+                       for key, value in benchmark.items() if value not in (None, "", {}, []))
+        sections.append("## Benchmark (ONNX Runtime, batch 1, on the TANGO server, not the device)\n\n"
+                        "| measure | value |\n|---|---|\n" + rows)
     sections.append(
         "## Run it\n\n```sh\npython -m venv .venv && . .venv/bin/activate\npip install -r requirements.txt\n"
         "python infer.py photo.jpg                  # one image\n"
@@ -124,7 +142,47 @@ def render_readme(*, class_names: list[str], input_size: int, model_info: dict, 
     return "\n".join(sections)
 
 
-def _format_metric(value) -> str:
+def _label(key: str) -> str:
+    return FIELD_LABELS.get(key) or str(key).replace("_", " ").capitalize()
+
+
+def _si(number: float) -> str:
+    for factor, suffix in ((1e12, " T"), (1e9, " G"), (1e6, " M"), (1e3, " k")):
+        if abs(number) >= factor:
+            return f"{number / factor:.1f}{suffix}"
+    return f"{number:g}"
+
+
+def _in_words(value) -> str:
+    """Nested values as plain text (never a Python dict's repr): "a: 1, b: 2"."""
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {_in_words(v)}" for k, v in value.items() if v not in (None, ""))
+    if isinstance(value, list | tuple):
+        return ", ".join(_in_words(v) for v in value)
     if isinstance(value, float):
-        return f"{value:.4f}"
+        return f"{value:.4g}"
     return str(value)
+
+
+def _format_field(key: str, value) -> str:
+    if key == "engine" and value in ENGINES:
+        return ENGINES[value].label
+    if key in ("params", "flops") and isinstance(value, int | float):
+        return _si(value)
+    if key.endswith("top1") and isinstance(value, float):
+        return f"{100 * value:.1f}%"
+    if key == "task" and isinstance(value, str):
+        return {"classification": "Image classification", "detection": "Object detection"}.get(value, value)
+    return _in_words(value)
+
+
+def _format_benchmark(key: str, value) -> str:
+    if key.endswith("_ms") and isinstance(value, int | float):
+        return f"{value:.2f} ms"
+    if key == "top1" and isinstance(value, float):
+        return f"{100 * value:.1f}%"
+    if key == "host" and isinstance(value, dict):
+        name = value.get("name") or value.get("device") or value.get("hostname")
+        cpu = value.get("cpu") or value.get("cpu_name")
+        return ", ".join(str(v) for v in (name, cpu) if v) or _in_words(value)
+    return _in_words(value)

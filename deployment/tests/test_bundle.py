@@ -6,7 +6,7 @@ import zipfile
 import pytest
 
 from deployment.engine import bundle_infer
-from deployment.engine.bundle import build_bundle, verify_checksums
+from deployment.engine.bundle import build_bundle, render_readme, verify_checksums
 from deployment.engine.onnx_export import export_onnx
 
 from .conftest import INPUT_SIZE
@@ -41,8 +41,22 @@ def test_the_bundle_holds_the_model_and_everything_to_run_it(bundle, unpacked):
     assert preprocess["input_size"] == INPUT_SIZE and preprocess["layout"] == "NCHW"
     assert preprocess["mean"] == list(bundle_infer.IMAGENET_MEAN)
     readme = (unpacked / "README.md").read_text()
-    assert "densenet_tiny" in readme and "0.9580" in readme and "python infer.py" in readme
+    assert "densenet_tiny" in readme and "| Validation top-1 | 95.8% |" in readme and "python infer.py" in readme
     assert "onnxruntime" in (unpacked / "requirements.txt").read_text()
+
+
+def test_the_readme_says_everything_in_words_never_a_raw_dict():
+    readme = render_readme(
+        class_names=["cat", "dog"], input_size=64,
+        model_info={"name": "resnet18", "task": "classification", "engine": "onnxruntime", "params": 11_173_962,
+                    "flops": 148_000_000, "device": "Jetson_Nano"},
+        metrics={"val_top1": 0.871, "benchmark": {"latency_p50_ms": 3.214, "latency_p95_ms": 4.5, "top1": 0.86,
+                                                  "n_images": 54, "runs": 50, "host": "tango (x86_64, CPU)"}})
+    assert "{'" not in readme and "': " not in readme and "'latency" not in readme
+    for text in ("| Engine | ONNX Runtime |", "| Parameters | 11.2 M |", "| Task | Image classification |",
+                 "| Latency, median | 3.21 ms |", "| Top-1 on the validation images | 86.0% |",
+                 "| Measured on | tango (x86_64, CPU) |", "| Validation top-1 | 87.1% |"):
+        assert text in readme
 
 
 def test_checksums_cover_every_other_file_and_verify(unpacked):
