@@ -17,6 +17,7 @@ from tango_common.engines import ENGINES
 from .access import can_edit, projects_for, require_editor, role_in
 from .commands import demo_tasks
 from .dataset_stats import dataset_summary
+from .datasets.samples import dataset_thumbnails
 from .forms import DatasetUploadForm, ProjectEditForm, attach_errors
 from .jobs.errors import JobNotAllowed
 from .pipeline import pipeline_context
@@ -154,6 +155,7 @@ def dataset_detail(request, pk: int):
     dataset = get_object_or_404(dataset_list(request.user), pk=pk)
     return render(request, "projects/dataset_detail.html", {
         "dataset": dataset, "summary": dataset_summary(dataset.stats),
+        "thumbnails": dataset_thumbnails(dataset.root, dataset.task, dataset.class_names),
         "projects": projects_for(request.user).filter(dataset=dataset),
     })
 

@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and Redoc served from the install: no CDN
     "django_htmx",
     "channels",
     "projects",
@@ -194,11 +195,10 @@ CELERY_TASK_DEFAULT_QUEUE = "cpu"
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# The reaper (projects/jobs/reaper.py): run by beat in team mode, by `tango serve`'s supervisor when embedded.
+TANGO_REAP_INTERVAL_SECONDS = env_float("TANGO_REAP_INTERVAL_SECONDS", 10.0, minimum=0.5)
 CELERY_BEAT_SCHEDULE = {
-    "reap-stale-jobs": {
-        "task": "projects.tasks.reap_stale_jobs",
-        "schedule": env_float("TANGO_REAP_INTERVAL_SECONDS", 10.0, minimum=0.5),
-    },
+    "reap-stale-jobs": {"task": "projects.tasks.reap_stale_jobs", "schedule": TANGO_REAP_INTERVAL_SECONDS},
 }
 
 # --- Jobs and live logs ---------------------------------------------------------------------------------
@@ -244,6 +244,11 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Projects, datasets, device catalog and pipeline jobs of the TANGO portal.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The docs page's scripts and styles come from drf-spectacular-sidecar's static files, not a CDN (which an
+    # offline install cannot reach: the page rendered blank).
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "ENUM_NAME_OVERRIDES": {"AcceleratorEnum": "tango_common.engines.Accelerator.CHOICES",
                             "JobStatusEnum": "projects.jobs.models.JobStatus",
                             "ArtifactStatusEnum": "deployment.models.Artifact.Status"},

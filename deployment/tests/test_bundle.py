@@ -119,3 +119,21 @@ def test_preprocess_image_accepts_paths_and_grayscale_pil_images(val_images):
     gray = bundle_infer.preprocess_image(Image.new("L", (10, 7), 128), 24)
     assert from_path.shape == gray.shape == (3, 24, 24) and gray.dtype == "float32"
     assert gray[0, 0, 0] == pytest.approx((128 / 255 - 0.485) / 0.229, abs=1e-6)
+
+
+def test_the_readme_says_everything_in_words_never_a_raw_dict():
+    from deployment.engine.bundle import RUNTIMES, render_readme
+
+    for task, tier in (("classification", "on_device"), ("detection", "k8s")):
+        readme = render_readme(
+            task=task, tier=tier, engine=RUNTIMES["onnxruntime"], precision="fp16",
+            target=Target(name="Jetson_Nano", tier=tier, accelerator="nvidia_gpu", cpu_arch="aarch64"),
+            class_names=["cat", "dog"], input_size=64, model_info={"name": "Pets: resnet18", "project": "Pets"},
+            checks=["Top-1 accuracy of the trained model on the validation split: 87.1%."],
+            files=["model.onnx", "infer.py", "samples/01.jpg"], slug="pets", mean=(0.485, 0.456, 0.406),
+            std=(0.229, 0.224, 0.225))
+        assert "{'" not in readme and "': " not in readme and "{" not in readme.replace("{{", "")
+        for text in ("ONNX Runtime in fp16", "Jetson_Nano (aarch64 with an NVIDIA GPU)", "87.1%",
+                     "`samples/01.jpg`: a sample image for the smoke test", "python smoke_test.py"):
+            assert text in readme
+        assert ("nvidia.com/gpu: 1" in readme) == (tier == "k8s")
