@@ -31,7 +31,7 @@ SIGNATURES = ((b"\xff\xd8\xff", ".jpg", "JPEG"), (b"\x89PNG\r\n\x1a\n", ".png", 
               (b"GIF89a", ".gif", "GIF"), (b"BM", ".bmp", "BMP"))
 TOO_BIG = f"The image is over the {MAX_IMAGE_BYTES // (1024 * 1024)} MB limit."
 NOT_QUEUED = "The job queue (the broker) is unreachable, so the image could not be handed to a worker. Try again."
-RUNS_HERE = ("onnxruntime", "pytorch", "openvino")  # engines whose artifacts this server can run
+RUNS_HERE = ("onnxruntime", "pytorch")  # engines whose artifacts Try it runs on this server
 
 
 class ImageUploadHandler(FileUploadHandler):
@@ -69,8 +69,9 @@ def use_image_upload_handler(request) -> None:
 
 def triable_artifacts(project):
     """The project's verified artifacts this server can run: models, not bundles or builds for the device."""
-    return (Artifact.objects.filter(project=project, status=Artifact.Status.VERIFIED, engine__in=RUNS_HERE)
-            .exclude(kind=Artifact.Kind.BUNDLE).select_related("training_run").order_by("-created_at", "-id"))
+    return (Artifact.objects.filter(project=project, status=Artifact.Status.VERIFIED, engine__in=RUNS_HERE,
+                                    kind__in=(Artifact.Kind.ONNX, Artifact.Kind.PYTORCH))
+            .select_related("training_run").order_by("-created_at", "-id"))
 
 
 def check_image(upload, *, too_big: bool = False) -> tuple[bytes, str]:
