@@ -7,6 +7,9 @@ this port, which the recommender fills from its AppConfig.ready() with device_ca
 - `card_template`: the template that draws one `device` (the wizard's cards);
 - `pick_preview(**answers)`: optional, the line the wizard's Review step shows for the model the recommender would
   pick (answers: device, task, engine, precision, input_size, latency_budget_ms, memory_limit_mb, dataset, team).
+- `record_benchmark(**figures)`: optional, stores a latency/accuracy the benchmark stage measured on this server as
+  the catalog's benchmark record (engine, precision, model_name, num_classes, input_size, latency_ms, memory_mb,
+  accuracy, team, project, details), so the recommender learns from it.
 Rows are read through the foreign key's own model (device_model()), so no app's model is imported here.
 """
 
@@ -22,6 +25,7 @@ class DeviceCatalog:
     ordered: Callable[[Iterable], list]
     card_template: str
     pick_preview: Callable[..., str] | None = None
+    record_benchmark: Callable[..., object] | None = None
 
 
 _catalog: DeviceCatalog | None = None
