@@ -22,8 +22,8 @@ class DeploymentConfig(AppConfig):
                               "sizes: speed-up and accuracy delta, each artifact through the accuracy guard.",
                   result_template="deployment/results/_compare.html"),
             Stage(key="package", label="Package", order=50, requires=("benchmark",),
-                  runner="deployment.services.package_stage",
-                  description="Bundle the model, labels, preprocessing and an inference script.",
+                  runner="deployment.packaging.package_stage",
+                  description="Bundle the model for the device's tier: infer.py, smoke test, server, manifests.",
                   result_template="deployment/results/_package.html"),
         ):
             stage_register(stage)

@@ -89,10 +89,9 @@ def torch_module(project, run):
         from .engine.detect_onnx import _export_copy, load_detector
 
         return _export_copy(load_detector(absolute(run.weights_path)))
-    from training.engine.zoo import load_trained_model
+    from training.hooks import trained_model
 
-    return load_trained_model(run.model_name, num_classes=run.architecture["num_classes"],
-                              input_size=run.architecture["input_size"], weights_path=absolute(run.weights_path))
+    return trained_model(run)  # the zoo model, or the network edited in the visualiser
 
 
 def export_for(project, model, input_size: int, path: Path) -> Path:

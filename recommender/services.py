@@ -51,8 +51,10 @@ def paper_choice_for(*, device: Device, task: str) -> PaperChoice:
 
 
 def model_label(key: str) -> str:
-    if key in MODEL_LABELS:
-        return MODEL_LABELS[key]
+    from training.engine.yolo.zoo import LABELS as DETECTION_LABELS  # the zoo's own names; imports no torch
+
+    if key in MODEL_LABELS or key in DETECTION_LABELS:
+        return MODEL_LABELS.get(key) or DETECTION_LABELS[key]
     return key.replace("densenet_tiny", "DenseNet-tiny").replace("vgg_tiny", "VGG-tiny").replace(
         "densenet", "DenseNet-").replace("vgg", "VGG-").replace("resnet", "ResNet-")
 
@@ -83,17 +85,21 @@ def _profile_and_store(model_name: str, num_classes: int, input_size: int, about
 @functools.lru_cache(maxsize=256)
 def _profile_cached(model_name: str, num_classes: int, input_size: int) -> Costs:
     """Profiles are pure functions of their arguments: a process keeps them (the DB row is the shared cache)."""
-    from .profiling import build_on_meta, profile_model
+    from training.engine.yolo.zoo import detection_model_names
 
+    from .profiling import build_detection_on_meta, build_on_meta, profile_model
+
+    if model_name in detection_model_names():
+        return profile_model(build_detection_on_meta(model_name, num_classes=num_classes), input_size)
     return profile_model(build_on_meta(model_name, num_classes=num_classes, input_size=input_size), input_size)
 
 
 def candidate_models(task: str) -> list[tuple[str, str, int]]:
     """(zoo key, family, level) of every candidate for the task, from the zoo itself (imports torch)."""
-    from training.engine.zoo import FAMILIES
-
-    if task != "classification":
-        return []  # detection candidates come from the zoo's YOLO families once they are built there
+    if task == "detection":
+        from training.engine.yolo.zoo import FAMILIES
+    else:
+        from training.engine.zoo import FAMILIES
     return [(name, family, level) for family, names in FAMILIES.items() for level, name in enumerate(names, 1)]
 
 

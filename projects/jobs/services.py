@@ -14,7 +14,7 @@ from ..models import Project
 from .errors import JobNotAllowed, JobNotQueued
 from .log import JobLog
 from .models import Job, JobStatus
-from .registry import pipeline_stages, stage_exists, stage_get
+from .registry import pipeline_stages, queue_phrase, stage_exists, stage_get
 from .selectors import latest_jobs, stage_blockers
 
 logger = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ def job_enqueue(*, project, stage_key: str, user=None) -> Job:
         if reasons := stage_blockers(project, stage_key):
             raise JobNotAllowed(" ".join(reasons))
         job = Job.objects.create(project=project, stage=stage_key, queue=stage.queue, requested_by=user)
-        JobLog(job.pk).write(f"{stage.label} queued{_by(user)} on the '{stage.queue}' queue.")
+        JobLog(job.pk).write(f"{stage.label} queued{_by(user)} {queue_phrase(stage.queue)}.")
         audit_record(actor=user, action="started", target=job, detail=stage.label)
         transaction.on_commit(lambda: _dispatch(job.pk, job.attempt, stage.queue))
     return job

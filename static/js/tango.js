@@ -12,3 +12,37 @@ document.addEventListener("htmx:xhr:progress", (event) => {
   box.querySelector("[data-upload-percent]").textContent =
     percent < 100 ? `Uploading… ${percent}%` : "Uploaded; checking the archive…";
 });
+
+// Live consoles (.log) follow their end: each new line scrolls the box down, unless the user scrolled up to read
+// (then it stays put, marked .is-paused) until they scroll back to the bottom. Lines arrive through htmx's
+// websocket swaps, so a MutationObserver sees every append and every replay, whichever element brought it.
+const LOG_SLACK_PX = 24; // "at the bottom" allows for a partly visible last line
+const logAtEnd = (log) => log.scrollHeight - log.scrollTop - log.clientHeight <= LOG_SLACK_PX;
+
+document.addEventListener("scroll", (event) => {
+  const log = event.target;
+  if (!(log instanceof Element) || !log.classList.contains("log")) return;
+  const paused = !logAtEnd(log);
+  log.classList.toggle("is-paused", paused);
+  log.title = paused ? "Paused while you read: scroll to the end to follow new lines again." : "";
+}, true); // capture: scroll events do not bubble
+
+function followLog(log) {
+  // Scrolling to the end fires a scroll event that finds the box at its end, so it stays unpaused.
+  if (!log.classList.contains("is-paused")) log.scrollTop = log.scrollHeight;
+}
+
+new MutationObserver((mutations) => {
+  const touched = new Set();
+  for (const m of mutations) {
+    const log = m.target instanceof Element ? m.target.closest(".log") : null;
+    if (log) touched.add(log);
+    for (const node of m.addedNodes) {
+      if (node instanceof Element) node.querySelectorAll(".log").forEach((l) => touched.add(l));
+      if (node instanceof Element && node.classList.contains("log")) touched.add(node);
+    }
+  }
+  touched.forEach(followLog);
+}).observe(document.documentElement, { childList: true, subtree: true });
+
+document.addEventListener("DOMContentLoaded", () => document.querySelectorAll(".log").forEach(followLog));

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('deployment', '0002_initial'),
+        ('deployment', '0003_trial'),
     ]
 
     operations = [
