@@ -2,16 +2,14 @@
 
 from django.db.models import Q
 
-from tango_common.engines import Accelerator
-
 from projects.jobs.errors import StageError
 from projects.jobs.selectors import latest_succeeded
+from tango_common.engines import Accelerator
 
 from .engine.costs import Costs
 from .engine.latency import LatencyModel, Record
 from .models import BenchmarkRecord, Device, Tier
 from .services import device_specs, model_label, paper_choice_for
-
 
 # The wizard's device groups, in display order: the tiers, with the on-device tier split by kind of device.
 DEVICE_GROUPS = ("Cloud", "Kubernetes", "PC and servers", "Jetson", "Phones", "Boards")
