@@ -62,12 +62,12 @@ def test_the_detail_page_shows_the_record_and_the_pipeline_panel(client, editor,
 
 def test_an_editor_saves_settings_through_project_update(client, editor, project, odroid, htmx):
     client.force_login(editor)
-    data = _edit_data(project, device=odroid.pk, engine="tflite", precision="int8", latency_budget_ms=300)
+    data = _edit_data(project, device=odroid.pk, engine="onnxruntime", precision="int8", latency_budget_ms=300)
     response = client.post(reverse("projects:edit", args=[project.pk]), data, headers=htmx)
     assert response["HX-Redirect"] == reverse("projects:detail", args=[project.pk])
     project.refresh_from_db()
     assert (project.device, project.engine, project.precision, project.latency_budget_ms) == (
-        odroid, "tflite", "int8", 300)
+        odroid, "onnxruntime", "int8", 300)
 
 
 def test_the_edit_form_shows_project_validates_message_for_an_engine_the_device_cannot_run(
