@@ -19,7 +19,7 @@ def project_list(user) -> QuerySet:
         latest_status=Subquery(newest.values("status")[:1]),
         latest_progress=Subquery(newest.values("progress")[:1]),
     ).annotate(latest_stage_label=Case(*labels, default=F("latest_stage"), output_field=CharField()))
-    return _with_best_score(projects)
+    return _with_best_score(projects).order_by("-created_at", "-id")  # a total order: pages never overlap
 
 
 def _with_best_score(projects: QuerySet) -> QuerySet:

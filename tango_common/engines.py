@@ -149,3 +149,29 @@ def engine_support(engine_key: str, *, flags: frozenset[str] | None = None,
 
 
 _PACKAGE = {"pytorch": "torch", "onnxruntime": "onnxruntime", "openvino": "openvino", "tensorrt": "tensorrt"}
+
+
+# --- layers an engine cannot run, or runs slowly (the visualiser flags them before anything is trained) -------
+# Keyed by engine, then by the layer type as the graph names it (torch.nn class names). What is not listed runs.
+# Every engine but PyTorch receives the network as ONNX, so the ONNX export's limits hold for all of them.
+ONNX_ENGINES = frozenset(ENGINES) - {"pytorch"}
+LAYER_NOTES: dict[str, dict[str, tuple[str, str]]] = {
+    "rknn": {
+        "GELU": ("slow", "runs GELU as an Erf subgraph, which the Rockchip NPU may hand back to the CPU"),
+    },
+}
+
+
+def layer_problem(engine_key: str, op: str, params: dict, input_shape: list[int] | None) -> tuple[str, str] | None:
+    """("unsupported" | "slow", why) for a layer of this type and parameters on the engine, or None when it runs.
+
+    input_shape is the layer's input (batch, channels, height, width) where known.
+    """
+    if engine_key in ONNX_ENGINES and op in ("AdaptiveAvgPool2d", "AdaptiveMaxPool2d") and input_shape:
+        size = params.get("output_size")
+        sizes = size if isinstance(size, list | tuple) else [size, size]
+        if len(input_shape) == 4 and any(s and dim % s for dim, s in zip(input_shape[2:], sizes, strict=False)):
+            return ("unsupported", f"the ONNX export needs the input ({input_shape[2]}x{input_shape[3]}) to be a "
+                                   f"multiple of the output size {size}; {ENGINES[engine_key].label} gets ONNX")
+    level, why = LAYER_NOTES.get(engine_key, {}).get(op, ("ok", ""))
+    return None if level == "ok" else (level, why)

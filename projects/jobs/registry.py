@@ -47,6 +47,8 @@ class Stage:
     description: str = ""
     preview: str = ""  # dotted path of preview(project) -> str: a line the pipeline panel shows before any run
     optional: bool = False  # run on demand only: automatic mode neither starts nor queues it (e.g. a search)
+    page: str = ""  # URL name of the stage's own page, reversed with the project's id (the card links to it)
+    page_label: str = ""
     # (result key, label) of the 0..1 figures a job's result may hold that say how good the project's model is
     # (e.g. ("best_top1", "top-1")): the projects list shows each project's best.
     scores: tuple[tuple[str, str], ...] = ()
