@@ -24,7 +24,11 @@ FORGET_AFTER = timedelta(days=1)  # rows of workers gone this long are deleted b
 
 
 def worker_beat(*, worker: str, queues: list[str], pid: int, started_at: datetime) -> None:
+    """One UPDATE while the rows are there (every beat but the first); the rows (re)made when some are missing."""
     now = timezone.now()
+    mine = WorkerHeartbeat.objects.filter(worker=worker, queue__in=queues, pid=pid, started_at=started_at)
+    if mine.update(beat_at=now) == len(queues):
+        return
     for queue in queues:
         WorkerHeartbeat.objects.update_or_create(
             worker=worker, queue=queue, defaults={"pid": pid, "started_at": started_at, "beat_at": now})
