@@ -229,6 +229,47 @@ def image_side(stats: dict) -> int | None:
     return round(min(means)) if means else None
 
 
+def suggested_input_size(side: int | None, task: str) -> int:
+    """The input size for images whose shorter side is about `side` px: their own size, never enlarged, at most
+    224 for classification (more costs latency for little accuracy) and 640 for detection, which also needs a
+    multiple of 32 (YOLO's stride). Without a size: 224 and 640."""
+    if task == "detection":
+        return 640 if not side else min(640, max(32, -(-side // 32) * 32))
+    if not side:
+        return 224
+    side = min(int(side), 224)
+    return max(8, side - side % 8 if side >= 16 else side)
+
+
+# Below this many training images in its smallest class, a model trained from scratch is unlikely to be useful.
+FEW_IMAGES_PER_CLASS = 30
+
+
+def dataset_warnings(stats: dict, *, input_size: int | None = None) -> list[str]:
+    """What the wizard's Review warns about the data: too few images, strong imbalance, an input size far above
+    the images' own."""
+    stats = stats if isinstance(stats, dict) else {}
+    warnings = []
+    counts = class_split_counts(stats)
+    train = {name: by_split.get("train", by_split.get("all", 0)) for name, by_split in counts.items()}
+    if train:
+        smallest = min(train, key=train.get)
+        if train[smallest] < FEW_IMAGES_PER_CLASS:
+            warnings.append(
+                f"A small dataset: {_plural(train[smallest], 'training image')} in class {smallest!r}. A model "
+                f"trained from scratch on so few images is likely to be weak; a few hundred per class, or uploaded "
+                f"pretrained weights, do much better.")
+        largest = max(train.values())
+        if train[smallest] and largest / train[smallest] >= 5:
+            warnings.append(f"Imbalanced classes: {largest} training images in the largest, {train[smallest]} in "
+                            f"{smallest!r}. The model may favour the big classes.")
+    side = image_side(stats)
+    if input_size and side and input_size >= 2 * side:
+        warnings.append(f"The images are about {side} px; an input of {input_size} px enlarges them "
+                        f"{input_size / side:.1f}× and costs latency without adding detail.")
+    return warnings
+
+
 def dataset_summary(stats: dict) -> dict:
     stats = stats if isinstance(stats, dict) else {}
     counts = class_split_counts(stats)

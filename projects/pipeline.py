@@ -16,16 +16,19 @@ from .audit import audit_record
 from .jobs.errors import JobNotAllowed, JobNotQueued
 from .jobs.http import log_download_response
 from .jobs.registry import queue_label, stage_exists, stage_get, stages
-from .jobs.selectors import log_lines, stage_rows
+from .jobs.selectors import log_lines, pipeline_busy, stage_rows, worker_warning
 from .jobs.services import job_cancel, job_enqueue, job_retry, pipeline_start
 from .models import RunMode, Task
 
 
 def pipeline_context(project, user) -> dict:
     editable = can_edit(user, project.team)
+    rows = stage_rows(project, editable=editable)
     return {
         "project": project,
-        "stages": stage_rows(project, editable=editable),
+        "stages": rows,
+        "worker_warning": worker_warning(rows),
+        "busy": pipeline_busy({row.stage.key: row.job for row in rows if row.job}),
         "can_edit": editable,
         "auto_mode": project.run_mode == RunMode.AUTO,
         "previews": [line for stage in stages() if (line := stage.preview_line(project))],

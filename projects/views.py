@@ -137,10 +137,10 @@ def project_delete_view(request, pk: int):
 @require_http_methods(["GET", "POST"])
 def project_create_view(request):
     _require_some_editable_team(request.user)
-    wizard = ProjectWizard(request.user, request.POST if request.method == "POST" else None)
+    wizard = ProjectWizard(request.user, *((request.POST, request.FILES) if request.method == "POST" else ()))
     page = wizard.submit() if request.method == "POST" else wizard.start()
     if page.created:
-        messages.success(request, f"Created {page.created.name}.")
+        messages.success(request, f"Created {page.created.name}. {page.started}".strip())
         return _redirect(request, reverse("projects:detail", args=[page.created.pk]))
     template = "projects/_wizard.html" if request.htmx else "projects/project_create.html"
     return render(request, template, {"page": page})

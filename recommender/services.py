@@ -192,6 +192,18 @@ def benchmark_record_add(*, device: Device, engine: str, precision: str, model_n
         team=team, project=project, details=details or {})
 
 
+def benchmark_measured(*, engine: str, precision: str, model_name: str, num_classes: int, input_size: int,
+                       latency_ms: float, memory_mb: float | None, accuracy: float | None, team, project,
+                       details: dict) -> BenchmarkRecord:
+    """deployment's benchmark stage measured an artifact on this server: store it as a record of This_Server
+    (team-scoped, with the accuracy it measured), so the next prediction for this engine × precision learns."""
+    device = Device.objects.filter(is_host=True).first() or host_device_refresh()
+    return benchmark_record_add(device=device, engine=engine, precision=precision, model_name=model_name,
+                                num_classes=num_classes, input_size=input_size, latency_ms=latency_ms,
+                                memory_mb=memory_mb, accuracy=accuracy, source=RecordSource.BENCHMARK, team=team,
+                                project=project, details=details)
+
+
 # --- the recommendation ------------------------------------------------------------------------------------------
 
 
@@ -293,9 +305,11 @@ def project_model_choose(*, project, model_name: str):
 
 
 def recommendation_preview(*, device: Device, task: str, engine: str, precision: str, input_size: int,
-                           num_classes: int, budget_ms: float | None, memory_limit_mb: float | None, team=None) -> str:
-    """One line for the wizard's Review step: the model the ranking would pick, from cached costs only (the web
-    process never builds models); the paper's choice when nothing is cached for this input size yet."""
+                           num_classes: int, budget_ms: float | None, memory_limit_mb: float | None,
+                           team=None) -> tuple[str, list[str]]:
+    """One line for the wizard's Review step, the model the ranking would pick, from cached costs only (the web
+    process never builds models; the paper's choice when nothing is cached for this input size yet), and warnings:
+    no candidate fits the budget or the memory limit."""
     paper = paper_choice_for(device=device, task=task)
     result = recommendation_for(device=device, task=task, engine=engine, precision=precision, input_size=input_size,
                                 num_classes=num_classes, budget_ms=budget_ms, memory_limit_mb=memory_limit_mb,
@@ -303,16 +317,23 @@ def recommendation_preview(*, device: Device, task: str, engine: str, precision:
     ranking = result["ranking"]
     if not ranking["items"]:
         return (f"Paper rules: {paper.model_label}. The recommend stage ranks every candidate at {input_size} px "
-                f"when it runs (nothing is measured at this size yet).")
+                f"when it runs (nothing is measured at this size yet).", [])
     top = ranking["top"]
-    pick = (f"{top['label']} (predicted {top['latency_ms']:.1f} ms, {ranking['confidence']})" if top
-            else f"nothing fits; closest {ranking['closest']['label']}")
-    return f"Ranking: {pick}. Paper rules: {paper.model_label}."
+    if top:
+        return (f"Ranking: {top['label']} (predicted {top['latency_ms']:.1f} ms, {ranking['confidence']}). "
+                f"Paper rules: {paper.model_label}.", [])
+    closest = ranking["closest"]
+    return (f"Ranking: nothing fits; closest {closest['label']}. Paper rules: {paper.model_label}.",
+            [f"{ranking['summary']} Otherwise the recommend stage finds no model to train."])
 
 
 def wizard_pick_preview(*, device, task, engine, precision, input_size, latency_budget_ms, memory_limit_mb, dataset,
-                        team) -> str:
-    """The wizard's Review line (through projects.devices' port): what the recommend stage would pick."""
-    return recommendation_preview(device=device, task=task, engine=engine, precision=precision, input_size=input_size,
-                                  num_classes=max(2, len(dataset.class_names)), budget_ms=latency_budget_ms,
-                                  memory_limit_mb=memory_limit_mb, team=team)
+                        team):
+    """The wizard's Review (through projects.devices' port): what the recommend stage would pick, and warnings."""
+    from projects.devices import PickPreview
+
+    line, warnings = recommendation_preview(
+        device=device, task=task, engine=engine, precision=precision, input_size=input_size,
+        num_classes=max(2, len(dataset.class_names)), budget_ms=latency_budget_ms, memory_limit_mb=memory_limit_mb,
+        team=team)
+    return PickPreview(line=line, warnings=tuple(warnings))

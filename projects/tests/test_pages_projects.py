@@ -62,12 +62,12 @@ def test_the_detail_page_shows_the_record_and_the_pipeline_panel(client, editor,
 
 def test_an_editor_saves_settings_through_project_update(client, editor, project, odroid, htmx):
     client.force_login(editor)
-    data = _edit_data(project, device=odroid.pk, engine="tflite", precision="int8", latency_budget_ms=300)
+    data = _edit_data(project, device=odroid.pk, engine="onnxruntime", precision="int8", latency_budget_ms=300)
     response = client.post(reverse("projects:edit", args=[project.pk]), data, headers=htmx)
     assert response["HX-Redirect"] == reverse("projects:detail", args=[project.pk])
     project.refresh_from_db()
     assert (project.device, project.engine, project.precision, project.latency_budget_ms) == (
-        odroid, "tflite", "int8", 300)
+        odroid, "onnxruntime", "int8", 300)
 
 
 def test_the_edit_form_shows_project_validates_message_for_an_engine_the_device_cannot_run(
@@ -148,3 +148,12 @@ def test_the_catalog_groups_devices_by_tier_in_the_designs_order(client, viewer)
     headings = [body.index(f"<h2>{label} ") for label in ("Cloud", "PC", "On-device")]
     assert headings == sorted(headings)
     assert Device.objects.filter(name__startswith="Test_").count() == 3
+
+
+def test_the_edit_form_disables_engines_this_version_cannot_build_with_the_reason(client, owner, project):
+    client.force_login(owner)
+    body = client.get(reverse("projects:edit", args=[project.pk])).content.decode()
+    engine = body[body.index('id="field-engine"'):body.index('id="field-precision"')]
+    assert 'value="tflite" disabled title="TensorFlow Lite builds are not in this version' in engine
+    assert 'value="tensorrt" selected' in engine and 'value="tensorrt" disabled' not in engine
+    assert 'value="onnxruntime"' in engine and 'value="onnxruntime" disabled' not in engine

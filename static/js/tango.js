@@ -46,3 +46,42 @@ new MutationObserver((mutations) => {
 }).observe(document.documentElement, { childList: true, subtree: true });
 
 document.addEventListener("DOMContentLoaded", () => document.querySelectorAll(".log").forEach(followLog));
+
+// Wizard device search: hide the cards (and whole groups) whose text does not hold every word typed. The chosen
+// card stays chosen while hidden; clearing the search shows everything again.
+document.addEventListener("input", (event) => {
+  const box = event.target.closest && event.target.closest("[data-device-search]");
+  if (!box) return;
+  const words = box.value.toLowerCase().split(/\s+/).filter(Boolean);
+  const field = box.closest(".field") || document;
+  let shown = 0;
+  field.querySelectorAll("[data-device-group]").forEach((group) => {
+    let inGroup = 0;
+    group.querySelectorAll(".device-card").forEach((card) => {
+      const text = card.dataset.search.toLowerCase();
+      const match = words.every((w) => text.includes(w));
+      card.hidden = !match;
+      inGroup += match ? 1 : 0;
+    });
+    group.hidden = inGroup === 0;
+    const count = group.querySelector("[data-group-count]");
+    if (count) count.textContent = inGroup;
+    shown += inGroup;
+  });
+  const empty = field.querySelector("[data-device-search-empty]");
+  if (empty) empty.hidden = shown > 0;
+});
+
+// After htmx redraws the wizard: show the first error next to its field (it may be far below), else the top of
+// the new step (the Next button that was pressed sits at the bottom of the old one).
+document.addEventListener("htmx:afterSwap", (event) => {
+  const target = event.detail && event.detail.target;
+  const wizard = document.getElementById("wizard");
+  if (!wizard || !target || target.id !== "wizard") return;
+  const error = wizard.querySelector(".has-error, .error");
+  const redraw = event.detail.elt && event.detail.elt.matches("[hx-vals*=refresh]"); // an engine picked: stay put
+  if (error) error.scrollIntoView({ block: "center" });
+  else if (!redraw) wizard.scrollIntoView({ block: "start" });
+  const input = error && error.querySelector("input:not([type=hidden]), select, textarea");
+  if (input) input.focus({ preventScroll: true });
+});
