@@ -13,10 +13,12 @@ from django.db import IntegrityError, transaction
 
 from tango_common.engines import ENGINES, engine_problem
 from tango_common.hashing import sha256_file
+from tango_common.options import OptionsError, check_options
 from tango_common.weights import read_state_dict
 
 from .audit import audit_record
 from .jobs.errors import JobNotAllowed
+from .jobs.registry import options_schema
 from .jobs.selectors import active_job_exists
 from .jobs.storage import project_dir, relative
 from .models import Dataset, Membership, Project, Role, Team
@@ -176,6 +178,10 @@ def project_validate(project: Project) -> None:
         errors["input_size"] = "Input size must be between 8 and 2048 pixels."
     if project.latency_budget_ms is not None and project.latency_budget_ms <= 0:
         errors["latency_budget_ms"] = "The latency budget must be positive."
+    try:
+        project.options = check_options(project.options, options_schema(), task=project.task)
+    except OptionsError as exc:
+        errors["options"] = f"Options not accepted: {exc}."
     if errors:
         raise ValidationError(errors)
 
