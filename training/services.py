@@ -10,8 +10,8 @@ from .automl import nas_initial_weights
 from .engine.options import TRAIN_OPTIONS
 from .engine.quality import summary as quality_summary
 from .engine.quality import verdict as quality_verdict
+from .hooks import network_source
 from .models import TrainingRun
-
 
 GATE_OPTIONS = ("min_accuracy", "quality_gate")  # options of the quality gate, not of the training loop
 
@@ -51,8 +51,8 @@ def model_for_data(project, recommendation: dict, n_train: int, report) -> str |
     if chosen := project.options.get("model"):
         return chosen
     recommended = recommendation.get("model")
-    if project.weights_path:  # the user's own weights were made for the recommended architecture
-        return recommended
+    if project.weights_path or network_source(project, recommended):
+        return recommended  # the user's own weights, or a network edited from it, were made for that architecture
     items = (recommendation.get("ranking") or {}).get("items") or []
     model, why = bearable_model(items, recommended=recommended, n_train=n_train)
     if why:
@@ -93,6 +93,7 @@ def train_stage(job, report) -> dict:
     user = user_training_options(project)
     report(explain(config.as_dict(), resolve({k: v for k, v in user.items() if k not in GATE_OPTIONS}, facts)[1],
                    facts))
+    source = network_source(project, model_name, report)  # an edited network (the visualiser), or None: the zoo's
     run, _ = TrainingRun.objects.update_or_create(job=job, defaults={
         "project": project, "model_name": model_name,
         # Where the server keeps the starting weights is not recorded for users to read: which weights it was is.
@@ -100,10 +101,10 @@ def train_stage(job, report) -> dict:
         "dataset_sha256": dataset.sha256,
         "architecture": {"family": family_of(model_name), "level": complexity_level(model_name),
                          "num_classes": len(dataset.class_names), "class_names": dataset.class_names,
-                         "input_size": project.input_size},
+                         "input_size": project.input_size, **(source.about if source else {})},
     })
-    report(f"Training {model_name} on {dataset.name} (version {dataset.sha256[:12]}) for up to {config.epochs} "
-           f"epochs, batch {config.batch_size}, {config.optimizer} lr {config.lr}.")
+    report(f"Training {source.label if source else model_name} on {dataset.name} (version {dataset.sha256[:12]}) "
+           f"for up to {config.epochs} epochs, batch {config.batch_size}, {config.optimizer} lr {config.lr}.")
 
     def on_epoch(record: dict) -> None:
         # A resumed run repeats no epoch, but keep the list keyed by epoch number all the same.
@@ -115,7 +116,8 @@ def train_stage(job, report) -> dict:
         report(f"Starting from the uploaded weights {project.weights_name} (sha256 {project.weights_sha256[:12]}…).")
     retry = job.attempt > 1  # a retried run continues from the checkpoint its cancelled or failed attempt left
     result = train(data_dir=dataset.root, class_names=dataset.class_names, config=config,
-                   out_dir=job_dir(job, keep=retry), report=report, on_epoch=on_epoch, resume=retry)
+                   out_dir=job_dir(job, keep=retry), report=report, on_epoch=on_epoch, resume=retry,
+                   model_factory=source.build if source else None)
     run.architecture.update(params=result.params, flops=result.flops, macs=result.macs)
     run.history = result.history
     run.metrics = {key: getattr(result, key) for key in (

@@ -1,5 +1,6 @@
 """Decoding every uploaded image once, and the size/mode statistics the report shows."""
 
+import sys
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,14 +34,22 @@ def check_image(path: Path, name: str, max_pixels: int) -> ImageInfo:
         raise DatasetError(f"{name}: the image is corrupt or truncated ({exc}).") from exc
 
 
+def _pillow_open():
+    """Pillow's own opener: importing ultralytics (detection, in the same worker) replaces Image.open with a wrapper
+    that, on an unidentified file, tries to install and register a HEIF plugin — not something an upload should do."""
+    patches = sys.modules.get("ultralytics.utils.patches")
+    return getattr(patches, "_image_open", Image.open)
+
+
 def _decode(path: Path, name: str, max_pixels: int) -> ImageInfo:
-    with Image.open(path, formats=PILLOW_FORMATS) as im:
+    open_image = _pillow_open()
+    with open_image(path, formats=PILLOW_FORMATS) as im:
         width, height = im.size
         # Checked from the header, before verify() or load() decode anything.
         if width * height > max_pixels:
             raise DatasetError(f"{name}: {width}x{height} exceeds the limit of {max_pixels:,} pixels.")
         im.verify()  # checksums and structure; leaves the image unusable, hence the second open
-    with Image.open(path, formats=PILLOW_FORMATS) as im:
+    with open_image(path, formats=PILLOW_FORMATS) as im:
         im.load()  # a full decode catches truncated data that verify() lets through
         return ImageInfo(width, height, im.mode)
 

@@ -21,6 +21,22 @@ class Queue(models.TextChoices):
     GPU = "gpu", "GPU"
 
 
+def queue_label(queue: str) -> str:
+    """Where a job runs, in words ("GPU queue"). Embedded (no Redis), one worker on this server takes both queues
+    whether or not the server has a GPU, so naming the "gpu" queue there would promise a GPU that may not exist."""
+    from django.conf import settings
+
+    if not settings.REDIS_URL:
+        return "this server's worker"
+    return f"{Queue(queue).label if queue in Queue.values else queue} queue"
+
+
+def queue_phrase(queue: str) -> str:
+    """"… queued for this server's worker." / "… queued on the GPU queue." """
+    label = queue_label(queue)
+    return f"for {label}" if label.endswith("worker") else f"on the {label}"
+
+
 @dataclass(frozen=True)
 class Stage:
     key: str  # the URL slug and Job.stage value: lowercase letters, digits, "_" and "-"
@@ -36,6 +52,11 @@ class Stage:
     # The options it takes from project.options[key], declared with types and bounds (tango_common.options): the
     # API and the pages refuse anything else, and no option is ever a server path.
     options: tuple[Option, ...] = ()
+    page: str = ""  # URL name of the stage's own page, reversed with the project's id (the card links to it)
+    page_label: str = ""
+    # (result key, label) of the 0..1 figures a job's result may hold that say how good the project's model is
+    # (e.g. ("best_top1", "top-1")): the projects list shows each project's best.
+    scores: tuple[tuple[str, str], ...] = ()
 
     def run(self, job, report) -> dict:
         return import_string(self.runner)(job, report)
@@ -99,6 +120,15 @@ def options_schema() -> tuple[Option, ...]:
     """What project.options may hold: the model, and one group per stage that declares options, under its key."""
     groups = tuple(Option(s.key, "group", label=f"{s.label} options", schema=s.options) for s in stages() if s.options)
     return PROJECT_OPTIONS + groups
+
+
+def score_keys() -> list[tuple[str, str, tuple[str, ...]]]:
+    """(result key, label, stage keys whose results hold it) for every score a stage declares."""
+    found: dict[str, tuple[str, list[str]]] = {}
+    for stage in stages():
+        for key, label in stage.scores:
+            found.setdefault(key, (label, []))[1].append(stage.key)
+    return [(key, label, tuple(keys)) for key, (label, keys) in found.items()]
 
 
 def stage_choices() -> list[tuple[str, str]]:

@@ -36,6 +36,16 @@ def active_job_exists(project) -> bool:
     return project.jobs.filter(status__in=ACTIVE_STATUSES).exists()
 
 
+def pipeline_busy(latest: dict[str, Job]) -> str:
+    """Why the pipeline cannot be started now ("" when it can): a job of the project is queued or running."""
+    active = [job for job in latest.values() if job.is_active]
+    if not active:
+        return ""
+    job = min(active, key=lambda j: (j.created_at, j.pk))
+    return (f"A run is in progress: {stage_get(job.stage).label} is {job.status}. Wait for it to finish, or "
+            f"cancel it.")
+
+
 def stage_blockers(project, stage_key: str, latest: dict[str, Job] | None = None) -> list[str]:
     """Why the stage cannot be started now (empty when it can)."""
     latest = latest_jobs(project) if latest is None else latest

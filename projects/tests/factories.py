@@ -25,6 +25,17 @@ def team_with(name: str, **members) -> Team:
 PAPER_MODELS = {"Jetson_Nano": ("YOLOv7-tiny", "ResNet-34"), "Odroid_N2": ("YOLOv7-tiny", "ResNet-34")}
 
 
+def seeded_catalog() -> None:
+    """Writes the catalog the migrations seed again: a transactional test's flush empties it."""
+    from importlib import import_module
+
+    from django.apps import apps
+
+    for migration in ("0002_seed_devices", "0004_seed_table1"):
+        seed = import_module(f"recommender.migrations.{migration}")
+        (seed.seed_catalog if hasattr(seed, "seed_catalog") else seed.seed)(apps, None)
+
+
 def device(name: str = "Jetson_Nano", **fields) -> Device:
     existing = Device.objects.filter(name=name).first()
     if existing:

@@ -1,6 +1,6 @@
 """A real portal for tests that cross processes: daphne serving the ASGI app and a Celery worker, both on the
 test database, with the same broker and channel layer the settings choose (Redis when REDIS_URL is set, the
-embedded filesystem broker and database polling otherwise)."""
+embedded SQLite broker and database polling otherwise)."""
 
 import os
 import signal

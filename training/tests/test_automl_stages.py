@@ -16,13 +16,19 @@ from projects.tests import factories
 from training.models import TrainingRun
 
 User = get_user_model()
-# serialized_rollback: a transactional test flushes the tables, the seeded catalog too; the search reads it.
-pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+# Transactional: the hyperparameter search's study storage reads the database over its own connection.
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture(autouse=True)
 def no_broker(monkeypatch):
     monkeypatch.setattr(job_services, "_dispatch", lambda *args: None)
+
+
+@pytest.fixture(autouse=True)
+def catalog():
+    # Not serialized_rollback: on Postgres it collides with the content types an earlier flush recreated.
+    factories.seeded_catalog()
 
 
 def run(job) -> Job:

@@ -93,7 +93,8 @@ def test_a_run_at_chance_fails_the_gate_with_what_to_try():
                      input_size=224, image_side=64, epochs=10, history=[{"val_loss": 1e6}])
     assert not failed["passed"] and abs(failed["required"] - 0.436) < 0.001
     text = summary(failed)
-    assert "no better than chance (33.3%" in text and "predicted as 'cat'" in text and "set the input size to 64" in text
+    assert "no better than chance (33.3%" in text and "predicted as 'cat'" in text
+    assert "set the input size to 64" in text
     good = verdict(top1=0.9, confusion=[[25, 3, 0], [2, 26, 0], [0, 3, 25]], class_names=["a", "b", "c"])
     assert good["passed"]
     assert not verdict(top1=0.9, confusion=[[25, 3, 0], [2, 26, 0], [0, 3, 25]], class_names=["a", "b", "c"],

@@ -177,3 +177,10 @@ def test_the_default_data_yaml_fixture_is_valid(make_zip, dest):
     from projects.datasets import dataset_import
 
     assert dataset_import(make_zip(detection_entries(data_yaml=DATA_YAML)), dest, "detection", Limits()).num_images
+
+
+def test_text_with_an_image_extension_is_rejected_after_ultralytics_is_imported(make_zip, import_fails):
+    # ultralytics patches PIL.Image.open on import; the worker that validates uploads may also train detectors.
+    import ultralytics.utils.patches  # noqa: F401
+
+    test_text_with_an_image_extension_is_rejected(make_zip, import_fails)
