@@ -10,7 +10,14 @@ from tango_common.engines import ENGINE_CHOICES
 from .access import datasets_for, editable_teams_for
 from .dataset_stats import image_side, suggested_input_size
 from .devices import active_devices, device_catalog, device_model
-from .engine_support import engine_choices, first_enabled, precision_choices
+from .engine_support import (
+    Choice,
+    engine_choice_problem,
+    engine_choices,
+    first_enabled,
+    precision_choices,
+    precision_task_problem,
+)
 from .models import Dataset, Precision, Project, RunMode, Task
 
 
@@ -218,7 +225,6 @@ class ProjectEditForm(forms.ModelForm):
                   "latency_budget_ms", "memory_limit_mb", "run_mode"]
         widgets = {
             "description": forms.Textarea(attrs={"rows": 3}),
-            "engine": forms.Select(choices=ENGINE_CHOICES),
             "run_mode": forms.RadioSelect,
         }
         labels = {"input_size": "Input size (px)", "latency_budget_ms": "Latency budget (ms)",
@@ -227,6 +233,15 @@ class ProjectEditForm(forms.ModelForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         project = self.instance
+        # What this version cannot build is disabled with its reason. The device may change in this same form, so
+        # only reasons that hold on every device disable a choice; project_validate checks the device's own.
+        self.fields["engine"].widget = ChoiceSelect()
+        _offer(self.fields["engine"], [
+            Choice(key, label, engine_choice_problem(task=project.task, device=None, engine=key))
+            for key, label in ENGINE_CHOICES])
+        self.fields["precision"].widget = ChoiceSelect()
+        _offer(self.fields["precision"], [Choice(p, label, precision_task_problem(task=project.task, precision=p))
+                                          for p, label in Precision.choices])
         self.fields["dataset"].queryset = Dataset.objects.filter(team=project.team, task=project.task)
         # A retired device stays selectable for the project already on it; project_validate says it is retired.
         self.fields["device"].queryset = device_model().objects.filter(Q(is_active=True) | Q(pk=project.device_id))

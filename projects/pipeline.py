@@ -16,7 +16,7 @@ from .audit import audit_record
 from .jobs.errors import JobNotAllowed, JobNotQueued
 from .jobs.http import log_download_response
 from .jobs.registry import queue_label, stage_exists, stage_get, stages
-from .jobs.selectors import log_lines, pipeline_busy, stage_rows
+from .jobs.selectors import log_lines, pipeline_busy, stage_rows, worker_warning
 from .jobs.services import job_cancel, job_enqueue, job_retry, pipeline_start
 from .models import RunMode, Task
 
@@ -27,6 +27,7 @@ def pipeline_context(project, user) -> dict:
     return {
         "project": project,
         "stages": rows,
+        "worker_warning": worker_warning(rows),
         "busy": pipeline_busy({row.stage.key: row.job for row in rows if row.job}),
         "can_edit": editable,
         "auto_mode": project.run_mode == RunMode.AUTO,

@@ -204,6 +204,10 @@ CELERY_BEAT_SCHEDULE = {
 # --- Jobs and live logs ---------------------------------------------------------------------------------
 TANGO_JOB_HEARTBEAT_SECONDS = env_float("TANGO_JOB_HEARTBEAT_SECONDS", 2.0, minimum=0.1)
 TANGO_JOB_STALE_SECONDS = env_float("TANGO_JOB_STALE_SECONDS", 30.0, minimum=1.0)
+# A queued job whose queue no live worker consumes for this long is failed (so its stage can run again).
+TANGO_JOB_UNSERVED_SECONDS = env_float("TANGO_JOB_UNSERVED_SECONDS", 900.0, minimum=1.0)
+# Which tasks wait in the broker (the reaper re-dispatches a queued job whose message is gone): embedded only.
+TANGO_BROKER_WAITING = "" if REDIS_URL else "tango_site.broker.waiting_task_ids"
 # Pushes only cross processes through Redis; embedded viewers read new lines from the database on each tick.
 TANGO_LOG_PUSH = bool(REDIS_URL)
 TANGO_LOG_POLL_SECONDS = env_float("TANGO_LOG_POLL_SECONDS", 2.0 if REDIS_URL else 0.1, minimum=0.05)

@@ -103,7 +103,10 @@ class RunnerSession:
         return [self._Input()]
 
     def run(self, _names, feed):
-        return [np.asarray(self._run(next(iter(feed.values()))))]
+        output = self._run(next(iter(feed.values())))
+        if isinstance(output, list | tuple):  # a runner that answers every output of the model: the first
+            output = output[0]
+        return [np.asarray(output)]
 
 
 def pinned_requirements(runtime: Runtime, *, gpu: bool) -> str:

@@ -129,3 +129,41 @@ def test_the_api_queues_a_try_and_reads_its_answer(project, trained, onnx, worke
                                     "image": SimpleUploadedFile("x.png", b"GIF89a but not really")},
                    format="multipart")
     assert bad.status_code == 400 and "cannot read it" in str(bad.data["image"])
+
+
+def test_a_detector_s_answer_is_its_boxes_drawn_on_the_image(settings, tmp_path, django_capture_on_commit_callbacks,
+                                                           monkeypatch):
+    from deployment.engine.detect_onnx import export_detector_onnx
+    from projects.jobs.models import Job
+    from projects.jobs.storage import job_dir, relative
+    from training.engine.yolo.zoo import build_detection_model
+    from training.models import TrainingRun
+
+    settings.MEDIA_ROOT = tmp_path / "media"
+    team = factories.team_with("Vision", alice="owner")
+    project = factories.training_project(team, name="boxes")
+    project.task = "detection"
+    project.save()
+    torch.manual_seed(0)
+    model = build_detection_model("yolo11n", nc=1).eval()
+    job = Job.objects.create(project=project, stage="convert", status="succeeded")
+    path = export_detector_onnx(model, input_size=64, path=job_dir(job) / "model.onnx")
+    run = TrainingRun.objects.create(job=Job.objects.create(project=project, stage="train", status="succeeded"),
+                                     project=project, model_name="yolo11n", architecture={
+                                         "num_classes": 1, "class_names": ["cat"], "input_size": 64})
+    onnx = Artifact.objects.create(project=project, job=job, training_run=run, kind="onnx", engine="onnxruntime",
+                                   path=relative(path), sha256="0" * 64, status="verified")
+    monkeypatch.setattr(trials, "_dispatch", trials.trial_execute)
+    buffer = io.BytesIO()
+    Image.new("RGB", (96, 64), (120, 90, 60)).save(buffer, format="JPEG")
+    with django_capture_on_commit_callbacks(execute=True):
+        trial = trials.trial_create(project=project, artifact=onnx, upload=SimpleUploadedFile(
+            "street.jpg", buffer.getvalue()), user=None)
+    trial.refresh_from_db()
+    assert trial.status == "succeeded", trial.error
+    assert isinstance(trial.result["boxes"], list) and (trial.result["width"], trial.result["height"]) == (96, 64)
+    client = Client()
+    client.force_login(team.members.get(username="alice"))
+    drawn = client.get(reverse("deployment:trial_image", args=[trial.pk]) + "?annotated=1")
+    assert drawn.status_code == 200 and drawn["Content-Type"] == "image/jpeg"
+    assert Image.open(io.BytesIO(b"".join(drawn.streaming_content))).size == (96, 64)

@@ -109,6 +109,8 @@ def _dispatch(job_id: int, attempt: int, queue: str) -> None:
     worker would ever take it, and the stage could never be run again (its queued job blocks it)."""
     from .tasks import run_job  # Celery's task module imports the runner: loaded on first dispatch only
 
+    # When it was sent: the reaper gives a worker time to take it before it looks for a lost message.
+    Job.objects.filter(pk=job_id, attempt=attempt).update(dispatched_at=timezone.now())
     try:
         result = run_job.apply_async(args=[job_id, attempt], queue=queue)
     except Exception as exc:  # kombu's OperationalError, a refused connection, a full disk under the broker…
