@@ -192,6 +192,18 @@ def benchmark_record_add(*, device: Device, engine: str, precision: str, model_n
         team=team, project=project, details=details or {})
 
 
+def benchmark_measured(*, engine: str, precision: str, model_name: str, num_classes: int, input_size: int,
+                       latency_ms: float, memory_mb: float | None, accuracy: float | None, team, project,
+                       details: dict) -> BenchmarkRecord:
+    """deployment's benchmark stage measured an artifact on this server: store it as a record of This_Server
+    (team-scoped, with the accuracy it measured), so the next prediction for this engine × precision learns."""
+    device = Device.objects.filter(is_host=True).first() or host_device_refresh()
+    return benchmark_record_add(device=device, engine=engine, precision=precision, model_name=model_name,
+                                num_classes=num_classes, input_size=input_size, latency_ms=latency_ms,
+                                memory_mb=memory_mb, accuracy=accuracy, source=RecordSource.BENCHMARK, team=team,
+                                project=project, details=details)
+
+
 # --- the recommendation ------------------------------------------------------------------------------------------
 
 
