@@ -15,7 +15,7 @@ derive from the images (so the comparison is about the recipe; the old wizard al
 which only made it worse and slower). Old: 10 epochs, batch 64, SGD lr 0.05 with no warm-up, cosine, light
 augmentation, no label smoothing, early stop after 5 epochs, running BatchNorm statistics.
 
-    python bench/train_defaults.py [--datasets photos,textures,objects,digits] [--seeds 0] [--device auto]
+    python bench/train_defaults.py [--datasets photos,textures,objects,digits] [--seeds 0] [--device auto] [--jobs 1]
 
 Prints a table, writes bench/results/train_defaults.json; the last line says MET when every dataset reaches the
 target accuracy (80% top-1 on validation by default, --target) with the new defaults.
@@ -23,11 +23,13 @@ target accuracy (80% top-1 on validation by default, --target) with the new defa
 
 import argparse
 import json
+import multiprocessing
 import random
 import statistics
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -160,6 +162,14 @@ def run_one(folder: Path, classes: list[str], config_values: dict, out: Path) ->
             "seconds": round(time.perf_counter() - started, 1)}
 
 
+def _run_task(task) -> dict:
+    import torch
+
+    torch.set_num_threads(1)  # several runs share the host's cores
+    _, _, folder, classes, values, out = task
+    return run_one(folder, classes, values, out)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", default=",".join(DATASETS))
@@ -168,16 +178,14 @@ def main() -> int:
     parser.add_argument("--model", default="resnet18")
     parser.add_argument("--target", type=float, default=0.80, help="top-1 every dataset must reach (0-1)")
     parser.add_argument("--skip-old", action="store_true", help="train the new defaults only")
+    parser.add_argument("--jobs", type=int, default=1, help="runs at once (processes; e.g. 8 on a GPU host)")
     args = parser.parse_args()
-
-    import torch
 
     from tango_common.images import suggested_input_size
     from training.engine.defaults import data_facts, resolve
 
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     seeds = [int(s) for s in args.seeds.split(",")]
-    rows = []
+    rows, runs = [], []
     with tempfile.TemporaryDirectory(prefix="tango-bench-defaults-") as tmp:
         for name in args.datasets.split(","):
             folder, classes = build(name, Path(tmp))
@@ -185,18 +193,21 @@ def main() -> int:
             input_size = suggested_input_size(facts.side)
             new_values, _ = resolve({}, facts)
             common = {"model": args.model, "input_size": input_size, "device": args.device}
-            row = {"dataset": name, "classes": classes, "train_images": facts.n_train, "input_size": input_size,
-                   "chance": 1 / len(classes), "new_recipe": new_values, "runs": {}}
+            rows.append({"dataset": name, "classes": classes, "train_images": facts.n_train, "input_size": input_size,
+                         "chance": 1 / len(classes), "new_recipe": new_values, "runs": {}})
             for label, values in (("old", OLD_DEFAULTS), ("new", new_values)):
-                if label == "old" and args.skip_old:
-                    continue
-                runs = [run_one(folder, classes, {**values, **common, "seed": seed},
-                                Path(tmp) / f"{name}-{label}-{seed}") for seed in seeds]
-                row["runs"][label] = runs
-                row[label] = statistics.median(r["top1"] for r in runs)
-                done = ", ".join(f"{100 * r['top1']:.1f}% ({r['seconds']}s)" for r in runs)
-                print(f"  {name:9} {label}: {done}", flush=True)
-            rows.append(row)
+                if not (label == "old" and args.skip_old):
+                    runs += [(len(rows) - 1, label, folder, classes, {**values, **common, "seed": seed},
+                              Path(tmp) / f"{name}-{label}-{seed}") for seed in seeds]
+        with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            done = pool.map(_run_task, runs)
+            for (index, label, *_), outcome in zip(runs, done, strict=True):
+                rows[index]["runs"].setdefault(label, []).append(outcome)
+                print(f"  {rows[index]['dataset']:9} {label}: {100 * outcome['top1']:.1f}% ({outcome['seconds']}s)",
+                      flush=True)
+    for row in rows:
+        for label, outcomes in row["runs"].items():
+            row[label] = statistics.median(r["top1"] for r in outcomes)
 
     print()
     print(f"{'dataset':10} {'classes':28} {'train':>5} {'px':>4} {'chance':>7} {'old':>7} {'new':>7}  new recipe")

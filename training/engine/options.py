@@ -42,7 +42,7 @@ TRAIN_OPTIONS: tuple[Option, ...] = (
     Option("label_smoothing", "float", None, 0.0, 0.5, label="Label smoothing", tasks=(CLASSIFICATION,)),
     Option("hflip", "bool", None, label="Horizontal flips", tasks=(CLASSIFICATION,),
            help="Off for digits and text, where a mirror image is another class."),
-    Option("precise_bn", "bool", True, label="Recompute BatchNorm statistics before evaluating",
+    Option("precise_bn", "bool", False, label="Recompute BatchNorm statistics before evaluating",
            tasks=(CLASSIFICATION,)),
     Option("seed", "int", 0, 0, 2**31 - 1, label="Random seed"),
     Option("num_workers", "int", 0, 0, 16, label="Data-loading processes", tasks=(CLASSIFICATION,)),

@@ -32,7 +32,7 @@ def test_defaults_follow_the_dataset(tmp_path):
     assert photos == d.DataFacts(n_train=216, n_classes=3, side=64, grayscale=False)
     values = d.default_options(photos)
     assert values["batch_size"] == 32 and values["lr"] == 0.025 and values["warmup_epochs"] >= 1
-    assert values["epochs"] >= 30 and values["label_smoothing"] > 0 and values["precise_bn"]
+    assert values["epochs"] >= 30 and values["label_smoothing"] > 0 and values["weight_decay"] > 0
     assert values["augmentation"] == "standard" and values["hflip"], "photos are flipped and cropped"
 
     digits = d.data_facts(folder(tmp_path / "d", n=72, side=16, mode="L"), ["a", "b", "c"])
