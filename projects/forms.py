@@ -194,7 +194,9 @@ class EnvironmentStepForm(forms.Form):
         """Initial values when the step is first shown: earlier answers kept where still valid for the device,
         the input size suggested from the dataset's images, the engine and precision the first buildable ones."""
         device, task = state["device"], state["task"]
-        engine = first_enabled(engine_choices(task=task, device=device), preferred=data.get("engine")) or ""
+        # ONNX Runtime where the device runs it: the bundle ships an ONNX model whatever the engine.
+        engine = first_enabled(engine_choices(task=task, device=device),
+                               preferred=data.get("engine") or "onnxruntime") or ""
         precisions = precision_choices(task=task, engine=engine)
         precision = first_enabled(precisions, preferred=data.get("precision") or Precision.FP32) or ""
         dataset = state.get("dataset")
