@@ -48,7 +48,7 @@ def _verified_if(ok: bool) -> str:
 
 
 def convert_stage(job, report) -> dict:
-    from .engine.onnx_export import check_parity, export_onnx, parity_ok
+    from .engine.onnx_export import check_parity, export_onnx, parity_ok, parity_text
 
     project = job.project
     trained = TrainingRun.objects.get(job=latest_succeeded(project, "train"))
@@ -75,9 +75,13 @@ def convert_stage(job, report) -> dict:
     ok = parity_ok(parity)
     onnx_artifact = _artifact(job, run, kind=Artifact.Kind.ONNX, path=onnx_path, status=_verified_if(ok),
                               checks={"parity": parity, "runtime": "onnxruntime CPUExecutionProvider"})
-    if not ok:
-        raise StageError(f"ONNX Runtime disagrees with PyTorch: max |diff| {parity['max_abs_diff']:.2e}, "
-                         f"top-1 agreement {100 * parity['top1_agreement']:.1f}%. The ONNX artifact is marked failed.")
+    if not ok:  # a readable reason, and what was measured kept on the job: the page offers to accept it anyway
+        raise StageError(f"ONNX Runtime disagrees with PyTorch: {parity_text(parity)}. The ONNX artifact is marked "
+                         "failed. Retry, or accept it anyway if the difference does not matter to you (your name and "
+                         "reason are recorded).",
+                         result={"artifacts": [pytorch.pk, onnx_artifact.pk], "parity": parity, "parity_failed": True,
+                                 "onnx_artifact": onnx_artifact.pk, "onnx_mb": round(onnx_artifact.size_bytes / 1e6, 2),
+                                 "pytorch_mb": round(pytorch.size_bytes / 1e6, 2)})
     report("ONNX artifact verified against PyTorch.", progress=50)
     from .optimize import convert_target
 

@@ -60,8 +60,7 @@ def precision_choice_problem(*, task: str, engine: str, precision: str) -> str |
         return f"{label} does not support {precision}."
     if problem := precision_task_problem(task=task, precision=precision):
         return problem
-    problem = engine_support(engine).problem(precision)
-    return f"{precision_label(precision)}: {problem}" if problem else None
+    return engine_support(engine).problem(precision)
 
 
 def precision_task_problem(*, task: str, precision: str) -> str | None:

@@ -19,6 +19,7 @@ from .engine_support import (
     precision_task_problem,
 )
 from .models import Dataset, Precision, Project, RunMode, Task
+from .options_form import add_training_option_fields, training_options_value
 
 
 def attach_errors(form: forms.Form, exc: ValidationError) -> None:
@@ -193,7 +194,9 @@ class EnvironmentStepForm(forms.Form):
         """Initial values when the step is first shown: earlier answers kept where still valid for the device,
         the input size suggested from the dataset's images, the engine and precision the first buildable ones."""
         device, task = state["device"], state["task"]
-        engine = first_enabled(engine_choices(task=task, device=device), preferred=data.get("engine")) or ""
+        # ONNX Runtime where the device runs it: the bundle ships an ONNX model whatever the engine.
+        engine = first_enabled(engine_choices(task=task, device=device),
+                               preferred=data.get("engine") or "onnxruntime") or ""
         precisions = precision_choices(task=task, engine=engine)
         precision = first_enabled(precisions, preferred=data.get("precision") or Precision.FP32) or ""
         dataset = state.get("dataset")
@@ -245,7 +248,15 @@ class ProjectEditForm(forms.ModelForm):
         self.fields["dataset"].queryset = Dataset.objects.filter(team=project.team, task=project.task)
         # A retired device stays selectable for the project already on it; project_validate says it is retired.
         self.fields["device"].queryset = device_model().objects.filter(Q(is_active=True) | Q(pk=project.device_id))
+        add_training_option_fields(self, task=project.task, current=(project.options or {}).get("train"))
 
     def changes(self) -> dict:
-        return {name: self.cleaned_data[name] for name in self.Meta.fields}
+        changes = {name: self.cleaned_data[name] for name in self.Meta.fields}
+        options = dict(self.instance.options or {})
+        train = training_options_value(self, options.get("train"))
+        if train:
+            options["train"] = train
+        else:
+            options.pop("train", None)
+        return {**changes, "options": options}
 

@@ -110,7 +110,16 @@ def candidates_for(*, task: str, num_classes: int, input_size: int, cached_only:
     return [Candidate(key=key, label=model_label(key), family=family, level=level, input_size=input_size,
                       costs=architecture_costs(model_name=key, num_classes=num_classes, input_size=input_size,
                                                task=task, family=family, level=level))
-            for key, family, level in candidate_models(task)]
+            for key, family, level in candidate_models(task) if _takes_input(task, key, input_size)]
+
+
+def _takes_input(task: str, key: str, input_size: int) -> bool:
+    """Detectors need an input at least as large as their largest stride (a P6 model's 64 px)."""
+    if task != "detection":
+        return True
+    from training.engine.yolo.zoo import min_input_size
+
+    return input_size >= min_input_size(key)
 
 
 def _cached_candidates(task: str, num_classes: int, input_size: int) -> list[Candidate]:

@@ -15,18 +15,18 @@ from tango_common.hashing import sha256_file
 from .hooks import network_source
 from .models import TrainingRun
 
-# Defaults a detection project's options["train"] may override.
+# Defaults a detection project's options["train"] may override (declared in training.engine.options).
 DEFAULT_DETECTION_TRAINING = {"epochs": 50, "batch": 16, "patience": 20, "workers": 0}
-ALLOWED_OPTIONS = {"epochs", "batch", "patience", "workers", "seed", "overrides"}
 THUMBNAIL_SIDE = 320  # validation images shown on the page with their boxes
 
 
 def detection_training_options(project) -> dict:
+    from .services import user_training_options
+
     options = dict(DEFAULT_DETECTION_TRAINING)
-    options.update(project.options.get("train", {}))
-    unknown = set(options) - ALLOWED_OPTIONS
-    if unknown:
-        raise StageError(f"Training options not used for detection: {', '.join(sorted(unknown))}.")
+    # Checked against the declaration: ultralytics' overrides are limited to its numeric hyperparameters, so no
+    # option can point it at a file (a `model`, `data` or `project` path) of another team.
+    options.update(user_training_options(project))
     return options
 
 

@@ -155,7 +155,7 @@ def test_an_imported_model_goes_through_convert_benchmark_and_package(their_onnx
     labels = [p.parent.name for p in images]
     expected = np.mean([project.dataset.class_names[i] == label
                         for i, label in zip(ours_on(ours, batch).argmax(1), labels, strict=True)])
-    assert row["top1"] == pytest.approx(expected), "the benchmark scores the model as it was trained"
+    assert row["top1"] == pytest.approx(expected, abs=1e-4), "the benchmark scores the model as it was trained"
 
     report = Report()
     packaged = packaging.package_stage(job_for(project, "package"), report)
