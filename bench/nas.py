@@ -21,6 +21,7 @@ Prints tables and writes bench/results/nas.json.
 import argparse
 import json
 import os
+import secrets
 import sys
 import tempfile
 import time
@@ -31,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TANGO_DATA_DIR", tempfile.mkdtemp(prefix="tango-bench-nas-"))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tango_site.settings")
 os.environ.setdefault("DEBUG", "0")
-os.environ.setdefault("SECRET_KEY", "bench-only")
+os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))  # a throwaway key: DEBUG is off
 
 BUDGET_FRACTION = 0.3
 GAP_TARGET = 0.02

@@ -18,6 +18,7 @@ With no DATABASE_URL it runs embedded (SQLite in a temporary data folder).
 import argparse
 import json
 import os
+import secrets
 import statistics
 import sys
 import tempfile
@@ -29,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TANGO_DATA_DIR", tempfile.mkdtemp(prefix="tango-bench-train-"))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tango_site.settings")
 os.environ.setdefault("DEBUG", "0")
-os.environ.setdefault("SECRET_KEY", "bench-only")
+os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))  # a throwaway key: DEBUG is off
 
 
 def setup(args):

@@ -17,8 +17,8 @@ class DeploymentConfig(AppConfig):
                   description="Measure latency and accuracy of every artifact.",
                   result_template="deployment/results/_benchmark.html"),
             Stage(key="package", label="Package", order=50, requires=("benchmark",),
-                  runner="deployment.services.package_stage",
-                  description="Bundle the model, labels, preprocessing and an inference script.",
+                  runner="deployment.packaging.package_stage",
+                  description="Bundle the model for the device's tier: infer.py, smoke test, server, manifests.",
                   result_template="deployment/results/_package.html"),
         ):
             stage_register(stage)

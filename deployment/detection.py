@@ -1,12 +1,7 @@
-"""Convert, benchmark and package for detection projects: the Django shell around deployment.engine's detection
-modules (ONNX export and parity, detection latency + mAP50, the detection bundle)."""
+"""Convert and benchmark for detection projects: the Django shell around deployment.engine's detection modules (ONNX
+export and parity, detection latency + mAP50). The bundle is deployment.packaging's, for both tasks."""
 
-import json
 import platform
-import subprocess
-import sys
-import tempfile
-import zipfile
 from pathlib import Path
 
 from projects.jobs.errors import StageError
@@ -20,7 +15,6 @@ from .models import Artifact
 
 PARITY_IMAGES = 200  # validation images compared between PyTorch and ONNX Runtime
 MEASURE_IMAGES = 500
-BUNDLE_CHECK_IMAGES = 8
 
 
 def detection_samples(dataset, limit: int) -> list[tuple[Path, Path]]:
@@ -115,61 +109,3 @@ def detection_benchmark_stage(job, report) -> dict:
                progress=100 * (index + 1) / len(artifacts))
     return {"task": "detection", "rows": rows, "host": host, "latency_budget_ms": project.latency_budget_ms,
             "device": project.device.name}
-
-
-def detection_package_stage(job, report, *, slug: str) -> dict:
-    from .engine.detect_bundle import build_detection_bundle
-
-    project = job.project
-    verified = latest_succeeded(project, "convert").artifacts.filter(status="verified", kind="onnx")
-    onnx = verified.order_by("id").first()
-    if onnx is None:
-        raise StageError("No verified ONNX artifact to package.")
-    run = onnx.training_run
-    class_names, input_size = run.architecture["class_names"], run.architecture["input_size"]
-    out = job_dir(job) / f"{slug}-bundle.zip"
-    build_detection_bundle(
-        out_path=out, onnx_path=absolute(onnx.path), class_names=class_names, input_size=input_size,
-        model_info={"name": run.model_name, "project": project.name, "task": project.task,
-                    "device": project.device.name, "engine": project.engine, "params": run.architecture.get("params")},
-        metrics={"val_map50": run.metrics.get("map50"), "val_map50_95": run.metrics.get("map50_95")})
-    report(f"Bundle written: {out.name}, {out.stat().st_size / 1e6:.1f} MB.", progress=50)
-    check = check_detection_bundle(out, absolute(onnx.path), detection_samples(project.dataset, BUNDLE_CHECK_IMAGES),
-                                   input_size=input_size, class_names=class_names)
-    bundle = _artifact(job, run, kind="bundle", engine="onnxruntime", path=out,
-                       status="verified" if check["agree"] else "failed", checks=check)
-    if not check["agree"]:
-        raise StageError("The bundle's infer.py found other boxes than the portal; the bundle is marked failed.")
-    report(f"Bundle verified: its infer.py ran on {check['n_images']} images and found the portal's "
-           f"{check['n_boxes']} boxes.", progress=100)
-    return {"task": "detection", "bundle": bundle.pk, "file": bundle.file_name,
-            "size_mb": round(bundle.size_bytes / 1e6, 2), "sha256": bundle.sha256, "files": check["files"]}
-
-
-def check_detection_bundle(bundle: Path, onnx_path: Path, samples, *, input_size: int, class_names) -> dict:
-    """Unpack the bundle, run its infer.py in a subprocess as a user would, compare with the portal's boxes."""
-    import onnxruntime as ort
-
-    from .engine.detect_infer import detect
-
-    images = [image for image, _ in samples]
-    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    expected = detect(session, images, input_size=input_size, labels=class_names)
-    with tempfile.TemporaryDirectory() as tmp:
-        with zipfile.ZipFile(bundle) as archive:
-            archive.extractall(tmp)
-            files = sorted(archive.namelist())
-        done = subprocess.run([sys.executable, "-I", str(Path(tmp) / "infer.py"), *map(str, images), "--out",
-                               str(Path(tmp) / "results")], capture_output=True, text=True, timeout=300)
-        if done.returncode != 0:
-            raise StageError(f"The bundle's infer.py failed: {done.stderr.strip()[-500:]}")
-        written = sorted(p.name for p in (Path(tmp) / "results").iterdir())
-    got = json.loads(done.stdout)
-    agree = [_boxes(r) for r in got] == [_boxes(r) for r in expected] and len(written) == 2 * len(images)
-    return {"agree": agree, "n_images": len(images), "n_boxes": sum(len(r["boxes"]) for r in expected),
-            "files": files}
-
-
-def _boxes(result: dict) -> list[tuple]:
-    # Rounded as infer.py writes them; the same code on the same runtime gives the same numbers.
-    return [(b["class"], round(b["score"], 4), *(round(v, 1) for v in b["box"])) for b in result["boxes"]]

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.db import models
 
 
@@ -37,3 +38,36 @@ class Artifact(models.Model):
     @property
     def file_name(self) -> str:
         return self.path.rsplit("/", 1)[-1]
+
+
+class Trial(models.Model):
+    """Try it: one image a member uploaded, run through one artifact by a worker, with what the model answered."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="trials")
+    artifact = models.ForeignKey(Artifact, on_delete=models.CASCADE, related_name="trials")
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    image_path = models.CharField(max_length=255, help_text="The uploaded image, relative to MEDIA_ROOT.")
+    image_name = models.CharField(max_length=255, help_text="The file name it was uploaded under.")
+    annotated_path = models.CharField(max_length=255, blank=True, help_text="Detection: the image with its boxes.")
+    top_k = models.PositiveSmallIntegerField(default=3)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    result = models.JSONField(default=dict, blank=True, help_text="Top-k labels, or boxes, and the latency.")
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"Trial #{self.pk} of {self.artifact}"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (self.Status.SUCCEEDED, self.Status.FAILED)

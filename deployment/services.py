@@ -1,11 +1,6 @@
-"""Convert, benchmark and package stages: the Django shell around deployment.engine."""
+"""Convert and benchmark stages: the Django shell around deployment.engine (packaging: deployment.packaging)."""
 
-import json
 import platform
-import subprocess
-import sys
-import tempfile
-import zipfile
 from pathlib import Path
 
 from projects.jobs.errors import StageError
@@ -19,7 +14,6 @@ from training.models import TrainingRun
 from .models import Artifact
 
 PARITY_IMAGES = 512  # validation images compared between PyTorch and ONNX Runtime
-BUNDLE_CHECK_IMAGES = 16
 
 
 def _val_samples(dataset, limit: int) -> list[tuple[Path, int]]:
@@ -36,10 +30,9 @@ def _val_images(dataset, limit: int) -> list[Path]:
 
 
 def _load_trained_model(run: TrainingRun):
-    from training.engine.zoo import load_trained_model
+    from training.hooks import trained_model
 
-    return load_trained_model(run.model_name, num_classes=run.architecture["num_classes"],
-                              input_size=run.architecture["input_size"], weights_path=absolute(run.weights_path))
+    return trained_model(run)  # the zoo model, or the network edited in the visualiser
 
 
 def _artifact(job, run, *, kind, path: Path, status, checks=None) -> Artifact:
@@ -59,6 +52,11 @@ def convert_stage(job, report) -> dict:
     from .engine.onnx_export import check_parity, export_onnx, parity_ok
 
     project = job.project
+    trained = TrainingRun.objects.get(job=latest_succeeded(project, "train"))
+    if (trained.architecture or {}).get("imported"):  # brought by the team, not trained here
+        from .imports import imported_convert_stage
+
+        return imported_convert_stage(job, trained, report)
     if project.task == Task.DETECTION:
         from .detection import detection_convert_stage
 
@@ -135,59 +133,3 @@ def benchmark_stage(job, report) -> dict:
                f"p95 {figures['latency_p95_ms']:.2f} ms, top-1 {100 * figures['top1']:.1f}%",
                progress=100 * (index + 1) / len(artifacts))
     return {"rows": rows, "host": host, "latency_budget_ms": project.latency_budget_ms, "device": project.device.name}
-
-
-def package_stage(job, report) -> dict:
-    from .engine.bundle import build_bundle
-
-    project = job.project
-    if project.task == Task.DETECTION:
-        from .detection import detection_package_stage
-
-        return detection_package_stage(job, report, slug=_slug(project.name))
-    onnx = next((a for a in _converted(project) if a.kind == Artifact.Kind.ONNX), None)
-    if onnx is None:
-        raise StageError("No verified ONNX artifact to package.")
-    run = onnx.training_run
-    class_names = run.architecture["class_names"]
-    input_size = run.architecture["input_size"]
-    out = job_dir(job) / f"{_slug(project.name)}-bundle.zip"
-    build_bundle(out_path=out, onnx_path=absolute(onnx.path), class_names=class_names, input_size=input_size,
-                 model_info={"name": run.model_name, "project": project.name, "task": project.task,
-                             "device": project.device.name, "engine": project.engine,
-                             "params": run.architecture.get("params"), "flops": run.architecture.get("flops")},
-                 metrics={"val_top1": run.metrics.get("best_top1"), "benchmark": onnx.benchmark or None})
-    report(f"Bundle written: {out.name}, {out.stat().st_size / 1e6:.1f} MB.", progress=50)
-    check = _check_bundle(out, absolute(onnx.path), _val_images(project.dataset, BUNDLE_CHECK_IMAGES),
-                          input_size=input_size, class_names=class_names)
-    bundle = _artifact(job, run, kind=Artifact.Kind.BUNDLE, path=out, status=_verified_if(check["agree"]),
-                       checks=check)
-    if not check["agree"]:
-        raise StageError("The bundle's infer.py disagrees with the portal's predictions; the bundle is marked failed.")
-    report(f"Bundle verified: its infer.py ran on {check['n_images']} images and matched the portal.", progress=100)
-    return {"bundle": bundle.pk, "file": bundle.file_name, "size_mb": round(bundle.size_bytes / 1e6, 2),
-            "sha256": bundle.sha256, "files": check["files"]}
-
-
-def _check_bundle(bundle: Path, onnx_path: Path, images: list[Path], *, input_size: int, class_names) -> dict:
-    """Unpack the bundle, run its infer.py as a user would, and compare with the portal's own predictions."""
-    import onnxruntime as ort
-
-    from .engine.bundle_infer import predict
-
-    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    expected = [r["top"][0]["label"] for r in predict(session, images, input_size=input_size, labels=class_names)]
-    with tempfile.TemporaryDirectory() as tmp:
-        with zipfile.ZipFile(bundle) as archive:
-            archive.extractall(tmp)
-            files = sorted(archive.namelist())
-        done = subprocess.run([sys.executable, str(Path(tmp) / "infer.py"), *map(str, images), "--format", "json",
-                               "--top-k", "1"], capture_output=True, text=True, timeout=300)
-    if done.returncode != 0:
-        raise StageError(f"The bundle's infer.py failed: {done.stderr.strip()[-500:]}")
-    got = [r["top"][0]["label"] for r in json.loads(done.stdout)]
-    return {"agree": got == expected, "n_images": len(images), "files": files}
-
-
-def _slug(name: str) -> str:
-    return "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-") or "project"

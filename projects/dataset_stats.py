@@ -4,14 +4,13 @@ The stats dict comes from the dataset validator and may grow new keys, so every 
 section appears only when its key is present and well formed, and keys nobody reads are listed as they are.
 """
 
-import json
 from dataclasses import dataclass, field
 
 # Keys the validator has used for images per class: {class: n} or {class: {split: n}}.
 CLASS_COUNT_KEYS = ("class_counts", "images_per_class")
 SIZE_KEYS = ("image_width", "image_height", "common_sizes", "image_sizes")
 SHOWN_KEYS = {*CLASS_COUNT_KEYS, *SIZE_KEYS, "split_counts", "boxes_per_class", "task", "class_names",
-              "num_images", "size_bytes"}
+              "num_images", "size_bytes", "modes", "split_generated", "ignored_files", "images_without_boxes"}
 # A fixed palette keeps a split's colour the same on every page; unknown splits cycle through the rest.
 SPLIT_COLORS = {"train": "#4f46e5", "val": "#0ea5e9", "test": "#f59e0b", "all": "#4f46e5"}
 SPARE_COLORS = ("#10b981", "#ef4444", "#8b5cf6", "#64748b")
@@ -139,15 +138,136 @@ def image_sizes(stats: dict) -> dict:
             "common": common}
 
 
+# Pillow's image modes in words (https://pillow.readthedocs.io/en/stable/handbook/concepts.html#modes).
+MODE_NAMES = {"1": "black and white", "L": "grayscale", "LA": "grayscale with transparency", "P": "palette colour",
+              "RGB": "colour", "RGBA": "colour with transparency", "CMYK": "CMYK colour", "YCbCr": "YCbCr colour",
+              "I": "32-bit grayscale", "I;16": "16-bit grayscale", "F": "floating-point grayscale"}
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def image_modes(stats: dict) -> str:
+    """"All 270 images are grayscale." / "250 colour, 20 grayscale." from {"L": 270}."""
+    raw = stats.get("modes")
+    if not isinstance(raw, dict):
+        return ""
+    counts = sorted(((MODE_NAMES.get(str(m), f"mode {m}"), n) for m, v in raw.items() if (n := _count(v))),
+                    key=lambda item: -item[1])
+    if not counts:
+        return ""
+    if len(counts) == 1:
+        name, n = counts[0]
+        return f"All {n} images are {name}." if n > 1 else f"The image is {name}."
+    return ", ".join(f"{n} {name}" for name, n in counts) + ". Training reads every image as colour (RGB)."
+
+
+def split_origin(stats: dict) -> str:
+    """Whether the train/validation split came with the upload or was made for it."""
+    generated = stats.get("split_generated")
+    if not isinstance(generated, bool):
+        return ""
+    if not generated:
+        return "Split as uploaded (its own train and validation folders)."
+    splits = split_counts(stats)
+    total = sum(splits.values())
+    if total and splits.get("val"):
+        share = round(100 * splits["val"] / total)
+        return (f"The upload had no validation split, so one was made: {share}% of each class's images, "
+                f"picked at random, are held out for validation.")
+    return "The upload had no validation split, so one was made from a share of each class's images."
+
+
+def findings(stats: dict) -> list[str]:
+    """Other things the validator found, as sentences: files it left out, detection's background images."""
+    lines = []
+    ignored = stats.get("ignored_files")
+    if isinstance(ignored, list) and ignored:
+        shown = ", ".join(str(name) for name in ignored[:5])
+        more = f" and {len(ignored) - 5} more" if len(ignored) > 5 else ""
+        lines.append(f"{_plural(len(ignored), 'file')} not used by the layout, left out: {shown}{more}.")
+    background = stats.get("images_without_boxes")
+    if isinstance(background, dict):
+        parts = [f"{n} in {split}" for split, v in background.items() if (n := _count(v))]
+        if parts:
+            lines.append(f"Images without boxes (background): {', '.join(parts)}.")
+    return lines
+
+
+def _in_words(value) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {_in_words(v)}" for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return ", ".join(_in_words(v) for v in value)
+    return str(value)
+
+
 def other_stats(stats: dict) -> list[tuple[str, str]]:
-    """Keys this page has no section for, shown compactly so nothing the validator found is hidden."""
+    """Keys this page has no section for (a newer validator's), as label and plain text: nothing the validator
+    found is hidden, and no raw JSON reaches the page."""
     rows = []
     for key in sorted(k for k in stats if k not in SHOWN_KEYS):
         if stats[key] in (None, [], {}, ""):  # "no background images", "nothing ignored": not worth a row
             continue
-        text = json.dumps(stats[key], ensure_ascii=False, default=str)
-        rows.append((key, text if len(text) <= 200 else text[:199] + "…"))
+        text = _in_words(stats[key])
+        rows.append((str(key).replace("_", " ").capitalize(), text if len(text) <= 200 else text[:199] + "…"))
     return rows
+
+
+def image_side(stats: dict) -> int | None:
+    """The shorter side, in pixels, of the dataset's most common image size (else of its mean size): what an input
+    size is suggested from."""
+    stats = stats if isinstance(stats, dict) else {}
+    for item in stats.get("common_sizes") or []:
+        if isinstance(item, dict) and (w := _count(item.get("width"))) and (h := _count(item.get("height"))):
+            return min(w, h)
+    means = [_count(v.get("mean")) for k in ("image_width", "image_height") if isinstance(v := stats.get(k), dict)]
+    means = [m for m in means if m]
+    return round(min(means)) if means else None
+
+
+def suggested_input_size(side: int | None, task: str) -> int:
+    """The input size for images whose shorter side is about `side` px: their own size, never enlarged, at most
+    224 for classification (more costs latency for little accuracy) and 640 for detection, which also needs a
+    multiple of 32 (YOLO's stride). Without a size: 224 and 640."""
+    if task == "detection":
+        return 640 if not side else min(640, max(32, -(-side // 32) * 32))
+    if not side:
+        return 224
+    side = min(int(side), 224)
+    return max(8, side - side % 8 if side >= 16 else side)
+
+
+# Below this many training images in its smallest class, a model trained from scratch is unlikely to be useful.
+FEW_IMAGES_PER_CLASS = 30
+
+
+def dataset_warnings(stats: dict, *, input_size: int | None = None) -> list[str]:
+    """What the wizard's Review warns about the data: too few images, strong imbalance, an input size far above
+    the images' own."""
+    stats = stats if isinstance(stats, dict) else {}
+    warnings = []
+    counts = class_split_counts(stats)
+    train = {name: by_split.get("train", by_split.get("all", 0)) for name, by_split in counts.items()}
+    if train:
+        smallest = min(train, key=train.get)
+        if train[smallest] < FEW_IMAGES_PER_CLASS:
+            warnings.append(
+                f"A small dataset: {_plural(train[smallest], 'training image')} in class {smallest!r}. A model "
+                f"trained from scratch on so few images is likely to be weak; a few hundred per class, or uploaded "
+                f"pretrained weights, do much better.")
+        largest = max(train.values())
+        if train[smallest] and largest / train[smallest] >= 5:
+            warnings.append(f"Imbalanced classes: {largest} training images in the largest, {train[smallest]} in "
+                            f"{smallest!r}. The model may favour the big classes.")
+    side = image_side(stats)
+    if input_size and side and input_size >= 2 * side:
+        warnings.append(f"The images are about {side} px; an input of {input_size} px enlarges them "
+                        f"{input_size / side:.1f}× and costs latency without adding detail.")
+    return warnings
 
 
 def dataset_summary(stats: dict) -> dict:
@@ -159,5 +279,8 @@ def dataset_summary(stats: dict) -> dict:
         "splits": split_counts(stats),
         "sizes": image_sizes(stats),
         "boxes": {str(k): v for k, v in boxes.items()} if isinstance(boxes, dict) else {},
+        "modes": image_modes(stats),
+        "split_origin": split_origin(stats),
+        "findings": findings(stats),
         "other": other_stats(stats),
     }

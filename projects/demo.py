@@ -10,6 +10,7 @@ from django.db import transaction
 
 from .access import editable_teams_for
 from .commands import demo_creator, demo_tasks
+from .dataset_stats import image_side
 from .devices import device_model
 from .jobs import log as job_log
 from .jobs.errors import JobNotQueued
@@ -25,7 +26,8 @@ DEMO_DEVICE = "Odroid_N2"  # On-device tier (Table 1 gives it ResNet-34)
 # The demo picks ResNet-18 by hand, as a user can on the project page: it trains here in minutes, while the
 # ranking (which the recommend stage still prints) would pick a deeper one that fits the Odroid at 8 px.
 DEMO_MODEL = "resnet18"
-# The scans are 8×8: training at their own resolution keeps the demo within minutes on two CPU cores.
+# The scans are 8×8 and the demo trains at their own resolution (within minutes on two CPU cores); the dataset is
+# stored at that size too, so its page and the project say the same. An older install's 16 px copy trains at 16.
 DEMO_INPUT_SIZE = 8
 DEMO_TRAINING = {"epochs": 5, "batch_size": 64, "optimizer": "sgd", "lr": 0.05, "schedule": "cosine",
                  "patience": 0}
@@ -38,7 +40,7 @@ def demo_dataset(*, team, user) -> Dataset:
     from .datasets.digits import make_digits_zip
 
     with tempfile.TemporaryDirectory() as tmp:
-        archive = make_digits_zip(Path(tmp) / "digits.zip", upscale=2)
+        archive = make_digits_zip(Path(tmp) / "digits.zip", upscale=DEMO_INPUT_SIZE // 8)
         with archive.open("rb") as upload:
             return dataset_create(team=team, name=DEMO_DATASET, task=Task.CLASSIFICATION, upload=upload, user=user)
 
@@ -49,9 +51,10 @@ def demo_project_create(*, user) -> Project:
         dataset = demo_dataset(team=team, user=user)
     device = device_model().objects.get(name=DEMO_DEVICE)
     number = Project.objects.filter(team=team, name__startswith="Digits demo").count() + 1
+    side = image_side(dataset.stats) or DEMO_INPUT_SIZE
     return project_create(
         team=team, user=user, name=f"Digits demo {number}", task=Task.CLASSIFICATION, dataset=dataset,
-        device=device, engine="onnxruntime", precision=Precision.FP32, input_size=DEMO_INPUT_SIZE,
+        device=device, engine="onnxruntime", precision=Precision.FP32, input_size=side,
         latency_budget_ms=None, run_mode=RunMode.AUTO, options={"train": DEMO_TRAINING, "model": DEMO_MODEL},
         description="Handwritten digits from scikit-learn, trained for an Odroid N2 and packaged for ONNX Runtime.",
     )

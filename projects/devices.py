@@ -5,8 +5,10 @@ projects imports nothing from recommender. The two things its pages need beyond 
 this port, which the recommender fills from its AppConfig.ready() with device_catalog_register():
 - `ordered(devices)`: devices in the catalog's display order (the wizard's cards);
 - `card_template`: the template that draws one `device` (the wizard's cards);
-- `pick_preview(**answers)`: optional, the line the wizard's Review step shows for the model the recommender would
-  pick (answers: device, task, engine, precision, input_size, latency_budget_ms, memory_limit_mb, dataset, team).
+- `pick_preview(**answers)`: optional, what the wizard's Review step shows for the model the recommender would
+  pick (answers: device, task, engine, precision, input_size, latency_budget_ms, memory_limit_mb, dataset, team):
+  a PickPreview, its line and its warnings (no model fits the budget, …);
+- `grouped(devices)`: optional, the devices in labelled groups ("Jetson", "Phones", …) for the wizard's cards.
 Rows are read through the foreign key's own model (device_model()), so no app's model is imported here.
 """
 
@@ -18,10 +20,21 @@ from django.db.models import QuerySet
 
 
 @dataclass(frozen=True)
+class PickPreview:
+    line: str  # "Ranking: ResNet-18 (predicted 12.3 ms, …). Paper rules: ResNet-34."
+    warnings: tuple[str, ...] = ()  # what the user should know before creating: "no model fits 5 ms …"
+
+
+@dataclass(frozen=True)
 class DeviceCatalog:
     ordered: Callable[[Iterable], list]
     card_template: str
-    pick_preview: Callable[..., str] | None = None
+    pick_preview: Callable[..., PickPreview] | None = None
+    grouped: Callable[[Iterable], list[tuple[str, list]]] | None = None
+
+    def groups(self, devices: Iterable) -> list[tuple[str, list]]:
+        """(label, devices) in display order; one unlabelled group when the catalog does not group."""
+        return self.grouped(devices) if self.grouped else [("", self.ordered(devices))]
 
 
 _catalog: DeviceCatalog | None = None

@@ -5,10 +5,12 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.db.models import Q
 
-from tango_common.engines import ENGINE_CHOICES, ENGINES
+from tango_common.engines import ENGINE_CHOICES
 
 from .access import datasets_for, editable_teams_for
+from .dataset_stats import image_side, suggested_input_size
 from .devices import active_devices, device_catalog, device_model
+from .engine_support import engine_choices, first_enabled, precision_choices
 from .models import Dataset, Precision, Project, RunMode, Task
 
 
@@ -89,6 +91,25 @@ class DatasetStepForm(forms.Form):
             self.fields["dataset"].initial = choices[0].pk
 
 
+class WizardUploadForm(forms.Form):
+    """The dataset step's own upload (no second tab): the team and task are the wizard's. Prefixed "upload-" so
+    its fields never clash with the wizard's hidden answers."""
+
+    prefix = "upload"
+    use_required_attribute = False  # its fields sit inside the wizard's form: Next must not demand a file
+    name = forms.CharField(max_length=100, label="Dataset name")
+    file = forms.FileField(
+        label="Zip archive", widget=forms.ClearableFileInput(attrs={"accept": ".zip,application/zip"}),
+        help_text="Classification: one folder per class (optionally under train/ and val/). "
+                  "Detection: images/ and YOLO labels/.")
+
+    def clean_file(self):
+        upload = self.cleaned_data["file"]
+        if not upload.name.lower().endswith(".zip"):
+            raise ValidationError(f"{upload.name} is not a .zip archive; zip the dataset's folder and upload that.")
+        return upload
+
+
 class DeviceStepForm(forms.Form):
     device = forms.ModelChoiceField(queryset=None, widget=forms.RadioSelect, empty_label=None)
 
@@ -101,46 +122,83 @@ class DeviceStepForm(forms.Form):
     def devices(self):
         return device_catalog().ordered(self.fields["device"].queryset)
 
+    @property
+    def device_groups(self) -> list[tuple[str, list]]:
+        """(label, devices): cloud, Kubernetes, PC, Jetson, phones, boards, as the catalog groups them."""
+        return device_catalog().groups(self.fields["device"].queryset)
+
+
+class ChoiceSelect(forms.Select):
+    """A Select whose options can be disabled, each with its reason as the option's title (projects.engine_support).
+    `reasons` maps a value to why it cannot be chosen."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.reasons: dict[str, str] = {}
+
+    def create_option(self, name, value, label, selected, index, subindex=None, attrs=None):
+        option = super().create_option(name, value, label, selected, index, subindex, attrs)
+        if reason := self.reasons.get(str(value)):
+            option["attrs"].update(disabled=True, title=reason)
+            option["label"] = f"{label} — not available"
+        return option
+
+
+def _offer(field: forms.Field, choices) -> list:
+    """Put projects.engine_support's choices on a field: every one listed, refused ones disabled with the reason
+    (on the option, and under the field where a pointer is not needed to read it)."""
+    field.widget.choices = [(c.value, c.label) for c in choices]
+    field.widget.reasons = {c.value: c.problem for c in choices if not c.enabled}
+    field.unavailable = [(c.label, c.problem) for c in choices if not c.enabled]
+    return choices
+
 
 class EnvironmentStepForm(forms.Form):
-    # Plain CharFields with Select widgets: the widget offers only what the device and engine support, while an
-    # out-of-list value reaches project_validate, whose message says *why* ("Odroid does not run TensorRT …").
-    engine = forms.CharField(widget=forms.Select)
-    precision = forms.CharField(widget=forms.Select)
+    # Plain CharFields with Select widgets: the widget offers what the device runs, with what the pipeline cannot
+    # build disabled and explained; an out-of-list value reaches project_validate, whose message says *why*.
+    engine = forms.CharField(widget=ChoiceSelect)
+    precision = forms.CharField(widget=ChoiceSelect)
     input_size = forms.IntegerField(label="Input size (px)")
     latency_budget_ms = forms.FloatField(label="Latency budget (ms)", required=False,
                                          help_text="Per image on the device. Empty: the device's default.")
-    memory_limit_mb = forms.IntegerField(label="Memory limit (MiB)", required=False, min_value=1,
+    memory_limit_mb = forms.IntegerField(label="Memory limit (MiB)", required=False,
                                          help_text="Optional cap below the device's memory.")
     run_mode = forms.ChoiceField(choices=RunMode.choices, widget=forms.RadioSelect)
 
     def __init__(self, *args, user, state, **kwargs):
         super().__init__(*args, **kwargs)
         self.device = device = state["device"]
-        self.fields["engine"].widget.choices = [(k, ENGINES[k].label) for k in device.engines if k in ENGINES]
-        engine = ENGINES.get(self["engine"].value() or "")
-        precisions = engine.precisions if engine else Precision.values
-        self.fields["precision"].widget.choices = [(p, Precision(p).label) for p in precisions]
+        task = state["task"]
+        engines = _offer(self.fields["engine"], engine_choices(task=task, device=device))
+        engine = self["engine"].value() or first_enabled(engines) or ""
+        _offer(self.fields["precision"], precision_choices(task=task, engine=engine))
+        self.fields["memory_limit_mb"].help_text = (f"Optional cap below {device.name}'s {device.memory_mb} MiB. "
+                                                    f"Empty: all of it.")
+        # No min/max attributes: the browser's own bubble would hide project_validate's message, which says why.
+        dataset = state.get("dataset")
+        side = image_side(dataset.stats) if dataset is not None else None
+        if side:
+            self.fields["input_size"].help_text = (f"The dataset's images are about {side} px; "
+                                                   f"{suggested_input_size(side, task)} px is suggested.")
 
     @staticmethod
     def defaults(state: dict, data) -> dict:
-        """Initial values when the step is first shown: earlier answers kept where still valid for the device."""
-        device = state["device"]
-        engine = data.get("engine") if data.get("engine") in device.engines else device.engines[0]
-        precisions = ENGINES[engine].precisions if engine in ENGINES else ()
-        precision = data.get("precision") if data.get("precision") in precisions else _default_precision(precisions)
+        """Initial values when the step is first shown: earlier answers kept where still valid for the device,
+        the input size suggested from the dataset's images, the engine and precision the first buildable ones."""
+        device, task = state["device"], state["task"]
+        engine = first_enabled(engine_choices(task=task, device=device), preferred=data.get("engine")) or ""
+        precisions = precision_choices(task=task, engine=engine)
+        precision = first_enabled(precisions, preferred=data.get("precision") or Precision.FP32) or ""
+        dataset = state.get("dataset")
+        side = image_side(dataset.stats) if dataset is not None else None
         return {
             "engine": engine,
             "precision": precision,
-            "input_size": data.get("input_size") or (640 if state["task"] == Task.DETECTION else 224),
+            "input_size": data.get("input_size") or suggested_input_size(side, task),
             "latency_budget_ms": data.get("latency_budget_ms") or f"{device.default_latency_budget_ms:g}",
             "memory_limit_mb": data.get("memory_limit_mb") or "",
             "run_mode": data.get("run_mode") or RunMode.STEP,
         }
-
-
-def _default_precision(precisions) -> str:
-    return Precision.FP32 if Precision.FP32 in precisions else (precisions[0] if precisions else Precision.FP32)
 
 
 class ReviewStepForm(forms.Form):

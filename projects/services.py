@@ -11,15 +11,15 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
-from tango_common.engines import ENGINES, engine_problem
 from tango_common.hashing import sha256_file
 from tango_common.weights import read_state_dict
 
 from .audit import audit_record
+from .engine_support import engine_choice_problem, precision_choice_problem
 from .jobs.errors import JobNotAllowed
 from .jobs.selectors import active_job_exists
 from .jobs.storage import project_dir, relative
-from .models import Dataset, Membership, Project, Role, Team
+from .models import Dataset, Membership, Project, Role, RunMode, Team
 
 log = logging.getLogger(__name__)
 
@@ -161,21 +161,24 @@ def project_validate(project: Project) -> None:
         errors["dataset"] = f"This is a {project.dataset.get_task_display().lower()} dataset; the project's task is " \
                             f"{project.get_task_display().lower()}."
     if project.device_id:
+        # The engine and precision rules are the wizard's too (projects.engine_support): what it shows disabled,
+        # with its reason, is refused here with the same words.
         if not project.device.is_active:
             errors["device"] = "This device is retired from the catalog."
-        elif project.engine not in ENGINES:
-            errors["engine"] = f"Unknown engine {project.engine!r}."
-        elif project.engine not in project.device.engines:
-            runs = ", ".join(project.device.engine_labels())
-            errors["engine"] = f"{project.device.name} does not run {ENGINES[project.engine].label}; it runs {runs}."
-        elif problem := engine_problem(project.engine, project.device.accelerator_kind):
+        elif problem := engine_choice_problem(task=project.task, device=project.device, engine=project.engine):
             errors["engine"] = problem
-        elif project.precision not in ENGINES[project.engine].precisions:
-            errors["precision"] = f"{ENGINES[project.engine].label} does not support {project.precision}."
+        elif problem := precision_choice_problem(task=project.task, engine=project.engine,
+                                                 precision=project.precision):
+            errors["precision"] = problem
+        if project.memory_limit_mb is not None and project.memory_limit_mb > project.device.memory_mb:
+            errors["memory_limit_mb"] = (f"{project.device.name} has {project.device.memory_mb} MiB; the limit "
+                                         f"must be at most that (leave it empty to use all of it).")
     if not 8 <= (project.input_size or 0) <= 2048:
         errors["input_size"] = "Input size must be between 8 and 2048 pixels."
     if project.latency_budget_ms is not None and project.latency_budget_ms <= 0:
         errors["latency_budget_ms"] = "The latency budget must be positive."
+    if project.memory_limit_mb is not None and project.memory_limit_mb < 1:
+        errors["memory_limit_mb"] = "The memory limit must be at least 1 MiB."
     if errors:
         raise ValidationError(errors)
 
@@ -193,6 +196,22 @@ def project_create(*, team: Team, user=None, **fields) -> Project:
     project.save()
     audit_record(actor=user, action="created", target=project)
     return project
+
+
+def project_start_if_automatic(*, project: Project, user=None) -> str:
+    """Automatic mode runs as soon as the project exists: queue its pipeline. Returns what happened, in words. A
+    broker that refuses the job leaves it failed with the reason, which the project page shows."""
+    from .jobs.errors import JobNotQueued
+    from .jobs.registry import stage_get
+    from .jobs.services import pipeline_start
+
+    if project.run_mode != RunMode.AUTO:
+        return ""
+    try:
+        job = pipeline_start(project=project, user=user)
+    except (JobNotAllowed, JobNotQueued) as exc:
+        return f"The pipeline did not start: {exc}"
+    return f"Automatic mode: {stage_get(job.stage).label} is queued; each stage that succeeds queues the next."
 
 
 def project_update(*, project: Project, **fields) -> Project:

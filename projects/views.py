@@ -6,6 +6,7 @@ htmx requests get the fragment they swap; plain requests get the whole page, so 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -17,6 +18,7 @@ from tango_common.engines import ENGINES
 from .access import can_edit, projects_for, require_editor, role_in
 from .commands import demo_tasks
 from .dataset_stats import dataset_summary
+from .datasets.samples import dataset_thumbnails
 from .forms import DatasetUploadForm, ProjectEditForm, attach_errors
 from .jobs.errors import JobNotAllowed
 from .pipeline import pipeline_context
@@ -51,10 +53,15 @@ def _require_some_editable_team(user) -> None:
 # --- projects ----------------------------------------------------------------------------------------------------
 
 
+PROJECTS_PER_PAGE = 25
+
+
 @login_required
 def project_list_view(request):
+    # Paged: a team with hundreds of projects gets a page that renders in one bounded query.
+    page = Paginator(project_list(request.user), PROJECTS_PER_PAGE).get_page(request.GET.get("page"))
     return render(request, "projects/project_list.html", {
-        "projects": project_list(request.user), "can_create": can_create_anywhere(request.user),
+        "projects": page, "can_create": can_create_anywhere(request.user),
         "demo_tasks": demo_tasks(),  # the demos the installed apps registered (detection: training)
     })
 
@@ -130,10 +137,10 @@ def project_delete_view(request, pk: int):
 @require_http_methods(["GET", "POST"])
 def project_create_view(request):
     _require_some_editable_team(request.user)
-    wizard = ProjectWizard(request.user, request.POST if request.method == "POST" else None)
+    wizard = ProjectWizard(request.user, *((request.POST, request.FILES) if request.method == "POST" else ()))
     page = wizard.submit() if request.method == "POST" else wizard.start()
     if page.created:
-        messages.success(request, f"Created {page.created.name}.")
+        messages.success(request, f"Created {page.created.name}. {page.started}".strip())
         return _redirect(request, reverse("projects:detail", args=[page.created.pk]))
     template = "projects/_wizard.html" if request.htmx else "projects/project_create.html"
     return render(request, template, {"page": page})
@@ -154,6 +161,7 @@ def dataset_detail(request, pk: int):
     dataset = get_object_or_404(dataset_list(request.user), pk=pk)
     return render(request, "projects/dataset_detail.html", {
         "dataset": dataset, "summary": dataset_summary(dataset.stats),
+        "thumbnails": dataset_thumbnails(dataset.root, dataset.task, dataset.class_names),
         "projects": projects_for(request.user).filter(dataset=dataset),
     })
 

@@ -1,5 +1,8 @@
 """The project creation wizard: task → dataset → target device → environment and budget → review.
 
+The dataset step uploads a new dataset in place (action "upload"): checked by dataset_create like any upload, then
+picked. Create starts the pipeline when the run mode is automatic.
+
 The answers travel in hidden fields, not the session, so two wizards in two tabs cannot clobber each other. Every
 POST re-validates the earlier steps from what it carries: a tampered or stale value (a dataset deleted meanwhile,
 a team the user no longer edits) sends the user back to the step that owns it. Nothing is written before
@@ -15,9 +18,11 @@ from django.http import QueryDict
 from tango_common.engines import ENGINES
 
 from . import forms as f
+from .dataset_stats import dataset_warnings
 from .devices import device_catalog
+from .engine_support import precision_label
 from .models import Precision, Project, RunMode, Task
-from .services import project_create, project_validate
+from .services import dataset_create, project_create, project_start_if_automatic, project_validate
 
 
 @dataclass(frozen=True)
@@ -48,7 +53,10 @@ class WizardPage:
     form: forms.Form | None = None
     carried: list[tuple[str, str]] = field(default_factory=list)
     review: list[tuple[str, str]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # the Review step's: budget unmeetable, tiny dataset…
+    upload_form: forms.Form | None = None  # the dataset step's own upload
     created: Project | None = None
+    started: str = ""  # after Create in automatic mode: what was queued, or why nothing was
 
     @property
     def step(self) -> Step:
@@ -62,9 +70,10 @@ class WizardPage:
 
 
 class ProjectWizard:
-    def __init__(self, user, data: QueryDict | None = None):
+    def __init__(self, user, data: QueryDict | None = None, files=None):
         self.user = user
         self.data = data if data is not None else QueryDict()
+        self.files = files
         self.state: dict = {}  # cleaned answers of the steps validated so far
 
     def start(self) -> WizardPage:
@@ -81,6 +90,8 @@ class ProjectWizard:
             return self._show(max(index - 1, 0))
         if action == "refresh":
             return self._refresh(index)
+        if action == "upload" and STEPS[index].key == "dataset":
+            return self._upload(index)
         form = self._bind(index)
         if not self._accept(form):
             return self._page(index, form)
@@ -113,6 +124,34 @@ class ProjectWizard:
                 del form.errors[name]
         return self._page(index, form)
 
+    def _upload(self, index: int) -> WizardPage:
+        """Keep an uploaded zip as a dataset of the wizard's team and task, then show the step with it picked."""
+        upload = f.WizardUploadForm(self.data, self.files)
+        if upload.is_valid():
+            try:
+                dataset = dataset_create(team=self.state["team"], name=upload.cleaned_data["name"],
+                                         task=self.state["task"], upload=upload.cleaned_data["file"], user=self.user)
+            except ValidationError as exc:
+                f.attach_errors(upload, exc)
+            else:
+                self.data = self.data.copy()
+                self.data["dataset"] = str(dataset.pk)
+                page = self._show(index)
+                page.form.uploaded = dataset
+                return page
+        page = self._page(index, self._bind_quiet(index))
+        page.upload_form = upload
+        return page
+
+    def _bind_quiet(self, index: int) -> forms.Form:
+        """The step bound to what was sent, without nagging about a choice not made yet."""
+        form = self._bind(index)
+        form.is_valid()
+        for name in list(form.errors):
+            if name in form.fields and form[name].value() in (None, ""):
+                del form.errors[name]
+        return form
+
     def _accept(self, form: forms.Form) -> bool:
         """Validate one step: the form's own checks, then project_validate's for the fields the step owns."""
         if not form.is_valid():
@@ -133,7 +172,9 @@ class ProjectWizard:
         return Project(
             team=s.get("team"), task=s.get("task", ""), dataset=s.get("dataset"), device=s.get("device"),
             engine=s.get("engine", ""), precision=s.get("precision") or Precision.FP32,
-            input_size=s.get("input_size") or 224, latency_budget_ms=s.get("latency_budget_ms"),
+            # 0 is an answer to refuse, not a missing one: only a step not reached yet gets the placeholder.
+            input_size=s["input_size"] if s.get("input_size") is not None else 224,
+            latency_budget_ms=s.get("latency_budget_ms"), memory_limit_mb=s.get("memory_limit_mb"),
         )
 
     def _create(self) -> WizardPage:
@@ -142,7 +183,8 @@ class ProjectWizard:
             project = project_create(team=self.state["team"], user=self.user, **inputs)
         except ValidationError as exc:
             return self._back_to_owner(exc)
-        return WizardPage(index=len(STEPS) - 1, created=project)
+        return WizardPage(index=len(STEPS) - 1, created=project, started=project_start_if_automatic(
+            project=project, user=self.user))
 
     def _back_to_owner(self, exc: ValidationError) -> WizardPage:
         """Show a late error (a name taken meanwhile) on the step whose field it names."""
@@ -156,34 +198,54 @@ class ProjectWizard:
     # --- what the template draws ------------------------------------------------------------------------
 
     def _page(self, index: int, form: forms.Form) -> WizardPage:
-        return WizardPage(index=index, form=form, carried=self._carried(index), review=self._review(index))
+        _focus_first_error(form)
+        review, warnings = self._review(index)
+        return WizardPage(index=index, form=form, carried=self._carried(index), review=review, warnings=warnings,
+                          upload_form=f.WizardUploadForm() if STEPS[index].key == "dataset" else None)
 
     def _carried(self, index: int) -> list[tuple[str, str]]:
         """Answers of every other step, as hidden inputs: earlier ones and any already given further on."""
         return [(name, self.data[name]) for i, s in enumerate(STEPS) if i != index for name in s.fields
                 if self.data.get(name, "") != ""]
 
-    def _review(self, index: int) -> list[tuple[str, str]]:
+    def _review(self, index: int) -> tuple[list[tuple[str, str]], list[str]]:
         if STEPS[index].key != "review":
-            return []
+            return [], []
         s = self.state
         engine = ENGINES.get(s["engine"])
         budget = s["latency_budget_ms"] or s["device"].default_latency_budget_ms
-        return [
+        model, warnings = self._pick_preview(s, budget)
+        rows = [
             ("Team", str(s["team"])), ("Name", s["name"]), ("Task", Task(s["task"]).label),
-            ("Dataset", str(s["dataset"])), ("Device", str(s["device"])),
-            ("Engine", engine.label if engine else s["engine"]), ("Precision", Precision(s["precision"]).label),
+            ("Dataset", f"{s['dataset']} ({s['dataset'].num_images} images, {len(s['dataset'].class_names)} "
+                        f"classes)"),
+            ("Device", str(s["device"])),
+            ("Engine", engine.label if engine else s["engine"]), ("Precision", precision_label(s["precision"])),
             ("Input size", f"{s['input_size']} px"), ("Latency budget", f"{budget:g} ms"),
             ("Memory limit", f"{s['memory_limit_mb']} MiB" if s["memory_limit_mb"] else "Device memory"),
-            ("Run mode", RunMode(s["run_mode"]).label),
-            *self._pick_preview(s, budget),
+            ("Run mode", RunMode(s["run_mode"]).label + (" (starts on Create)" if s["run_mode"] == RunMode.AUTO
+                                                          else "")),
+            *([("Model", model)] if model else []),
         ]
+        return rows, [*warnings, *dataset_warnings(s["dataset"].stats, input_size=s["input_size"])]
 
     @staticmethod
-    def _pick_preview(s: dict, budget: float) -> list[tuple[str, str]]:
+    def _pick_preview(s: dict, budget: float) -> tuple[str, list[str]]:
         preview = device_catalog().pick_preview
         if preview is None:
-            return []
-        return [("Model", preview(device=s["device"], task=s["task"], engine=s["engine"], precision=s["precision"],
-                                  input_size=s["input_size"], latency_budget_ms=budget,
-                                  memory_limit_mb=s["memory_limit_mb"], dataset=s["dataset"], team=s["team"]))]
+            return "", []
+        pick = preview(device=s["device"], task=s["task"], engine=s["engine"], precision=s["precision"],
+                       input_size=s["input_size"], latency_budget_ms=budget, memory_limit_mb=s["memory_limit_mb"],
+                       dataset=s["dataset"], team=s["team"])
+        return pick.line, list(pick.warnings)
+
+
+def _focus_first_error(form: forms.Form | None) -> None:
+    """Put the cursor (and, through the browser, the view) on the first field with an error: it may be far below
+    the top of a long step."""
+    if form is None:
+        return
+    for name in form.errors:
+        if name in form.fields:
+            form.fields[name].widget.attrs["autofocus"] = True
+            return

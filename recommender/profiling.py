@@ -120,7 +120,8 @@ def build_detection_on_meta(model_name: str, *, num_classes: int):
     with torch.device("meta"):
         layers, _ = parse_model(model_dict(model_name, num_classes), ch=3, verbose=False)
         model = _Routed(layers).eval()
-    layers[-1].train()
+    # The head's own flag only (its convolutions' BatchNorm stays in eval: at small inputs a P6 level is 1x1).
+    layers[-1].training = True
     return model
 
 

@@ -4,11 +4,37 @@ from django.db.models import Q
 
 from projects.jobs.errors import StageError
 from projects.jobs.selectors import latest_succeeded
+from tango_common.engines import Accelerator
 
 from .engine.costs import Costs
 from .engine.latency import LatencyModel, Record
 from .models import BenchmarkRecord, Device, Tier
 from .services import device_specs, model_label, paper_choice_for
+
+# The wizard's device groups, in display order: the tiers, with the on-device tier split by kind of device.
+DEVICE_GROUPS = ("Cloud", "Kubernetes", "PC and servers", "Jetson", "Phones", "Boards")
+
+
+def device_group(device: Device) -> str:
+    if device.tier == Tier.CLOUD:
+        return "Cloud"
+    if device.tier == Tier.K8S:
+        return "Kubernetes"
+    if device.tier == Tier.PC:
+        return "PC and servers"
+    if device.accelerator_kind == Accelerator.NVIDIA_GPU:
+        return "Jetson"
+    if "android" in device.os.lower() or "ios" in device.os.lower().split():
+        return "Phones"
+    return "Boards"
+
+
+def device_catalog_grouped(devices=None) -> list[tuple[str, list]]:
+    """Active devices in DEVICE_GROUPS, each in catalog order; empty groups left out."""
+    groups: dict[str, list] = {label: [] for label in DEVICE_GROUPS}
+    for device in device_catalog(devices):
+        groups[device_group(device)].append(device)
+    return [(label, members) for label, members in groups.items() if members]
 
 
 def device_catalog(devices=None) -> list:

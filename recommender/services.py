@@ -51,8 +51,10 @@ def paper_choice_for(*, device: Device, task: str) -> PaperChoice:
 
 
 def model_label(key: str) -> str:
-    if key in MODEL_LABELS:
-        return MODEL_LABELS[key]
+    from training.engine.yolo.zoo import LABELS as DETECTION_LABELS  # the zoo's own names; imports no torch
+
+    if key in MODEL_LABELS or key in DETECTION_LABELS:
+        return MODEL_LABELS.get(key) or DETECTION_LABELS[key]
     return key.replace("densenet_tiny", "DenseNet-tiny").replace("vgg_tiny", "VGG-tiny").replace(
         "densenet", "DenseNet-").replace("vgg", "VGG-").replace("resnet", "ResNet-")
 
@@ -83,17 +85,21 @@ def _profile_and_store(model_name: str, num_classes: int, input_size: int, about
 @functools.lru_cache(maxsize=256)
 def _profile_cached(model_name: str, num_classes: int, input_size: int) -> Costs:
     """Profiles are pure functions of their arguments: a process keeps them (the DB row is the shared cache)."""
-    from .profiling import build_on_meta, profile_model
+    from training.engine.yolo.zoo import detection_model_names
 
+    from .profiling import build_detection_on_meta, build_on_meta, profile_model
+
+    if model_name in detection_model_names():
+        return profile_model(build_detection_on_meta(model_name, num_classes=num_classes), input_size)
     return profile_model(build_on_meta(model_name, num_classes=num_classes, input_size=input_size), input_size)
 
 
 def candidate_models(task: str) -> list[tuple[str, str, int]]:
     """(zoo key, family, level) of every candidate for the task, from the zoo itself (imports torch)."""
-    from training.engine.zoo import FAMILIES
-
-    if task != "classification":
-        return []  # detection candidates come from the zoo's YOLO families once they are built there
+    if task == "detection":
+        from training.engine.yolo.zoo import FAMILIES
+    else:
+        from training.engine.zoo import FAMILIES
     return [(name, family, level) for family, names in FAMILIES.items() for level, name in enumerate(names, 1)]
 
 
@@ -287,9 +293,11 @@ def project_model_choose(*, project, model_name: str):
 
 
 def recommendation_preview(*, device: Device, task: str, engine: str, precision: str, input_size: int,
-                           num_classes: int, budget_ms: float | None, memory_limit_mb: float | None, team=None) -> str:
-    """One line for the wizard's Review step: the model the ranking would pick, from cached costs only (the web
-    process never builds models); the paper's choice when nothing is cached for this input size yet."""
+                           num_classes: int, budget_ms: float | None, memory_limit_mb: float | None,
+                           team=None) -> tuple[str, list[str]]:
+    """One line for the wizard's Review step, the model the ranking would pick, from cached costs only (the web
+    process never builds models; the paper's choice when nothing is cached for this input size yet), and warnings:
+    no candidate fits the budget or the memory limit."""
     paper = paper_choice_for(device=device, task=task)
     result = recommendation_for(device=device, task=task, engine=engine, precision=precision, input_size=input_size,
                                 num_classes=num_classes, budget_ms=budget_ms, memory_limit_mb=memory_limit_mb,
@@ -297,16 +305,23 @@ def recommendation_preview(*, device: Device, task: str, engine: str, precision:
     ranking = result["ranking"]
     if not ranking["items"]:
         return (f"Paper rules: {paper.model_label}. The recommend stage ranks every candidate at {input_size} px "
-                f"when it runs (nothing is measured at this size yet).")
+                f"when it runs (nothing is measured at this size yet).", [])
     top = ranking["top"]
-    pick = (f"{top['label']} (predicted {top['latency_ms']:.1f} ms, {ranking['confidence']})" if top
-            else f"nothing fits; closest {ranking['closest']['label']}")
-    return f"Ranking: {pick}. Paper rules: {paper.model_label}."
+    if top:
+        return (f"Ranking: {top['label']} (predicted {top['latency_ms']:.1f} ms, {ranking['confidence']}). "
+                f"Paper rules: {paper.model_label}.", [])
+    closest = ranking["closest"]
+    return (f"Ranking: nothing fits; closest {closest['label']}. Paper rules: {paper.model_label}.",
+            [f"{ranking['summary']} Otherwise the recommend stage finds no model to train."])
 
 
 def wizard_pick_preview(*, device, task, engine, precision, input_size, latency_budget_ms, memory_limit_mb, dataset,
-                        team) -> str:
-    """The wizard's Review line (through projects.devices' port): what the recommend stage would pick."""
-    return recommendation_preview(device=device, task=task, engine=engine, precision=precision, input_size=input_size,
-                                  num_classes=max(2, len(dataset.class_names)), budget_ms=latency_budget_ms,
-                                  memory_limit_mb=memory_limit_mb, team=team)
+                        team):
+    """The wizard's Review (through projects.devices' port): what the recommend stage would pick, and warnings."""
+    from projects.devices import PickPreview
+
+    line, warnings = recommendation_preview(
+        device=device, task=task, engine=engine, precision=precision, input_size=input_size,
+        num_classes=max(2, len(dataset.class_names)), budget_ms=latency_budget_ms, memory_limit_mb=memory_limit_mb,
+        team=team)
+    return PickPreview(line=line, warnings=tuple(warnings))

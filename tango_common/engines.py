@@ -60,3 +60,118 @@ def engine_problem(engine_key: str, accelerator: str) -> str | None:
     if accelerator not in engine.accelerators:
         return f"{engine.label} {engine.why}; this device's accelerator ({accelerator}) cannot run it."
     return None
+
+
+# --- what this version builds, and what this host offers -----------------------------------------------------
+# The port the wizard reads (ux) and deployment's converter registry implements: one table, so the form never
+# offers a build the convert stage cannot make. "here": converted, loaded and measured on the server (when the
+# engine's package imports); "device": the server hands over the ONNX and a build script, the device builds it.
+# An engine with no entry is a slot not built in this version (TVM, RKNN, TFLite).
+
+HERE, ON_DEVICE = "here", "device"
+
+BUILT: dict[str, dict[str, str]] = {
+    "pytorch": {"fp32": HERE},
+    "onnxruntime": {"fp32": HERE, "fp16": HERE, "int8": HERE},
+    "openvino": {"fp32": HERE, "fp16": HERE, "bf16": HERE, "int8": HERE},
+    "tensorrt": {"fp32": ON_DEVICE, "fp16": ON_DEVICE, "int8": ON_DEVICE},
+    "tvm": {},
+    "rknn": {},
+    "tflite": {},
+}
+
+
+@dataclass(frozen=True)
+class EngineSupport:
+    engine: str
+    label: str
+    here: tuple[str, ...]  # precisions converted and run on this server
+    on_device: tuple[str, ...]  # precisions handed over as ONNX + build script, built on the device
+    unavailable: dict  # precision -> why it is not offered (to grey it out with a reason)
+
+    @property
+    def built(self) -> tuple[str, ...]:
+        return self.here + self.on_device
+
+    def problem(self, precision: str) -> str | None:
+        if precision in self.built:
+            return None
+        return self.unavailable.get(precision) or f"{self.label} does not offer {precision}."
+
+    def as_dict(self) -> dict:
+        return {"engine": self.engine, "label": self.label, "here": list(self.here), "on_device": list(self.on_device),
+                "unavailable": dict(self.unavailable)}
+
+
+def cpu_flags() -> frozenset[str]:
+    """The host CPU's feature flags (Linux /proc/cpuinfo; empty elsewhere)."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith(("flags", "Features")):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def cpu_has_bf16(flags: frozenset[str] | None = None) -> bool:
+    """bf16 arithmetic in hardware (AVX512-BF16 or AMX-BF16 on x86; BF16 on Arm): where OpenVINO's bf16 pays."""
+    flags = cpu_flags() if flags is None else flags
+    return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
+
+
+def engine_support(engine_key: str, *, flags: frozenset[str] | None = None,
+                   importable=None) -> EngineSupport:
+    """Which precisions of an engine this version builds on this host. `importable(module) -> bool` defaults to
+    a real import check (find_spec, so nothing heavy is imported here)."""
+    import importlib.util
+
+    engine = ENGINES[engine_key]
+    importable = importable or (lambda name: importlib.util.find_spec(name) is not None)
+    built = BUILT.get(engine_key, {})
+    here, on_device, unavailable = [], [], {}
+    for precision in dict.fromkeys((*engine.precisions, *built)):
+        where = built.get(precision)
+        if where is None:
+            unavailable[precision] = f"{engine.label} {precision} builds are not in this version."
+        elif precision == "bf16" and not cpu_has_bf16(flags):
+            unavailable[precision] = "this server's CPU has no bf16 instructions (AVX512-BF16 / AMX)."
+        elif where == HERE and not importable(_PACKAGE.get(engine_key, engine_key)):
+            unavailable[precision] = f"{_PACKAGE.get(engine_key, engine_key)} is not installed on this server."
+        elif where == HERE:
+            here.append(precision)
+        else:
+            on_device.append(precision)
+    if engine_key == "tensorrt" and importable("tensorrt"):  # a gpu worker image that ships it builds here
+        here, on_device = on_device, []
+    return EngineSupport(engine_key, engine.label, tuple(here), tuple(on_device), unavailable)
+
+
+_PACKAGE = {"pytorch": "torch", "onnxruntime": "onnxruntime", "openvino": "openvino", "tensorrt": "tensorrt"}
+
+
+# --- layers an engine cannot run, or runs slowly (the visualiser flags them before anything is trained) -------
+# Keyed by engine, then by the layer type as the graph names it (torch.nn class names). What is not listed runs.
+# Every engine but PyTorch receives the network as ONNX, so the ONNX export's limits hold for all of them.
+ONNX_ENGINES = frozenset(ENGINES) - {"pytorch"}
+LAYER_NOTES: dict[str, dict[str, tuple[str, str]]] = {
+    "rknn": {
+        "GELU": ("slow", "runs GELU as an Erf subgraph, which the Rockchip NPU may hand back to the CPU"),
+    },
+}
+
+
+def layer_problem(engine_key: str, op: str, params: dict, input_shape: list[int] | None) -> tuple[str, str] | None:
+    """("unsupported" | "slow", why) for a layer of this type and parameters on the engine, or None when it runs.
+
+    input_shape is the layer's input (batch, channels, height, width) where known.
+    """
+    if engine_key in ONNX_ENGINES and op in ("AdaptiveAvgPool2d", "AdaptiveMaxPool2d") and input_shape:
+        size = params.get("output_size")
+        sizes = size if isinstance(size, list | tuple) else [size, size]
+        if len(input_shape) == 4 and any(s and dim % s for dim, s in zip(input_shape[2:], sizes, strict=False)):
+            return ("unsupported", f"the ONNX export needs the input ({input_shape[2]}x{input_shape[3]}) to be a "
+                                   f"multiple of the output size {size}; {ENGINES[engine_key].label} gets ONNX")
+    level, why = LAYER_NOTES.get(engine_key, {}).get(op, ("ok", ""))
+    return None if level == "ok" else (level, why)

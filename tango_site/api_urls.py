@@ -10,4 +10,5 @@ urlpatterns = [
     path("", include("recommender.api.urls")),
     path("", include("deployment.api.urls")),
     path("", include("training.api.urls")),
+    path("", include("visualizer.api.urls")),
 ]

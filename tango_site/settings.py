@@ -1,6 +1,6 @@
 """TANGO settings. Everything environment-specific comes from env vars (see .env.example).
 
-With no env vars the portal runs embedded: SQLite and files under ./var/, Celery over a filesystem broker,
+With no env vars the portal runs embedded: SQLite and files under ./var/, Celery over a SQLite broker,
 an in-process channel layer. DATABASE_URL and REDIS_URL switch to Postgres and Redis (team mode).
 """
 
@@ -10,6 +10,7 @@ from pathlib import Path
 
 import dj_database_url
 
+from .broker import embedded_broker
 from .env import EMBEDDED_SECRET_KEY, env_bool, env_float, env_int, env_list, env_secret_key, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -63,6 +64,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and Redoc served from the install: no CDN
     "django_htmx",
     "channels",
     "projects",
@@ -160,7 +162,7 @@ AXES_LOCKOUT_CALLABLE = "tango_site.security.lockout_response"
 AXES_CLIENT_IP_CALLABLE = "tango_site.security.client_ip"
 AXES_VERBOSE = False
 
-# --- Celery: Redis in team mode, a filesystem broker under var/ when embedded ---------------------------
+# --- Celery: Redis in team mode, a SQLite broker under var/ when embedded (tango_site/broker.py) ----------
 REDIS_URL = env_str("REDIS_URL")
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
@@ -177,18 +179,12 @@ if REDIS_URL:
         }
     }
 else:
-    _broker_dir = DATA_DIR / "broker"
-    for _folder in ("queue", "processed", "control"):  # kombu's filesystem transport expects them to exist
-        (_broker_dir / _folder).mkdir(parents=True, exist_ok=True)
-    CELERY_BROKER_URL = "filesystem://"
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "data_folder_in": str(_broker_dir / "queue"),
-        "data_folder_out": str(_broker_dir / "queue"),
-        "processed_folder": str(_broker_dir / "processed"),
-        "control_folder": str(_broker_dir / "control"),
-        "store_processed": False,
-        "polling_interval": 0.2,
-    }
+    # Messages in a SQLite file, one transaction each: a worker never reads a half-written message (the
+    # filesystem broker it replaces did, kombu issue 1551, and the worker died). Why and how: tango_site/broker.py.
+    _broker = embedded_broker(DATA_DIR)
+    CELERY_BROKER_URL = _broker["CELERY_BROKER_URL"]
+    CELERY_BROKER_TRANSPORT = _broker["CELERY_BROKER_TRANSPORT"]
+    CELERY_BROKER_TRANSPORT_OPTIONS = _broker["CELERY_BROKER_TRANSPORT_OPTIONS"]
     # Worker and web are separate processes here, so pushes do not cross; consumers catch up from the
     # database on a short tick instead (TANGO_LOG_POLL_SECONDS).
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
@@ -199,16 +195,19 @@ CELERY_TASK_DEFAULT_QUEUE = "cpu"
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# The reaper (projects/jobs/reaper.py): run by beat in team mode, by `tango serve`'s supervisor when embedded.
+TANGO_REAP_INTERVAL_SECONDS = env_float("TANGO_REAP_INTERVAL_SECONDS", 10.0, minimum=0.5)
 CELERY_BEAT_SCHEDULE = {
-    "reap-stale-jobs": {
-        "task": "projects.tasks.reap_stale_jobs",
-        "schedule": env_float("TANGO_REAP_INTERVAL_SECONDS", 10.0, minimum=0.5),
-    },
+    "reap-stale-jobs": {"task": "projects.tasks.reap_stale_jobs", "schedule": TANGO_REAP_INTERVAL_SECONDS},
 }
 
 # --- Jobs and live logs ---------------------------------------------------------------------------------
 TANGO_JOB_HEARTBEAT_SECONDS = env_float("TANGO_JOB_HEARTBEAT_SECONDS", 2.0, minimum=0.1)
 TANGO_JOB_STALE_SECONDS = env_float("TANGO_JOB_STALE_SECONDS", 30.0, minimum=1.0)
+# A queued job whose queue no live worker consumes for this long is failed (so its stage can run again).
+TANGO_JOB_UNSERVED_SECONDS = env_float("TANGO_JOB_UNSERVED_SECONDS", 900.0, minimum=1.0)
+# Which tasks wait in the broker (the reaper re-dispatches a queued job whose message is gone): embedded only.
+TANGO_BROKER_WAITING = "" if REDIS_URL else "tango_site.broker.waiting_task_ids"
 # Pushes only cross processes through Redis; embedded viewers read new lines from the database on each tick.
 TANGO_LOG_PUSH = bool(REDIS_URL)
 TANGO_LOG_POLL_SECONDS = env_float("TANGO_LOG_POLL_SECONDS", 2.0 if REDIS_URL else 0.1, minimum=0.05)
@@ -249,6 +248,11 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Projects, datasets, device catalog and pipeline jobs of the TANGO portal.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The docs page's scripts and styles come from drf-spectacular-sidecar's static files, not a CDN (which an
+    # offline install cannot reach: the page rendered blank).
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "ENUM_NAME_OVERRIDES": {"AcceleratorEnum": "tango_common.engines.Accelerator.CHOICES",
                             "JobStatusEnum": "projects.jobs.models.JobStatus",
                             "ArtifactStatusEnum": "deployment.models.Artifact.Status"},

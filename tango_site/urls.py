@@ -10,6 +10,7 @@ urlpatterns = [
     path("api/", include("tango_site.api_urls")),
     path("", include("deployment.urls")),
     path("", include("training.urls")),
+    path("", include("visualizer.urls")),
     path("", include("recommender.urls")),
     path("", include("projects.urls")),
 ]

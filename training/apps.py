@@ -12,6 +12,7 @@ class TrainingConfig(AppConfig):
             key="train", label="Train", order=20, requires=("recommend",), queue=Queue.GPU,
             runner="training.services.train_stage", description="Train the recommended model on the dataset.",
             result_template="training/results/_train.html",
+            scores=(("best_top1", "top-1"), ("map50", "mAP50")),  # classification's, detection's
         ))
         stage_register(Stage(
             key="nas", label="Supernet search", order=14, queue=Queue.GPU, optional=True,

@@ -41,7 +41,7 @@ def detection_model_name(project) -> str:
     return name
 
 
-def _device() -> str:
+def detection_device() -> str:
     import torch  # after the worker forked: CUDA is touched in the child only
 
     return "0" if torch.cuda.is_available() else "cpu"
@@ -61,7 +61,7 @@ def detection_train_stage(job, report) -> dict:
                          "yaml": Path(model_yaml(model_name)).name, "num_classes": len(dataset.class_names),
                          "class_names": dataset.class_names, "input_size": project.input_size},
     })
-    device = _device()
+    device = detection_device()
     report(f"Training {model_name} on {dataset.name} (version {dataset.sha256[:12]}) at {project.input_size} px for "
            f"up to {options['epochs']} epochs, batch {options['batch']}, on {'CUDA' if device != 'cpu' else 'CPU'}.")
 

@@ -6,6 +6,7 @@ from projects.jobs.storage import absolute, job_dir, relative
 from projects.models import Task
 
 from .automl import nas_initial_weights
+from .hooks import network_source
 from .models import TrainingRun
 
 # Defaults a project's options["train"] may override (see training.engine.train.TrainConfig).
@@ -44,15 +45,16 @@ def train_stage(job, report) -> dict:
     except (TypeError, ValueError) as exc:
         raise StageError(f"Training options: {exc}") from None
     dataset = project.dataset
+    source = network_source(project, model_name, report)  # an edited network (the visualiser), or None: the zoo's
     run, _ = TrainingRun.objects.update_or_create(job=job, defaults={
         "project": project, "model_name": model_name, "hyperparameters": config.as_dict(),
         "dataset_sha256": dataset.sha256,
         "architecture": {"family": family_of(model_name), "level": complexity_level(model_name),
                          "num_classes": len(dataset.class_names), "class_names": dataset.class_names,
-                         "input_size": project.input_size},
+                         "input_size": project.input_size, **(source.about if source else {})},
     })
-    report(f"Training {model_name} on {dataset.name} (version {dataset.sha256[:12]}) for up to {config.epochs} "
-           f"epochs, batch {config.batch_size}, {config.optimizer} lr {config.lr}.")
+    report(f"Training {source.label if source else model_name} on {dataset.name} (version {dataset.sha256[:12]}) "
+           f"for up to {config.epochs} epochs, batch {config.batch_size}, {config.optimizer} lr {config.lr}.")
 
     def on_epoch(record: dict) -> None:
         # A resumed run repeats no epoch, but keep the list keyed by epoch number all the same.
@@ -64,7 +66,8 @@ def train_stage(job, report) -> dict:
         report(f"Starting from the uploaded weights {project.weights_name} (sha256 {project.weights_sha256[:12]}…).")
     retry = job.attempt > 1  # a retried run continues from the checkpoint its cancelled or failed attempt left
     result = train(data_dir=dataset.root, class_names=dataset.class_names, config=config,
-                   out_dir=job_dir(job, keep=retry), report=report, on_epoch=on_epoch, resume=retry)
+                   out_dir=job_dir(job, keep=retry), report=report, on_epoch=on_epoch, resume=retry,
+                   model_factory=source.build if source else None)
     run.architecture.update(params=result.params, flops=result.flops, macs=result.macs)
     run.history = result.history
     run.metrics = {key: getattr(result, key) for key in (

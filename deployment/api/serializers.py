@@ -1,6 +1,9 @@
 from rest_framework import serializers
 
-from deployment.models import Artifact
+from deployment.models import Artifact, Trial
+from deployment.selectors import artifacts_for
+from projects.access import projects_for
+from projects.models import Project
 
 
 class ArtifactSerializer(serializers.ModelSerializer):
@@ -11,3 +14,60 @@ class ArtifactSerializer(serializers.ModelSerializer):
         fields = ["id", "project", "job", "training_run", "kind", "engine", "precision", "file_name", "size_bytes",
                   "sha256", "status", "checks", "benchmark", "created_at"]
         read_only_fields = fields
+
+
+class TrialSerializer(serializers.ModelSerializer):
+    image_url = serializers.SerializerMethodField(help_text="The uploaded image (detection: with ?annotated=1, the "
+                                                            "boxes drawn on it).")
+
+    class Meta:
+        model = Trial
+        fields = ["id", "project", "artifact", "requested_by", "image_name", "image_url", "top_k", "status", "result",
+                  "error", "created_at", "finished_at"]
+        read_only_fields = fields
+
+    def get_image_url(self, trial) -> str:
+        return f"/api/trials/{trial.pk}/image/"
+
+
+class TrialCreateSerializer(serializers.Serializer):
+    """project and artifact are looked up among the caller's teams' rows only: another team's ids do not exist."""
+
+    project = serializers.PrimaryKeyRelatedField(queryset=Project.objects.none())
+    artifact = serializers.PrimaryKeyRelatedField(queryset=Artifact.objects.none())
+    image = serializers.FileField(required=False, help_text="JPEG, PNG, GIF, BMP or WebP, at most 10 MB.")
+    top_k = serializers.IntegerField(required=False, default=3, min_value=1, max_value=10)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        request = self.context.get("request")  # none when the schema is generated
+        if request is not None:
+            self.fields["project"].queryset = projects_for(request.user)
+            self.fields["artifact"].queryset = artifacts_for(request.user)
+
+
+class ModelImportSerializer(serializers.Serializer):
+    """Bring your own model. labels: one per output, the dataset's classes in the model's order (default: the
+    dataset's); mean/std: the model's normalisation of pixels in [0, 1] (default: ImageNet's; detection: none)."""
+
+    project = serializers.PrimaryKeyRelatedField(queryset=Project.objects.none())
+    file = serializers.FileField(help_text="One .onnx file, or TorchScript (.ts/.pt saved with torch.jit.save).")
+    labels = serializers.ListField(child=serializers.CharField(), required=False)
+    input_size = serializers.IntegerField(required=False, min_value=8, max_value=1280)
+    mean = serializers.ListField(child=serializers.FloatField(), required=False, min_length=3, max_length=3)
+    std = serializers.ListField(child=serializers.FloatField(), required=False, min_length=3, max_length=3)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        request = self.context.get("request")
+        if request is not None:
+            self.fields["project"].queryset = projects_for(request.user)
+
+
+class ModelImportResultSerializer(serializers.Serializer):
+    project = serializers.IntegerField()
+    job = serializers.IntegerField(help_text="The succeeded train job that records the import.")
+    training_run = serializers.IntegerField()
+    model_name = serializers.CharField()
+    format = serializers.CharField()
+    checks = serializers.DictField(help_text="What was checked: opset, input and output shapes, one run here.")

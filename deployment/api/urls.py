@@ -4,5 +4,7 @@ from . import views
 
 router = SimpleRouter()
 router.register("artifacts", views.ArtifactViewSet, basename="artifact")
+router.register("trials", views.TrialViewSet, basename="trial")
+router.register("model-imports", views.ModelImportViewSet, basename="model-import")
 
 urlpatterns = router.urls

@@ -1,18 +1,34 @@
 """Artifacts of the user's teams: what the pipeline made, how it was verified and measured, and the file."""
 
+import mimetypes
+
 import django_filters
+from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
-from rest_framework import viewsets
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound
+from rest_framework.parsers import MultiPartParser
+from rest_framework.response import Response
 
 from deployment.http import artifact_download_response
-from deployment.models import Artifact
-from deployment.selectors import artifacts_for
+from deployment.imports import model_import
+from deployment.models import Artifact, Trial
+from deployment.selectors import artifacts_for, trials_for
+from deployment.trials import trial_create, use_image_upload_handler
+from projects.access import require_editor
 from projects.api.filters import IdFilter
 from projects.audit import audit_record
+from projects.jobs.storage import absolute
 
-from .serializers import ArtifactSerializer
+from .serializers import (
+    ArtifactSerializer,
+    ModelImportResultSerializer,
+    ModelImportSerializer,
+    TrialCreateSerializer,
+    TrialSerializer,
+)
 
 
 class ArtifactFilter(django_filters.FilterSet):
@@ -23,6 +39,15 @@ class ArtifactFilter(django_filters.FilterSet):
     class Meta:
         model = Artifact
         fields = ["project", "job", "kind"]
+
+
+class TrialFilter(django_filters.FilterSet):
+    project = IdFilter(field_name="project_id")
+    artifact = IdFilter(field_name="artifact_id")
+
+    class Meta:
+        model = Trial
+        fields = ["project", "artifact"]
 
 
 class ArtifactViewSet(viewsets.ReadOnlyModelViewSet):
@@ -41,3 +66,79 @@ class ArtifactViewSet(viewsets.ReadOnlyModelViewSet):
         artifact = self.get_object()
         audit_record(actor=request.user, action="downloaded", target=artifact)
         return artifact_download_response(artifact)
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Tries of the user's teams' models on uploaded images, newest first"),
+    retrieve=extend_schema(summary="One try: its status and what the model answered"),
+)
+class TrialViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+    """Try it: upload an image, pick an artifact, and a worker answers with the model's predictions."""
+
+    serializer_class = TrialSerializer
+    lookup_value_regex = "[0-9]{1,18}"
+    filterset_class = TrialFilter
+    ordering_fields = ["created_at"]
+
+    def get_queryset(self):
+        return trials_for(self.request.user).order_by("-created_at", "-id")
+
+    def initialize_request(self, request, *args, **kwargs):
+        if request.method == "POST":
+            use_image_upload_handler(request)  # before anything reads the body: a refused image never touches disk
+        return super().initialize_request(request, *args, **kwargs)
+
+    def get_parsers(self):
+        if getattr(self, "request", None) is not None and self.request.method == "POST":
+            return [MultiPartParser()]  # an image upload is the only POST
+        return super().get_parsers()
+
+    @extend_schema(request={"multipart/form-data": TrialCreateSerializer}, responses={201: TrialSerializer})
+    def create(self, request, *args, **kwargs):
+        """Queue a try (editors and owners): the image is checked (size, type) before it is kept."""
+        body = TrialCreateSerializer(data=request.data, context={"request": request})
+        body.is_valid(raise_exception=True)
+        project = body.validated_data["project"]
+        require_editor(request.user, project.team)
+        trial = trial_create(project=project, artifact=body.validated_data["artifact"],
+                             upload=body.validated_data.get("image"), user=request.user,
+                             top_k=body.validated_data["top_k"],
+                             too_big=getattr(request._request, "image_too_big", False))
+        return Response(TrialSerializer(trial).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses={(200, "image/*"): OpenApiTypes.BINARY},
+                   parameters=[OpenApiParameter("annotated", bool, description="Detection: the boxes drawn.")])
+    @action(detail=True, methods=["get"])
+    def image(self, request, pk=None):
+        """The uploaded image, or with ?annotated=1 the detector's boxes drawn on it."""
+        trial = self.get_object()
+        relative = trial.annotated_path if request.query_params.get("annotated") and trial.annotated_path \
+            else trial.image_path
+        path = absolute(relative)
+        if not path.is_file():
+            raise NotFound("The image is gone from the server.")
+        return FileResponse(path.open("rb"), content_type=mimetypes.guess_type(path.name)[0] or "image/jpeg")
+
+
+class ModelImportViewSet(viewsets.GenericViewSet):
+    """Bring your own model: an ONNX or TorchScript file becomes the project's model; convert → benchmark →
+    package take it from there."""
+
+    serializer_class = ModelImportSerializer
+    parser_classes = [MultiPartParser]
+
+    @extend_schema(request={"multipart/form-data": ModelImportSerializer},
+                   responses={201: ModelImportResultSerializer})
+    def create(self, request):
+        """Import a model (editors and owners): checked (format, opset, shapes, a run here) before it is kept."""
+        body = ModelImportSerializer(data=request.data, context={"request": request})
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        project = data["project"]
+        require_editor(request.user, project.team)
+        run = model_import(project=project, upload=data["file"], labels=data.get("labels"),
+                           input_size=data.get("input_size"), mean=data.get("mean"), std=data.get("std"),
+                           user=request.user)
+        return Response({"project": project.pk, "job": run.job_id, "training_run": run.pk,
+                         "model_name": run.model_name, "format": run.architecture["imported"],
+                         "checks": run.architecture["checks"]}, status=status.HTTP_201_CREATED)

@@ -1,65 +1,228 @@
-"""The downloadable bundle: an ONNX model with everything needed to run it, as one zip.
+"""The downloadable bundle, per device tier: what a team downloads to run its model where it is meant to run.
 
-Contents: model.onnx, labels.txt, preprocess.json, infer.py (a copy of bundle_infer.py) with the preprocessing it
-imports (tango_common/images.py, copied as is), requirements.txt, README.md and SHA256SUMS (`sha256sum -c
-SHA256SUMS` checks the rest). The zip is reproducible: fixed timestamps and order, so the same inputs give the
-same bytes.
+Every bundle (one zip, reproducible bytes) holds the model file(s) for the engine, `runtime.py` (that engine's
+loader), `infer.py` (classification or detection), the preprocessing it imports, `requirements.txt` pinned to the
+versions the portal checked it with, `smoke_test.py` with a few sample images and what the PyTorch model answered
+for them, a README in words and `SHA256SUMS`. By tier:
+
+- on-device (boards, Jetsons, phones): the above.
+- PC and cloud: plus `serve.py` (a small HTTP inference server, standard library only), `healthcheck.py` and a
+  `Dockerfile` whose HEALTHCHECK calls it.
+- K8S: the PC/cloud files plus `k8s/deployment.yaml` and `k8s/service.yaml` (readiness and liveness probes on
+  /healthz; an `nvidia.com/gpu` request when the device has an NVIDIA GPU).
+
+Django-free: plain arguments in, a zip out.
 """
 
 import hashlib
 import json
+import shutil
 import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 
+import numpy as np
+import yaml
+
 import tango_common
-from tango_common import images
+from tango_common import images, runtime_loader
 from tango_common.images import IMAGENET_MEAN, IMAGENET_STD
 
-INFER_SCRIPT = Path(__file__).with_name("bundle_infer.py")
-# What infer.py imports besides numpy, Pillow and onnxruntime: copied under the same names, so it runs standalone.
-INFER_MODULES = {"tango_common/__init__.py": Path(tango_common.__file__),
-                 "tango_common/images.py": Path(images.__file__)}
+from . import bundle_infer, detect_infer
+from .detect_infer import PAD_VALUE
+
+FILES = Path(__file__).with_name("bundle_files")
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # the earliest date zip can store; real dates would make every build differ
-REQUIREMENTS = "numpy>=1.24,<3\npillow>=9.1,<13\nonnxruntime>=1.16,<2\n"
+PORT = 8080
+SAMPLES = 4  # sample images the smoke test runs
 
 
-def preprocess_config(input_size: int) -> dict:
-    return {
-        "input_size": input_size, "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD),
-        "resize": "bilinear", "color_mode": "RGB", "layout": "NCHW", "dtype": "float32", "scale": "1/255",
-        "input_name": "images", "output_name": "logits", "output": "logits (apply softmax for probabilities)",
-    }
+class Tier:
+    ON_DEVICE, PC, CLOUD, K8S = "on_device", "pc", "cloud", "k8s"
+    ALL = (ON_DEVICE, PC, CLOUD, K8S)
+    SERVED = (PC, CLOUD, K8S)  # tiers that get the HTTP server, the Dockerfile and the health check
 
 
-def build_bundle(*, out_path: Path, onnx_path: Path, class_names: list[str], input_size: int, model_info: dict,
-                 metrics: dict | None = None) -> Path:
+@dataclass(frozen=True)
+class Runtime:
+    key: str
+    label: str
+    packages: tuple[str, ...]  # pip distributions infer.py needs for this engine, pinned at build time
+    gpu_packages: tuple[str, ...] = ()  # what replaces them on a device with an NVIDIA GPU
+    builds_on_device: bool = False
+
+
+RUNTIMES = {r.key: r for r in (
+    Runtime("onnxruntime", "ONNX Runtime", ("onnxruntime",), gpu_packages=("onnxruntime-gpu",)),
+    Runtime("openvino", "OpenVINO", ("openvino",)),
+    Runtime("torchscript", "TorchScript (PyTorch)", ("torch",)),
+    Runtime("tensorrt", "TensorRT", ("torch",), builds_on_device=True),
+)}
+
+# How close the bundle's answers must come to the PyTorch model's, by precision (read by smoke_test.py).
+TOLERANCES = {
+    "classification": {"fp32": {"probability": 0.01, "min_agreement": 1.0},
+                       "fp16": {"probability": 0.03, "min_agreement": 1.0},
+                       "bf16": {"probability": 0.05, "min_agreement": 0.75},
+                       "int8": {"probability": 0.10, "min_agreement": 0.75}},
+    "detection": {"fp32": {"iou": 0.9, "score": 0.02, "min_agreement": 1.0},
+                  "fp16": {"iou": 0.8, "score": 0.05, "min_agreement": 1.0},
+                  "bf16": {"iou": 0.6, "score": 0.1, "min_agreement": 0.75},
+                  "int8": {"iou": 0.5, "score": 0.15, "min_agreement": 0.75}},
+}
+
+
+@dataclass(frozen=True)
+class Target:
+    """The device, as the catalog describes it."""
+
+    name: str
+    tier: str
+    accelerator: str = "none"
+    cpu_arch: str = "x86_64"
+    memory_mb: int = 0
+
+    @property
+    def gpu(self) -> bool:
+        return self.accelerator == "nvidia_gpu"
+
+
+class RunnerSession:
+    """A function batch -> raw outputs behind the ONNX Runtime session interface infer.py drives (the PyTorch
+    reference of the smoke test, an artifact the portal runs for Try it)."""
+
+    class _Input:
+        name = "images"
+
+    def __init__(self, run: Callable[[np.ndarray], np.ndarray]):
+        self._run = run
+
+    def get_inputs(self):
+        return [self._Input()]
+
+    def run(self, _names, feed):
+        output = self._run(next(iter(feed.values())))
+        if isinstance(output, list | tuple):  # a runner that answers every output of the model: the first
+            output = output[0]
+        return [np.asarray(output)]
+
+
+def pinned_requirements(runtime: Runtime, *, gpu: bool) -> str:
+    """numpy, Pillow and the engine's packages at the versions installed here, where the bundle was checked."""
+    lines = ["# The versions TANGO checked this bundle with."]
+    for package in ("numpy", "pillow"):
+        lines.append(f"{package}=={metadata.version(package)}")
+    for package, wanted in zip(runtime.packages, runtime.gpu_packages or runtime.packages, strict=True):
+        name = wanted if gpu else package
+        lines.append(f"{name}=={metadata.version(package)}")
+    if runtime.key == "tensorrt":
+        lines.append("# tensorrt: the one of the device (JetPack on a Jetson; `pip install tensorrt` matching the "
+                     "CUDA driver on a PC or cloud GPU). The engine is built on the device from model.onnx.")
+    return "\n".join(lines) + "\n"
+
+
+def _preprocess(task: str, *, input_size: int, runtime: Runtime, precision: str, model_file: str, model_name: str,
+                num_classes: int, gpu: bool, mean, std, extra: dict) -> dict:
+    common = {"task": task, "runtime": runtime.key, "precision": precision, "model_file": model_file,
+              "model_name": model_name, "gpu": gpu, "input_size": input_size, "color_mode": "RGB",
+              "layout": "NCHW", "dtype": "float32", "scale": "1/255", "input_name": "images"}
+    if task == "detection":
+        from .detect_onnx import DEFAULT_CONF, DEFAULT_IOU
+
+        common.update({"resize": "letterbox (aspect kept, bilinear, centred)", "pad_value": PAD_VALUE,
+                       "output": f"(N, 4 + {num_classes}, anchors): cx, cy, w, h in input pixels, then class "
+                                 "scores", "conf": DEFAULT_CONF, "iou": DEFAULT_IOU, "max_det": 300})
+    else:
+        common.update({"resize": "bilinear", "mean": list(mean), "std": list(std),
+                       "output": "logits (apply softmax for probabilities)"})
+    return {**common, **extra}
+
+
+def reference_results(task: str, run: Callable, sample_paths: list[Path], *, config: dict,
+                      labels: list[str]) -> list[dict]:
+    """What the reference model (PyTorch) answers for the samples, through the bundle's own pre/post-processing."""
+    session = RunnerSession(run)
+    if task == "detection":
+        return detect_infer.detect(session, sample_paths, input_size=config["input_size"], labels=labels,
+                                   conf=config["conf"], iou=config["iou"], max_det=config["max_det"])
+    return bundle_infer.predict(session, sample_paths, input_size=config["input_size"], labels=labels,
+                                mean=config["mean"], std=config["std"], top_k=min(3, len(labels)))
+
+
+def build_tier_bundle(*, out_path: Path, task: str, tier: str, runtime: str, model_files: dict[str, Path],
+                      class_names: list[str], input_size: int, target: Target, reference: Callable,
+                      samples: list[Path], model_info: dict, precision: str = "fp32", checks: list[str] = (),
+                      mean=IMAGENET_MEAN, std=IMAGENET_STD, extra_config: dict | None = None,
+                      slug: str = "tango-model", reference_name: str = "PyTorch") -> Path:
+    """Write the bundle zip for this tier and return its path.
+
+    model_files: names in the bundle -> files here; the first is the one runtime.py loads. reference: batch ->
+    raw outputs of the PyTorch model, run on `samples` to record what smoke_test.py compares against.
+    model_info: name, project, device (shown in the README). checks: sentences on how the artifact was verified
+    and measured, for the README.
+    """
+    if tier not in Tier.ALL:
+        raise ValueError(f"Unknown tier {tier!r}; known: {', '.join(Tier.ALL)}.")
+    engine = RUNTIMES[runtime]
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
+    model_file = next(iter(model_files))
+    config = _preprocess(task, input_size=input_size, runtime=engine, precision=precision, model_file=model_file,
+                         model_name=model_info.get("name", ""), num_classes=len(class_names), gpu=target.gpu,
+                         mean=mean, std=std, extra=extra_config or {})
+    sample_names = [f"samples/{i + 1:02d}{Path(p).suffix.lower()}" for i, p in enumerate(samples[:SAMPLES])]
+    expected = reference_results(task, reference, list(samples[:SAMPLES]), config=config, labels=class_names)
+    for name, result in zip(sample_names, expected, strict=True):
+        result["image"] = name
+    tolerance = TOLERANCES[task].get(precision, TOLERANCES[task]["int8"])
     texts = {
         "labels.txt": "".join(f"{name}\n" for name in class_names),
-        "preprocess.json": json.dumps(preprocess_config(input_size), indent=2) + "\n",
-        "infer.py": INFER_SCRIPT.read_text(encoding="utf-8"),
-        **{name: source.read_text(encoding="utf-8") for name, source in INFER_MODULES.items()},
-        "requirements.txt": REQUIREMENTS,
-        "README.md": render_readme(class_names=class_names, input_size=input_size, model_info=model_info,
-                                   metrics=metrics),
+        "preprocess.json": json.dumps(config, indent=2) + "\n",
+        "infer.py": Path(bundle_infer.__file__ if task != "detection" else detect_infer.__file__).read_text(),
+        "runtime.py": (FILES / f"runtime_{engine.key}.py").read_text(),
+        "tango_common/__init__.py": Path(tango_common.__file__).read_text(),
+        "tango_common/images.py": Path(images.__file__).read_text(),
+        "tango_common/runtime_loader.py": Path(runtime_loader.__file__).read_text(),
+        "smoke_test.py": (FILES / "smoke_test.py").read_text(),
+        "samples/expected.json": json.dumps({"reference": reference_name, "tolerance": tolerance, "results": expected},
+                                            indent=2) + "\n",
+        "requirements.txt": pinned_requirements(engine, gpu=target.gpu),
     }
+    if tier in Tier.SERVED:
+        texts["serve.py"] = (FILES / "serve.py").read_text()
+        texts["healthcheck.py"] = (FILES / "healthcheck.py").read_text()
+        texts["Dockerfile"] = dockerfile(engine, target)
+    if tier == Tier.K8S:
+        texts["k8s/deployment.yaml"] = k8s_deployment(slug, target)
+        texts["k8s/service.yaml"] = k8s_service(slug)
+    texts["README.md"] = render_readme(task=task, tier=tier, engine=engine, precision=precision, target=target,
+                                       class_names=class_names, input_size=input_size, model_info=model_info,
+                                       checks=list(checks), files=[*model_files, *texts, *sample_names],
+                                       slug=slug, mean=mean, std=std)
+    executable = {"infer.py", "serve.py", "smoke_test.py", "healthcheck.py"}
     sums = {}
     tmp = out_path.with_name(out_path.name + ".tmp")
-    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
-        sums["model.onnx"] = _write_file(bundle, "model.onnx", Path(onnx_path))
-        for name, text in texts.items():
-            sums[name] = _write_bytes(bundle, name, text.encode("utf-8"), executable=name == "infer.py")
-        checksums = "".join(f"{digest}  {name}\n" for name, digest in sums.items())  # sha256sum's own format
-        _write_bytes(bundle, "SHA256SUMS", checksums.encode("ascii"))
-    tmp.replace(out_path)
+    try:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
+            for name, source in model_files.items():
+                sums[name] = _write_file(bundle, name, Path(source))
+            for name, source in zip(sample_names, samples, strict=False):
+                sums[name] = _write_file(bundle, name, Path(source))
+            for name, text in texts.items():
+                sums[name] = _write_bytes(bundle, name, text.encode("utf-8"), executable=name in executable)
+            _write_bytes(bundle, "SHA256SUMS", "".join(f"{d}  {n}\n" for n, d in sums.items()).encode("ascii"))
+        tmp.replace(out_path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return out_path
 
 
 def _entry(name: str, *, executable: bool = False) -> zipfile.ZipInfo:
     info = zipfile.ZipInfo(name, date_time=ZIP_DATE)
     info.compress_type = zipfile.ZIP_DEFLATED
-    info.external_attr = (0o755 if executable else 0o644) << 16  # Unix permissions, so unzip keeps infer.py runnable
+    info.external_attr = (0o755 if executable else 0o644) << 16  # Unix permissions, so unzip keeps scripts runnable
     return info
 
 
@@ -69,13 +232,259 @@ def _write_bytes(bundle: zipfile.ZipFile, name: str, data: bytes, *, executable:
 
 
 def _write_file(bundle: zipfile.ZipFile, name: str, source: Path) -> str:
-    # Streamed: a VGG's ONNX file is half a gigabyte.
-    digest = hashlib.sha256()
+    digest = hashlib.sha256()  # streamed: a VGG's model file is half a gigabyte
     with open(source, "rb") as src, bundle.open(_entry(name), "w", force_zip64=True) as dst:
-        for chunk in iter(lambda: src.read(1 << 20), b""):
-            digest.update(chunk)
-            dst.write(chunk)
+        shutil.copyfileobj(_Hashing(src, digest), dst, 1 << 20)
     return digest.hexdigest()
+
+
+class _Hashing:
+    def __init__(self, stream, digest):
+        self.stream, self.digest = stream, digest
+
+    def read(self, size=-1):
+        chunk = self.stream.read(size)
+        self.digest.update(chunk)
+        return chunk
+
+
+# --- the container and the cluster --------------------------------------------------------------------------------
+
+def dockerfile(engine: Runtime, target: Target) -> str:
+    if engine.key == "tensorrt":
+        base = "nvcr.io/nvidia/tensorrt:24.08-py3"
+        setup = ""
+    elif target.gpu:
+        base = "nvidia/cuda:12.4.1-cudnn-runtime-ubuntu22.04"
+        setup = ("RUN apt-get update && apt-get install -y --no-install-recommends python3 python3-pip \\\n"
+                 "    && rm -rf /var/lib/apt/lists/* && ln -s /usr/bin/python3 /usr/local/bin/python\n")
+    else:
+        base = "python:3.11-slim"
+        setup = ""
+    # A CPU image runs the smoke test while it is built: an image that builds is an image that answers right.
+    check = "" if (target.gpu or engine.builds_on_device) else "RUN python smoke_test.py\n"
+    return (
+        f"# The model behind a small HTTP server: docker build -t {engine.key}-model . && "
+        f"docker run -p {PORT}:{PORT} {engine.key}-model\n"
+        f"FROM {base}\n{setup}WORKDIR /bundle\nCOPY requirements.txt .\n"
+        "RUN python -m pip install --no-cache-dir -r requirements.txt\n"
+        f"COPY . .\n{check}ENV PORT={PORT}\nEXPOSE {PORT}\n"
+        "HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 CMD [\"python\", \"healthcheck.py\"]\n"
+        f"CMD [\"python\", \"serve.py\", \"--host\", \"0.0.0.0\", \"--port\", \"{PORT}\"]\n"
+    )
+
+
+def k8s_deployment(slug: str, target: Target) -> str:
+    probe = {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 10, "timeoutSeconds": 5}
+    memory_mi = max(256, min(4096, (target.memory_mb or 2048) // 4))
+    resources = {"requests": {"cpu": "500m", "memory": f"{memory_mi}Mi"}, "limits": {"memory": f"{memory_mi * 2}Mi"}}
+    if target.gpu:
+        resources["requests"]["nvidia.com/gpu"] = 1
+        resources["limits"]["nvidia.com/gpu"] = 1
+    container = {
+        "name": "model", "image": f"registry.example.com/{slug}:latest",
+        "ports": [{"name": "http", "containerPort": PORT}],
+        "readinessProbe": {**probe, "initialDelaySeconds": 5},
+        "livenessProbe": {**probe, "initialDelaySeconds": 30, "failureThreshold": 3},
+        "resources": resources,
+    }
+    spec = {"containers": [container]}
+    if target.gpu:
+        spec["tolerations"] = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    manifest = {
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": slug, "labels": {"app": slug}},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": slug}},
+                 "template": {"metadata": {"labels": {"app": slug}}, "spec": spec}},
+    }
+    return ("# Build and push the image first (README.md), then set `image` below and run: "
+            "kubectl apply -f k8s/\n" + yaml.safe_dump(manifest, sort_keys=False))
+
+
+def k8s_service(slug: str) -> str:
+    manifest = {
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": slug, "labels": {"app": slug}},
+        "spec": {"type": "ClusterIP", "selector": {"app": slug},
+                 "ports": [{"name": "http", "port": 80, "targetPort": "http"}]},
+    }
+    return yaml.safe_dump(manifest, sort_keys=False)
+
+
+# --- the README ---------------------------------------------------------------------------------------------------
+
+TIER_WORDS = {Tier.ON_DEVICE: "on the device itself", Tier.PC: "on a PC", Tier.CLOUD: "on a cloud server",
+              Tier.K8S: "on a Kubernetes cluster"}
+FILE_WORDS = {
+    "labels.txt": "the class names, one a line, in the model's output order",
+    "preprocess.json": "how images are prepared for the model, and which engine and precision it runs with",
+    "infer.py": "runs the model on image files and prints its answers",
+    "runtime.py": "opens the model on its engine; the other scripts only go through it",
+    "tango_common/__init__.py": "the preprocessing package infer.py imports (the portal's own code)",
+    "tango_common/images.py": "image preprocessing, the same code the portal measured the model with",
+    "tango_common/runtime_loader.py": "finds runtime.py and opens the model with it",
+    "smoke_test.py": "checks the files and that the model answers like the PyTorch model did",
+    "samples/expected.json": "what the PyTorch model answered for the sample images, and the tolerance",
+    "requirements.txt": "the Python packages, pinned to the versions the portal checked the bundle with",
+    "serve.py": "a small HTTP inference server (standard library only)",
+    "healthcheck.py": "exits 0 when the server answers /healthz; the container's health check",
+    "Dockerfile": "builds an image that serves the model",
+    "k8s/deployment.yaml": "the Kubernetes Deployment: one replica, health probes, resource requests",
+    "k8s/service.yaml": "the Kubernetes Service in front of it",
+    "README.md": "this file",
+}
+
+
+def render_readme(*, task: str, tier: str, engine: Runtime, precision: str, target: Target, class_names: list[str],
+                  input_size: int, model_info: dict, checks: list[str], files: list[str], slug: str, mean,
+                  std) -> str:
+    what = "object detector" if task == "detection" else "image classifier"
+    title = model_info.get("name") or what
+    shown = ", ".join(class_names[:20]) + (f" and {len(class_names) - 20} more" if len(class_names) > 20 else "")
+    project = f" of the project {model_info['project']}" if model_info.get("project") else ""
+    accelerator = " with an NVIDIA GPU" if target.gpu else ""
+    out = [f"# {title}\n",
+           f"A {what}{project}, packaged by TANGO to run {TIER_WORDS[tier]}: {target.name} ({target.cpu_arch}"
+           f"{accelerator}). It runs on {engine.label} in {precision}, takes {input_size}x{input_size} RGB images "
+           f"and {'finds' if task == 'detection' else 'tells apart'} {len(class_names)} classes: {shown}.\n"]
+    if engine.builds_on_device:
+        out.append(f"{engine.label} engines only run on the GPU and {engine.label} version that built them, so this "
+                   "bundle carries the ONNX model and builds the engine on the device the first time it runs "
+                   "(or ahead of time with `python -c \"import runtime, json; runtime.build_engine('.', "
+                   "json.load(open('preprocess.json')))\"`). The engine file lands next to model.onnx.\n")
+    out.append("## What is in it\n\n" + "".join(
+        f"- `{name}`: {FILE_WORDS.get(name) or _file_words(name)}\n" for name in files) +
+        "- `SHA256SUMS`: the checksum of every other file\n")
+    if checks:
+        out.append("## How it was checked\n\n" + "".join(f"- {line}\n" for line in checks))
+    out.append("## Check it on the device\n\n```sh\npython -m venv .venv && . .venv/bin/activate\n"
+               "pip install -r requirements.txt\npython smoke_test.py\n```\n\n"
+               "The smoke test verifies the checksums, runs the model on the sample images and compares its answers "
+               "with those the PyTorch model gave when the bundle was made; it prints one line per image and "
+               "PASSED or FAILED, and exits 1 on a failure.\n")
+    if task == "detection":
+        out.append("## Run it\n\n```sh\npython infer.py photo.jpg --out results/\n"
+                   "python infer.py images/ --out results/ --conf 0.4\n```\n\n"
+                   "For each image, results/<name>.json lists its boxes (corners in the image's pixels, the label and "
+                   "the score) and results/<name>.jpg shows them drawn.\n")
+    else:
+        out.append("## Run it\n\n```sh\npython infer.py photo.jpg\npython infer.py images/ --top-k 3 "
+                   "--format json\n```\n\nEach image gets its most likely labels with their probabilities.\n")
+    if tier in Tier.SERVED:
+        out.append(f"## Serve it over HTTP\n\n```sh\npython serve.py --host 0.0.0.0 --port {PORT}\n"
+                   f"curl -s localhost:{PORT}/healthz\n"
+                   f"curl -s --data-binary @photo.jpg localhost:{PORT}/predict\n"
+                   f"python smoke_test.py --url http://localhost:{PORT}\n```\n\n"
+                   "The server loads the model once, runs it once to warm up, and only then answers /healthz with 200. "
+                   "POST one image as the request body to /predict and get JSON back"
+                   + (" (add ?format=jpeg for the image with its boxes drawn)" if task == "detection" else
+                      " (?top_k=5 for more labels)") + "; images over 16 MB and bodies that are not images are "
+                   "refused with a clear message.\n\n"
+                   f"With Docker:\n\n```sh\ndocker build -t {slug} .\ndocker run -p {PORT}:{PORT} "
+                   f"{'--gpus all ' if target.gpu else ''}{slug}\n```\n\n"
+                   "The image runs healthcheck.py as its health check"
+                   + ("" if target.gpu or engine.builds_on_device else
+                      ", and runs the smoke test while it is built") + ".\n")
+    if tier == Tier.K8S:
+        gpu = (" It asks for one NVIDIA GPU (`nvidia.com/gpu: 1`) and tolerates the GPU nodes' taint, so the cluster "
+               "needs the NVIDIA device plugin." if target.gpu else "")
+        out.append("## Deploy it on Kubernetes\n\n```sh\n"
+                   f"docker build -t registry.example.com/{slug}:latest . && docker push "
+                   f"registry.example.com/{slug}:latest\nkubectl apply -f k8s/\n"
+                   f"kubectl port-forward service/{slug} {PORT}:80\n```\n\n"
+                   "Put your registry in the image name (and in k8s/deployment.yaml). The Deployment runs one "
+                   "replica; Kubernetes sends it traffic once /healthz answers and restarts it if /healthz stops "
+                   f"answering.{gpu}\n")
+    if task == "detection":
+        prep = (f"Each image is converted to RGB, scaled to fit {input_size}x{input_size} with its aspect ratio kept "
+                f"(bilinear), centred on grey ({PAD_VALUE}) padding and scaled to values between 0 and 1. The model "
+                "gives, for every anchor, a box centre, width and height and one score per class; boxes over the "
+                "score threshold go through per-class non-maximum suppression and are mapped back to the image.")
+    else:
+        prep = (f"Each image is converted to RGB, resized to {input_size}x{input_size} (bilinear), scaled to values "
+                f"between 0 and 1, and normalised per channel with mean {_triple(mean)} and standard deviation "
+                f"{_triple(std)}. The model gives one score per class; a softmax turns them into probabilities.")
+    out.append(f"## Preprocessing\n\n{prep} infer.py does exactly this, with the same code the portal uses.\n")
+    out.append("## Integrity\n\n```sh\nsha256sum -c SHA256SUMS\n```\n")
+    return "\n".join(out)
+
+
+def _triple(values) -> str:
+    return ", ".join(f"{v:g}" for v in values)
+
+
+def _file_words(name: str) -> str:
+    if name.startswith("samples/"):
+        return "a sample image for the smoke test"
+    if name.endswith(".onnx"):
+        return "the model, as ONNX"
+    if name.endswith(".xml"):
+        return "the model, as OpenVINO IR (the network)"
+    if name.endswith(".bin"):
+        return "the model's weights (OpenVINO IR)"
+    if name.endswith((".ts", ".pt")):
+        return "the model, as TorchScript"
+    return "part of the model"
+
+
+# --- the check the package stage runs ------------------------------------------------------------------------------
+
+def check_tier_bundle(zip_path: Path, *, tier: str, runs_here: bool = True, report=None,
+                      python: str | None = None, timeout: float = 300) -> dict:
+    """Unpack the bundle and use it as a team would: its smoke test (on the model, here), and for served tiers its
+    server, health check and the smoke test against the server. Returns what ran and what it printed; "passed" is
+    True only when everything that ran passed. A bundle whose engine builds on the device (TensorRT without
+    `tensorrt` here) only has its checksums verified."""
+    import subprocess
+    import sys
+    import tempfile
+
+    say = report or (lambda *a, **k: None)
+    python = python or sys.executable
+    env = {"PATH": "/usr/bin:/bin", "HOME": tempfile.gettempdir(), "OMP_NUM_THREADS": "1"}
+    result = {"tier": tier, "ran": [], "passed": True}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "bundle"
+        with zipfile.ZipFile(zip_path) as archive:
+            archive.extractall(folder)
+            result["files"] = sorted(archive.namelist())
+
+        def script(*args) -> subprocess.CompletedProcess:
+            return subprocess.run([python, "-I", *map(str, args)], cwd=tmp, capture_output=True, text=True,
+                                  timeout=timeout, env=env)
+
+        if not runs_here:
+            bad = verify_checksums(folder)
+            result.update(passed=not bad, ran=["checksums"], note="The engine is built on the device; the smoke "
+                          "test runs there (python smoke_test.py).")
+            return result
+        done = script(folder / "smoke_test.py")
+        result["ran"].append("smoke_test.py")
+        result["smoke_test"] = done.stdout.strip().splitlines()[-12:] or done.stderr.strip().splitlines()[-5:]
+        result["passed"] = done.returncode == 0
+        say(f"Smoke test in the unpacked bundle: {(result['smoke_test'] or ['no output'])[-1]}")
+        if tier in Tier.SERVED and result["passed"]:
+            server = subprocess.Popen([python, "-I", str(folder / "serve.py"), "--port", "0"], cwd=tmp, env=env,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            try:
+                line = server.stdout.readline()
+                if not line.startswith("Serving"):
+                    result.update(passed=False, server=f"serve.py did not start: {server.stderr.read()[-500:]}")
+                    return result
+                url = line.split(" on ", 1)[1].split()[0]
+                health = script(folder / "healthcheck.py", url)
+                remote = script(folder / "smoke_test.py", "--url", url)
+                result["ran"] += ["serve.py", "healthcheck.py", "smoke_test.py --url"]
+                result["server"] = {"health": health.stdout.strip() or health.stderr.strip()[-300:],
+                                    "smoke_test": remote.stdout.strip().splitlines()[-1:]}
+                result["passed"] = health.returncode == 0 and remote.returncode == 0
+                say(f"serve.py answered /healthz ({result['server']['health']}) and the smoke test through HTTP: "
+                    f"{(result['server']['smoke_test'] or ['no output'])[-1]}")
+            finally:
+                server.terminate()
+                server.wait(timeout=10)
+                server.stdout.close()
+                server.stderr.close()
+    return result
 
 
 def verify_checksums(folder: Path) -> list[str]:
@@ -89,42 +498,3 @@ def verify_checksums(folder: Path) -> list[str]:
         if not path.is_file() or hashlib.sha256(path.read_bytes()).hexdigest() != digest:
             bad.append(name)
     return bad
-
-
-def render_readme(*, class_names: list[str], input_size: int, model_info: dict, metrics: dict | None) -> str:
-    title = model_info.get("name") or model_info.get("model") or "image classifier"
-    info_rows = "".join(f"| {key} | {value} |\n" for key, value in model_info.items())
-    metric_rows = "".join(f"| {key} | {_format_metric(value)} |\n" for key, value in (metrics or {}).items()
-                          if value is not None)
-    labels = ", ".join(class_names[:20]) + (f", … ({len(class_names)} in all)" if len(class_names) > 20 else "")
-    shown = zip(class_names, (0.912, 0.061, 0.017), strict=False)
-    example = "photo.jpg: " + ", ".join(f"{name} {p:.3f}" for name, p in shown)
-    sections = [
-        f"# {title}\n",
-        f"An image classifier exported by TANGO as ONNX. It takes {input_size}x{input_size} RGB images "
-        f"and predicts one of {len(class_names)} classes: {labels}.\n",
-        "## Model\n\n| field | value |\n|---|---|\n" + info_rows,
-    ]
-    if metric_rows:
-        sections.append("## Validation metrics\n\n| metric | value |\n|---|---|\n" + metric_rows)
-    sections.append(
-        "## Run it\n\n```sh\npython -m venv .venv && . .venv/bin/activate\npip install -r requirements.txt\n"
-        "python infer.py photo.jpg                  # one image\n"
-        "python infer.py images/ --top-k 3 --format json   # every image in a folder\n```\n\n"
-        f"Text output looks like this (the numbers here are illustrative):\n\n```\n{example}\n```\n\n"
-        "`--format json` prints a list of `{\"image\": ..., \"top\": [{\"label\", \"index\", \"probability\"}]}`.\n"
-    )
-    sections.append(
-        "## Preprocessing\n\n`preprocess.json` says it all: convert to RGB, resize to "
-        f"{input_size}x{input_size} (bilinear), scale to [0, 1], subtract `mean` and divide by `std` per channel, "
-        "NCHW float32. The input is named `images`, the output `logits` (softmax gives probabilities). "
-        "`infer.py` implements exactly this and is importable (`preprocess_image`, `predict`).\n"
-    )
-    sections.append("## Integrity\n\n```sh\nsha256sum -c SHA256SUMS\n```\n")
-    return "\n".join(sections)
-
-
-def _format_metric(value) -> str:
-    if isinstance(value, float):
-        return f"{value:.4f}"
-    return str(value)

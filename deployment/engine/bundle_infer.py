@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Run the TANGO image classifier in this folder on images: `python infer.py IMAGE_OR_FOLDER [...]`.
 
-Self-contained on purpose (numpy, Pillow, onnxruntime and the standard library only): this file is copied into
-every exported bundle as `infer.py`, together with `tango_common/images.py`, the preprocessing the portal itself
-evaluates with, so the numbers the portal shows and the numbers the bundle prints come from the same code.
+Self-contained on purpose (numpy, Pillow, the engine's runtime and the standard library only): this file is copied
+into every exported bundle as `infer.py`, together with `tango_common/images.py`, the preprocessing the portal itself
+evaluates with, so the numbers the portal shows and the numbers the bundle prints come from the same code. The
+model runs on the bundle's engine through its `runtime.py` (tango_common/runtime_loader.py).
 """
 
 import argparse
@@ -13,8 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
+if not __package__:  # run as a script from a bundle folder: its tango_common/ sits next to this file, and
+    sys.path.insert(0, str(Path(__file__).resolve().parent))  # python -I leaves the folder off sys.path
+
 # In the portal this is the neutral package; in a bundle, the copy of it that sits next to infer.py.
 from tango_common.images import IMAGE_SUFFIXES, IMAGENET_MEAN, IMAGENET_STD, preprocess_image
+from tango_common.runtime_loader import open_session
 
 HERE = Path(__file__).resolve().parent
 
@@ -26,14 +31,11 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def load_bundle(bundle_dir=HERE):
-    """The ONNX Runtime session, preprocess settings and labels of a bundle folder."""
-    import onnxruntime as ort  # imported here so preprocess_image works where onnxruntime is absent
-
+    """The model's session on the bundle's engine (its runtime.py), preprocess settings and labels of a folder."""
     bundle_dir = Path(bundle_dir)
     config = json.loads((bundle_dir / "preprocess.json").read_text())
     labels = (bundle_dir / "labels.txt").read_text(encoding="utf-8").splitlines()
-    session = ort.InferenceSession(str(bundle_dir / "model.onnx"), providers=["CPUExecutionProvider"])
-    return session, config, labels
+    return open_session(bundle_dir, config), config, labels
 
 
 def predict(session, paths, *, input_size: int, labels, mean=IMAGENET_MEAN, std=IMAGENET_STD, top_k: int = 3,
@@ -79,7 +81,7 @@ def main(argv=None) -> int:
     parser.add_argument("--top-k", type=int, default=3, help="how many labels to print per image (default 3)")
     parser.add_argument("--format", choices=("text", "json"), default="text")
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--bundle-dir", default=str(HERE), help="folder with model.onnx (default: next to infer.py)")
+    parser.add_argument("--bundle-dir", default=str(HERE), help="the bundle folder (default: where infer.py is)")
     args = parser.parse_args(argv)
 
     paths = expand_paths(args.images)

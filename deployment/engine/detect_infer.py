@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Run the TANGO object detector in this folder: `python infer.py IMAGE_OR_FOLDER [...] --out results/`.
 
-Self-contained on purpose (numpy, Pillow, onnxruntime and the standard library only): this file is copied into
-every exported detection bundle as `infer.py`, and the portal imports its letterbox, decode and NMS for the ONNX
+Self-contained on purpose (numpy, Pillow, the engine's runtime and the standard library only): this file is copied
+into every exported detection bundle as `infer.py` (with tango_common/runtime_loader.py, which opens the model on the
+bundle's engine through its runtime.py), and the portal imports its letterbox, decode and NMS for the ONNX
 parity check, so the boxes the portal reports and the boxes the bundle writes come from the same code.
 
 For each image it writes `<name>.json` (boxes in the image's own pixels: x0, y0, x1, y1, score, class) and
@@ -16,6 +17,11 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
+
+if not __package__:  # run as a script from a bundle folder: its tango_common/ sits next to this file, and
+    sys.path.insert(0, str(Path(__file__).resolve().parent))  # python -I leaves the folder off sys.path
+
+from tango_common.runtime_loader import open_session
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 PAD_VALUE = 114  # the grey ultralytics pads with; the model was trained on it
@@ -99,14 +105,11 @@ def to_image_pixels(detections: np.ndarray, transform: dict) -> np.ndarray:
 
 
 def load_bundle(bundle_dir=HERE):
-    """The ONNX Runtime session, preprocess settings and labels of a bundle folder."""
-    import onnxruntime as ort  # imported here so the numpy helpers work where onnxruntime is absent
-
+    """The model's session on the bundle's engine (its runtime.py), preprocess settings and labels of a folder."""
     bundle_dir = Path(bundle_dir)
     config = json.loads((bundle_dir / "preprocess.json").read_text())
     labels = (bundle_dir / "labels.txt").read_text(encoding="utf-8").splitlines()
-    session = ort.InferenceSession(str(bundle_dir / "model.onnx"), providers=["CPUExecutionProvider"])
-    return session, config, labels
+    return open_session(bundle_dir, config), config, labels
 
 
 def detect(session, paths, *, input_size: int, labels, conf: float = 0.25, iou: float = 0.7,
@@ -173,7 +176,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default="results", help="folder for the .json and annotated .jpg of each image")
     parser.add_argument("--conf", type=float, default=None, help="minimum score (default: preprocess.json's)")
     parser.add_argument("--iou", type=float, default=None, help="NMS IoU threshold (default: preprocess.json's)")
-    parser.add_argument("--bundle-dir", default=str(HERE), help="folder with model.onnx (default: next to infer.py)")
+    parser.add_argument("--bundle-dir", default=str(HERE), help="the bundle folder (default: where infer.py is)")
     args = parser.parse_args(argv)
 
     paths = expand_paths(args.images)

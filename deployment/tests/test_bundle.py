@@ -6,23 +6,34 @@ import zipfile
 import pytest
 
 from deployment.engine import bundle_infer
-from deployment.engine.bundle import build_bundle, verify_checksums
+from deployment.engine.bundle import Target, build_tier_bundle, verify_checksums
+from deployment.engine.measure import torch_runner
 from deployment.engine.onnx_export import export_onnx
 
 from .conftest import INPUT_SIZE
 
-EXPECTED_FILES = {"model.onnx", "labels.txt", "preprocess.json", "infer.py", "requirements.txt", "README.md",
-                  "SHA256SUMS", "tango_common/__init__.py", "tango_common/images.py"}
+EXPECTED_FILES = {"model.onnx", "labels.txt", "preprocess.json", "infer.py", "runtime.py", "requirements.txt",
+                  "README.md", "SHA256SUMS", "tango_common/__init__.py", "tango_common/images.py",
+                  "tango_common/runtime_loader.py", "smoke_test.py", "samples/expected.json", "samples/01.png",
+                  "samples/02.png", "samples/03.png", "samples/04.png"}
+
+
+def build_bundle(*, out_path, onnx_path, class_names, model, val_images):
+    return build_tier_bundle(out_path=out_path, task="classification", tier="on_device", runtime="onnxruntime",
+                             model_files={"model.onnx": onnx_path}, class_names=class_names, input_size=INPUT_SIZE,
+                             target=Target(name="Odroid_N2", tier="on_device", cpu_arch="aarch64"),
+                             reference=torch_runner(model), samples=val_images[::5],
+                             model_info={"name": "Pattern classifier: densenet_tiny"},
+                             checks=["Top-1 accuracy of the trained model on the validation split: 95.8%."])
 
 
 @pytest.fixture(scope="module")
-def bundle(trained, tmp_path_factory):
+def bundle(trained, tmp_path_factory, val_images):
     model, class_names = trained
     folder = tmp_path_factory.mktemp("bundle")
     onnx_path = export_onnx(model, input_size=INPUT_SIZE, path=folder / "model.onnx")
     zip_path = build_bundle(out_path=folder / "bundle.zip", onnx_path=onnx_path, class_names=class_names,
-                            input_size=INPUT_SIZE, model_info={"name": "Pattern classifier", "model": "densenet_tiny"},
-                            metrics={"val_top1": 0.958})
+                            model=model, val_images=val_images)
     return zip_path, onnx_path, class_names
 
 
@@ -41,8 +52,9 @@ def test_the_bundle_holds_the_model_and_everything_to_run_it(bundle, unpacked):
     assert preprocess["input_size"] == INPUT_SIZE and preprocess["layout"] == "NCHW"
     assert preprocess["mean"] == list(bundle_infer.IMAGENET_MEAN)
     readme = (unpacked / "README.md").read_text()
-    assert "densenet_tiny" in readme and "0.9580" in readme and "python infer.py" in readme
-    assert "onnxruntime" in (unpacked / "requirements.txt").read_text()
+    assert "densenet_tiny" in readme and "95.8%" in readme and "python infer.py" in readme
+    assert "Odroid_N2 (aarch64)" in readme and "ONNX Runtime in fp32" in readme
+    assert "onnxruntime==" in (unpacked / "requirements.txt").read_text()
 
 
 def test_checksums_cover_every_other_file_and_verify(unpacked):
@@ -93,11 +105,10 @@ def test_infer_py_prints_text_by_default(unpacked, val_images):
     assert image == str(val_images[0]) and len(top.split(", ")) == 3
 
 
-def test_building_twice_gives_the_same_bytes(bundle, tmp_path):
+def test_building_twice_gives_the_same_bytes(bundle, trained, val_images, tmp_path):
     zip_path, onnx_path, class_names = bundle
     again = build_bundle(out_path=tmp_path / "again.zip", onnx_path=onnx_path, class_names=class_names,
-                         input_size=INPUT_SIZE, model_info={"name": "Pattern classifier", "model": "densenet_tiny"},
-                         metrics={"val_top1": 0.958})
+                         model=trained[0], val_images=val_images)
     assert again.read_bytes() == zip_path.read_bytes()
 
 
@@ -108,3 +119,21 @@ def test_preprocess_image_accepts_paths_and_grayscale_pil_images(val_images):
     gray = bundle_infer.preprocess_image(Image.new("L", (10, 7), 128), 24)
     assert from_path.shape == gray.shape == (3, 24, 24) and gray.dtype == "float32"
     assert gray[0, 0, 0] == pytest.approx((128 / 255 - 0.485) / 0.229, abs=1e-6)
+
+
+def test_the_readme_says_everything_in_words_never_a_raw_dict():
+    from deployment.engine.bundle import RUNTIMES, render_readme
+
+    for task, tier in (("classification", "on_device"), ("detection", "k8s")):
+        readme = render_readme(
+            task=task, tier=tier, engine=RUNTIMES["onnxruntime"], precision="fp16",
+            target=Target(name="Jetson_Nano", tier=tier, accelerator="nvidia_gpu", cpu_arch="aarch64"),
+            class_names=["cat", "dog"], input_size=64, model_info={"name": "Pets: resnet18", "project": "Pets"},
+            checks=["Top-1 accuracy of the trained model on the validation split: 87.1%."],
+            files=["model.onnx", "infer.py", "samples/01.jpg"], slug="pets", mean=(0.485, 0.456, 0.406),
+            std=(0.229, 0.224, 0.225))
+        assert "{'" not in readme and "': " not in readme and "{" not in readme.replace("{{", "")
+        for text in ("ONNX Runtime in fp16", "Jetson_Nano (aarch64 with an NVIDIA GPU)", "87.1%",
+                     "`samples/01.jpg`: a sample image for the smoke test", "python smoke_test.py"):
+            assert text in readme
+        assert ("nvidia.com/gpu: 1" in readme) == (tier == "k8s")

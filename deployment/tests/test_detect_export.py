@@ -11,8 +11,7 @@ import onnx
 import pytest
 
 from deployment.engine import detect_infer
-from deployment.engine.bundle import verify_checksums
-from deployment.engine.detect_bundle import build_detection_bundle
+from deployment.engine.bundle import Target, build_tier_bundle, verify_checksums
 from deployment.engine.detect_onnx import (
     _agreement,
     check_detection_parity,
@@ -108,10 +107,23 @@ def test_decode_suppresses_overlapping_boxes_per_class():
 
 def test_bundle_infer_runs_standalone_and_matches_the_portal(detector, exported, tmp_path):
     model, samples = detector
-    bundle = build_detection_bundle(out_path=tmp_path / "bundle.zip", onnx_path=exported,
-                                    class_names=class_names(model), input_size=INPUT_SIZE,
-                                    model_info={"name": "tiny detector", "model": "yolo11n"},
-                                    metrics={"map50": 0.1})
+    import torch
+
+    from deployment.engine.detect_onnx import _export_copy
+
+    torch_model = _export_copy(model)
+
+    def reference(batch):
+        with torch.no_grad():
+            return torch_model(torch.from_numpy(batch)).numpy()
+
+    bundle = build_tier_bundle(out_path=tmp_path / "bundle.zip", task="detection", tier="on_device",
+                               runtime="onnxruntime", model_files={"model.onnx": exported},
+                               class_names=class_names(model), input_size=INPUT_SIZE,
+                               target=Target(name="Jetson_Nano", tier="on_device", accelerator="nvidia_gpu",
+                                             cpu_arch="aarch64"),
+                               reference=reference, samples=[p for p, _ in samples],
+                               model_info={"name": "tiny detector: yolo11n"})
     folder = tmp_path / "unpacked"
     with zipfile.ZipFile(bundle) as zf:
         zf.extractall(folder)
@@ -128,11 +140,6 @@ def test_bundle_infer_runs_standalone_and_matches_the_portal(detector, exported,
         assert (tmp_path / "out" / f"{stem}.jpg").stat().st_size > 0
     # The same boxes as PyTorch gives through the portal's decode.
     reference = check_detection_parity(model, exported, samples, input_size=INPUT_SIZE, conf=0.01)
-    import torch
-
-    from deployment.engine.detect_onnx import _export_copy
-
-    torch_model = _export_copy(model)
     for (image, _), result in zip(samples, printed, strict=True):
         array, transform = letterbox(image, INPUT_SIZE)
         with torch.no_grad():
@@ -142,13 +149,18 @@ def test_bundle_infer_runs_standalone_and_matches_the_portal(detector, exported,
         matched, compared, worst = _agreement(expected, got.reshape(-1, 6))
         assert matched == compared and worst < 1e-3
     assert reference["box_agreement"] == 1.0
+    # Its smoke test agrees with the PyTorch model too.
+    smoke = subprocess.run([sys.executable, "-I", str(folder / "smoke_test.py")], capture_output=True, text=True,
+                           timeout=120)
+    assert smoke.returncode == 0 and "PASSED: 4 of 4 samples" in smoke.stdout, smoke.stdout + smoke.stderr
 
 
-def test_infer_script_imports_nothing_but_numpy_pillow_and_onnxruntime():
+def test_infer_script_imports_nothing_but_numpy_pillow_and_its_bundle():
     source = Path(detect_infer.__file__).read_text()
     imports = {line.split()[1].split(".")[0] for line in source.splitlines()
                if line.startswith(("import ", "from ")) or line.strip().startswith("import onnxruntime")}
-    assert imports <= {"argparse", "json", "sys", "pathlib", "numpy", "PIL", "onnxruntime"}
+    # tango_common: the bundle's copy of runtime_loader.py, which opens the model through the bundle's runtime.py
+    assert imports <= {"argparse", "json", "sys", "pathlib", "numpy", "PIL", "onnxruntime", "tango_common"}
 
 
 def test_measure_detector_times_the_runtime_and_scores_map50(detector, exported):

@@ -10,7 +10,7 @@ import pytest
 import torch
 from django.utils import timezone
 
-from deployment import services
+from deployment import packaging, services
 from deployment.models import Artifact
 from projects.jobs.errors import StageError
 from projects.jobs.models import Job, JobStatus
@@ -116,12 +116,24 @@ def test_benchmark_needs_a_successful_conversion(project, trained):
         services.benchmark_stage(job_for(project, "benchmark"), Report())
 
 
-def test_package_bundles_the_onnx_model_and_checks_its_infer_py(project, converted):
+def test_package_bundles_for_the_device_tier_and_runs_the_bundle_s_own_checks(project, converted):
     job, report = job_for(project, "package"), Report()
-    result = services.package_stage(job, report)
+    result = packaging.package_stage(job, report)
     bundle = Artifact.objects.get(pk=result["bundle"])
-    assert (bundle.kind, bundle.status) == (Artifact.Kind.BUNDLE, "verified") and bundle.checks["agree"]
+    assert (bundle.kind, bundle.status, bundle.engine) == (Artifact.Kind.BUNDLE, "verified", "onnxruntime")
+    assert bundle.checks["passed"] and bundle.checks["ran"] == ["smoke_test.py"]  # Odroid_N2: on-device, no server
     with zipfile.ZipFile(absolute(bundle.path)) as archive:
-        assert {"model.onnx", "infer.py", "tango_common/images.py"} <= set(archive.namelist())
-    assert result["file"] == "patterns-bundle.zip" and result["files"] == bundle.checks["files"]
-    assert report.progress == 100
+        names = set(archive.namelist())
+    assert {"model.onnx", "infer.py", "runtime.py", "smoke_test.py", "samples/expected.json"} <= names
+    assert "serve.py" not in names and "Dockerfile" not in names
+    assert result["file"] == "patterns-on-device-bundle.zip" and result["tier"] == "on_device"
+    assert any("PASSED: 4 of 4 samples agree" in line for line in report.lines) and report.progress == 100
+
+
+def test_package_for_a_pc_starts_the_bundle_s_server_and_checks_it(project, converted):
+    project.device.tier, project.device.name = "pc", "Lab_PC"
+    project.device.save()
+    result = packaging.package_stage(job_for(project, "package"), Report())
+    assert result["ran"] == ["smoke_test.py", "serve.py", "healthcheck.py", "smoke_test.py --url"]
+    assert {"serve.py", "healthcheck.py", "Dockerfile"} <= set(result["files"])
+    assert result["file"] == "patterns-pc-bundle.zip"

@@ -155,6 +155,8 @@ class StageSerializer(serializers.Serializer):
     label = serializers.CharField()
     latest_job = JobSummarySerializer(allow_null=True)
     blockers = serializers.ListField(child=serializers.CharField(), help_text="Why the stage cannot start now.")
+    worker_running = serializers.BooleanField(
+        help_text="Whether a live worker consumes the stage's queue; if not, its jobs start when one is back.")
 
 
 class ProjectSerializer(serializers.ModelSerializer):
@@ -193,6 +195,6 @@ class ProjectDetailSerializer(ProjectSerializer):
 
     @extend_schema_field(StageSerializer(many=True))
     def get_stages(self, project):
-        rows = [{"key": row.stage.key, "label": row.stage.label, "latest_job": row.job, "blockers": row.blockers}
-                for row in stage_rows(project, editable=False)]
+        rows = [{"key": row.stage.key, "label": row.stage.label, "latest_job": row.job, "blockers": row.blockers,
+                 "worker_running": row.worker_running} for row in stage_rows(project, editable=False)]
         return StageSerializer(rows, many=True).data

@@ -43,6 +43,10 @@ class Job(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # When the job was last handed to the broker, and since when no live worker consumes its queue (the reaper's
+    # bookkeeping for queued jobs: projects.jobs.reaper).
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    unserved_since = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -74,3 +78,21 @@ class JobLogLine(models.Model):
 
     def __str__(self):
         return f"{self.job_id}:{self.seq} {self.text[:60]}"
+
+
+class WorkerHeartbeat(models.Model):
+    """A Celery worker is alive and consumes a queue: one row per worker and queue, refreshed every few seconds by
+    the worker's main process (projects.jobs.workers). A row whose beat is older than TANGO_JOB_STALE_SECONDS is a
+    worker that is gone; the reaper and the project page read these rows to tell whether a queue is served."""
+
+    worker = models.CharField(max_length=200)  # Celery's node name, e.g. celery@host
+    queue = models.CharField(max_length=20)
+    pid = models.PositiveIntegerField()
+    started_at = models.DateTimeField()
+    beat_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["worker", "queue"], name="worker_heartbeat_unique_queue")]
+
+    def __str__(self):
+        return f"{self.worker} on {self.queue}"

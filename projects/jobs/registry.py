@@ -19,6 +19,22 @@ class Queue(models.TextChoices):
     GPU = "gpu", "GPU"
 
 
+def queue_label(queue: str) -> str:
+    """Where a job runs, in words ("GPU queue"). Embedded (no Redis), one worker on this server takes both queues
+    whether or not the server has a GPU, so naming the "gpu" queue there would promise a GPU that may not exist."""
+    from django.conf import settings
+
+    if not settings.REDIS_URL:
+        return "this server's worker"
+    return f"{Queue(queue).label if queue in Queue.values else queue} queue"
+
+
+def queue_phrase(queue: str) -> str:
+    """"… queued for this server's worker." / "… queued on the GPU queue." """
+    label = queue_label(queue)
+    return f"for {label}" if label.endswith("worker") else f"on the {label}"
+
+
 @dataclass(frozen=True)
 class Stage:
     key: str  # the URL slug and Job.stage value: lowercase letters, digits, "_" and "-"
@@ -31,6 +47,11 @@ class Stage:
     description: str = ""
     preview: str = ""  # dotted path of preview(project) -> str: a line the pipeline panel shows before any run
     optional: bool = False  # run on demand only: automatic mode neither starts nor queues it (e.g. a search)
+    page: str = ""  # URL name of the stage's own page, reversed with the project's id (the card links to it)
+    page_label: str = ""
+    # (result key, label) of the 0..1 figures a job's result may hold that say how good the project's model is
+    # (e.g. ("best_top1", "top-1")): the projects list shows each project's best.
+    scores: tuple[tuple[str, str], ...] = ()
 
     def run(self, job, report) -> dict:
         return import_string(self.runner)(job, report)
@@ -84,6 +105,15 @@ def stage_next(key: str) -> Stage | None:
         return None  # an optional stage queues nothing after it
     following = keys.index(key) + 1
     return stage_get(keys[following]) if following < len(keys) else None
+
+
+def score_keys() -> list[tuple[str, str, tuple[str, ...]]]:
+    """(result key, label, stage keys whose results hold it) for every score a stage declares."""
+    found: dict[str, tuple[str, list[str]]] = {}
+    for stage in stages():
+        for key, label in stage.scores:
+            found.setdefault(key, (label, []))[1].append(stage.key)
+    return [(key, label, tuple(keys)) for key, (label, keys) in found.items()]
 
 
 def stage_choices() -> list[tuple[str, str]]:

@@ -6,11 +6,14 @@ and catch-up. It is a lazy queryset, so a download streams from the database in 
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from .errors import StageError
-from .models import ACTIVE_STATUSES, Job, JobLogLine, JobStatus
+from .models import ACTIVE_STATUSES, Job, JobLogLine, JobStatus, WorkerHeartbeat
 from .registry import Stage, stage_get, stages
 
 DOWNLOAD_CHUNK_LINES = 2000
@@ -34,6 +37,16 @@ def latest_succeeded(project, stage: str) -> Job:
 
 def active_job_exists(project) -> bool:
     return project.jobs.filter(status__in=ACTIVE_STATUSES).exists()
+
+
+def pipeline_busy(latest: dict[str, Job]) -> str:
+    """Why the pipeline cannot be started now ("" when it can): a job of the project is queued or running."""
+    active = [job for job in latest.values() if job.is_active]
+    if not active:
+        return ""
+    job = min(active, key=lambda j: (j.created_at, j.pk))
+    return (f"A run is in progress: {stage_get(job.stage).label} is {job.status}. Wait for it to finish, or "
+            f"cancel it.")
 
 
 def stage_blockers(project, stage_key: str, latest: dict[str, Job] | None = None) -> list[str]:
@@ -60,11 +73,13 @@ class StageRow:
     blockers: list[str]
     can_cancel: bool
     can_retry: bool
+    worker_running: bool = True  # a live worker consumes the stage's queue
 
 
 def stage_rows(project, *, editable: bool) -> list[StageRow]:
     """Every registered stage with its newest job and what blocks it; the actions only for an editor."""
     latest = latest_jobs(project)
+    served = served_queues()
     rows = []
     for stage in stages():
         job = latest.get(stage.key)
@@ -72,8 +87,36 @@ def stage_rows(project, *, editable: bool) -> list[StageRow]:
             stage=stage, job=job, blockers=stage_blockers(project, stage.key, latest),
             can_cancel=editable and job is not None and job.is_active,
             can_retry=editable and job is not None and job.status in (JobStatus.FAILED, JobStatus.CANCELLED),
+            worker_running=stage.queue in served,
         ))
     return rows
+
+
+# --- workers ---------------------------------------------------------------------------------------------------
+
+
+def served_queues() -> dict[str, datetime]:
+    """{queue: when its longest-running live worker started} for every queue some live worker consumes (a worker is
+    live while its heartbeat is younger than TANGO_JOB_STALE_SECONDS; see projects.jobs.workers)."""
+    cutoff = timezone.now() - timedelta(seconds=settings.TANGO_JOB_STALE_SECONDS)
+    served: dict[str, datetime] = {}
+    for queue, started_at in WorkerHeartbeat.objects.filter(beat_at__gte=cutoff).values_list("queue", "started_at"):
+        served[queue] = min(started_at, served.get(queue, started_at))
+    return served
+
+
+def worker_warning(rows: list[StageRow]) -> str:
+    """What the pipeline panel says when no worker consumes some stage's queue ("" when every queue is served)."""
+    unserved: dict[str, list[str]] = {}
+    for row in rows:
+        if not row.worker_running:
+            unserved.setdefault(row.stage.queue, []).append(row.stage.label)
+    if not unserved:
+        return ""
+    if len(unserved) == len({row.stage.queue for row in rows}):
+        return "The worker is not running; jobs will start when it is back."
+    return " ".join(f"No worker is running for the '{queue}' queue ({', '.join(labels)}); its jobs will start "
+                    "when one is back." for queue, labels in unserved.items())
 
 
 # --- logs ------------------------------------------------------------------------------------------------------

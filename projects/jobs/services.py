@@ -14,8 +14,8 @@ from ..models import Project
 from .errors import JobNotAllowed, JobNotQueued
 from .log import JobLog
 from .models import Job, JobStatus
-from .registry import pipeline_stages, stage_exists, stage_get
-from .selectors import latest_jobs, stage_blockers
+from .registry import pipeline_stages, queue_phrase, stage_exists, stage_get
+from .selectors import latest_jobs, pipeline_busy, stage_blockers
 
 logger = logging.getLogger(__name__)
 
@@ -33,15 +33,18 @@ def job_enqueue(*, project, stage_key: str, user=None) -> Job:
         if reasons := stage_blockers(project, stage_key):
             raise JobNotAllowed(" ".join(reasons))
         job = Job.objects.create(project=project, stage=stage_key, queue=stage.queue, requested_by=user)
-        JobLog(job.pk).write(f"{stage.label} queued{_by(user)} on the '{stage.queue}' queue.")
+        JobLog(job.pk).write(f"{stage.label} queued{_by(user)} {queue_phrase(stage.queue)}.")
         audit_record(actor=user, action="started", target=job, detail=stage.label)
         transaction.on_commit(lambda: _dispatch(job.pk, job.attempt, stage.queue))
     return job
 
 
 def pipeline_start(*, project, user=None) -> Job:
-    """Automatic mode: queue the first stage not yet done; each success queues the next."""
+    """Automatic mode: queue the first stage not yet done; each success queues the next. Refused while a job of
+    the project is queued or running: a second run would race the first (the page's button is disabled then)."""
     latest = latest_jobs(project)
+    if reason := pipeline_busy(latest):
+        raise JobNotAllowed(reason)
     ordered = pipeline_stages()
     for stage in ordered:
         job = latest.get(stage.key)
@@ -106,6 +109,8 @@ def _dispatch(job_id: int, attempt: int, queue: str) -> None:
     worker would ever take it, and the stage could never be run again (its queued job blocks it)."""
     from .tasks import run_job  # Celery's task module imports the runner: loaded on first dispatch only
 
+    # When it was sent: the reaper gives a worker time to take it before it looks for a lost message.
+    Job.objects.filter(pk=job_id, attempt=attempt).update(dispatched_at=timezone.now())
     try:
         result = run_job.apply_async(args=[job_id, attempt], queue=queue)
     except Exception as exc:  # kombu's OperationalError, a refused connection, a full disk under the broker…

@@ -3,6 +3,7 @@ beat schedule (settings.CELERY_BEAT_SCHEDULE) refer to them."""
 
 from celery import shared_task
 
+from . import workers  # noqa: F401  (a worker's heartbeat rows: connected to the worker's ready and shutdown)
 from .reaper import jobs_reap_stale
 from .runner import job_execute
 

@@ -1,6 +1,8 @@
-"""Number formats every stage's result template uses: `{% load tango_format %}`, then `|percent` and `|si`."""
+"""Formats the pages share: `{% load tango_format %}`, then `|percent`, `|si`, `|engine_label`."""
 
 from django import template
+
+from tango_common.engines import ENGINES
 
 register = template.Library()
 
@@ -24,3 +26,10 @@ def si(value):
         if abs(number) >= factor:
             return f"{number / factor:.1f}{suffix}"
     return f"{number:g}"
+
+
+@register.filter
+def engine_label(key):
+    """"onnxruntime" → "ONNX Runtime": people read engine names, not the keys the records store."""
+    engine = ENGINES.get(key)
+    return engine.label if engine else key

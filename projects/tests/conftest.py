@@ -18,6 +18,7 @@ def dispatch(monkeypatch):
     """Jobs are handed to Celery on commit; no broker here, so record the hand-off instead."""
     fake = mock.Mock(name="_dispatch")
     monkeypatch.setattr("projects.jobs.services._dispatch", fake)
+    monkeypatch.setattr("deployment.trials._dispatch", mock.Mock(name="trial _dispatch"))  # Try it's short task
     return fake
 
 
@@ -37,6 +38,29 @@ def make_artifact(job, name="model.onnx", data=b"onnx bytes"):
     return Artifact.objects.create(project=job.project, job=job, kind=Artifact.Kind.ONNX, engine="onnxruntime",
                                    path=relative(path), size_bytes=len(data), sha256="0" * 64,
                                    status=Artifact.Status.VERIFIED)
+
+
+def png_bytes(size=(8, 6), colour=(200, 30, 30)) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", size, colour).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def make_trial(artifact, user=None):
+    """A finished try of the artifact on a small PNG, its image on disk where Try it keeps uploads."""
+    from deployment.models import Trial
+    from projects.jobs.storage import project_dir, relative
+
+    path = project_dir(artifact.project_id) / "trials" / "example.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(png_bytes())
+    return Trial.objects.create(project=artifact.project, artifact=artifact, requested_by=user,
+                                image_path=relative(path), image_name="example.png", status="succeeded",
+                                result={"top": [{"label": "rose", "index": 0, "probability": 0.9}]})
 
 
 def make_job(project, stage, status, lines=()):

@@ -1,6 +1,6 @@
 """A real portal for tests that cross processes: daphne serving the ASGI app and a Celery worker, both on the
 test database, with the same broker and channel layer the settings choose (Redis when REDIS_URL is set, the
-embedded filesystem broker and database polling otherwise)."""
+embedded SQLite broker and database polling otherwise)."""
 
 import os
 import signal
@@ -80,7 +80,7 @@ def start_worker(log_dir: Path, *, beat: bool = False, **env) -> Process:
     if beat:
         args += ["-B", "--schedule", str(log_dir / f"beat-{uuid.uuid4().hex[:6]}")]
     worker = Process("worker", args, child_env(**env), log_dir)
-    worker.wait_for_output("ready.")
+    worker.wait_for_output("ready.", timeout=180)  # a loaded CI machine can take a while to import it all
     return worker
 
 

@@ -13,8 +13,9 @@ from drf_spectacular.generators import SchemaGenerator
 
 from projects.jobs.models import JobStatus
 from projects.tokens import api_token_create
+from visualizer.models import Architecture
 
-from .conftest import make_job
+from .conftest import make_job, make_trial, png_bytes
 from .test_api_datasets import upload_body
 
 PERSONAS = ("owner", "editor", "viewer", "outsider", "staff", "anonymous")
@@ -37,6 +38,26 @@ def weights_body(w):
     buffer = io.BytesIO()
     torch.save({"fc.weight": torch.zeros(2, 4), "fc.bias": torch.zeros(2)}, buffer)
     return {"file": SimpleUploadedFile("pretrained.pt", buffer.getvalue())}
+
+
+def architecture_body(w):
+    # A small input keeps the graph quick to build; the project's own size is what the page uses.
+    w.project.input_size = 32
+    w.project.save(update_fields=["input_size"])
+    return {"project": w.project.pk, "base_model": "resnet18", "edits": [
+        {"op": "insert", "after": "layer1_0_relu", "layer": "Dropout"}]}
+
+
+def trial_body(w):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    return {"project": w.project.pk, "artifact": w.artifact.pk, "image": SimpleUploadedFile("rose.png", png_bytes())}
+
+
+def import_body(w):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    return {"project": w.project.pk, "file": SimpleUploadedFile("model.onnx", b"not an onnx model")}
 
 
 def project_body(w, name):
@@ -89,9 +110,19 @@ REQUESTS = {
     "list artifacts": ("GET", "/api/artifacts/", None),
     "read artifact": ("GET", "/api/artifacts/{artifact}/", None),
     "download artifact": ("GET", "/api/artifacts/{artifact}/download/", None),
+    "list trials": ("GET", "/api/trials/", None),
+    "create trial": ("POST", "/api/trials/", trial_body),
+    "read trial": ("GET", "/api/trials/{trial}/", None),
+    "read trial image": ("GET", "/api/trials/{trial}/image/", None),
+    "import model": ("POST", "/api/model-imports/", import_body),
     "list searches": ("GET", "/api/searches/", None),
     "read search": ("GET", "/api/searches/{search_job}/", None),
     "adopt search": ("POST", "/api/searches/{search_job}/adopt/", {}),
+    "list architectures": ("GET", "/api/architectures/", None),
+    "read architecture": ("GET", "/api/architectures/{architecture}/", None),
+    "save architecture": ("POST", "/api/architectures/", lambda w: architecture_body(w)),
+    "preview architecture": ("POST", "/api/architectures/preview/", lambda w: architecture_body(w)),
+    "choose architecture": ("POST", "/api/architectures/{architecture}/choose/", {}),
     "list tokens": ("GET", "/api/tokens/", None),
     "create token": ("POST", "/api/tokens/", {"name": "CI"}),
     "revoke token": ("DELETE", "/api/tokens/{bobs_token}/", None),
@@ -129,7 +160,8 @@ EXPECTED = {
     "delete project":       (204,  204,   403,   404,     404,  401),
     "list project jobs":    (200,  200,   200,   404,     404,  401),
     "run stage":            (202,  202,   403,   404,     404,  401),
-    "run pipeline":         (202,  202,   403,   404,     404,  401),
+    # A train job is queued in this world: editors get past access and are told a run is in progress (409).
+    "run pipeline":         (409,  409,   403,   404,     404,  401),
     "read recommendation":  (200,  200,   200,   404,     404,  401),
     "choose model":         (400,  400,   403,   404,     404,  401),
     "upload weights":       (200,  200,   403,   404,     404,  401),
@@ -144,6 +176,12 @@ EXPECTED = {
     "list searches":        (200,  200,   200,   200,     200,  401),
     "read search":          (200,  200,   200,   404,     404,  401),
     "adopt search":         (409,  409,   403,   404,     404,  401),
+    # Outsiders name a project that is not theirs: it "does not exist" for them (400). Members may preview.
+    "list architectures":   (200,  200,   200,   200,     200,  401),
+    "read architecture":    (200,  200,   200,   404,     404,  401),
+    "save architecture":    (201,  201,   403,   400,     400,  401),
+    "preview architecture": (200,  200,   200,   400,     400,  401),
+    "choose architecture":  (200,  200,   403,   404,     404,  401),
     # Tokens are their owner's alone: bob's token does not exist for anyone else, staff included.
     "list tokens":          (200,  200,   200,   200,     200,  401),
     "create token":         (201,  201,   201,   201,     201,  401),
@@ -152,6 +190,13 @@ EXPECTED = {
     "list artifacts":       (200,  200,   200,   200,     200,  401),
     "read artifact":        (200,  200,   200,   404,     404,  401),
     "download artifact":    (200,  200,   200,   404,     404,  401),
+    "list trials":          (200,  200,   200,   200,     200,  401),
+    # Outsiders name a project that is not theirs: it does not exist for them (400), as for staff.
+    "create trial":         (201,  201,   403,   400,     400,  401),
+    "read trial":           (200,  200,   200,   404,     404,  401),
+    "read trial image":     (200,  200,   200,   404,     404,  401),
+    # A stage of the project is queued in this world: members who may change it are told to wait (409).
+    "import model":         (409,  409,   403,   400,     400,  401),
 }
 
 # Operations outside the persona table, each with its own tests.
@@ -171,12 +216,16 @@ def ids(w):
     if not hasattr(w, "bobs_token"):
         w.bobs_token, _ = api_token_create(user=w.users["bob"], name="bob's laptop")
         w.search_job = make_job(w.project, "hpo", JobStatus.FAILED, ["Search queued.", "No trial finished."])
+        w.architecture = Architecture.objects.create(project=w.project, version=1, base_model="resnet18",
+                                                     input_size=w.project.input_size, num_classes=2)
+        w.trial = make_trial(w.artifact, w.users["bob"])
     return {
         "team": w.team.pk, "member": "carol", "device": w.device.pk, "spare_device": w.spare_device.pk,
         "engine": "onnxruntime", "dataset": w.dataset.pk, "spare_dataset": w.spare_dataset.pk,
         "project": w.project.pk, "spare_project": w.spare_project.pk, "stage": "recommend",
         "failed_job": w.failed_job.pk, "queued_job": w.queued_job.pk, "artifact": w.artifact.pk,
-        "bobs_token": w.bobs_token.pk, "search_job": w.search_job.pk,
+        "bobs_token": w.bobs_token.pk, "search_job": w.search_job.pk, "trial": w.trial.pk,
+        "architecture": w.architecture.pk,
     }
 
 

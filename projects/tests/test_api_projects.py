@@ -53,7 +53,7 @@ def test_creating_a_project_records_the_creator_and_defaults_the_budget_to_the_d
     assert response.data["created_by"] == "alice"
     assert response.data["latency_budget_ms"] == world.device.default_latency_budget_ms
     assert [stage["key"] for stage in response.data["stages"]] == [
-        "recommend", "nas", "hpo", "train", "convert", "benchmark", "package"]  # the searches are optional stages
+        "recommend", "nas", "hpo", "network", "train", "convert", "benchmark", "package"]  # searches, network: optional
 
 
 def test_a_dataset_of_a_team_the_user_cannot_see_reads_as_missing(world, alice):
@@ -105,7 +105,7 @@ def test_the_detail_shows_each_stage_with_its_latest_job_and_blockers(world, ali
     assert stages["recommend"]["blockers"] == []
     assert stages["train"]["blockers"] == ["Train is already queued.", "Run Recommend first."]
     assert stages["package"] == {"key": "package", "label": "Package", "latest_job": None,
-                                 "blockers": ["Run Benchmark first."]}
+                                 "blockers": ["Run Benchmark first."], "worker_running": False}  # no worker here
 
 
 def test_a_project_with_a_queued_job_cannot_be_deleted(world, alice):

@@ -26,7 +26,12 @@ PAGE_TO_API = {
     "projects:token_revoke": ("DELETE", "token-detail"),
     "projects:team_audit": ("GET", "team-audit-list"),
     "deployment:artifact_download": ("GET", "artifact-download"),
+    "deployment:try_page": ("POST", "trial-list"),  # the page lists the project's tries and queues one
+    "deployment:trial_detail": ("GET", "trial-detail"),
+    "deployment:trial_image": ("GET", "trial-image"),
+    "deployment:model_import": ("POST", "model-import-list"),
     "training:search_adopt": ("POST", "search-adopt"),
+    "visualizer:editor": ("POST", "architecture-preview"),  # the graph, its errors, flags and costs after edits
     "recommender:device_list": ("GET", "device-list"),
     "recommender:device_detail": ("GET", "device-records"),  # its records, predicted against measured
     "recommender:project_model_choose": ("POST", "project-recommendation-choice"),

@@ -39,6 +39,7 @@ def test_try_the_demo_creates_the_digits_project_and_starts_its_pipeline(monkeyp
     assert response.status_code == 302 and response["Location"] == f"/projects/{project.pk}/"
     assert project.device.name == "Odroid_N2" and project.run_mode == RunMode.AUTO and project.input_size == 8
     assert project.dataset.num_images == 1797 and project.dataset.class_names == [str(d) for d in range(10)]
+    assert project.dataset.stats["common_sizes"][0] == {"width": 8, "height": 8, "count": 1797}, "the size it trains at"
     assert Job.objects.get(project=project).stage == "recommend" and len(sent) == 1
 
 

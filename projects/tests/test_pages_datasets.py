@@ -60,6 +60,9 @@ def test_a_real_upload_goes_to_the_dataset_page_with_its_stats(client, editor, t
     page = client.get(response["HX-Redirect"]).content.decode()
     assert page.count("<rect x=") >= 10, "ten digit classes, split into train and val"
     assert "8×8" in page, "8×8 scans"
+    thumbs = page[page.index('data-testid="thumbnails"'):]
+    assert thumbs.count('<img src="data:image/png;base64,') == 30, "three samples of each of the ten digits"
+    assert "All 1797 images are grayscale." in page and "one was made" in page
 
 
 def test_an_outsider_cannot_upload_into_a_team_they_are_not_in(client, outsider, team, htmx):
@@ -85,7 +88,7 @@ def test_the_dataset_page_shows_classes_chart_splits_and_sizes(client, viewer, d
     assert body.count("<rect x=") == 4, "two classes × two splits"
     assert "cat · train: 50" in body
     assert "28–640, mean 212 px" in body and "224×224" in body
-    assert "modes" in body, "keys without a section are still listed"
+    assert "All 110 images are colour." in body and '{"RGB"' not in body
 
 
 @pytest.mark.parametrize("stats", [{}, {"class_counts": "junk"}, {"images_per_class": {"a": 3, "b": "x"}},
@@ -122,7 +125,21 @@ def test_summary_of_the_validators_stats():
     summary = dataset_summary(STATS)
     assert summary["splits"] == {"train": 90, "val": 20}
     assert summary["sizes"]["common"][0] == {"size": "224×224", "count": 80}
-    assert [key for key, _ in summary["other"]] == ["modes", "split_generated"]
+    assert summary["other"] == []  # every key the validator writes has its own words
+    assert summary["modes"] == "All 110 images are colour."
+    assert summary["split_origin"] == "Split as uploaded (its own train and validation folders)."
+
+
+def test_stats_read_as_sentences_not_raw_values():
+    stats = {"modes": {"L": 270}, "split_generated": True, "split_counts": {"train": 216, "val": 54},
+             "ignored_files": ["README.txt"], "images_without_boxes": {"train": 3, "val": 0}, "new_key": {"a": True}}
+    summary = dataset_summary(stats)
+    assert summary["modes"] == "All 270 images are grayscale."
+    assert summary["split_origin"].startswith("The upload had no validation split, so one was made: 20%")
+    assert summary["findings"] == ["1 file not used by the layout, left out: README.txt.",
+                                   "Images without boxes (background): 3 in train."]
+    assert summary["other"] == [("New key", "a yes")]
+    assert dataset_summary({"modes": {"RGB": 250, "L": 20}})["modes"].startswith("250 colour, 20 grayscale.")
 
 
 def test_empty_findings_are_not_listed_and_equal_sizes_read_as_one_number():

@@ -9,14 +9,40 @@ from .pages_fixtures import *  # noqa: F403
 
 
 def test_the_list_shows_each_projects_task_device_engine_and_latest_stage(client, viewer, project):
-    Job.objects.create(project=project, stage="train", queue="gpu", status=JobStatus.RUNNING)
+    Job.objects.create(project=project, stage="train", queue="gpu", status=JobStatus.RUNNING, progress=40)
     client.force_login(viewer)
     body = client.get(reverse("projects:list")).content.decode()
     assert project.name in body and "Image classification" in body and project.device.name in body
-    assert "tensorrt" in body
     row = body[body.index(project.name):]
     row = row[:row.index("</tr>")]
-    assert "Train</span>" in row and "badge-running" in row
+    assert "TensorRT" in row and "tensorrt" not in row, "the engine's name, not its key"
+    assert "Train</span>" in row and "badge-running" in row and "40%" in row
+
+
+def test_the_list_shows_each_projects_best_accuracy_over_its_training_runs(client, viewer, project):
+    for top1 in (0.62, 0.871, None):
+        result = {"model": "resnet18"} if top1 is None else {"model": "resnet18", "best_top1": top1}
+        Job.objects.create(project=project, stage="train", queue="gpu", status=JobStatus.SUCCEEDED, result=result)
+    other = factories.project(project.team, name="untrained", dataset=project.dataset, device=project.device)
+    client.force_login(viewer)
+    body = client.get(reverse("projects:list")).content.decode()
+    best = [cell.split("</td>")[0] for cell in body.split('data-testid="best">')[1:]]
+    by_name = dict(zip([other.name, project.name], best, strict=True))  # newest first
+    assert "87.1%" in by_name[project.name] and "top-1" in by_name[project.name]
+    assert "—" in by_name[other.name]
+
+
+def test_the_list_is_paged_newest_first(client, viewer, project, django_assert_max_num_queries):
+    for i in range(30):
+        factories.project(project.team, name=f"p{i:02}", dataset=project.dataset, device=project.device)
+    client.force_login(viewer)
+    with django_assert_max_num_queries(12):  # the same few queries however many projects the team has
+        first = client.get(reverse("projects:list")).content.decode()
+    assert first.count('data-testid="best"') == 25 and "<strong>p29</strong>" in first
+    assert "<strong>p04</strong>" not in first
+    assert "Page 1 of 2 · 31 projects" in first
+    second = client.get(reverse("projects:list") + "?page=2").content.decode()
+    assert second.count('data-testid="best"') == 6 and "<strong>p00</strong>" in second and project.name in second
 
 
 def test_a_project_without_jobs_reads_not_started(client, owner, project):
@@ -36,12 +62,12 @@ def test_the_detail_page_shows_the_record_and_the_pipeline_panel(client, editor,
 
 def test_an_editor_saves_settings_through_project_update(client, editor, project, odroid, htmx):
     client.force_login(editor)
-    data = _edit_data(project, device=odroid.pk, engine="tflite", precision="int8", latency_budget_ms=300)
+    data = _edit_data(project, device=odroid.pk, engine="onnxruntime", precision="int8", latency_budget_ms=300)
     response = client.post(reverse("projects:edit", args=[project.pk]), data, headers=htmx)
     assert response["HX-Redirect"] == reverse("projects:detail", args=[project.pk])
     project.refresh_from_db()
     assert (project.device, project.engine, project.precision, project.latency_budget_ms) == (
-        odroid, "tflite", "int8", 300)
+        odroid, "onnxruntime", "int8", 300)
 
 
 def test_the_edit_form_shows_project_validates_message_for_an_engine_the_device_cannot_run(

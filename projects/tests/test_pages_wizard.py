@@ -173,3 +173,143 @@ def test_viewer_cannot_post_to_the_wizard(client, viewer, team, hx):
     client.force_login(viewer)
     response = post(client, basics(team), {"HX-Request": "true"} if hx else None)
     assert response.status_code == 403
+
+
+# --- what a new user meets (issue 9) ----------------------------------------------------------------------------
+
+
+def test_a_dataset_is_uploaded_and_picked_inside_the_wizard(client, owner, team, htmx, settings, tmp_path):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from projects.datasets.digits import make_digits_zip
+
+    settings.MEDIA_ROOT = tmp_path / "media"
+    archive = make_digits_zip(tmp_path / "digits.zip", upscale=1).read_bytes()
+    client.force_login(owner)
+    step = post(client, basics(team), htmx).content.decode()
+    assert "The team has no image classification dataset yet: upload one here." in step
+    assert 'data-testid="wizard-upload" open' in step, "with nothing to pick, the upload is open"
+
+    response = client.post(URL, {**basics(team), "step": "dataset", "action": "upload", "upload-name": "digits",
+                                 "upload-file": SimpleUploadedFile("digits.zip", archive)}, headers=htmx)
+    body = response.content.decode()
+    from projects.models import Dataset
+
+    dataset = Dataset.objects.get(team=team, name="digits")
+    assert 'name="step" value="dataset"' in body, "the user stays on the step, with the new dataset"
+    assert f'name="dataset" value="{dataset.pk}" checked' in body
+    assert "Uploaded digits: 1797 images, 10 classes" in body and dataset.created_by == owner
+
+    step4 = post(client, {**basics(team), "step": "dataset", "dataset": dataset.pk}, htmx)
+    assert b'name="step" value="device"' in step4.content
+
+
+def test_a_refused_upload_in_the_wizard_shows_why_next_to_the_file(client, owner, team, digits, htmx):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    client.force_login(owner)
+    body = client.post(URL, {**basics(team), "step": "dataset", "action": "upload", "upload-name": "notes",
+                             "upload-file": SimpleUploadedFile("notes.txt", b"hi")}, headers=htmx).content.decode()
+    field = body[body.index('id="field-upload-file"'):]
+    assert "notes.txt is not a .zip archive" in field[:field.index("</div>")]
+    assert "This field is required" not in body, "no nagging about the dataset not picked yet"
+    assert 'name="step" value="dataset"' in body
+
+
+def test_devices_are_grouped_by_class_and_searchable(client, owner, team, digits, jetson, odroid, htmx):
+    from projects.tests import factories
+
+    factories.device("Test_Galaxy", accelerator_kind="adreno_gpu", os="Android 12", engines=["onnxruntime"])
+    client.force_login(owner)
+    body = post(client, {**basics(team), "step": "dataset", "dataset": digits.pk}, htmx).content.decode()
+    titles = [t.split("<")[0].strip() for t in body.split('class="device-group-title">')[1:]]
+    assert titles == ["Cloud", "Kubernetes", "PC and servers", "Jetson", "Phones", "Boards"]
+    assert "data-device-search" in body
+    card = body[body.index(f'value="{odroid.pk}"') - 400:body.index(f'value="{odroid.pk}"')]
+    assert "Boards Test_Odroid_N2" in card and "Mali-G52" in card, "the search reads name, class and specs"
+
+
+def test_input_size_and_memory_limit_are_checked_on_their_own_step(client, owner, team, digits, odroid, htmx):
+    client.force_login(owner)
+    for field, value, message in (("input_size", 0, "Input size must be between 8 and 2048 pixels."),
+                                  ("memory_limit_mb", 999_999, "Test_Odroid_N2 has 4096 MiB")):
+        body = post(client, {**answers(team, digits, odroid, **{field: value}), "step": "environment"},
+                    htmx).content.decode()
+        assert 'name="step" value="environment"' in body, f"{field}={value} stops the step it is on"
+        where = body[body.index(f'id="field-{field}"'):]
+        assert message in where[:where.index("</div>", where.index("<input"))]
+        assert "autofocus" in where[:where.index(">", where.index("<input"))], "the cursor goes to the error"
+
+
+def test_the_input_size_defaults_to_the_datasets_image_size(client, owner, team, odroid, htmx):
+    from projects.tests import factories
+
+    small = factories.dataset(team, name="small-photos", classes=("a", "b", "c"))
+    small.stats = {"common_sizes": [{"width": 64, "height": 64, "count": 270}]}
+    small.save()
+    client.force_login(owner)
+    data = {**basics(team), "step": "device", "dataset": small.pk, "device": odroid.pk}
+    body = post(client, data, htmx).content.decode()
+    assert 'name="input_size" value="64"' in body and "images are about 64 px" in body
+
+
+def test_choices_the_pipeline_cannot_build_are_disabled_with_the_reason(client, owner, team, digits, odroid, htmx):
+    client.force_login(owner)
+    data = {**basics(team), "step": "device", "dataset": digits.pk, "device": odroid.pk}
+    body = post(client, data, htmx).content.decode()
+    engine = body[body.index('id="field-engine"'):body.index('id="field-precision"')]
+    assert 'value="tflite" disabled title="TensorFlow Lite builds are not in this version' in engine
+    assert 'value="onnxruntime" selected' in engine or 'value="pytorch" selected' in engine
+    assert "<strong>Apache TVM</strong>: Apache TVM builds are not in this version" in engine
+
+    refused = post(client, {**answers(team, digits, odroid, engine="tflite"), "step": "environment"}, htmx)
+    assert b'name="step" value="environment"' in refused.content
+    assert b"TensorFlow Lite builds are not in this version" in refused.content
+
+
+def test_detection_offers_only_what_its_convert_stage_builds(client, owner, team, cars, jetson, htmx):
+    client.force_login(owner)
+    data = {**basics(team, task="detection"), "step": "device", "dataset": cars.pk, "device": jetson.pk}
+    body = post(client, data, htmx).content.decode()
+    engine = body[body.index('id="field-engine"'):body.index('id="field-precision"')]
+    assert 'value="tensorrt" disabled title="TensorRT builds of object detection models are not in this version' \
+        in engine
+    precision = body[body.index('id="field-precision"'):body.index('id="field-input_size"')]
+    assert 'value="fp16" disabled' in precision and 'value="fp32" selected' in precision
+
+
+def test_review_warns_about_a_tiny_dataset_and_names_the_model(client, owner, team, odroid, htmx):
+    from projects.tests import factories
+
+    tiny = factories.dataset(team, name="tiny", classes=("a", "b"))
+    tiny.stats = {"class_counts": {"a": {"train": 6, "val": 2}, "b": {"train": 40, "val": 8}},
+                  "common_sizes": [{"width": 32, "height": 32, "count": 56}]}
+    tiny.save()
+    client.force_login(owner)
+    body = post(client, {**answers(team, tiny, odroid, precision="fp32"), "step": "environment"},
+                htmx).content.decode()
+    warnings = body[body.index('data-testid="review-warnings"'):]
+    assert "A small dataset: 6 training images in class &#x27;a&#x27;" in warnings
+    assert "Imbalanced classes" in warnings and "enlarges them 7.0×" in warnings
+    assert 'data-testid="review-model">Paper rules: ResNet-34' in body
+
+
+def test_create_in_automatic_mode_starts_the_pipeline(client, owner, team, digits, odroid, htmx):
+    from projects.jobs.models import Job
+
+    client.force_login(owner)
+    response = client.post(URL, {**answers(team, digits, odroid, precision="fp32"), "step": "review",
+                                 "action": "create"}, headers=htmx)
+    project = Project.objects.get(name="pets-on-odroid")
+    assert response["HX-Redirect"] == reverse("projects:detail", args=[project.pk])
+    assert list(Job.objects.filter(project=project).values_list("stage", "status")) == [("recommend", "queued")]
+    page = client.get(response["HX-Redirect"]).content.decode()
+    assert "Automatic mode: Recommend is queued" in page
+    assert 'data-testid="run-pipeline" disabled title="A run is in progress: Recommend is queued.' in page
+
+
+def test_step_by_step_mode_waits_on_create(client, owner, team, digits, odroid, htmx):
+    client.force_login(owner)
+    client.post(URL, {**answers(team, digits, odroid, precision="fp32", run_mode="step"), "step": "review",
+                      "action": "create"}, headers=htmx)
+    assert not Project.objects.get(name="pets-on-odroid").jobs.exists()

@@ -66,7 +66,7 @@ def test_recommend_train_convert_benchmark_package(tmp_path, settings):
 
     package = run_stage(project, "package")
     bundle = Artifact.objects.get(job=package, kind="bundle")
-    assert bundle.status == "verified" and bundle.checks["agree"]
+    assert bundle.status == "verified" and bundle.checks["passed"] and "smoke_test.py" in bundle.checks["ran"]
 
     # A user unpacks the bundle and runs it: its predictions equal the portal's.
     with zipfile.ZipFile(absolute(bundle.path)) as archive:

@@ -23,6 +23,8 @@ from deployment.models import Artifact
 from projects.jobs.routing import websocket_urlpatterns
 from projects.tokens import api_token_create
 
+from .conftest import make_trial
+
 PERSONAS = ("owner", "editor", "viewer", "outsider", "staff", "anonymous")
 ALL = (200,) * 6
 MEMBERS_ONLY = (200, 200, 200, 404, 404, 302)  # a team's row: read by its members
@@ -58,8 +60,14 @@ PAGES = {
     "projects:job_retry": ("POST", "failed_job", EDITORS_ONLY),
     "projects:job_log_download": ("GET", "failed_job", MEMBERS_ONLY),
     "deployment:artifact_download": ("GET", "artifact", MEMBERS_ONLY),
+    "deployment:try_page": ("GET", "project_id", MEMBERS_ONLY),  # viewers see the tries; posting one: editors
+    "deployment:trial_detail": ("GET", "trial", MEMBERS_ONLY),
+    "deployment:trial_image": ("GET", "trial", MEMBERS_ONLY),
+    "deployment:model_import": ("GET", "project_id", EDITORS_ONLY),
     # Not a finished search: editors get the panel back with the reason.
     "training:search_adopt": ("POST", "failed_job", EDITORS_ONLY),
+    # No recommendation yet in this world: members see the editor page saying to run it first.
+    "visualizer:editor": ("GET", "project_id", MEMBERS_ONLY),
     # Django's sign-in pages: open to all, except changing one's own password.
     "login": ("GET", None, ALL),
     "logout": ("POST", None, (302,) * 6),
@@ -88,6 +96,7 @@ def url_arguments(world, kind):
         "dataset": [w.dataset.pk],
         "team": [w.team.pk], "stage": [w.project.pk, "recommend"], "failed_job": [w.failed_job.pk],
         "queued_job": [w.queued_job.pk], "artifact": [w.artifact.pk], "bobs_token": [w.bobs_token.pk],
+        "trial": [w.trial.pk],
         "reset_link": ["MQ", "not-a-token"],
     }[kind]
 
@@ -101,6 +110,7 @@ def routes_world(world):
         project=world.project, job=world.failed_job, kind="onnx", engine="onnxruntime", status="verified",
         path=str(path.relative_to(settings.MEDIA_ROOT)), size_bytes=4, sha256="0" * 64)
     world.bobs_token, _ = api_token_create(user=world.users["bob"], name="bob's laptop")
+    world.trial = make_trial(world.artifact, world.users["bob"])
     return world
 
 

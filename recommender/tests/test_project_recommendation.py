@@ -108,3 +108,20 @@ def test_the_device_page_shows_predicted_against_measured(client):
     assert 'data-testid="error-chart"' in page and "ResNet-50" in page and "Predicted ms" in page
     cloud = client.get(f"/devices/{Device.objects.get(name='Cloud').pk}/").content.decode()
     assert "ResNet-203" in cloud and "[3, 24, 37, 3]" in cloud
+
+
+def test_detection_candidates_are_ranked_from_the_yolo_zoo():
+    orin = Device.objects.get(name="Jetson_AGX_Orin")
+    nano = Device.objects.get(name="Jetson_Nano")
+    rankings = {device.name: recommendation_for(
+        device=device, task="detection", engine="onnxruntime", precision="fp32", input_size=320, num_classes=3,
+        budget_ms=50, memory_limit_mb=None)["ranking"] for device in (nano, orin)}
+    keys = {item["key"] for item in rankings["Jetson_Nano"]["items"]}
+    assert {"yolov7-tiny", "yolov7-e6e", "yolo11n", "yolo11x"} <= keys
+    labels = {item["key"]: item["label"] for item in rankings["Jetson_Nano"]["items"]}
+    assert labels["yolov7-e6e"] == "YOLOv7-E6E" and labels["yolo11n"] == "YOLO11n"
+    # Within one budget the faster device affords a bigger (more accurate) detector.
+    nano_top, orin_top = rankings["Jetson_Nano"]["top"], rankings["Jetson_AGX_Orin"]["top"]
+    assert nano_top and orin_top and nano_top["latency_ms"] <= 50 and orin_top["latency_ms"] <= 50
+    assert orin_top["accuracy"] >= nano_top["accuracy"]
+    assert all(i["latency_ms"] > 50 for i in rankings["Jetson_Nano"]["items"] if i["status"] == "too_slow")

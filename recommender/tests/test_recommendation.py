@@ -93,7 +93,13 @@ def test_the_wizard_preview_ranks_from_cached_costs_only():
     nano = Device.objects.get(name="Jetson_Nano")
     args = dict(device=nano, task="classification", engine="onnxruntime", precision="fp32", input_size=48,
                 num_classes=4, budget_ms=50, memory_limit_mb=None)
-    assert recommendation_preview(**args).startswith("Paper rules: ResNet-34. The recommend stage ranks")
+    line, warnings = recommendation_preview(**args)
+    assert line.startswith("Paper rules: ResNet-34. The recommend stage ranks") and warnings == []
     candidates_for(task="classification", num_classes=4, input_size=48)  # what a recommend stage run caches
-    line = recommendation_preview(**args)
-    assert line.startswith("Ranking: ") and line.endswith("Paper rules: ResNet-34.")
+    line, warnings = recommendation_preview(**args)
+    assert line.startswith("Ranking: ") and line.endswith("Paper rules: ResNet-34.") and warnings == []
+    # A budget no candidate meets: the Review step says so before the project exists, and what to change.
+    line, warnings = recommendation_preview(**{**args, "budget_ms": 0.001})
+    assert line.startswith("Ranking: nothing fits; closest ")
+    assert warnings and warnings[0].startswith("Nothing is expected to fit the 0.001 ms budget")
+    assert "Raise the budget" in warnings[0] and "finds no model to train" in warnings[0]

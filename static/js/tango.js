@@ -12,3 +12,76 @@ document.addEventListener("htmx:xhr:progress", (event) => {
   box.querySelector("[data-upload-percent]").textContent =
     percent < 100 ? `Uploading… ${percent}%` : "Uploaded; checking the archive…";
 });
+
+// Live consoles (.log) follow their end: each new line scrolls the box down, unless the user scrolled up to read
+// (then it stays put, marked .is-paused) until they scroll back to the bottom. Lines arrive through htmx's
+// websocket swaps, so a MutationObserver sees every append and every replay, whichever element brought it.
+const LOG_SLACK_PX = 24; // "at the bottom" allows for a partly visible last line
+const logAtEnd = (log) => log.scrollHeight - log.scrollTop - log.clientHeight <= LOG_SLACK_PX;
+
+document.addEventListener("scroll", (event) => {
+  const log = event.target;
+  if (!(log instanceof Element) || !log.classList.contains("log")) return;
+  const paused = !logAtEnd(log);
+  log.classList.toggle("is-paused", paused);
+  log.title = paused ? "Paused while you read: scroll to the end to follow new lines again." : "";
+}, true); // capture: scroll events do not bubble
+
+function followLog(log) {
+  // Scrolling to the end fires a scroll event that finds the box at its end, so it stays unpaused.
+  if (!log.classList.contains("is-paused")) log.scrollTop = log.scrollHeight;
+}
+
+new MutationObserver((mutations) => {
+  const touched = new Set();
+  for (const m of mutations) {
+    const log = m.target instanceof Element ? m.target.closest(".log") : null;
+    if (log) touched.add(log);
+    for (const node of m.addedNodes) {
+      if (node instanceof Element) node.querySelectorAll(".log").forEach((l) => touched.add(l));
+      if (node instanceof Element && node.classList.contains("log")) touched.add(node);
+    }
+  }
+  touched.forEach(followLog);
+}).observe(document.documentElement, { childList: true, subtree: true });
+
+document.addEventListener("DOMContentLoaded", () => document.querySelectorAll(".log").forEach(followLog));
+
+// Wizard device search: hide the cards (and whole groups) whose text does not hold every word typed. The chosen
+// card stays chosen while hidden; clearing the search shows everything again.
+document.addEventListener("input", (event) => {
+  const box = event.target.closest && event.target.closest("[data-device-search]");
+  if (!box) return;
+  const words = box.value.toLowerCase().split(/\s+/).filter(Boolean);
+  const field = box.closest(".field") || document;
+  let shown = 0;
+  field.querySelectorAll("[data-device-group]").forEach((group) => {
+    let inGroup = 0;
+    group.querySelectorAll(".device-card").forEach((card) => {
+      const text = card.dataset.search.toLowerCase();
+      const match = words.every((w) => text.includes(w));
+      card.hidden = !match;
+      inGroup += match ? 1 : 0;
+    });
+    group.hidden = inGroup === 0;
+    const count = group.querySelector("[data-group-count]");
+    if (count) count.textContent = inGroup;
+    shown += inGroup;
+  });
+  const empty = field.querySelector("[data-device-search-empty]");
+  if (empty) empty.hidden = shown > 0;
+});
+
+// After htmx redraws the wizard: show the first error next to its field (it may be far below), else the top of
+// the new step (the Next button that was pressed sits at the bottom of the old one).
+document.addEventListener("htmx:afterSwap", (event) => {
+  const target = event.detail && event.detail.target;
+  const wizard = document.getElementById("wizard");
+  if (!wizard || !target || target.id !== "wizard") return;
+  const error = wizard.querySelector(".has-error, .error");
+  const redraw = event.detail.elt && event.detail.elt.matches("[hx-vals*=refresh]"); // an engine picked: stay put
+  if (error) error.scrollIntoView({ block: "center" });
+  else if (!redraw) wizard.scrollIntoView({ block: "start" });
+  const input = error && error.querySelector("input:not([type=hidden]), select, textarea");
+  if (input) input.focus({ preventScroll: true });
+});

@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader
 from tango_common.hashing import sha256_file
 
 from .data import make_datasets
-from .zoo import build_model, model_profile
+from .zoo import build_model, load_weights, model_profile
 
 Report = Callable[..., None]
 CHECKPOINT_FORMAT = 1
@@ -129,13 +129,17 @@ class _State:
 
 
 def train(*, data_dir: Path, class_names: list[str], config: TrainConfig, out_dir: Path, report: Report,
-          on_epoch: Callable[[dict], None] | None = None, resume: bool = True) -> TrainResult:
+          on_epoch: Callable[[dict], None] | None = None, resume: bool = True,
+          model_factory: Callable[[int, int], nn.Module] | None = None) -> TrainResult:
+    """model_factory(num_classes, input_size) -> a fresh model to train instead of the zoo's `config.model` (an
+    edited network); config.weights_path still warm-starts it where tensors fit."""
     config.validate()
-    return _Trainer(Path(data_dir), list(class_names), config, Path(out_dir), report, on_epoch).run(resume=resume)
+    return _Trainer(Path(data_dir), list(class_names), config, Path(out_dir), report, on_epoch,
+                    model_factory).run(resume=resume)
 
 
 class _Trainer:
-    def __init__(self, data_dir, class_names, config, out_dir, report, on_epoch):
+    def __init__(self, data_dir, class_names, config, out_dir, report, on_epoch, model_factory=None):
         self.class_names, self.config, self.out_dir = class_names, config, out_dir
         self.report, self.on_epoch = report, on_epoch or (lambda record: None)
         self.started = time.monotonic()
@@ -147,8 +151,14 @@ class _Trainer:
         self.steps = _steps_per_epoch(len(self.train_set), config.batch_size)
         _seed_all(config.seed)  # the model's initial weights
         weights = Path(config.weights_path) if config.weights_path else None
-        self.model = build_model(config.model, num_classes=len(class_names), input_size=config.input_size,
-                                 weights_path=weights, report=report).to(self.device)
+        if model_factory is None:
+            model = build_model(config.model, num_classes=len(class_names), input_size=config.input_size,
+                                weights_path=weights, report=report)
+        else:
+            model = model_factory(len(class_names), config.input_size)
+            if weights is not None:
+                load_weights(model, weights, report=report)
+        self.model = model.to(self.device)
         self.optimizer = _make_optimizer(self.model, config)
         self.scheduler = _make_scheduler(self.optimizer, config, self.steps)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp)

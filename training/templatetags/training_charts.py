@@ -1,21 +1,38 @@
 """Training charts: small server-side SVGs rendered with the page, no chart library, no JavaScript."""
 
+import math
+
 from django import template
 
 register = template.Library()
 
 WIDTH, HEIGHT, PAD = 320, 160, 28
 COLOURS = ("#2563eb", "#f97316", "#16a34a", "#9333ea")
+# Legend names for the epoch records' keys; a key not listed is shown as it is.
+SERIES_LABELS = {"train_loss": "train", "val_loss": "validation", "top1": "val top-1", "top5": "val top-5",
+                 "train_top1": "train top-1", "box_loss": "box", "cls_loss": "class", "dfl_loss": "DFL",
+                 "precision": "precision", "recall": "recall", "map50": "mAP50", "map50_95": "mAP50-95"}
+
+
+# A loss that spans more than this ratio (one diverged validation epoch at 1e6 beside training losses near 1) is
+# drawn on a log scale, or everything but the outlier is a flat line at the bottom.
+LOG_SCALE_RATIO = 100
 
 
 @register.inclusion_tag("training/_line_chart.html")
 def line_chart(history, keys, title, percent=False):
-    """One polyline per key of the epoch records, x = epoch."""
+    """One polyline per key of the epoch records, x = epoch; y on a log scale when the values need it."""
     keys = [k for k in keys.split(",") if any(r.get(k) is not None for r in history or [])]
     values = [r[k] for r in history or [] for k in keys if r.get(k) is not None]
     if not values:
         return {"title": title, "series": []}
-    low, high = (0.0, 1.0) if percent else (min(0.0, min(values)), max(values) or 1.0)
+    log_scale = not percent and min(values) > 0 and max(values) / min(values) > LOG_SCALE_RATIO
+    if percent:
+        low, high = 0.0, 1.0
+    elif log_scale:
+        low, high = min(values), max(values)
+    else:
+        low, high = min(0.0, min(values)), max(values) or 1.0
     epochs = [r["epoch"] for r in history]
     first, last = min(epochs), max(max(epochs), min(epochs) + 1)
 
@@ -23,18 +40,29 @@ def line_chart(history, keys, title, percent=False):
         return PAD + (WIDTH - 2 * PAD) * (epoch - first) / (last - first)
 
     def y(value):
-        return HEIGHT - PAD - (HEIGHT - 2 * PAD) * (value - low) / ((high - low) or 1.0)
+        if log_scale:
+            fraction = (math.log10(value) - math.log10(low)) / ((math.log10(high) - math.log10(low)) or 1.0)
+        else:
+            fraction = (value - low) / ((high - low) or 1.0)
+        return HEIGHT - PAD - (HEIGHT - 2 * PAD) * fraction
 
     series = []
     for colour, key in zip(COLOURS, keys, strict=False):
         points = [(x(r["epoch"]), y(r[key])) for r in history if r.get(key) is not None]
         latest = next(r[key] for r in reversed(history) if r.get(key) is not None)
-        series.append({"key": key, "colour": colour, "latest": latest * 100 if percent else latest,
+        series.append({"key": key, "label": SERIES_LABELS.get(key, key), "colour": colour,
+                       "latest": latest * 100 if percent else latest,
                        "points": " ".join(f"{px:.1f},{py:.1f}" for px, py in points),
                        "last": points[-1]})
+    scale = 100 if percent else 1
     return {"title": title, "series": series, "width": WIDTH, "height": HEIGHT, "pad": PAD, "percent": percent,
-            "high": high * 100 if percent else high, "low": low * 100 if percent else low, "first": first,
+            "log_scale": log_scale, "high": _tick(high * scale), "low": _tick(low * scale), "first": first,
             "last": last, "bottom": HEIGHT - PAD, "right": WIDTH - PAD}
+
+
+def _tick(value: float) -> str:
+    """An axis label that stays short from 1e-4 to 1e6: 0.42, 12, 3.1e+05."""
+    return f"{value:.2f}" if 0.01 <= abs(value) < 1000 or value == 0 else f"{value:.2g}"
 
 
 @register.inclusion_tag("training/_confusion.html")

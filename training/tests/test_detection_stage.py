@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.template.loader import render_to_string
 
 from deployment.models import Artifact
@@ -77,5 +78,30 @@ def test_detection_project_trains_converts_benchmarks_and_packages():
 
     package = run_stage(project, "package")
     bundle = Artifact.objects.get(job=package, kind="bundle")
-    assert bundle.status == "verified" and bundle.checks["agree"] and bundle.checks["n_images"] == 4
+    assert bundle.status == "verified" and bundle.checks["passed"] and "smoke_test.py" in bundle.checks["ran"]
     assert "infer.py" in bundle.checks["files"]
+
+
+def test_a_detection_search_tunes_ultralytics_hyperparameters_and_its_best_trial_trains(client):
+    team = factories.team_with("Vision", alice="owner")
+    project = detection_project(team)
+    project.options = {**project.options, "hpo": {"trials": 2, "epochs": 1}}
+    project.save()
+    run_stage(project, "recommend")
+
+    hpo = run_stage(project, "hpo")
+    summary = hpo.result
+    assert len([t for t in summary["trials"] if t["state"] == "complete"]) == 2
+    assert set(summary["best"]["params"]) == {"lr0", "momentum", "weight_decay", "box", "cls", "hsv_v", "scale",
+                                              "mosaic"}
+
+    client.force_login(get_user_model().objects.get(username="alice"))
+    assert client.post(f"/api/searches/{hpo.pk}/adopt/").status_code == 202
+    project.refresh_from_db()
+    overrides = project.options["train"]["overrides"]
+    assert overrides["lr0"] == summary["best"]["params"]["lr0"] and overrides["nbs"] == 4  # the rest kept
+    train = Job.objects.filter(project=project, stage="train").get()
+    job_execute(job_id=train.pk, attempt=train.attempt)
+    train.refresh_from_db()
+    assert train.status == JobStatus.SUCCEEDED, train.error
+    assert TrainingRun.objects.get(job=train).hyperparameters["overrides"] == overrides

@@ -2,7 +2,8 @@
 
 setup  migrate, run the apps' setup steps (the recommender reads this server's specs into the catalog), create
        the first admin and a demo team
-serve  run the web server (daphne) and a Celery worker with its beat, stopping both together
+serve  run the web server (daphne) and a Celery worker; a worker that dies is started again (projects.supervisor),
+       and in embedded mode the reaper runs on the supervisor's tick
 demo   build a demo project (--task: the demos apps offer) and run its whole pipeline here, printing the live log
 …      subcommands apps register (projects.commands), e.g. `tango calibrate`
 """
@@ -10,20 +11,20 @@ demo   build a demo project (--task: the demos apps offer) and run its whole pip
 import os
 import secrets
 import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
+from django.db import close_old_connections
 
 from projects import commands
 from projects.demo import demo_run_here
 from projects.models import Role, Team
 from projects.services import membership_set
+from projects.supervisor import Child, Supervisor
 
 DEMO_TEAM = "Demo team"
 
@@ -79,32 +80,28 @@ class Command(BaseCommand):
         python = sys.executable
         children = []
         if not no_worker:
-            children.append(subprocess.Popen([python, "-m", "celery", "-A", "tango_site", "worker", "-B",
-                                              "-Q", "cpu,gpu", "--concurrency", "2", "--loglevel", "INFO",
-                                              "--schedule", str(Path(settings.DATA_DIR) / "celerybeat-schedule")]))
-        children.append(subprocess.Popen([python, "-m", "daphne", "-b", host, "-p", str(port),
-                                          "tango_site.asgi:application"]))
+            worker = [python, "-m", "celery", "-A", "tango_site", "worker", "-Q", "cpu,gpu", "--concurrency", "2",
+                      "--loglevel", "INFO"]
+            if settings.REDIS_URL:  # team mode: beat runs the reaper; embedded, the supervisor does (see below)
+                worker += ["-B", "--schedule", str(Path(settings.DATA_DIR) / "celerybeat-schedule")]
+            children.append(Child("worker", worker, restart=True, own_group=True))
+        children.append(Child("web server", [python, "-m", "daphne", "-b", host, "-p", str(port),
+                                             "tango_site.asgi:application"], restart=False))
+
+        def echo(line: str) -> None:
+            self.stdout.write(line)
+            self.stdout.flush()
+
+        # Embedded mode has no beat (it would die with the worker it runs in): the supervisor runs the reaper.
+        supervisor = Supervisor(children, echo=echo, tick=None if settings.REDIS_URL else _reap,
+                                tick_seconds=settings.TANGO_REAP_INTERVAL_SECONDS)
+        signal.signal(signal.SIGINT, supervisor.stop)
+        signal.signal(signal.SIGTERM, supervisor.stop)
+        supervisor.start()
         self.stdout.write(self.style.SUCCESS(f"TANGO is serving on http://{host}:{port}/ (Ctrl-C stops it)"))
-        stop = {"now": False}
-
-        def _stop(*_):
-            stop["now"] = True
-
-        signal.signal(signal.SIGINT, _stop)
-        signal.signal(signal.SIGTERM, _stop)
-        while not stop["now"] and all(child.poll() is None for child in children):
-            time.sleep(0.5)
-        for child in children:
-            if child.poll() is None:
-                child.terminate()
-        for child in children:
-            try:
-                child.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                child.kill()
-        failed = [c for c in children if c.returncode not in (0, -signal.SIGTERM, None)]
-        if failed and not stop["now"]:
-            raise CommandError("A portal process stopped unexpectedly; see its output above.")
+        failure = supervisor.run()
+        if failure:
+            raise CommandError(failure)
 
     # --- demo ---
 
@@ -120,6 +117,13 @@ class Command(BaseCommand):
         if not ok:
             raise CommandError("The demo pipeline did not finish; its log is above.")
         self.stdout.write(self.style.SUCCESS(f"Demo done: open /projects/{project.pk}/ to see it."))
+
+
+def _reap() -> None:
+    from projects.jobs.reaper import jobs_reap_stale
+
+    jobs_reap_stale()
+    close_old_connections()
 
 
 def _password_file() -> Path:

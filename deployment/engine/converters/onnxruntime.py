@@ -1,0 +1,157 @@
+"""ONNX Runtime: fp32 (the verified export as it is), fp16 (weights and arithmetic in half, inputs and outputs kept
+float32), int8 (static QDQ quantisation, calibrated on images of the project's own dataset)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from .base import (
+    Artifact,
+    CalibrationSet,
+    ConversionError,
+    Report,
+    Runner,
+    Source,
+    require_calibration,
+    say,
+)
+
+HEAD_PATTERN = re.compile(r"^/model\.(\d+)/")  # ultralytics' layers export as /model.<index>/…; the last is Detect
+
+
+def head_nodes(onnx_model) -> list[str]:
+    """Names of the detection head's nodes (the highest-numbered ultralytics layer); [] for other graphs."""
+    indices = [int(m.group(1)) for n in onnx_model.graph.node if (m := HEAD_PATTERN.match(n.name))]
+    if not indices:
+        return []
+    prefix = f"/model.{max(indices)}/"
+    return [n.name for n in onnx_model.graph.node if n.name.startswith(prefix)]
+
+
+class OnnxRuntimeConverter:
+    engine = "onnxruntime"
+    label = "ONNX Runtime"
+
+    def missing(self) -> str | None:
+        try:
+            import onnxruntime  # noqa: F401
+        except ImportError:
+            return "onnxruntime is not installed on this server."
+        return None
+
+    def precisions(self) -> tuple[str, ...]:
+        return () if self.missing() else ("fp32", "fp16", "int8")
+
+    def versions(self) -> dict[str, str]:
+        import onnx
+        import onnxruntime
+
+        return {"onnxruntime": onnxruntime.__version__, "onnx": onnx.__version__}
+
+    def convert(self, source: Source, *, precision: str, out_dir: Path, calibration: CalibrationSet | None = None,
+                options: dict | None = None, report: Report | None = None) -> Artifact:
+        options = dict(options or {})
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        path = out_dir / f"model-ort-{precision}.onnx"
+        used_calibration = None
+        if precision == "fp32":
+            shutil.copyfile(source.onnx_path, path)
+        elif precision == "fp16":
+            self._fp16(source.onnx_path, path, options)
+            say(report, "ONNX Runtime fp16: weights and arithmetic in half precision; inputs and outputs stay "
+                        "float32.")
+        elif precision == "int8":
+            calibration = require_calibration(self.engine, precision, calibration)
+            self._int8(source, path, calibration, options, report)
+            used_calibration = calibration.describe()
+        else:
+            raise ConversionError(f"ONNX Runtime does not offer {precision}.")
+        return Artifact(engine=self.engine, precision=precision, path=path, files=[path], task=source.task,
+                        input_size=source.input_size, converter_versions=self.versions(), calibration=used_calibration,
+                        options=options)
+
+    @staticmethod
+    def _fp16(src: Path, dst: Path, options: dict) -> None:
+        import onnx
+        from onnxruntime.transformers.float16 import convert_float_to_float16
+
+        model = convert_float_to_float16(onnx.load(str(src)), keep_io_types=True,
+                                         node_block_list=options.get("keep_float") or None)
+        onnx.save(model, str(dst))
+
+    def _int8(self, source: Source, dst: Path, calibration: CalibrationSet, options: dict, report) -> None:
+        import onnx
+        from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+        class Reader(CalibrationDataReader):
+            def __init__(self):
+                self._batches = ({"images": batch} for batch in calibration.arrays())
+
+            def get_next(self):
+                return next(self._batches, None)
+
+        prepared = dst.with_name(dst.stem + "-prep.onnx")
+        try:
+            with _quiet_root():
+                _pre_process(source.onnx_path, prepared)
+                keep_float = list(options.get("keep_float") or [])
+                if options.get("head_in_float"):
+                    keep_float += head_nodes(onnx.load(str(prepared)))
+                options["keep_float"] = sorted(set(keep_float))
+                options.setdefault("format", "QDQ, per-channel int8 weights, uint8 activations, MinMax calibration")
+                say(report, f"ONNX Runtime int8: static QDQ calibrated on {len(calibration)} {calibration.split} "
+                            "images" + (f", {len(options['keep_float'])} node(s) kept in float"
+                                        if options["keep_float"] else "") + ".")
+                quantize_static(str(prepared), str(dst), Reader(), quant_format=QuantFormat.QDQ,
+                                per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                                nodes_to_exclude=options["keep_float"],
+                                extra_options={"ActivationSymmetric": False, "WeightSymmetric": True})
+        except ConversionError:
+            raise
+        except Exception as error:
+            raise ConversionError(f"ONNX Runtime int8 quantisation failed: {type(error).__name__}: "
+                                  f"{str(error)[:300]}") from error
+        finally:
+            prepared.unlink(missing_ok=True)
+
+    def load(self, artifact: Artifact, *, threads: int | None = None) -> Runner:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+        session = ort.InferenceSession(str(artifact.path), options, providers=["CPUExecutionProvider"])
+        name = session.get_inputs()[0].name
+        return lambda batch: session.run(None, {name: np.ascontiguousarray(batch, dtype=np.float32)})[0]
+
+
+def _pre_process(src: Path, dst: Path) -> None:
+    """ONNX Runtime's recommended step before quantising: shape inference and graph optimisation (folds what
+    can be folded, so fewer tensors are quantised); falls back to the model as it is if the step fails."""
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    try:
+        quant_pre_process(str(src), str(dst), skip_symbolic_shape=True)
+    except Exception:  # the optimiser refuses a few graphs; quantising the unoptimised one still works
+        shutil.copyfile(src, dst)
+
+
+class _quiet_root:
+    """onnxruntime.quantization logs a warning per tensor to the root logger; the job log gets one line instead."""
+
+    def __enter__(self):
+        import logging
+
+        self._level = logging.getLogger().level
+        logging.getLogger().setLevel(logging.ERROR)
+
+    def __exit__(self, *exc):
+        import logging
+
+        logging.getLogger().setLevel(self._level)

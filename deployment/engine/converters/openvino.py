@@ -1,0 +1,182 @@
+"""OpenVINO: IR (model.xml + model.bin) in fp32, fp16 (weights stored in half), bf16, and int8 through NNCF's
+post-training quantisation calibrated on the project's images.
+
+OpenVINO runs bf16 silently on CPUs that have it. The precision here is always explicit: every artifact records
+the INFERENCE_PRECISION_HINT it is compiled with, fp32 and int8 are compiled with "f32", and bf16 is a precision
+of its own, offered only where the CPU reports BF16 among its optimisation capabilities.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from tango_common.engines import cpu_has_bf16
+
+from .base import (
+    Artifact,
+    CalibrationSet,
+    ConversionError,
+    Report,
+    Runner,
+    Source,
+    per_item,
+    require_calibration,
+    say,
+)
+from .onnxruntime import HEAD_PATTERN
+
+
+def _capabilities() -> set[str]:
+    import openvino as ov
+
+    try:
+        return set(ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+    except Exception:  # an OpenVINO without the CPU plugin: no capabilities to offer
+        return set()
+
+
+class OpenVinoConverter:
+    engine = "openvino"
+    label = "OpenVINO"
+
+    def missing(self) -> str | None:
+        try:
+            import openvino  # noqa: F401
+        except ImportError:
+            return "openvino is not installed on this server."
+        return None
+
+    def has_bf16(self) -> bool:
+        return "BF16" in _capabilities() or cpu_has_bf16()
+
+    def has_nncf(self) -> bool:
+        try:
+            import nncf  # noqa: F401
+        except ImportError:
+            return False
+        return True
+
+    def precisions(self) -> tuple[str, ...]:
+        if self.missing():
+            return ()
+        return ("fp32", "fp16") + (("bf16",) if self.has_bf16() else ()) + (("int8",) if self.has_nncf() else ())
+
+    def hint(self, precision: str) -> str:
+        """The INFERENCE_PRECISION_HINT an artifact of this precision is compiled with on this CPU."""
+        if precision == "bf16":
+            return "bf16"
+        if precision == "fp16" and "FP16" in _capabilities():
+            return "f16"
+        return "f32"
+
+    def versions(self) -> dict[str, str]:
+        import openvino as ov
+
+        versions = {"openvino": ov.__version__}
+        if self.has_nncf():
+            import nncf
+
+            versions["nncf"] = nncf.__version__
+        return versions
+
+    def convert(self, source: Source, *, precision: str, out_dir: Path, calibration: CalibrationSet | None = None,
+                options: dict | None = None, report: Report | None = None) -> Artifact:
+        import openvino as ov
+
+        options = dict(options or {})
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        xml = out_dir / f"model-openvino-{precision}.xml"
+        model = ov.convert_model(str(source.onnx_path))
+        used_calibration = None
+        if precision == "bf16" and not self.has_bf16():
+            raise ConversionError("OpenVINO bf16 needs a CPU with bf16 instructions; this server has none.")
+        if precision == "int8":
+            calibration = require_calibration(self.engine, precision, calibration)
+            model = self._int8(model, source, calibration, options, report)
+            used_calibration = calibration.describe()
+        elif precision not in ("fp32", "fp16", "bf16"):
+            raise ConversionError(f"OpenVINO does not offer {precision}.")
+        ov.save_model(model, str(xml), compress_to_fp16=precision == "fp16")
+        options["inference_precision_hint"] = self.hint(precision)
+        notes = []
+        if precision == "fp16" and options["inference_precision_hint"] == "f32":
+            notes.append("fp16 weights; this CPU computes in f32 (no fp16 arithmetic), so the gain is file size.")
+        say(report, f"OpenVINO {precision}: IR written, compiled with INFERENCE_PRECISION_HINT="
+                    f"{options['inference_precision_hint']}.")
+        return Artifact(engine=self.engine, precision=precision, path=xml, files=[xml, xml.with_suffix(".bin")],
+                        task=source.task, input_size=source.input_size, converter_versions=self.versions(),
+                        calibration=used_calibration, options=options, notes=notes)
+
+    def _int8(self, model, source: Source, calibration: CalibrationSet, options: dict, report):
+        import nncf
+
+        names = list(options.get("keep_float") or [])
+        patterns = []
+        if options.get("head_in_float"):
+            heads = [int(m.group(1)) for op in model.get_ops() if (m := HEAD_PATTERN.match(op.get_friendly_name()))]
+            if heads:
+                patterns.append(rf"^/model\.{max(heads)}/.*")
+        options["keep_float"] = names
+        options["keep_float_patterns"] = patterns
+        ignored = nncf.IgnoredScope(names=names, patterns=patterns, validate=False) if names or patterns else None
+        preset = nncf.QuantizationPreset.MIXED if source.task == "detection" else nncf.QuantizationPreset.PERFORMANCE
+        options.setdefault("method", f"NNCF post-training quantisation, {preset.value} preset")
+        say(report, f"OpenVINO int8: NNCF post-training quantisation on {len(calibration)} {calibration.split} "
+                    "images" + (", detection head kept in float" if patterns else "")
+                    + (f", {len(names)} layer(s) kept in float" if names else "") + ".")
+        dataset = nncf.Dataset(list(calibration.arrays()))
+        kwargs = {"subset_size": len(calibration), "preset": preset}
+        if ignored is not None:
+            kwargs["ignored_scope"] = ignored
+        if validate := options.pop("validate", None):
+            # The engine tells which layers cost accuracy: NNCF reverts the most sensitive to float until the
+            # metric is within max_drop of the float model's.
+            max_drop = float(options.get("max_drop", 0.01))
+            validation = nncf.Dataset(list(validate["arrays"]))
+            quantized = nncf.quantize_with_accuracy_control(
+                model, calibration_dataset=dataset, validation_dataset=validation,
+                validation_fn=lambda compiled, data: validate["metric"](_compiled_runner(compiled), data),
+                max_drop=max_drop, drop_type=nncf.DropType.ABSOLUTE, **kwargs)
+            options["accuracy_control"] = {"max_drop": max_drop, "by": "nncf.quantize_with_accuracy_control"}
+            return quantized
+        with _quiet():
+            return nncf.quantize(model, dataset, **kwargs)
+
+    def load(self, artifact: Artifact, *, threads: int | None = None) -> Runner:
+        import openvino as ov
+
+        core = ov.Core()
+        model = core.read_model(str(artifact.path))
+        model.reshape([1, 3, artifact.input_size, artifact.input_size])
+        config = {"INFERENCE_PRECISION_HINT": artifact.options.get("inference_precision_hint")
+                  or self.hint(artifact.precision), "PERFORMANCE_HINT": "LATENCY"}
+        if threads:
+            config["INFERENCE_NUM_THREADS"] = threads
+        return per_item(_compiled_runner(core.compile_model(model, "CPU", config)))
+
+
+def _compiled_runner(compiled) -> Runner:
+    request = compiled.create_infer_request()
+
+    def run(batch: np.ndarray) -> np.ndarray:
+        request.infer({0: np.ascontiguousarray(batch, dtype=np.float32)})
+        return np.array(request.get_output_tensor(0).data)
+
+    return run
+
+
+class _quiet:
+    """NNCF logs progress bars to stderr; the job log gets our own lines instead."""
+
+    def __enter__(self):
+        import logging
+
+        self._logger = logging.getLogger("nncf")
+        self._level = self._logger.level
+        self._logger.setLevel(logging.ERROR)
+
+    def __exit__(self, *exc):
+        self._logger.setLevel(self._level)

@@ -1,0 +1,217 @@
+"""Bring your own model: check an uploaded ONNX or TorchScript file, and turn it into the ONNX model the pipeline
+optimises, benchmarks and packages. Django-free.
+
+Checks: one self-contained file under the size limit; ONNX that onnx's checker accepts, at an opset ONNX Runtime
+runs, with one float image input N x 3 x S x S (S the input size stated, or free) and an output whose shape fits
+the task and the labels (classification: N x classes; detection: N x (4 + classes) x anchors); TorchScript that
+torch.jit.load reads (TorchScript's own loader: no Python pickle runs; a plain `torch.save` pickle is refused). The
+model is run once on this server before it is accepted.
+
+The model's own normalisation (mean/std) is folded into the ONNX model: the pipeline feeds every model the images
+prepared one way (ImageNet mean/std for classification, [0, 1] for detection), so the imported model gets one
+Mul and one Add in front that turn those into what it was trained on.
+"""
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from tango_common.images import IMAGENET_MEAN, IMAGENET_STD
+
+MIN_OPSET, MAX_OPSET = 7, 21
+INPUT_NAME = "images"
+
+
+class ImportRefused(ValueError):
+    """The file is not a model the pipeline can take; the message says why, in words for the page."""
+
+
+def _dims(value_info) -> list:
+    return [d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
+            for d in value_info.type.tensor_type.shape.dim]
+
+
+def _fixed(dim) -> int | None:
+    return dim if isinstance(dim, int) and dim > 0 else None
+
+
+def inspect_onnx(path: Path, *, task: str, input_size: int, num_classes: int) -> dict:
+    """What the file is (opset, input and output shapes), or ImportRefused saying what is wrong."""
+    import onnx
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+        onnx.checker.check_model(model)
+    except Exception as exc:
+        raise ImportRefused(f"This is not a valid ONNX model: {str(exc).splitlines()[0][:300]}") from None
+    if any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer):
+        raise ImportRefused("The model keeps its weights in a separate file; export it as one .onnx file.")
+    opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
+    if not MIN_OPSET <= opset <= MAX_OPSET:
+        raise ImportRefused(f"The model uses ONNX opset {opset}; this portal takes opsets {MIN_OPSET} to "
+                            f"{MAX_OPSET}. Export it again with another opset.")
+    weights = {t.name for t in model.graph.initializer}
+    inputs = [i for i in model.graph.input if i.name not in weights]
+    if len(inputs) != 1:
+        raise ImportRefused(f"The model has {len(inputs)} inputs; it must take one image batch.")
+    if inputs[0].type.tensor_type.elem_type != onnx.TensorProto.FLOAT:
+        raise ImportRefused("The model's input must be float32 (N x 3 x H x W).")
+    dims = _dims(inputs[0])
+    if len(dims) != 4 or _fixed(dims[1]) != 3:
+        raise ImportRefused(f"The model's input is {_shape(dims)}; it must be N x 3 x H x W (RGB, channels first).")
+    for side in dims[2:]:
+        if _fixed(side) is not None and side != input_size:
+            raise ImportRefused(f"The model's input is {_shape(dims)} but the input size given is {input_size}.")
+    if len(model.graph.output) < 1:
+        raise ImportRefused("The model has no output.")
+    out = _dims(model.graph.output[0])
+    _check_output(out, task=task, num_classes=num_classes)
+    return {"format": "onnx", "opset": opset, "input": _shape(dims), "output": _shape(out),
+            "input_name": inputs[0].name, "producer": f"{model.producer_name} {model.producer_version}".strip()}
+
+
+def _shape(dims) -> str:
+    return " x ".join(str(d) if d is not None else "?" for d in dims)
+
+
+def _check_output(out: list, *, task: str, num_classes: int) -> None:
+    if task == "detection":
+        if len(out) != 3 or (_fixed(out[1]) is not None and out[1] != 4 + num_classes):
+            raise ImportRefused(f"A detector's output must be N x (4 + {num_classes} classes) x anchors; this one is "
+                                f"{_shape(out)}.")
+    elif len(out) != 2 or (_fixed(out[1]) is not None and out[1] != num_classes):
+        raise ImportRefused(f"A classifier's output must be N x {num_classes} (one score per label); this one is "
+                            f"{_shape(out)}.")
+
+
+def check_torchscript_archive(path: Path) -> None:
+    """A TorchScript file is a zip with the model's code in it; a plain torch.save pickle (which would run code when
+    loaded) is not, and is refused without being opened by torch."""
+    if not zipfile.is_zipfile(path):
+        raise ImportRefused("This is not a TorchScript file (torch.jit.save); pickled models are not accepted.")
+    with zipfile.ZipFile(path) as archive:
+        names = archive.namelist()
+    if not any("/code/" in name for name in names):
+        raise ImportRefused("The archive has no TorchScript code: save the model with torch.jit.save (a torch.save "
+                            "pickle is not accepted).")
+
+
+def _normaliser(task: str, mean, std) -> tuple[np.ndarray, np.ndarray]:
+    """(scale, shift) per channel that turn the pipeline's input into the model's: x_model = x * scale + shift."""
+    mean, std = np.asarray(mean, np.float32), np.asarray(std, np.float32)
+    if task == "detection":  # the pipeline feeds [0, 1]
+        return 1 / std, -mean / std
+    base_mean, base_std = np.asarray(IMAGENET_MEAN, np.float32), np.asarray(IMAGENET_STD, np.float32)
+    return base_std / std, (base_mean - mean) / std
+
+
+def fold_normalisation_onnx(source: Path, out: Path, *, task: str, mean, std) -> Path:
+    """A copy of the ONNX model that takes the pipeline's input (named "images") and normalises it as the model
+    expects, with a free batch dimension."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(str(source))
+    weights = {t.name for t in model.graph.initializer}
+    graph_input = next(i for i in model.graph.input if i.name not in weights)
+    original = graph_input.name
+    scale, shift = _normaliser(task, mean, std)
+    identity = np.allclose(scale, 1) and np.allclose(shift, 0)
+    feed = "tango_normalised" if not identity else original
+    for node in model.graph.node:
+        node.input[:] = [feed if name == original else name for name in node.input]
+    for output in model.graph.output:  # a graph whose output is its input (never useful, but keep it valid)
+        if output.name == original:
+            output.name = feed
+    nodes = []
+    if not identity:
+        model.graph.initializer.extend([numpy_helper.from_array(scale.reshape(1, 3, 1, 1), "tango_scale"),
+                                        numpy_helper.from_array(shift.reshape(1, 3, 1, 1), "tango_shift")])
+        nodes = [helper.make_node("Mul", [INPUT_NAME, "tango_scale"], ["tango_scaled"]),
+                 helper.make_node("Add", ["tango_scaled", "tango_shift"], [feed])]
+    elif original != INPUT_NAME:
+        nodes = [helper.make_node("Identity", [INPUT_NAME], [feed])]
+    if nodes:
+        new_nodes = nodes + list(model.graph.node)
+        del model.graph.node[:]
+        model.graph.node.extend(new_nodes)
+    graph_input.name = INPUT_NAME
+    graph_input.type.tensor_type.shape.dim[0].dim_param = "N"
+    onnx.checker.check_model(model)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(out))
+    return out
+
+
+def run_onnx_once(path: Path, *, input_size: int, task: str, num_classes: int) -> dict:
+    """Load the model in ONNX Runtime and run it on two images: it must run, give finite numbers, fit the task."""
+    import onnxruntime as ort
+
+    try:
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        batch = np.random.default_rng(0).random((2, 3, input_size, input_size), dtype=np.float32)
+        output = np.asarray(session.run(None, {session.get_inputs()[0].name: batch})[0])
+    except Exception as exc:
+        raise ImportRefused(f"ONNX Runtime could not run the model on a batch of two images (its batch dimension "
+                            f"must be free): {str(exc).splitlines()[0][:300]}") from None
+    if not np.isfinite(output).all():
+        raise ImportRefused("The model runs but gives NaN or infinite values.")
+    _check_output(list(output.shape), task=task, num_classes=num_classes)
+    return {"ran": True, "output_shape": list(output.shape), "runtime": f"onnxruntime {ort.__version__}"}
+
+
+def torchscript_to_onnx(source: Path, out: Path, *, task: str, input_size: int, num_classes: int, mean,
+                        std) -> tuple[Path, dict]:
+    """Load the TorchScript model (safely: torch.jit.load), check it, and export it with its normalisation folded in
+    as the pipeline's ONNX model. Returns the ONNX path and what was checked."""
+    import torch
+
+    check_torchscript_archive(source)
+    try:
+        module = torch.jit.load(str(source), map_location="cpu").eval()
+        example = torch.rand(2, 3, input_size, input_size)
+        with torch.inference_mode():
+            output = module(example)
+    except Exception as exc:
+        raise ImportRefused(f"torch.jit.load could not load or run the model: {str(exc).splitlines()[0][:300]}") \
+            from None
+    if isinstance(output, (list, tuple)):
+        output = output[0]
+    _check_output(list(output.shape), task=task, num_classes=num_classes)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    plain = out.with_name(out.stem + "-as-exported.onnx")
+    try:  # the TorchScript module as it is (its own input), then the normalisation folded in as for an ONNX import
+        torch.onnx.export(module, (example[:1],), str(plain), input_names=["input"], output_names=["output"],
+                          dynamic_axes={"input": {0: "N"}, "output": {0: "N"}}, opset_version=17, dynamo=False)
+        fold_normalisation_onnx(plain, out, task=task, mean=mean, std=std)
+    except Exception as exc:
+        raise ImportRefused(f"The TorchScript model could not be exported to ONNX: {str(exc).splitlines()[0][:300]}") \
+            from None
+    finally:
+        plain.unlink(missing_ok=True)
+    return out, {"format": "torchscript", "output": _shape(list(output.shape)), "torch": torch.__version__}
+
+
+def torchscript_reference(path: Path, *, task: str, mean, std):
+    """The imported TorchScript model behind the pipeline's input (normalisation in front), as a torch module."""
+    import torch
+
+    check_torchscript_archive(path)
+    module = torch.jit.load(str(path), map_location="cpu").eval()
+    scale, shift = (torch.from_numpy(a.reshape(1, 3, 1, 1)) for a in _normaliser(task, mean, std))
+
+    class Normalised(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = module
+            self.register_buffer("scale", scale)
+            self.register_buffer("shift", shift)
+
+        def forward(self, x):
+            y = self.inner(x * self.scale + self.shift)
+            return y[0] if isinstance(y, (list, tuple)) else y
+
+    return Normalised().eval()

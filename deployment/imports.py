@@ -1,0 +1,202 @@
+"""Bring your own model: an ONNX or TorchScript file a team trained elsewhere becomes the project's model, and the
+same convert → benchmark → package stages take it from there.
+
+The import stands in for training: it is recorded as a succeeded `train` job (its log says it was imported, not
+trained here) with a TrainingRun whose architecture says `imported`, so every stage after it finds the model where
+it looks for a trained one. The file is checked before it is kept (deployment.engine.model_import): a refused file
+leaves nothing behind.
+"""
+
+import shutil
+import tempfile
+from pathlib import Path
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from projects.audit import audit_record
+from projects.jobs.errors import JobNotAllowed
+from projects.jobs.log import JobLog
+from projects.jobs.models import ACTIVE_STATUSES, Job, JobStatus
+from projects.jobs.storage import absolute, job_dir, relative
+from projects.services import storage_error_message, upload_spool_dir
+from tango_common.hashing import sha256_file
+from tango_common.images import IMAGENET_MEAN, IMAGENET_STD
+from training.models import TrainingRun
+
+FORMATS = {".onnx": "onnx", ".ts": "torchscript", ".pt": "torchscript"}
+MIN_INPUT, MAX_INPUT = 8, 1280
+DETECTION_MEAN, DETECTION_STD = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
+
+
+def default_preprocessing(task: str) -> tuple[tuple, tuple]:
+    return (DETECTION_MEAN, DETECTION_STD) if task == "detection" else (IMAGENET_MEAN, IMAGENET_STD)
+
+
+def is_imported(run: TrainingRun) -> bool:
+    return bool((run.architecture or {}).get("imported"))
+
+
+def imported_onnx(run: TrainingRun) -> Path:
+    """The imported model as the pipeline's ONNX (normalisation folded in, input "images")."""
+    return absolute(run.architecture["onnx_path"])
+
+
+def _triple(values, name: str) -> tuple[float, float, float]:
+    try:
+        numbers = tuple(float(v) for v in values)
+    except (TypeError, ValueError):
+        numbers = ()
+    if len(numbers) != 3:
+        raise ValidationError({name: "Three numbers, one per channel (R, G, B)."})
+    return numbers
+
+
+def model_import(*, project, upload, labels=None, input_size: int | None = None, mean=None, std=None,
+                 user=None) -> TrainingRun:
+    """Check the uploaded model and make it the project's model. Raises ValidationError (what is wrong with the
+    file or the settings) or JobNotAllowed (a stage is running)."""
+    from .engine import model_import as core
+
+    task = project.task
+    name = Path(getattr(upload, "name", "") or "").name
+    fmt = FORMATS.get(Path(name).suffix.lower())
+    if fmt is None:
+        raise ValidationError({"file": "Upload an ONNX model (.onnx) or a TorchScript model (.ts or .pt saved with "
+                                       "torch.jit.save)."})
+    limit = settings.TANGO_WEIGHTS_MAX_BYTES
+    size = getattr(upload, "size", None)
+    if size is not None and size > limit:
+        raise ValidationError({"file": f"The file is {size} bytes; the limit is {limit}."})
+    class_names = list(project.dataset.class_names)
+    labels = [str(label).strip() for label in labels] if labels else class_names
+    if labels != class_names:
+        raise ValidationError({"labels": "The labels must be the project dataset's classes, in the model's output "
+                                         f"order: {', '.join(class_names)}. Relabel the dataset or the model."})
+    input_size = int(input_size or project.input_size)
+    if not MIN_INPUT <= input_size <= MAX_INPUT:
+        raise ValidationError({"input_size": f"Between {MIN_INPUT} and {MAX_INPUT} pixels."})
+    default_mean, default_std = default_preprocessing(task)
+    mean = _triple(mean if mean is not None else default_mean, "mean")
+    std = _triple(std if std is not None else default_std, "std")
+    if min(std) <= 0:
+        raise ValidationError({"std": "Standard deviations must be above 0."})
+    if Job.objects.filter(project=project, status__in=ACTIVE_STATUSES).exists():
+        raise JobNotAllowed("A stage of this project is queued or running; import the model when it is done.")
+
+    work = Path(tempfile.mkdtemp(dir=upload_spool_dir(), prefix="import-"))
+    try:
+        source = work / f"upload{Path(name).suffix.lower()}"
+        try:
+            written = _spool(upload, source, limit)
+        except OSError as exc:
+            raise ValidationError({"file": storage_error_message(exc)}) from None
+        if written > limit:
+            raise ValidationError({"file": f"The file is over the {limit}-byte limit."})
+        onnx_path = work / "model.onnx"
+        try:
+            if fmt == "onnx":
+                checks = core.inspect_onnx(source, task=task, input_size=input_size, num_classes=len(labels))
+                core.fold_normalisation_onnx(source, onnx_path, task=task, mean=mean, std=std)
+            else:
+                onnx_path, checks = core.torchscript_to_onnx(source, onnx_path, task=task, input_size=input_size,
+                                                             num_classes=len(labels), mean=mean, std=std)
+            checks["run"] = core.run_onnx_once(onnx_path, input_size=input_size, task=task, num_classes=len(labels))
+        except core.ImportRefused as exc:
+            raise ValidationError({"file": str(exc)}) from None
+        with transaction.atomic():
+            now = timezone.now()
+            job = Job.objects.create(project=project, stage="train", status=JobStatus.SUCCEEDED, requested_by=user,
+                                     started_at=now, finished_at=now, progress=100,
+                                     result={"imported": fmt, "model": name, "checks": checks})
+            folder = job_dir(job)
+            kept_source = folder / f"imported{source.suffix}"
+            shutil.move(str(source), kept_source)
+            kept_onnx = folder / "model.onnx"
+            shutil.move(str(onnx_path), kept_onnx)
+            run = TrainingRun.objects.create(
+                job=job, project=project, model_name=f"imported {name}"[:60], dataset_sha256="",
+                weights_path=relative(kept_source), weights_sha256=sha256_file(kept_source),
+                architecture={"imported": fmt, "num_classes": len(labels), "class_names": labels,
+                              "input_size": input_size, "mean": list(mean), "std": list(std),
+                              "onnx_path": relative(kept_onnx), "source_name": name, "checks": checks},
+                metrics={})
+            audit_record(actor=user, action="started", target=job, detail=f"imported model {name}")
+        log = JobLog(job.pk)
+        log.write(f"Imported {name} ({fmt}) instead of training: {checks.get('input', '')} -> "
+                  f"{checks.get('output', '')}, {len(labels)} labels, {input_size} px.")
+        log.write(f"Its normalisation (mean {', '.join(f'{v:g}' for v in mean)}; std "
+                  f"{', '.join(f'{v:g}' for v in std)}) is folded into the ONNX model the next stages use. "
+                  "It ran once on this server.")
+        return run
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _spool(upload, path: Path, limit: int) -> int:
+    written = 0
+    with open(path, "wb") as out:
+        chunks = upload.chunks() if hasattr(upload, "chunks") else iter(lambda: upload.read(1 << 20), b"")
+        for chunk in chunks:
+            written += len(chunk)
+            if written > limit:
+                break
+            out.write(chunk)
+    return written
+
+
+def imported_convert_stage(job, run: TrainingRun, report) -> dict:
+    """Convert for an imported model: its ONNX (normalisation folded in) is the fp32 artifact, run on the
+    validation split before it is reported; a TorchScript import is compared with its ONNX export, as a trained
+    model is with its own."""
+    import numpy as np
+
+    from projects.jobs.errors import StageError
+
+    from .engine.model_import import torchscript_reference
+    from .engine.onnx_export import check_parity, parity_ok
+    from .models import Artifact
+    from .services import _artifact, _val_images, _verified_if
+
+    project = job.project
+    arch = run.architecture
+    onnx_path = job_dir(job) / "model.onnx"
+    shutil.copyfile(imported_onnx(run), onnx_path)
+    report(f"Imported model {arch['source_name']} ({arch['imported']}): its ONNX form is the fp32 artifact.",
+           progress=20)
+    if project.task == "detection":
+        from .detection import detection_samples
+
+        images = [image for image, _ in detection_samples(project.dataset, 64)]
+    else:
+        images = _val_images(project.dataset, 512)
+    checks = {"imported": arch["checks"], "runtime": "onnxruntime CPUExecutionProvider"}
+    if arch["imported"] == "torchscript" and project.task != "detection":
+        reference = torchscript_reference(absolute(run.weights_path), task=project.task, mean=arch["mean"],
+                                          std=arch["std"])
+        checks["parity"] = check_parity(reference, onnx_path, images, input_size=arch["input_size"], report=report)
+        ok = parity_ok(checks["parity"])
+    else:
+        from .engine.measure import onnx_runner
+
+        run_onnx = onnx_runner(onnx_path)
+        if project.task == "detection":
+            from .engine.detect_infer import letterbox
+
+            batch = np.stack([letterbox(p, arch["input_size"])[0] for p in images[:16]])
+        else:
+            from tango_common.images import preprocess_image
+
+            batch = np.stack([preprocess_image(p, arch["input_size"]) for p in images[:16]])
+        outputs = run_onnx(batch)
+        ok = bool(np.isfinite(outputs).all())
+        checks["run_on_validation"] = {"n_images": len(batch), "finite": ok}
+    artifact = _artifact(job, run, kind=Artifact.Kind.ONNX, path=onnx_path, status=_verified_if(ok), checks=checks)
+    if not ok:
+        raise StageError("The imported model's ONNX form does not run cleanly on the validation images; the artifact "
+                         "is marked failed.")
+    report("Imported model verified on the validation images.", progress=100)
+    return {"task": project.task, "imported": arch["imported"], "artifacts": [artifact.pk],
+            "onnx_mb": round(artifact.size_bytes / 1e6, 2), "parity": checks.get("parity")}

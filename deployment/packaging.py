@@ -1,0 +1,165 @@
+"""The package stage: the bundle for the project's device tier, built from the artifact the portal picked and
+checked by unpacking it and running its smoke test (and its server, for PC, cloud and K8S). The Django shell around
+deployment.engine.bundle; classification and detection alike."""
+
+from pathlib import Path
+
+from projects.jobs.errors import StageError
+from projects.jobs.selectors import latest_succeeded
+from projects.jobs.storage import absolute, job_dir, relative
+from projects.models import Task
+from tango_common.hashing import sha256_file
+
+from .models import Artifact
+
+SAMPLES = 4  # sample images the bundle's smoke test runs
+# artifact engine -> the bundle's runtime (engine.bundle.RUNTIMES); the order is the fallback order
+RUNTIME_OF_ENGINE = {"onnxruntime": "onnxruntime", "openvino": "openvino", "pytorch": "torchscript",
+                     "tensorrt": "tensorrt"}
+
+
+def bundle_runtime(artifact: Artifact) -> tuple[str, dict[str, Path]] | None:
+    """(runtime key, {name in bundle: file here}) for an artifact a bundle can carry; None for one it cannot
+    (PyTorch weights as a state dict need the model's code)."""
+    path = absolute(artifact.path)
+    conversion = (artifact.checks or {}).get("conversion") or {}
+    if artifact.engine == "openvino" and path.suffix == ".xml":
+        return "openvino", {"model.xml": path, "model.bin": path.with_suffix(".bin")}
+    if artifact.engine == "pytorch" and path.suffix == ".ts":
+        return "torchscript", {"model.ts": path}
+    if artifact.engine == "tensorrt":
+        onnx = path if path.suffix == ".onnx" else path.with_name("model.onnx")
+        files = {"model.onnx": onnx}
+        for name in conversion.get("files", []):  # the build kit: trt_build.py, calibration images…
+            if name not in files and (path.parent / name).is_file() and not name.endswith(".zip"):
+                files[name] = path.parent / name
+        return "tensorrt", files
+    if artifact.engine == "onnxruntime" and path.suffix == ".onnx":
+        return "onnxruntime", {"model.onnx": path}
+    return None
+
+
+def choose_artifact(project) -> Artifact:
+    """The verified artifact of the last conversion for the project's engine and precision; else the same engine
+    in fp32; else the verified fp32 ONNX model (which every device's toolchain imports)."""
+    job = latest_succeeded(project, "convert")
+    verified = [a for a in job.artifacts.filter(status=Artifact.Status.VERIFIED).order_by("id")
+                if a.kind != Artifact.Kind.BUNDLE and bundle_runtime(a)]
+    for wanted in ((project.engine, project.precision), (project.engine, "fp32"), ("onnxruntime", "fp32")):
+        for artifact in verified:
+            if (artifact.engine, artifact.precision) == wanted:
+                return artifact
+    if verified:
+        return verified[0]
+    raise StageError("No verified artifact a bundle can carry (ONNX, OpenVINO, TorchScript or TensorRT).")
+
+
+def _target(device):
+    from .engine.bundle import Target
+
+    return Target(name=device.name, tier=device.tier, accelerator=device.accelerator_kind, cpu_arch=device.cpu_arch,
+                  memory_mb=device.memory_mb)
+
+
+def _reference_and_samples(project, artifact: Artifact):
+    """(batch -> raw outputs of the PyTorch model, sample images, class names, input size, preprocessing)."""
+    run = artifact.training_run
+    arch = run.architecture
+    if arch.get("imported"):  # the reference is the team's own model, as imported
+        from .engine.measure import onnx_runner
+        from .imports import imported_onnx
+
+        reference = onnx_runner(imported_onnx(run))
+        if project.task == Task.DETECTION:
+            from .detection import detection_samples
+
+            images = [image for image, _ in detection_samples(project.dataset, 64)]
+        else:
+            from .services import _val_samples
+
+            images = [image for image, _ in _val_samples(project.dataset, 1000)]
+    elif project.task == Task.DETECTION:
+        from .detection import _runner, detection_samples
+
+        pytorch = artifact.job.artifacts.filter(kind=Artifact.Kind.PYTORCH).first()
+        reference = _runner(pytorch) if pytorch else None
+        images = [image for image, _ in detection_samples(project.dataset, 64)]
+    else:
+        from .engine.measure import torch_runner
+        from .services import _load_trained_model, _val_samples
+
+        reference = torch_runner(_load_trained_model(run))
+        images = [image for image, _ in _val_samples(project.dataset, 1000)]
+    if reference is None:
+        raise StageError("The PyTorch model the bundle is compared with is missing from the conversion.")
+    step = max(1, len(images) // SAMPLES)  # spread over the split (and so over the classes)
+    return reference, images[::step][:SAMPLES], arch["class_names"], arch["input_size"]
+
+
+def _check_sentences(project, artifact: Artifact) -> list[str]:
+    lines = []
+    run = artifact.training_run
+    if project.task == Task.DETECTION:
+        if run.metrics.get("map50") is not None:
+            lines.append(f"mAP50 of the trained model on the validation split: {100 * run.metrics['map50']:.1f}%.")
+    elif run.metrics.get("best_top1") is not None:
+        lines.append(f"Top-1 accuracy of the trained model on the validation split: "
+                     f"{100 * run.metrics['best_top1']:.1f}%.")
+    bench = artifact.benchmark or {}
+    if bench.get("latency_p50_ms") is not None:
+        accuracy = bench.get("top1", bench.get("map50"))
+        measured = f", accuracy {100 * accuracy:.1f}%" if accuracy is not None else ""
+        lines.append(f"{artifact.engine} {artifact.precision} on the portal's server ({bench.get('host', 'CPU')}; "
+                     f"not the target device): median latency {bench['latency_p50_ms']:.2f} ms at batch 1{measured}.")
+    parity = (artifact.checks or {}).get("parity") or {}
+    if parity.get("n_images"):
+        lines.append(f"Checked against PyTorch on {parity['n_images']} validation images before packaging.")
+    lines.append(f"The smoke test's sample images were answered by the PyTorch model when the bundle was made; "
+                 f"the bundle's own engine ({artifact.engine} {artifact.precision}) must give the same answers.")
+    return lines
+
+
+def package_stage(job, report) -> dict:
+    from .engine.bundle import RUNTIMES, Tier, build_tier_bundle, check_tier_bundle
+
+    project = job.project
+    artifact = choose_artifact(project)
+    runtime, files = bundle_runtime(artifact)
+    device = project.device
+    tier = device.tier if device.tier in Tier.ALL else Tier.ON_DEVICE
+    if (artifact.engine, artifact.precision) != (project.engine, project.precision):
+        report(f"No verified {project.engine} {project.precision} artifact; packaging {artifact.engine} "
+               f"{artifact.precision} instead.")
+    report(f"Packaging {artifact.engine} {artifact.precision} for {device.name} ({device.get_tier_display()} tier): "
+           f"runs on {RUNTIMES[runtime].label}.", progress=5)
+    reference, samples, class_names, input_size = _reference_and_samples(project, artifact)
+    reference_name = "imported" if artifact.training_run.architecture.get("imported") else "PyTorch"
+    slug = _slug(project.name)
+    out = job_dir(job) / f"{slug}-{tier.replace('_', '-')}-bundle.zip"
+    build_tier_bundle(
+        out_path=out, task=project.task, tier=tier, runtime=runtime, model_files=files, class_names=class_names,
+        input_size=input_size, target=_target(device), reference=reference, samples=samples,
+        precision=artifact.precision, slug=slug, checks=_check_sentences(project, artifact),
+        reference_name=reference_name,
+        model_info={"name": f"{project.name}: {artifact.training_run.model_name}", "project": project.name})
+    report(f"Bundle written: {out.name}, {out.stat().st_size / 1e6:.1f} MB.", progress=50)
+    runs_here = runtime != "tensorrt" or bool((artifact.checks or {}).get("conversion", {}).get("runs_here"))
+    check = check_tier_bundle(out, tier=tier, runs_here=runs_here, report=report)
+    check.update({"runtime": runtime, "source_artifact": artifact.pk})
+    bundle = Artifact.objects.create(
+        project=project, job=job, training_run=artifact.training_run, kind=Artifact.Kind.BUNDLE,
+        engine=artifact.engine, precision=artifact.precision, path=relative(out), size_bytes=out.stat().st_size,
+        sha256=sha256_file(out), status=Artifact.Status.VERIFIED if check["passed"] else Artifact.Status.FAILED,
+        checks=check)
+    if not check["passed"]:
+        raise StageError("The unpacked bundle failed its own checks (" + ", ".join(check["ran"]) + "); it is marked "
+                         "failed. " + " ".join((check.get("smoke_test") or [])[-2:]))
+    report(f"Bundle verified: ran {', '.join(check['ran'])} in the unpacked bundle.", progress=100)
+    return {"task": project.task, "bundle": bundle.pk, "file": bundle.file_name, "tier": tier,
+            "tier_label": device.get_tier_display(), "runtime": RUNTIMES[runtime].label, "engine": artifact.engine,
+            "precision": artifact.precision, "size_mb": round(bundle.size_bytes / 1e6, 2), "sha256": bundle.sha256,
+            "files": check["files"], "ran": check["ran"], "note": check.get("note", "")}
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-") or "project"

@@ -1,0 +1,163 @@
+"""Bring your own model: an ONNX or TorchScript file with its own normalisation, checked, imported, and taken
+through the same convert → benchmark → package stages as a model trained here."""
+
+import onnx
+import pytest
+import torch
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+from django.urls import reverse
+
+from deployment import packaging, services
+from deployment.engine.model_import import (
+    ImportRefused,
+    fold_normalisation_onnx,
+    inspect_onnx,
+    run_onnx_once,
+    torchscript_to_onnx,
+)
+from deployment.engine.onnx_export import export_onnx
+from deployment.models import Artifact
+from projects.jobs.models import Job
+from projects.jobs.storage import project_dir
+from projects.tests import factories
+from tango_common.images import IMAGENET_MEAN, IMAGENET_STD, preprocess_image
+from training.engine.zoo import build_model
+from training.models import TrainingRun
+
+from .test_stages import Report, job_for
+
+INPUT_SIZE = 16
+THEIRS = (0.5, 0.5, 0.5)  # the imported model's own mean and std
+
+
+class TheirModel(torch.nn.Module):
+    """A classifier trained elsewhere on pixels normalised with mean 0.5, std 0.5: ours inside, their input."""
+
+    def __init__(self, ours):
+        super().__init__()
+        self.ours = ours
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).reshape(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).reshape(1, 3, 1, 1))
+
+    def forward(self, x):
+        return self.ours(((x * 0.5 + 0.5) - self.mean) / self.std)
+
+
+@pytest.fixture(scope="module")
+def ours():
+    torch.manual_seed(0)
+    return build_model("densenet_tiny", num_classes=3, input_size=INPUT_SIZE).eval()
+
+
+@pytest.fixture(scope="module")
+def their_onnx(ours, tmp_path_factory):
+    return export_onnx(TheirModel(ours).eval(), input_size=INPUT_SIZE,
+                       path=tmp_path_factory.mktemp("theirs") / "theirs.onnx")
+
+
+def ours_on(ours, batch):
+    with torch.inference_mode():
+        return ours(torch.from_numpy(batch)).numpy()
+
+
+def test_their_normalisation_is_folded_in_and_the_model_answers_as_trained(ours, their_onnx, tmp_path):
+    import numpy as np
+    import onnxruntime as ort
+
+    checks = inspect_onnx(their_onnx, task="classification", input_size=INPUT_SIZE, num_classes=3)
+    assert checks["opset"] == 17 and checks["input"].endswith("3 x 16 x 16")
+    folded = fold_normalisation_onnx(their_onnx, tmp_path / "model.onnx", task="classification", mean=THEIRS,
+                                     std=THEIRS)
+    assert run_onnx_once(folded, input_size=INPUT_SIZE, task="classification", num_classes=3)["ran"]
+    batch = np.random.default_rng(1).random((4, 3, INPUT_SIZE, INPUT_SIZE), dtype=np.float32)
+    session = ort.InferenceSession(str(folded), providers=["CPUExecutionProvider"])
+    # The pipeline feeds ImageNet-normalised images; the folded model turns them into what it was trained on.
+    assert np.abs(session.run(None, {"images": batch})[0] - ours_on(ours, batch)).max() < 1e-4
+
+
+def test_a_torchscript_model_is_loaded_safely_and_exported(ours, tmp_path):
+    import numpy as np
+    import onnxruntime as ort
+
+    path = tmp_path / "theirs.ts"
+    torch.jit.trace(TheirModel(ours).eval(), torch.zeros(1, 3, INPUT_SIZE, INPUT_SIZE)).save(str(path))
+    onnx_path, checks = torchscript_to_onnx(path, tmp_path / "model.onnx", task="classification",
+                                            input_size=INPUT_SIZE, num_classes=3, mean=THEIRS, std=THEIRS)
+    batch = np.random.default_rng(2).random((2, 3, INPUT_SIZE, INPUT_SIZE), dtype=np.float32)
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    assert np.abs(session.run(None, {"images": batch})[0] - ours_on(ours, batch)).max() < 1e-4
+    # A pickled module (torch.save) is refused without torch ever unpickling it.
+    pickled = tmp_path / "pickled.pt"
+    torch.save(ours, str(pickled), _use_new_zipfile_serialization=False)
+    with pytest.raises(ImportRefused, match="pickled models are not accepted"):
+        torchscript_to_onnx(pickled, tmp_path / "x.onnx", task="classification", input_size=INPUT_SIZE,
+                            num_classes=3, mean=THEIRS, std=THEIRS)
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ("opset", "opset 22"),
+    ("labels", "N x 5 (one score per label)"),
+    ("size", "the input size given is 32"),
+    ("garbage", "not a valid ONNX model"),
+])
+def test_a_model_that_does_not_fit_is_refused_with_the_reason(their_onnx, tmp_path, change, message):
+    path, num_classes, size = their_onnx, 3, INPUT_SIZE
+    if change == "opset":
+        model = onnx.load(str(their_onnx))
+        model.opset_import[0].version = 22
+        path = tmp_path / "new.onnx"
+        onnx.save(model, str(path))
+    elif change == "labels":
+        num_classes = 5
+    elif change == "size":
+        size = 32
+    else:
+        path = tmp_path / "garbage.onnx"
+        path.write_bytes(b"\x08\x07not protobuf at all")
+    with pytest.raises(ImportRefused, match=message.replace("(", r"\(").replace(")", r"\)")):
+        inspect_onnx(path, task="classification", input_size=size, num_classes=num_classes)
+
+
+@pytest.mark.django_db
+def test_an_imported_model_goes_through_convert_benchmark_and_package(their_onnx, ours, settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    team = factories.team_with("Vision", alice="owner", carol="viewer")
+    project = factories.training_project(team)
+    client = Client()
+    client.force_login(team.members.get(username="alice"))
+    url = reverse("deployment:model_import", args=[project.pk])
+
+    refused = client.post(url, {"file": SimpleUploadedFile("theirs.onnx", b"junk"), "labels": "\n".join(
+        project.dataset.class_names), "input_size": INPUT_SIZE, "mean": "0.5, 0.5, 0.5", "std": "0.5, 0.5, 0.5"})
+    assert refused.status_code == 400 and "not a valid ONNX model" in refused.content.decode()
+    assert not Job.objects.exists() and not any((project_dir(project.pk)).rglob("*.onnx"))
+
+    done = client.post(url, {"file": SimpleUploadedFile("theirs.onnx", their_onnx.read_bytes()), "labels": "\n".join(
+        project.dataset.class_names), "input_size": INPUT_SIZE, "mean": "0.5, 0.5, 0.5", "std": "0.5 0.5 0.5"})
+    assert done.status_code == 302, done.content.decode()[-800:]
+    run = TrainingRun.objects.get(project=project)
+    assert run.architecture["imported"] == "onnx" and run.job.status == "succeeded"
+
+    convert = job_for(project, "convert")
+    convert.result = services.convert_stage(convert, Report())
+    convert.status = "succeeded"
+    convert.save()
+    onnx_artifact = Artifact.objects.get(job=convert, kind="onnx")
+    assert onnx_artifact.status == "verified"
+
+    result = services.benchmark_stage(job_for(project, "benchmark"), Report())
+    (row,) = result["rows"]
+    images = sorted((project.dataset.root / "val").glob("*/*.png"))
+    import numpy as np
+
+    batch = np.stack([preprocess_image(p, INPUT_SIZE) for p in images])
+    labels = [p.parent.name for p in images]
+    expected = np.mean([project.dataset.class_names[i] == label
+                        for i, label in zip(ours_on(ours, batch).argmax(1), labels, strict=True)])
+    assert row["top1"] == pytest.approx(expected), "the benchmark scores the model as it was trained"
+
+    report = Report()
+    packaged = packaging.package_stage(job_for(project, "package"), report)
+    assert Artifact.objects.get(pk=packaged["bundle"]).status == "verified"
+    assert any("agree with the imported model" in line for line in report.lines)

@@ -1,0 +1,201 @@
+"""Try it: a member uploads an image, picks an artifact, and a worker answers with the model's predictions (the
+top-k labels of a classifier; the boxes of a detector, drawn on the image).
+
+The upload is checked before anything is written: its size while it streams in (ImageUploadHandler keeps it in
+memory and drops it past the limit), then its type by its first bytes and by Pillow reading it whole. Only then is
+it kept, under the project's folder, and a short Celery task (`deployment.tasks.run_trial`, cpu queue) runs it.
+"""
+
+import io
+import logging
+import time
+import uuid
+
+from django.core.exceptions import ValidationError
+from django.core.files.uploadhandler import FileUploadHandler, SkipFile
+from django.db import transaction
+from django.utils import timezone
+
+from projects.jobs.storage import absolute, project_dir, relative
+from projects.models import Task
+
+from .models import Artifact, Trial
+
+logger = logging.getLogger(__name__)
+
+MAX_IMAGE_BYTES = 10 * 1024 * 1024
+MAX_PIXELS = 40_000_000  # past this Pillow's decompression-bomb guard would warn; we refuse
+MAX_TOP_K = 10
+# first bytes -> (suffix, name): the formats Pillow reads that a camera or a browser sends
+SIGNATURES = ((b"\xff\xd8\xff", ".jpg", "JPEG"), (b"\x89PNG\r\n\x1a\n", ".png", "PNG"), (b"GIF87a", ".gif", "GIF"),
+              (b"GIF89a", ".gif", "GIF"), (b"BM", ".bmp", "BMP"))
+TOO_BIG = f"The image is over the {MAX_IMAGE_BYTES // (1024 * 1024)} MB limit."
+NOT_QUEUED = "The job queue (the broker) is unreachable, so the image could not be handed to a worker. Try again."
+RUNS_HERE = ("onnxruntime", "pytorch")  # engines whose artifacts Try it runs on this server
+
+
+class ImageUploadHandler(FileUploadHandler):
+    """Keeps an uploaded image in memory and skips it once it passes MAX_IMAGE_BYTES, so a refused upload never
+    touches the disk (not even Django's temporary file). It marks the request so the view can say why."""
+
+    def __init__(self, request=None):
+        super().__init__(request)
+        self.buffer = None
+
+    def new_file(self, *args, **kwargs):
+        super().new_file(*args, **kwargs)
+        self.buffer = io.BytesIO()
+
+    def receive_data_chunk(self, raw_data, start):
+        if start + len(raw_data) > MAX_IMAGE_BYTES:
+            if self.request is not None:
+                self.request.image_too_big = True
+            raise SkipFile()
+        self.buffer.write(raw_data)
+        return None
+
+    def file_complete(self, file_size):
+        from django.core.files.uploadedfile import InMemoryUploadedFile
+
+        self.buffer.seek(0)
+        return InMemoryUploadedFile(self.buffer, self.field_name, self.file_name, self.content_type, file_size,
+                                    self.charset, self.content_type_extra)
+
+
+def use_image_upload_handler(request) -> None:
+    """Before the body is read: uploads on this request are held in memory and size-checked as they stream."""
+    request.upload_handlers = [ImageUploadHandler(request)]
+
+
+def triable_artifacts(project):
+    """The project's verified artifacts this server can run: models, not bundles or builds for the device."""
+    return (Artifact.objects.filter(project=project, status=Artifact.Status.VERIFIED, engine__in=RUNS_HERE,
+                                    kind__in=(Artifact.Kind.ONNX, Artifact.Kind.PYTORCH))
+            .select_related("training_run").order_by("-created_at", "-id"))
+
+
+def check_image(upload, *, too_big: bool = False) -> tuple[bytes, str]:
+    """(bytes, suffix) of an uploaded image, or ValidationError saying what is wrong. Reads memory only."""
+    if too_big:
+        raise ValidationError({"image": TOO_BIG})
+    if upload is None:
+        raise ValidationError({"image": "Choose an image file (JPEG, PNG, GIF or BMP)."})
+    size = getattr(upload, "size", None)
+    if size is not None and size > MAX_IMAGE_BYTES:
+        raise ValidationError({"image": TOO_BIG})
+    data = upload.read(MAX_IMAGE_BYTES + 1)
+    if len(data) > MAX_IMAGE_BYTES:
+        raise ValidationError({"image": TOO_BIG})
+    if not data:
+        raise ValidationError({"image": "The file is empty."})
+    kind = next(((suffix, name) for magic, suffix, name in SIGNATURES if data.startswith(magic)), None)
+    if kind is None and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        kind = (".webp", "WEBP")
+    if kind is None:
+        raise ValidationError({"image": "That is not a JPEG, PNG, GIF, BMP or WebP image."})
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            if image.width * image.height > MAX_PIXELS:
+                raise ValidationError({"image": f"The image is {image.width}x{image.height}; at most "
+                                                f"{MAX_PIXELS // 1_000_000} megapixels."})
+            image.verify()
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()  # verify() skips the pixels: a truncated file fails only here
+    except ValidationError:
+        raise
+    except Exception:
+        raise ValidationError({"image": f"The file starts like a {kind[1]} image but Pillow cannot read it."}) from None
+    return data, kind[0]
+
+
+def trial_create(*, project, artifact: Artifact, upload, user=None, top_k: int = 3, too_big: bool = False) -> Trial:
+    """Check the image, keep it, and hand the trial to a worker. The caller has checked the user may edit."""
+    if artifact.project_id != project.pk or not triable_artifacts(project).filter(pk=artifact.pk).exists():
+        raise ValidationError({"artifact": "Pick a verified model of this project that runs on this server."})
+    if not 1 <= top_k <= MAX_TOP_K:
+        raise ValidationError({"top_k": f"Between 1 and {MAX_TOP_K}."})
+    data, suffix = check_image(upload, too_big=too_big)
+    folder = project_dir(project.pk) / "trials"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{uuid.uuid4().hex}{suffix}"
+    partial = path.with_name(path.name + ".part")
+    try:
+        partial.write_bytes(data)
+        partial.replace(path)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise ValidationError({"image": f"The server could not store the image: {exc.strerror or exc}."}) from None
+    name = (getattr(upload, "name", "") or "image").rsplit("/", 1)[-1][:200]
+    with transaction.atomic():
+        trial = Trial.objects.create(project=project, artifact=artifact, requested_by=user, image_path=relative(path),
+                                     image_name=name, top_k=top_k)
+        transaction.on_commit(lambda: _dispatch(trial.pk))
+    return trial
+
+
+def _dispatch(trial_id: int) -> None:
+    from .tasks import run_trial
+
+    try:
+        run_trial.apply_async(args=[trial_id], queue="cpu")
+    except Exception as exc:  # the broker is down: say so now rather than leave the trial queued for ever
+        logger.error("could not queue trial %s: %s", trial_id, exc)
+        Trial.objects.filter(pk=trial_id, status=Trial.Status.QUEUED).update(
+            status=Trial.Status.FAILED, error=NOT_QUEUED, finished_at=timezone.now())
+
+
+def _runner(artifact: Artifact):
+    """batch -> raw outputs of the artifact on its own runtime, here."""
+    if artifact.project.task == Task.DETECTION:
+        from .detection import _runner as detection_runner
+
+        return detection_runner(artifact)
+    from .services import _artifact_runner
+
+    return _artifact_runner(artifact)
+
+
+def trial_execute(trial_id: int) -> Trial:
+    """What the worker runs: the image through the artifact, with the bundle's own pre- and post-processing. Runs
+    once: a redelivered message finds the trial claimed and does nothing."""
+    claimed = Trial.objects.filter(pk=trial_id, status=Trial.Status.QUEUED).update(status=Trial.Status.RUNNING)
+    trial = Trial.objects.select_related("artifact__training_run", "project").get(pk=trial_id)
+    if not claimed:
+        return trial
+    try:
+        trial.result = _predict(trial)
+        trial.status = Trial.Status.SUCCEEDED
+    except Exception as exc:  # the member sees why, on the page and in the API
+        logger.exception("trial %s failed", trial_id)
+        trial.status, trial.error = Trial.Status.FAILED, f"{type(exc).__name__}: {exc}"[:2000]
+    trial.finished_at = timezone.now()
+    trial.save(update_fields=["result", "status", "error", "finished_at", "annotated_path"])
+    return trial
+
+
+def _predict(trial: Trial) -> dict:
+    from .engine.bundle import RunnerSession
+
+    artifact = trial.artifact
+    arch = artifact.training_run.architecture
+    image = absolute(trial.image_path)
+    session = RunnerSession(_runner(artifact))
+    started = time.perf_counter()
+    if trial.project.task == Task.DETECTION:
+        from .engine.detect_infer import detect, draw
+
+        result = detect(session, [image], input_size=arch["input_size"], labels=arch["class_names"])[0]
+        annotated = image.with_name(f"{image.stem}-boxes.jpg")
+        draw(image, result).save(annotated, quality=90)
+        trial.annotated_path = relative(annotated)
+    else:
+        from .engine.bundle_infer import predict
+
+        top_k = min(trial.top_k, len(arch["class_names"]))
+        result = predict(session, [image], input_size=arch["input_size"], labels=arch["class_names"], top_k=top_k)[0]
+    result["image"] = trial.image_name
+    result["latency_ms"] = round(1000 * (time.perf_counter() - started), 2)
+    result["artifact"] = f"{artifact.get_kind_display()} ({artifact.engine} {artifact.precision})"
+    return result

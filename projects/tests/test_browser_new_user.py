@@ -1,0 +1,133 @@
+"""In Chromium, a new user's path: create a project, uploading its dataset from inside the wizard, pick the device by
+searching for it, create it in automatic mode, watch the console follow its end, and read the accuracy.
+
+Tiny on purpose: 16 px images of three colours (learnt in a few epochs), a 3 ms budget on an Odroid N2 (so the
+ranking picks a tiny network). Every wait is bounded and waits for something the page shows, never a fixed time.
+"""
+
+import io
+import random
+import re
+import zipfile
+
+import pytest
+from PIL import Image
+
+from projects.models import Project
+from projects.tests import factories
+
+from . import test_browser
+from .test_browser import log_in
+
+browser, page = test_browser.browser, test_browser.page  # the Chromium fixtures, shared
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+COLOURS = {"red": (200, 40, 40), "green": (40, 180, 60), "blue": (40, 60, 200)}
+LOG_AT_END = "e => e.scrollHeight - e.scrollTop - e.clientHeight <= 24"
+
+
+def colour_zip(path, per_class=24, size=16):
+    """Three classes of noisy solid colours, zipped in the upload layout (one folder per class)."""
+    rng = random.Random(0)
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, rgb in COLOURS.items():
+            for i in range(per_class):
+                pixels = bytes(max(0, min(255, c + rng.randint(-40, 40))) for _ in range(size * size) for c in rgb)
+                buffer = io.BytesIO()
+                Image.frombytes("RGB", (size, size), pixels).save(buffer, format="PNG")
+                archive.writestr(f"colours/{name}/{i:02d}.png", buffer.getvalue())
+    return path
+
+
+def follows_its_end(tab, selector: str) -> bool:
+    return tab.locator(selector).evaluate(LOG_AT_END)
+
+
+@pytest.mark.timeout(600)  # recommend builds every candidate once (costs), then training: minutes on a loaded host
+def test_a_new_user_uploads_in_the_wizard_picks_a_device_by_search_and_watches_the_run(portal, page, tmp_path):
+    factories.team_with("Vision", alice="owner")
+    log_in(page, portal, "alice")
+    page.goto(portal["url"] + "/")
+    page.get_by_role("link", name="+ New project").click()
+
+    # 1. Task.
+    page.fill("#id_name", "colours")
+    page.check("input[name=task][value=classification]")
+    page.click("button[value=next]")
+
+    # 2. Dataset: the team has none, so the upload is open right here; no second tab.
+    upload = page.locator("[data-testid=wizard-upload]")
+    upload.wait_for()
+    page.fill("#id_upload-name", "colours")
+    page.set_input_files("#id_upload-file", str(colour_zip(tmp_path / "colours.zip")))
+    page.click("[data-testid=wizard-upload-submit]")
+    page.locator("[data-testid=uploaded]").get_by_text("Uploaded colours: 72 images, 3 classes").wait_for(
+        timeout=60_000)
+    assert page.locator("input[name=dataset]:checked").count() == 1
+    page.click("button[value=next]")
+
+    # 3. Device: found by typing, among groups of cards.
+    page.fill("[data-device-search]", "odroid n2")
+    cards = page.locator(".device-card:visible")
+    cards.first.wait_for()
+    assert cards.count() == 1 and "Odroid_N2" in cards.first.inner_text()
+    assert page.locator(".device-group:visible .device-group-title").inner_text().startswith("Boards")
+    cards.first.click()
+    page.click("button[value=next]")
+
+    # 4. Environment: the input size comes from the images; what cannot be built is disabled with its reason.
+    page.locator("#id_input_size").wait_for()
+    assert page.input_value("#id_input_size") == "16"
+    assert page.locator("#id_engine option[value=tflite]").is_disabled()
+    with page.expect_response(re.compile(r"/projects/new/$")):
+        page.select_option("#id_engine", "onnxruntime")  # redraws the step with ONNX Runtime's precisions
+    page.locator("#id_engine option[value=onnxruntime][selected]").wait_for(state="attached")
+    page.fill("#id_latency_budget_ms", "3")
+    page.check("input[name=run_mode][value=auto]")
+    page.click("button[value=next]")
+
+    # 5. Review names the model the recommender will pick, then Create starts the pipeline.
+    assert page.locator("[data-testid=review-model]").inner_text()
+    page.click("button[value=create]")
+    page.wait_for_url(re.compile(r".*/projects/\d+/$"))
+    project = Project.objects.get(name="colours")
+    assert page.locator("[data-testid=run-pipeline]").is_disabled(), "no second run while one is in progress"
+
+    # The console follows its end while lines stream in: the ranking's table overflows the recommend log.
+    recommend = "[data-testid=log-recommend]"
+    page.wait_for_function(f"() => {{ const e = document.querySelector('{recommend}'); "
+                           f"return e && e.scrollHeight > e.clientHeight + 40 }}", timeout=240_000)
+    assert follows_its_end(page, recommend)
+
+    # Scrolled up, it stays put for new lines; scrolled back down, it follows again.
+    log = page.locator(recommend)
+    log.evaluate("e => { e.scrollTop = 0 }")
+    page.locator(f"{recommend}.is-paused").wait_for(timeout=10_000)
+    log.evaluate("e => e.insertAdjacentHTML('beforeend', '<div class=log-line>while reading</div>')")
+    assert log.evaluate("e => e.scrollTop") == 0
+    log.evaluate("e => { e.scrollTop = e.scrollHeight }")
+    page.locator(f"{recommend}:not(.is-paused)").wait_for(timeout=10_000)
+    log.evaluate("e => e.insertAdjacentHTML('beforeend', '<div class=log-line>after</div>')")
+    assert follows_its_end(page, recommend)
+
+    # Training streams and ends; its console shows its last line, and the accuracy is on the page.
+    train = page.locator("#stage-train")
+    try:
+        train.locator(".badge").get_by_text("succeeded").wait_for(timeout=300_000)
+    except Exception:
+        print("PAGE:", page.locator("#pipeline").inner_text()[-3000:])
+        print("WORKER:", portal["worker"].output()[-3000:])
+        raise
+    train.get_by_text("Train succeeded.").wait_for(timeout=30_000)
+    assert follows_its_end(page, "[data-testid=log-train]")
+    summary = train.locator(".train-result p").first.inner_text()
+    top1 = float(re.search(r"best val top-1 ([\d.]+)%", summary).group(1))
+    assert top1 >= 60, summary  # three colours: far above chance (33%)
+
+    # The projects list says where the project is and how good its model is.
+    page.goto(portal["url"] + "/")
+    row = page.locator("tr", has_text="colours")
+    assert f"{top1:.1f}%" in row.locator("[data-testid=best]").inner_text()
+    assert row.locator("[data-testid=stage]").inner_text().strip()
+    assert project.jobs.filter(stage="train", status="succeeded").exists()

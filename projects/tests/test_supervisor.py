@@ -1,0 +1,114 @@
+"""`tango serve`'s supervisor on real processes: a dead worker is started again after a pause that grows with quick
+failures, with a line saying so, and the web server stays up; a dead web server stops the portal with a message."""
+
+import os
+import signal
+import sys
+import threading
+import time
+
+from projects.supervisor import Child, Supervisor
+
+SLEEPER = [sys.executable, "-c", "import time; time.sleep(60)"]
+# A "worker" with a pool child, as Celery's prefork worker has: the child must die with its parent's group.
+WITH_POOL = [sys.executable, "-c",
+             "import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']);"
+             " time.sleep(60)"]
+
+
+def wait_for(predicate, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def running(supervisor):
+    thread = threading.Thread(target=lambda: setattr(supervisor, "result", supervisor.run()), daemon=True)
+    supervisor.start()
+    thread.start()
+    return thread
+
+
+def test_a_dead_worker_is_restarted_with_backoff_and_the_web_server_stays_up():
+    lines = []
+    worker = Child("worker", WITH_POOL, restart=True, own_group=True)
+    web = Child("web server", SLEEPER, restart=False)
+    supervisor = Supervisor([worker, web], echo=lines.append, POLL_SECONDS=0.05, BACKOFF_FIRST=0.2,
+                            BACKOFF_MAX=0.8, STABLE_SECONDS=30)
+    thread = running(supervisor)
+    try:
+        web_pid = web.proc.pid
+        pids = []
+        for restart in (1, 2, 3, 4):
+            assert wait_for(lambda: worker.proc is not None and worker.proc.poll() is None)
+            pids.append(worker.proc.pid)
+            os.kill(worker.proc.pid, signal.SIGKILL)  # the worker's main process only: its pool child is left
+            assert wait_for(lambda n=restart: worker.restarts == n), lines
+        assert len(set(pids)) == 4
+        assert wait_for(lambda: any(line.endswith(f"(pid {worker.proc.pid}, restart 4).") for line in lines))
+        deaths = [line for line in lines if "stopped unexpectedly" in line]
+        assert len(deaths) == 4 and all("killed by SIGKILL" in line for line in deaths)
+        pauses = [line.split("starting it again in ")[1].split(" s.")[0] for line in deaths]
+        assert pauses == ["0.2", "0.4", "0.8", "0.8"]  # doubling, capped at BACKOFF_MAX
+        assert web.proc.pid == web_pid and web.proc.poll() is None, "the web server was never touched"
+        assert supervisor.failure is None
+        for pid in pids:  # each dead worker's pool child went with it
+            try:
+                os.killpg(pid, 0)
+            except ProcessLookupError:
+                continue
+            raise AssertionError(f"a process of worker group {pid} outlived its worker")
+    finally:
+        supervisor.stop()
+        thread.join(30)
+    assert supervisor.result is None
+    assert web.proc.poll() is not None and worker.proc.poll() is not None, "stop stops every child"
+
+
+def test_a_worker_that_stays_up_starts_again_after_the_shortest_pause():
+    lines = []
+    worker = Child("worker", SLEEPER, restart=True, own_group=True)
+    supervisor = Supervisor([worker], echo=lines.append, POLL_SECONDS=0.05, BACKOFF_FIRST=0.2, STABLE_SECONDS=0.5)
+    thread = running(supervisor)
+    try:
+        for restart in (1, 2):
+            time.sleep(0.6)  # longer than STABLE_SECONDS: each death counts as the first
+            os.kill(worker.proc.pid, signal.SIGKILL)
+            assert wait_for(lambda n=restart: worker.restarts == n)
+        assert all("starting it again in 0.2 s" in line for line in lines if "stopped" in line)
+    finally:
+        supervisor.stop()
+        thread.join(30)
+
+
+def test_a_dead_web_server_stops_the_portal_with_a_message():
+    lines = []
+    worker = Child("worker", SLEEPER, restart=True, own_group=True)
+    web = Child("web server", [sys.executable, "-c", "import sys; sys.exit(3)"], restart=False)
+    supervisor = Supervisor([worker, web], echo=lines.append, POLL_SECONDS=0.05)
+    thread = running(supervisor)
+    thread.join(30)
+    assert supervisor.result == "The web server stopped unexpectedly (exit code 3); see its output above."
+    assert worker.proc.poll() is not None, "the worker is stopped with it"
+
+
+def test_the_tick_runs_on_schedule_and_its_errors_do_not_stop_the_supervisor():
+    lines, calls = [], []
+
+    def tick():
+        calls.append(time.monotonic())
+        if len(calls) == 1:
+            raise RuntimeError("database is locked")
+
+    supervisor = Supervisor([Child("worker", SLEEPER, restart=True, own_group=True)], echo=lines.append,
+                            tick=tick, tick_seconds=0.2, POLL_SECONDS=0.05)
+    thread = running(supervisor)
+    try:
+        assert wait_for(lambda: len(calls) >= 3)
+    finally:
+        supervisor.stop()
+        thread.join(30)
+    assert lines == ["[tango serve] The reaper could not run (RuntimeError: database is locked); trying again."]

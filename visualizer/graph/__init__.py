@@ -1,0 +1,13 @@
+"""The visualiser's core (Django-free): a network as a graph of layers, and back.
+
+- `trace.graph_of(model, input_size)`: a PyTorch model → a graph (nodes with op, parameters, output shape, parameter
+  count, FLOPs; edges with the skip and concat connections; blocks to fold).
+- `build.module_of(graph)`: a graph → a model again (same state-dict keys, so the same weights give the same
+  outputs).
+- `infer.infer(graph)`: shapes re-inferred after edits, with a message naming the node and the mismatch.
+- `edits.apply(graph, edits)`: change a parameter, resize, insert, remove, replace; validated.
+- `diff.diff(before, after)`: what an edited graph changed.
+- `engines.engine_flags(graph, engine)`: layers the engine cannot run or runs slowly (facts in tango_common.engines).
+
+A graph is plain JSON (dicts, lists, numbers), so it is stored, sent to the page and read back as is.
+"""

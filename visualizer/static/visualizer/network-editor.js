@@ -1,0 +1,373 @@
+// The network editor: draws the graph the API previews (Cytoscape.js + dagre), folds blocks, and turns every
+// change into an edit sent to /api/architectures/preview/ (undo and redo walk the edit list). Saving posts the
+// same edits to /api/architectures/.
+(function () {
+  "use strict";
+  const root = document.getElementById("network-editor");
+  if (!root) return;
+  const start = JSON.parse(document.getElementById("network-start").textContent);
+  const canEdit = root.dataset.canEdit === "1";
+  const csrf = (document.body.getAttribute("hx-headers") || "").match(/"X-CSRFToken":\s*"([^"]+)"/);
+  const state = {
+    project: start.project, base: start.base_model, edits: start.edits.slice(), redo: [], expanded: new Set(),
+    preview: null, selected: null, busy: false, requests: 0,
+  };
+  const $ = (id) => document.getElementById(id);
+  const status = (text) => { $("network-status").textContent = text; };
+
+  async function api(path, body) {
+    const response = await fetch(path, {
+      method: "POST", credentials: "same-origin",
+      headers: {"Content-Type": "application/json", "X-CSRFToken": csrf ? csrf[1] : ""},
+      body: JSON.stringify(body),
+    });
+    let data = {};
+    try { data = await response.json(); } catch (e) { data = {detail: response.statusText}; }
+    return {ok: response.ok, status: response.status, data};
+  }
+
+  function problemText(data) {
+    if (data.detail) return data.detail;
+    return Object.values(data).flat().join(" ");
+  }
+
+  // Ask the API for the graph after the edits; an edit it refuses is taken back and the reason shown.
+  async function refresh(message) {
+    const ticket = ++state.requests;
+    status("Updating…");
+    const {ok, data} = await api("/api/architectures/preview/", {project: state.project, base_model: state.base,
+                                                                  edits: state.edits});
+    if (ticket !== state.requests) return;  // a newer edit is on its way
+    if (!ok) {
+      const refused = state.edits.pop();
+      status("Refused: " + problemText(data));
+      root.dataset.refused = JSON.stringify(refused || null);
+      updateButtons();
+      return;
+    }
+    state.preview = data;
+    root.dataset.version = String(state.requests);
+    renderCosts(); renderProblems(); renderChanges(); renderOutline(); draw(); renderLayer();
+    status(message || (data.errors.length ? "The network does not fit together: see below." : "Up to date."));
+    root.dataset.ready = "1";
+    updateButtons();
+  }
+
+  function edit(change, message) {
+    if (!canEdit) return;
+    state.edits.push(change);
+    state.redo = [];
+    refresh(message);
+  }
+
+  function updateButtons() {
+    document.querySelector("[data-action=undo]").disabled = !state.edits.length;
+    document.querySelector("[data-action=redo]").disabled = !state.redo.length;
+    const save = document.querySelector("[data-testid=save-network]");
+    if (save) save.disabled = !state.preview || state.preview.errors.length > 0;
+  }
+
+  // --- numbers -------------------------------------------------------------------------------------------
+  const millions = (n) => (n / 1e6).toFixed(2) + " M";
+  const giga = (n) => (n / 1e9).toFixed(3) + " G";
+  function delta(now, before, unit, digits) {
+    if (now == null || before == null || now === before) return "";
+    const d = now - before;
+    return ` <span class="${d > 0 ? "worse" : "better"}">(${d > 0 ? "+" : ""}${d.toFixed(digits)}${unit})</span>`;
+  }
+
+  function renderCosts() {
+    const c = state.preview.costs, b = state.preview.base_costs;
+    const rows = [
+      ["Parameters", millions(c.params) + delta(c.params / 1e6, b.params / 1e6, " M", 2), "params"],
+      ["FLOPs", giga(c.flops) + delta(c.flops / 1e9, b.flops / 1e9, " G", 3), "flops"],
+      ["Predicted latency", c.latency_ms == null ? "—" :
+        `${c.latency_ms.toFixed(2)} ms${c.budget_ms ? " of " + c.budget_ms + " ms" : ""}` +
+        delta(c.latency_ms, b.latency_ms, " ms", 2), "latency"],
+      ["Predicted memory", c.memory_mb == null ? "—" : `${c.memory_mb.toFixed(0)} MiB of ${c.memory_limit_mb} MiB` +
+        delta(c.memory_mb, b.memory_mb, " MiB", 0), "memory"],
+      ["Fits the device", c.fits == null ? "—" : (c.fits ? "yes" : "no"), "fits"],
+    ];
+    $("network-costs").innerHTML = rows.map(([k, v, id]) =>
+      `<dt>${k}</dt><dd data-testid="cost-${id}">${v}</dd>`).join("") +
+      (c.confidence ? `<dd class="muted small">${escapeHtml(c.confidence)}</dd>` : "");
+  }
+
+  function renderProblems() {
+    const p = state.preview;
+    $("network-errors").innerHTML = p.errors.length ? `<ul class="errorlist">${p.errors.map((e) =>
+      `<li class="error" data-node="${e.node}">${escapeHtml(e.message)}</li>`).join("")}</ul>` : "";
+    $("network-flags").innerHTML = p.flags.length ? `<ul class="small">${p.flags.map((f) =>
+      `<li class="flag-${f.level}">${escapeHtml(f.level)}: ${escapeHtml(f.message)}</li>`).join("")}</ul>` : "";
+  }
+
+  function renderChanges() {
+    $("network-changes").innerHTML = state.preview.changes.map((line) => `<li>${escapeHtml(line)}</li>`).join("") ||
+      '<li class="muted">No change from the zoo model.</li>';
+  }
+
+  function escapeHtml(text) {
+    return String(text).replace(/[&<>"']/g, (ch) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;",
+                                                      "'": "&#39;"}[ch]));
+  }
+
+  // --- folding -------------------------------------------------------------------------------------------
+  function blocksById() {
+    const out = {};
+    for (const b of state.preview.graph.blocks) out[b.id] = b;
+    return out;
+  }
+
+  function ancestors(blockId, blocks) {
+    const chain = [];
+    for (let id = blockId; id; id = blocks[id] ? blocks[id].parent : null) chain.unshift(id);
+    return chain;  // outermost first
+  }
+
+  // The element that stands for a node: itself, or its outermost folded block.
+  function representative(node, blocks) {
+    for (const id of ancestors(node.block, blocks)) if (!state.expanded.has(id)) return id;
+    return node.id;
+  }
+
+  function visibleBlock(blockId, blocks) {
+    return ancestors(blocks[blockId].parent, blocks).every((id) => state.expanded.has(id));
+  }
+
+  function elements() {
+    const graph = state.preview.graph, blocks = blocksById();
+    const errorNodes = new Set(state.preview.errors.map((e) => e.node));
+    const flagNodes = new Set(state.preview.flags.map((f) => f.node));
+    const members = {};
+    for (const n of graph.nodes) for (const id of ancestors(n.block, blocks)) (members[id] = members[id] || []).push(n);
+    const out = [];
+    for (const b of graph.blocks) {
+      if (!visibleBlock(b.id, blocks)) continue;
+      const inner = members[b.id] || [];
+      const classes = ["block", state.expanded.has(b.id) ? "open" : "folded"];
+      if (inner.some((n) => errorNodes.has(n.id))) classes.push("error");
+      if (inner.some((n) => flagNodes.has(n.id))) classes.push("flag");
+      const layers = inner.filter((n) => n.kind === "module").length;
+      out.push({group: "nodes", classes: classes.join(" "), data: {
+        id: "block:" + b.id, block: b.id, parent: b.parent && state.expanded.has(b.parent) ? "block:" + b.parent : undefined,
+        label: state.expanded.has(b.id) ? `${b.id} · ${b.type}` : `${b.id}\n${b.type} · ${layers} layers`}});
+    }
+    const reps = {};
+    for (const n of graph.nodes) {
+      const rep = representative(n, blocks);
+      reps[n.id] = rep === n.id ? n.id : "block:" + rep;
+      if (rep !== n.id) continue;
+      const shape = Array.isArray(n.shape) && typeof n.shape[0] === "number" ? n.shape.slice(1).join("×") : "";
+      const classes = [n.kind, errorNodes.has(n.id) ? "error" : "", flagNodes.has(n.id) ? "flag" : "",
+                       n.added ? "added" : ""].join(" ");
+      out.push({group: "nodes", classes, data: {
+        id: n.id, node: n.id, parent: n.block ? "block:" + n.block : undefined,
+        label: `${n.target || n.op}\n${n.kind === "module" ? n.op + " " : ""}${shape}`}});
+    }
+    const seen = new Set();
+    for (const n of graph.nodes) {
+      for (const src of n.inputs) {
+        const a = reps[src], b = reps[n.id];
+        if (!a || !b || a === b || seen.has(a + ">" + b)) continue;
+        seen.add(a + ">" + b);
+        out.push({group: "edges", data: {id: "e:" + a + ">" + b, source: a, target: b}});
+      }
+    }
+    return out;
+  }
+
+  let cy = null;
+  function draw() {
+    const els = elements();
+    if (!cy) {
+      cy = cytoscape({
+        container: $("network-graph"), elements: els, wheelSensitivity: 0.3, minZoom: 0.05, maxZoom: 3,
+        style: [
+          {selector: "node", style: {"label": "data(label)", "text-wrap": "wrap", "font-size": 9, "shape": "round-rectangle",
+            "width": 150, "height": 34, "text-valign": "center", "background-color": "#e8eef8", "border-width": 1,
+            "border-color": "#7a8aa5"}},
+          {selector: "node.function, node.method", style: {"background-color": "#f4f4f4", "width": 90, "shape": "ellipse"}},
+          {selector: "node.input, node.output", style: {"background-color": "#dff3e4", "width": 90}},
+          {selector: "node.folded", style: {"background-color": "#d7e3fb", "border-width": 2, "height": 44, "width": 170}},
+          {selector: "node.open", style: {"background-opacity": 0.06, "text-valign": "top", "font-size": 10,
+            "border-style": "dashed", "padding": 8}},
+          {selector: "node.added", style: {"border-color": "#1d7a3a", "border-width": 2}},
+          {selector: "node.flag", style: {"border-color": "#c77700", "border-width": 3}},
+          {selector: "node.error", style: {"border-color": "#c0262d", "border-width": 3, "background-color": "#fde8e8"}},
+          {selector: "node:selected", style: {"border-color": "#1a56db", "border-width": 3}},
+          {selector: "edge", style: {"width": 1.2, "curve-style": "bezier", "target-arrow-shape": "triangle",
+            "line-color": "#8a94a6", "target-arrow-color": "#8a94a6", "arrow-scale": 0.7}},
+        ],
+      });
+      cy.on("tap", "node", (event) => {
+        const data = event.target.data();
+        if (data.block) toggle(data.block);
+        else select(data.node);
+      });
+      window.networkEditor.cy = cy;
+    } else {
+      cy.elements().remove();
+      cy.add(els);
+    }
+    cy.layout({name: "dagre", rankDir: "TB", nodeSep: 20, rankSep: 24, animate: false}).run();
+    if (state.selected) cy.$id(state.selected).select();
+  }
+
+  function toggle(blockId) {
+    if (state.expanded.has(blockId)) {
+      for (const id of [...state.expanded]) if (id === blockId || id.startsWith(blockId + ".")) state.expanded.delete(id);
+    } else {
+      state.expanded.add(blockId);
+    }
+    renderOutline(); draw();
+  }
+
+  function renderOutline() {
+    const graph = state.preview.graph, blocks = blocksById();
+    const items = [];
+    const listed = new Set();
+    for (const n of graph.nodes) {
+      const chain = ancestors(n.block, blocks);
+      for (const [depth, id] of chain.entries()) {
+        if (listed.has(id)) continue;
+        listed.add(id);
+        if (!chain.slice(0, depth).every((a) => state.expanded.has(a))) continue;
+        const open = state.expanded.has(id);
+        items.push(`<li style="margin-left:${depth}em"><button type="button" class="linklike" data-block="${id}"
+          data-testid="block-${id}" aria-expanded="${open}">${open ? "▾" : "▸"} ${id} · ${blocks[id].type}</button></li>`);
+      }
+      if (n.kind !== "module" || !chain.every((a) => state.expanded.has(a))) continue;
+      items.push(`<li style="margin-left:${chain.length}em" class="droppable" data-node="${n.id}"><button type="button"
+        class="linklike" data-node="${n.id}" data-testid="layer-${n.target}">${n.target} · ${n.op}</button></li>`);
+    }
+    $("network-outline").innerHTML = items.join("");
+  }
+
+  // --- one layer -----------------------------------------------------------------------------------------
+  function select(nodeId) {
+    state.selected = nodeId;
+    if (cy) { cy.$(":selected").unselect(); cy.$id(nodeId).select(); }
+    renderLayer();
+  }
+
+  function renderLayer() {
+    const box = $("network-layer");
+    const node = state.preview.graph.nodes.find((n) => n.id === state.selected);
+    if (!node) return;
+    const error = state.preview.errors.find((e) => e.node === node.id);
+    const head = `<p><strong>${escapeHtml(node.target || node.id)}</strong> · ${escapeHtml(node.op)}<br>
+      <span class="muted small">output ${escapeHtml(JSON.stringify(node.shape || "?"))} · ${node.param_count || 0}
+      parameters · ${((node.flops || 0) / 1e6).toFixed(2)} MFLOPs</span></p>` +
+      (error ? `<p class="error" data-testid="layer-error">${escapeHtml(error.message)}</p>` : "");
+    if (node.kind !== "module") { box.innerHTML = head; return; }
+    const fields = Object.entries(node.params).map(([key, value]) => {
+      const type = typeof value === "boolean" ? "checkbox" : "text";
+      const attr = type === "checkbox" ? (value ? "checked" : "") : `value="${escapeHtml(JSON.stringify(value))}"`;
+      return `<label class="small">${key} <input type="${type}" name="${key}" ${attr} data-testid="param-${key}"
+        ${canEdit ? "" : "disabled"}></label>`;
+    }).join("");
+    const width = ["Conv2d", "Linear"].includes(node.op);
+    box.innerHTML = head + (canEdit ? `<form class="layer-form" data-testid="layer-form">${fields}
+      <p><button class="btn btn-primary" type="submit" data-testid="apply-layer">Apply</button>
+      ${width ? '<button class="btn" type="button" data-action="resize" data-testid="resize-layer" title="Change the width and carry it to the layers it feeds">Resize and carry</button>' : ""}
+      <button class="btn btn-danger" type="button" data-action="remove" data-testid="remove-layer">Remove</button></p>
+      <p class="small">Replace with <select name="replace">${state.preview.palette.map((p) =>
+        `<option>${p}</option>`).join("")}</select> <button class="btn" type="button" data-action="replace">Replace</button></p>
+      </form>` : `<div class="layer-form">${fields}</div>`);
+    const form = box.querySelector("form");
+    if (!form) return;
+    const read = () => {
+      const params = {};
+      for (const [key, value] of Object.entries(node.params)) {
+        const input = form.elements[key];
+        if (typeof value === "boolean") params[key] = input.checked;
+        else { try { params[key] = JSON.parse(input.value); } catch (e) { params[key] = input.value; } }
+      }
+      return params;
+    };
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      const params = read(), changed = {};
+      for (const key of Object.keys(params)) if (JSON.stringify(params[key]) !== JSON.stringify(node.params[key])) changed[key] = params[key];
+      if (Object.keys(changed).length) edit({op: "set", node: node.id, params: changed}, `Changed ${node.target}.`);
+    });
+    form.addEventListener("click", (event) => {
+      const action = event.target.dataset.action;
+      if (action === "remove") { state.selected = null; $("network-layer").innerHTML = ""; edit({op: "remove", node: node.id}); }
+      if (action === "replace") edit({op: "replace", node: node.id, layer: form.elements.replace.value});
+      if (action === "resize") {
+        const key = node.op === "Conv2d" ? "out_channels" : "out_features";
+        edit({op: "resize", node: node.id, channels: read()[key]}, `Resized ${node.target}.`);
+      }
+    });
+  }
+
+  // --- palette: drag a layer onto a node ------------------------------------------------------------------
+  function renderPalette(names) {
+    $("network-palette").innerHTML = names.map((name) =>
+      `<li draggable="${canEdit}" data-layer="${name}" class="palette-item" data-testid="palette-${name}">${name}</li>`).join("");
+  }
+
+  function insertAfter(nodeId, layer) {
+    if (nodeId && layer) edit({op: "insert", after: nodeId, layer}, `Inserted ${layer}.`);
+  }
+
+  document.addEventListener("dragstart", (event) => {
+    const layer = event.target.dataset && event.target.dataset.layer;
+    if (layer) event.dataTransfer.setData("text/x-layer", layer);
+  });
+  for (const target of [$("network-graph"), $("network-outline")]) {
+    target.addEventListener("dragover", (event) => event.preventDefault());
+  }
+  $("network-graph").addEventListener("drop", (event) => {
+    event.preventDefault();
+    const layer = event.dataTransfer.getData("text/x-layer");
+    const box = $("network-graph").getBoundingClientRect();
+    const x = event.clientX - box.left, y = event.clientY - box.top;
+    const hit = cy.nodes().filter((n) => !n.isParent() && n.data("node")).filter((n) => {
+      const b = n.renderedBoundingBox();
+      return x >= b.x1 && x <= b.x2 && y >= b.y1 && y <= b.y2;
+    });
+    if (hit.length) insertAfter(hit[0].data("node"), layer);
+    else status("Drop a layer onto a layer node: it is inserted after it.");
+  });
+  $("network-outline").addEventListener("drop", (event) => {
+    event.preventDefault();
+    const item = event.target.closest("[data-node]");
+    if (item) insertAfter(item.dataset.node, event.dataTransfer.getData("text/x-layer"));
+  });
+
+  // --- toolbar, outline, save -----------------------------------------------------------------------------
+  root.addEventListener("click", (event) => {
+    const button = event.target.closest("button");
+    if (!button) return;
+    if (button.dataset.block) toggle(button.dataset.block);
+    else if (button.dataset.node && button.closest("#network-outline")) select(button.dataset.node);
+    const action = button.dataset.action;
+    if (action === "undo" && state.edits.length) { state.redo.push(state.edits.pop()); refresh("Undone."); }
+    if (action === "redo" && state.redo.length) { state.edits.push(state.redo.pop()); refresh("Redone."); }
+    if (action === "fit" && cy) cy.fit(undefined, 20);
+    if (action === "fold-all") { state.expanded.clear(); renderOutline(); draw(); }
+    if (action === "unfold-all") { for (const b of state.preview.graph.blocks) state.expanded.add(b.id); renderOutline(); draw(); }
+  });
+
+  const saveForm = $("network-save");
+  if (saveForm) saveForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    status("Saving…");
+    const {ok, data} = await api("/api/architectures/", {project: state.project, base_model: state.base,
+                                                         edits: state.edits, note: saveForm.elements.note.value});
+    if (!ok) { status("Not saved: " + problemText(data)); return; }
+    status(`Saved version ${data.version}: the train stage trains it.`);
+    const list = $("network-versions");
+    list.querySelectorAll("strong").forEach((s) => s.remove());
+    list.querySelectorAll(".muted").forEach((s) => s.remove());
+    const item = document.createElement("li");
+    item.innerHTML = `v${data.version} · ${escapeHtml(data.base_model)} · ${data.edits.length} edit(s) · ` +
+      `${escapeHtml(data.created_by)}${data.note ? " — " + escapeHtml(data.note) : ""} <strong>(trains)</strong>`;
+    list.prepend(item);
+  });
+
+  window.networkEditor = {state, cy: null};
+  refresh().then(() => { if (state.preview) renderPalette(state.preview.palette); });
+})();

@@ -1,0 +1,122 @@
+"""The editor's API and the train stage: edits previewed with costs on the project's device, wrong edits named,
+versions saved and chosen by editors only, and the chosen version is what the train stage trains and the convert
+stage exports."""
+
+import pytest
+import torch
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from projects.jobs import services as job_services
+from projects.jobs.models import Job, JobStatus
+from projects.jobs.runner import job_execute
+from projects.jobs.services import job_enqueue
+from projects.tests import factories
+from training.hooks import trained_model
+from training.models import TrainingRun
+from visualizer.models import Architecture
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def no_broker(monkeypatch):
+    monkeypatch.setattr(job_services, "_dispatch", lambda *args: None)
+
+
+@pytest.fixture
+def project():
+    team = factories.team_with("Vision", alice="owner", bob="editor", carol="viewer")
+    return factories.training_project(team, epochs=1)
+
+
+def client(project, username):
+    api = APIClient()
+    api.force_login(project.team.members.get(username=username))
+    return api
+
+
+def run(job) -> Job:
+    job_execute(job_id=job.pk, attempt=job.attempt)
+    job.refresh_from_db()
+    assert job.status == JobStatus.SUCCEEDED, job.error + "\n" + "\n".join(
+        job.log_lines.order_by("-seq").values_list("text", flat=True)[:30])
+    return job
+
+
+def preview(api, project, edits):
+    return api.post("/api/architectures/preview/", {"project": project.pk, "edits": edits}, format="json")
+
+
+def test_preview_shows_the_graph_the_mismatch_and_the_costs_moving(project):
+    bob = client(project, "bob")
+    base = preview(bob, project, [])
+    assert base.status_code == 200, base.data
+    assert base.data["base_model"] == "resnet18" and len(base.data["graph"]["blocks"]) == 8
+    assert base.data["costs"]["latency_ms"] > 0 and base.data["costs"]["device"] == "Odroid_N2"
+
+    broken = preview(bob, project, [{"op": "set", "node": "layer3_1_conv1", "params": {"out_channels": 64}}])
+    assert broken.data["errors"] == [{"node": "layer3_1_bn1", "message": "layer3.1.bn1 expects 256 channels, gets 64"}]
+    assert broken.data["costs"]["latency_ms"] is None
+
+    fixed = preview(bob, project, [{"op": "set", "node": "layer3_1_conv1", "params": {"out_channels": 64}},
+                                   {"op": "set", "node": "layer3_1_bn1", "params": {"num_features": 64}},
+                                   {"op": "set", "node": "layer3_1_conv2", "params": {"in_channels": 64}}])
+    assert fixed.data["errors"] == []
+    assert fixed.data["costs"]["params"] < base.data["costs"]["params"]
+    assert fixed.data["costs"]["latency_ms"] < base.data["costs"]["latency_ms"]
+    assert "~ layer3.1.conv1: out_channels 256 → 64" in fixed.data["changes"]
+
+    refused = preview(bob, project, [{"op": "remove", "node": "layer1_0_add"}])
+    assert refused.status_code == 400 and "no node 'layer1_0_add'" in refused.data["edits"][0]
+    assert client(project, "carol").post("/api/architectures/preview/", {"project": project.pk},
+                                         format="json").status_code == 200  # viewers look, they do not save
+
+
+def test_saving_needs_a_network_that_fits_and_an_editor(project):
+    edits = [{"op": "resize", "node": "layer2_0_conv1", "channels": 48}]
+    viewer = client(project, "carol").post("/api/architectures/", {"project": project.pk, "edits": edits},
+                                           format="json")
+    assert viewer.status_code == 403
+    bob = client(project, "bob")
+    broken = bob.post("/api/architectures/", {"project": project.pk, "edits": [
+        {"op": "set", "node": "fc", "params": {"in_features": 10}}]}, format="json")
+    assert broken.status_code == 400 and "fc expects 10 input features, gets 512" in broken.data["edits"][0]
+
+    saved = bob.post("/api/architectures/", {"project": project.pk, "edits": edits, "note": "narrower"},
+                     format="json")
+    assert saved.status_code == 201 and saved.data["version"] == 1 and saved.data["chosen"]
+    assert saved.data["created_by"] == "bob"
+    again = bob.post("/api/architectures/", {"project": project.pk, "edits": []}, format="json")
+    assert again.data["version"] == 2
+    project.refresh_from_db()
+    assert project.options["architecture"] == again.data["id"]
+    chosen = bob.post(f"/api/architectures/{saved.data['id']}/choose/", {}, format="json")
+    assert chosen.status_code == 200 and chosen.data["chosen"]
+    listed = bob.get(f"/api/architectures/?project={project.pk}").data
+    assert [a["version"] for a in listed["results" if isinstance(listed, dict) else slice(None)]] == [2, 1]
+
+
+@pytest.mark.django_db(transaction=True)  # the job runner commits as it goes
+def test_the_train_stage_trains_the_chosen_version(project):
+    bob = client(project, "bob")
+    saved = bob.post("/api/architectures/", {"project": project.pk, "edits": [
+        {"op": "resize", "node": "layer2_0_conv1", "channels": 48},
+        {"op": "insert", "after": "layer4_1_relu_1", "layer": "Dropout", "params": {"p": 0.1}}]}, format="json")
+    assert saved.status_code == 201, saved.data
+
+    # The recommend stage (tested with the recommender) picked nothing new: the project's own pick stands.
+    Job.objects.create(project=project, stage="recommend", status=JobStatus.SUCCEEDED, queue="cpu",
+                       result={"model": "resnet18"}, finished_at=timezone.now())
+    network = run(job_enqueue(project=project, stage_key="network"))
+    assert network.result["version"] == 1 and network.result["costs"]["latency_ms"] > 0
+    train = run(job_enqueue(project=project, stage_key="train"))
+    log = list(train.log_lines.values_list("text", flat=True))
+    assert any(line.startswith("Network version 1 from the editor: 5 change(s) to resnet18") for line in log), log
+    assert any("resnet18, edited (network version 1)" in line for line in log)
+    training_run = TrainingRun.objects.get(job=train)
+    assert training_run.architecture["network"]["version"] == 1
+    model = trained_model(training_run)
+    assert model.get_submodule("layer2.0.conv1").out_channels == 48
+    assert model(torch.zeros(1, 3, 16, 16)).shape == (1, 3)
+    assert Architecture.objects.get(pk=saved.data["id"]).summary["changes"]

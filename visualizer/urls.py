@@ -1,0 +1,6 @@
+from django.urls import path
+
+from . import views
+
+app_name = "visualizer"
+urlpatterns = [path("projects/<int:project_id>/network/", views.editor, name="editor")]
