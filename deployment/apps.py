@@ -5,7 +5,10 @@ class DeploymentConfig(AppConfig):
     name = "deployment"
 
     def ready(self):
+        from projects.commands import Subcommand, setup_step_register, subcommand_register
         from projects.jobs.registry import Stage, stage_register
+
+        from .cli import add_engines_arguments
 
         for stage in (
             Stage(key="convert", label="Optimize & convert", order=30, requires=("train",),
@@ -22,3 +25,7 @@ class DeploymentConfig(AppConfig):
                   result_template="deployment/results/_package.html"),
         ):
             stage_register(stage)
+        subcommand_register(Subcommand(
+            name="engines", help="List the inference engines this server converts for; install one's environment.",
+            handler="deployment.cli.engines", arguments=add_engines_arguments))
+        setup_step_register("deployment.cli.engines_setup_line")

@@ -1,6 +1,7 @@
 """Side environments: engines whose pins clash with the portal's (rknn-toolkit2 wants numpy <= 1.26, onnx 1.18, an
 old protobuf; the TFLite converter brings TensorFlow) run in a virtualenv of their own, next to the portal's under
-~/.cache/tango, keyed by the hash of their pins so a change of pins builds a fresh one. Django-free.
+~/.cache/tango, keyed by the hash of their pins so a change of pins builds a fresh one. Django-free; here in
+tango_common because both the converters (deployment.engine) and the wizard's support table read it.
 
 The portal never imports their packages: a converter sends a JSON job to a worker script run by the side env's
 Python (`run_json`) and reads a JSON report back. Building one takes minutes and ~1-2 GB, so it is an explicit
@@ -19,8 +20,6 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-
-WORKERS = Path(__file__).resolve().parent / "workers"
 
 
 def cache_root() -> Path:
@@ -116,16 +115,16 @@ class SideEnv:
         log(f"{self.name}: ready — " + ", ".join(f"{k} {v}" for k, v in versions.items()))
         return self.path
 
-    def run_json(self, worker: str, job: dict, *, timeout: int = 1800, log: Callable[[str], None] | None = None
+    def run_json(self, worker: Path, job: dict, *, timeout: int = 1800, log: Callable[[str], None] | None = None
                  ) -> dict:
-        """Run workers/<worker>.py in the side env with `job` as JSON; its last stdout line is the JSON report.
+        """Run the worker script in the side env with `job` as JSON; its last stdout line is the JSON report.
         Lines it prints before that go to `log`. A failure raises SideEnvError with the worker's own message."""
         if not self.ready():
             raise SideEnvError(f"{self.name}: {self.missing()}")
         with tempfile.TemporaryDirectory(prefix=f"tango-{self.name}-") as tmp:
             job_file = Path(tmp) / "job.json"
             job_file.write_text(json.dumps(job))
-            done = subprocess.run([str(self.interpreter), str(WORKERS / f"{worker}.py"), str(job_file)],
+            done = subprocess.run([str(self.interpreter), str(worker), str(job_file)],
                                   capture_output=True, text=True, timeout=timeout, env=self.environ(), cwd=tmp)
         lines = done.stdout.strip().splitlines()
         if log:
@@ -184,4 +183,16 @@ RKNN = SideEnv(
     size_hint="about 1.5 GB, a few minutes",
 )
 
-SIDE_ENVS = {env.name: env for env in (RKNN,)}
+TFLITE = SideEnv(
+    name="tflite",
+    python="3.11",
+    steps=(
+        # onnx2tf declares the onnx / onnxruntime / graph-surgeon versions it works with: let pip pick them
+        ("tensorflow-cpu==2.19.0", "tf-keras==2.19.0", "onnx2tf==1.29.24", "psutil"),
+    ),
+    probe=("import json, importlib.metadata as m; print(json.dumps({p: m.version(p) for p in "
+           "('onnx2tf', 'tensorflow-cpu', 'onnx', 'onnxruntime', 'numpy')}))"),
+    size_hint="about 1.5 GB, a few minutes",
+)
+
+SIDE_ENVS = {env.name: env for env in (RKNN, TFLITE)}
