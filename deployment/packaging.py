@@ -40,11 +40,15 @@ def bundle_runtime(artifact: Artifact) -> tuple[str, dict[str, Path]] | None:
 
 
 def choose_artifact(project) -> Artifact:
-    """The verified artifact of the last conversion for the project's engine and precision; else the same engine
-    in fp32; else the verified fp32 ONNX model (which every device's toolchain imports)."""
+    """The artifact the conversion built for the project's engine and precision and its accuracy guard passed (its
+    "target"); else a verified one of that engine and precision, or of that engine in fp32; else the verified fp32
+    ONNX model (which every device's toolchain imports)."""
     job = latest_succeeded(project, "convert")
     verified = [a for a in job.artifacts.filter(status=Artifact.Status.VERIFIED).order_by("id")
                 if a.kind != Artifact.Kind.BUNDLE and bundle_runtime(a)]
+    target = next((a for a in verified if (a.checks or {}).get("target")), None)
+    if target is not None:
+        return target
     for wanted in ((project.engine, project.precision), (project.engine, "fp32"), ("onnxruntime", "fp32")):
         for artifact in verified:
             if (artifact.engine, artifact.precision) == wanted:

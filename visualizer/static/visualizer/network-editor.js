@@ -267,12 +267,13 @@
         ${canEdit ? "" : "disabled"}></label>`;
     }).join("");
     const width = ["Conv2d", "Linear"].includes(node.op);
+    const yolo = state.preview.graph.family === "yolo";  // a detector's rows: their args and repeats
     box.innerHTML = head + (canEdit ? `<form class="layer-form" data-testid="layer-form">${fields}
       <p><button class="btn btn-primary" type="submit" data-testid="apply-layer">Apply</button>
       ${width ? '<button class="btn" type="button" data-action="resize" data-testid="resize-layer" title="Change the width and carry it to the layers it feeds">Resize and carry</button>' : ""}
-      <button class="btn btn-danger" type="button" data-action="remove" data-testid="remove-layer">Remove</button></p>
-      <p class="small">Replace with <select name="replace">${state.preview.palette.map((p) =>
-        `<option>${p}</option>`).join("")}</select> <button class="btn" type="button" data-action="replace">Replace</button></p>
+      ${yolo ? "" : '<button class="btn btn-danger" type="button" data-action="remove" data-testid="remove-layer">Remove</button>'}</p>
+      ${yolo ? "" : `<p class="small">Replace with <select name="replace">${state.preview.palette.map((p) =>
+        `<option>${p}</option>`).join("")}</select> <button class="btn" type="button" data-action="replace">Replace</button></p>`}
       </form>` : `<div class="layer-form">${fields}</div>`);
     const form = box.querySelector("form");
     if (!form) return;
