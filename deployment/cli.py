@@ -18,7 +18,7 @@ def engines(command, *, verb="list", name=None, **_) -> None:
         return
     for row in rows():
         mark = command.style.SUCCESS("available") if row["available"] else command.style.WARNING("missing  ")
-        precisions = ", ".join([*row["here"], *(f"{p} (runs on device)" for p in row["on_device"])]) or "—"
+        precisions = ", ".join([*row["here"], *(f"{p} (for the device)" for p in row["on_device"])]) or "—"
         command.stdout.write(f"{row['label']:<16} {mark}  {precisions}")
         if row["versions"]:
             command.stdout.write("    versions: " + ", ".join(f"{k} {v}" for k, v in row["versions"].items()))

@@ -75,7 +75,7 @@ def test_aarch64_build_is_an_arm_library_that_runs_on_the_device(source, tmp_pat
 def test_metaschedule_tuning_within_a_tiny_budget_keeps_the_outputs(source, batch, tmp_path):
     lines = []
     tuned = registry.convert("tvm", source, precision="fp32", out_dir=tmp_path, report=lines.append,
-                             options={"tune_trials": 4, "tune_seconds": 60})
+                             options={"tune_trials": 3, "tune_seconds": 30})
     meta = json.loads(tuned.path.with_suffix(".json").read_text())
     assert meta["tuned"] and meta["tuning"]["measured"] >= 1 and meta["tuning"]["tasks"] >= 1
     assert any("operator tasks" in line for line in lines)

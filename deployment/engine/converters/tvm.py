@@ -154,14 +154,15 @@ def _in_process_builder_and_runner(deadline: float | None, report: Report | None
 
     scratch = Path(tempfile.mkdtemp(prefix="tango-tvm-tune-"))
     built: dict[str, object] = {}
-    state = {"told": False}
+    state = {"told": False, "built": 0}  # past the deadline, still build one candidate: a budget spent on
+    # preparing the tasks (a busy server) must not leave a "tuned" library with nothing measured
 
     @derived_object
     class InProcessBuilder(PyBuilder):
         def build(self, build_inputs):
             results = []
             for item in build_inputs:
-                if deadline is not None and time.monotonic() > deadline:
+                if deadline is not None and time.monotonic() > deadline and state["built"]:
                     if not state["told"]:
                         state["told"] = True
                         say(report, "TVM tuning: the time budget is spent; the remaining trials are skipped.")
@@ -172,6 +173,7 @@ def _in_process_builder_and_runner(deadline: float | None, report: Report | None
                     # a folder per candidate: MetaSchedule's RemoveBuildArtifact deletes the artifact's folder
                     key = str(Path(tempfile.mkdtemp(dir=scratch)) / "candidate")
                     built[key] = module
+                    state["built"] += 1
                     results.append(BuilderResult(key, None))
                 except Exception as error:  # noqa: BLE001 - a candidate that fails to build is a failed trial
                     results.append(BuilderResult(None, f"{type(error).__name__}: {str(error)[:500]}"))
