@@ -28,7 +28,7 @@ class DeploymentConfig(AppConfig):
                   runner="deployment.packaging.package_stage",
                   description="Bundle the model for the device's tier: infer.py, smoke test, server, manifests.",
                   result_template="deployment/results/_package.html"),
-            Stage(key="tune", label="Tune (TVM)", order=35, requires=("convert",), optional=True,
+            Stage(key="tvm_tune", label="Tune (TVM)", order=35, requires=("convert",), optional=True,
                   runner="deployment.tuning.tune_stage",
                   description="Search faster TVM schedules for this server's CPU (MetaSchedule, trial and time "
                               "budget); untuned, tuned and PyTorch latency side by side.",

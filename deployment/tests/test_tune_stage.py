@@ -15,7 +15,7 @@ pytestmark = [pytest.mark.django_db,
 
 
 def test_tune_is_an_optional_stage_after_convert():
-    stage = stage_get("tune")
+    stage = stage_get("tvm_tune")
     assert stage.optional and stage.requires == ("convert",)
 
 
@@ -23,7 +23,7 @@ def test_tune_reports_untuned_tuned_and_pytorch_latency_and_keeps_the_accuracy(p
     project.options = {**project.options, "tune": {"trials": 3, "seconds": 30}}
     project.save()
     report = Report()
-    result = tuning.tune_stage(job_for(project, "tune"), report)
+    result = tuning.tune_stage(job_for(project, "tvm_tune"), report)
     latency = result["latency"]
     assert latency["pytorch_ms"] > 0 and latency["untuned_ms"] > 0 and latency["tuned_ms"] > 0
     assert latency["speedup_vs_untuned"] == pytest.approx(latency["untuned_ms"] / latency["tuned_ms"], rel=0.02)
