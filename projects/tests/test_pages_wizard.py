@@ -313,3 +313,22 @@ def test_step_by_step_mode_waits_on_create(client, owner, team, digits, odroid, 
     client.post(URL, {**answers(team, digits, odroid, precision="fp32", run_mode="step"), "step": "review",
                       "action": "create"}, headers=htmx)
     assert not Project.objects.get(name="pets-on-odroid").jobs.exists()
+
+
+def test_the_environment_step_takes_advanced_training_options_into_the_project(client, owner, team, digits, odroid,
+                                                                                htmx):
+    client.force_login(owner)
+    step = post(client, {**basics(team), "step": "device", "dataset": digits.pk, "device": odroid.pk},
+                htmx).content.decode()
+    assert 'data-testid="training-options"' in step and 'name="train_epochs"' in step
+
+    refused = post(client, {**answers(team, digits, odroid, precision="fp32"), "train_epochs": "0",
+                            "step": "environment"}, htmx).content.decode()
+    assert 'name="step" value="environment"' in refused and 'data-testid="training-options" open' in refused
+
+    data = {**answers(team, digits, odroid, precision="fp32", run_mode="step"), "train_epochs": "3"}
+    review = post(client, {**data, "step": "environment"}, htmx).content.decode()
+    assert 'name="train_epochs" value="3"' in review, "carried to the Review step"
+    assert "epochs 3" in review
+    client.post(URL, {**data, "step": "review", "action": "create"}, headers=htmx)
+    assert Project.objects.get(name="pets-on-odroid").options == {"train": {"epochs": 3}}
