@@ -1,7 +1,6 @@
 """Convert and benchmark for detection projects: the Django shell around deployment.engine's detection modules (ONNX
 export and parity, detection latency + mAP50). The bundle is deployment.packaging's, for both tasks."""
 
-import platform
 from pathlib import Path
 
 from projects.jobs.errors import StageError
@@ -40,8 +39,6 @@ def detection_convert_stage(job, report) -> dict:
     project = job.project
     run = TrainingRun.objects.get(job=latest_succeeded(project, "train"))
     input_size = run.architecture["input_size"]
-    if project.precision != "fp32":
-        report(f"{project.precision} is not available for detection models in this version; artifacts are fp32.")
     weights = absolute(run.weights_path)
     model = load_detector(weights)
     pytorch = _artifact(job, run, kind="pytorch", engine="pytorch", path=weights, status="verified",
@@ -60,52 +57,23 @@ def detection_convert_stage(job, report) -> dict:
         raise StageError(f"ONNX Runtime disagrees with PyTorch: {parity['boxes_matched']}/{parity['boxes_compared']} "
                          f"boxes agree, mAP50 {parity['map50_torch']:.4f} against {parity['map50_onnx']:.4f}. "
                          "The ONNX artifact is marked failed.")
-    report("ONNX artifact verified against PyTorch: same boxes after NMS, same mAP50.", progress=100)
-    return {"task": "detection", "artifacts": [pytorch.pk, onnx_artifact.pk], "parity": parity,
+    report("ONNX artifact verified against PyTorch: same boxes after NMS, same mAP50.", progress=50)
+    from .optimize import convert_target
+
+    target = convert_target(job, run, onnx_artifact=onnx_artifact, report=report)
+    report(None, progress=100)
+    artifacts = [pytorch.pk, onnx_artifact.pk]
+    if target["target"].get("artifact") not in (None, onnx_artifact.pk):
+        artifacts.append(target["target"]["artifact"])
+    return {"task": "detection", "artifacts": artifacts, "parity": parity, **target,
             "onnx_mb": round(onnx_artifact.size_bytes / 1e6, 2), "pytorch_mb": round(pytorch.size_bytes / 1e6, 2)}
 
 
-def _runner(artifact: Artifact):
-    if artifact.kind == "onnx":
-        import onnxruntime as ort
-
-        session = ort.InferenceSession(str(absolute(artifact.path)), providers=["CPUExecutionProvider"])
-        return lambda batch: session.run(None, {session.get_inputs()[0].name: batch})
-    import torch
-
-    from .engine.detect_onnx import _export_copy, load_detector
-
-    model = _export_copy(load_detector(absolute(artifact.path)))
-
-    def run(batch):
-        with torch.inference_mode():
-            return model(torch.from_numpy(batch)).numpy()
-
-    return run
-
-
 def detection_benchmark_stage(job, report) -> dict:
-    from .engine.detect_measure import measure_detector
+    from .optimize import benchmark_artifacts
 
     project = job.project
     artifacts = list(latest_succeeded(project, "convert").artifacts.filter(status="verified").order_by("id"))
     if not artifacts:
         raise StageError("The last conversion left no verified artifact.")
-    samples = detection_samples(project.dataset, MEASURE_IMAGES)
-    host = f"{platform.node()} ({platform.machine()}, {platform.processor() or 'CPU'})"
-    report(f"Measuring on this server, {host}: latency at batch 1 and mAP50 on {len(samples)} validation images. "
-           "These are host figures, not the target device's.")
-    rows = []
-    for index, artifact in enumerate(artifacts):
-        run = artifact.training_run
-        figures = measure_detector(run=_runner(artifact), input_size=run.architecture["input_size"], samples=samples,
-                                   num_classes=run.architecture["num_classes"], report=report)
-        artifact.benchmark = {**figures, "host": host}
-        artifact.save(update_fields=["benchmark"])
-        rows.append({"artifact": artifact.pk, "kind": artifact.get_kind_display(), "engine": artifact.engine,
-                     "size_mb": round(artifact.size_bytes / 1e6, 2), **figures})
-        report(f"{artifact.get_kind_display()}: p50 {figures['latency_p50_ms']:.2f} ms, "
-               f"p95 {figures['latency_p95_ms']:.2f} ms, mAP50 {figures['map50']:.3f}",
-               progress=100 * (index + 1) / len(artifacts))
-    return {"task": "detection", "rows": rows, "host": host, "latency_budget_ms": project.latency_budget_ms,
-            "device": project.device.name}
+    return benchmark_artifacts(job, artifacts, report)

@@ -8,11 +8,19 @@ class Artifact(models.Model):
     class Kind(models.TextChoices):
         PYTORCH = "pytorch", "PyTorch weights"
         ONNX = "onnx", "ONNX model"
+        PT_EXPORT = "pt_export", "PyTorch export (TorchScript / ExportedProgram)"
+        OPENVINO = "openvino", "OpenVINO IR"
+        TENSORRT = "tensorrt", "TensorRT engine or build kit"
+        TVM = "tvm", "TVM module"
+        RKNN = "rknn", "RKNN model"
+        TFLITE = "tflite", "TFLite model"
         BUNDLE = "bundle", "Deployment bundle"
 
     class Status(models.TextChoices):
         VERIFIED = "verified", "Verified"
         FAILED = "failed", "Failed"
+        # Failed a check, then accepted by a user with a recorded reason (checks["override"], the audit log).
+        ACCEPTED = "accepted", "Accepted (override)"
 
     project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="artifacts")
     job = models.ForeignKey("projects.Job", on_delete=models.CASCADE, related_name="artifacts")
@@ -20,7 +28,7 @@ class Artifact(models.Model):
                                      related_name="artifacts")
     kind = models.CharField(max_length=10, choices=Kind.choices)
     engine = models.CharField(max_length=20)
-    precision = models.CharField(max_length=4, default="fp32")
+    precision = models.CharField(max_length=4, default="fp32")  # fp32, fp16, bf16, int8
     path = models.CharField(max_length=255, help_text="Relative to MEDIA_ROOT.")
     size_bytes = models.BigIntegerField(default=0)
     sha256 = models.CharField(max_length=64)
@@ -38,6 +46,12 @@ class Artifact(models.Model):
     @property
     def file_name(self) -> str:
         return self.path.rsplit("/", 1)[-1]
+
+
+# The artifact kind a converted model of each engine is stored as (deployment.engine.converters' registry).
+KIND_OF_ENGINE = {"pytorch": Artifact.Kind.PT_EXPORT, "onnxruntime": Artifact.Kind.ONNX,
+                  "openvino": Artifact.Kind.OPENVINO, "tensorrt": Artifact.Kind.TENSORRT, "tvm": Artifact.Kind.TVM,
+                  "rknn": Artifact.Kind.RKNN, "tflite": Artifact.Kind.TFLITE}
 
 
 class Trial(models.Model):

@@ -1,6 +1,5 @@
 """Convert and benchmark stages: the Django shell around deployment.engine (packaging: deployment.packaging)."""
 
-import platform
 from pathlib import Path
 
 from projects.jobs.errors import StageError
@@ -49,7 +48,7 @@ def _verified_if(ok: bool) -> str:
 
 
 def convert_stage(job, report) -> dict:
-    from .engine.onnx_export import check_parity, export_onnx, parity_ok
+    from .engine.onnx_export import check_parity, export_onnx, parity_ok, parity_text
 
     project = job.project
     trained = TrainingRun.objects.get(job=latest_succeeded(project, "train"))
@@ -62,12 +61,8 @@ def convert_stage(job, report) -> dict:
 
         return detection_convert_stage(job, report)
     run = TrainingRun.objects.get(job=latest_succeeded(project, "train"))
-    engine = ENGINES[project.engine]
-    if project.engine not in ("pytorch", "onnxruntime"):
-        report(f"{engine.label} builds are not available in this version; the ONNX model made here is the "
-               f"hand-over format a {engine.label} toolchain imports.")
-    if project.precision != Precision.FP32:
-        report(f"{project.precision} quantisation is not available in this version; artifacts are fp32.")
+    report(f"Target: {ENGINES[project.engine].label} {project.precision}. First the verified fp32 ONNX model every "
+           "engine starts from.")
     model = _load_trained_model(run)
     weights = absolute(run.weights_path)
     pytorch = _artifact(job, run, kind=Artifact.Kind.PYTORCH, path=weights, status=Artifact.Status.VERIFIED,
@@ -80,56 +75,40 @@ def convert_stage(job, report) -> dict:
     ok = parity_ok(parity)
     onnx_artifact = _artifact(job, run, kind=Artifact.Kind.ONNX, path=onnx_path, status=_verified_if(ok),
                               checks={"parity": parity, "runtime": "onnxruntime CPUExecutionProvider"})
-    if not ok:
-        raise StageError(f"ONNX Runtime disagrees with PyTorch: max |diff| {parity['max_abs_diff']:.2e}, "
-                         f"top-1 agreement {100 * parity['top1_agreement']:.1f}%. The ONNX artifact is marked failed.")
-    report("ONNX artifact verified against PyTorch.", progress=100)
-    return {"artifacts": [pytorch.pk, onnx_artifact.pk], "parity": parity,
+    if not ok:  # a readable reason, and what was measured kept on the job: the page offers to accept it anyway
+        raise StageError(f"ONNX Runtime disagrees with PyTorch: {parity_text(parity)}. The ONNX artifact is marked "
+                         "failed. Retry, or accept it anyway if the difference does not matter to you (your name and "
+                         "reason are recorded).",
+                         result={"artifacts": [pytorch.pk, onnx_artifact.pk], "parity": parity, "parity_failed": True,
+                                 "onnx_artifact": onnx_artifact.pk, "onnx_mb": round(onnx_artifact.size_bytes / 1e6, 2),
+                                 "pytorch_mb": round(pytorch.size_bytes / 1e6, 2)})
+    report("ONNX artifact verified against PyTorch.", progress=50)
+    from .optimize import convert_target
+
+    target = convert_target(job, run, onnx_artifact=onnx_artifact, report=report)
+    report(None, progress=100)
+    artifacts = [pytorch.pk, onnx_artifact.pk]
+    if target["target"].get("artifact") not in (None, onnx_artifact.pk):
+        artifacts.append(target["target"]["artifact"])
+    return {"artifacts": artifacts, "parity": parity, **target,
             "onnx_mb": round(onnx_artifact.size_bytes / 1e6, 2), "pytorch_mb": round(pytorch.size_bytes / 1e6, 2)}
 
 
 def _converted(project) -> list[Artifact]:
     job = latest_succeeded(project, "convert")
-    artifacts = list(job.artifacts.filter(status=Artifact.Status.VERIFIED).order_by("id"))
+    artifacts = list(job.artifacts.filter(  # verified, or accepted by a user over a failed parity check
+        status__in=[Artifact.Status.VERIFIED, Artifact.Status.ACCEPTED]).order_by("id"))
     if not artifacts:
         raise StageError("The last conversion left no verified artifact.")
     return artifacts
 
 
-def _artifact_runner(artifact: Artifact):
-    """batch -> logits for the artifact on its own runtime; the PyTorch model is built here, where the zoo is."""
-    from .engine.measure import onnx_runner, torch_runner
-
-    if artifact.kind == Artifact.Kind.ONNX:
-        return onnx_runner(absolute(artifact.path))
-    if artifact.kind == Artifact.Kind.PYTORCH:
-        return torch_runner(_load_trained_model(artifact.training_run))
-    raise StageError(f"Cannot run a {artifact.get_kind_display()} here.")
-
-
 def benchmark_stage(job, report) -> dict:
-    from .engine.measure import measure_artifact
+    from .optimize import benchmark_artifacts
 
     project = job.project
     if project.task == Task.DETECTION:
         from .detection import detection_benchmark_stage
 
         return detection_benchmark_stage(job, report)
-    artifacts = _converted(project)
-    samples = _val_samples(project.dataset, 1000)
-    host = f"{platform.node()} ({platform.machine()}, {platform.processor() or 'CPU'})"
-    report(f"Measuring on this server, {host}: latency at batch 1 and top-1 on {len(samples)} validation images. "
-           f"These are host figures, not the target device's.")
-    rows = []
-    for index, artifact in enumerate(artifacts):
-        figures = measure_artifact(run=_artifact_runner(artifact),
-                                   input_size=artifact.training_run.architecture["input_size"], samples=samples,
-                                   report=report)
-        artifact.benchmark = {**figures, "host": host}
-        artifact.save(update_fields=["benchmark"])
-        rows.append({"artifact": artifact.pk, "kind": artifact.get_kind_display(), "engine": artifact.engine,
-                     "size_mb": round(artifact.size_bytes / 1e6, 2), **figures})
-        report(f"{artifact.get_kind_display()}: p50 {figures['latency_p50_ms']:.2f} ms, "
-               f"p95 {figures['latency_p95_ms']:.2f} ms, top-1 {100 * figures['top1']:.1f}%",
-               progress=100 * (index + 1) / len(artifacts))
-    return {"rows": rows, "host": host, "latency_budget_ms": project.latency_budget_ms, "device": project.device.name}
+    return benchmark_artifacts(job, _converted(project), report)

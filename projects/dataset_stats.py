@@ -6,6 +6,8 @@ section appears only when its key is present and well formed, and keys nobody re
 
 from dataclasses import dataclass, field
 
+from tango_common.images import suggested_input_size as classifier_input_size
+
 # Keys the validator has used for images per class: {class: n} or {class: {split: n}}.
 CLASS_COUNT_KEYS = ("class_counts", "images_per_class")
 SIZE_KEYS = ("image_width", "image_height", "common_sizes", "image_sizes")
@@ -230,15 +232,12 @@ def image_side(stats: dict) -> int | None:
 
 
 def suggested_input_size(side: int | None, task: str) -> int:
-    """The input size for images whose shorter side is about `side` px: their own size, never enlarged, at most
-    224 for classification (more costs latency for little accuracy) and 640 for detection, which also needs a
-    multiple of 32 (YOLO's stride). Without a size: 224 and 640."""
+    """The input size the wizard suggests for images whose shorter side is about `side` px. Classification: the
+    training defaults' own rule (tango_common.images: the images' size, never enlarged, at most 224). Detection:
+    at most 640 and a multiple of 32 (YOLO's stride). Without a size: 224 and 640."""
     if task == "detection":
         return 640 if not side else min(640, max(32, -(-side // 32) * 32))
-    if not side:
-        return 224
-    side = min(int(side), 224)
-    return max(8, side - side % 8 if side >= 16 else side)
+    return classifier_input_size(side or 0)
 
 
 # Below this many training images in its smallest class, a model trained from scratch is unlikely to be useful.

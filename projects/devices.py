@@ -8,7 +8,10 @@ this port, which the recommender fills from its AppConfig.ready() with device_ca
 - `pick_preview(**answers)`: optional, what the wizard's Review step shows for the model the recommender would
   pick (answers: device, task, engine, precision, input_size, latency_budget_ms, memory_limit_mb, dataset, team):
   a PickPreview, its line and its warnings (no model fits the budget, …);
-- `grouped(devices)`: optional, the devices in labelled groups ("Jetson", "Phones", …) for the wizard's cards.
+- `grouped(devices)`: optional, the devices in labelled groups ("Jetson", "Phones", …) for the wizard's cards;
+- `record_benchmark(**figures)`: optional, stores a latency/accuracy the benchmark stage measured on this server as
+  the catalog's benchmark record (engine, precision, model_name, num_classes, input_size, latency_ms, memory_mb,
+  accuracy, team, project, details), so the recommender learns from it.
 Rows are read through the foreign key's own model (device_model()), so no app's model is imported here.
 """
 
@@ -31,6 +34,7 @@ class DeviceCatalog:
     card_template: str
     pick_preview: Callable[..., PickPreview] | None = None
     grouped: Callable[[Iterable], list[tuple[str, list]]] | None = None
+    record_benchmark: Callable[..., object] | None = None
 
     def groups(self, devices: Iterable) -> list[tuple[str, list]]:
         """(label, devices) in display order; one unlabelled group when the catalog does not group."""

@@ -58,10 +58,16 @@ def precision_choice_problem(*, task: str, engine: str, precision: str) -> str |
     label = ENGINES[engine].label
     if precision not in Precision.values or precision not in ENGINES[engine].precisions:
         return f"{label} does not support {precision}."
+    if problem := precision_task_problem(task=task, precision=precision):
+        return problem
+    return engine_support(engine).problem(precision)
+
+
+def precision_task_problem(*, task: str, precision: str) -> str | None:
+    """Why no engine can give this task's models this precision in this version, or None."""
     if precision not in TASK_PRECISIONS.get(task, (precision,)):
         return f"{precision_label(precision)} is not available for {Task(task).label.lower()} models in this version."
-    problem = engine_support(engine).problem(precision)
-    return f"{precision_label(precision)}: {problem}" if problem else None
+    return None
 
 
 def engine_choices(*, task: str, device) -> list[Choice]:

@@ -10,8 +10,16 @@ from tango_common.engines import ENGINE_CHOICES
 from .access import datasets_for, editable_teams_for
 from .dataset_stats import image_side, suggested_input_size
 from .devices import active_devices, device_catalog, device_model
-from .engine_support import engine_choices, first_enabled, precision_choices
+from .engine_support import (
+    Choice,
+    engine_choice_problem,
+    engine_choices,
+    first_enabled,
+    precision_choices,
+    precision_task_problem,
+)
 from .models import Dataset, Precision, Project, RunMode, Task
+from .options_form import add_training_option_fields, training_options_value
 
 
 def attach_errors(form: forms.Form, exc: ValidationError) -> None:
@@ -186,7 +194,9 @@ class EnvironmentStepForm(forms.Form):
         """Initial values when the step is first shown: earlier answers kept where still valid for the device,
         the input size suggested from the dataset's images, the engine and precision the first buildable ones."""
         device, task = state["device"], state["task"]
-        engine = first_enabled(engine_choices(task=task, device=device), preferred=data.get("engine")) or ""
+        # ONNX Runtime where the device runs it: the bundle ships an ONNX model whatever the engine.
+        engine = first_enabled(engine_choices(task=task, device=device),
+                               preferred=data.get("engine") or "onnxruntime") or ""
         precisions = precision_choices(task=task, engine=engine)
         precision = first_enabled(precisions, preferred=data.get("precision") or Precision.FP32) or ""
         dataset = state.get("dataset")
@@ -218,7 +228,6 @@ class ProjectEditForm(forms.ModelForm):
                   "latency_budget_ms", "memory_limit_mb", "run_mode"]
         widgets = {
             "description": forms.Textarea(attrs={"rows": 3}),
-            "engine": forms.Select(choices=ENGINE_CHOICES),
             "run_mode": forms.RadioSelect,
         }
         labels = {"input_size": "Input size (px)", "latency_budget_ms": "Latency budget (ms)",
@@ -227,10 +236,27 @@ class ProjectEditForm(forms.ModelForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         project = self.instance
+        # What this version cannot build is disabled with its reason. The device may change in this same form, so
+        # only reasons that hold on every device disable a choice; project_validate checks the device's own.
+        self.fields["engine"].widget = ChoiceSelect()
+        _offer(self.fields["engine"], [
+            Choice(key, label, engine_choice_problem(task=project.task, device=None, engine=key))
+            for key, label in ENGINE_CHOICES])
+        self.fields["precision"].widget = ChoiceSelect()
+        _offer(self.fields["precision"], [Choice(p, label, precision_task_problem(task=project.task, precision=p))
+                                          for p, label in Precision.choices])
         self.fields["dataset"].queryset = Dataset.objects.filter(team=project.team, task=project.task)
         # A retired device stays selectable for the project already on it; project_validate says it is retired.
         self.fields["device"].queryset = device_model().objects.filter(Q(is_active=True) | Q(pk=project.device_id))
+        add_training_option_fields(self, task=project.task, current=(project.options or {}).get("train"))
 
     def changes(self) -> dict:
-        return {name: self.cleaned_data[name] for name in self.Meta.fields}
+        changes = {name: self.cleaned_data[name] for name in self.Meta.fields}
+        options = dict(self.instance.options or {})
+        train = training_options_value(self, options.get("train"))
+        if train:
+            options["train"] = train
+        else:
+            options.pop("train", None)
+        return {**changes, "options": options}
 

@@ -12,11 +12,13 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from tango_common.hashing import sha256_file
+from tango_common.options import OptionsError, check_options
 from tango_common.weights import read_state_dict
 
 from .audit import audit_record
 from .engine_support import engine_choice_problem, precision_choice_problem
 from .jobs.errors import JobNotAllowed
+from .jobs.registry import options_schema
 from .jobs.selectors import active_job_exists
 from .jobs.storage import project_dir, relative
 from .models import Dataset, Membership, Project, Role, RunMode, Team
@@ -179,6 +181,10 @@ def project_validate(project: Project) -> None:
         errors["latency_budget_ms"] = "The latency budget must be positive."
     if project.memory_limit_mb is not None and project.memory_limit_mb < 1:
         errors["memory_limit_mb"] = "The memory limit must be at least 1 MiB."
+    try:
+        project.options = check_options(project.options, options_schema(), task=project.task)
+    except OptionsError as exc:
+        errors["options"] = f"Options not accepted: {exc}."
     if errors:
         raise ValidationError(errors)
 

@@ -11,7 +11,7 @@ class RecommenderConfig(AppConfig):
 
         from .cli import add_calibrate_arguments
         from .selectors import device_catalog, device_catalog_grouped
-        from .services import wizard_pick_preview
+        from .services import benchmark_measured, wizard_pick_preview
 
         stage_register(Stage(
             key="recommend", label="Recommend", order=10, runner="recommender.services.recommend_stage",
@@ -19,7 +19,8 @@ class RecommenderConfig(AppConfig):
             result_template="recommender/results/_recommend.html", preview="recommender.services.recommend_preview",
         ))
         device_catalog_register(DeviceCatalog(ordered=device_catalog, card_template="recommender/_device_specs.html",
-                                              pick_preview=wizard_pick_preview, grouped=device_catalog_grouped))
+                                              pick_preview=wizard_pick_preview, grouped=device_catalog_grouped,
+                                              record_benchmark=benchmark_measured))
         setup_step_register("recommender.services.host_device_setup")
         subcommand_register(Subcommand(
             name="calibrate", help="Benchmark a spread of candidates on this server and store the records.",

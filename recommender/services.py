@@ -110,7 +110,16 @@ def candidates_for(*, task: str, num_classes: int, input_size: int, cached_only:
     return [Candidate(key=key, label=model_label(key), family=family, level=level, input_size=input_size,
                       costs=architecture_costs(model_name=key, num_classes=num_classes, input_size=input_size,
                                                task=task, family=family, level=level))
-            for key, family, level in candidate_models(task)]
+            for key, family, level in candidate_models(task) if _takes_input(task, key, input_size)]
+
+
+def _takes_input(task: str, key: str, input_size: int) -> bool:
+    """Detectors need an input at least as large as their largest stride (a P6 model's 64 px)."""
+    if task != "detection":
+        return True
+    from training.engine.yolo.zoo import min_input_size
+
+    return input_size >= min_input_size(key)
 
 
 def _cached_candidates(task: str, num_classes: int, input_size: int) -> list[Candidate]:
@@ -190,6 +199,18 @@ def benchmark_record_add(*, device: Device, engine: str, precision: str, model_n
         device=device, engine=engine, precision=precision, architecture=architecture, input_size=input_size,
         batch_size=batch_size, latency_ms=latency_ms, memory_mb=memory_mb, accuracy=accuracy, source=source,
         team=team, project=project, details=details or {})
+
+
+def benchmark_measured(*, engine: str, precision: str, model_name: str, num_classes: int, input_size: int,
+                       latency_ms: float, memory_mb: float | None, accuracy: float | None, team, project,
+                       details: dict) -> BenchmarkRecord:
+    """deployment's benchmark stage measured an artifact on this server: store it as a record of This_Server
+    (team-scoped, with the accuracy it measured), so the next prediction for this engine × precision learns."""
+    device = Device.objects.filter(is_host=True).first() or host_device_refresh()
+    return benchmark_record_add(device=device, engine=engine, precision=precision, model_name=model_name,
+                                num_classes=num_classes, input_size=input_size, latency_ms=latency_ms,
+                                memory_mb=memory_mb, accuracy=accuracy, source=RecordSource.BENCHMARK, team=team,
+                                project=project, details=details)
 
 
 # --- the recommendation ------------------------------------------------------------------------------------------

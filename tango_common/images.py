@@ -25,3 +25,15 @@ def preprocess_image(image, input_size: int, mean=IMAGENET_MEAN, std=IMAGENET_ST
     array = np.asarray(image, dtype=np.float32) / 255.0
     array = (array - np.asarray(mean, dtype=np.float32)) / np.asarray(std, dtype=np.float32)
     return np.ascontiguousarray(array.transpose(2, 0, 1))
+
+
+MAX_SUGGESTED_INPUT = 224
+
+
+def suggested_input_size(side: int) -> int:
+    """The input size for images whose shorter side is about `side` pixels: their own size (a multiple of 8), never
+    upscaled, at most 224 (the usual size for photos; larger inputs cost latency for little accuracy)."""
+    if side <= 0:
+        return MAX_SUGGESTED_INPUT
+    side = min(int(side), MAX_SUGGESTED_INPUT)
+    return max(8, side - side % 8 if side >= 16 else side)

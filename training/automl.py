@@ -10,7 +10,6 @@ import functools
 import os
 import socket
 import time
-from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import transaction
@@ -21,46 +20,20 @@ from projects.jobs.models import Job, JobStatus
 from projects.jobs.selectors import latest_succeeded
 from projects.jobs.storage import job_dir, relative
 from projects.models import Task
+from tango_common.options import OptionsError, with_defaults
+
+from .engine.options import HPO_OPTIONS, NAS_OPTIONS
 
 # -- options ------------------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Bound:
-    default: int
-    low: int
-    high: int
-    label: str
-
-
-HPO_OPTIONS = {
-    "trials": Bound(12, 2, 200, "trials in all"),
-    "minutes": Bound(30, 1, 24 * 60, "minutes per worker at most"),
-    "epochs": Bound(3, 1, 100, "epochs per trial"),
-    "workers": Bound(1, 1, 16, "workers running trials at once"),
-}
-NAS_OPTIONS = {
-    "epochs": Bound(8, 1, 200, "supernet epochs"),
-    "finetune_epochs": Bound(2, 1, 50, "fine-tuning epochs of the chosen subnet"),
-    "population": Bound(24, 4, 200, "subnets per generation of the search"),
-    "generations": Bound(8, 1, 100, "generations of the search"),
-}
-
-
-def stage_options(project, key: str, bounds: dict[str, Bound]) -> dict[str, int]:
-    """options[key] of the project, checked against the declared bounds; missing values take their default."""
-    given = project.options.get(key) or {}
-    unknown = sorted(set(given) - set(bounds))
-    if unknown:
-        raise StageError(f"Unknown {key} options: {', '.join(unknown)} (known: {', '.join(bounds)}).")
-    values = {}
-    for name, bound in bounds.items():
-        value = given.get(name, bound.default)
-        if isinstance(value, bool) or not isinstance(value, int) or not bound.low <= value <= bound.high:
-            raise StageError(f"{key} option {name} ({bound.label}) must be a whole number from {bound.low} to "
-                             f"{bound.high}, not {value!r}.")
-        values[name] = value
-    return values
+def stage_options(project, key: str, schema) -> dict:
+    """options[key] of the project, checked against the stage's declared options (training.engine.options);
+    missing values take their default."""
+    try:
+        return with_defaults(project.options.get(key) or {}, schema, task=project.task)
+    except OptionsError as exc:
+        raise StageError(f"{key} options: {exc}.") from None
 
 
 # -- hyperparameter search ----------------------------------------------------------------------------------------

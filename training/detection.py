@@ -4,6 +4,7 @@ import base64
 import io
 from pathlib import Path
 
+import yaml
 from django.conf import settings
 
 from projects.jobs.errors import StageError
@@ -11,20 +12,21 @@ from projects.jobs.selectors import latest_succeeded
 from projects.jobs.storage import absolute, job_dir, relative
 from tango_common.hashing import sha256_file
 
+from .hooks import network_source
 from .models import TrainingRun
 
-# Defaults a detection project's options["train"] may override.
+# Defaults a detection project's options["train"] may override (declared in training.engine.options).
 DEFAULT_DETECTION_TRAINING = {"epochs": 50, "batch": 16, "patience": 20, "workers": 0}
-ALLOWED_OPTIONS = {"epochs", "batch", "patience", "workers", "seed", "overrides"}
 THUMBNAIL_SIDE = 320  # validation images shown on the page with their boxes
 
 
 def detection_training_options(project) -> dict:
+    from .services import user_training_options
+
     options = dict(DEFAULT_DETECTION_TRAINING)
-    options.update(project.options.get("train", {}))
-    unknown = set(options) - ALLOWED_OPTIONS
-    if unknown:
-        raise StageError(f"Training options not used for detection: {', '.join(sorted(unknown))}.")
+    # Checked against the declaration: ultralytics' overrides are limited to its numeric hyperparameters, so no
+    # option can point it at a file (a `model`, `data` or `project` path) of another team.
+    options.update(user_training_options(project))
     return options
 
 
@@ -55,14 +57,23 @@ def detection_train_stage(job, report) -> dict:
     model_name = detection_model_name(project)
     options = detection_training_options(project)
     dataset = project.dataset
+    retry = job.attempt > 1  # a retried run continues from the last epoch its cancelled or failed attempt saved
+    source = network_source(project, model_name, report)  # an edited network (the visualiser), or None
+    model, work = model_name, job_dir(job, keep=retry)
+    if source is not None and source.spec is not None:
+        edited = work / "network.yaml"
+        edited.write_text(yaml.safe_dump(source.spec, sort_keys=False), encoding="utf-8")
+        model = str(edited)
     run, _ = TrainingRun.objects.update_or_create(job=job, defaults={
         "project": project, "model_name": model_name, "hyperparameters": options, "dataset_sha256": dataset.sha256,
         "architecture": {"task": "detection", "family": family_of(model_name),
                          "yaml": Path(model_yaml(model_name)).name, "num_classes": len(dataset.class_names),
-                         "class_names": dataset.class_names, "input_size": project.input_size},
+                         "class_names": dataset.class_names, "input_size": project.input_size,
+                         **(source.about if source else {})},
     })
     device = detection_device()
-    report(f"Training {model_name} on {dataset.name} (version {dataset.sha256[:12]}) at {project.input_size} px for "
+    report(f"Training {source.label if source else model_name} on {dataset.name} (version {dataset.sha256[:12]}) at "
+           f"{project.input_size} px for "
            f"up to {options['epochs']} epochs, batch {options['batch']}, on {'CUDA' if device != 'cpu' else 'CPU'}.")
 
     def on_epoch(record: dict) -> None:
@@ -74,10 +85,9 @@ def detection_train_stage(job, report) -> dict:
     weights = absolute(project.weights_path) if project.weights_path else None
     if weights is not None:
         report(f"Starting from the uploaded weights {project.weights_name} (sha256 {project.weights_sha256[:12]}…).")
-    retry = job.attempt > 1  # a retried run continues from the last epoch its cancelled or failed attempt saved
     try:
         result = train_detector(
-            data_dir=dataset.root, model=model_name, out_dir=job_dir(job, keep=retry) / "run",
+            data_dir=dataset.root, model=model, out_dir=work / "run",
             data_root=settings.DATA_DIR, input_size=project.input_size, epochs=options["epochs"],
             batch=options["batch"], device=device, weights=weights, resume=retry, report=report, on_epoch=on_epoch,
             workers=options["workers"], seed=options.get("seed", 0), patience=options["patience"],

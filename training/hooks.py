@@ -17,8 +17,9 @@ from django.utils.module_loading import import_string
 @dataclass(frozen=True)
 class NetworkSource:
     label: str  # how the log names it: "ResNet-18, edited (version 2)"
-    build: Callable  # build(num_classes, input_size) -> a freshly initialised nn.Module
+    build: Callable | None  # classification: build(num_classes, input_size) -> a freshly initialised nn.Module
     about: dict = field(default_factory=dict)  # merged into TrainingRun.architecture (enough to rebuild it)
+    spec: dict | None = None  # detection: the edited model dict (ultralytics' .yaml layout) to train instead
 
 
 _sources: list[str] = []

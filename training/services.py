@@ -4,25 +4,66 @@ from projects.jobs.errors import StageError
 from projects.jobs.selectors import latest_succeeded
 from projects.jobs.storage import absolute, job_dir, relative
 from projects.models import Task
+from tango_common.options import OptionsError, check_options
 
 from .automl import nas_initial_weights
+from .engine.options import TRAIN_OPTIONS
+from .engine.quality import summary as quality_summary
+from .engine.quality import verdict as quality_verdict
 from .hooks import network_source
 from .models import TrainingRun
 
-# Defaults a project's options["train"] may override (see training.engine.train.TrainConfig).
-DEFAULT_TRAINING = {"epochs": 10, "batch_size": 64, "optimizer": "sgd", "lr": 0.05, "schedule": "cosine",
-                    "patience": 5}
+GATE_OPTIONS = ("min_accuracy", "quality_gate")  # options of the quality gate, not of the training loop
 
 
-def training_config(project, model_name: str) -> dict:
-    options = dict(DEFAULT_TRAINING)
-    options.update(project.options.get("train", {}))
+def user_training_options(project) -> dict:
+    """The project's options["train"], checked against the train stage's declaration: unknown keys (a
+    `weights_path`, say) and out-of-bound values stop the run before anything is loaded."""
+    try:
+        return check_options(project.options.get("train") or {}, TRAIN_OPTIONS, task=project.task)
+    except OptionsError as exc:
+        raise StageError(f"Training options not accepted: {exc}. Fix them on the project's settings page.") from None
+
+
+def training_config(project, model_name: str, facts=None) -> dict:
+    """The TrainConfig values of a run: the user's options over defaults derived from the dataset
+    (training.engine.defaults), the project's model and input size, and starting weights that only the server
+    names: the team's uploaded file, or a supernet search job of this project."""
+    from .engine.defaults import data_facts, resolve
+
+    dataset = project.dataset
+    facts = facts or data_facts(dataset.root, dataset.class_names)
+    user = {k: v for k, v in user_training_options(project).items() if k not in GATE_OPTIONS}
+    options, _ = resolve(user, facts)
     options.update(model=model_name, input_size=project.input_size)
     if project.weights_path:  # transfer learning from the user's own file; nothing is ever downloaded
         options["weights_path"] = str(absolute(project.weights_path))
     elif inherited := nas_initial_weights(project, model_name):  # a subnet adopted from the supernet search
         options["weights_path"] = str(inherited)
     return options
+
+
+def model_for_data(project, recommendation: dict, n_train: int, report) -> str | None:
+    """The user's pick; else the recommended model, or a smaller fitting candidate when the dataset is too small
+    to train the recommended one from scratch (training.engine.defaults.bearable_model)."""
+    from .engine.defaults import bearable_model
+
+    if chosen := project.options.get("model"):
+        return chosen
+    recommended = recommendation.get("model")
+    if project.weights_path or network_source(project, recommended):
+        return recommended  # the user's own weights, or a network edited from it, were made for that architecture
+    items = (recommendation.get("ranking") or {}).get("items") or []
+    model, why = bearable_model(items, recommended=recommended, n_train=n_train)
+    if why:
+        report(why)
+    return model
+
+
+def _weights_label(project, config) -> str | None:
+    if not config.weights_path:
+        return None
+    return f"uploaded: {project.weights_name}" if project.weights_path else "inherited from the supernet search"
 
 
 def train_stage(job, report) -> dict:
@@ -34,20 +75,29 @@ def train_stage(job, report) -> dict:
         from .detection import detection_train_stage
 
         return detection_train_stage(job, report)
+    from .engine.defaults import data_facts, explain, resolve
+
+    dataset = project.dataset
     recommendation = latest_succeeded(project, "recommend").result
-    model_name = project.options.get("model") or recommendation.get("model")
+    facts = data_facts(dataset.root, dataset.class_names)
+    model_name = model_for_data(project, recommendation, facts.n_train, report)
     if not model_name:
         raise StageError("The recommendation found no model expected to fit the latency budget and memory limit. "
                          "Pick a model on the project page to train one anyway, or change the budget.")
     try:
-        config = TrainConfig.from_dict(training_config(project, model_name))
+        family_of(model_name)
+        config = TrainConfig.from_dict(training_config(project, model_name, facts))
         config.validate()
     except (TypeError, ValueError) as exc:
         raise StageError(f"Training options: {exc}") from None
-    dataset = project.dataset
+    user = user_training_options(project)
+    report(explain(config.as_dict(), resolve({k: v for k, v in user.items() if k not in GATE_OPTIONS}, facts)[1],
+                   facts))
     source = network_source(project, model_name, report)  # an edited network (the visualiser), or None: the zoo's
     run, _ = TrainingRun.objects.update_or_create(job=job, defaults={
-        "project": project, "model_name": model_name, "hyperparameters": config.as_dict(),
+        "project": project, "model_name": model_name,
+        # Where the server keeps the starting weights is not recorded for users to read: which weights it was is.
+        "hyperparameters": {**config.as_dict(), "weights_path": _weights_label(project, config)},
         "dataset_sha256": dataset.sha256,
         "architecture": {"family": family_of(model_name), "level": complexity_level(model_name),
                          "num_classes": len(dataset.class_names), "class_names": dataset.class_names,
@@ -73,11 +123,24 @@ def train_stage(job, report) -> dict:
     run.metrics = {key: getattr(result, key) for key in (
         "best_epoch", "best_top1", "final", "per_class_accuracy", "confusion_matrix", "device", "epochs_completed",
         "stopped_early")}
+    run.metrics["quality"] = gate = quality_verdict(
+        top1=result.final["top1"], confusion=result.confusion_matrix, class_names=dataset.class_names,
+        min_top1=user.get("min_accuracy"), history=result.history, n_train=facts.n_train,
+        input_size=config.input_size, image_side=facts.side, epochs=config.epochs)
     run.weights_path = relative(result.weights_path)
     run.weights_sha256 = result.weights_sha256
     run.save()
     report(f"Weights saved ({result.weights_sha256[:12]}…), best val top-1 {100 * result.best_top1:.1f}% "
            f"at epoch {result.best_epoch}.")
-    return {"model": model_name, "training_run": run.pk, "history": result.history, "epochs": config.epochs,
-            "class_names": dataset.class_names, **run.metrics, "params": result.params, "flops": result.flops,
-            "weights_sha256": result.weights_sha256}
+    outcome = {"model": model_name, "training_run": run.pk, "history": result.history, "epochs": config.epochs,
+               "class_names": dataset.class_names, **run.metrics, "params": result.params, "flops": result.flops,
+               "weights_sha256": result.weights_sha256}
+    if not gate["passed"]:
+        if user.get("quality_gate", True):
+            # Failed on quality: the job fails (automatic mode stops here, convert cannot start), the result stays.
+            raise StageError(quality_summary(gate), result=outcome)
+        report(f"Quality gate off for this project: {gate['reason']}; passing the model on anyway.")
+    else:
+        report(f"Quality gate passed: {100 * gate['top1']:.1f}% against chance {100 * gate['chance']:.1f}% "
+               f"(needed {100 * gate['required']:.1f}%).")
+    return outcome

@@ -27,9 +27,13 @@ class NetworkError(ValueError):
 
 def base_model_for(project) -> str:
     """The zoo model the project trains: the one picked on the project, else the recommendation's."""
-    if project.task != Task.CLASSIFICATION:
-        raise NetworkError("The network editor covers the classification zoo (ResNet, DenseNet, VGG) so far; "
-                           "detection networks are not editable yet.")
+    if project.task == Task.DETECTION:
+        from training.detection import detection_model_name
+
+        try:
+            return detection_model_name(project)
+        except StageError as exc:
+            raise NetworkError(f"{exc} The editor starts from the model the project will train.") from None
     if chosen := project.options.get("model"):
         return chosen
     try:
@@ -43,23 +47,39 @@ def base_model_for(project) -> str:
 
 
 def num_classes_for(project) -> int:
+    if project.task == Task.DETECTION:
+        return max(1, len(project.dataset.class_names))
     return max(2, len(project.dataset.class_names))
 
 
 def zoo_names() -> list[str]:
+    from training.engine.yolo.zoo import detection_model_names
     from training.engine.zoo import model_names
 
-    return model_names()
+    return model_names() + detection_model_names()
+
+
+def _yolo_build(spec: dict):
+    """ultralytics' own parser builds the layers of a model dict (input channels inferred row by row)."""
+    import copy
+
+    from ultralytics.nn.tasks import parse_model
+
+    return parse_model(copy.deepcopy(spec), ch=3, verbose=False)[0]
 
 
 @functools.lru_cache(maxsize=16)
 def _base_graph_json(model_name: str, num_classes: int, input_size: int) -> str:
     import torch
 
+    from training.engine.yolo.zoo import LABELS, model_dict
     from training.engine.zoo import build_model
 
     from .graph.trace import graph_of
+    from .graph.yolo import yolo_graph
 
+    if model_name in LABELS:
+        return json.dumps(yolo_graph(model_dict(model_name, num_classes), _yolo_build, input_size, name=model_name))
     with torch.device("meta"):
         model = build_model(model_name, num_classes=num_classes, input_size=input_size)
     return json.dumps(graph_of(model, input_size, name=model_name, num_classes=num_classes))
@@ -74,13 +94,16 @@ def base_graph(model_name: str, *, num_classes: int, input_size: int) -> dict:
 def edited_graph(*, project, base_model: str, edits) -> tuple[dict, dict]:
     """(base graph, edited graph) for the project's input size and classes."""
     from .graph.edits import EditError, apply
+    from .graph.yolo import YoloEditError, yolo_apply
 
     if not isinstance(edits, list) or len(edits) > MAX_EDITS:
         raise NetworkError(f"edits must be a list of at most {MAX_EDITS} edits.")
     base = base_graph(base_model, num_classes=num_classes_for(project), input_size=project.input_size)
     try:
+        if base.get("family") == "yolo":
+            return base, yolo_apply(base, edits, _yolo_build)
         return base, apply(base, edits)
-    except EditError as exc:
+    except (EditError, YoloEditError) as exc:
         raise NetworkError(str(exc)) from None
 
 
@@ -93,16 +116,17 @@ def predicted_costs(project, graph: dict) -> dict:
            "device": project.device.name, "engine": project.engine, "precision": project.precision}
     if graph["errors"]:
         return {**out, "latency_ms": None, "memory_mb": None, "fits": None}
-    import torch
-
+    from recommender.engine.costs import Costs
     from recommender.profiling import profile_model
     from recommender.services import latency_model_for, memory_model_for
 
-    from .graph.build import module_of
+    from .graph.costs import graph_costs
+    from .graph.yolo import routed_model
 
-    with torch.device("meta"):
-        model = module_of(graph).eval()
-    costs = profile_model(model, graph["input_size"])
+    if graph.get("family") == "yolo":  # the recommender's own profile of the routed layers
+        costs = profile_model(routed_model(graph["spec"], _yolo_build), graph["input_size"])
+    else:  # the same figures, read off the shapes inference found (tested equal to the profile of the network)
+        costs = Costs(**graph_costs(graph))
     scope = {"device": project.device, "engine": project.engine, "precision": project.precision,
              "team": project.team}
     latency = latency_model_for(**scope)
@@ -126,7 +150,8 @@ def network_preview(*, project, base_model: str | None = None, edits=()) -> dict
     return {
         "project": project.pk, "base_model": base_model, "graph": graph, "errors": graph["errors"],
         "flags": engine_flags(graph, project.engine), "costs": predicted_costs(project, graph),
-        "base_costs": predicted_costs(project, base), "changes": diff(base, graph)["lines"], "palette": PALETTE,
+        "base_costs": predicted_costs(project, base), "changes": diff(base, graph)["lines"],
+        "palette": [] if graph.get("family") == "yolo" else PALETTE,
         "chosen": chosen,
     }
 
@@ -197,18 +222,21 @@ def training_network(project, model_name: str, report=None):
         return None
     graph, base = architecture.graph, architecture.base_model
     changes = architecture.summary.get("changes", [])
+    about = {"network": {"architecture": architecture.pk, "version": architecture.version, "graph": graph}}
     say(f"Network version {architecture.version} from the editor: {len(changes)} change(s) to {base}"
         + (f" ({'; '.join(changes[:4])}{'; …' if len(changes) > 4 else ''})" if changes else "") + ".")
+    label = f"{base}, edited (network version {architecture.version})"
+    if graph.get("family") == "yolo":  # ultralytics trains the edited model dict, written as a .yaml
+        return NetworkSource(label=label, build=None, spec=graph["spec"], about=about)
     return NetworkSource(
-        label=f"{base}, edited (network version {architecture.version})",
-        build=lambda num_classes, input_size: build_edited(graph, base, num_classes, input_size),
-        about={"network": {"architecture": architecture.pk, "version": architecture.version, "graph": graph}})
+        label=label, build=lambda num_classes, input_size: build_edited(graph, base, num_classes, input_size),
+        about=about)
 
 
 def trained_network(architecture: dict):
     """training.hooks' loader: the edited network a TrainingRun trained, rebuilt from its graph."""
     network = architecture.get("network")
-    if not network:
+    if not network or network["graph"].get("family") == "yolo":  # a detector's checkpoint holds its own model
         return None
     from .graph.build import module_of
 

@@ -82,6 +82,16 @@ def read_yolo_labels(label_path: Path | None, width: int, height: int) -> np.nda
 def map50(detections: list[np.ndarray], truths: list[np.ndarray], num_classes: int) -> float:
     """mAP at IoU 0.5 over the classes that have ground truth, 101-point interpolated (COCO's and ultralytics'
     way). detections: per image (n, 6) x0, y0, x1, y1, score, class; truths: per image (m, 5) class, box."""
+    return map_at(detections, truths, num_classes, 0.5)
+
+
+def map50_95(detections: list[np.ndarray], truths: list[np.ndarray], num_classes: int) -> float:
+    """COCO's mAP: the mean of mAP at IoU 0.50, 0.55, … 0.95."""
+    return float(np.mean([map_at(detections, truths, num_classes, t) for t in np.linspace(0.5, 0.95, 10)]))
+
+
+def map_at(detections: list[np.ndarray], truths: list[np.ndarray], num_classes: int, iou_threshold: float) -> float:
+    """mAP with a detection counted as a hit above iou_threshold (greedy, best score first, one hit per box)."""
     aps = []
     for cls in range(num_classes):
         n_true = sum(int((t[:, 0] == cls).sum()) for t in truths)
@@ -97,7 +107,7 @@ def map50(detections: list[np.ndarray], truths: list[np.ndarray], num_classes: i
                 ious = box_iou(det[:4], gt) if len(gt) else np.zeros(0)
                 ious[used] = 0
                 best = int(ious.argmax()) if len(ious) else -1
-                hit = best >= 0 and ious[best] >= 0.5
+                hit = best >= 0 and ious[best] >= iou_threshold
                 if hit:
                     used[best] = True
                 hits.append(hit)

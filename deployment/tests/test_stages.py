@@ -94,8 +94,8 @@ def test_convert_says_which_engine_and_precision_it_cannot_build_yet(project, tr
     project.save()
     report = Report()
     services.convert_stage(job_for(project, "convert"), report)
-    assert any("TensorFlow Lite builds are not available" in line for line in report.lines)
-    assert any("int8 quantisation is not available" in line for line in report.lines)
+    assert any("TensorFlow Lite builds are not available in this version. The ONNX model made here is the hand-over"
+               in line for line in report.lines)
 
 
 def test_benchmark_measures_every_verified_artifact_on_its_own_runtime(project, converted):
@@ -137,3 +137,95 @@ def test_package_for_a_pc_starts_the_bundle_s_server_and_checks_it(project, conv
     assert result["ran"] == ["smoke_test.py", "serve.py", "healthcheck.py", "smoke_test.py --url"]
     assert {"serve.py", "healthcheck.py", "Dockerfile"} <= set(result["files"])
     assert result["file"] == "patterns-pc-bundle.zip"
+
+
+def test_convert_builds_the_projects_engine_and_precision_through_the_guard(project, trained):
+    from recommender.models import BenchmarkRecord
+
+    project.engine, project.precision = "onnxruntime", "int8"
+    project.save()
+    job, report = job_for(project, "convert"), Report()
+    result = services.convert_stage(job, report)
+    target = Artifact.objects.get(pk=result["target"]["artifact"])
+    assert (target.kind, target.engine, target.status) == (Artifact.Kind.ONNX, "onnxruntime", "verified")
+    conversion, guard = target.checks["conversion"], target.checks["guard"]
+    assert conversion["load_check"]["ran"] and conversion["converter_versions"]["onnxruntime"]
+    assert guard["passed"] and guard["attempts"][-1]["drop"] <= 1.0 and target.precision == guard["precision"]
+    if target.precision == "int8":
+        assert conversion["calibration"]["split"] == "train" and conversion["calibration"]["n_images"] > 0
+    assert any(line.startswith("Accuracy guard: PyTorch on") for line in report.lines)
+    assert any(line.startswith("guard: onnxruntime") for line in report.lines)
+    job.status = JobStatus.SUCCEEDED
+    job.result = result
+    job.save()
+
+    bench, report = job_for(project, "benchmark"), Report()
+    rows = services.benchmark_stage(bench, report)["rows"]
+    assert [(r["engine"], r["precision"]) for r in rows] == [("pytorch", "fp32"), ("onnxruntime", "fp32"),
+                                                             ("onnxruntime", target.precision)]
+    for row in rows:
+        assert 0 < row["latency_p50_ms"] <= row["latency_p90_ms"] <= row["latency_p99_ms"]
+        assert row["throughput_ips"] > 0 and row["accuracy"]["n_images"] == row["n_images"]
+    records = BenchmarkRecord.objects.filter(project=project, source="benchmark")
+    assert sorted((r.engine, r.precision) for r in records) == sorted(
+        [("pytorch", "fp32"), ("onnxruntime", "fp32"), ("onnxruntime", target.precision)])
+    record = records.get(engine="onnxruntime", precision=target.precision)
+    assert record.device.is_host and record.team == project.team and record.accuracy == rows[2]["accuracy"]["top1"]
+    assert record.details["timing"].startswith("process CPU time, 10th percentile, one thread")
+
+
+def test_tensorrt_on_this_server_is_a_kit_that_builds_on_device_and_is_not_timed(project, trained):
+    project.engine, project.precision = "tensorrt", "fp16"
+    project.save()
+    job = job_for(project, "convert")
+    result = services.convert_stage(job, Report())
+    kit = Artifact.objects.get(pk=result["target"]["artifact"])
+    assert kit.kind == Artifact.Kind.TENSORRT and kit.checks["conversion"]["status"] == "builds on device"
+    assert result["target"]["status"] == "builds on device"
+    job.status = JobStatus.SUCCEEDED
+    job.save()
+    report = Report()
+    rows = services.benchmark_stage(job_for(project, "benchmark"), report)["rows"]
+    assert [r["engine"] for r in rows] == ["pytorch", "onnxruntime"]
+    assert any("builds on the device; not measured here" in line for line in report.lines)
+
+
+def _converted_for(project, engine, precision):
+    project.engine, project.precision = engine, precision
+    project.save()
+    job = job_for(project, "convert")
+    job.result = services.convert_stage(job, Report())
+    job.status = JobStatus.SUCCEEDED
+    job.save()
+    return Artifact.objects.get(pk=job.result["target"]["artifact"])
+
+
+def test_package_carries_the_engine_the_guard_passed_and_runs_it_in_the_bundle(project, trained):
+    target = _converted_for(project, "openvino", "fp32")
+    report = Report()
+    result = packaging.package_stage(job_for(project, "package"), report)
+    assert (result["engine"], result["runtime"], result["precision"]) == ("openvino", "OpenVINO", target.precision)
+    assert {"model.xml", "model.bin", "runtime.py"} <= set(result["files"]) and "model.onnx" not in result["files"]
+    assert any("PASSED: 4 of 4 samples agree with the PyTorch model" in line for line in report.lines)
+
+
+def test_package_of_a_tensorrt_kit_builds_on_the_device(project, trained):
+    _converted_for(project, "tensorrt", "fp16")
+    result = packaging.package_stage(job_for(project, "package"), Report())
+    assert result["runtime"] == "TensorRT" and result["ran"] == ["checksums"] and "on the device" in result["note"]
+    assert {"model.onnx", "trt_build.py", "runtime.py", "smoke_test.py"} <= set(result["files"])
+
+
+def test_the_compare_stage_is_table_2_live(project, converted):
+    from deployment.optimize import compare_stage
+
+    project.options = {**project.options, "compare_engines": ["onnxruntime"]}
+    project.save()
+    result = compare_stage(job_for(project, "compare"), Report())
+    assert [t["input_size"] for t in result["tables"]] == [INPUT_SIZE, 2 * INPUT_SIZE]
+    for table in result["tables"]:
+        assert [(r["engine"], r["asked"]) for r in table["rows"]] == [
+            ("pytorch", "fp32"), ("onnxruntime", "fp32"), ("onnxruntime", "fp16"), ("onnxruntime", "int8")]
+        assert table["rows"][0]["speedup_cpu"] == 1.0 and table["pick"]["engine"] == "onnxruntime"
+        assert all(r["delta"] >= -1.0 for r in table["rows"] if r.get("cpu_p10_ms"))
+    assert len(result["chart"]) == 8 and max(bar["width"] for bar in result["chart"]) == 100.0

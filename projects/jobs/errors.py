@@ -10,7 +10,25 @@ class JobCancelled(Exception):
 
 
 class StageError(Exception):
-    """A stage cannot do its work; the message tells the user why and what to do."""
+    """A stage cannot do its work; the message tells the user why and what to do. The runner shows the message
+    alone (no traceback). `result`, when given, is kept on the failed job (what was measured before it failed)."""
+
+    def __init__(self, message: str = "", *, result: dict | None = None):
+        super().__init__(message)
+        self.result = result
+
+
+def user_text(text: str) -> str:
+    """A message or traceback as a user may read it: no absolute server paths (the data folder, the code, the
+    virtualenv), so an error never tells where the server keeps files or whether a path exists."""
+    import sys
+
+    from django.conf import settings
+
+    from tango_common.options import scrub_paths
+
+    roots = [settings.MEDIA_ROOT, getattr(settings, "DATA_DIR", ""), settings.BASE_DIR, sys.prefix, sys.base_prefix]
+    return scrub_paths(text, roots=[str(r) for r in roots if r])
 
 
 class JobNotQueued(Exception):

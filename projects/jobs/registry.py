@@ -11,6 +11,8 @@ from dataclasses import dataclass, replace
 from django.db import models
 from django.utils.module_loading import import_string
 
+from tango_common.options import Option
+
 
 class Queue(models.TextChoices):
     """Celery queues: `gpu` is consumed by workers on GPU hosts (training, NAS, TensorRT builds)."""
@@ -47,6 +49,9 @@ class Stage:
     description: str = ""
     preview: str = ""  # dotted path of preview(project) -> str: a line the pipeline panel shows before any run
     optional: bool = False  # run on demand only: automatic mode neither starts nor queues it (e.g. a search)
+    # The options it takes from project.options[key], declared with types and bounds (tango_common.options): the
+    # API and the pages refuse anything else, and no option is ever a server path.
+    options: tuple[Option, ...] = ()
     page: str = ""  # URL name of the stage's own page, reversed with the project's id (the card links to it)
     page_label: str = ""
     # (result key, label) of the 0..1 figures a job's result may hold that say how good the project's model is
@@ -105,6 +110,16 @@ def stage_next(key: str) -> Stage | None:
         return None  # an optional stage queues nothing after it
     following = keys.index(key) + 1
     return stage_get(keys[following]) if following < len(keys) else None
+
+
+# Top-level project options that belong to no stage: the model the user picked (a zoo or searched-subnet name).
+PROJECT_OPTIONS = (Option("model", "name", label="the model to train (picked on the project page)"),)
+
+
+def options_schema() -> tuple[Option, ...]:
+    """What project.options may hold: the model, and one group per stage that declares options, under its key."""
+    groups = tuple(Option(s.key, "group", label=f"{s.label} options", schema=s.options) for s in stages() if s.options)
+    return PROJECT_OPTIONS + groups
 
 
 def score_keys() -> list[tuple[str, str, tuple[str, ...]]]:

@@ -11,7 +11,7 @@ from django.db import close_old_connections, transaction
 from django.utils import timezone
 
 from ..models import RunMode
-from .errors import JobCancelled, JobNotAllowed
+from .errors import JobCancelled, JobNotAllowed, StageError, user_text
 from .heartbeat import Heartbeat
 from .log import JobLog, JobLogHandler
 from .models import Job, JobStatus
@@ -83,9 +83,14 @@ def job_execute(*, job_id: int, attempt: int) -> None:
         result = stage.run(job, report) or {}
     except JobCancelled:
         _finish(job, attempt, log, JobStatus.CANCELLED, "Cancelled.")
+    except StageError as exc:  # a failure the stage explains: its message, no traceback
+        text = user_text(str(exc))
+        _finish(job, attempt, log, JobStatus.FAILED, f"{stage.label} failed: {text}", error=text, result=exc.result)
     except Exception as exc:
-        log.write(traceback.format_exc().rstrip())
-        _finish(job, attempt, log, JobStatus.FAILED, f"{type(exc).__name__}: {exc}", error=str(exc) or repr(exc))
+        logger.exception("job %s (%s) failed", job.pk, job.stage)  # the server's log keeps the real paths
+        log.write(user_text(traceback.format_exc().rstrip()))
+        text = user_text(str(exc) or repr(exc))
+        _finish(job, attempt, log, JobStatus.FAILED, f"{type(exc).__name__}: {text}", error=text)
     else:
         _finish(job, attempt, log, JobStatus.SUCCEEDED, f"{stage.label} succeeded.", result=result)
     finally:

@@ -80,9 +80,13 @@ def test_a_new_user_uploads_in_the_wizard_picks_a_device_by_search_and_watches_t
     page.locator("#id_input_size").wait_for()
     assert page.input_value("#id_input_size") == "16"
     assert page.locator("#id_engine option[value=tflite]").is_disabled()
-    with page.expect_response(re.compile(r"/projects/new/$")):
-        page.select_option("#id_engine", "onnxruntime")  # redraws the step with ONNX Runtime's precisions
+    assert page.input_value("#id_engine") == "onnxruntime", "the engine of the ONNX bundle, where the device runs it"
+    page.select_option("#id_engine", "pytorch")  # redraws the step with PyTorch's precisions: fp16 not built
+    page.locator("#id_engine option[value=pytorch][selected]").wait_for(state="attached")
+    page.locator("#id_precision option[value=fp16][disabled]").wait_for(state="attached")
+    page.select_option("#id_engine", "onnxruntime")
     page.locator("#id_engine option[value=onnxruntime][selected]").wait_for(state="attached")
+    page.locator("#id_precision option[value=fp16]:not([disabled])").wait_for(state="attached")
     page.fill("#id_latency_budget_ms", "3")
     page.check("input[name=run_mode][value=auto]")
     page.click("button[value=next]")

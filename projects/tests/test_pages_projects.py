@@ -148,3 +148,35 @@ def test_the_catalog_groups_devices_by_tier_in_the_designs_order(client, viewer)
     headings = [body.index(f"<h2>{label} ") for label in ("Cloud", "PC", "On-device")]
     assert headings == sorted(headings)
     assert Device.objects.filter(name__startswith="Test_").count() == 3
+
+
+def test_the_edit_form_disables_engines_this_version_cannot_build_with_the_reason(client, owner, project):
+    client.force_login(owner)
+    body = client.get(reverse("projects:edit", args=[project.pk])).content.decode()
+    engine = body[body.index('id="field-engine"'):body.index('id="field-precision"')]
+    assert 'value="tflite" disabled title="TensorFlow Lite builds are not in this version' in engine
+    assert 'value="tensorrt" selected' in engine and 'value="tensorrt" disabled' not in engine
+    assert 'value="onnxruntime"' in engine and 'value="onnxruntime" disabled' not in engine
+
+
+def test_the_settings_page_edits_the_advanced_training_options_within_their_bounds(client, editor, project, htmx):
+    project.options = {"model": "resnet18", "train": {"epochs": 7, "seed": 3}}
+    project.save()
+    client.force_login(editor)
+    url = reverse("projects:edit", args=[project.pk])
+    body = client.get(url).content.decode()
+    assert "Advanced training options" in body and 'name="train_epochs"' in body and 'value="7"' in body
+    for name in ("train_batch_size", "train_lr", "train_optimizer", "train_augmentation", "train_patience"):
+        assert f'name="{name}"' in body
+
+    body = client.post(url, _edit_data(project, train_epochs=0, train_lr=9), headers=htmx).content.decode()
+    assert "Ensure this value is greater than or equal to 1." in body and "less than or equal to 5" in body
+    project.refresh_from_db()
+    assert project.options["train"]["epochs"] == 7
+
+    data = _edit_data(project, train_epochs="", train_batch_size=16, train_optimizer="adamw",
+                      train_augmentation="strong", train_patience=4)
+    assert client.post(url, data, headers=htmx)["HX-Redirect"]
+    project.refresh_from_db()
+    assert project.options == {"model": "resnet18", "train": {"seed": 3, "batch_size": 16, "optimizer": "adamw",
+                                                              "augmentation": "strong", "patience": 4}}

@@ -36,18 +36,41 @@ class EvalTransform:
         return torch.from_numpy(preprocess_image(image, self.input_size, self.mean, self.std))
 
 
+AUGMENTATIONS = ("none", "light", "standard", "strong")
+
+
 class TrainTransform:
-    """Mild augmentation that keeps a class a class: crops of most of the image, a small rotation and shift.
+    """Augmentation that keeps a class a class, at one of four strengths:
+
+    none      the evaluation preprocessing only;
+    light     crops of most of the image (75-100%), a small rotation and shift (digits, text, scans);
+    standard  crops of 35-100% of the image at varied aspect, mild colour jitter (photos, textures);
+    strong    crops of 25-100%, TrivialAugment's colour and geometry operations.
 
     Horizontal flip is opt-in (`hflip`): it turns a 2 into something that is not a 2, and text into mirror text.
     """
 
-    def __init__(self, input_size: int, *, hflip: bool, mean=IMAGENET_MEAN, std=IMAGENET_STD):
-        steps = [
-            transforms.RandomResizedCrop(input_size, scale=(0.75, 1.0), ratio=(0.85, 1.18), antialias=True),
-            transforms.RandomAffine(degrees=10, translate=(0.05, 0.05)),
-        ]
-        if hflip:
+    def __init__(self, input_size: int, *, hflip: bool, augmentation: str = "light", mean=IMAGENET_MEAN,
+                 std=IMAGENET_STD):
+        if augmentation not in AUGMENTATIONS:
+            raise ValueError(f"augmentation must be one of {', '.join(AUGMENTATIONS)}, not {augmentation!r}")
+        steps = []
+        if augmentation == "light":
+            steps = [
+                transforms.RandomResizedCrop(input_size, scale=(0.75, 1.0), ratio=(0.85, 1.18), antialias=True),
+                transforms.RandomAffine(degrees=10, translate=(0.05, 0.05)),
+            ]
+        elif augmentation == "standard":
+            steps = [
+                transforms.RandomResizedCrop(input_size, scale=(0.35, 1.0), antialias=True),
+                transforms.ColorJitter(brightness=0.3, contrast=0.3, saturation=0.3),
+            ]
+        elif augmentation == "strong":
+            steps = [
+                transforms.RandomResizedCrop(input_size, scale=(0.25, 1.0), antialias=True),
+                transforms.TrivialAugmentWide(),
+            ]
+        if hflip and augmentation != "none":
             steps.append(transforms.RandomHorizontalFlip())
         self.augment = transforms.Compose(steps)
         self.finish = EvalTransform(input_size, mean, std)
@@ -71,14 +94,15 @@ class ImageFolderDataset(Dataset):
         return self.transform(rgb), label
 
 
-def make_datasets(data_dir: Path, class_names: list[str], *, input_size: int, hflip: bool):
+def make_datasets(data_dir: Path, class_names: list[str], *, input_size: int, hflip: bool,
+                  augmentation: str = "light"):
     """(train, val) datasets; raises ValueError when either split has no images."""
     splits = {}
     for split in ("train", "val"):
         samples = list_images(Path(data_dir) / split, class_names)
-        if not samples:
-            raise ValueError(f"No images under {Path(data_dir) / split}/<class>/ for classes {class_names}.")
+        if not samples:  # the split's name only: where the server keeps the dataset is not the user's business
+            raise ValueError(f"The dataset has no images under {split}/<class>/ for classes {class_names}.")
         splits[split] = samples
-    train = ImageFolderDataset(splits["train"], TrainTransform(input_size, hflip=hflip))
+    train = ImageFolderDataset(splits["train"], TrainTransform(input_size, hflip=hflip, augmentation=augmentation))
     val = ImageFolderDataset(splits["val"], EvalTransform(input_size))
     return train, val

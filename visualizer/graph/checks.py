@@ -15,6 +15,8 @@ def engine_flags(graph: dict, engine_key: str) -> list[dict]:
             continue
         source = node["inputs"][0] if node["inputs"] else None
         problem = layer_problem(engine_key, node["op"], node["params"], shapes.get(source))
+        for inner in node.get("modules", ()):  # a detector's row: the layers inside it
+            problem = problem or layer_problem(engine_key, inner, {}, None)
         if problem:
             level, why = problem
             flags.append({"node": node["id"], "level": level,

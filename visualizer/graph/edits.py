@@ -276,3 +276,16 @@ def _ungroup(graph, edit):
 
 _APPLY = {"set": _set, "resize": _resize, "insert": _insert, "remove": _remove, "replace": _replace,
           "rewire": _rewire, "group": _group, "ungroup": _ungroup}
+
+
+def apply_folding(graph: dict, edits: list[dict]) -> dict:
+    """Only group and ungroup edits (they change how the graph folds, not the network)."""
+    graph = copy.deepcopy(graph)
+    for index, edit in enumerate(edits, start=1):
+        try:
+            graph = {"group": _group, "ungroup": _ungroup}[edit["op"]](graph, edit)
+        except (KeyError, TypeError) as exc:
+            raise EditError(f"Edit {index}: malformed ({exc}).") from None
+        except EditError as exc:
+            raise EditError(f"Edit {index} ({edit['op']}): {exc}") from None
+    return graph

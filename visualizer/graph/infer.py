@@ -16,6 +16,8 @@ from torch import nn
 from . import layers
 
 BATCH = 1
+SAME_SHAPE = {"BatchNorm2d", "ReLU", "ReLU6", "LeakyReLU", "SiLU", "GELU", "Hardswish", "Sigmoid", "Dropout",
+              "Identity"}
 
 
 def label(node: dict) -> str:
@@ -61,13 +63,13 @@ def infer(graph: dict) -> dict:
     env: dict = {}
     errors: list[dict] = []
     counted_targets: set[str] = set()
-    params = flops = 0
+    params = flops = activations = peak = ops = 0
     size = graph["input_size"]
     by_id = {node["id"]: node for node in graph["nodes"]}
     for node in graph["nodes"]:
         node.pop("shape", None)
         if node["kind"] == "input":
-            env[node["id"]] = torch.empty(BATCH, 3, size, size, device="meta")
+            env[node["id"]] = network_input = torch.empty(BATCH, 3, size, size, device="meta")
             node["shape"] = [BATCH, 3, size, size]
             continue
         if any(env.get(ref) is None for ref in node["inputs"]):
@@ -89,13 +91,21 @@ def infer(graph: dict) -> dict:
         node["flops"] = node_flops
         node["param_count"] = node_params
         flops += node_flops
+        if node["kind"] == "module":  # what the recommender's profile counts: every layer call's output
+            ops += 1
+            activations += out.numel()
+            live = {id(env[ref]): env[ref].numel() for ref in node["inputs"] if isinstance(env.get(ref), torch.Tensor)}
+            live[id(network_input)] = network_input.numel()  # held by the model's forward throughout
+            live[id(out)] = out.numel()
+            peak = max(peak, sum(live.values()))
         if node.get("target") not in counted_targets:  # a layer called twice (a shared ReLU) has its weights once
             params += node_params
             counted_targets.add(node.get("target"))
     graph["errors"] = errors
     graph["totals"] = {"params": params, "flops": flops,
                        "layers": sum(1 for n in graph["nodes"] if n.get("op") in ("Conv2d", "Linear")),
-                       "nodes": len(graph["nodes"])}
+                       "nodes": len(graph["nodes"]), "ops": ops, "activation_values": activations,
+                       "peak_values": peak}
     return graph
 
 
@@ -118,7 +128,12 @@ def _run(node: dict, env: dict, by_id: dict):
             raise _Broken(f"{name}: {exc}") from None
         x = args[0]
         _check_layer(name, node["op"], node["params"], x)
-        out = _call(name, lambda: module(*args, **kwargs))
+        if node["op"] in SAME_SHAPE and len(args) == 1 and not kwargs:
+            # The input's shape (running a norm on the meta device is slow and tells nothing more); an in-place
+            # layer hands back its input tensor itself, as it does when it runs.
+            out = x if node["params"].get("inplace") else torch.empty_like(x)
+        else:
+            out = _call(name, lambda: module(*args, **kwargs))
         return out, layers.param_count(module), layers.flops(module, out)
     if node["kind"] == "function":
         _check_function(node, args, by_id)

@@ -32,7 +32,45 @@ def graph_of(model: nn.Module, input_size: int, *, name: str = "", num_classes: 
         "blocks": [{"id": path, "type": type(modules[path]).__name__.lstrip("_"), "parent": _parent_block(path, blocks)}
                    for path in sorted(blocks, key=_module_order(modules))],
     }
+    graph["blocks"] += _stages(nodes, modules)
     return infer(graph)
+
+
+POOLS = ("MaxPool2d", "AvgPool2d")
+
+
+def _stages(nodes: list[dict], modules: dict) -> list[dict]:
+    """Fold a plain Sequential of layers (VGG's features and classifier) that holds no block: into stages that
+    each end at a pooling layer, or into one block when it has no pool."""
+    by_container: dict[str, list[dict]] = {}
+    for node in nodes:
+        if node.get("kind") == "module" and node.get("block") is None and "." in node["target"]:
+            container = node["target"].rsplit(".", 1)[0]
+            if type(modules.get(container)) is nn.Sequential:
+                by_container.setdefault(container, []).append(node)
+    blocks = []
+    for container, members in by_container.items():
+        if len(members) < 3:
+            continue
+        groups, current = [], []
+        for node in members:
+            current.append(node)
+            if node["op"] in POOLS:
+                groups.append(current)
+                current = []
+        if current:
+            groups.append(current)
+        if len(groups) == 1:
+            blocks.append({"id": container, "type": "Sequential", "parent": None})
+            for node in members:
+                node["block"] = container
+            continue
+        for number, group in enumerate(groups, start=1):
+            block = f"{container}.stage{number}"
+            blocks.append({"id": block, "type": "Stage", "parent": None})
+            for node in group:
+                node["block"] = block
+    return blocks
 
 
 def _module_order(modules: dict):

@@ -107,10 +107,24 @@ class OnnxRuntimeConverter:
                 say(report, f"ONNX Runtime int8: static QDQ calibrated on {len(calibration)} {calibration.split} "
                             "images" + (f", {len(options['keep_float'])} node(s) kept in float"
                                         if options["keep_float"] else "") + ".")
-                quantize_static(str(prepared), str(dst), Reader(), quant_format=QuantFormat.QDQ,
-                                per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                                nodes_to_exclude=options["keep_float"],
-                                extra_options={"ActivationSymmetric": False, "WeightSymmetric": True})
+
+                def quantize(exclude):
+                    quantize_static(str(prepared), str(dst), Reader(), quant_format=QuantFormat.QDQ,
+                                    per_channel=True, activation_type=QuantType.QUInt8,
+                                    weight_type=QuantType.QInt8, nodes_to_exclude=exclude,
+                                    extra_options={"ActivationSymmetric": False, "WeightSymmetric": True})
+
+                quantize(options["keep_float"])
+                if k := int(options.get("keep_sensitive") or 0):
+                    # ONNX Runtime's own QDQ debugger tells which tensors lose the most to quantisation (lowest
+                    # signal-to-quantisation-noise ratio on the calibration images); their nodes stay float.
+                    sensitive = sensitive_nodes(prepared, dst, calibration.first(8), k)
+                    options["keep_float"] = sorted(set(options["keep_float"]) | set(sensitive))
+                    options["sensitive_nodes"] = sensitive
+                    say(report, f"ONNX Runtime int8: the {len(sensitive)} most sensitive node(s) by QDQ "
+                                f"signal-to-noise stay float: {', '.join(sensitive[:6])}"
+                                + ("…" if len(sensitive) > 6 else "") + ".")
+                    quantize(options["keep_float"])
         except ConversionError:
             raise
         except Exception as error:
@@ -155,3 +169,37 @@ class _quiet_root:
         import logging
 
         logging.getLogger().setLevel(self._level)
+
+
+def sensitive_nodes(float_path: Path, qdq_path: Path, calibration: CalibrationSet, k: int) -> list[str]:
+    """The nodes around the k activations whose quantisation loses the most (ONNX Runtime's qdq_loss_debug)."""
+    import tempfile
+
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader
+    from onnxruntime.quantization.qdq_loss_debug import (
+        collect_activations,
+        compute_activation_error,
+        create_activation_matching,
+        modify_model_output_intermediate_tensors,
+    )
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self._batches = ({"images": batch} for batch in calibration.arrays())
+
+        def get_next(self):
+            return next(self._batches, None)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        activations = {}
+        for key, path in (("float", float_path), ("qdq", qdq_path)):
+            augmented = Path(tmp) / f"{key}.onnx"
+            modify_model_output_intermediate_tensors(str(path), str(augmented))
+            activations[key] = collect_activations(str(augmented), Reader())
+    errors = compute_activation_error(create_activation_matching(activations["qdq"], activations["float"]))
+    ranked = sorted((e["qdq_err"], name) for name, e in errors.items() if "qdq_err" in e
+                    and np.isfinite(e["qdq_err"]))
+    worst = {name for _, name in ranked[:k]}
+    graph = onnx.load(str(float_path)).graph
+    return sorted({n.name for n in graph.node if worst & (set(n.output) | set(n.input)) and n.name})

@@ -1,7 +1,8 @@
 """TensorRT: the engine is built where TensorRT is. This server cannot install it (see DEPENDENCIES.md), so the
-artifact is a build kit — the verified ONNX, trt_build.py (build + benchmark through TensorRT's Python API), a
-trtexec script, the int8 calibration images and a README — and it says "builds on device". On a gpu worker whose
-image ships `tensorrt`, the same trt_build.py builds the fp16/int8 engine here and the artifact runs here.
+artifact is a build kit, a folder whose model.onnx is the artifact's path: the verified ONNX, trt_build.py (build +
+benchmark through TensorRT's Python API), a trtexec script, the int8 calibration images and a README; it says
+"builds on device". On a gpu worker whose image ships `tensorrt`, the same trt_build.py builds the fp16/int8 engine
+here and the artifact runs here.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import json
 import shutil
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -113,15 +113,11 @@ class TensorRtConverter:
             return Artifact(engine=self.engine, precision=precision, path=engine, files=[engine], task=source.task,
                             input_size=source.input_size, converter_versions=versions, calibration=used,
                             options=options)
-        kit = Path(out_dir.parent) / f"tensorrt-{precision}-kit.zip"
-        with zipfile.ZipFile(kit, "w", zipfile.ZIP_DEFLATED) as archive:
-            for path in sorted(out_dir.iterdir()):
-                archive.write(path, f"tensorrt-{precision}/{path.name}")
-        shutil.rmtree(out_dir)
+        files = sorted(out_dir.iterdir(), key=lambda p: (p.name != "model.onnx", p.name))
         say(report, f"TensorRT {precision}: not installable on this server; the kit (ONNX, trt_build.py, trtexec "
                     "script" + (", calibration images" if used else "") + ") builds the engine on the device.")
-        return Artifact(engine=self.engine, precision=precision, path=kit, files=[kit], task=source.task,
-                        input_size=source.input_size, runs_here=False, builds_on_device=True,
+        return Artifact(engine=self.engine, precision=precision, path=out_dir / "model.onnx", files=files,
+                        task=source.task, input_size=source.input_size, runs_here=False, builds_on_device=True,
                         converter_versions=versions, calibration=used, options=options,
                         notes=["builds on device: python3 trt_build.py --precision " + precision])
 

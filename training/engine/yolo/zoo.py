@@ -62,6 +62,12 @@ def model_dict(name: str, nc: int) -> dict:
     return spec
 
 
+def min_input_size(name: str) -> int:
+    """The smallest input the detector takes: its largest stride (64 with a P6 level, else 32)."""
+    head_inputs = model_dict(name, 1)["head"][-1][0]
+    return 64 if len(head_inputs) > 3 else 32
+
+
 def build_detection_model(name_or_yaml: str, *, nc: int, verbose: bool = False):
     """An ultralytics DetectionModel, freshly initialised (a zoo name, or a path to a model .yaml)."""
     from ultralytics.nn.tasks import DetectionModel

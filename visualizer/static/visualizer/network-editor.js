@@ -211,6 +211,17 @@
     }
     cy.layout({name: "dagre", rankDir: "TB", nodeSep: 20, rankSep: 24, animate: false}).run();
     if (state.selected) cy.$id(state.selected).select();
+    readable();
+  }
+
+  // The whole network when it fits at a readable size; else readable, centred on what the user works on.
+  function readable() {
+    cy.fit(undefined, 20);
+    if (cy.zoom() >= 0.7) return;
+    const focus = (state.selected && cy.$id(state.selected).nonempty() && cy.$id(state.selected)) ||
+      (state.focus && cy.$id("block:" + state.focus).nonempty() && cy.$id("block:" + state.focus)) || cy.nodes().first();
+    cy.zoom(0.7);
+    cy.center(focus);
   }
 
   function toggle(blockId) {
@@ -219,13 +230,14 @@
     } else {
       state.expanded.add(blockId);
     }
+    state.focus = blockId;
     renderOutline(); draw();
   }
 
   function renderOutline() {
     const graph = state.preview.graph, blocks = blocksById();
     const items = [];
-    const listed = new Set();
+    const listed = new Set(), layers = new Set();
     for (const n of graph.nodes) {
       const chain = ancestors(n.block, blocks);
       for (const [depth, id] of chain.entries()) {
@@ -237,8 +249,11 @@
           data-testid="block-${id}" aria-expanded="${open}">${open ? "▾" : "▸"} ${id} · ${blocks[id].type}</button></li>`);
       }
       if (n.kind !== "module" || !chain.every((a) => state.expanded.has(a))) continue;
+      const again = layers.has(n.target);  // a layer called twice (a shared ReLU): named by its call
+      layers.add(n.target);
       items.push(`<li style="margin-left:${chain.length}em" class="droppable" data-node="${n.id}"><button type="button"
-        class="linklike" data-node="${n.id}" data-testid="layer-${n.target}">${n.target} · ${n.op}</button></li>`);
+        class="linklike" data-node="${n.id}" data-testid="layer-${again ? n.id : n.target}">${n.target}${again ?
+        " (" + n.id + ")" : ""} · ${n.op}</button></li>`);
     }
     $("network-outline").innerHTML = items.join("");
   }
@@ -267,12 +282,13 @@
         ${canEdit ? "" : "disabled"}></label>`;
     }).join("");
     const width = ["Conv2d", "Linear"].includes(node.op);
+    const yolo = state.preview.graph.family === "yolo";  // a detector's rows: their args and repeats
     box.innerHTML = head + (canEdit ? `<form class="layer-form" data-testid="layer-form">${fields}
       <p><button class="btn btn-primary" type="submit" data-testid="apply-layer">Apply</button>
       ${width ? '<button class="btn" type="button" data-action="resize" data-testid="resize-layer" title="Change the width and carry it to the layers it feeds">Resize and carry</button>' : ""}
-      <button class="btn btn-danger" type="button" data-action="remove" data-testid="remove-layer">Remove</button></p>
-      <p class="small">Replace with <select name="replace">${state.preview.palette.map((p) =>
-        `<option>${p}</option>`).join("")}</select> <button class="btn" type="button" data-action="replace">Replace</button></p>
+      ${yolo ? "" : '<button class="btn btn-danger" type="button" data-action="remove" data-testid="remove-layer">Remove</button>'}</p>
+      ${yolo ? "" : `<p class="small">Replace with <select name="replace">${state.preview.palette.map((p) =>
+        `<option>${p}</option>`).join("")}</select> <button class="btn" type="button" data-action="replace">Replace</button></p>`}
       </form>` : `<div class="layer-form">${fields}</div>`);
     const form = box.querySelector("form");
     if (!form) return;

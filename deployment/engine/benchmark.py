@@ -1,0 +1,143 @@
+"""Benchmark one runnable model: latency p50/p90/p99 at batch 1 after warm-up, throughput, peak memory, file size
+and accuracy on the validation split. Django-free; the benchmark stage stores the figures as the recommender's
+BenchmarkRecord rows.
+
+Timing convention, shared with `tango calibrate` (recommender/ort_timing.py), which the recommender's latency
+model is fitted on: the record's latency is the 10th percentile of the runs' CPU time with one inference thread
+(on a shared server wall time swings by 2x under others' load, the CPU time a run needs much less). The process's
+CPU time is used, not the calling thread's, because OpenVINO and TorchScript run on their own worker thread. The
+wall-clock percentiles a user sees are kept beside it and shown on the page.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from .converters.base import Runner
+
+WARMUP_RUNS = 5
+MIN_RUNS = 10
+MAX_RUNS = 100
+MAX_SECONDS = 8.0
+RECORD_THREADS = 1
+
+
+def _status_kib(field: str) -> int | None:
+    try:
+        with open("/proc/self/status") as status:
+            return next(int(line.split()[1]) for line in status if line.startswith(field + ":"))
+    except (OSError, StopIteration):
+        return None
+
+
+def _reset_peak() -> bool:
+    """Reset this process's peak RSS (VmHWM) so the next reading is the peak of what follows (Linux >= 4.0)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as refs:
+            refs.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def percentile(values, q: float) -> float:
+    return float(np.percentile(np.asarray(values), q))
+
+
+def measure(load: Callable[[], Runner], *, input_size: int, validation=None, file_bytes: int | None = None,
+            report: Callable[..., None] | None = None, warmup: int = WARMUP_RUNS, min_runs: int = MIN_RUNS,
+            max_runs: int = MAX_RUNS, max_seconds: float = MAX_SECONDS, threads: int = RECORD_THREADS) -> dict:
+    """Load (timed as part of the peak memory), warm up, time batch-1 runs, then evaluate on `validation`.
+
+    `load()` returns the runner; it should use `threads` inference threads (the callers pass it on). PyTorch's
+    thread count, which a runner may set for the process, is put back afterwards."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    torch_threads = torch.get_num_threads() if torch is not None else None
+    try:
+        return _measure(load, input_size=input_size, validation=validation, file_bytes=file_bytes, report=report,
+                        warmup=warmup, min_runs=min_runs, max_runs=max_runs, max_seconds=max_seconds,
+                        threads=threads)
+    finally:
+        if torch_threads is not None:
+            torch.set_num_threads(torch_threads)
+
+
+def _measure(load, *, input_size, validation, file_bytes, report, warmup, min_runs, max_runs, max_seconds,
+             threads) -> dict:
+    rss_before = _status_kib("VmRSS")
+    reset = _reset_peak()
+    started = time.perf_counter()
+    run = load()
+    load_s = time.perf_counter() - started
+    batch = np.random.default_rng(0).random((1, 3, input_size, input_size), dtype=np.float32)
+    if validation is not None and validation.samples:
+        from .converters.base import DETECTION
+
+        first = validation.prepared()[0]
+        batch = (first[0] if validation.task == DETECTION else first)[None]
+    for _ in range(warmup):
+        run(batch)
+    wall, cpu = [], []
+    started = time.perf_counter()
+    while len(wall) < max_runs and (len(wall) < min_runs or time.perf_counter() - started < max_seconds):
+        c0, w0 = time.process_time(), time.perf_counter()
+        run(batch)
+        cpu.append((time.process_time() - c0) * 1000)
+        wall.append((time.perf_counter() - w0) * 1000)
+        if report is not None and len(wall) % 20 == 0:
+            report(None)  # lets a cancelled job stop between runs
+    total_s = time.perf_counter() - started
+    peak = _status_kib("VmHWM")
+    figures = {
+        "latency_p50_ms": percentile(wall, 50), "latency_p90_ms": percentile(wall, 90),
+        "latency_p95_ms": percentile(wall, 95), "latency_p99_ms": percentile(wall, 99),
+        "latency_mean_ms": statistics.fmean(wall), "cpu_p10_ms": percentile(cpu, 10),
+        "cpu_median_ms": percentile(cpu, 50), "throughput_ips": len(wall) / total_s, "runs": len(wall),
+        "threads": threads, "load_s": round(load_s, 3),
+        "peak_memory_mb": round(max(0, peak - rss_before) / 1024, 1) if reset and peak and rss_before else None,
+        "file_mb": round(file_bytes / 1e6, 3) if file_bytes else None,
+    }
+    if validation is not None and validation.samples:
+        figures["accuracy"] = validation.evaluate(run)
+    return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in figures.items()}
+
+
+def record_latency_ms(figures: dict) -> float:
+    """The latency a BenchmarkRecord stores (the calibrate convention: CPU-time p10, one thread)."""
+    return max(figures["cpu_p10_ms"], 1e-3)
+
+
+def record_details(figures: dict, **extra) -> dict:
+    keep = ("latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "cpu_median_ms", "throughput_ips", "runs",
+            "threads", "file_mb")
+    return {"timing": "process CPU time, 10th percentile, one thread (as tango calibrate)",
+            **{k: figures[k] for k in keep if k in figures}, **extra}
+
+
+def torch_eager_loader(model, threads: int = RECORD_THREADS) -> Callable[[], Runner]:
+    """PyTorch eager, the baseline every engine is compared with."""
+
+    def load() -> Runner:
+        import torch
+
+        torch.set_num_threads(threads)
+
+        def run(batch: np.ndarray) -> np.ndarray:
+            with torch.inference_mode():
+                out = model(torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)))
+            return (out[0] if isinstance(out, (list, tuple)) else out).numpy()
+
+        return run
+
+    return load
+
+
+def file_bytes(paths: list[Path]) -> int:
+    return sum(Path(p).stat().st_size for p in paths)

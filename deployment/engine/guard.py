@@ -1,0 +1,233 @@
+"""The accuracy guard: no artifact that silently lost its accuracy is ever shipped. Django-free.
+
+Each artifact that runs on this host is evaluated on the validation split with the training metric (top-1; mAP50
+and mAP50-95 for detection) against the PyTorch model. A drop over the tolerance (points, default 1) fails it and
+the conversion falls back by itself, step by step, until one passes:
+
+    int8:       as asked -> detection head kept in float -> the most sensitive layers kept in float (the engine
+                tells which: ONNX Runtime's QDQ debugger, NNCF's accuracy control) -> more calibration images
+                -> fp16 (fp32 where the engine has no fp16 here)
+    fp16/bf16:  as asked -> fp32
+
+Every attempt is logged and kept in the outcome (what was tried, its metric, its drop), for the log and the page.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .converters import registry
+from .converters.base import DETECTION, Artifact, CalibrationSet, ConversionError, Report, Runner, Source, say
+
+DEFAULT_TOLERANCE = 1.0  # points of top-1 / mAP
+SENSITIVE_LAYERS = 4
+
+
+@dataclass
+class Validation:
+    """The validation split and its metric. samples: (image, class index) for classification, (image, label file)
+    for detection. Images are preprocessed once and reused for every artifact."""
+
+    task: str
+    input_size: int
+    samples: list[tuple]
+    num_classes: int
+    split: str = "val"
+    _prepared: list | None = field(default=None, repr=False)
+
+    def prepared(self) -> list:
+        if self._prepared is None:
+            if self.task == DETECTION:
+                from .detect_infer import letterbox
+
+                self._prepared = [letterbox(image, self.input_size) for image, _ in self.samples]
+            else:
+                from tango_common.images import preprocess_image
+
+                self._prepared = [preprocess_image(image, self.input_size) for image, _ in self.samples]
+        return self._prepared
+
+    def arrays(self) -> list[np.ndarray]:
+        """(1, 3, S, S) inputs, for engines that validate by themselves (NNCF's accuracy control)."""
+        return [(p[0] if self.task == DETECTION else p)[None] for p in self.prepared()]
+
+    @property
+    def primary(self) -> str:
+        return "map50_95" if self.task == DETECTION else "top1"
+
+    @property
+    def metric_names(self) -> tuple[str, ...]:
+        return ("map50", "map50_95") if self.task == DETECTION else ("top1",)
+
+    def evaluate(self, run: Runner) -> dict:
+        """Metrics in percent, computed by running every validation image through `run`."""
+        if not self.samples:
+            raise ValueError("No validation images to evaluate on.")
+        if self.task == DETECTION:
+            return self._detection(run)
+        inputs = np.stack(self.prepared())
+        labels = np.array([label for _, label in self.samples])
+        predicted = np.concatenate([np.asarray(run(inputs[i:i + 32])).argmax(1) for i in range(0, len(inputs), 32)])
+        return {"top1": round(100 * float((predicted == labels).mean()), 3), "n_images": len(labels)}
+
+    def _detection(self, run: Runner) -> dict:
+        from .converters.base import first_output
+        from .detect_infer import decode, to_image_pixels
+        from .detect_onnx import DEFAULT_IOU, MAP_CONF, map50, map50_95, read_yolo_labels
+
+        detections, truths = [], []
+        for (array, transform), (_, label) in zip(self.prepared(), self.samples, strict=True):
+            raw = first_output(run(array[None]))[0]
+            detections.append(to_image_pixels(decode(raw, conf=MAP_CONF, iou=DEFAULT_IOU), transform))
+            truths.append(read_yolo_labels(label, transform["width"], transform["height"]))
+        return {"map50": round(100 * map50(detections, truths, self.num_classes), 3),
+                "map50_95": round(100 * map50_95(detections, truths, self.num_classes), 3),
+                "n_images": len(self.samples)}
+
+    def metric_fn(self) -> Callable:
+        """(runner, data) -> primary metric in [0, 1]: the validation function NNCF's accuracy control calls."""
+        return lambda run, _data: self.evaluate(run)[self.primary] / 100
+
+
+def drop(reference: dict, metrics: dict, names) -> float:
+    """The largest loss in points over the metrics (negative: the artifact did better)."""
+    return max(reference[name] - metrics[name] for name in names)
+
+
+@dataclass
+class Attempt:
+    step: str
+    precision: str
+    options: dict
+    calibration: dict | None
+    metrics: dict | None
+    drop: float | None
+    passed: bool
+    seconds: float
+    error: str | None = None
+
+    def as_dict(self) -> dict:
+        return {"step": self.step, "precision": self.precision, "options": self.options,
+                "calibration": self.calibration, "metrics": self.metrics,
+                "drop": None if self.drop is None else round(self.drop, 3), "passed": self.passed,
+                "seconds": round(self.seconds, 1), "error": self.error}
+
+
+@dataclass
+class Outcome:
+    """What the guard did: the artifact that passed (None: nothing passed), every attempt, the fallback taken."""
+
+    engine: str
+    asked: str
+    artifact: Artifact | None
+    attempts: list[Attempt]
+    reference: dict
+    tolerance: float
+
+    @property
+    def passed(self) -> bool:
+        return self.artifact is not None
+
+    @property
+    def fallback(self) -> str | None:
+        """How the passing artifact differs from what was asked, in words; None when the first try passed."""
+        if not self.passed or len(self.attempts) == 1:
+            return None
+        return self.attempts[-1].step
+
+    def summary(self) -> str:
+        if not self.passed:
+            return (f"{self.engine} {self.asked}: no variant stayed within {self.tolerance:g} point(s) of PyTorch; "
+                    "nothing shipped for it.")
+        last = self.attempts[-1]
+        if last.drop is None:
+            return f"{self.engine} {self.asked}: builds on the device; its accuracy is checked there."
+        if self.fallback is None:
+            return f"{self.engine} {self.asked}: within {self.tolerance:g} point(s) of PyTorch (drop {last.drop:+.2f})."
+        return (f"{self.engine} {self.asked} lost {self.attempts[0].drop:.2f} point(s); the guard fell back to "
+                f"'{last.step}' ({last.precision}, drop {last.drop:+.2f}).")
+
+    def as_dict(self) -> dict:
+        return {"engine": self.engine, "asked": self.asked, "passed": self.passed,
+                "precision": self.artifact.precision if self.artifact else None, "fallback": self.fallback,
+                "tolerance": self.tolerance, "reference": self.reference,
+                "attempts": [a.as_dict() for a in self.attempts], "summary": self.summary()}
+
+
+def ladder(engine: str, precision: str, task: str, *, more_calibration: CalibrationSet | None,
+           validation: Validation, tolerance: float = DEFAULT_TOLERANCE) -> list[tuple[str, str, dict, bool]]:
+    """(step, precision, options, use the larger calibration set) in the order the guard tries them."""
+    steps = [("as asked", precision, {}, False)]
+    if precision == "int8":
+        head = {"head_in_float": True} if task == DETECTION else {}
+        if head:
+            steps.append(("detection head kept in float", "int8", head, False))
+        if engine == "onnxruntime":
+            steps.append(("most sensitive layers kept in float", "int8",
+                          {**head, "keep_sensitive": SENSITIVE_LAYERS}, False))
+        elif engine == "openvino":
+            steps.append(("most sensitive layers kept in float", "int8",
+                          {**head, "max_drop": tolerance / 100,
+                           "validate": {"arrays": validation.arrays(), "metric": validation.metric_fn()}},
+                          False))
+        if more_calibration is not None and len(more_calibration):
+            steps.append(("more calibration images", "int8", head, True))
+        here = registry.precisions_here(engine)
+        steps.append(("fp16", "fp16", {}, False) if "fp16" in here else ("fp32", "fp32", {}, False))
+    elif precision in ("fp16", "bf16"):
+        steps.append(("fp32", "fp32", {}, False))
+    return steps
+
+
+def guarded_convert(engine: str, source: Source, *, precision: str, out_dir: Path, validation: Validation,
+                    reference: dict, calibration: CalibrationSet | None = None,
+                    more_calibration: CalibrationSet | None = None, tolerance: float = DEFAULT_TOLERANCE,
+                    report: Report | None = None, threads: int | None = 1) -> Outcome:
+    """Convert, evaluate against the PyTorch reference, fall back until within tolerance. Artifacts that build
+    on the device cannot be evaluated here: they pass through, marked unchecked."""
+    out_dir = Path(out_dir)
+    attempts: list[Attempt] = []
+    for index, (step, variant, options, larger) in enumerate(ladder(engine, precision, source.task,
+                                                                     more_calibration=more_calibration,
+                                                                     validation=validation, tolerance=tolerance)):
+        calib = more_calibration if larger else calibration
+        folder = out_dir / f"{engine}-{precision}-try{index + 1}"
+        started = time.perf_counter()
+        try:
+            artifact = registry.convert(engine, source, precision=variant, out_dir=folder, calibration=calib,
+                                        options=options, report=report)
+        except ConversionError as error:
+            attempts.append(Attempt(step, variant, _clean(options), calib and calib.describe(), None, None, False,
+                                    time.perf_counter() - started, str(error)))
+            say(report, f"guard: {engine} {variant} ({step}) did not convert: {error}")
+            shutil.rmtree(folder, ignore_errors=True)
+            continue
+        if not artifact.runs_here:
+            attempts.append(Attempt(step, variant, _clean(artifact.options), artifact.calibration, None, None, True,
+                                    time.perf_counter() - started))
+            say(report, f"guard: {artifact.label} builds on the device; its accuracy is checked there.")
+            return Outcome(engine, precision, artifact, attempts, reference, tolerance)
+        metrics = validation.evaluate(registry.load(artifact, threads=threads))
+        lost = drop(reference, metrics, validation.metric_names)
+        ok = lost <= tolerance
+        attempts.append(Attempt(step, variant, _clean(artifact.options), artifact.calibration, metrics, lost, ok,
+                                time.perf_counter() - started))
+        shown = ", ".join(f"{name} {metrics[name]:.2f}% (PyTorch {reference[name]:.2f}%)"
+                          for name in validation.metric_names)
+        say(report, f"guard: {artifact.label} ({step}): {shown}: "
+                    + ("passes." if ok else f"lost {lost:.2f} points, over the {tolerance:g}-point tolerance."))
+        if ok:
+            artifact.notes.append(f"accuracy guard: {step}, drop {lost:+.2f} points")
+            return Outcome(engine, precision, artifact, attempts, reference, tolerance)
+        shutil.rmtree(folder, ignore_errors=True)
+    return Outcome(engine, precision, None, attempts, reference, tolerance)
+
+
+def _clean(options: dict) -> dict:
+    return {k: v for k, v in options.items() if k != "validate"}

@@ -1,0 +1,66 @@
+"""The accuracy guard on real conversions: a deliberately bad calibration set trips it and it falls back."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from deployment.engine.converters import registry
+from deployment.engine.converters.base import Source, calibration_set
+from deployment.engine.guard import Validation, guarded_convert, ladder
+from deployment.engine.onnx_export import export_onnx
+from training.engine.data import list_images
+
+from .conftest import INPUT_SIZE
+
+
+@pytest.fixture(scope="module")
+def setup(trained, dataset, tmp_path_factory):
+    model, class_names = trained
+    root, _ = dataset
+    folder = tmp_path_factory.mktemp("guard")
+    source = Source(onnx_path=export_onnx(model, input_size=INPUT_SIZE, path=folder / "model.onnx"),
+                    task="classification", input_size=INPUT_SIZE, torch_model=model)
+    validation = Validation(task="classification", input_size=INPUT_SIZE, num_classes=len(class_names),
+                            samples=list_images(root / "val", class_names))
+    reference = validation.evaluate(registry.load(registry.convert("pytorch", source, precision="fp32",
+                                                                   out_dir=folder / "pt")))
+    good = calibration_set(sorted((root / "train").glob("*/*.png")), split="train", task="classification",
+                           input_size=INPUT_SIZE)
+    # Deliberately bad: four black squares, nothing like the data, so every activation range is wrong.
+    black = []
+    for i in range(4):
+        path = folder / f"black{i}.png"
+        Image.fromarray(np.zeros((INPUT_SIZE, INPUT_SIZE, 3), dtype=np.uint8)).save(path)
+        black.append(path)
+    bad = calibration_set(black, split="train", task="classification", input_size=INPUT_SIZE)
+    return source, validation, reference, good, bad
+
+
+def test_a_good_calibration_passes_on_the_first_try(setup, tmp_path, report):
+    source, validation, reference, good, _ = setup
+    outcome = guarded_convert("onnxruntime", source, precision="int8", out_dir=tmp_path, validation=validation,
+                              reference=reference, calibration=good, report=report)
+    assert outcome.passed and outcome.fallback is None and outcome.artifact.precision == "int8"
+    assert outcome.as_dict()["attempts"][0]["drop"] <= 1.0
+    assert any("passes" in line for line in report.lines)
+
+
+def test_a_bad_calibration_set_trips_the_guard_and_it_falls_back_by_itself(setup, tmp_path, report):
+    source, validation, reference, good, bad = setup
+    outcome = guarded_convert("onnxruntime", source, precision="int8", out_dir=tmp_path, validation=validation,
+                              reference=reference, calibration=bad, more_calibration=good, tolerance=1.0,
+                              report=report)
+    first, last = outcome.attempts[0], outcome.attempts[-1]
+    assert first.step == "as asked" and not first.passed and first.drop > 1.0
+    assert outcome.passed and last.passed and last.drop <= 1.0 and outcome.fallback == last.step != "as asked"
+    assert any("over the 1-point tolerance" in line for line in report.lines)
+    assert "fell back" in outcome.summary()
+    # Nothing that failed is left on disk: only the passing artifact's folder.
+    assert [p.name for p in tmp_path.iterdir()] == [outcome.artifact.path.parent.name]
+
+
+def test_the_ladder_orders_the_fallbacks():
+    steps = [s[0] for s in ladder("onnxruntime", "int8", "detection", more_calibration=None, validation=None)]
+    assert steps == ["as asked", "detection head kept in float", "most sensitive layers kept in float", "fp16"]
+    assert [s[1] for s in ladder("openvino", "bf16", "classification", more_calibration=None,
+                                 validation=None)] == ["bf16", "fp32"]

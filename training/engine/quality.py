@@ -1,0 +1,70 @@
+"""The quality gate: a trained classifier that does no better than guessing is not a result to ship.
+
+`verdict` compares the validation top-1 with chance (the share of the largest class in the validation split: always
+answering that class scores it) and with a minimum the project may set. "Near chance" is judged with the size of
+the validation split in mind: the accuracy must beat chance by two standard errors of a guesser's score on that
+many images (on 84 images of 3 classes: 43.6% rather than 33.3%), so a lucky guesser rarely passes and a real
+model on a handful of images is not failed for noise.
+
+A failed verdict says why and what to try, from what the run shows (one class predicted for everything, a
+validation loss that blew up, few images per class, images upscaled to the input size, few epochs).
+"""
+
+import math
+
+
+def verdict(*, top1: float, confusion: list[list[int]], class_names: list[str], min_top1: float | None = None,
+            history: list[dict] | None = None, n_train: int | None = None, input_size: int | None = None,
+            image_side: int | None = None, epochs: int | None = None) -> dict:
+    """{"passed", "top1", "chance", "required", "reason", "advice": [...]} for a finished run."""
+    counts = [sum(row) for row in confusion]
+    n_val = sum(counts)
+    chance = max(counts) / n_val if n_val else 1 / max(1, len(class_names))
+    margin = 2 * math.sqrt(chance * (1 - chance) / n_val) if n_val else 0.0
+    required = min(0.999, chance + max(margin, 0.02))
+    if min_top1 is not None and min_top1 > required:
+        required = min_top1
+    passed = top1 >= required - 1e-9
+    result = {"passed": passed, "top1": top1, "chance": chance, "required": required, "n_val": n_val,
+              "min_top1": min_top1, "reason": "", "advice": []}
+    if passed:
+        return result
+    if min_top1 is not None and top1 >= chance + margin:
+        result["reason"] = (f"validation top-1 {100 * top1:.1f}% is below the project's minimum of "
+                            f"{100 * min_top1:.1f}%")
+    else:
+        result["reason"] = (f"validation top-1 {100 * top1:.1f}% is no better than chance ({100 * chance:.1f}%: "
+                            f"always answering the largest class); a useful model needs at least "
+                            f"{100 * required:.1f}% on these {n_val} images")
+    result["advice"] = _advice(confusion, class_names, history or [], n_train, input_size, image_side, epochs)
+    return result
+
+
+def _advice(confusion, class_names, history, n_train, input_size, image_side, epochs) -> list[str]:
+    tips = []
+    predicted = [sum(row[j] for row in confusion) for j in range(len(class_names))]
+    if sum(predicted) and max(predicted) == sum(predicted):
+        one = class_names[predicted.index(max(predicted))]
+        tips.append(f"Every validation image was predicted as '{one}': the training collapsed. Lower the learning "
+                    "rate (e.g. a tenth of it) or keep the default warm-up.")
+    losses = [r.get("val_loss") for r in history if r.get("val_loss") is not None]
+    if losses and (not all(math.isfinite(v) for v in losses) or max(losses) > 100):
+        tips.append("The validation loss blew up: lower the learning rate, or leave it empty to use the default.")
+    if image_side and input_size and input_size > 1.5 * image_side:
+        tips.append(f"The images are about {image_side} px but the project trains at {input_size} px: set the input "
+                    f"size to {image_side} (upscaling adds no detail and slows training).")
+    if n_train is not None and class_names and n_train / len(class_names) < 100:
+        tips.append(f"{n_train // len(class_names)} training images per class is few: add images, or use stronger "
+                    "augmentation.")
+    if epochs is not None and epochs < 30:
+        tips.append(f"{epochs} epochs is short for training from scratch: leave epochs empty (chosen from the "
+                    "dataset's size) or raise it.")
+    tips.append("Check the labels: look at a few images of each class on the dataset page.")
+    tips.append("Upload pretrained weights for this model on the project page to start from them.")
+    return tips
+
+
+def summary(result: dict) -> str:
+    """The failed verdict in one paragraph: the job's error."""
+    advice = " ".join(f"({i}) {tip}" for i, tip in enumerate(result["advice"], start=1))
+    return f"Quality gate: {result['reason']}. The model was not passed on to conversion. What to try: {advice}"
