@@ -197,6 +197,16 @@ def imported_convert_stage(job, run: TrainingRun, report) -> dict:
     if not ok:
         raise StageError("The imported model's ONNX form does not run cleanly on the validation images; the artifact "
                          "is marked failed.")
-    report("Imported model verified on the validation images.", progress=100)
-    return {"task": project.task, "imported": arch["imported"], "artifacts": [artifact.pk],
-            "onnx_mb": round(artifact.size_bytes / 1e6, 2), "parity": checks.get("parity")}
+    report("Imported model verified on the validation images.", progress=50)
+    result = {"task": project.task, "imported": arch["imported"], "artifacts": [artifact.pk],
+              "onnx_mb": round(artifact.size_bytes / 1e6, 2), "parity": checks.get("parity")}
+    if project.engine == "pytorch":
+        report("The PyTorch engine needs the model's own code; an imported model is packaged from its ONNX form.")
+        return result
+    from .optimize import convert_target
+
+    target = convert_target(job, run, onnx_artifact=artifact, report=report)  # the same guard as a trained model
+    report(None, progress=100)
+    if target["target"].get("artifact") not in (None, artifact.pk):
+        result["artifacts"].append(target["target"]["artifact"])
+    return {**result, **target}

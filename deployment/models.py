@@ -19,6 +19,8 @@ class Artifact(models.Model):
     class Status(models.TextChoices):
         VERIFIED = "verified", "Verified"
         FAILED = "failed", "Failed"
+        # Failed a check, then accepted by a user with a recorded reason (checks["override"], the audit log).
+        ACCEPTED = "accepted", "Accepted (override)"
 
     project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="artifacts")
     job = models.ForeignKey("projects.Job", on_delete=models.CASCADE, related_name="artifacts")

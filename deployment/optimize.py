@@ -84,7 +84,13 @@ def calibration_for(project, input_size: int, limit: int):
 
 
 def torch_module(project, run):
-    """The trained model in eval mode, as the ONNX export sees it (detection: the decoded-output copy)."""
+    """The trained model in eval mode, as the ONNX export sees it (detection: the decoded-output copy). An imported
+    model (deployment.imports) is its ONNX form, run by ONNX Runtime behind a module's call."""
+    if (run.architecture or {}).get("imported"):
+        from .engine.model_import import onnx_module
+        from .imports import imported_onnx
+
+        return onnx_module(imported_onnx(run))
     if project.task == Task.DETECTION:
         from .engine.detect_onnx import _export_copy, load_detector
 

@@ -40,11 +40,15 @@ def bundle_runtime(artifact: Artifact) -> tuple[str, dict[str, Path]] | None:
 
 
 def choose_artifact(project) -> Artifact:
-    """The verified artifact of the last conversion for the project's engine and precision; else the same engine
-    in fp32; else the verified fp32 ONNX model (which every device's toolchain imports)."""
+    """The artifact the conversion built for the project's engine and precision and its accuracy guard passed (its
+    "target"); else a verified one of that engine and precision, or of that engine in fp32; else the verified fp32
+    ONNX model (which every device's toolchain imports)."""
     job = latest_succeeded(project, "convert")
     verified = [a for a in job.artifacts.filter(status=Artifact.Status.VERIFIED).order_by("id")
                 if a.kind != Artifact.Kind.BUNDLE and bundle_runtime(a)]
+    target = next((a for a in verified if (a.checks or {}).get("target")), None)
+    if target is not None:
+        return target
     for wanted in ((project.engine, project.precision), (project.engine, "fp32"), ("onnxruntime", "fp32")):
         for artifact in verified:
             if (artifact.engine, artifact.precision) == wanted:
@@ -62,36 +66,22 @@ def _target(device):
 
 
 def _reference_and_samples(project, artifact: Artifact):
-    """(batch -> raw outputs of the PyTorch model, sample images, class names, input size, preprocessing)."""
+    """(batch -> raw outputs of the PyTorch model, sample images, class names, input size). An imported model's
+    reference is the model as it was imported (its ONNX form)."""
+    from .engine.measure import torch_runner
+    from .optimize import torch_module
+
     run = artifact.training_run
     arch = run.architecture
-    if arch.get("imported"):  # the reference is the team's own model, as imported
-        from .engine.measure import onnx_runner
-        from .imports import imported_onnx
+    reference = torch_runner(torch_module(project, run))
+    if project.task == Task.DETECTION:
+        from .detection import detection_samples
 
-        reference = onnx_runner(imported_onnx(run))
-        if project.task == Task.DETECTION:
-            from .detection import detection_samples
-
-            images = [image for image, _ in detection_samples(project.dataset, 64)]
-        else:
-            from .services import _val_samples
-
-            images = [image for image, _ in _val_samples(project.dataset, 1000)]
-    elif project.task == Task.DETECTION:
-        from .detection import _runner, detection_samples
-
-        pytorch = artifact.job.artifacts.filter(kind=Artifact.Kind.PYTORCH).first()
-        reference = _runner(pytorch) if pytorch else None
         images = [image for image, _ in detection_samples(project.dataset, 64)]
     else:
-        from .engine.measure import torch_runner
-        from .services import _load_trained_model, _val_samples
+        from .services import _val_samples
 
-        reference = torch_runner(_load_trained_model(run))
         images = [image for image, _ in _val_samples(project.dataset, 1000)]
-    if reference is None:
-        raise StageError("The PyTorch model the bundle is compared with is missing from the conversion.")
     step = max(1, len(images) // SAMPLES)  # spread over the split (and so over the classes)
     return reference, images[::step][:SAMPLES], arch["class_names"], arch["input_size"]
 

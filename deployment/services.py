@@ -96,7 +96,8 @@ def convert_stage(job, report) -> dict:
 
 def _converted(project) -> list[Artifact]:
     job = latest_succeeded(project, "convert")
-    artifacts = list(job.artifacts.filter(status=Artifact.Status.VERIFIED).order_by("id"))
+    artifacts = list(job.artifacts.filter(  # verified, or accepted by a user over a failed parity check
+        status__in=[Artifact.Status.VERIFIED, Artifact.Status.ACCEPTED]).order_by("id"))
     if not artifacts:
         raise StageError("The last conversion left no verified artifact.")
     return artifacts

@@ -31,7 +31,6 @@ SIGNATURES = ((b"\xff\xd8\xff", ".jpg", "JPEG"), (b"\x89PNG\r\n\x1a\n", ".png", 
               (b"GIF89a", ".gif", "GIF"), (b"BM", ".bmp", "BMP"))
 TOO_BIG = f"The image is over the {MAX_IMAGE_BYTES // (1024 * 1024)} MB limit."
 NOT_QUEUED = "The job queue (the broker) is unreachable, so the image could not be handed to a worker. Try again."
-RUNS_HERE = ("onnxruntime", "pytorch")  # engines whose artifacts Try it runs on this server
 
 
 class ImageUploadHandler(FileUploadHandler):
@@ -69,9 +68,11 @@ def use_image_upload_handler(request) -> None:
 
 def triable_artifacts(project):
     """The project's verified artifacts this server can run: models, not bundles or builds for the device."""
-    return (Artifact.objects.filter(project=project, status=Artifact.Status.VERIFIED, engine__in=RUNS_HERE,
-                                    kind__in=(Artifact.Kind.ONNX, Artifact.Kind.PYTORCH))
-            .select_related("training_run").order_by("-created_at", "-id"))
+    from django.db.models import Q
+
+    runs_here = Q(kind__in=(Artifact.Kind.ONNX, Artifact.Kind.PYTORCH)) | Q(checks__conversion__runs_here=True)
+    return (Artifact.objects.filter(runs_here, project=project, status=Artifact.Status.VERIFIED)
+            .exclude(kind=Artifact.Kind.BUNDLE).select_related("training_run").order_by("-created_at", "-id"))
 
 
 def check_image(upload, *, too_big: bool = False) -> tuple[bytes, str]:
@@ -147,14 +148,16 @@ def _dispatch(trial_id: int) -> None:
 
 
 def _runner(artifact: Artifact):
-    """batch -> raw outputs of the artifact on its own runtime, here."""
-    if artifact.project.task == Task.DETECTION:
-        from .detection import _runner as detection_runner
+    """batch -> raw outputs of the artifact on its own runtime, here (the benchmark's loader: every engine)."""
+    from projects.jobs.errors import StageError
 
-        return detection_runner(artifact)
-    from .services import _artifact_runner
+    from .optimize import loader_for
 
-    return _artifact_runner(artifact)
+    load = loader_for(artifact, artifact.project, 1)
+    if load is None:
+        raise StageError(f"{artifact.get_kind_display()} ({artifact.engine} {artifact.precision}) does not run on "
+                         "this server.")
+    return load()
 
 
 def trial_execute(trial_id: int) -> Trial:

@@ -9,4 +9,5 @@ urlpatterns = [
     path("trials/<int:trial_id>/", views.trial_detail, name="trial_detail"),
     path("trials/<int:trial_id>/image/", views.trial_image, name="trial_image"),
     path("projects/<int:project_id>/import-model/", views.model_import_page, name="model_import"),
+    path("jobs/<int:job_id>/accept/", views.convert_accept_view, name="convert_accept"),
 ]

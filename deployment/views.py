@@ -7,7 +7,7 @@ from django.http import FileResponse, Http404, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from projects.access import can_edit, projects_for, require_editor
@@ -128,3 +128,22 @@ def model_import_page(request, project_id: int):
 
 def _numbers(text: str):
     return [part for part in text.replace(";", ",").replace(" ", ",").split(",") if part]
+
+
+@require_POST
+@login_required
+def convert_accept_view(request, job_id: int):
+    """Accept a conversion that failed its parity check, with a reason; answers with the pipeline panel."""
+    from projects.access import jobs_for
+    from projects.pipeline import pipeline_context
+
+    from .overrides import convert_accept
+
+    job = get_object_or_404(jobs_for(request.user).select_related("project"), pk=job_id)
+    require_editor(request.user, job.project.team)
+    error = ""
+    try:
+        convert_accept(job=job, user=request.user, reason=request.POST.get("reason", ""))
+    except JobNotAllowed as exc:
+        error = str(exc)
+    return render(request, "projects/_pipeline.html", {**pipeline_context(job.project, request.user), "error": error})

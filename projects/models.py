@@ -123,6 +123,7 @@ class AuditAction(models.TextChoices):
     MEMBER_REMOVED = "member_removed", "removed"
     TOKEN_CREATED = "token_created", "created an API token"
     TOKEN_REVOKED = "token_revoked", "revoked an API token"
+    OVERRIDDEN = "overridden", "accepted despite a failed check"
 
 
 class AuditEvent(models.Model):

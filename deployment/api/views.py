@@ -5,11 +5,12 @@ import mimetypes
 import django_filters
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
-from rest_framework import mixins, status, viewsets
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
 from rest_framework.parsers import MultiPartParser
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from deployment.http import artifact_download_response
@@ -17,8 +18,10 @@ from deployment.imports import model_import
 from deployment.models import Artifact, Trial
 from deployment.selectors import artifacts_for, trials_for
 from deployment.trials import trial_create, use_image_upload_handler
-from projects.access import require_editor
+from projects.access import jobs_for, require_editor
 from projects.api.filters import IdFilter
+from projects.api.permissions import IsEditorOrReadOnly
+from projects.api.serializers import JobSerializer
 from projects.audit import audit_record
 from projects.jobs.storage import absolute
 
@@ -142,3 +145,33 @@ class ModelImportViewSet(viewsets.GenericViewSet):
         return Response({"project": project.pk, "job": run.job_id, "training_run": run.pk,
                          "model_name": run.model_name, "format": run.architecture["imported"],
                          "checks": run.architecture["checks"]}, status=status.HTTP_201_CREATED)
+
+
+class AcceptSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=300, help_text="Why the difference is acceptable (recorded with your "
+                                                             "name on the artifact and in the team's audit log).")
+
+
+class ConversionViewSet(viewsets.GenericViewSet):
+    """Convert jobs: accept one that failed its parity check (an override, recorded and audited)."""
+
+    serializer_class = AcceptSerializer
+    permission_classes = [IsAuthenticated, IsEditorOrReadOnly]
+    lookup_value_regex = "[0-9]{1,18}"
+
+    def get_queryset(self):
+        return jobs_for(self.request.user).select_related("project").order_by("-pk")
+
+    @extend_schema(request=AcceptSerializer, responses={
+        200: JobSerializer, 409: OpenApiResponse(description="Not a conversion that failed its parity check, or no "
+                                                             "reason given; detail says why.")})
+    @action(detail=True, methods=["post"])
+    def accept(self, request, pk=None):
+        """Accept the conversion's ONNX artifact although it failed the parity check: the artifact becomes
+        "accepted", the job succeeded (so benchmark and package may run), with who, when and why recorded."""
+        from deployment.overrides import convert_accept
+
+        body = AcceptSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        job = convert_accept(job=self.get_object(), user=request.user, reason=body.validated_data["reason"])
+        return Response(JobSerializer(job).data)

@@ -215,3 +215,22 @@ def torchscript_reference(path: Path, *, task: str, mean, std):
             return y[0] if isinstance(y, (list, tuple)) else y
 
     return Normalised().eval()
+
+
+def onnx_module(path: Path):
+    """The imported ONNX model behind a torch module's call (it runs on ONNX Runtime): what the accuracy guard
+    evaluates as the reference an imported model's converted forms are held to. Not traceable: the PyTorch engine
+    cannot be built from it."""
+    import onnxruntime as ort
+    import torch
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+
+    class OnnxModule(torch.nn.Module):
+        imported_onnx = True
+
+        def forward(self, x):
+            return torch.from_numpy(session.run(None, {name: x.detach().cpu().numpy()})[0])
+
+    return OnnxModule().eval()

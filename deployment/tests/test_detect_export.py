@@ -113,7 +113,7 @@ def test_bundle_infer_runs_standalone_and_matches_the_portal(detector, exported,
 
     torch_model = _export_copy(model)
 
-    def reference(batch):
+    def pytorch_outputs(batch):
         with torch.no_grad():
             return torch_model(torch.from_numpy(batch)).numpy()
 
@@ -122,7 +122,7 @@ def test_bundle_infer_runs_standalone_and_matches_the_portal(detector, exported,
                                class_names=class_names(model), input_size=INPUT_SIZE,
                                target=Target(name="Jetson_Nano", tier="on_device", accelerator="nvidia_gpu",
                                              cpu_arch="aarch64"),
-                               reference=reference, samples=[p for p, _ in samples],
+                               reference=pytorch_outputs, samples=[p for p, _ in samples],
                                model_info={"name": "tiny detector: yolo11n"})
     folder = tmp_path / "unpacked"
     with zipfile.ZipFile(bundle) as zf:
@@ -153,6 +153,16 @@ def test_bundle_infer_runs_standalone_and_matches_the_portal(detector, exported,
     smoke = subprocess.run([sys.executable, "-I", str(folder / "smoke_test.py")], capture_output=True, text=True,
                            timeout=120)
     assert smoke.returncode == 0 and "PASSED: 4 of 4 samples" in smoke.stdout, smoke.stdout + smoke.stderr
+    # A PC's bundle serves the same boxes over HTTP: the package stage's own check (server, health, smoke test).
+    from deployment.engine.bundle import check_tier_bundle
+
+    served = build_tier_bundle(out_path=tmp_path / "pc.zip", task="detection", tier="pc", runtime="onnxruntime",
+                               model_files={"model.onnx": exported}, class_names=class_names(model),
+                               input_size=INPUT_SIZE, target=Target(name="Lab_PC", tier="pc"),
+                               reference=pytorch_outputs, samples=[p for p, _ in samples],
+                               model_info={"name": "tiny detector: yolo11n"})
+    check = check_tier_bundle(served, tier="pc")
+    assert check["passed"] and check["ran"][-1] == "smoke_test.py --url", check
 
 
 def test_infer_script_imports_nothing_but_numpy_pillow_and_its_bundle():

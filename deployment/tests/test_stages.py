@@ -190,6 +190,32 @@ def test_tensorrt_on_this_server_is_a_kit_that_builds_on_device_and_is_not_timed
     assert any("builds on the device; not measured here" in line for line in report.lines)
 
 
+def _converted_for(project, engine, precision):
+    project.engine, project.precision = engine, precision
+    project.save()
+    job = job_for(project, "convert")
+    job.result = services.convert_stage(job, Report())
+    job.status = JobStatus.SUCCEEDED
+    job.save()
+    return Artifact.objects.get(pk=job.result["target"]["artifact"])
+
+
+def test_package_carries_the_engine_the_guard_passed_and_runs_it_in_the_bundle(project, trained):
+    target = _converted_for(project, "openvino", "fp32")
+    report = Report()
+    result = packaging.package_stage(job_for(project, "package"), report)
+    assert (result["engine"], result["runtime"], result["precision"]) == ("openvino", "OpenVINO", target.precision)
+    assert {"model.xml", "model.bin", "runtime.py"} <= set(result["files"]) and "model.onnx" not in result["files"]
+    assert any("PASSED: 4 of 4 samples agree with the PyTorch model" in line for line in report.lines)
+
+
+def test_package_of_a_tensorrt_kit_builds_on_the_device(project, trained):
+    _converted_for(project, "tensorrt", "fp16")
+    result = packaging.package_stage(job_for(project, "package"), Report())
+    assert result["runtime"] == "TensorRT" and result["ran"] == ["checksums"] and "on the device" in result["note"]
+    assert {"model.onnx", "trt_build.py", "runtime.py", "smoke_test.py"} <= set(result["files"])
+
+
 def test_the_compare_stage_is_table_2_live(project, converted):
     from deployment.optimize import compare_stage
 

@@ -18,7 +18,7 @@ from projects.jobs.storage import project_dir
 from projects.tests import factories
 from tango_common.images import preprocess_image
 
-from .test_stages import INPUT_SIZE, Report, job_for
+from .test_stages import INPUT_SIZE, job_for
 from .test_stages import trained as trained  # noqa: F401  (the fixture, on this module's project)
 
 pytestmark = pytest.mark.django_db
@@ -35,11 +35,14 @@ def project(settings, tmp_path):
 
 @pytest.fixture
 def onnx(project, trained):  # noqa: F811
-    job = job_for(project, "convert")
-    services.convert_stage(job, Report())
-    job.status = "succeeded"
-    job.save()
-    return Artifact.objects.get(job=job, kind="onnx")
+    """The trained model's ONNX export, as the convert stage leaves it (its parity check has tests of its own)."""
+    from deployment.engine.onnx_export import export_onnx
+    from projects.jobs.storage import job_dir, relative
+
+    job = job_for(project, "convert", "succeeded")
+    path = export_onnx(services._load_trained_model(trained), input_size=INPUT_SIZE, path=job_dir(job) / "model.onnx")
+    return Artifact.objects.create(project=project, job=job, training_run=trained, kind="onnx", engine="onnxruntime",
+                                   path=relative(path), sha256="0" * 64, status="verified")
 
 
 @pytest.fixture
@@ -47,6 +50,17 @@ def worker(monkeypatch, django_capture_on_commit_callbacks):
     """The Celery hand-off runs the trial at once, as a worker would."""
     monkeypatch.setattr(trials, "_dispatch", trials.trial_execute)
     return django_capture_on_commit_callbacks
+
+
+@pytest.fixture
+def light(settings, tmp_path):
+    """(project, artifact) without a dataset on disk or a trained model: for the checks done before anything runs."""
+    from projects.tests.conftest import make_artifact
+
+    settings.MEDIA_ROOT = tmp_path / "media"
+    team = factories.team_with("Vision", alice="owner", bob="editor")
+    project = factories.project(team, "Light")
+    return project, make_artifact(job_for(project, "convert", "succeeded"))
 
 
 def browser(project, username):
@@ -87,7 +101,8 @@ def test_an_editor_uploads_an_image_and_the_worker_answers_like_pytorch(project,
     ("notes.png", b"just some text, not pixels", "not a JPEG, PNG"),
     ("cut.png", None, "cannot read it"),  # a PNG cut in half
 ])
-def test_a_file_that_is_not_an_image_is_refused_before_it_is_kept(project, onnx, name, data, message):
+def test_a_file_that_is_not_an_image_is_refused_before_it_is_kept(light, name, data, message):
+    project, onnx = light
     if data is None:
         buffer = io.BytesIO()
         Image.new("RGB", (64, 64), (10, 200, 30)).save(buffer, format="PNG")
@@ -98,9 +113,12 @@ def test_a_file_that_is_not_an_image_is_refused_before_it_is_kept(project, onnx,
     assert not Trial.objects.exists() and not (project_dir(project.pk) / "trials").exists()
 
 
-def test_an_image_over_the_limit_is_dropped_while_it_streams_in(project, onnx, monkeypatch):
+def test_an_image_over_the_limit_is_dropped_while_it_streams_in(light, monkeypatch):
+    project, onnx = light
     monkeypatch.setattr(trials, "MAX_IMAGE_BYTES", 2000)
-    big = val_image(project).read_bytes() + b"\0" * 4000
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buffer, format="PNG")
+    big = buffer.getvalue() + b"\0" * 4000
     response = browser(project, "bob").post(reverse("deployment:try_page", args=[project.pk]), {
         "artifact": onnx.pk, "image": SimpleUploadedFile("big.png", big)})
     assert response.status_code == 400 and "over the" in response.content.decode()

@@ -118,6 +118,7 @@ REQUESTS = {
     "list searches": ("GET", "/api/searches/", None),
     "read search": ("GET", "/api/searches/{search_job}/", None),
     "adopt search": ("POST", "/api/searches/{search_job}/adopt/", {}),
+    "accept conversion": ("POST", "/api/conversions/{failed_job}/accept/", {"reason": "close enough"}),
     "list architectures": ("GET", "/api/architectures/", None),
     "read architecture": ("GET", "/api/architectures/{architecture}/", None),
     "save architecture": ("POST", "/api/architectures/", lambda w: architecture_body(w)),
@@ -176,6 +177,8 @@ EXPECTED = {
     "list searches":        (200,  200,   200,   200,     200,  401),
     "read search":          (200,  200,   200,   404,     404,  401),
     "adopt search":         (409,  409,   403,   404,     404,  401),
+    # The failed job is not a conversion that failed parity: editors are told so (409).
+    "accept conversion":    (409,  409,   403,   404,     404,  401),
     # Outsiders name a project that is not theirs: it "does not exist" for them (400). Members may preview.
     "list architectures":   (200,  200,   200,   200,     200,  401),
     "read architecture":    (200,  200,   200,   404,     404,  401),

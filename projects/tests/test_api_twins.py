@@ -31,6 +31,7 @@ PAGE_TO_API = {
     "deployment:trial_image": ("GET", "trial-image"),
     "deployment:model_import": ("POST", "model-import-list"),
     "training:search_adopt": ("POST", "search-adopt"),
+    "deployment:convert_accept": ("POST", "conversion-accept"),
     "visualizer:editor": ("POST", "architecture-preview"),  # the graph, its errors, flags and costs after edits
     "recommender:device_list": ("GET", "device-list"),
     "recommender:device_detail": ("GET", "device-records"),  # its records, predicted against measured

@@ -272,10 +272,10 @@ def test_detection_offers_only_what_its_convert_stage_builds(client, owner, team
     data = {**basics(team, task="detection"), "step": "device", "dataset": cars.pk, "device": jetson.pk}
     body = post(client, data, htmx).content.decode()
     engine = body[body.index('id="field-engine"'):body.index('id="field-precision"')]
-    assert 'value="tensorrt" disabled title="TensorRT builds of object detection models are not in this version' \
-        in engine
+    assert 'value="tensorrt" disabled' not in engine and 'value="tensorrt"' in engine
+    assert 'value="tvm" disabled' in engine  # TVM builds classifiers only
     precision = body[body.index('id="field-precision"'):body.index('id="field-input_size"')]
-    assert 'value="fp16" disabled' in precision and 'value="fp32" selected' in precision
+    assert 'value="fp16" disabled' not in precision and 'value="fp16"' in precision
 
 
 def test_review_warns_about_a_tiny_dataset_and_names_the_model(client, owner, team, odroid, htmx):

@@ -66,6 +66,8 @@ PAGES = {
     "deployment:model_import": ("GET", "project_id", EDITORS_ONLY),
     # Not a finished search: editors get the panel back with the reason.
     "training:search_adopt": ("POST", "failed_job", EDITORS_ONLY),
+    # Not a failed conversion: editors get the panel back with the reason.
+    "deployment:convert_accept": ("POST", "failed_job", EDITORS_ONLY),
     # No recommendation yet in this world: members see the editor page saying to run it first.
     "visualizer:editor": ("GET", "project_id", MEMBERS_ONLY),
     # Django's sign-in pages: open to all, except changing one's own password.

@@ -211,6 +211,17 @@
     }
     cy.layout({name: "dagre", rankDir: "TB", nodeSep: 20, rankSep: 24, animate: false}).run();
     if (state.selected) cy.$id(state.selected).select();
+    readable();
+  }
+
+  // The whole network when it fits at a readable size; else readable, centred on what the user works on.
+  function readable() {
+    cy.fit(undefined, 20);
+    if (cy.zoom() >= 0.7) return;
+    const focus = (state.selected && cy.$id(state.selected).nonempty() && cy.$id(state.selected)) ||
+      (state.focus && cy.$id("block:" + state.focus).nonempty() && cy.$id("block:" + state.focus)) || cy.nodes().first();
+    cy.zoom(0.7);
+    cy.center(focus);
   }
 
   function toggle(blockId) {
@@ -219,13 +230,14 @@
     } else {
       state.expanded.add(blockId);
     }
+    state.focus = blockId;
     renderOutline(); draw();
   }
 
   function renderOutline() {
     const graph = state.preview.graph, blocks = blocksById();
     const items = [];
-    const listed = new Set();
+    const listed = new Set(), layers = new Set();
     for (const n of graph.nodes) {
       const chain = ancestors(n.block, blocks);
       for (const [depth, id] of chain.entries()) {
@@ -237,8 +249,11 @@
           data-testid="block-${id}" aria-expanded="${open}">${open ? "▾" : "▸"} ${id} · ${blocks[id].type}</button></li>`);
       }
       if (n.kind !== "module" || !chain.every((a) => state.expanded.has(a))) continue;
+      const again = layers.has(n.target);  // a layer called twice (a shared ReLU): named by its call
+      layers.add(n.target);
       items.push(`<li style="margin-left:${chain.length}em" class="droppable" data-node="${n.id}"><button type="button"
-        class="linklike" data-node="${n.id}" data-testid="layer-${n.target}">${n.target} · ${n.op}</button></li>`);
+        class="linklike" data-node="${n.id}" data-testid="layer-${again ? n.id : n.target}">${n.target}${again ?
+        " (" + n.id + ")" : ""} · ${n.op}</button></li>`);
     }
     $("network-outline").innerHTML = items.join("");
   }
