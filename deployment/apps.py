@@ -7,6 +7,7 @@ class DeploymentConfig(AppConfig):
     def ready(self):
         from projects.commands import Subcommand, setup_step_register, subcommand_register
         from projects.jobs.registry import Stage, stage_register
+        from tango_common.options import Option
 
         from .cli import add_engines_arguments
 
@@ -29,6 +30,10 @@ class DeploymentConfig(AppConfig):
                   description="Bundle the model for the device's tier: infer.py, smoke test, server, manifests.",
                   result_template="deployment/results/_package.html"),
             Stage(key="tvm_tune", label="Tune (TVM)", order=35, requires=("convert",), optional=True,
+                  options=(Option("trials", "int", default=64, low=1, high=5000, label="Trials",
+                                  help="Measured candidate schedules in all, spread over the model's operators."),
+                           Option("seconds", "float", default=600.0, low=5, high=14400, label="Time budget (s)",
+                                  help="The search stops when this is spent.")),
                   runner="deployment.tuning.tune_stage",
                   description="Search faster TVM schedules for this server's CPU (MetaSchedule, trial and time "
                               "budget); untuned, tuned and PyTorch latency side by side.",

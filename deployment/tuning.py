@@ -18,7 +18,7 @@ LATENCY_REPEAT = 20
 
 
 def budget_of(project) -> tuple[int, float]:
-    tune = (project.options or {}).get("tune") or {}
+    tune = (project.options or {}).get("tvm_tune") or {}
     return int(tune.get("trials", TUNE_TRIALS)), float(tune.get("seconds", TUNE_SECONDS))
 
 

@@ -20,7 +20,7 @@ def test_tune_is_an_optional_stage_after_convert():
 
 
 def test_tune_reports_untuned_tuned_and_pytorch_latency_and_keeps_the_accuracy(project, converted):  # noqa: F811
-    project.options = {**project.options, "tune": {"trials": 3, "seconds": 30}}
+    project.options = {**project.options, "tvm_tune": {"trials": 3, "seconds": 30}}
     project.save()
     report = Report()
     result = tuning.tune_stage(job_for(project, "tvm_tune"), report)
