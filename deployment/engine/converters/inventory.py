@@ -17,7 +17,7 @@ INSTALL = {
     "tvm": f"./tango engines install tvm (Debian's {CROSS_PACKAGE} for aarch64 boards; apache-tvm is in the "
            "portal's requirements)",
     "rknn": "./tango engines install rknn (rknn-toolkit2 in its own environment, about 1.5 GB)",
-    "tflite": "./tango engines install tflite (onnx2tf and TensorFlow in their own environment)",
+    # tflite: its environment installs (tango_common.sideenvs.TFLITE, seen working) but no converter uses it yet
     "openvino": "pip install openvino (in the portal's requirements)",
     "onnxruntime": "pip install onnxruntime (in the portal's requirements)",
     "tensorrt": "ships with JetPack on Jetson boards and in the gpu worker's image (compose.yaml)",
@@ -38,7 +38,7 @@ def rows() -> list[dict]:
                 why = f"installed but broken: {error}"
         row = {"engine": key, "label": engine.label, "available": not why, "why": why or "",
                "here": list(support.here), "on_device": list(support.on_device), "versions": versions,
-               "install": INSTALL.get(key, "") if why else ""}
+               "install": INSTALL.get(key, "") if why and converter is not None else ""}
         if key == "tvm":
             row["targets"] = {"host": "available" if not why else why,
                               "aarch64": "available" if cross_compiler() else f"needs {CROSS_CXX} ({CROSS_PACKAGE})"}
