@@ -27,7 +27,7 @@ def no_broker(monkeypatch):
 @pytest.fixture
 def project():
     team = factories.team_with("Vision", alice="owner", bob="editor", carol="viewer")
-    return factories.training_project(team, epochs=1)
+    return factories.training_project(team, epochs=1, quality_gate=False)  # one epoch: mechanics, not accuracy
 
 
 def client(project, username):
