@@ -66,36 +66,22 @@ def _target(device):
 
 
 def _reference_and_samples(project, artifact: Artifact):
-    """(batch -> raw outputs of the PyTorch model, sample images, class names, input size, preprocessing)."""
+    """(batch -> raw outputs of the PyTorch model, sample images, class names, input size). An imported model's
+    reference is the model as it was imported (its ONNX form)."""
+    from .engine.measure import torch_runner
+    from .optimize import torch_module
+
     run = artifact.training_run
     arch = run.architecture
-    if arch.get("imported"):  # the reference is the team's own model, as imported
-        from .engine.measure import onnx_runner
-        from .imports import imported_onnx
+    reference = torch_runner(torch_module(project, run))
+    if project.task == Task.DETECTION:
+        from .detection import detection_samples
 
-        reference = onnx_runner(imported_onnx(run))
-        if project.task == Task.DETECTION:
-            from .detection import detection_samples
-
-            images = [image for image, _ in detection_samples(project.dataset, 64)]
-        else:
-            from .services import _val_samples
-
-            images = [image for image, _ in _val_samples(project.dataset, 1000)]
-    elif project.task == Task.DETECTION:
-        from .detection import _runner, detection_samples
-
-        pytorch = artifact.job.artifacts.filter(kind=Artifact.Kind.PYTORCH).first()
-        reference = _runner(pytorch) if pytorch else None
         images = [image for image, _ in detection_samples(project.dataset, 64)]
     else:
-        from .engine.measure import torch_runner
-        from .services import _load_trained_model, _val_samples
+        from .services import _val_samples
 
-        reference = torch_runner(_load_trained_model(run))
         images = [image for image, _ in _val_samples(project.dataset, 1000)]
-    if reference is None:
-        raise StageError("The PyTorch model the bundle is compared with is missing from the conversion.")
     step = max(1, len(images) // SAMPLES)  # spread over the split (and so over the classes)
     return reference, images[::step][:SAMPLES], arch["class_names"], arch["input_size"]
 

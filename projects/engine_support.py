@@ -12,10 +12,10 @@ from tango_common.engines import ENGINES, engine_problem, engine_support
 
 from .models import Precision, Task
 
-# Detection's convert stage exports an fp32 ONNX model for ONNX Runtime (deployment/detection.py); the other
-# engines and precisions are built for classification models only.
-TASK_ENGINES = {Task.DETECTION: ("pytorch", "onnxruntime")}
-TASK_PRECISIONS = {Task.DETECTION: ("fp32",)}
+# The engines whose converters build detection models too, through the accuracy guard (head kept in float for
+# int8; deployment/tests/test_detect_convert.py); the others are built for classification models only.
+TASK_ENGINES = {Task.DETECTION: ("pytorch", "onnxruntime", "openvino", "tensorrt")}
+TASK_PRECISIONS: dict[str, tuple[str, ...]] = {}
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from .engine_support import (
     precision_task_problem,
 )
 from .models import Dataset, Precision, Project, RunMode, Task
+from .options_form import PREFIX as OPTION_PREFIX
 from .options_form import add_training_option_fields, training_options_value
 
 
@@ -183,6 +184,7 @@ class EnvironmentStepForm(forms.Form):
         self.fields["memory_limit_mb"].help_text = (f"Optional cap below {device.name}'s {device.memory_mb} MiB. "
                                                     f"Empty: all of it.")
         # No min/max attributes: the browser's own bubble would hide project_validate's message, which says why.
+        add_training_option_fields(self, task=task)  # the advanced options, all optional (projects.options_form)
         dataset = state.get("dataset")
         side = image_side(dataset.stats) if dataset is not None else None
         if side:
@@ -208,6 +210,7 @@ class EnvironmentStepForm(forms.Form):
             "latency_budget_ms": data.get("latency_budget_ms") or f"{device.default_latency_budget_ms:g}",
             "memory_limit_mb": data.get("memory_limit_mb") or "",
             "run_mode": data.get("run_mode") or RunMode.STEP,
+            **{name: data[name] for name in data if name.startswith(OPTION_PREFIX) and data[name] != ""},
         }
 
 

@@ -194,6 +194,10 @@ def project_create(*, team: Team, user=None, **fields) -> Project:
     if unknown:
         raise TypeError(f"Unknown project fields: {sorted(unknown)}")
     project = Project(team=team, created_by=user, **fields)
+    if fields.get("input_size") is None and project.dataset_id:  # left out: the dataset's own size, never enlarged
+        from .dataset_stats import image_side, suggested_input_size
+
+        project.input_size = suggested_input_size(image_side(project.dataset.stats), project.task)
     if project.latency_budget_ms is None and project.device_id:
         project.latency_budget_ms = project.device.default_latency_budget_ms
     project_validate(project)

@@ -22,6 +22,8 @@ from .dataset_stats import dataset_warnings
 from .devices import device_catalog
 from .engine_support import precision_label
 from .models import Precision, Project, RunMode, Task
+from .options_form import PREFIX as OPTION_PREFIX
+from .options_form import advanced_options
 from .services import dataset_create, project_create, project_start_if_automatic, project_validate
 
 
@@ -30,7 +32,14 @@ class Step:
     key: str
     label: str
     form_class: type[forms.Form]
-    fields: tuple[str, ...]
+    fields: tuple[str, ...]  # the project's inputs it asks for
+    training_options: bool = False  # it also asks for the train stage's advanced options (projects.options_form)
+
+    def names(self) -> tuple[str, ...]:
+        """Every field it posts: its inputs, and the advanced training options' fields where it shows them."""
+        if not self.training_options:
+            return self.fields
+        return self.fields + tuple(OPTION_PREFIX + o.name for o in advanced_options(None))
 
 
 STEPS = (
@@ -38,7 +47,8 @@ STEPS = (
     Step("dataset", "Dataset", f.DatasetStepForm, ("dataset",)),
     Step("device", "Target device", f.DeviceStepForm, ("device",)),
     Step("environment", "Environment & budget", f.EnvironmentStepForm,
-         ("engine", "precision", "input_size", "latency_budget_ms", "memory_limit_mb", "run_mode")),
+         ("engine", "precision", "input_size", "latency_budget_ms", "memory_limit_mb", "run_mode"),
+         training_options=True),
     Step("review", "Review", f.ReviewStepForm, ()),
 )
 STEP_INDEX = {s.key: i for i, s in enumerate(STEPS)}
@@ -109,7 +119,7 @@ class ProjectWizard:
         step = STEPS[index]
         defaults = getattr(step.form_class, "defaults", None)
         initial = defaults(self.state, self.data) if defaults else {
-            name: self.data[name] for name in step.fields if name in self.data}
+            name: self.data[name] for name in step.names() if name in self.data}
         return self._page(index, step.form_class(initial=initial, user=self.user, state=self.state))
 
     def _refresh(self, index: int) -> WizardPage:
@@ -179,6 +189,8 @@ class ProjectWizard:
 
     def _create(self) -> WizardPage:
         inputs = {name: self.state.get(name) for name in PROJECT_INPUTS}
+        if train := self._training_options():
+            inputs["options"] = {"train": train}
         try:
             project = project_create(team=self.state["team"], user=self.user, **inputs)
         except ValidationError as exc:
@@ -189,7 +201,7 @@ class ProjectWizard:
     def _back_to_owner(self, exc: ValidationError) -> WizardPage:
         """Show a late error (a name taken meanwhile) on the step whose field it names."""
         names = set(getattr(exc, "error_dict", {}))
-        index = next((i for i, s in enumerate(STEPS) if names & set(s.fields)), len(STEPS) - 1)
+        index = next((i for i, s in enumerate(STEPS) if names & set(s.names())), len(STEPS) - 1)
         form = self._bind(index)
         form.is_valid()
         f.attach_errors(form, exc)
@@ -205,8 +217,13 @@ class ProjectWizard:
 
     def _carried(self, index: int) -> list[tuple[str, str]]:
         """Answers of every other step, as hidden inputs: earlier ones and any already given further on."""
-        return [(name, self.data[name]) for i, s in enumerate(STEPS) if i != index for name in s.fields
+        return [(name, self.data[name]) for i, s in enumerate(STEPS) if i != index for name in s.names()
                 if self.data.get(name, "") != ""]
+
+    def _training_options(self) -> dict:
+        """The advanced training options the user set (empty ones are chosen from the dataset when training starts)."""
+        return {name[len(OPTION_PREFIX):]: value for name, value in self.state.items()
+                if name.startswith(OPTION_PREFIX) and value not in (None, "")}
 
     def _review(self, index: int) -> tuple[list[tuple[str, str]], list[str]]:
         if STEPS[index].key != "review":
@@ -225,6 +242,8 @@ class ProjectWizard:
             ("Memory limit", f"{s['memory_limit_mb']} MiB" if s["memory_limit_mb"] else "Device memory"),
             ("Run mode", RunMode(s["run_mode"]).label + (" (starts on Create)" if s["run_mode"] == RunMode.AUTO
                                                           else "")),
+            ("Training options", ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in self._training_options().items())
+             or "chosen from the dataset when training starts"),
             *([("Model", model)] if model else []),
         ]
         return rows, [*warnings, *dataset_warnings(s["dataset"].stats, input_size=s["input_size"])]

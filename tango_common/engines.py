@@ -75,8 +75,8 @@ BUILT: dict[str, dict[str, str]] = {
     "onnxruntime": {"fp32": HERE, "fp16": HERE, "int8": HERE},
     "openvino": {"fp32": HERE, "fp16": HERE, "bf16": HERE, "int8": HERE},
     "tensorrt": {"fp32": ON_DEVICE, "fp16": ON_DEVICE, "int8": ON_DEVICE},
-    "tvm": {},
-    "rknn": {},
+    "tvm": {"fp32": HERE},  # host CPU here; aarch64 boards get a cross-compiled library that runs on the device
+    "rknn": {"fp16": ON_DEVICE, "int8": ON_DEVICE},  # built here in its own environment, checked in its simulator
     "tflite": {},
 }
 
@@ -137,7 +137,9 @@ def engine_support(engine_key: str, *, flags: frozenset[str] | None = None,
             unavailable[precision] = f"{engine.label} {precision} builds are not in this version."
         elif precision == "bf16" and not cpu_has_bf16(flags):
             unavailable[precision] = "this server's CPU has no bf16 instructions (AVX512-BF16 / AMX)."
-        elif where == HERE and not importable(_PACKAGE.get(engine_key, engine_key)):
+        elif why := _side_env_missing(engine_key):
+            unavailable[precision] = f"{engine.label} needs {why}"  # e.g. `./tango engines install rknn`
+        elif where == HERE and engine_key not in _SIDE_ENV and not importable(_PACKAGE.get(engine_key, engine_key)):
             unavailable[precision] = f"{_PACKAGE.get(engine_key, engine_key)} is not installed on this server."
         elif where == HERE:
             here.append(precision)
@@ -148,7 +150,17 @@ def engine_support(engine_key: str, *, flags: frozenset[str] | None = None,
     return EngineSupport(engine_key, engine.label, tuple(here), tuple(on_device), unavailable)
 
 
-_PACKAGE = {"pytorch": "torch", "onnxruntime": "onnxruntime", "openvino": "openvino", "tensorrt": "tensorrt"}
+_PACKAGE = {"pytorch": "torch", "onnxruntime": "onnxruntime", "openvino": "openvino", "tensorrt": "tensorrt",
+            "tvm": "tvm"}
+_SIDE_ENV = ("rknn", "tflite")  # engines whose converter runs in an environment of its own (tango_common.sideenvs)
+
+
+def _side_env_missing(engine_key: str) -> str | None:
+    if engine_key not in _SIDE_ENV:
+        return None
+    from .sideenvs import SIDE_ENVS
+
+    return SIDE_ENVS[engine_key].missing()
 
 
 # --- layers an engine cannot run, or runs slowly (the visualiser flags them before anything is trained) -------

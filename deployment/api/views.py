@@ -5,7 +5,7 @@ import mimetypes
 import django_filters
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
@@ -162,7 +162,9 @@ class ConversionViewSet(viewsets.GenericViewSet):
     def get_queryset(self):
         return jobs_for(self.request.user).select_related("project").order_by("-pk")
 
-    @extend_schema(request=AcceptSerializer, responses={200: JobSerializer})
+    @extend_schema(request=AcceptSerializer, responses={
+        200: JobSerializer, 409: OpenApiResponse(description="Not a conversion that failed its parity check, or no "
+                                                             "reason given; detail says why.")})
     @action(detail=True, methods=["post"])
     def accept(self, request, pk=None):
         """Accept the conversion's ONNX artifact although it failed the parity check: the artifact becomes

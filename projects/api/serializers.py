@@ -170,6 +170,14 @@ class ProjectSerializer(serializers.ModelSerializer):
         fields = ["id", "team", *services.PROJECT_FIELDS, "created_by", "created_at", "updated_at"]
         extra_kwargs = {
             "latency_budget_ms": {"required": False, "help_text": "Defaults to the device's budget."},
+            "input_size": {"help_text": "Pixels. Left out: from the dataset's images (never enlarged; at most 224 "
+                                        "for classification, 640 for detection)."},
+            "options": {"help_text": "Stage options, checked against each stage's declared types and bounds (unknown "
+                                     "keys and out-of-bound values are refused with the reason): `model` (a model "
+                                     "name) and, per stage, e.g. `train` {epochs 1-500, batch_size 2-1024, lr 1e-6-5, "
+                                     "optimizer sgd|adamw, augmentation none|light|standard|strong, patience 0-500, "
+                                     "min_accuracy 0-1, …; left out: derived from the dataset}, `hpo`, `nas`. No "
+                                     "option names a file."},
         }
         validators = []  # services.project_create/update own the rules, the unique name included
 

@@ -111,12 +111,19 @@ def _finish(job: Job, attempt: int, log: JobLog, status: str, line: str, *, erro
         fields["result"] = result
     if status == JobStatus.SUCCEEDED:
         fields["progress"] = 100
-    log.write(line)
     with transaction.atomic():
-        # Only the attempt that claimed the job may finish it (a reaped or retried job is not ours any more).
+        # Only the attempt that claimed the job may finish it (a reaped or retried job is not ours any more). The
+        # closing line is written in the same transaction: a worker killed here leaves neither, and the reaper fails
+        # the job; never a console that says "succeeded." over a job that did not.
         done = Job.objects.filter(pk=job.pk, attempt=attempt, status=JobStatus.RUNNING).update(**fields)
-        if done and status == JobStatus.SUCCEEDED and job.project.run_mode == RunMode.AUTO:
-            _queue_next(job, log)
+        if done:
+            log.write(line)
+            if status == JobStatus.SUCCEEDED and job.project.run_mode == RunMode.AUTO:
+                _queue_next(job, log)
+    if not done:
+        now = Job.objects.filter(pk=job.pk).values("status", "attempt").first() or {}
+        log.write(f"Attempt {attempt} ended ({line}) after the job had been marked {now.get('status', 'deleted')} "
+                  f"(attempt {now.get('attempt', '?')}), so its outcome is not recorded.")
     log.state()
 
 

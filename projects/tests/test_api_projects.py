@@ -53,7 +53,7 @@ def test_creating_a_project_records_the_creator_and_defaults_the_budget_to_the_d
     assert response.data["created_by"] == "alice"
     assert response.data["latency_budget_ms"] == world.device.default_latency_budget_ms
     assert [stage["key"] for stage in response.data["stages"]] == [
-        "recommend", "nas", "hpo", "network", "train", "convert", "benchmark", "compare", "package"]
+        "recommend", "nas", "hpo", "network", "train", "convert", "tvm_tune", "benchmark", "compare", "package"]
 
 
 def test_a_dataset_of_a_team_the_user_cannot_see_reads_as_missing(world, alice):

@@ -94,3 +94,13 @@ def test_an_unexpected_error_reaches_the_user_without_server_paths(world, settin
     shown = job.error + "\n".join(job.log_lines.values_list("text", flat=True))
     assert job.status == JobStatus.FAILED and "x.pt" in job.error
     assert str(settings.MEDIA_ROOT) not in shown and str(settings.BASE_DIR) not in shown
+
+
+def test_a_project_created_without_an_input_size_takes_its_images_size(world, bob):
+    world.dataset.stats = {"common_sizes": [{"width": 64, "height": 64, "count": 300}]}
+    world.dataset.save()
+    body = {"team": world.team.pk, "name": "Small photos", "task": "classification", "dataset": world.dataset.pk,
+            "device": world.device.pk, "engine": "onnxruntime"}
+    response = bob.post("/api/projects/", body, format="json")
+    assert response.status_code == 201, response.json()
+    assert response.json()["input_size"] == 64, "64 px photos are not enlarged to 224"

@@ -272,10 +272,10 @@ def test_detection_offers_only_what_its_convert_stage_builds(client, owner, team
     data = {**basics(team, task="detection"), "step": "device", "dataset": cars.pk, "device": jetson.pk}
     body = post(client, data, htmx).content.decode()
     engine = body[body.index('id="field-engine"'):body.index('id="field-precision"')]
-    assert 'value="tensorrt" disabled title="TensorRT builds of object detection models are not in this version' \
-        in engine
+    assert 'value="tensorrt" disabled' not in engine and 'value="tensorrt"' in engine
+    assert 'value="tvm" disabled' in engine  # TVM builds classifiers only
     precision = body[body.index('id="field-precision"'):body.index('id="field-input_size"')]
-    assert 'value="fp16" disabled' in precision and 'value="fp32" selected' in precision
+    assert 'value="fp16" disabled' not in precision and 'value="fp16"' in precision
 
 
 def test_review_warns_about_a_tiny_dataset_and_names_the_model(client, owner, team, odroid, htmx):
@@ -313,3 +313,22 @@ def test_step_by_step_mode_waits_on_create(client, owner, team, digits, odroid, 
     client.post(URL, {**answers(team, digits, odroid, precision="fp32", run_mode="step"), "step": "review",
                       "action": "create"}, headers=htmx)
     assert not Project.objects.get(name="pets-on-odroid").jobs.exists()
+
+
+def test_the_environment_step_takes_advanced_training_options_into_the_project(client, owner, team, digits, odroid,
+                                                                                htmx):
+    client.force_login(owner)
+    step = post(client, {**basics(team), "step": "device", "dataset": digits.pk, "device": odroid.pk},
+                htmx).content.decode()
+    assert 'data-testid="training-options"' in step and 'name="train_epochs"' in step
+
+    refused = post(client, {**answers(team, digits, odroid, precision="fp32"), "train_epochs": "0",
+                            "step": "environment"}, htmx).content.decode()
+    assert 'name="step" value="environment"' in refused and 'data-testid="training-options" open' in refused
+
+    data = {**answers(team, digits, odroid, precision="fp32", run_mode="step"), "train_epochs": "3"}
+    review = post(client, {**data, "step": "environment"}, htmx).content.decode()
+    assert 'name="train_epochs" value="3"' in review, "carried to the Review step"
+    assert "epochs 3" in review
+    client.post(URL, {**data, "step": "review", "action": "create"}, headers=htmx)
+    assert Project.objects.get(name="pets-on-odroid").options == {"train": {"epochs": 3}}

@@ -2,6 +2,8 @@
 no worker comes back in time (so its stage can run again), and dispatches again a job whose message died with its
 worker. Workers announce themselves per queue; the project page and the API say when a queue has no worker."""
 
+import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -169,3 +171,30 @@ def test_the_project_page_and_the_api_say_when_no_worker_is_running(reaper_setti
 
     a_worker(queues=("cpu", "gpu"))
     assert 'data-testid="worker-missing"' not in client.get(f"/projects/{project.pk}/").content.decode()
+
+
+def test_a_stage_that_ends_after_its_job_was_reaped_does_not_say_it_succeeded(reaper_settings, dispatched,
+                                                                               project):
+    from projects.jobs.registry import stage_overridden
+    from projects.jobs.runner import job_execute
+    from projects.tests import stage_doubles
+
+    stage_doubles.release.clear()
+    with stage_overridden("recommend", runner="projects.tests.stage_doubles.silent_stage"):
+        job = job_enqueue(project=project, stage_key="recommend")
+        thread = threading.Thread(target=job_execute, kwargs={"job_id": job.pk, "attempt": 1})
+        thread.start()
+        try:
+            deadline = time.monotonic() + 30
+            while "compiling" not in texts(job) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            # The reaper gave up on it (its heartbeat was late on a busy machine), then the stage finished.
+            Job.objects.filter(pk=job.pk).update(status=JobStatus.FAILED, error="Worker x stopped answering.")
+        finally:
+            stage_doubles.release.set()
+            thread.join(30)
+    job.refresh_from_db()
+    assert job.status == JobStatus.FAILED
+    assert "Recommend succeeded." not in texts(job)
+    assert texts(job)[-1] == ("Attempt 1 ended (Recommend succeeded.) after the job had been marked failed "
+                              "(attempt 1), so its outcome is not recorded.")

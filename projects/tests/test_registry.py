@@ -24,7 +24,7 @@ def test_the_apps_register_the_pipeline_in_order():
         ("package", Queue.CPU)]
     assert [s.result_template.split("/")[0] for s in pipeline_stages()] == [
         "recommender", "training", "deployment", "deployment", "deployment"]  # each with the app that owns it
-    assert {s.key for s in stages() if s.optional} == {"nas", "hpo", "network", "compare"}  # on demand
+    assert {s.key for s in stages() if s.optional} == {"nas", "hpo", "network", "compare", "tvm_tune"}  # on demand
     assert check_stages() == []
 
 

@@ -39,7 +39,7 @@ def own_media_root(settings, tmp_path):
 @pytest.fixture
 def project(db):
     team = factories.team_with("Vision", alice="owner", carol="viewer")
-    return factories.training_project(team, epochs=1)
+    return factories.training_project(team, epochs=1, quality_gate=False)  # one epoch: mechanics, not accuracy
 
 
 def test_a_state_dict_is_kept_with_its_name_and_checksum(project):
@@ -83,7 +83,7 @@ def test_the_page_shows_why_a_file_was_refused(project):
 def test_training_starts_from_the_uploaded_weights(monkeypatch):
     monkeypatch.setattr(job_services, "_dispatch", lambda *args: None)
     team = factories.team_with("Vision", alice="owner")
-    project = factories.training_project(team, epochs=1)
+    project = factories.training_project(team, epochs=1, quality_gate=False)  # one epoch: mechanics, not accuracy
     project_weights_set(project=project, upload=state_dict_file())
     for stage in ("recommend", "train"):
         job = job_enqueue(project=project, stage_key=stage)

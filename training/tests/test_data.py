@@ -32,5 +32,5 @@ def test_training_images_are_augmented_to_the_input_size(dataset):
 
 def test_a_split_without_images_is_refused(tmp_path):
     (tmp_path / "train" / "a").mkdir(parents=True)
-    with pytest.raises(ValueError, match="No images"):
+    with pytest.raises(ValueError, match="no images under train/"):
         make_datasets(tmp_path, ["a"], input_size=16, hflip=False)

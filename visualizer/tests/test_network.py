@@ -27,8 +27,7 @@ def no_broker(monkeypatch):
 @pytest.fixture
 def project():
     team = factories.team_with("Vision", alice="owner", bob="editor", carol="viewer")
-    # One epoch trains the network, not a useful model: the quality gate (tested with training) is off here.
-    return factories.training_project(team, epochs=1, quality_gate=False)
+    return factories.training_project(team, epochs=1, quality_gate=False)  # one epoch: mechanics, not accuracy
 
 
 def client(project, username):

@@ -136,14 +136,21 @@ class OpenVinoConverter:
             # metric is within max_drop of the float model's.
             max_drop = float(options.get("max_drop", 0.01))
             validation = nncf.Dataset(list(validate["arrays"]))
-            quantized = nncf.quantize_with_accuracy_control(
-                model, calibration_dataset=dataset, validation_dataset=validation,
-                validation_fn=lambda compiled, data: validate["metric"](_compiled_runner(compiled), data),
-                max_drop=max_drop, drop_type=nncf.DropType.ABSOLUTE, **kwargs)
+            try:
+                quantized = nncf.quantize_with_accuracy_control(
+                    model, calibration_dataset=dataset, validation_dataset=validation,
+                    validation_fn=lambda compiled, data: validate["metric"](_compiled_runner(compiled), data),
+                    max_drop=max_drop, drop_type=nncf.DropType.ABSOLUTE, **kwargs)
+            except Exception as error:  # NNCF's own failure is this step's failure; the guard goes on
+                raise ConversionError(f"NNCF accuracy control failed: {type(error).__name__}: "
+                                      f"{str(error)[:300]}") from error
             options["accuracy_control"] = {"max_drop": max_drop, "by": "nncf.quantize_with_accuracy_control"}
             return quantized
-        with _quiet():
-            return nncf.quantize(model, dataset, **kwargs)
+        try:
+            with _quiet():
+                return nncf.quantize(model, dataset, **kwargs)
+        except Exception as error:
+            raise ConversionError(f"NNCF quantisation failed: {type(error).__name__}: {str(error)[:300]}") from error
 
     def load(self, artifact: Artifact, *, threads: int | None = None) -> Runner:
         import openvino as ov

@@ -28,7 +28,9 @@ from .base import (
 from .onnxruntime import OnnxRuntimeConverter
 from .openvino import OpenVinoConverter
 from .pytorch import PyTorchConverter
+from .rknn import RknnConverter
 from .tensorrt import TensorRtConverter
+from .tvm import TvmConverter
 
 _CONVERTERS: dict[str, Converter] = {}
 
@@ -110,7 +112,8 @@ def support_matches() -> dict[str, tuple]:
 
 # Slots for engines another module will convert for (each a Converter registered here, its precisions added to
 # tango_common.engines.BUILT): until then convert() says "not available in this version".
-SLOTS = ("tvm", "rknn", "tflite")
+SLOTS = ("tflite",)
 
-for _converter in (PyTorchConverter(), OnnxRuntimeConverter(), OpenVinoConverter(), TensorRtConverter()):
+for _converter in (PyTorchConverter(), OnnxRuntimeConverter(), OpenVinoConverter(), TensorRtConverter(),
+                   TvmConverter(), RknnConverter()):
     register(_converter)

@@ -1,0 +1,30 @@
+"""`./tango engines`: every engine with whether it converts here, its versions, and how to install what is missing."""
+
+from deployment.engine.converters.inventory import rows
+from deployment.engine.converters.tvm import cross_compiler
+from tango_common.sideenvs import RKNN
+
+
+def by_engine():
+    return {row["engine"]: row for row in rows()}
+
+
+def test_every_engine_is_listed_with_what_it_offers_here():
+    table = by_engine()
+    assert set(table) == {"pytorch", "onnxruntime", "openvino", "tensorrt", "tvm", "rknn", "tflite"}
+    tvm = table["tvm"]
+    assert tvm["available"] and tvm["here"] == ["fp32"] and tvm["versions"]["apache-tvm"]
+    assert tvm["targets"]["host"] == "available"
+    assert (tvm["targets"]["aarch64"] == "available") == bool(cross_compiler())
+    assert not table["tflite"]["available"] and table["tflite"]["why"] == "not built in this version"
+
+
+def test_rknn_says_how_to_install_its_environment_when_it_is_missing(tmp_path, monkeypatch):
+    if RKNN.ready():
+        row = by_engine()["rknn"]
+        assert row["available"] and row["on_device"] == ["fp16", "int8"]
+        assert row["versions"]["rknn-toolkit2"] == "2.3.2" and row["install"] == ""
+    monkeypatch.setenv("TANGO_VENV_ROOT", str(tmp_path))
+    row = by_engine()["rknn"]
+    assert not row["available"] and row["on_device"] == []
+    assert "./tango engines install rknn" in row["why"] and "./tango engines install rknn" in row["install"]
