@@ -113,6 +113,20 @@ def export_for(project, model, input_size: int, path: Path) -> Path:
 # --- convert: the project's engine × precision, through the guard --------------------------------------------
 
 
+RKNN_PLATFORMS = ("rk3566", "rk3568", "rk3588")
+
+
+def device_target_options(device, engine: str) -> dict:
+    """What the engine must know of the target device: TVM compiles for the device's CPU architecture (an aarch64
+    board gets a cross-compiled library), RKNN for the Rockchip SoC its catalog entry names."""
+    if engine == "tvm" and device.cpu_arch == "aarch64":
+        return {"target": "aarch64"}
+    if engine == "rknn":
+        named = f"{device.cpu_name} {device.accelerator_name}".lower()
+        return next(({"platform": p} for p in RKNN_PLATFORMS if p in named), {})
+    return {}
+
+
 def convert_target(job, run, *, onnx_artifact: Artifact, report) -> dict:
     """Build the project's engine × precision from the verified ONNX, guarded; store it as an artifact.
 
@@ -147,7 +161,7 @@ def convert_target(job, run, *, onnx_artifact: Artifact, report) -> dict:
         engine, source, precision=precision, out_dir=job_dir(job, keep=True) / "engine", validation=validation,
         reference=reference, calibration=calibration_for(project, input_size, CALIBRATION_IMAGES),
         more_calibration=calibration_for(project, input_size, MORE_CALIBRATION_IMAGES), tolerance=tolerance,
-        report=report)
+        report=report, target_options=device_target_options(project.device, engine))
     report(outcome.summary(), progress=95)
     if not outcome.passed:
         raise StageError(outcome.summary() + " See the log for each attempt.")

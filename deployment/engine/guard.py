@@ -188,15 +188,18 @@ def ladder(engine: str, precision: str, task: str, *, more_calibration: Calibrat
 def guarded_convert(engine: str, source: Source, *, precision: str, out_dir: Path, validation: Validation,
                     reference: dict, calibration: CalibrationSet | None = None,
                     more_calibration: CalibrationSet | None = None, tolerance: float = DEFAULT_TOLERANCE,
-                    report: Report | None = None, threads: int | None = 1) -> Outcome:
+                    report: Report | None = None, threads: int | None = 1,
+                    target_options: dict | None = None) -> Outcome:
     """Convert, evaluate against the PyTorch reference, fall back until within tolerance. Artifacts that build
-    on the device cannot be evaluated here: they pass through, marked unchecked."""
+    on the device cannot be evaluated here: they pass through, marked unchecked. target_options (what the engine
+    must know of the device: TVM's CPU target, RKNN's SoC) go to every attempt."""
     out_dir = Path(out_dir)
     attempts: list[Attempt] = []
     for index, (step, variant, options, larger) in enumerate(ladder(engine, precision, source.task,
                                                                      more_calibration=more_calibration,
                                                                      validation=validation, tolerance=tolerance)):
         calib = more_calibration if larger else calibration
+        options = {**(target_options or {}), **options}
         folder = out_dir / f"{engine}-{precision}-try{index + 1}"
         started = time.perf_counter()
         try:

@@ -229,3 +229,14 @@ def test_the_compare_stage_is_table_2_live(project, converted):
         assert table["rows"][0]["speedup_cpu"] == 1.0 and table["pick"]["engine"] == "onnxruntime"
         assert all(r["delta"] >= -1.0 for r in table["rows"] if r.get("cpu_p10_ms"))
     assert len(result["chart"]) == 8 and max(bar["width"] for bar in result["chart"]) == 100.0
+
+
+@pytest.mark.django_db
+def test_the_engine_builds_for_the_project_devices_cpu_or_soc():
+    from deployment.optimize import device_target_options
+    from recommender.models import Device
+
+    assert device_target_options(Device.objects.get(name="Odroid_N2"), "tvm") == {"target": "aarch64"}
+    assert device_target_options(Device.objects.get(name="PC"), "tvm") == {}
+    assert device_target_options(Device.objects.get(name="Odroid_M1"), "rknn") == {"platform": "rk3568"}
+    assert device_target_options(Device.objects.get(name="Rock_5B"), "rknn") == {"platform": "rk3588"}
