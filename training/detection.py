@@ -12,6 +12,8 @@ from projects.jobs.selectors import latest_succeeded
 from projects.jobs.storage import absolute, job_dir, relative
 from tango_common.hashing import sha256_file
 
+from .engine.quality import detection_verdict
+from .engine.quality import summary as quality_summary
 from .hooks import network_source
 from .models import TrainingRun
 
@@ -104,6 +106,10 @@ def _finish(run, result, *, model_name: str, options: dict, dataset, report) -> 
     run.metrics = {"final": result.final, "best_epoch": result.best_epoch, "per_class": result.per_class,
                    "pr_curve": result.pr_curve, "device": result.device, "epochs_completed": result.epochs_completed,
                    "map50": result.final["map50"], "map50_95": result.final["map50_95"]}
+    run.metrics["quality"] = gate = detection_verdict(
+        map50=result.final["map50"], min_map50=options.get("min_accuracy"), epochs=options["epochs"],
+        n_train=sum(1 for _ in (dataset.root / "images" / "train").glob("*")),
+        input_size=run.architecture["input_size"])
     run.weights_path = relative(weights)
     run.weights_sha256 = sha256_file(weights)
     run.save()
@@ -111,10 +117,17 @@ def _finish(run, result, *, model_name: str, options: dict, dataset, report) -> 
                    for p in result.predictions]
     report(f"Weights saved ({run.weights_sha256[:12]}…): mAP50 {result.final['map50']:.3f}, "
            f"mAP50-95 {result.final['map50_95']:.3f} (best epoch {result.best_epoch}).")
-    return {"task": "detection", "model": model_name, "training_run": run.pk, "history": result.history,
-            "epochs": options["epochs"], "class_names": result.class_names, **run.metrics,
-            "predictions": predictions, "params": result.params, "gflops": result.gflops,
-            "input_size": run.architecture["input_size"], "weights_sha256": run.weights_sha256}
+    outcome = {"task": "detection", "model": model_name, "training_run": run.pk, "history": result.history,
+               "epochs": options["epochs"], "class_names": result.class_names, **run.metrics,
+               "predictions": predictions, "params": result.params, "gflops": result.gflops,
+               "input_size": run.architecture["input_size"], "weights_sha256": run.weights_sha256}
+    if not gate["passed"]:
+        if options.get("quality_gate", True):  # the job fails: automatic mode stops, convert cannot start
+            raise StageError(quality_summary(gate), result=outcome)
+        report(f"Quality gate off for this project: {gate['reason']}; passing the model on anyway.")
+    else:
+        report(f"Quality gate passed: mAP50 {gate['map50']:.3f} (needed {gate['required']:.2f}).")
+    return outcome
 
 
 def _thumbnail(path: Path) -> str:

@@ -29,11 +29,10 @@ TRAIN_OPTIONS: tuple[Option, ...] = (
     Option("patience", "int", 0, 0, 500, label="Early stopping (epochs)",
            help="Stop after this many epochs without a better validation accuracy; 0 never stops early.",
            advanced=True),
-    Option("min_accuracy", "float", None, 0.0, 1.0, label="Minimum validation accuracy", tasks=(CLASSIFICATION,),
+    Option("min_accuracy", "float", None, 0.0, 1.0, label="Minimum validation accuracy (detection: mAP50)",
            help="A run below this (a fraction, 0.8 = 80%) ends as failed on quality and goes no further. Empty: it "
                 "must clearly beat chance.", advanced=True),
-    Option("quality_gate", "bool", True, label="Fail a run that does no better than chance",
-           tasks=(CLASSIFICATION,)),
+    Option("quality_gate", "bool", True, label="Fail a run that does no better than chance"),
     Option("weight_decay", "float", None, 0.0, 0.1, label="Weight decay", tasks=(CLASSIFICATION,)),
     Option("momentum", "float", 0.9, 0.0, 0.999, label="Momentum (SGD)", tasks=(CLASSIFICATION,)),
     Option("schedule", "choice", "cosine", choices=("cosine", "step", "none"), label="Learning-rate schedule",

@@ -64,6 +64,35 @@ def _advice(confusion, class_names, history, n_train, input_size, image_side, ep
     return tips
 
 
+# A detector that finds (almost) nothing: below this mAP50 on the validation split it is not a result to ship.
+# Guessing boxes scores about 0 here, so the floor is set where a detector has started to find objects at all.
+DETECTION_FLOOR = 0.05
+
+
+def detection_verdict(*, map50: float, min_map50: float | None = None, n_train: int | None = None,
+                      epochs: int | None = None, input_size: int | None = None) -> dict:
+    """The detection gate: mAP50 against a floor (a detector that finds nothing) or the project's minimum."""
+    required = max(DETECTION_FLOOR, min_map50 or 0.0)
+    result = {"passed": map50 >= required - 1e-9, "map50": map50, "required": required, "min_top1": min_map50,
+              "reason": "", "advice": []}
+    if result["passed"]:
+        return result
+    result["reason"] = (f"validation mAP50 {map50:.3f} is below {required:.2f}"
+                        + (" (the project's minimum)" if min_map50 and min_map50 >= DETECTION_FLOOR else
+                           ": the detector finds almost none of the objects"))
+    tips = []
+    if epochs is not None and epochs < 50:
+        tips.append(f"{epochs} epochs is short for a detector trained from scratch: raise it.")
+    if n_train is not None and n_train < 200:
+        tips.append(f"{n_train} training images is few for detection: add images.")
+    if input_size is not None and input_size < 320:
+        tips.append(f"At {input_size} px small objects vanish: raise the input size if the device's budget allows.")
+    tips.append("Check the boxes: open a few label files against their images on the dataset page.")
+    tips.append("Upload pretrained weights for this model on the project page to start from them.")
+    result["advice"] = tips
+    return result
+
+
 def summary(result: dict) -> str:
     """The failed verdict in one paragraph: the job's error."""
     advice = " ".join(f"({i}) {tip}" for i, tip in enumerate(result["advice"], start=1))

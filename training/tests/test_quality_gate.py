@@ -66,3 +66,15 @@ def test_a_model_at_chance_fails_on_quality_with_what_to_try():
     page.force_login(team.members.get(username="alice"))
     html = page.get(f"/projects/{project.pk}/").content.decode()
     assert "failed quality" in html and "What to try" in html
+
+
+def test_a_detector_that_finds_nothing_fails_the_gate_with_what_to_try():
+    from training.engine.quality import detection_verdict, summary
+
+    failed = detection_verdict(map50=0.01, epochs=10, n_train=40, input_size=64)
+    assert not failed["passed"] and "finds almost none of the objects" in failed["reason"]
+    text = summary(failed)
+    assert "10 epochs is short" in text and "40 training images" in text and "At 64 px" in text
+    assert detection_verdict(map50=0.6)["passed"]
+    below = detection_verdict(map50=0.6, min_map50=0.7)
+    assert not below["passed"] and "the project's minimum" in below["reason"]
