@@ -260,7 +260,7 @@ def test_choices_the_pipeline_cannot_build_are_disabled_with_the_reason(client, 
     engine = body[body.index('id="field-engine"'):body.index('id="field-precision"')]
     assert 'value="tflite" disabled title="TensorFlow Lite builds are not in this version' in engine
     assert 'value="onnxruntime" selected' in engine or 'value="pytorch" selected' in engine
-    assert "<strong>Apache TVM</strong>: Apache TVM builds are not in this version" in engine
+    assert "<strong>TensorFlow Lite</strong>: TensorFlow Lite builds are not in this version" in engine
 
     refused = post(client, {**answers(team, digits, odroid, engine="tflite"), "step": "environment"}, htmx)
     assert b'name="step" value="environment"' in refused.content
