@@ -45,11 +45,20 @@ def demo_dataset(*, team, user) -> Dataset:
             return dataset_create(team=team, name=DEMO_DATASET, task=Task.CLASSIFICATION, upload=upload, user=user)
 
 
+def demo_device(name: str):
+    """The catalog device a demo targets; an admin may have renamed or removed it, which the user is told."""
+    device = device_model().objects.filter(name=name).first()
+    if device is None:
+        raise ValidationError({"device": f"The demo targets the catalog device {name}, which is no longer in the "
+                                         "catalog: an admin can add it back on the device catalog's admin page."})
+    return device
+
+
 def demo_project_create(*, user) -> Project:
+    device = demo_device(DEMO_DEVICE)  # before anything is created
     team = editable_teams_for(user).first() or team_create(name=f"{user.username}'s team", owner=user)
     with transaction.atomic():
         dataset = demo_dataset(team=team, user=user)
-    device = device_model().objects.get(name=DEMO_DEVICE)
     number = Project.objects.filter(team=team, name__startswith="Digits demo").count() + 1
     side = image_side(dataset.stats) or DEMO_INPUT_SIZE
     return project_create(

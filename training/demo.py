@@ -8,7 +8,7 @@ from django.db import transaction
 
 from projects.access import editable_teams_for
 from projects.datasets.detection_demo import DEMO_RECIPE, make_detection_demo_zip
-from projects.devices import device_model
+from projects.demo import demo_device
 from projects.models import Dataset, Project, RunMode, Task
 from projects.services import dataset_create, project_create, team_create
 
@@ -30,10 +30,10 @@ def detection_demo_dataset(*, team, user) -> Dataset:
 
 
 def detection_demo_create(*, user) -> Project:
+    device = demo_device(DEMO_DEVICE)  # before anything is created
     team = editable_teams_for(user).first() or team_create(name=f"{user.username}'s team", owner=user)
     with transaction.atomic():
         dataset = detection_demo_dataset(team=team, user=user)
-    device = device_model().objects.get(name=DEMO_DEVICE)
     number = Project.objects.filter(team=team, name__startswith="Detection demo").count() + 1
     return project_create(
         team=team, user=user, name=f"Detection demo {number}", task=Task.DETECTION, dataset=dataset,

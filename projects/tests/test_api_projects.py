@@ -139,3 +139,14 @@ def test_the_api_starts_the_demo_as_the_page_does(world, alice, client_for, disp
     assert client_for("viewer").post("/api/projects/demo/", {}, format="json").status_code == 403
     assert client_for("frank").post("/api/projects/demo/", {}, format="json").status_code == 403
     assert alice.post("/api/projects/demo/", {"task": "speech"}, format="json").status_code == 400
+
+
+def test_a_demo_whose_device_left_the_catalog_says_so_and_creates_nothing(world, alice):
+    from projects.demo import DEMO_DEVICE
+    from recommender.models import Device
+
+    Device.objects.filter(name=DEMO_DEVICE).update(name="Renamed_board")
+    before = Project.objects.count()
+    response = alice.post("/api/projects/demo/", {}, format="json")
+    assert response.status_code == 400 and "no longer in the catalog" in str(response.data)
+    assert Project.objects.count() == before
