@@ -25,12 +25,6 @@ def no_broker(monkeypatch):
     monkeypatch.setattr(job_services, "_dispatch", lambda *args: None)
 
 
-@pytest.fixture(autouse=True)
-def catalog():
-    # Not serialized_rollback: on Postgres it collides with the content types an earlier flush recreated.
-    factories.seeded_catalog()
-
-
 def run(job) -> Job:
     job_execute(job_id=job.pk, attempt=job.attempt)
     job.refresh_from_db()

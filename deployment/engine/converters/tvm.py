@@ -17,6 +17,7 @@ Django-free.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -234,6 +235,12 @@ def tune(mod, target, *, work_dir: Path, trials: int, seconds: float | None = No
         # schedules at random and keep the fastest measured one.
         cost_model, strategy = "random", "replay-trace"
     logging_level = _quiet_metaschedule()
+    # MetaSchedule's logging set-up names the handlers already on its logger in a dictConfig, which fails on any it
+    # did not create (e.g. one a test framework attached): set those aside while it runs.
+    ms_logger = logging.getLogger("tvm.s_tir.meta_schedule")
+    foreign = [h for h in ms_logger.handlers if not (h.get_name() or "").startswith("tvm.")]
+    for handler in foreign:
+        ms_logger.removeHandler(handler)
     try:
         database = ms.relax_integration.tune_relax(
             prepared, params={}, target=target, work_dir=str(work_dir), max_trials_global=trials,
@@ -242,6 +249,8 @@ def tune(mod, target, *, work_dir: Path, trials: int, seconds: float | None = No
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
         _quiet_metaschedule(logging_level)
+        for handler in foreign:
+            ms_logger.addHandler(handler)
     records = database.get_all_tuning_records()
     measured = [r for r in records if r.run_secs and min(float(getattr(s, "value", s)) for s in r.run_secs) < 1e9]
     return {"tasks": len(tasks), "trials": len(records), "measured": len(measured), "cost_model": cost_model,
