@@ -49,3 +49,14 @@ def report():
 
     record.lines = []
     return record
+
+
+@pytest.fixture(scope="session")
+def source(trained, tmp_path_factory):
+    """The trained classifier exported to ONNX: what every converter takes."""
+    from deployment.engine.converters.base import Source
+    from deployment.engine.onnx_export import export_onnx
+
+    model, _ = trained
+    path = export_onnx(model, input_size=INPUT_SIZE, path=tmp_path_factory.mktemp("onnx") / "model.onnx")
+    return Source(onnx_path=path, task="classification", input_size=INPUT_SIZE, torch_model=model)

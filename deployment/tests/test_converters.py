@@ -5,19 +5,11 @@ import pytest
 import torch
 
 from deployment.engine.converters import registry
-from deployment.engine.converters.base import ConversionError, Source, calibration_set
-from deployment.engine.onnx_export import export_onnx
+from deployment.engine.converters.base import ConversionError, calibration_set
 from tango_common.engines import ENGINES, engine_support
 from tango_common.images import preprocess_image
 
 from .conftest import INPUT_SIZE
-
-
-@pytest.fixture(scope="module")
-def source(trained, tmp_path_factory):
-    model, _ = trained
-    path = export_onnx(model, input_size=INPUT_SIZE, path=tmp_path_factory.mktemp("onnx") / "model.onnx")
-    return Source(onnx_path=path, task="classification", input_size=INPUT_SIZE, torch_model=model)
 
 
 @pytest.fixture(scope="module")

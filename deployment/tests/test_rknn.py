@@ -8,7 +8,6 @@ import pytest
 from deployment.engine.converters import registry
 from deployment.engine.converters.base import ConversionError, Source, calibration_set
 from deployment.engine.converters.rknn import RknnConverter
-from deployment.engine.onnx_export import export_onnx
 from tango_common.engines import engine_support
 from tango_common.sideenvs import RKNN
 
@@ -16,13 +15,6 @@ from .conftest import INPUT_SIZE
 
 needs_env = pytest.mark.skipif(not RKNN.ready(), reason="the RKNN environment is not installed (./tango engines "
                                                        "install rknn)")
-
-
-@pytest.fixture(scope="module")
-def source(trained, tmp_path_factory):
-    model, _ = trained
-    path = export_onnx(model, input_size=INPUT_SIZE, path=tmp_path_factory.mktemp("onnx") / "model.onnx")
-    return Source(onnx_path=path, task="classification", input_size=INPUT_SIZE, torch_model=model)
 
 
 @pytest.fixture(scope="module")

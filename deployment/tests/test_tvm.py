@@ -8,22 +8,14 @@ import pytest
 import torch
 
 from deployment.engine.converters import registry
-from deployment.engine.converters.base import ConversionError, Source
+from deployment.engine.converters.base import ConversionError
 from deployment.engine.converters.tvm import TvmConverter, cross_compiler, elf_machine, latency_ms
-from deployment.engine.onnx_export import export_onnx
 from tango_common.engines import engine_support
 from tango_common.images import preprocess_image
 
 from .conftest import INPUT_SIZE
 
 pytestmark = pytest.mark.skipif(TvmConverter().missing() is not None, reason="apache-tvm is not installed")
-
-
-@pytest.fixture(scope="module")
-def source(trained, tmp_path_factory):
-    model, _ = trained
-    path = export_onnx(model, input_size=INPUT_SIZE, path=tmp_path_factory.mktemp("onnx") / "model.onnx")
-    return Source(onnx_path=path, task="classification", input_size=INPUT_SIZE, torch_model=model)
 
 
 @pytest.fixture(scope="module")
