@@ -126,8 +126,10 @@ def test_200_jobs_through_tango_serve_survive_a_worker_kill(tmp_path):
         watcher.stopped.set()
         serve.kill(signal.SIGTERM)  # the supervisor stops its worker and daphne
         for pid in set(WorkerHeartbeat.objects.values_list("pid", flat=True)) - {killed}:
-            try:
-                os.killpg(pid, signal.SIGKILL)  # a worker the supervisor could not stop in time
+            try:  # a worker the supervisor could not stop in time: its whole group (a beat may come from a child)
+                group = os.getpgid(pid)
+                if group != os.getpgrp():
+                    os.killpg(group, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
 
