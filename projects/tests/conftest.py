@@ -110,23 +110,3 @@ def client_for(world):
         return client
 
     return make
-
-
-@pytest.fixture(scope="module")
-def portal(django_db_setup, django_db_blocker, tmp_path_factory):
-    """daphne and a Celery worker on the test database, for the tests of one module."""
-    from projects.tests.live import purge_broker, start_web, start_worker
-
-    logs = tmp_path_factory.mktemp("portal-logs")
-    with django_db_blocker.unblock():
-        purge_broker()
-    worker = start_worker(logs)
-    try:
-        web, url = start_web(logs)
-    except Exception:
-        worker.kill()
-        raise
-    yield {"url": url, "worker": worker, "web": web, "logs": logs}
-    web.kill()
-    worker.kill()
-

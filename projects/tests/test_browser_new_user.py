@@ -20,7 +20,7 @@ from projects.tests import factories
 from . import test_browser
 from .test_browser import log_in
 
-browser, page = test_browser.browser, test_browser.page  # the Chromium fixtures, shared
+page = test_browser.page  # the page fixture, shared (portal and browser come from the root conftest)
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 

@@ -2,7 +2,6 @@
 channels, see the error on the next layer, fix it, watch the predicted latency change, save, and train that
 version to a finished job."""
 
-import os
 import re
 
 import pytest
@@ -15,40 +14,7 @@ from training.models import TrainingRun
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
-CHROMIUM = "/usr/bin/chromium"
 LONG = 240_000  # ms: a loaded machine trains slowly
-
-
-@pytest.fixture(scope="module")
-def portal(django_db_setup, django_db_blocker, tmp_path_factory):
-    from projects.tests.live import purge_broker, start_web, start_worker
-
-    logs = tmp_path_factory.mktemp("portal-logs")
-    with django_db_blocker.unblock():
-        purge_broker()
-    worker = start_worker(logs)
-    try:
-        web, url = start_web(logs)
-    except Exception:
-        worker.kill()
-        raise
-    yield {"url": url, "worker": worker, "web": web}
-    web.kill()
-    worker.kill()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "1"  # Playwright's sync API runs an event loop in this thread
-    if not os.path.exists(CHROMIUM):
-        pytest.skip("Debian's chromium is not installed (./tango test installs it)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        yield browser
-        browser.close()
 
 
 @pytest.fixture
