@@ -116,27 +116,11 @@ def build_detection_on_meta(model_name: str, *, num_classes: int):
     from ultralytics.nn.tasks import parse_model
 
     from training.engine.yolo.zoo import model_dict
+    from visualizer.graph.yolo import Routed  # the visualiser's costs run the same routing
 
     with torch.device("meta"):
         layers, _ = parse_model(model_dict(model_name, num_classes), ch=3, verbose=False)
-        model = _Routed(layers).eval()
+        model = Routed(layers).eval()
     # The head's own flag only (its convolutions' BatchNorm stays in eval: at small inputs a P6 level is 1x1).
     layers[-1].training = True
     return model
-
-
-class _Routed(torch.nn.Module):
-    """Stands in for DetectionModel's forward: each layer's `f` names the earlier outputs it takes."""
-
-    def __init__(self, layers):
-        super().__init__()
-        self.layers = layers
-
-    def forward(self, x):
-        saved = []
-        for layer in self.layers:
-            if layer.f != -1:
-                x = saved[layer.f] if isinstance(layer.f, int) else [x if j == -1 else saved[j] for j in layer.f]
-            x = layer(x)
-            saved.append(x)
-        return x
