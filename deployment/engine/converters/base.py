@@ -203,3 +203,14 @@ def require_calibration(engine: str, precision: str, calibration: CalibrationSet
 def say(report: Report | None, line: str) -> None:
     if report is not None:
         report(line)
+
+
+def module_missing(module: str) -> str | None:
+    """Why a converter cannot run here when its Python package is absent, or None."""
+    import importlib
+
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return f"{module} is not installed on this server."
+    return None

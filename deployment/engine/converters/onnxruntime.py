@@ -16,6 +16,7 @@ from .base import (
     Report,
     Runner,
     Source,
+    module_missing,
     require_calibration,
     say,
 )
@@ -37,11 +38,7 @@ class OnnxRuntimeConverter:
     label = "ONNX Runtime"
 
     def missing(self) -> str | None:
-        try:
-            import onnxruntime  # noqa: F401
-        except ImportError:
-            return "onnxruntime is not installed on this server."
-        return None
+        return module_missing("onnxruntime")
 
     def precisions(self) -> tuple[str, ...]:
         return () if self.missing() else ("fp32", "fp16", "int8")

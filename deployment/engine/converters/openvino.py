@@ -21,6 +21,7 @@ from .base import (
     Report,
     Runner,
     Source,
+    module_missing,
     per_item,
     require_calibration,
     say,
@@ -42,11 +43,7 @@ class OpenVinoConverter:
     label = "OpenVINO"
 
     def missing(self) -> str | None:
-        try:
-            import openvino  # noqa: F401
-        except ImportError:
-            return "openvino is not installed on this server."
-        return None
+        return module_missing("openvino")
 
     def has_bf16(self) -> bool:
         return "BF16" in _capabilities() or cpu_has_bf16()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import Artifact, CalibrationSet, ConversionError, Report, Runner, Source, per_item
+from .base import Artifact, CalibrationSet, ConversionError, Report, Runner, Source, module_missing, per_item
 
 FORMATS = ("torchscript", "exported_program")
 
@@ -19,11 +19,7 @@ class PyTorchConverter:
     label = "PyTorch"
 
     def missing(self) -> str | None:
-        try:
-            import torch  # noqa: F401
-        except ImportError:
-            return "torch is not installed on this server."
-        return None
+        return module_missing("torch")
 
     def precisions(self) -> tuple[str, ...]:
         return () if self.missing() else ("fp32",)
