@@ -39,7 +39,8 @@ ENGINES: dict[str, Engine] = {
     for e in (
         Engine("pytorch", "PyTorch", ANY, ("fp32", "fp16"), "runs wherever Python and torch do"),
         Engine("onnxruntime", "ONNX Runtime", ANY, ("fp32", "fp16", "int8"), "portable CPU/GPU runtime"),
-        Engine("openvino", "OpenVINO", frozenset({Accelerator.NONE, Accelerator.INTEL_GPU}), ("fp32", "fp16", "int8"),
+        Engine("openvino", "OpenVINO", frozenset({Accelerator.NONE, Accelerator.INTEL_GPU}),
+               ("fp32", "fp16", "bf16", "int8"),
                "Intel CPUs and GPUs"),
         Engine("tensorrt", "TensorRT", frozenset({Accelerator.NVIDIA_GPU}), ("fp32", "fp16", "int8"),
                "needs an NVIDIA GPU; the engine is built on the device"),
