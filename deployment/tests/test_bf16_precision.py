@@ -29,8 +29,9 @@ def test_bf16_is_a_project_precision_only_openvino_offers():
     assert "bf16" in [c.value for c in precision_choices(task="classification", engine="openvino")]
     for engine in ("onnxruntime", "pytorch", "tvm", "tflite", "rknn"):
         assert "bf16" not in [c.value for c in precision_choices(task="classification", engine=engine)]
-        assert "does not support bf16" in precision_choice_problem(task="classification", engine=engine,
-                                                                   precision="bf16")
+        assert "does not support bf16" in precision_choice_problem(
+            task="classification", engine=engine, precision="bf16"
+        )
 
 
 def test_bf16_is_greyed_out_with_the_reason_on_a_cpu_without_it(monkeypatch):
@@ -58,15 +59,18 @@ def test_the_convert_stage_builds_openvino_bf16_with_the_explicit_hint(settings,
     project = factories.training_project(factories.team_with("Vision", alice="owner"))
     project.engine, project.precision = "openvino", "bf16"
     project.save()
-    train = Job.objects.create(project=project, stage="train", status=JobStatus.SUCCEEDED,
-                               finished_at=timezone.now())
+    train = Job.objects.create(project=project, stage="train", status=JobStatus.SUCCEEDED, finished_at=timezone.now())
     classes = project.dataset.class_names
     weights = job_dir(train) / "best.pt"
     torch.save(build_model("densenet_tiny", num_classes=len(classes), input_size=16).state_dict(), weights)
     TrainingRun.objects.create(
-        job=train, project=project, model_name="densenet_tiny", weights_path=relative(weights),
-        metrics={"best_top1": 0.5}, architecture={"num_classes": len(classes), "class_names": classes,
-                                                  "input_size": 16})
+        job=train,
+        project=project,
+        model_name="densenet_tiny",
+        weights_path=relative(weights),
+        metrics={"best_top1": 0.5},
+        architecture={"num_classes": len(classes), "class_names": classes, "input_size": 16},
+    )
     job = Job.objects.create(project=project, stage="convert", status=JobStatus.RUNNING, finished_at=timezone.now())
     lines = []
     result = services.convert_stage(job, lambda line=None, **_: line and lines.append(line))

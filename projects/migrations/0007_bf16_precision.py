@@ -4,15 +4,18 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('projects', '0006_accepted_override'),
+        ("projects", "0006_accepted_override"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='project',
-            name='precision',
-            field=models.CharField(choices=[('fp32', 'FP32'), ('fp16', 'FP16'), ('bf16', 'BF16'), ('int8', 'INT8')], default='fp32', max_length=4),
+            model_name="project",
+            name="precision",
+            field=models.CharField(
+                choices=[("fp32", "FP32"), ("fp16", "FP16"), ("bf16", "BF16"), ("int8", "INT8")],
+                default="fp32",
+                max_length=4,
+            ),
         ),
     ]
