@@ -67,7 +67,7 @@ def engine_problem(engine_key: str, accelerator: str) -> str | None:
 # The port the wizard reads (ux) and deployment's converter registry implements: one table, so the form never
 # offers a build the convert stage cannot make. "here": converted, loaded and measured on the server (when the
 # engine's package imports); "device": the server hands over the ONNX and a build script, the device builds it.
-# An engine with no entry is a slot not built in this version (TVM, RKNN, TFLite).
+# An engine with no entry is a slot not built in this version.
 
 HERE, ON_DEVICE = "here", "device"
 
@@ -78,7 +78,8 @@ BUILT: dict[str, dict[str, str]] = {
     "tensorrt": {"fp32": ON_DEVICE, "fp16": ON_DEVICE, "int8": ON_DEVICE},
     "tvm": {"fp32": HERE},  # host CPU here; aarch64 boards get a cross-compiled library that runs on the device
     "rknn": {"fp16": ON_DEVICE, "int8": ON_DEVICE},  # built here in its own environment, checked in its simulator
-    "tflite": {},
+    # converted by onnx2tf in its own environment; the TFLite interpreter runs the file here too (guard, benchmark)
+    "tflite": {"fp32": HERE, "fp16": HERE, "int8": HERE},
 }
 
 
