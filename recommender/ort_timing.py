@@ -57,12 +57,13 @@ print(json.dumps({"latency_ms": cpu[len(cpu) // 10], "latency_median_ms": statis
 """
 
 
-def time_zoo_model(model_name: str, *, num_classes: int, input_size: int) -> dict:
+def time_zoo_model(model_name: str, *, num_classes: int, input_size: int, folder: Path | None = None) -> dict:
     """Build, export to ONNX and time one model. Returns latency (ms: the 10th percentile of the runs' CPU time),
-    the median and the wall-clock median beside it, memory (MiB) and the architecture signature."""
-    with tempfile.TemporaryDirectory() as folder:
+    the median and the wall-clock median beside it, memory (MiB) and the architecture signature. The export goes to
+    folder (a job's) and is removed once timed; to a temporary folder when None."""
+    with tempfile.TemporaryDirectory(dir=folder) as scratch:
         path, signature = export_zoo_model(model_name, num_classes=num_classes, input_size=input_size,
-                                           folder=Path(folder))
+                                           folder=Path(scratch))
         result = time_onnx(path, input_size=input_size)
     return {**result, "signature": signature, "model": model_name, "input_size": input_size}
 
