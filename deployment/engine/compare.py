@@ -60,9 +60,10 @@ def compare(*, source: Source, validation: Validation, calibration: CalibrationS
             rows.append({**row, "status": "builds on device", "file_mb": round(outcome.artifact.size_bytes / 1e6, 2)})
         else:
             artifact = outcome.artifact
+            # the guard has just scored this very artifact on this validation split: its metrics are the row's
             figures = benchmark.measure(lambda a=artifact: registry.load(a, threads=benchmark.RECORD_THREADS),
                                         input_size=size, validation=validation, file_bytes=artifact.size_bytes,
-                                        report=report, **measure_kwargs)
+                                        report=report, accuracy=outcome.attempts[-1].metrics, **measure_kwargs)
             lost = max(reference[m] - figures["accuracy"][m] for m in validation.metric_names)
             rows.append({**row, **{k: figures.get(k) for k in FIGURES}, "accuracy": figures["accuracy"],
                          "delta": round(-lost, 3), "converter_versions": artifact.converter_versions,
