@@ -55,7 +55,10 @@ def compare(*, source: Source, validation: Validation, calibration: CalibrationS
                "fallback": outcome.fallback, "guard": outcome.summary(),
                "precision": outcome.artifact.precision if outcome.artifact else None}
         if not outcome.passed:
-            rows.append({**row, "status": "no variant passed the accuracy guard"})
+            errors = [a.error for a in outcome.attempts if a.error]
+            status = ("did not convert: " + errors[-1][:160] if len(errors) == len(outcome.attempts)
+                      else "no variant passed the accuracy guard")
+            rows.append({**row, "status": status})
         elif not outcome.artifact.runs_here:
             rows.append({**row, "status": "builds on device", "file_mb": round(outcome.artifact.size_bytes / 1e6, 2)})
         else:
