@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("projects", "0006_accepted_override"),
+        ("projects", "0007_catalog_jobs"),
     ]
 
     operations = [
