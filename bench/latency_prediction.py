@@ -155,10 +155,11 @@ def main():
 
     from recommender.engine.latency import DeviceSpecs
     from recommender.host import read_host_specs
+    from tango_common.engines import Accelerator
 
     host = read_host_specs()
     specs = DeviceSpecs(peak_fp32_gflops=host["peak_fp32_gflops"], memory_bandwidth_gbps=host["memory_bandwidth_gbps"],
-                        memory_mb=host["memory_mb"])
+                        memory_mb=host["memory_mb"], cpu_only=host["accelerator_kind"] == Accelerator.NONE)
     load_before = os.getloadavg()
     if args.reuse:
         rows = json.loads(args.reuse.read_text())
