@@ -17,8 +17,9 @@ r is what the three sums cannot say: how this device departs from its roofline f
 measured (a runtime's kernels suit some layer shapes better than others). It is the kernel-weighted mean of the
 records' log residuals, the weights falling with distance in (log FLOPs, log weight bytes, log activation bytes,
 log operations, share of 1×1-convolution FLOPs), shrunk toward 0 as if one more record at distance 0 said the
-roofline is right. Far from every record, r is 0 and the roofline alone predicts. On this server's 30 bench candidates (bench/latency_prediction.py, timings measured
-under load, drift-corrected) it raised the leave-one-out share within ±10 % from 83 % to 90 %.
+roofline is right. Far from every record, r is 0 and the roofline alone predicts. On this server's 30 bench
+candidates (bench/latency_prediction.py, timings measured under load, drift-corrected) it raised the leave-one-out
+share within ±10 % from 83 % to 90 %.
 
 Refitting is cheap (a few ms), so callers fit on read, keyed by the record count: every new record recalibrates.
 """
