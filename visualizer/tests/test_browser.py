@@ -147,6 +147,18 @@ def test_group_ungroup_and_rewire_on_the_page_with_validation_and_undo(portal, p
     page.wait_for_selector("#network-editor[data-ready='1']", timeout=LONG)
     outline = page.locator("#network-outline")
 
+    # The layer form is checked as it is typed (htmx), before anything is applied.
+    page.click("[data-testid='block-layer1.0']")
+    page.click("[data-testid='layer-layer1.0.conv1']")
+    page.fill("[data-testid=param-out_channels]", "0")
+    check = page.locator("#layer-check [data-testid=layer-check]")
+    check.and_(page.locator("[data-state=refused]")).wait_for(timeout=LONG)
+    assert "out_channels must be at least 1" in check.inner_text()
+    page.fill("[data-testid=param-out_channels]", "32")
+    check.and_(page.locator("[data-state=breaks]")).wait_for(timeout=LONG)
+    assert "layer1.0.bn1 expects 64 channels, gets 32" in check.inner_text()
+    page.click("[data-testid='block-layer1.0']")  # fold it again
+
     # Group: tick two layers of one block, name the group; it appears as a block inside that block.
     page.click("[data-testid='block-layer1.0']")
     page.check("[data-testid='pick-layer1.0.conv1']")

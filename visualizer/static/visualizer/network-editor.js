@@ -298,7 +298,15 @@
         ${canEdit ? "" : "disabled"}></label>`;
     }).join("");
     const width = ["Conv2d", "Linear"].includes(node.op);
-    box.innerHTML = head + (canEdit ? `<form class="layer-form" data-testid="layer-form">${fields}
+    // htmx posts the form as the user types (the edits so far, this node, its fields): the server says at once
+    // whether the values are refused, what they would break further on, or how the costs move.
+    const check = `hx-post="${root.dataset.checkUrl}" hx-trigger="input delay:400ms, change" hx-target="#layer-check"
+      hx-swap="innerHTML"`;
+    const hidden = `<input type="hidden" name="edits" value="${escapeHtml(JSON.stringify(state.edits))}">
+      <input type="hidden" name="base_model" value="${escapeHtml(state.base)}">
+      <input type="hidden" name="node" value="${escapeHtml(node.id)}">`;
+    box.innerHTML = head + (canEdit ? `<form class="layer-form" data-testid="layer-form" ${check}>${hidden}${fields}
+      <div id="layer-check" aria-live="polite"></div>
       <p><button class="btn btn-primary" type="submit" data-testid="apply-layer">Apply</button>
       ${width ? '<button class="btn" type="button" data-action="resize" data-testid="resize-layer" title="Change the width and carry it to the layers it feeds">Resize and carry</button>' : ""}
       <button class="btn btn-danger" type="button" data-action="remove" data-testid="remove-layer">Remove</button></p>
@@ -308,6 +316,7 @@
     bindRewire(box, node);
     const form = box.querySelector("form");
     if (!form) return;
+    if (window.htmx) window.htmx.process(form);
     const read = () => {
       const params = {};
       for (const [key, value] of Object.entries(node.params)) {
