@@ -33,6 +33,20 @@ def host_device_refresh() -> Device:
     return device
 
 
+def calibration_start(*, device: Device, quick: bool = False, user=None):
+    """Queue the calibration job (a catalog job: no project). Only the device that is this server can measure
+    itself: the job times the machine it runs on. Who may start it is the caller's check (staff)."""
+    from projects.jobs.errors import JobNotAllowed
+    from projects.jobs.services import catalog_job_enqueue
+
+    from .calibration import STAGE
+
+    if not device.is_host:
+        raise JobNotAllowed(f"{device.name} is not this server: only {HOST_DEVICE_NAME} can measure itself (the "
+                            "job times the machine it runs on).")
+    return catalog_job_enqueue(stage_key=STAGE, params={"quick": bool(quick)}, user=user)
+
+
 # --- the paper's rules ---------------------------------------------------------------------------------------
 
 
