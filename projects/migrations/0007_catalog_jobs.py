@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('projects', '0007_bf16_precision'),
+        ('projects', '0006_accepted_override'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
