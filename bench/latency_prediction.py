@@ -1,11 +1,12 @@
 """How well the recommender predicts latency on this host: measure candidates with ONNX Runtime, then leave one out.
 
-Each candidate (family × complexity × input size) is profiled from the model itself (recommender.profiling, meta
-device) and timed with ONNX Runtime, fp32, batch 1 (recommender.ort_timing: one thread, CPU time of the run, in a
-fresh process), in three interleaved rounds; its latency is its fastest round. Then, for every record, the
-latency model is fitted to the others and predicts it: share within ±10 % and ±20 %, median |error|, Spearman
-rank correlation, and how the error falls as 0 (datasheet prior only), 3, 6 and all other records are used
-(random subsets, averaged over draws).
+Each candidate (task × family × complexity × input size) is profiled from the model itself (recommender.profiling,
+meta device) and timed with ONNX Runtime, fp32, batch 1 (recommender.ort_timing: one thread, warm-up, at least 10
+runs and 1 s, the 10th percentile of the runs' CPU time as every benchmark record, in a fresh process), in three
+interleaved rounds; its latency is the median of its rounds (one round hit by a burst of others' load does not
+move it). Then, for every record, the latency model is fitted to the others and predicts it: share
+within ±10 % and ±20 %, median |error|, Spearman rank correlation, and how the error falls as 0 (datasheet prior
+only), 3, 6 and all other records are used (random subsets, averaged over draws).
 
     python bench/latency_prediction.py [--quick] [--rounds 3] [--reuse MEASUREMENTS.json]
 
@@ -36,8 +37,11 @@ CLASSIFICATION = [
     ("densenet169", 128), ("densenet201", 96), ("densenet161", 64), ("vgg_tiny", 96), ("vgg_tiny", 224),
     ("vgg11", 224), ("vgg13", 224), ("resnet18", 96), ("densenet121", 224),
 ]
+# Detectors: YOLO11 and the paper's YOLOv7 family, small to medium, at a few input sizes.
+DETECTION = [("yolo11n", 160), ("yolo11n", 320), ("yolo11s", 256), ("yolo11m", 160), ("yolov7-tiny", 256),
+             ("yolov7-tiny", 416)]
 QUICK = [("resnet18", 64), ("resnet34", 96), ("resnet50", 96), ("densenet_tiny", 64), ("densenet121", 96),
-         ("vgg_tiny", 96)]
+         ("vgg_tiny", 96), ("yolo11n", 160)]
 STEPS = (0, 3, 6, None)  # None: all other records
 DRAWS = 20
 
@@ -53,15 +57,26 @@ def measure(candidates, rounds: int) -> list[dict]:
 
 def _export_all(candidates, folder: Path) -> list:
     from recommender.ort_timing import export_zoo_model
-    from recommender.profiling import build_on_meta, profile_model
 
     exported = []
     for name, size in candidates:
-        costs = profile_model(build_on_meta(name, num_classes=NUM_CLASSES, input_size=size), size)
+        task, costs = profile(name, size)
         path, signature = export_zoo_model(name, num_classes=NUM_CLASSES, input_size=size, folder=folder)
-        assert signature == costs.signature, "the profiled and the exported network must be the same"
-        exported.append((name, size, path, costs))
+        # A classifier is profiled as exported; a detector's layers are profiled on meta (its box decoding, a few
+        # element-wise ops, is not in its costs), so only a classifier's signature can be compared.
+        assert task == "detection" or signature == costs.signature, "profiled and exported networks must match"
+        exported.append((task, name, size, path, costs))
+        print(f"exported {name} at {size} px ({task})", flush=True)
     return exported
+
+
+def profile(name: str, size: int):
+    from recommender.profiling import build_detection_on_meta, build_on_meta, profile_model
+    from training.engine.yolo.zoo import detection_model_names
+
+    if name in detection_model_names():
+        return "detection", profile_model(build_detection_on_meta(name, num_classes=NUM_CLASSES), size)
+    return "classification", profile_model(build_on_meta(name, num_classes=NUM_CLASSES, input_size=size), size)
 
 
 def _time_rounds(exported: list, rounds: int) -> list[dict]:
@@ -72,17 +87,17 @@ def _time_rounds(exported: list, rounds: int) -> list[dict]:
     for round_ in range(rounds):
         random.Random(round_).shuffle(order)
         for i in order:
-            name, size, path, _ = exported[i]
+            _, name, size, path, _ = exported[i]
             timings[i].append(time_onnx(path, input_size=size))
             print(f"round {round_ + 1}/{rounds} {name:14s} {size:4d} px {timings[i][-1]['latency_ms']:8.2f} ms",
                   flush=True)
     rows = []
-    for i, (name, size, _, costs) in enumerate(exported):
-        runs = timings[i]
-        best = min(runs, key=lambda t: t["latency_ms"])
-        spread = max(t["latency_ms"] for t in runs) / best["latency_ms"] - 1
-        rows.append({"task": "classification", "model": name, "input_size": size, **best, "rounds": len(runs),
-                     "round_spread": spread, "round_latencies_ms": [t["latency_ms"] for t in runs],
+    for i, (task, name, size, _, costs) in enumerate(exported):
+        runs = sorted(timings[i], key=lambda t: t["latency_ms"])
+        middle = runs[len(runs) // 2]  # the median round (of an odd number; the lower middle of an even one)
+        spread = runs[-1]["latency_ms"] / runs[0]["latency_ms"] - 1
+        rows.append({"task": task, "model": name, "input_size": size, **middle, "rounds": len(runs),
+                     "round_spread": spread, "round_latencies_ms": [t["latency_ms"] for t in timings[i]],
                      "costs": costs.as_dict()})
     return rows
 
@@ -129,20 +144,23 @@ def main():
     if args.reuse:
         rows = json.loads(args.reuse.read_text())
     else:
-        rows = measure(QUICK if args.quick else CLASSIFICATION, args.rounds)
+        rows = measure(QUICK if args.quick else CLASSIFICATION + DETECTION, args.rounds)
         raw = ROOT / "bench" / "results" / "latency_prediction_measurements.json"
         raw.parent.mkdir(parents=True, exist_ok=True)
         raw.write_text(json.dumps(rows, indent=1))
     rng = random.Random(0)
     curve = {("all" if k is None else str(k)): summarise(loo(rows, specs, k, rng)) for k in STEPS}
     full = LatencyModel.fit(specs, "fp32", [_record(r) for r in rows])
-    per_candidate = [{"model": r["model"], "input_size": r["input_size"], "measured_ms": r["latency_ms"],
+    per_candidate = [{"task": r["task"], "model": r["model"], "input_size": r["input_size"],
+                      "measured_ms": r["latency_ms"],
                       "loo_predicted_ms": p} for r, (p, _) in zip(rows, loo(rows, specs, None, rng), strict=True)]
     print()
-    print(f"{'model':14s} {'px':>4s} {'GFLOPs':>7s} {'measured ms':>12s} {'LOO pred ms':>12s} {'error':>7s}")
+    print(f"{'model':14s} {'px':>4s} {'GFLOPs':>7s} {'measured ms':>12s} {'LOO pred ms':>12s} {'error':>7s} "
+          f"{'rounds':>7s}")
     for r, c in zip(rows, per_candidate, strict=True):
         print(f"{r['model']:14s} {r['input_size']:4d} {r['costs']['flops'] / 1e9:7.2f} {c['measured_ms']:12.2f} "
-              f"{c['loo_predicted_ms']:12.2f} {100 * (c['loo_predicted_ms'] / c['measured_ms'] - 1):+6.1f}%")
+              f"{c['loo_predicted_ms']:12.2f} {100 * (c['loo_predicted_ms'] / c['measured_ms'] - 1):+6.1f}% "
+              f"{100 * r.get('round_spread', 0):6.1f}%")
     print()
     print(f"{'records used':>12s} {'±10%':>6s} {'±20%':>6s} {'median err':>10s} {'p90 err':>8s} {'Spearman':>8s}")
     for key, s in curve.items():
@@ -153,7 +171,7 @@ def main():
     headline = curve["all"]["within_10"]
     summary = {"candidates": len(rows), "tasks": sorted({r["task"] for r in rows}), "engine": "onnxruntime",
                "precision": "fp32", "batch": 1, "round_spread_median": noise,
-               "timing": "CPU time of a one-thread session, 10th percentile of runs, fastest of the rounds",
+               "timing": "CPU time of a one-thread session: p10 of >= 10 runs and 1 s, median of the rounds",
                "curve": curve, "per_candidate": per_candidate, "fitted_model": full.describe(),
                "target_within_10": TARGET_WITHIN_10, "load_average_before": load_before,
                "load_average_after": os.getloadavg(), "cpus": os.cpu_count(), "reused": str(args.reuse or "")}

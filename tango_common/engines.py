@@ -39,7 +39,8 @@ ENGINES: dict[str, Engine] = {
     for e in (
         Engine("pytorch", "PyTorch", ANY, ("fp32", "fp16"), "runs wherever Python and torch do"),
         Engine("onnxruntime", "ONNX Runtime", ANY, ("fp32", "fp16", "int8"), "portable CPU/GPU runtime"),
-        Engine("openvino", "OpenVINO", frozenset({Accelerator.NONE, Accelerator.INTEL_GPU}), ("fp32", "fp16", "int8"),
+        Engine("openvino", "OpenVINO", frozenset({Accelerator.NONE, Accelerator.INTEL_GPU}),
+               ("fp32", "fp16", "bf16", "int8"),
                "Intel CPUs and GPUs"),
         Engine("tensorrt", "TensorRT", frozenset({Accelerator.NVIDIA_GPU}), ("fp32", "fp16", "int8"),
                "needs an NVIDIA GPU; the engine is built on the device"),
@@ -66,7 +67,7 @@ def engine_problem(engine_key: str, accelerator: str) -> str | None:
 # The port the wizard reads (ux) and deployment's converter registry implements: one table, so the form never
 # offers a build the convert stage cannot make. "here": converted, loaded and measured on the server (when the
 # engine's package imports); "device": the server hands over the ONNX and a build script, the device builds it.
-# An engine with no entry is a slot not built in this version (TVM, RKNN, TFLite).
+# An engine with no entry is a slot not built in this version.
 
 HERE, ON_DEVICE = "here", "device"
 
@@ -77,7 +78,8 @@ BUILT: dict[str, dict[str, str]] = {
     "tensorrt": {"fp32": ON_DEVICE, "fp16": ON_DEVICE, "int8": ON_DEVICE},
     "tvm": {"fp32": HERE},  # host CPU here; aarch64 boards get a cross-compiled library that runs on the device
     "rknn": {"fp16": ON_DEVICE, "int8": ON_DEVICE},  # built here in its own environment, checked in its simulator
-    "tflite": {},
+    # converted by onnx2tf in its own environment; the TFLite interpreter runs the file here too (guard, benchmark)
+    "tflite": {"fp32": HERE, "fp16": HERE, "int8": HERE},
 }
 
 

@@ -45,13 +45,13 @@ def catalog_job_enqueue(*, stage_key: str, params: dict | None = None, user=None
     if not catalog_stage_exists(stage_key):
         raise JobNotAllowed(f"Unknown catalog stage {stage_key!r}.")
     stage = stage_get(stage_key)
-    try:
-        with transaction.atomic():
-            job = Job.objects.create(project=None, stage=stage_key, queue=stage.queue, requested_by=user,
-                                     params=params or {})
-    except IntegrityError:
-        raise JobNotAllowed(_catalog_busy(stage)) from None
     with transaction.atomic():
+        try:
+            with transaction.atomic():  # a savepoint: the refusal leaves the outer transaction usable
+                job = Job.objects.create(project=None, stage=stage_key, queue=stage.queue, requested_by=user,
+                                         params=params or {})
+        except IntegrityError:
+            raise JobNotAllowed(_catalog_busy(stage)) from None
         JobLog(job.pk).write(f"{stage.label} queued{_by(user)} {queue_phrase(stage.queue)}.")
         audit_record(actor=user, action="started", target=job, detail=stage.label)
         transaction.on_commit(lambda: _dispatch(job.pk, job.attempt, stage.queue))
