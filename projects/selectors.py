@@ -12,7 +12,8 @@ from .jobs.registry import score_keys, stages
 def project_list(user) -> QuerySet:
     """The user's projects, newest first (a total order: pages never overlap). Page it, then give the page to
     project_rows_annotate."""
-    return projects_for(user).select_related("team", "device").order_by("-created_at", "-id")
+    # The list shows the team's and the device's names, not the dataset (whose row carries its class names).
+    return projects_for(user).select_related(None).select_related("team", "device").order_by("-created_at", "-id")
 
 
 def project_rows_annotate(projects: list) -> list:
