@@ -23,8 +23,9 @@ from .jobs.services import job_cancel, job_enqueue, job_retry, pipeline_start
 from .models import RunMode, Task
 
 
-def pipeline_context(project, user) -> dict:
-    editable = can_edit(user, project.team)
+def pipeline_context(project, user, *, editable: bool | None = None) -> dict:
+    """editable: whether the user may change the project, when the caller knows it already (one query less)."""
+    editable = can_edit(user, project.team) if editable is None else editable
     rows = stage_rows(project, editable=editable)
     return {
         "project": project,

@@ -31,6 +31,7 @@ placeholders), so an edit costs the rows it changed, not the network.
 
 import copy
 import json
+import threading
 from collections import OrderedDict
 
 import torch
@@ -117,8 +118,9 @@ def _blocks(table) -> list[dict]:
 
 # --- shapes, parameters, FLOPs and the recommender's profile, row by row ---------------------------------------
 
-_CACHE: OrderedDict = OrderedDict()
+_CACHE: OrderedDict = OrderedDict()  # row key -> what the row gives (shared by the web server's threads)
 _CACHE_SIZE = 20_000
+_CACHE_LOCK = threading.Lock()
 
 
 def _shapes(graph: dict, build) -> dict:
@@ -147,7 +149,10 @@ def _shapes(graph: dict, build) -> dict:
             break
         key = json.dumps([context, module, args, repeats, shapes, image, index == 0, index == len(table) - 1,
                           heads_need if name in HEADS else None], default=str)
-        row = _CACHE.get(key)
+        with _CACHE_LOCK:
+            row = _CACHE.get(key)
+            if row is not None:
+                _CACHE.move_to_end(key)
         if row is None:
             try:
                 if name in HEADS:
@@ -161,11 +166,10 @@ def _shapes(graph: dict, build) -> dict:
             except _RowError as exc:
                 graph["errors"].append({"node": node["id"], "message": f"{node['target']} ({node['op']}) {exc}"})
                 break
-            _CACHE[key] = row
-            if len(_CACHE) > _CACHE_SIZE:
-                _CACHE.popitem(last=False)
-        else:
-            _CACHE.move_to_end(key)
+            with _CACHE_LOCK:
+                _CACHE[key] = row
+                if len(_CACHE) > _CACHE_SIZE:
+                    _CACHE.popitem(last=False)
         node.update(shape=copy.deepcopy(row["shape"]), param_count=row["params"], flops=row["flops"],
                     modules=list(row["modules"]))
         for k in totals:
@@ -388,17 +392,20 @@ def yolo_apply(graph: dict, edits: list[dict], build) -> dict:
     """The graph after the edits, shapes re-inferred (see `errors`)."""
     origins = graph.get("origins") or [str(i) for i in range(len(rows(graph["spec"])))]
     table = _unpack(graph["spec"], origins)
-    folding = []
+    folding = []  # (edit, the rows a group names: objects, so later row edits move no member)
     for number, edit in enumerate(edits, start=1):
         try:
             op = edit.get("op") if isinstance(edit, dict) else None
-            if op in ("group", "ungroup"):
-                folding.append(edit)
+            if op == "group":
+                members = [edit_node if str(edit_node) == INPUT else _row(table, edit_node)
+                           for edit_node in edit["nodes"]]
+                folding.append((edit, members))
+                continue
+            if op == "ungroup":
+                folding.append((edit, None))
                 continue
             if op not in YOLO_OPS:
                 raise YoloEditError(f"op must be one of {', '.join(YOLO_OPS)}")
-            if folding:  # a row edit after a folding edit renumbers what the folding named
-                raise YoloEditError("change rows before grouping them (undo the group, edit, group again)")
             _ROW_EDITS[op](table, edit, graph["spec"])
         except (KeyError, TypeError, AttributeError) as exc:
             raise YoloEditError(f"Edit {number}: malformed ({exc}).") from None
@@ -410,9 +417,19 @@ def yolo_apply(graph: dict, edits: list[dict], build) -> dict:
         raise YoloEditError(f"The edits leave a row without its input: {exc}.") from None
     edited = yolo_graph(spec, build, graph["input_size"], name=graph["name"], origins=origins)
     if folding:
-        from .edits import apply_folding
+        from .edits import EditError, apply_folding
 
-        edited = apply_folding(edited, folding)
+        position = {id(row): str(i) for i, row in enumerate(table)}
+        renamed = []
+        for edit, members in folding:
+            if members is not None:  # the group's rows where they are now (a removed row leaves the group)
+                nodes = [m if m == INPUT else position[id(m)] for m in members if m == INPUT or id(m) in position]
+                edit = {**edit, "nodes": nodes}
+            renamed.append(edit)
+        try:
+            edited = apply_folding(edited, renamed)
+        except EditError as exc:
+            raise YoloEditError(str(exc)) from None
     return edited
 
 

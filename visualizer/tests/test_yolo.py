@@ -44,6 +44,10 @@ def test_every_detection_yaml_is_a_graph_with_its_parameter_count(name):
     assert {b["id"] for b in graph["blocks"] if b["parent"] is None} == {"backbone", "head"}
     detect = next(n for n in graph["nodes"] if n["op"] == "Detect")
     assert len(detect["inputs"]) == (4 if name.endswith(("6", "6e")) else 3)  # skip edges from the neck
+    # The graph back to a model dict: every row and `from` reference as the .yaml wrote it (what ultralytics
+    # builds and trains), and the same shapes and costs again.
+    again = yolo_apply(graph, [], build)
+    assert again["spec"] == model_dict(name, 3) and again["totals"] == graph["totals"]
 
 
 def test_yolov7_folds_into_elan_blocks_and_a_broken_concat_is_named():
@@ -151,13 +155,17 @@ def test_each_wrong_row_edit_is_named():
         yolo_apply(graph, [{"op": "remove", "node": "0"}, {"op": "remove", "node": "0"}], build)
 
 
-def test_grouping_rows_folds_them_and_row_edits_come_first():
+def test_grouped_rows_stay_grouped_when_rows_go_in_or_out_before_or_after_the_group():
     graph = yolo_graph(model_dict("yolov7-tiny", 3), build, 128, name="yolov7-tiny")
-    grouped = yolo_apply(graph, [{"op": "insert", "after": "2", "layer": "Conv"},
-                                 {"op": "group", "nodes": ["31", "32"], "name": "sppcspc"}], build)
-    assert {n["id"] for n in grouped["nodes"] if n.get("block") == "sppcspc"} == {"31", "32"}
-    with pytest.raises(YoloEditError, match="change rows before grouping them"):
-        yolo_apply(graph, [{"op": "group", "nodes": ["29"], "name": "g"}, {"op": "remove", "node": "3"}], build)
+    edits = [{"op": "insert", "after": "2", "layer": "Conv"}, {"op": "group", "nodes": ["31", "32"], "name": "sppcspc"},
+             {"op": "remove", "node": "5"}, {"op": "insert", "after": "1", "layer": "Conv"}]
+    grouped = yolo_apply(graph, edits, build)
+    members = [n for n in grouped["nodes"] if n.get("block") == "sppcspc"]
+    assert [n["origin"] for n in members] == ["30", "31"] and [n["id"] for n in members] == ["31", "32"]
+    back = yolo_apply(graph, [*edits, {"op": "ungroup", "block": "sppcspc"}], build)  # edits replay from the base
+    assert not any(n.get("block") == "sppcspc" for n in back["nodes"])
+    with pytest.raises(YoloEditError, match="the nodes of a block must sit in the same enclosing block"):
+        yolo_apply(graph, [{"op": "group", "nodes": ["28", "29"], "name": "g"}], build)
 
 
 @pytest.mark.django_db(transaction=True)

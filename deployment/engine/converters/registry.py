@@ -4,6 +4,8 @@ entry points every caller (convert stage, guard, benchmark, bench) goes through.
 What the wizard may offer is tango_common.engines.engine_support (the Django side cannot import this core);
 `support_matches()` keeps the two in step and a test holds it. An engine not built in this version would be a
 slot: `register()` a Converter for it and add its precisions to tango_common.engines.BUILT.
+What each engine cannot run or runs slowly, layer by layer, is in the same module (tango_common.engines.LAYER_FACTS,
+each fact with its source): the visualiser flags those layers before anything is trained.
 """
 
 from __future__ import annotations
