@@ -44,6 +44,7 @@ MEASURE = {"max_runs": 50, "max_seconds": 3.0}
 # ResNet-18 from scratch at 224 px in two epochs: AdamW, and BatchNorm statistics recomputed before evaluation (with
 # ~50 steps the running statistics are not settled; the digits are then learnt, not guessed)
 RESNET_RECIPE = {"optimizer": "adamw", "lr": 0.002, "precise_bn": True, "augmentation": "none"}
+SKIP: set[str] = set()  # --skip
 SLOW_UNTUNED = ("tvm",)  # measured on the demo models only unless --tvm-all
 # Engines the portal does not offer for detectors (projects.engine_support.TASK_ENGINES), with the reason seen
 NO_DETECTION = {"tflite": "onnx2tf 1.29 fails on the YOLO11n export (C3k2 block: 'Dimensions must be equal, but are 32 "
@@ -177,7 +178,8 @@ def table_for(label: str, model, info: dict, input_size: int, work: Path, *, slo
     random.Random(1).shuffle(train)
     calibration = calibration_set(train[:CALIBRATION], split="train", task=task, input_size=input_size)
     more = calibration_set(train[:MORE_CALIBRATION], split="train", task=task, input_size=input_size)
-    engines = [e for e in engines_here(slow=slow) if not (task == "detection" and e in NO_DETECTION)]
+    engines = [e for e in engines_here(slow=slow) if not (task == "detection" and e in NO_DETECTION)
+               and e not in SKIP]
     log(f"\n{label}: {len(validation.samples)} validation images, {len(calibration)} calibration images, "
         f"1 inference thread; engines: {', '.join(engines)}")
     t0 = time.perf_counter()
@@ -221,6 +223,7 @@ def main() -> int:
     parser.add_argument("--models", default=",".join(ALL_MODELS))
     parser.add_argument("--det-epochs", type=int, default=None, help="detection demo epochs (default: the recipe's)")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
+    parser.add_argument("--skip", default="", help="engines not to run, comma-separated (e.g. tflite)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "engines.json")
     parser.add_argument("--cache", type=Path, default=None,
                         help="folder that keeps the trained models (and datasets) between runs")
@@ -229,6 +232,7 @@ def main() -> int:
     parser.add_argument("--tvm-all", action="store_true", help="measure untuned TVM on ResNet-18 and the detectors")
     args = parser.parse_args()
     wanted = args.models.split(",")
+    SKIP.update(filter(None, args.skip.split(",")))
     os.environ.setdefault("YOLO_OFFLINE", "1")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tango_site.settings")
     import django
