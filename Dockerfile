@@ -9,4 +9,4 @@ COPY . .
 # The network editor's Cytoscape.js and dagre from the npm registry, hashes checked (visualizer/assets.py).
 RUN python -m visualizer.assets
 EXPOSE 8000
-CMD ["python", "-m", "daphne", "-b", "0.0.0.0", "-p", "8000", "tango_site.asgi:application"]
+CMD ["python", "-m", "tango_site.webserver", "--host", "0.0.0.0", "--port", "8000"]

@@ -2,7 +2,7 @@
 
     $(bin/venv)/bin/python bench/log_stream.py --mode both --rate 500 --viewers 20 --seconds 10
 
-Each scenario gets its own database and a fresh daphne:
+Each scenario gets its own database and a fresh web server (tango_site.webserver, as deployed):
   embedded  SQLite under a temporary TANGO_DATA_DIR; viewers get lines from the consumer's database poll
             (TANGO_LOG_POLL_SECONDS, one scenario per value of --embedded-poll).
   redis     Postgres database `tango_bench` (created and dropped here) and Redis db 7; JobLog pushes each line
@@ -20,20 +20,24 @@ import argparse
 import asyncio
 import json
 import os
-import secrets
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
-from urllib.request import urlopen
 
-ROOT = Path(__file__).resolve().parents[1]
+from _common import (
+    ROOT,
+    bench_env,
+    child_command,
+    child_main,
+    parse_result,
+    postgres_database,
+    run_child,
+    start_web,
+    summarize,
+)
+
 RESULTS = ROOT / "bench" / "results" / "log_stream.json"
 PG_DB = "tango_bench"
-PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 REDIS_URL = "redis://127.0.0.1:6379/7"
 TARGET_P95_MS = 250.0
 DRAIN_SECONDS = 10.0  # how long viewers may take to get the last line after the emitter stops
@@ -62,11 +66,12 @@ def child_setup() -> dict:
     return {"job_id": job.pk, "session": client.cookies[settings.SESSION_COOKIE_NAME].value}
 
 
-def child_emit(job_id: int, rate: float, seconds: float) -> dict:
+def child_emit(job_id: str, rate: str, seconds: str) -> dict:
     """Write rate*seconds lines on a fixed schedule (line i is due at start + i/rate, so a slow write is caught
     up rather than pushing every later line back) and report how well the writes kept up."""
     from projects.jobs.log import JobLog
 
+    job_id, rate, seconds = int(job_id), float(rate), float(seconds)
     log = JobLog(job_id)
     log.state(status="running")  # what a stage does first; also opens the database and channel-layer connections
     total = int(rate * seconds)
@@ -87,109 +92,26 @@ def child_emit(job_id: int, rate: float, seconds: float) -> dict:
         "max_behind_schedule_ms": round(behind_ms, 1), "write_ms_each": [round(ms, 2) for ms in write_ms]}
 
 
-def child_main(role: str, args: list[str]) -> None:
-    import django
-
-    sys.path.insert(0, str(ROOT))
-    django.setup()
-    result = child_setup() if role == "setup" else child_emit(int(args[0]), float(args[1]), float(args[2]))
-    print("RESULT " + json.dumps(result), flush=True)
-
-
 # --- parent side: databases, processes, viewers ---------------------------------------------------------------
 
-def summarize(values: list[float]) -> dict:
-    """Nearest-rank percentiles in ms; empty input gives None so a dead scenario still prints."""
-    if not values:
-        return {"p50": None, "p95": None, "p99": None, "max": None}
-    ordered = sorted(values)
-
-    def pct(p):
-        return round(ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))], 1)
-
-    return {"p50": pct(50), "p95": pct(95), "p99": pct(99), "max": round(ordered[-1], 1)}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def scenario_env(mode: str, poll: float | None, data_dir: Path) -> dict:
-    """Settings for one scenario. Inherited DATABASE_URL/REDIS_URL are dropped so we never touch someone's data;
-    DEBUG is off as in a deployment (DEBUG keeps every query in memory, which costs at these rates)."""
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "TANGO_SQLITE_NAME")}
-    env.update(DJANGO_SETTINGS_MODULE="tango_site.settings", TANGO_DATA_DIR=str(data_dir), DEBUG="0",
-               SECRET_KEY=secrets.token_urlsafe(50), ALLOWED_HOSTS="127.0.0.1,localhost", PYTHONUNBUFFERED="1",
-               LOG_LEVEL="WARNING")
-    env.pop("TANGO_LOG_POLL_SECONDS", None)
-    if poll is not None:
-        env["TANGO_LOG_POLL_SECONDS"] = str(poll)
+    """Settings for one scenario: the bench's (tango_bench and Redis db 7 in redis mode, SQLite under data_dir
+    embedded), TANGO_LOG_POLL_SECONDS as given."""
+    extra = {"TANGO_LOG_POLL_SECONDS": poll} if poll is not None else {}
     if mode == "redis":
-        env["DATABASE_URL"] = f"postgres://postgres@127.0.0.1:5432/{PG_DB}"
-        env["REDIS_URL"] = REDIS_URL
-    return env
-
-
-def run_child(role: str, env: dict, *args, timeout: float = 120) -> dict:
-    out = subprocess.run([sys.executable, __file__, f"--child={role}", *map(str, args)], cwd=ROOT, env=env,
-                         capture_output=True, text=True, timeout=timeout)
-    for line in out.stdout.splitlines():
-        if line.startswith("RESULT "):
-            return json.loads(line[len("RESULT "):])
-    raise RuntimeError(f"{role} child failed (rc {out.returncode}):\n{out.stderr[-3000:]}")
+        return bench_env(data_dir, database_url=f"postgres://postgres@127.0.0.1:5432/{PG_DB}", redis_url=REDIS_URL,
+                         **extra)
+    return bench_env(data_dir, **extra)
 
 
 def reset_backends(mode: str, create: bool) -> None:
     """Redis mode: a fresh tango_bench database and an empty Redis db 7 (stale channel-layer keys skew runs)."""
     if mode != "redis":
         return
-    import psycopg
     import redis
 
-    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)")
-        if create:
-            conn.execute(f"CREATE DATABASE {PG_DB}")
+    postgres_database(PG_DB, create=create)
     redis.Redis.from_url(REDIS_URL).flushdb()
-
-
-class Daphne:
-    def __init__(self, env: dict, log_path: Path):
-        self.port = free_port()
-        self.log = log_path.open("w")
-        self.proc = subprocess.Popen([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port),
-                                      "tango_site.asgi:application"], cwd=ROOT, env=env, stdout=self.log,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
-        self.log_path = log_path
-
-    def wait_ready(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                with urlopen(f"http://127.0.0.1:{self.port}/admin/login/", timeout=2):
-                    return
-            except OSError:
-                if self.proc.poll() is not None:
-                    break
-                time.sleep(0.3)
-        raise RuntimeError("daphne did not start:\n" + self.log_path.read_text()[-3000:])
-
-    def cpu_seconds(self) -> float:
-        """utime + stime of the server process, to tell its share of the two cores."""
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        self.log.close()
 
 
 class Viewer:
@@ -227,10 +149,9 @@ async def watch(viewers: list[Viewer], emit_cmd: list[str], env: dict, drain: fl
     emitter = await asyncio.create_subprocess_exec(*emit_cmd, cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE,
                                                    stderr=asyncio.subprocess.PIPE)
     stdout, stderr = await emitter.communicate()
-    results = [line for line in stdout.decode().splitlines() if line.startswith("RESULT ")]
-    if not results:
+    emitted = parse_result(stdout.decode())
+    if emitted is None:
         raise RuntimeError("emitter failed:\n" + stderr.decode()[-3000:])
-    emitted = json.loads(results[0][len("RESULT "):])
     deadline = time.monotonic() + drain
     while time.monotonic() < deadline and min(v.last_seq for v in viewers) < emitted["lines"]:
         await asyncio.sleep(0.05)
@@ -295,29 +216,27 @@ def run_scenario(mode: str, poll: float | None, args) -> dict:
     with tempfile.TemporaryDirectory(prefix="tango-bench-") as tmp:
         env = scenario_env(mode, poll, Path(tmp))
         reset_backends(mode, create=True)
-        daphne = None
+        web = None
         try:
-            setup = run_child("setup", env)
-            daphne = Daphne(env, Path(tmp) / "daphne.log")
-            daphne.wait_ready()
-            url = f"ws://127.0.0.1:{daphne.port}/ws/jobs/{setup['job_id']}/?format=json"
-            viewers = [Viewer(url, daphne.port, setup["session"]) for _ in range(args.viewers)]
-            emit_cmd = [sys.executable, __file__, "--child=emit", str(setup["job_id"]), str(args.rate),
-                        str(args.seconds)]
-            cpu0, wall0, client0 = daphne.cpu_seconds(), time.time(), time.process_time()
+            setup = run_child(__file__, env, "setup", timeout=120)
+            web, port = start_web(env, Path(tmp) / "web.log")
+            url = f"ws://127.0.0.1:{port}/ws/jobs/{setup['job_id']}/?format=json"
+            viewers = [Viewer(url, port, setup["session"]) for _ in range(args.viewers)]
+            emit_cmd = child_command(__file__, "emit", setup["job_id"], args.rate, args.seconds)
+            cpu0, wall0, client0 = web.cpu_seconds(), time.time(), time.process_time()
             emitted, wall1 = asyncio.run(watch(viewers, emit_cmd, env, DRAIN_SECONDS + (poll or 2.0)))
             wall = wall1 - wall0
             figures = measure(viewers, emitted["lines"], emitted.pop("write_ms_each"))
             result = {"scenario": name, "mode": mode, "poll_seconds": poll, "viewers": args.viewers,
                       "rate": args.rate, "seconds": args.seconds, **figures, "emitter": emitted,
-                      "daphne_cpu_percent": round(100 * (daphne.cpu_seconds() - cpu0) / wall, 1),
+                      "web_cpu_percent": round(100 * (web.cpu_seconds() - cpu0) / wall, 1),
                       "client_cpu_percent": round(100 * (time.process_time() - client0) / wall, 1),
                       "load_avg_1min_after": os.getloadavg()[0]}
-            if "Traceback" in daphne.log_path.read_text():
-                result["daphne_errors"] = daphne.log_path.read_text()[-2000:]
+            if "Traceback" in web.output():
+                result["web_errors"] = web.output()[-2000:]
         finally:
-            if daphne:
-                daphne.stop()
+            if web:
+                web.stop()
             reset_backends(mode, create=False)
     p95 = result["latency_ms"]["p95"]
     result["meets_target"] = p95 is not None and p95 <= TARGET_P95_MS and result["lost"] == 0
@@ -326,7 +245,7 @@ def run_scenario(mode: str, poll: float | None, args) -> dict:
 
 def print_table(results: list[dict]) -> None:
     header = (f"{'scenario':<22}{'p50':>8}{'p95':>8}{'p99':>8}{'max':>8}{'lines/s':>9}{'lost':>6}{'dup':>5}"
-              f"{'emit/s':>8}{'write p95':>10}{'daphne%':>8}{'client%':>8}  target")
+              f"{'emit/s':>8}{'write p95':>10}{'web%':>8}{'client%':>8}  target")
     print("\n" + header + "\n" + "-" * len(header))
     for r in results:
         lat = r["latency_ms"]
@@ -334,7 +253,7 @@ def print_table(results: list[dict]) -> None:
         verdict = "ok" if r["meets_target"] else "MISS"
         print(f"{r['scenario']:<22}{''.join(cells)}{r['lines_per_s_per_viewer']:>9.1f}{r['lost']:>6}"
               f"{r['duplicates']:>5}{r['emitter']['rate']:>8.1f}{r['emitter']['write_ms']['p95']:>10.2f}"
-              f"{r['daphne_cpu_percent']:>8.1f}{r['client_cpu_percent']:>8.1f}  {verdict}")
+              f"{r['web_cpu_percent']:>8.1f}{r['client_cpu_percent']:>8.1f}  {verdict}")
     print(f"(latencies in ms; lines/s = median per viewer; target p95 <= {TARGET_P95_MS:g} ms, nothing lost;"
           f" load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
 
@@ -362,7 +281,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1].startswith("--child="):
-        child_main(sys.argv[1].split("=", 1)[1], sys.argv[2:])
-    else:
+    if not child_main({"setup": child_setup, "emit": child_emit}):
         main()

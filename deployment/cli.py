@@ -35,8 +35,7 @@ def engines_setup_line() -> str:
     from tango_common.engines import engine_support
     from tango_common.sideenvs import SIDE_ENVS
 
-    missing = [name for name, env in SIDE_ENVS.items() if not env.ready() and name != "tflite"]  # no TFLite converter
-    # in this version: its environment is not offered
+    missing = [name for name, env in SIDE_ENVS.items() if not env.ready()]
     ready = [name for name in ("onnxruntime", "openvino", "tvm", "rknn", "tflite") if engine_support(name).built]
     line = f"Engines converting here: {', '.join(ready) or 'none'}."
     if missing:

@@ -141,7 +141,8 @@ def convert_target(job, run, *, onnx_artifact: Artifact, report) -> dict:
         report("Target ONNX Runtime fp32: the verified ONNX model is the artifact.")
         return {"target": {"artifact": onnx_artifact.pk, "engine": engine, "precision": precision, "guard": None}}
     try:
-        registry.converter_for(engine)
+        if why := registry.converter_for(engine).missing():  # e.g. a side environment not installed here
+            raise EngineMissing(why)
     except EngineMissing as missing:
         report(f"{missing} The ONNX model made here is the hand-over format its toolchain imports.")
         return {"target": {"artifact": None, "engine": engine, "precision": precision, "note": str(missing)}}

@@ -15,7 +15,7 @@ from .models import Artifact
 SAMPLES = 4  # sample images the bundle's smoke test runs
 # artifact engine -> the bundle's runtime (engine.bundle.RUNTIMES); the order is the fallback order
 RUNTIME_OF_ENGINE = {"onnxruntime": "onnxruntime", "openvino": "openvino", "pytorch": "torchscript",
-                     "tensorrt": "tensorrt"}
+                     "tensorrt": "tensorrt", "tflite": "tflite"}
 
 
 def bundle_runtime(artifact: Artifact) -> tuple[str, dict[str, Path]] | None:
@@ -34,6 +34,8 @@ def bundle_runtime(artifact: Artifact) -> tuple[str, dict[str, Path]] | None:
             if name not in files and (path.parent / name).is_file() and not name.endswith(".zip"):
                 files[name] = path.parent / name
         return "tensorrt", files
+    if artifact.engine == "tflite" and path.suffix == ".tflite":
+        return "tflite", {"model.tflite": path}
     if artifact.engine == "onnxruntime" and path.suffix == ".onnx":
         return "onnxruntime", {"model.onnx": path}
     return None
@@ -55,7 +57,7 @@ def choose_artifact(project) -> Artifact:
                 return artifact
     if verified:
         return verified[0]
-    raise StageError("No verified artifact a bundle can carry (ONNX, OpenVINO, TorchScript or TensorRT).")
+    raise StageError("No verified artifact a bundle can carry (ONNX, OpenVINO, TorchScript, TensorRT or TFLite).")
 
 
 def _target(device):
@@ -134,7 +136,7 @@ def package_stage(job, report) -> dict:
         model_info={"name": f"{project.name}: {artifact.training_run.model_name}", "project": project.name})
     report(f"Bundle written: {out.name}, {out.stat().st_size / 1e6:.1f} MB.", progress=50)
     runs_here = runtime != "tensorrt" or bool((artifact.checks or {}).get("conversion", {}).get("runs_here"))
-    check = check_tier_bundle(out, tier=tier, runs_here=runs_here, report=report)
+    check = check_tier_bundle(out, tier=tier, runs_here=runs_here, report=report, python=_bundle_python(runtime))
     check.update({"runtime": runtime, "source_artifact": artifact.pk})
     bundle = Artifact.objects.create(
         project=project, job=job, training_run=artifact.training_run, kind=Artifact.Kind.BUNDLE,
@@ -149,6 +151,19 @@ def package_stage(job, report) -> dict:
             "tier_label": device.get_tier_display(), "runtime": RUNTIMES[runtime].label, "engine": artifact.engine,
             "precision": artifact.precision, "size_mb": round(bundle.size_bytes / 1e6, 2), "sha256": bundle.sha256,
             "files": check["files"], "ran": check["ran"], "note": check.get("note", "")}
+
+
+def _bundle_python(runtime: str) -> str | None:
+    """The interpreter that checks the unpacked bundle: the portal's, or the engine's own environment's (TFLite's
+    interpreter lives there, not in the portal)."""
+    from .engine.bundle import RUNTIMES
+
+    side = RUNTIMES[runtime].side_env
+    if side is None:
+        return None
+    from tango_common.sideenvs import SIDE_ENVS
+
+    return str(SIDE_ENVS[side].interpreter)
 
 
 def _slug(name: str) -> str:

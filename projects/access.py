@@ -1,10 +1,12 @@
 """Who may see and change what. Every query for team-owned rows goes through here, scoped to the user's teams.
 
 Outsiders get 404 (they must not learn that a row exists); members whose role cannot change a row get 403.
+Catalog jobs (jobs of no project: this server measuring itself) are staff's: staff see, start and change them;
+everyone else never sees them (404).
 """
 
 from django.core.exceptions import PermissionDenied
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import Http404
 
 from .jobs.models import Job
@@ -34,7 +36,41 @@ def projects_for(user) -> QuerySet[Project]:
 
 
 def jobs_for(user) -> QuerySet[Job]:
+    """The jobs of the user's teams' projects."""
     return Job.objects.filter(project__team__in=teams_for(user))
+
+
+def catalog_jobs_for(user) -> QuerySet[Job]:
+    """Jobs of no project: staff's alone."""
+    if not (user.is_authenticated and user.is_staff):
+        return Job.objects.none()
+    return Job.objects.filter(project__isnull=True)
+
+
+def viewable_jobs_for(user) -> QuerySet[Job]:
+    """Every job the user may see: their teams' and, for staff, the catalog's."""
+    if not (user.is_authenticated and user.is_staff):
+        return jobs_for(user)
+    return Job.objects.filter(Q(project__team__in=teams_for(user)) | Q(project__isnull=True))
+
+
+def can_change_job(user, job: Job) -> bool:
+    """Cancel or retry it: a catalog job is staff's; a project's job its team's editors'."""
+    if job.is_catalog:
+        return user.is_authenticated and user.is_staff
+    return can_edit(user, job.project.team)
+
+
+def require_job_changer(user, job: Job) -> None:
+    if not can_change_job(user, job):
+        raise PermissionDenied("Only staff can change a catalog job." if job.is_catalog else
+                               "Viewers cannot change anything in this team.")
+
+
+def require_staff(user) -> None:
+    """For what acts on the server itself (measuring it): staff only."""
+    if not (user.is_authenticated and user.is_staff):
+        raise PermissionDenied("Only staff can do this.")
 
 
 def role_in(user, team: Team) -> str | None:

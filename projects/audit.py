@@ -11,8 +11,8 @@ def audit_record(*, actor, action: str, target, team: Team | None = None, detail
     """Record one action on `target` (a model instance). The team defaults to the target's own."""
     if team is None:
         team = target if isinstance(target, Team) else getattr(target, "team", None)
-        if team is None and hasattr(target, "project"):
-            team = target.project.team
+        if team is None and getattr(target, "project", None) is not None:
+            team = target.project.team  # a catalog job has no project, hence no team: staff read it in the admin
     authenticated = actor is not None and actor.is_authenticated
     return AuditEvent.objects.create(
         team=team, actor=actor if authenticated else None, actor_name=actor.get_username() if authenticated else "",

@@ -46,8 +46,12 @@ def engine_choice_problem(*, task: str, device, engine: str) -> str | None:
             return problem
     if engine not in TASK_ENGINES.get(task, (engine,)):
         return f"{label} builds of {Task(task).label.lower()} models are not in this version."
-    if not engine_support(engine).built:
-        return f"{label} builds are not in this version: the convert stage cannot make one yet."
+    support = engine_support(engine)
+    if not support.built:
+        # a converter this server lacks says what to install (a side environment: `./tango engines install …`)
+        installable = [why for why in support.unavailable.values() if "not in this version" not in why]
+        return installable[0] if installable else (f"{label} builds are not in this version: the convert stage "
+                                                   "cannot make one yet.")
     return None
 
 

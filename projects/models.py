@@ -73,6 +73,7 @@ class Dataset(models.Model):
 class Precision(models.TextChoices):
     FP32 = "fp32", "FP32"
     FP16 = "fp16", "FP16"
+    BF16 = "bf16", "BF16"
     INT8 = "int8", "INT8"
 
 

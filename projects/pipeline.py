@@ -4,14 +4,16 @@ Each action is one htmx POST that calls a job service and answers with the re-re
 registered ones (projects.jobs.registry): this module names none of them.
 """
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from . import demo
-from .access import can_edit, jobs_for, projects_for, require_editor
+from .access import can_change_job, can_edit, projects_for, require_editor, require_job_changer, viewable_jobs_for
 from .audit import audit_record
 from .jobs.errors import JobNotAllowed, JobNotQueued
 from .jobs.http import log_download_response
@@ -21,8 +23,9 @@ from .jobs.services import job_cancel, job_enqueue, job_retry, pipeline_start
 from .models import RunMode, Task
 
 
-def pipeline_context(project, user) -> dict:
-    editable = can_edit(user, project.team)
+def pipeline_context(project, user, *, editable: bool | None = None) -> dict:
+    """editable: whether the user may change the project, when the caller knows it already (one query less)."""
+    editable = can_edit(user, project.team) if editable is None else editable
     rows = stage_rows(project, editable=editable)
     return {
         "project": project,
@@ -72,18 +75,49 @@ def pipeline_run(request, project_id: int):
     return _act(request, project, lambda: pipeline_start(project=project, user=request.user))
 
 
+def _job(request, job_id: int):
+    """A job the user may see: their teams' projects', and for staff the catalog's (404 otherwise)."""
+    return get_object_or_404(viewable_jobs_for(request.user).select_related("project", "project__team"), pk=job_id)
+
+
+def _act_on_job(request, job, action):
+    """A project's job answers with its pipeline panel; a catalog job with its stage's panel (the page that shows
+    it, e.g. the device page's calibration), the outcome as a message there."""
+    if not job.is_catalog:
+        return _act(request, job.project, action)
+    require_job_changer(request.user, job)
+    try:
+        action()
+    except (JobNotAllowed, JobNotQueued) as exc:
+        messages.error(request, str(exc))
+    return redirect(_catalog_page(job))
+
+
+def _catalog_page(job) -> str:
+    page = stage_get(job.stage).page if _registered(job.stage) else ""
+    return reverse(page) if page else reverse("projects:job_detail", args=[job.pk])
+
+
+def _registered(stage_key: str) -> bool:
+    try:
+        stage_get(stage_key)
+    except KeyError:
+        return False
+    return True
+
+
 @require_POST
 @login_required
 def job_cancel_view(request, job_id: int):
-    job = get_object_or_404(jobs_for(request.user).select_related("project"), pk=job_id)
-    return _act(request, job.project, lambda: job_cancel(job=job, user=request.user))
+    job = _job(request, job_id)
+    return _act_on_job(request, job, lambda: job_cancel(job=job, user=request.user))
 
 
 @require_POST
 @login_required
 def job_retry_view(request, job_id: int):
-    job = get_object_or_404(jobs_for(request.user).select_related("project"), pk=job_id)
-    return _act(request, job.project, lambda: job_retry(job=job, user=request.user))
+    job = _job(request, job_id)
+    return _act_on_job(request, job, lambda: job_retry(job=job, user=request.user))
 
 
 @require_POST
@@ -99,16 +133,17 @@ def demo_start(request):
 
 @login_required
 def job_detail(request, job_id: int):
-    job = get_object_or_404(jobs_for(request.user).select_related("project", "project__device"), pk=job_id)
+    job = _job(request, job_id)
+    stage = stage_get(job.stage)
     return render(request, "projects/job_detail.html", {
-        "job": job, "project": job.project, "stage": stage_get(job.stage), "lines": log_lines(job.pk),
-        "queue": queue_label(job.queue),
-        "can_edit": can_edit(request.user, job.project.team),
+        "job": job, "project": job.project, "stage": stage, "lines": log_lines(job.pk),
+        "queue": queue_label(job.queue), "can_edit": can_change_job(request.user, job),
+        "back_url": reverse(stage.page) if job.is_catalog and stage.page else "",
     })
 
 
 @login_required
 def job_log_download(request, job_id: int):
-    job = get_object_or_404(jobs_for(request.user), pk=job_id)
+    job = _job(request, job_id)
     audit_record(actor=request.user, action="downloaded", target=job, detail="log")
     return log_download_response(job)

@@ -9,6 +9,12 @@ minute), and each death and restart is a line in the serve log. The web server i
 The worker runs in its own process group, so the pool processes of a dead worker are stopped with it: their jobs'
 heartbeats stop, and the reaper fails or re-dispatches those jobs (projects.jobs.reaper). In embedded mode the
 supervisor also runs the reaper on its own tick (there is no beat: beat would die with the worker it runs in).
+
+Stopping (SIGTERM or Ctrl-C to `tango serve`) restarts nothing from then on; each child gets SIGTERM, a worker
+has `timeout` seconds to finish its running jobs (a second signal cuts that short), then its whole process group is
+killed. If `tango serve` itself is killed outright, each child gets a signal from the kernel as its parent dies
+(PR_SET_PDEATHSIG): the worker SIGKILL (Celery's pool processes and its embedded beat then die with it), the web
+server SIGTERM. Either way no worker is left running with no one to stop it.
 """
 
 import os
@@ -18,6 +24,8 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from tango_common.processes import die_with_parent
 
 
 @dataclass
@@ -57,6 +65,7 @@ class Supervisor:
         for name, value in timing.items():  # tests shorten the pauses
             setattr(self, name.upper(), value)
         self.stopping = threading.Event()
+        self.hurry = threading.Event()
         self.failure: str | None = None
 
     # --- lifecycle -----------------------------------------------------------------------------------------------
@@ -80,6 +89,9 @@ class Supervisor:
         return self.failure
 
     def stop(self, *_) -> None:
+        """Stop supervising (a signal handler); asked again while stopping, stop without waiting for the jobs."""
+        if self.stopping.is_set():
+            self.hurry.set()
         self.stopping.set()
 
     def check(self, now: float) -> None:
@@ -87,14 +99,18 @@ class Supervisor:
         for child in self.children:
             if child.proc is not None and child.proc.poll() is not None:
                 self._died(child, now)
+            if self.stopping.is_set():
+                continue  # stopping: a dead worker stays dead (started now, it would outlive the supervisor)
             if child.proc is None and child.restart_at is not None and now >= child.restart_at:
-                child.restarts += 1
                 self._spawn(child)
+                child.restarts += 1  # after the spawn: whoever reads restarts finds the new process in place
                 self.echo(f"[tango serve] The {child.name} is running again "
                           f"(pid {child.proc.pid}, restart {child.restarts}).")
 
     def shutdown(self, timeout: float = 20.0) -> None:
-        """SIGTERM to every child (a worker finishes its running jobs), SIGKILL to those still up after timeout."""
+        """SIGTERM to every child (a worker finishes its running jobs), SIGKILL to those still up after timeout
+        (or at once on a second stop()); a worker's whole process group goes in the end, whatever is left of it."""
+        self.stopping.set()
         for child in self.children:
             if child.proc is not None and child.proc.poll() is None:
                 self._signal(child, signal.SIGTERM)
@@ -102,9 +118,9 @@ class Supervisor:
         for child in self.children:
             if child.proc is None:
                 continue
-            try:
-                child.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
+            while child.proc.poll() is None and time.monotonic() < deadline and not self.hurry.is_set():
+                self.hurry.wait(0.1)
+            if child.proc.poll() is None:
                 self._signal(child, signal.SIGKILL)
                 child.proc.wait()
             if child.own_group:
@@ -113,7 +129,10 @@ class Supervisor:
     # --- internals -----------------------------------------------------------------------------------------------
 
     def _spawn(self, child: Child) -> None:
-        child.proc = subprocess.Popen(child.args, env=child.env, start_new_session=child.own_group)
+        # A worker must not outlive `tango serve` even when it is killed outright: SIGKILL from the kernel then.
+        on_parent_death = signal.SIGKILL if child.own_group else signal.SIGTERM
+        child.proc = subprocess.Popen(child.args, env=child.env, start_new_session=child.own_group,
+                                      preexec_fn=lambda: die_with_parent(on_parent_death))
         child.started_at = time.monotonic()
         child.restart_at = None
 

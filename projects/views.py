@@ -15,14 +15,14 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from tango_common.engines import ENGINES
 
-from .access import can_edit, projects_for, require_editor, role_in
+from .access import EDIT_ROLES, projects_for, require_editor, role_in
 from .commands import demo_tasks
 from .dataset_stats import dataset_summary
 from .datasets.samples import dataset_thumbnails
 from .forms import DatasetUploadForm, ProjectEditForm, attach_errors
 from .jobs.errors import JobNotAllowed
 from .pipeline import pipeline_context
-from .selectors import can_create_anywhere, dataset_list, project_list
+from .selectors import can_create_anywhere, dataset_list, project_list, project_rows_annotate
 from .services import dataset_create, project_delete, project_update, project_weights_clear, project_weights_set
 from .wizard import ProjectWizard
 
@@ -60,6 +60,7 @@ PROJECTS_PER_PAGE = 25
 def project_list_view(request):
     # Paged: a team with hundreds of projects gets a page that renders in one bounded query.
     page = Paginator(project_list(request.user), PROJECTS_PER_PAGE).get_page(request.GET.get("page"))
+    page.object_list = project_rows_annotate(list(page.object_list))
     return render(request, "projects/project_list.html", {
         "projects": page, "can_create": can_create_anywhere(request.user),
         "demo_tasks": demo_tasks(),  # the demos the installed apps registered (detection: training)
@@ -74,9 +75,10 @@ def project_detail(request, pk: int):
 
 def _project_page_context(request, project) -> dict:
     engine = ENGINES.get(project.engine)
-    context = {"project": project, "role": role_in(request.user, project.team),
-               "can_edit": can_edit(request.user, project.team), "engine_label": engine.label if engine else ""}
-    context.update(pipeline_context(project, request.user))
+    role = role_in(request.user, project.team)
+    context = {"project": project, "role": role, "can_edit": role in EDIT_ROLES,
+               "engine_label": engine.label if engine else ""}
+    context.update(pipeline_context(project, request.user, editable=role in EDIT_ROLES))
     return context
 
 

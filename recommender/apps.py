@@ -18,6 +18,12 @@ class RecommenderConfig(AppConfig):
             description="Pick a model family and complexity that fit the target device.",
             result_template="recommender/results/_recommend.html", preview="recommender.services.recommend_preview",
         ))
+        stage_register(Stage(
+            key="calibrate", label="Calibrate this server", catalog=True, order=900,
+            runner="recommender.calibration.calibrate_stage", page="recommender:host_measurements",
+            page_label="This server", result_template="recommender/results/_calibrate.html",
+            description="Time a spread of candidates with ONNX Runtime on this server and store the records.",
+        ))
         device_catalog_register(DeviceCatalog(ordered=device_catalog, card_template="recommender/_device_specs.html",
                                               pick_preview=wizard_pick_preview, grouped=device_catalog_grouped,
                                               record_benchmark=benchmark_measured))

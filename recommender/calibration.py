@@ -1,46 +1,64 @@
-"""This server measures itself: time a spread of candidates with ONNX Runtime and store them as records.
+"""This server measures itself: the Django shell around recommender.engine.calibrate.
 
-Each record recalibrates This_Server's latency and memory models at once (they are fitted on read). The spread
-covers the three families, small to large, at several input sizes, so the fit sees compute-, memory- and
-overhead-bound networks; it takes a few minutes on a two-core server.
+One mechanism, two callers: `manage.py tango calibrate` (recommender.cli) and the device page's calibration job
+(the catalog stage "calibrate", whose runner is calibrate_stage) both call host_calibrate, which hands the core
+the timing probe, the device's current prediction and a store that writes a BenchmarkRecord. Each record
+recalibrates This_Server's latency and memory models at once (they are fitted on read).
+
+The probe times the machine this code runs on: a job runs on a worker, which in team mode may be another host than
+the web server; the console names the machine measured.
 """
 
+import socket
+from pathlib import Path
+
+from .engine.calibrate import QUICK_SPREAD, SPREAD, Measured, calibrate
 from .models import Device, RecordSource
 
+STAGE = "calibrate"
 ENGINE = "onnxruntime"
 PRECISION = "fp32"
 NUM_CLASSES = 10
-# (model, input size). Full-size VGG only at 224 px: its 7x7 adaptive pool exports to ONNX only there.
-SPREAD = [("resnet18", 64), ("resnet18", 160), ("resnet34", 96), ("resnet50", 128), ("resnet101", 96),
-          ("densenet_tiny", 96), ("densenet121", 96), ("densenet169", 64), ("vgg_tiny", 128), ("vgg11", 224)]
-QUICK_SPREAD = [("resnet18", 32), ("densenet_tiny", 32), ("vgg_tiny", 32)]
 
 
-def host_calibrate(*, report, spread: list[tuple[str, int]] | None = None) -> list:
-    """Benchmark the spread on This_Server and store one record each; returns the records."""
+def host_calibrate(*, report, quick: bool = False, folder: Path | None = None, user=None) -> list:
+    """Benchmark the spread on this machine as the This_Server device; returns the records stored.
+
+    folder: where the exported models go while they are timed (a job's folder); a temporary one when None."""
     from .ort_timing import time_zoo_model
-    from .services import benchmark_record_add, host_device_refresh, latency_model_for
+    from .services import architecture_costs, benchmark_record_add, host_device_refresh, latency_model_for
 
     device = Device.objects.filter(is_host=True).first() or host_device_refresh()
+    report(f"Measuring {socket.gethostname()} as {device.name} ({device.cpu_name or device.cpu_arch}).")
     records = []
-    spread = spread or SPREAD
-    for index, (model_name, input_size) in enumerate(spread, 1):
-        predicted = latency_model_for(device=device, engine=ENGINE, precision=PRECISION)
-        timing = time_zoo_model(model_name, num_classes=NUM_CLASSES, input_size=input_size)
-        record = benchmark_record_add(
-            device=device, engine=ENGINE, precision=PRECISION, model_name=model_name, num_classes=NUM_CLASSES,
-            input_size=input_size, latency_ms=timing["latency_ms"], memory_mb=timing["memory_mb"],
+
+    def predict(model: str, input_size: int) -> tuple[float, int]:
+        fitted = latency_model_for(device=device, engine=ENGINE, precision=PRECISION)
+        costs = architecture_costs(model_name=model, num_classes=NUM_CLASSES, input_size=input_size)
+        return fitted.predict_ms(costs), fitted.records
+
+    def measure(model: str, input_size: int) -> dict:
+        return time_zoo_model(model, num_classes=NUM_CLASSES, input_size=input_size, folder=folder)
+
+    def store(measured: Measured) -> None:
+        records.append(benchmark_record_add(
+            device=device, engine=ENGINE, precision=PRECISION, model_name=measured.model, num_classes=NUM_CLASSES,
+            input_size=measured.input_size, latency_ms=measured.latency_ms, memory_mb=measured.memory_mb,
             source=RecordSource.CALIBRATE,
-            details={k: timing[k] for k in ("latency_wall_ms", "runs", "threads")} | {"timing": "thread CPU time"})
-        before = predicted.predict_ms(_costs(record))
-        report(f"{model_name} at {input_size} px: {timing['latency_ms']:.2f} ms, {timing['memory_mb']:.0f} MiB "
-               f"(predicted {before:.2f} ms from {predicted.records} record(s) before it, "
-               f"{100 * (before / timing['latency_ms'] - 1):+.0f}%)", progress=100 * index / len(spread))
-        records.append(record)
+            details={k: measured.details[k] for k in ("latency_wall_ms", "runs", "threads", "timing")
+                     if k in measured.details}))
+
+    calibrate(spread=QUICK_SPREAD if quick else SPREAD, measure=measure, predict=predict, store=store,
+              report=report)
     return records
 
 
-def _costs(record):
-    from .engine.costs import Costs
+def calibrate_stage(job, report) -> dict:
+    """The catalog job's runner: job.params {"quick": bool}; the exports go to the job's folder."""
+    from projects.jobs.storage import job_dir
 
-    return Costs.from_dict(record.architecture.costs)
+    records = host_calibrate(report=report, quick=bool(job.params.get("quick")), folder=job_dir(job))
+    device = records[0].device
+    report(f"Stored {len(records)} records for {device.name}; its latency model is fitted to them from now on.")
+    return {"device": device.pk, "device_name": device.name, "records": [r.pk for r in records],
+            "quick": bool(job.params.get("quick"))}

@@ -1,6 +1,7 @@
-"""`manage.py tango calibrate` (registered in RecommenderConfig.ready) and `manage.py calibrate` run this."""
+"""`manage.py tango calibrate` (registered in RecommenderConfig.ready) and `manage.py calibrate` run this: the same
+host_calibrate the device page's calibration job runs."""
 
-from .calibration import QUICK_SPREAD, host_calibrate
+from .calibration import host_calibrate
 
 
 def add_calibrate_arguments(parser) -> None:
@@ -8,6 +9,5 @@ def add_calibrate_arguments(parser) -> None:
 
 
 def calibrate(command, *, quick=False, **_) -> None:
-    records = host_calibrate(report=lambda line, progress=None: command.stdout.write(line),
-                             spread=QUICK_SPREAD if quick else None)
+    records = host_calibrate(report=lambda line, progress=None: command.stdout.write(line), quick=quick)
     command.stdout.write(command.style.SUCCESS(f"Stored {len(records)} records for {records[0].device.name}."))

@@ -19,9 +19,17 @@ HOST_DEVICE_NAME = "This_Server"
 DEFAULT_CPU_GHZ = 2.5
 # Rough single-socket DDR4-3200 dual-channel figure, used only when nothing better is known.
 DEFAULT_BANDWIDTH_GBPS = 51.2
-# FP32 FLOPs per core per cycle: x86 AVX2 = 2 FMA units x 8 lanes x 2; aarch64 NEON = 2 pipes x 4 lanes x 2.
+# FP32 FLOPs per core per cycle: x86 AVX2 = 2 FMA units x 8 lanes x 2 (AVX-512: 16 lanes, when the CPU flags
+# say avx512f); aarch64 NEON = 2 pipes x 4 lanes x 2.
 FLOPS_PER_CYCLE = {"x86_64": 32, "amd64": 32, "aarch64": 16, "arm64": 16}
+FLOPS_PER_CYCLE_AVX512 = 64
 FLOPS_PER_CYCLE_OTHER = 8
+
+
+def flops_per_cycle(arch: str, cpuinfo: str) -> int:
+    per_cycle = FLOPS_PER_CYCLE.get(arch.lower(), FLOPS_PER_CYCLE_OTHER)
+    flags = (_cpuinfo_value(cpuinfo, "flags") or "").split()
+    return FLOPS_PER_CYCLE_AVX512 if per_cycle == 32 and "avx512f" in flags else per_cycle
 
 # Datasheet figures for GPUs a TANGO server plausibly has: (fp32 GFLOPS, fp16 tensor dense, int8 tensor dense,
 # memory GB/s). Matched by substring of nvidia-smi's name, most specific first.
@@ -54,7 +62,8 @@ def read_host_specs() -> dict:
     arch = platform.machine() or "unknown"
     cores = _cpu_cores()
     ghz = _cpu_ghz(cpuinfo)
-    cpu_gflops = round(cores * ghz * FLOPS_PER_CYCLE.get(arch.lower(), FLOPS_PER_CYCLE_OTHER), 1)
+    per_cycle = flops_per_cycle(arch, cpuinfo)
+    cpu_gflops = round(cores * ghz * per_cycle, 1)
     specs = {
         "name": HOST_DEVICE_NAME,
         "tier": "pc",
@@ -69,7 +78,7 @@ def read_host_specs() -> dict:
     gpu = nvidia_gpu()
     specs.update(_gpu_fields(gpu, cpu_gflops) if gpu else _cpu_fields(cpu_gflops, _memory_mb()))
     specs["engines"] = installed_engines(specs["accelerator_kind"])
-    specs["notes"] = _notes(specs, ghz, arch, gpu)
+    specs["notes"] = _notes(specs, ghz, per_cycle, gpu)
     return specs
 
 
@@ -210,11 +219,11 @@ def installed_engines(accelerator: str) -> list[str]:
     return [key for key in engines if engine_problem(key, accelerator) is None]
 
 
-def _notes(specs: dict, ghz: float, arch: str, gpu: tuple[str, int] | None) -> str:
-    per_cycle = FLOPS_PER_CYCLE.get(arch.lower(), FLOPS_PER_CYCLE_OTHER)
+def _notes(specs: dict, ghz: float, per_cycle: int, gpu: tuple[str, int] | None) -> str:
+    simd = {32: "AVX2 FMA", 64: "AVX-512 FMA"}.get(per_cycle, "SIMD FMA")
     cpu = (
         f"Read from this machine by recommender.host. CPU peak estimated as {specs['cpu_cores']} logical CPUs × "
-        f"{ghz} GHz × {per_cycle} FP32 FLOP/cycle ({'AVX2 FMA' if per_cycle == 32 else 'SIMD FMA'}); "
+        f"{ghz} GHz × {per_cycle} FP32 FLOP/cycle ({simd}); "
         "a roofline bound, not a measurement."
     )
     if gpu is None:

@@ -2,6 +2,7 @@
 
 from django.db.models import Q
 
+from projects import access
 from projects.jobs.errors import StageError
 from projects.jobs.selectors import latest_succeeded
 from tango_common.engines import Accelerator
@@ -97,3 +98,15 @@ def last_recommendation(project):
         return latest_succeeded(project, "recommend")
     except StageError:
         return None
+
+
+def latest_calibration(user):
+    """The newest calibration job of this server, for staff (it is a catalog job: no one else sees it)."""
+    from .calibration import STAGE
+
+    return access.catalog_jobs_for(user).filter(stage=STAGE).order_by("-created_at", "-id").first()
+
+
+def host_device():
+    """The catalog row of the server the portal runs on, or None before `tango setup` made it."""
+    return Device.objects.filter(is_host=True).first()

@@ -8,6 +8,8 @@ import json
 from django.db import transaction
 from django.db.models import Q
 
+from tango_common.engines import Accelerator
+
 from .engine.accuracy import expected, priors
 from .engine.costs import Costs
 from .engine.latency import DeviceSpecs, LatencyModel, Record
@@ -31,6 +33,20 @@ def host_device_refresh() -> Device:
     device.full_clean()  # the engines read here must pass the same rule an admin edit does
     device.save()
     return device
+
+
+def calibration_start(*, device: Device, quick: bool = False, user=None):
+    """Queue the calibration job (a catalog job: no project). Only the device that is this server can measure
+    itself: the job times the machine it runs on. Who may start it is the caller's check (staff)."""
+    from projects.jobs.errors import JobNotAllowed
+    from projects.jobs.services import catalog_job_enqueue
+
+    from .calibration import STAGE
+
+    if not device.is_host:
+        raise JobNotAllowed(f"{device.name} is not this server: only {HOST_DEVICE_NAME} can measure itself (the "
+                            "job times the machine it runs on).")
+    return catalog_job_enqueue(stage_key=STAGE, params={"quick": bool(quick)}, user=user)
 
 
 # --- the paper's rules ---------------------------------------------------------------------------------------
@@ -139,7 +155,7 @@ def _cached_candidates(task: str, num_classes: int, input_size: int) -> list[Can
 def device_specs(device: Device) -> DeviceSpecs:
     return DeviceSpecs(peak_fp32_gflops=device.peak_fp32_gflops, peak_fp16_gflops=device.peak_fp16_gflops,
                        peak_int8_gops=device.peak_int8_gops, memory_bandwidth_gbps=device.memory_bandwidth_gbps,
-                       memory_mb=device.memory_mb)
+                       memory_mb=device.memory_mb, cpu_only=device.accelerator_kind == Accelerator.NONE)
 
 
 def records_for(*, device: Device, engine: str, precision: str, team=None):

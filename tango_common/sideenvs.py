@@ -66,7 +66,7 @@ class SideEnv:
     def missing(self) -> str | None:
         if self.ready():
             return None
-        return (f"its own environment is not installed on this server (run `{self.install_command()}`"
+        return (f"its own environment, which is not installed on this server (run `{self.install_command()}`"
                 + (f"; {self.size_hint}" if self.size_hint else "") + ").")
 
     def versions(self) -> dict[str, str]:
@@ -83,6 +83,17 @@ class SideEnv:
         versions = json.loads(done.stdout.strip().splitlines()[-1])
         cached.write_text(json.dumps(versions))
         return versions
+
+    def package_version(self, package: str) -> str:
+        """The version of one distribution installed in this environment (the probe's, else asked there)."""
+        if package in (known := self.versions()):
+            return known[package]
+        done = subprocess.run([str(self.interpreter), "-c", "import sys, importlib.metadata as m; "
+                               "print(m.version(sys.argv[1]))", package], capture_output=True, text=True,
+                              timeout=60, env=self.environ())
+        if done.returncode:
+            raise SideEnvError(f"{self.name}: {package} is not installed in its environment.")
+        return done.stdout.strip()
 
     def environ(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
@@ -189,10 +200,12 @@ TFLITE = SideEnv(
     steps=(
         # onnx2tf declares the onnx / onnxruntime / graph-surgeon versions it works with: let pip pick them
         ("tensorflow-cpu==2.19.0", "tf-keras==2.19.0", "onnx2tf==1.29.24", "psutil"),
+        # a bundle's infer.py / smoke_test.py read images with Pillow: the package stage checks TFLite bundles here
+        ("pillow",),
     ),
     probe=("import json, importlib.metadata as m; print(json.dumps({p: m.version(p) for p in "
-           "('onnx2tf', 'tensorflow-cpu', 'onnx', 'onnxruntime', 'numpy')}))"),
-    size_hint="about 1.5 GB, a few minutes",
+           "('onnx2tf', 'tensorflow-cpu', 'ai-edge-litert', 'onnx', 'onnxruntime', 'numpy', 'pillow')}))"),
+    size_hint="about 2.6 GB, about 5 minutes",
 )
 
 SIDE_ENVS = {env.name: env for env in (RKNN, TFLITE)}

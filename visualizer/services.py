@@ -132,16 +132,13 @@ def predicted_costs(project, graph: dict) -> dict:
     if graph["errors"]:
         return {**out, "latency_ms": None, "memory_mb": None, "fits": None}
     from recommender.engine.costs import Costs
-    from recommender.profiling import profile_model
     from recommender.services import latency_model_for, memory_model_for
 
     from .graph.costs import graph_costs
-    from .graph.yolo import routed_model
 
-    if graph.get("family") == "yolo":  # the recommender's own profile of the routed layers
-        costs = profile_model(routed_model(graph["spec"], _yolo_build), graph["input_size"])
-    else:  # the same figures, read off the shapes inference found (tested equal to the profile of the network)
-        costs = Costs(**graph_costs(graph))
+    # The recommender's profile figures, read off the shapes inference found (a detector's row by row, cached per
+    # row): tested equal to recommender.profiling.profile_model of the built network.
+    costs = Costs(**graph_costs(graph))
     scope = {"device": project.device, "engine": project.engine, "precision": project.precision,
              "team": project.team}
     latency = latency_model_for(**scope)
@@ -158,6 +155,7 @@ def network_preview(*, project, base_model: str | None = None, edits=()) -> dict
     from .graph.checks import engine_flags
     from .graph.diff import diff
     from .graph.layers import PALETTE
+    from .graph.yolo import ROW_PALETTE
 
     base_model = base_model or base_model_for(project)
     base, graph = edited_graph(project=project, base_model=base_model, edits=list(edits))
@@ -166,7 +164,7 @@ def network_preview(*, project, base_model: str | None = None, edits=()) -> dict
         "project": project.pk, "base_model": base_model, "graph": graph, "errors": graph["errors"],
         "flags": engine_flags(graph, project.engine), "costs": predicted_costs(project, graph),
         "base_costs": predicted_costs(project, base), "changes": diff(base, graph)["lines"],
-        "palette": [] if graph.get("family") == "yolo" else PALETTE,
+        "palette": list(ROW_PALETTE) if graph.get("family") == "yolo" else PALETTE,
         "chosen": chosen,
     }
 

@@ -52,6 +52,7 @@ class Runtime:
     packages: tuple[str, ...]  # pip distributions infer.py needs for this engine, pinned at build time
     gpu_packages: tuple[str, ...] = ()  # what replaces them on a device with an NVIDIA GPU
     builds_on_device: bool = False
+    side_env: str | None = None  # checked in that side environment (tango_common.sideenvs), pinned to its versions
 
 
 RUNTIMES = {r.key: r for r in (
@@ -59,6 +60,7 @@ RUNTIMES = {r.key: r for r in (
     Runtime("openvino", "OpenVINO", ("openvino",)),
     Runtime("torchscript", "TorchScript (PyTorch)", ("torch",)),
     Runtime("tensorrt", "TensorRT", ("torch",), builds_on_device=True),
+    Runtime("tflite", "TensorFlow Lite (LiteRT)", ("ai-edge-litert",), side_env="tflite"),
 )}
 
 # How close the bundle's answers must come to the PyTorch model's, by precision (read by smoke_test.py).
@@ -112,11 +114,17 @@ class RunnerSession:
 def pinned_requirements(runtime: Runtime, *, gpu: bool) -> str:
     """numpy, Pillow and the engine's packages at the versions installed here, where the bundle was checked."""
     lines = ["# The versions TANGO checked this bundle with."]
+    version = metadata.version
+    if runtime.side_env:  # checked in the engine's own environment: its versions
+        from tango_common.sideenvs import SIDE_ENVS
+
+        env = SIDE_ENVS[runtime.side_env]
+        version = lambda package: env.package_version(package)  # noqa: E731
     for package in ("numpy", "pillow"):
-        lines.append(f"{package}=={metadata.version(package)}")
+        lines.append(f"{package}=={version(package)}")
     for package, wanted in zip(runtime.packages, runtime.gpu_packages or runtime.packages, strict=True):
         name = wanted if gpu else package
-        lines.append(f"{name}=={metadata.version(package)}")
+        lines.append(f"{name}=={version(package)}")
     if runtime.key == "tensorrt":
         lines.append("# tensorrt: the one of the device (JetPack on a Jetson; `pip install tensorrt` matching the "
                      "CUDA driver on a PC or cloud GPU). The engine is built on the device from model.onnx.")

@@ -2,7 +2,7 @@
 
 from deployment.engine.converters.inventory import rows
 from deployment.engine.converters.tvm import cross_compiler
-from tango_common.sideenvs import RKNN
+from tango_common.sideenvs import RKNN, TFLITE
 
 
 def by_engine():
@@ -16,7 +16,11 @@ def test_every_engine_is_listed_with_what_it_offers_here():
     assert tvm["available"] and tvm["here"] == ["fp32"] and tvm["versions"]["apache-tvm"]
     assert tvm["targets"]["host"] == "available"
     assert (tvm["targets"]["aarch64"] == "available") == bool(cross_compiler())
-    assert not table["tflite"]["available"] and table["tflite"]["why"] == "not built in this version"
+    tflite = table["tflite"]
+    if TFLITE.ready():
+        assert tflite["available"] and tflite["here"] == ["fp32", "fp16", "int8"] and tflite["versions"]["onnx2tf"]
+    else:
+        assert not tflite["available"] and "./tango engines install tflite" in tflite["install"]
 
 
 def test_rknn_says_how_to_install_its_environment_when_it_is_missing(tmp_path, monkeypatch):

@@ -89,12 +89,14 @@ def test_convert_marks_the_onnx_model_failed_when_the_runtimes_disagree(project,
     assert Artifact.objects.get(job=job, kind=Artifact.Kind.ONNX).status == "failed"
 
 
-def test_convert_says_which_engine_and_precision_it_cannot_build_yet(project, trained):
+def test_convert_says_which_engine_and_precision_it_cannot_build_here(project, trained, tmp_path, monkeypatch):
+    monkeypatch.setenv("TANGO_VENV_ROOT", str(tmp_path / "no-side-envs"))  # TFLite's environment not installed
     project.engine, project.precision = "tflite", "int8"
     project.save()
     report = Report()
-    services.convert_stage(job_for(project, "convert"), report)
-    assert any("TensorFlow Lite builds are not available in this version. The ONNX model made here is the hand-over"
+    result = services.convert_stage(job_for(project, "convert"), report)
+    assert result["target"]["artifact"] is None and "./tango engines install tflite" in result["target"]["note"]
+    assert any("TensorFlow Lite needs its own environment" in line and "The ONNX model made here is the hand-over"
                in line for line in report.lines)
 
 

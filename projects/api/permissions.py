@@ -25,7 +25,11 @@ class IsEditorOrReadOnly(BasePermission):
     message = "Viewers cannot change anything in this team."
 
     def has_object_permission(self, request, view, obj):
-        return request.method in SAFE_METHODS or access.can_edit(request.user, team_of(obj))
+        if request.method in SAFE_METHODS:
+            return True
+        if isinstance(obj, Job):  # a catalog job (no project) is staff's
+            return access.can_change_job(request.user, obj)
+        return access.can_edit(request.user, team_of(obj))
 
 
 class IsOwnerOrReadOnly(BasePermission):

@@ -111,8 +111,8 @@ class JobSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Job
-        fields = ["id", "project", "stage", "status", "progress", "progress_message", "result", "error", "queue",
-                  "attempt", "cancel_requested", "worker_host", "requested_by", "created_at", "started_at",
+        fields = ["id", "project", "stage", "params", "status", "progress", "progress_message", "result", "error",
+                  "queue", "attempt", "cancel_requested", "worker_host", "requested_by", "created_at", "started_at",
                   "finished_at", "heartbeat_at"]
         read_only_fields = fields
 

@@ -18,11 +18,12 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.template.loader import render_to_string
+from django.urls import reverse
 
-from ..access import jobs_for
+from ..access import viewable_jobs_for
 from .log import job_group
 from .models import FINISHED_STATUSES, Job
-from .registry import stage_exists, stage_get
+from .registry import stage_get
 from .selectors import log_last_seq, log_lines
 
 logger = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ LAYER_RETRY_SECONDS = 2.0  # how often a console whose channel layer is down tri
 
 
 def _viewable_job(user, job_id: int):
-    return jobs_for(user).select_related("project").filter(pk=job_id).first()
+    return viewable_jobs_for(user).select_related("project").filter(pk=job_id).first()
 
 
 def _lines_after(job_id: int, after: int) -> list[dict]:
@@ -56,7 +57,19 @@ def _job_state(job_id: int) -> dict | None:
 
 
 def _result_template(stage_key: str) -> str:
-    return stage_get(stage_key).result_template if stage_exists(stage_key) else ""
+    try:
+        return stage_get(stage_key).result_template
+    except KeyError:  # a stage no app registers any more
+        return ""
+
+
+def _catalog_panel_url(stage_key: str) -> str:
+    """Where a finished catalog job's panel reloads from: its stage's page (a project job reloads its pipeline)."""
+    try:
+        page = stage_get(stage_key).page
+    except KeyError:
+        return ""
+    return reverse(page) if page else ""
 
 
 def _poll(job_id: int, after: int) -> tuple[list[dict], dict | None]:
@@ -268,4 +281,5 @@ class JobLogConsumer(AsyncWebsocketConsumer):
             # have queued the next stage.
             refresh = finished_now
             await self.send(render_to_string("projects/_job_state.html", {
-                "job": state, "refresh": refresh, "result_template": _result_template(state["stage"])}))
+                "job": state, "refresh": refresh, "result_template": _result_template(state["stage"]),
+                "catalog_panel_url": _catalog_panel_url(state["stage"]) if state["project_id"] is None else ""}))

@@ -6,6 +6,7 @@ projects.models importing this module.
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 
 from .registry import Queue
@@ -24,9 +25,11 @@ ACTIVE_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING)
 
 
 class Job(models.Model):
-    """One run of one pipeline stage, executed by a Celery task."""
+    """One run of one stage, executed by a Celery task: a project's pipeline stage, or (project empty) a catalog
+    stage that belongs to no project, such as this server measuring itself. Catalog jobs are staff's alone."""
 
-    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="jobs")
+    project = models.ForeignKey("projects.Project", null=True, blank=True, on_delete=models.CASCADE,
+                                related_name="jobs")
     stage = models.CharField(max_length=20)
     status = models.CharField(max_length=10, choices=JobStatus.choices, default=JobStatus.QUEUED)
     progress = models.FloatField(default=0)
@@ -39,6 +42,9 @@ class Job(models.Model):
     attempt = models.PositiveIntegerField(default=1)
     cancel_requested = models.BooleanField(default=False)
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    # What a catalog job was started with (validated by its stage's options); a project's stages read
+    # project.options instead.
+    params = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -51,9 +57,21 @@ class Job(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["project", "stage", "-created_at"]), models.Index(fields=["status"])]
+        constraints = [
+            # One queued or running job per catalog stage: two clicks (or two staff) cannot start it twice. A
+            # project's stages are guarded by locking the project row instead (projects.jobs.services).
+            models.UniqueConstraint(
+                fields=["stage"], condition=Q(project__isnull=True, status__in=[s.value for s in ACTIVE_STATUSES]),
+                name="one_active_catalog_job_per_stage"),
+        ]
 
     def __str__(self):
-        return f"{self.project} / {self.stage} #{self.pk}"
+        return f"{self.project or 'catalog'} / {self.stage} #{self.pk}"
+
+    @property
+    def is_catalog(self) -> bool:
+        """A job of no project (a catalog stage): staff start, see and change it."""
+        return self.project_id is None
 
     @property
     def is_finished(self) -> bool:

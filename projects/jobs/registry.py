@@ -1,5 +1,9 @@
 """The pipeline's stages. Each app registers its own from its AppConfig.ready(); the runtime names none of them.
 
+A catalog stage (catalog=True) belongs to no project: its jobs have no project, staff start them (from a page of the
+app that registered it, or the API), and they never appear in a project's pipeline. Its runner gets a job whose
+`params` hold what it was started with.
+
 A stage's runner is `run(job, report) -> dict`, named by dotted path and imported only when a worker runs it, so
 the web process never loads torch. The pipeline order is `order` (then key); `requires` says which stages must
 have succeeded before this one may start.
@@ -57,6 +61,9 @@ class Stage:
     # (result key, label) of the 0..1 figures a job's result may hold that say how good the project's model is
     # (e.g. ("best_top1", "top-1")): the projects list shows each project's best.
     scores: tuple[tuple[str, str], ...] = ()
+    # A stage of no project (see the module's docstring). Its `page` is reversed without arguments: where its
+    # jobs are shown (the job page links back there, and a finished job's console refreshes that page's panel).
+    catalog: bool = False
 
     def run(self, job, report) -> dict:
         return import_string(self.runner)(job, report)
@@ -85,8 +92,12 @@ def stage_register(stage: Stage) -> Stage:
 
 
 def stages() -> tuple[Stage, ...]:
-    """The registered stages in pipeline order."""
-    return tuple(sorted(_stages.values(), key=lambda s: (s.order, s.key)))
+    """The registered project stages in pipeline order (catalog stages are not a project's)."""
+    return tuple(sorted((s for s in _stages.values() if not s.catalog), key=lambda s: (s.order, s.key)))
+
+
+def catalog_stage_exists(key: str) -> bool:
+    return key in _stages and _stages[key].catalog
 
 
 def stage_get(key: str) -> Stage:
@@ -95,7 +106,8 @@ def stage_get(key: str) -> Stage:
 
 
 def stage_exists(key: str) -> bool:
-    return key in _stages
+    """A project stage is registered under key (catalog stages: catalog_stage_exists)."""
+    return key in _stages and not _stages[key].catalog
 
 
 def pipeline_stages() -> tuple[Stage, ...]:
@@ -132,7 +144,8 @@ def score_keys() -> list[tuple[str, str, tuple[str, ...]]]:
 
 
 def stage_choices() -> list[tuple[str, str]]:
-    return [(s.key, s.label) for s in stages()]
+    """Every stage, catalog ones included (the API filters jobs by any of them)."""
+    return [(s.key, s.label) for s in sorted(_stages.values(), key=lambda s: (s.catalog, s.order, s.key))]
 
 
 @contextmanager

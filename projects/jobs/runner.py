@@ -118,13 +118,18 @@ def _finish(job: Job, attempt: int, log: JobLog, status: str, line: str, *, erro
         done = Job.objects.filter(pk=job.pk, attempt=attempt, status=JobStatus.RUNNING).update(**fields)
         if done:
             log.write(line)
-            if status == JobStatus.SUCCEEDED and job.project.run_mode == RunMode.AUTO:
+            if status == JobStatus.SUCCEEDED and _automatic(job):
                 _queue_next(job, log)
     if not done:
         now = Job.objects.filter(pk=job.pk).values("status", "attempt").first() or {}
         log.write(f"Attempt {attempt} ended ({line}) after the job had been marked {now.get('status', 'deleted')} "
                   f"(attempt {now.get('attempt', '?')}), so its outcome is not recorded.")
     log.state()
+
+
+def _automatic(job: Job) -> bool:
+    """The project runs its pipeline by itself (a catalog job has no pipeline to continue)."""
+    return job.project is not None and job.project.run_mode == RunMode.AUTO
 
 
 def _queue_next(job: Job, log: JobLog) -> None:

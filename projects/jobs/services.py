@@ -1,4 +1,4 @@
-"""Job writes: enqueue, start the pipeline, cancel, retry.
+"""Job writes: enqueue, start the pipeline, start a catalog job, cancel, retry.
 
 Execution is idempotent (see runner): a worker claims a job with a conditional UPDATE (queued → running, for one
 attempt), so a broker redelivery of the same message finds nothing to claim and does no work twice.
@@ -6,15 +6,15 @@ attempt), so a broker redelivery of the same message finds nothing to claim and 
 
 import logging
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from ..audit import audit_record
 from ..models import Project
 from .errors import JobNotAllowed, JobNotQueued
 from .log import JobLog
-from .models import Job, JobStatus
-from .registry import pipeline_stages, queue_phrase, stage_exists, stage_get
+from .models import ACTIVE_STATUSES, Job, JobStatus
+from .registry import catalog_stage_exists, pipeline_stages, queue_phrase, stage_exists, stage_get
 from .selectors import latest_jobs, pipeline_busy, stage_blockers
 
 logger = logging.getLogger(__name__)
@@ -37,6 +37,31 @@ def job_enqueue(*, project, stage_key: str, user=None) -> Job:
         audit_record(actor=user, action="started", target=job, detail=stage.label)
         transaction.on_commit(lambda: _dispatch(job.pk, job.attempt, stage.queue))
     return job
+
+
+def catalog_job_enqueue(*, stage_key: str, params: dict | None = None, user=None) -> Job:
+    """Queue a job of a catalog stage (no project). Who may is the caller's check (projects.access: staff); one
+    queued or running job per catalog stage, held by a database constraint, so two clicks cannot race."""
+    if not catalog_stage_exists(stage_key):
+        raise JobNotAllowed(f"Unknown catalog stage {stage_key!r}.")
+    stage = stage_get(stage_key)
+    with transaction.atomic():
+        try:
+            with transaction.atomic():  # a savepoint: the refusal leaves the outer transaction usable
+                job = Job.objects.create(project=None, stage=stage_key, queue=stage.queue, requested_by=user,
+                                         params=params or {})
+        except IntegrityError:
+            raise JobNotAllowed(_catalog_busy(stage)) from None
+        JobLog(job.pk).write(f"{stage.label} queued{_by(user)} {queue_phrase(stage.queue)}.")
+        audit_record(actor=user, action="started", target=job, detail=stage.label)
+        transaction.on_commit(lambda: _dispatch(job.pk, job.attempt, stage.queue))
+    return job
+
+
+def _catalog_busy(stage) -> str:
+    active = Job.objects.filter(project__isnull=True, stage=stage.key, status__in=ACTIVE_STATUSES).first()
+    status = active.status if active else "queued or running"
+    return f"{stage.label} is already {status}" + (f" (job #{active.pk})." if active else ".")
 
 
 def pipeline_start(*, project, user=None) -> Job:
@@ -87,10 +112,14 @@ def job_retry(*, job: Job, user=None) -> Job:
         raise JobNotAllowed(f"The job is {job.status}; only failed or cancelled jobs can be retried.")
     with transaction.atomic():
         attempt = job.attempt + 1
-        updated = Job.objects.filter(pk=job.pk, attempt=job.attempt, status=job.status).update(
-            status=JobStatus.QUEUED, attempt=attempt, progress=0, progress_message="", error="",
-            cancel_requested=False, started_at=None, finished_at=None, heartbeat_at=None, worker_host="",
-        )
+        try:
+            with transaction.atomic():
+                updated = Job.objects.filter(pk=job.pk, attempt=job.attempt, status=job.status).update(
+                    status=JobStatus.QUEUED, attempt=attempt, progress=0, progress_message="", error="",
+                    cancel_requested=False, started_at=None, finished_at=None, heartbeat_at=None, worker_host="",
+                )
+        except IntegrityError:  # a catalog stage with another job queued or running
+            raise JobNotAllowed(_catalog_busy(stage_get(job.stage))) from None
         if not updated:
             raise JobNotAllowed("The job changed meanwhile; reload and try again.")
         JobLog(job.pk).write(f"── Retry{_by(user)}: attempt {attempt} ──")

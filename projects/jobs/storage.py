@@ -1,4 +1,5 @@
-"""Where a project's files live: MEDIA_ROOT/projects/<project>/ (jobs/<job>/, weights/). One place for the layout."""
+"""Where a project's files live: MEDIA_ROOT/projects/<project>/ (jobs/<job>/, weights/); a catalog job's (no
+project) under MEDIA_ROOT/catalog/jobs/<job>/. One place for the layout."""
 
 import shutil
 from pathlib import Path
@@ -11,12 +12,18 @@ def project_dir(project_id: int) -> Path:
     return Path(settings.MEDIA_ROOT) / "projects" / str(project_id)
 
 
+def catalog_dir() -> Path:
+    """What jobs of no project write (this server measuring itself): shared, staff's."""
+    return Path(settings.MEDIA_ROOT) / "catalog"
+
+
 def job_dir(job, *, keep: bool = False) -> Path:
     """The job's working folder, emptied first unless keep (a retried training run resumes from its files).
 
     Emptying matters: a database restored or reset behind the files would otherwise hand a new job an old
     job's checkpoints."""
-    path = project_dir(job.project_id) / "jobs" / str(job.pk)
+    owner = catalog_dir() if job.project_id is None else project_dir(job.project_id)
+    path = owner / "jobs" / str(job.pk)
     if not keep and path.exists():
         shutil.rmtree(path)
     path.mkdir(parents=True, exist_ok=True)

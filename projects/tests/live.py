@@ -1,4 +1,4 @@
-"""A real portal for tests that cross processes: daphne serving the ASGI app and a Celery worker, both on the
+"""A real portal for tests that cross processes: the web server (daphne processes) and a Celery worker, both on the
 test database, with the same broker and channel layer the settings choose (Redis when REDIS_URL is set, the
 embedded SQLite broker and database polling otherwise)."""
 
@@ -85,9 +85,11 @@ def start_worker(log_dir: Path, *, beat: bool = False, **env) -> Process:
 
 
 def start_web(log_dir: Path) -> tuple[Process, str]:
+    """The web server as deployed (tango_site.webserver): one daphne process embedded, one per CPU (up to 4) with
+    Postgres and Redis, so the live tests cross processes as a team install does."""
     port = free_port()
-    web = Process("web", [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
-                          "tango_site.asgi:application"], child_env(), log_dir)
+    web = Process("web", [sys.executable, "-m", "tango_site.webserver", "--host", "127.0.0.1", "--port", str(port)],
+                  child_env(), log_dir)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -97,7 +99,7 @@ def start_web(log_dir: Path) -> tuple[Process, str]:
         except OSError:
             time.sleep(0.3)
     web.kill()
-    raise RuntimeError("daphne did not start:\n" + web.output()[-3000:])
+    raise RuntimeError("the web server did not start:\n" + web.output()[-3000:])
 
 
 def purge_broker() -> None:

@@ -13,6 +13,7 @@ from drf_spectacular.generators import SchemaGenerator
 
 from projects.jobs.models import JobStatus
 from projects.tokens import api_token_create
+from recommender.models import Device
 from visualizer.models import Architecture
 
 from .conftest import make_job, make_trial, png_bytes
@@ -60,6 +61,14 @@ def import_body(w):
     return {"project": w.project.pk, "file": SimpleUploadedFile("model.onnx", b"not an onnx model")}
 
 
+def calibrate_body(w):
+    """No other calibration queued (one at a time): the world's queued one is cancelled first."""
+    from projects.jobs.models import Job
+
+    Job.objects.filter(pk=ids(w)["queued_catalog_job"]).update(status=JobStatus.CANCELLED)
+    return {"quick": True}
+
+
 def project_body(w, name):
     return {"team": w.team.pk, "name": name, "task": "classification", "dataset": w.dataset.pk,
             "device": w.device.pk, "engine": "pytorch", "latency_budget_ms": 50}
@@ -81,6 +90,9 @@ REQUESTS = {
     "replace device": ("PUT", "/api/devices/{spare_device}/", device_body("Spare_Board")),
     "change device": ("PATCH", "/api/devices/{device}/", {"notes": "Measured in the lab."}),
     "delete device": ("DELETE", "/api/devices/{spare_device}/", None),
+    "calibrate this server": ("POST", "/api/devices/{host_device}/calibrate/", lambda w: calibrate_body(w)),
+    # Only the device that is this server measures itself: staff are told so for any other (409).
+    "calibrate another device": ("POST", "/api/devices/{device}/calibrate/", {"quick": True}),
     "list engines": ("GET", "/api/engines/", None),
     "read engine": ("GET", "/api/engines/{engine}/", None),
     "list datasets": ("GET", "/api/datasets/", None),
@@ -107,6 +119,12 @@ REQUESTS = {
     "download job log": ("GET", "/api/jobs/{failed_job}/log.txt", None),
     "cancel job": ("POST", "/api/jobs/{queued_job}/cancel/", None),
     "retry job": ("POST", "/api/jobs/{failed_job}/retry/", None),
+    "read catalog job": ("GET", "/api/jobs/{catalog_job}/", None),
+    "read catalog job log": ("GET", "/api/jobs/{catalog_job}/log/", None),
+    "download catalog job log": ("GET", "/api/jobs/{catalog_job}/log.txt", None),
+    "cancel catalog job": ("POST", "/api/jobs/{queued_catalog_job}/cancel/", None),
+    # Another calibration is queued in this world: staff get past access and are told so (409).
+    "retry catalog job": ("POST", "/api/jobs/{catalog_job}/retry/", None),
     "list artifacts": ("GET", "/api/artifacts/", None),
     "read artifact": ("GET", "/api/artifacts/{artifact}/", None),
     "download artifact": ("GET", "/api/artifacts/{artifact}/download/", None),
@@ -146,6 +164,8 @@ EXPECTED = {
     "replace device":       (403,  403,   403,   403,     200,  401),
     "change device":        (403,  403,   403,   403,     200,  401),
     "delete device":        (403,  403,   403,   403,     204,  401),
+    "calibrate this server":    (403,  403,   403,   403,     202,  401),
+    "calibrate another device": (403,  403,   403,   403,     409,  401),
     "list engines":         (200,  200,   200,   200,     200,  401),
     "read engine":          (200,  200,   200,   200,     200,  401),
     "list datasets":        (200,  200,   200,   200,     200,  401),
@@ -173,6 +193,12 @@ EXPECTED = {
     "download job log":     (200,  200,   200,   404,     404,  401),
     "cancel job":           (200,  200,   403,   404,     404,  401),
     "retry job":            (202,  202,   403,   404,     404,  401),
+    # Catalog jobs (no project: this server measuring itself) are staff's; for anyone else they do not exist.
+    "read catalog job":         (404,  404,   404,   404,     200,  401),
+    "read catalog job log":     (404,  404,   404,   404,     200,  401),
+    "download catalog job log": (404,  404,   404,   404,     200,  401),
+    "cancel catalog job":       (404,  404,   404,   404,     200,  401),
+    "retry catalog job":        (404,  404,   404,   404,     409,  401),
     # A search that failed cannot be adopted: members who may change the project are told why (409).
     "list searches":        (200,  200,   200,   200,     200,  401),
     "read search":          (200,  200,   200,   404,     404,  401),
@@ -222,13 +248,17 @@ def ids(w):
         w.architecture = Architecture.objects.create(project=w.project, version=1, base_model="resnet18",
                                                      input_size=w.project.input_size, num_classes=2)
         w.trial = make_trial(w.artifact, w.users["bob"])
+        w.host_device = Device.objects.get(is_host=True)
+        w.catalog_job = make_job(None, "calibrate", JobStatus.FAILED, ["Calibrate queued.", "Boom."])
+        w.queued_catalog_job = make_job(None, "calibrate", JobStatus.QUEUED, ["Calibrate queued."])
     return {
         "team": w.team.pk, "member": "carol", "device": w.device.pk, "spare_device": w.spare_device.pk,
         "engine": "onnxruntime", "dataset": w.dataset.pk, "spare_dataset": w.spare_dataset.pk,
         "project": w.project.pk, "spare_project": w.spare_project.pk, "stage": "recommend",
         "failed_job": w.failed_job.pk, "queued_job": w.queued_job.pk, "artifact": w.artifact.pk,
         "bobs_token": w.bobs_token.pk, "search_job": w.search_job.pk, "trial": w.trial.pk,
-        "architecture": w.architecture.pk,
+        "architecture": w.architecture.pk, "host_device": w.host_device.pk, "catalog_job": w.catalog_job.pk,
+        "queued_catalog_job": w.queued_catalog_job.pk,
     }
 
 

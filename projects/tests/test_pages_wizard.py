@@ -253,18 +253,20 @@ def test_the_input_size_defaults_to_the_datasets_image_size(client, owner, team,
     assert 'name="input_size" value="64"' in body and "images are about 64 px" in body
 
 
-def test_choices_the_pipeline_cannot_build_are_disabled_with_the_reason(client, owner, team, digits, odroid, htmx):
+def test_choices_the_pipeline_cannot_build_are_disabled_with_the_reason(client, owner, team, digits, odroid, htmx,
+                                                                       tmp_path, monkeypatch):
+    monkeypatch.setenv("TANGO_VENV_ROOT", str(tmp_path / "no-side-envs"))  # TFLite's environment not installed
     client.force_login(owner)
     data = {**basics(team), "step": "device", "dataset": digits.pk, "device": odroid.pk}
     body = post(client, data, htmx).content.decode()
     engine = body[body.index('id="field-engine"'):body.index('id="field-precision"')]
-    assert 'value="tflite" disabled title="TensorFlow Lite builds are not in this version' in engine
+    assert 'value="tflite" disabled title="TensorFlow Lite needs its own environment, which is not installed' in engine
     assert 'value="onnxruntime" selected' in engine or 'value="pytorch" selected' in engine
-    assert "<strong>TensorFlow Lite</strong>: TensorFlow Lite builds are not in this version" in engine
+    assert "<strong>TensorFlow Lite</strong>: TensorFlow Lite needs its own environment, which is not" in engine
 
     refused = post(client, {**answers(team, digits, odroid, engine="tflite"), "step": "environment"}, htmx)
     assert b'name="step" value="environment"' in refused.content
-    assert b"TensorFlow Lite builds are not in this version" in refused.content
+    assert b"TensorFlow Lite needs its own environment, which is not installed" in refused.content
 
 
 def test_detection_offers_only_what_its_convert_stage_builds(client, owner, team, cars, jetson, htmx):

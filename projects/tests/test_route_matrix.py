@@ -20,10 +20,12 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from deployment.models import Artifact
+from projects.jobs.models import JobStatus
 from projects.jobs.routing import websocket_urlpatterns
 from projects.tokens import api_token_create
+from recommender.models import Device
 
-from .conftest import make_trial
+from .conftest import make_job, make_trial
 
 PERSONAS = ("owner", "editor", "viewer", "outsider", "staff", "anonymous")
 ALL = (200,) * 6
@@ -42,6 +44,10 @@ PAGES = {
     "projects:dataset_detail": ("GET", "dataset", MEMBERS_ONLY),
     "recommender:device_list": ("GET", None, SIGNED_IN),
     "recommender:device_detail": ("GET", "device", SIGNED_IN),  # the catalog is shared by all teams
+    # Only staff measure this server (a catalog job); a plain POST comes back to the device page (302).
+    "recommender:device_calibrate": ("POST", "host_device", (403, 403, 403, 403, 302, 302)),
+    # This server's measurements panel is an htmx fragment; a plain GET is sent to the device page.
+    "recommender:host_measurements": ("GET", None, (302,) * 6),
     # No model named: the project page comes back (302) with the reason as a message.
     "recommender:project_model_choose": ("POST", "project_id", (302, 302, 403, 404, 404, 302)),
     # Without the confirmation box ticked, the edit page comes back with the reason (409).
@@ -85,10 +91,21 @@ PAGES = {
     "admin:index": ("GET", None, (302, 302, 302, 302, 200, 302)),
 }
 
+# Catalog jobs (no project: this server measuring itself) on the job routes: staff's alone; for everyone else they
+# do not exist. Cancel and retry send staff back to the job's panel (302), refusals as a message there.
+STAFF_ONLY = (404, 404, 404, 404, 200, 302)
+CATALOG_JOB_PAGES = {
+    "projects:job_detail": ("GET", "catalog_job", STAFF_ONLY),
+    "projects:job_log_download": ("GET", "catalog_job", STAFF_ONLY),
+    "projects:job_cancel": ("POST", "queued_catalog_job", (404, 404, 404, 404, 302, 302)),
+    "projects:job_retry": ("POST", "catalog_job", (404, 404, 404, 404, 302, 302)),
+}
+
 WEBSOCKETS = {
     # route: whether the handshake is accepted, in PERSONAS order
     "ws/jobs/<int:job_id>/": (True, True, True, False, False, False),
 }
+CATALOG_WEBSOCKET = (False, False, False, False, True, False)  # a catalog job's console: staff only
 
 
 def url_arguments(world, kind):
@@ -98,7 +115,8 @@ def url_arguments(world, kind):
         "dataset": [w.dataset.pk],
         "team": [w.team.pk], "stage": [w.project.pk, "recommend"], "failed_job": [w.failed_job.pk],
         "queued_job": [w.queued_job.pk], "artifact": [w.artifact.pk], "bobs_token": [w.bobs_token.pk],
-        "trial": [w.trial.pk],
+        "trial": [w.trial.pk], "host_device": [w.host_device.pk], "catalog_job": [w.catalog_job.pk],
+        "queued_catalog_job": [w.queued_catalog_job.pk],
         "reset_link": ["MQ", "not-a-token"],
     }[kind]
 
@@ -113,6 +131,9 @@ def routes_world(world):
         path=str(path.relative_to(settings.MEDIA_ROOT)), size_bytes=4, sha256="0" * 64)
     world.bobs_token, _ = api_token_create(user=world.users["bob"], name="bob's laptop")
     world.trial = make_trial(world.artifact, world.users["bob"])
+    world.host_device = Device.objects.get(is_host=True)  # seeded by the migrations, read from this machine
+    world.catalog_job = make_job(None, "calibrate", JobStatus.FAILED, ["Calibrate queued.", "Boom."])
+    world.queued_catalog_job = make_job(None, "calibrate", JobStatus.QUEUED, ["Calibrate queued."])
     return world
 
 
@@ -136,6 +157,19 @@ def test_page_route_as_persona(routes_world, name, persona, expected):
     assert response.status_code == expected
     if expected == 302 and persona == "anonymous" and name not in ("logout",):
         assert response["Location"].startswith((reverse("login"), reverse("admin:login")))
+
+
+CATALOG_CASES = [pytest.param(name, persona, status, id=f"{name} on a catalog job as {persona}")
+                 for name, (_, _, statuses) in CATALOG_JOB_PAGES.items()
+                 for persona, status in zip(PERSONAS, statuses, strict=True)]
+
+
+@pytest.mark.parametrize(("name", "persona", "expected"), CATALOG_CASES)
+def test_job_route_on_a_catalog_job_as_persona(routes_world, name, persona, expected):
+    method, kind, _ = CATALOG_JOB_PAGES[name]
+    url = reverse(name, args=url_arguments(routes_world, kind))
+    response = getattr(browser_for(routes_world, persona), method.lower())(url)
+    assert response.status_code == expected
 
 
 def admin_routes():
@@ -201,3 +235,18 @@ def test_websocket_route_as_persona(routes_world, persona):
         return connected
 
     assert async_to_sync(handshake)() is expected
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("persona", PERSONAS)
+def test_websocket_of_a_catalog_job_as_persona(routes_world, persona):
+    path = f"/ws/jobs/{routes_world.catalog_job.pk}/"
+
+    async def handshake():
+        communicator = WebsocketCommunicator(URLRouter(websocket_urlpatterns), path)
+        communicator.scope["user"] = routes_world.personas[persona] or AnonymousUser()
+        connected, _ = await communicator.connect(timeout=10)
+        await communicator.disconnect()
+        return connected
+
+    assert async_to_sync(handshake)() is CATALOG_WEBSOCKET[PERSONAS.index(persona)]

@@ -107,3 +107,7 @@ class DeviceRecordSerializer(serializers.Serializer):
 class DeviceRecordsSerializer(serializers.Serializer):
     summary = serializers.JSONField()
     records = DeviceRecordSerializer(many=True)
+
+
+class CalibrateSerializer(serializers.Serializer):
+    quick = serializers.BooleanField(default=False, help_text="Three tiny models (seconds) instead of the spread.")

@@ -1,21 +1,24 @@
-"""The device catalog (read for everyone signed in, written by staff) and the engine registry (read-only)."""
+"""The device catalog (read for everyone signed in, written by staff), this server's calibration (staff) and the
+engine registry (read-only)."""
 
 import django_filters
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
-from rest_framework import mixins, viewsets
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.permissions import SAFE_METHODS, BasePermission, IsAuthenticated
 from rest_framework.response import Response
 
 from projects import access
+from projects.api.serializers import JobSerializer
 from recommender.models import Device
 from recommender.selectors import device_records_with_errors, error_summary, project_recommendation_read
-from recommender.services import project_model_choose
+from recommender.services import calibration_start, project_model_choose
 from tango_common.engines import ENGINE_CHOICES, ENGINES
 
 from .serializers import (
+    CalibrateSerializer,
     DeviceRecordsSerializer,
     DeviceSerializer,
     EngineSerializer,
@@ -29,6 +32,13 @@ class IsStaffOrReadOnly(BasePermission):
 
     def has_permission(self, request, view):
         return request.method in SAFE_METHODS or request.user.is_staff
+
+
+class IsStaff(BasePermission):
+    message = "Only staff can measure this server."
+
+    def has_permission(self, request, view):
+        return bool(request.user and request.user.is_staff)
 
 
 class DeviceFilter(django_filters.FilterSet):
@@ -60,6 +70,18 @@ class DeviceViewSet(viewsets.ModelViewSet):
         the model fitted to the others predicted for it, and the error."""
         rows = device_records_with_errors(device=self.get_object(), teams=access.teams_for(request.user))
         return Response({"summary": error_summary(rows), "records": rows})
+
+    @extend_schema(request=CalibrateSerializer, responses={
+        202: JobSerializer, 409: OpenApiResponse(description="Not this server, or a calibration is already running.")})
+    @action(detail=True, methods=["post"], permission_classes=[IsAuthenticated, IsStaff])
+    def calibrate(self, request, pk=None):
+        """Staff: queue the calibration job on the device that is this server (a job of no project; follow it at
+        /api/jobs/{id}/ and its log, or live over /ws/jobs/{id}/). It times a spread of candidates with ONNX
+        Runtime and stores the records, as `manage.py tango calibrate` does."""
+        options = CalibrateSerializer(data=request.data)
+        options.is_valid(raise_exception=True)
+        job = calibration_start(device=self.get_object(), quick=options.validated_data["quick"], user=request.user)
+        return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
 
 @extend_schema_view(retrieve=extend_schema(parameters=[OpenApiParameter("key", str, OpenApiParameter.PATH,

@@ -108,3 +108,12 @@ def test_refresh_creates_the_host_device_when_missing():
 def test_refresh_host_device_command(capsys):
     call_command("refresh_host_device")
     assert capsys.readouterr().out.startswith("This_Server: ")
+
+
+def test_the_cpu_peak_counts_avx512_lanes_when_the_cpu_has_them():
+    avx2 = "flags\t\t: fpu sse2 avx avx2 fma\n"
+    avx512 = "flags\t\t: fpu sse2 avx avx2 fma avx512f avx512bw\n"
+    assert host.flops_per_cycle("x86_64", avx2) == 32
+    assert host.flops_per_cycle("x86_64", avx512) == 64
+    assert host.flops_per_cycle("aarch64", avx512) == 16  # the flag means nothing on Arm
+    assert host.flops_per_cycle("riscv64", "") == 8

@@ -7,6 +7,7 @@ import os
 import re
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -85,8 +86,10 @@ def portal_on_own_postgres(tmp_path_factory):
                    "tango_site.settings"}, check=True, capture_output=True, timeout=300)
     port = free_port()
     log = (data / "daphne.log").open("w")
-    web = subprocess.Popen([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
-                            "tango_site.asgi:application"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    # The web server as deployed: two processes, each pooling its connections (the pool must notice the restart).
+    web = subprocess.Popen([sys.executable, "-m", "tango_site.webserver", "--host", "127.0.0.1", "--port", str(port),
+                            "--workers", "2"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                           start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
@@ -98,7 +101,7 @@ def portal_on_own_postgres(tmp_path_factory):
     try:
         yield {"url": url, "cluster": cluster}
     finally:
-        web.kill()
+        os.killpg(web.pid, signal.SIGKILL)
         web.wait()
         cluster.remove()
 

@@ -135,3 +135,28 @@ def test_the_train_stage_trains_the_chosen_version(project):
     assert model.get_submodule("layer2.0.conv1").out_channels == 48
     assert model(torch.zeros(1, 3, 16, 16)).shape == (1, 3)
     assert Architecture.objects.get(pk=saved.data["id"]).summary["changes"]
+
+
+def test_the_layer_form_is_checked_as_the_user_types_it(project):
+    from visualizer.services import base_graph, num_classes_for
+
+    project.options = {**project.options, "model": "resnet18"}
+    project.save()
+    graph = base_graph("resnet18", num_classes=num_classes_for(project), input_size=project.input_size)
+    conv = next(n for n in graph["nodes"] if n.get("target") == "layer2.0.conv1")
+    url = f"/projects/{project.pk}/network/check/"
+    form = {"edits": "[]", "base_model": "resnet18", "node": conv["id"],
+            **{k: str(v) for k, v in conv["params"].items() if not isinstance(v, bool)}}  # bias off: unticked
+    alice = client(project, "alice")
+    same = alice.post(url, form).content.decode()
+    assert 'data-state="same"' in same
+    refused = alice.post(url, {**form, "out_channels": "0"}).content.decode()
+    assert 'data-state="refused"' in refused and "out_channels must be at least 1" in refused
+    breaks = alice.post(url, {**form, "out_channels": "64"}).content.decode()
+    assert 'data-state="breaks"' in breaks and "layer2.0.bn1 expects 128 channels, gets 64" in breaks
+    fits = alice.post(url, {**form, "kernel_size": "1", "padding": "0"}).content.decode()
+    assert 'data-state="fits"' in fits and "M parameters" in fits
+    # a carried edit before it: the check starts from the network as edited so far
+    resized = alice.post(url, {**form, "edits": f'[{{"op": "resize", "node": "{conv["id"]}", "channels": 64}}]',
+                               "out_channels": "64"}).content.decode()
+    assert 'data-state="same"' in resized

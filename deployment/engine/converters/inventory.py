@@ -17,7 +17,7 @@ INSTALL = {
     "tvm": f"./tango engines install tvm (Debian's {CROSS_PACKAGE} for aarch64 boards; apache-tvm is in the "
            "portal's requirements)",
     "rknn": "./tango engines install rknn (rknn-toolkit2 in its own environment, about 1.5 GB)",
-    # tflite: its environment installs (tango_common.sideenvs.TFLITE, seen working) but no converter uses it yet
+    "tflite": "./tango engines install tflite (TensorFlow 2.19 + onnx2tf in its own environment, about 1.5 GB)",
     "openvino": "pip install openvino (in the portal's requirements)",
     "onnxruntime": "pip install onnxruntime (in the portal's requirements)",
     "tensorrt": "ships with JetPack on Jetson boards and in the gpu worker's image (compose.yaml)",

@@ -2,8 +2,10 @@
 entry points every caller (convert stage, guard, benchmark, bench) goes through.
 
 What the wizard may offer is tango_common.engines.engine_support (the Django side cannot import this core);
-`support_matches()` keeps the two in step and a test holds it. An engine not built in this version (TVM, RKNN,
-TFLite) is a slot: `register()` a Converter for it and add its precisions to tango_common.engines.BUILT.
+`support_matches()` keeps the two in step and a test holds it. An engine not built in this version would be a
+slot: `register()` a Converter for it and add its precisions to tango_common.engines.BUILT.
+What each engine cannot run or runs slowly, layer by layer, is in the same module (tango_common.engines.LAYER_FACTS,
+each fact with its source): the visualiser flags those layers before anything is trained.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from .openvino import OpenVinoConverter
 from .pytorch import PyTorchConverter
 from .rknn import RknnConverter
 from .tensorrt import TensorRtConverter
+from .tflite import TfliteConverter
 from .tvm import TvmConverter
 
 _CONVERTERS: dict[str, Converter] = {}
@@ -112,8 +115,8 @@ def support_matches() -> dict[str, tuple]:
 
 # Slots for engines another module will convert for (each a Converter registered here, its precisions added to
 # tango_common.engines.BUILT): until then convert() says "not available in this version".
-SLOTS = ("tflite",)
+SLOTS: tuple[str, ...] = ()
 
 for _converter in (PyTorchConverter(), OnnxRuntimeConverter(), OpenVinoConverter(), TensorRtConverter(),
-                   TvmConverter(), RknnConverter()):
+                   TvmConverter(), RknnConverter(), TfliteConverter()):
     register(_converter)

@@ -2,8 +2,8 @@
 
 setup  migrate, run the apps' setup steps (the recommender reads this server's specs into the catalog), create
        the first admin and a demo team
-serve  run the web server (daphne) and a Celery worker; a worker that dies is started again (projects.supervisor),
-       and in embedded mode the reaper runs on the supervisor's tick
+serve  run the web server (tango_site.webserver: daphne processes) and a Celery worker; a worker that dies is
+       started again (projects.supervisor), and in embedded mode the reaper runs on the supervisor's tick
 demo   build a demo project (--task: the demos apps offer) and run its whole pipeline here, printing the live log
 …      subcommands apps register (projects.commands), e.g. `tango calibrate`
 """
@@ -85,8 +85,8 @@ class Command(BaseCommand):
             if settings.REDIS_URL:  # team mode: beat runs the reaper; embedded, the supervisor does (see below)
                 worker += ["-B", "--schedule", str(Path(settings.DATA_DIR) / "celerybeat-schedule")]
             children.append(Child("worker", worker, restart=True, own_group=True))
-        children.append(Child("web server", [python, "-m", "daphne", "-b", host, "-p", str(port),
-                                             "tango_site.asgi:application"], restart=False))
+        children.append(Child("web server", [python, "-m", "tango_site.webserver", "--host", host, "--port",
+                                             str(port)], restart=False))
 
         def echo(line: str) -> None:
             self.stdout.write(line)

@@ -10,7 +10,7 @@
   const csrf = (document.body.getAttribute("hx-headers") || "").match(/"X-CSRFToken":\s*"([^"]+)"/);
   const state = {
     project: start.project, base: start.base_model, edits: start.edits.slice(), redo: [], expanded: new Set(),
-    preview: null, selected: null, busy: false, requests: 0,
+    preview: null, selected: null, busy: false, requests: 0, picked: new Set(),
   };
   const $ = (id) => document.getElementById(id);
   const status = (text) => { $("network-status").textContent = text; };
@@ -38,13 +38,16 @@
     const {ok, data} = await api("/api/architectures/preview/", {project: state.project, base_model: state.base,
                                                                   edits: state.edits});
     if (ticket !== state.requests) return;  // a newer edit is on its way
-    if (!ok) {
+    if (!ok) {  // the edit cannot apply: taken back at once, the reason shown where the user looks
       const refused = state.edits.pop();
       status("Refused: " + problemText(data));
       root.dataset.refused = JSON.stringify(refused || null);
+      root.dataset.refusals = String(Number(root.dataset.refusals || 0) + 1);
       updateButtons();
       return;
     }
+    const present = new Set(data.graph.nodes.map((n) => n.id));
+    for (const id of [...state.picked]) if (!present.has(id)) state.picked.delete(id);
     state.preview = data;
     root.dataset.version = String(state.requests);
     renderCosts(); renderProblems(); renderChanges(); renderOutline(); draw(); renderLayer();
@@ -159,7 +162,7 @@
       if (rep !== n.id) continue;
       const shape = Array.isArray(n.shape) && typeof n.shape[0] === "number" ? n.shape.slice(1).join("×") : "";
       const classes = [n.kind, errorNodes.has(n.id) ? "error" : "", flagNodes.has(n.id) ? "flag" : "",
-                       n.added ? "added" : ""].join(" ");
+                       n.added ? "added" : "", state.picked.has(n.id) ? "picked" : ""].join(" ");
       out.push({group: "nodes", classes, data: {
         id: n.id, node: n.id, parent: n.block ? "block:" + n.block : undefined,
         label: `${n.target || n.op}\n${n.kind === "module" ? n.op + " " : ""}${shape}`}});
@@ -195,12 +198,19 @@
           {selector: "node.flag", style: {"border-color": "#c77700", "border-width": 3}},
           {selector: "node.error", style: {"border-color": "#c0262d", "border-width": 3, "background-color": "#fde8e8"}},
           {selector: "node:selected", style: {"border-color": "#1a56db", "border-width": 3}},
+          {selector: "node.picked", style: {"border-color": "#7c3aed", "border-width": 3, "border-style": "double"}},
           {selector: "edge", style: {"width": 1.2, "curve-style": "bezier", "target-arrow-shape": "triangle",
             "line-color": "#8a94a6", "target-arrow-color": "#8a94a6", "arrow-scale": 0.7}},
         ],
       });
       cy.on("tap", "node", (event) => {
         const data = event.target.data();
+        const extend = event.originalEvent && (event.originalEvent.shiftKey || event.originalEvent.ctrlKey);
+        if (extend && data.node && canEdit) {  // shift-click: pick (or unpick) for a group
+          pick(data.node, !state.picked.has(data.node));
+          renderOutline();
+          return;
+        }
         if (data.block) toggle(data.block);
         else select(data.node);
       });
@@ -246,13 +256,18 @@
         if (!chain.slice(0, depth).every((a) => state.expanded.has(a))) continue;
         const open = state.expanded.has(id);
         items.push(`<li style="margin-left:${depth}em"><button type="button" class="linklike" data-block="${id}"
-          data-testid="block-${id}" aria-expanded="${open}">${open ? "▾" : "▸"} ${id} · ${blocks[id].type}</button></li>`);
+          data-testid="block-${id}" aria-expanded="${open}">${open ? "▾" : "▸"} ${id} · ${blocks[id].type}</button>${canEdit ?
+          ` <button type="button" class="linklike muted small" data-ungroup="${id}" data-testid="ungroup-${id}"
+          title="Ungroup: its members go to the block around it">ungroup</button>` : ""}</li>`);
       }
       if (n.kind !== "module" || !chain.every((a) => state.expanded.has(a))) continue;
       const again = layers.has(n.target);  // a layer called twice (a shared ReLU): named by its call
       layers.add(n.target);
-      items.push(`<li style="margin-left:${chain.length}em" class="droppable" data-node="${n.id}"><button type="button"
-        class="linklike" data-node="${n.id}" data-testid="layer-${again ? n.id : n.target}">${n.target}${again ?
+      const name = again ? n.id : n.target;
+      items.push(`<li style="margin-left:${chain.length}em" class="droppable" data-node="${n.id}">${canEdit ?
+        `<input type="checkbox" data-pick="${n.id}" data-testid="pick-${name}" aria-label="Pick ${name} to group"
+        ${state.picked.has(n.id) ? "checked" : ""}> ` : ""}<button type="button"
+        class="linklike" data-node="${n.id}" data-testid="layer-${name}">${n.target}${again ?
         " (" + n.id + ")" : ""} · ${n.op}</button></li>`);
     }
     $("network-outline").innerHTML = items.join("");
@@ -274,7 +289,8 @@
       <span class="muted small">output ${escapeHtml(JSON.stringify(node.shape || "?"))} · ${node.param_count || 0}
       parameters · ${((node.flops || 0) / 1e6).toFixed(2)} MFLOPs</span></p>` +
       (error ? `<p class="error" data-testid="layer-error">${escapeHtml(error.message)}</p>` : "");
-    if (node.kind !== "module") { box.innerHTML = head; return; }
+    const inputs = rewireFields(node);
+    if (node.kind !== "module") { box.innerHTML = head + inputs; bindRewire(box, node); return; }
     const fields = Object.entries(node.params).map(([key, value]) => {
       const type = typeof value === "boolean" ? "checkbox" : "text";
       const attr = type === "checkbox" ? (value ? "checked" : "") : `value="${escapeHtml(JSON.stringify(value))}"`;
@@ -282,16 +298,25 @@
         ${canEdit ? "" : "disabled"}></label>`;
     }).join("");
     const width = ["Conv2d", "Linear"].includes(node.op);
-    const yolo = state.preview.graph.family === "yolo";  // a detector's rows: their args and repeats
-    box.innerHTML = head + (canEdit ? `<form class="layer-form" data-testid="layer-form">${fields}
+    // htmx posts the form as the user types (the edits so far, this node, its fields): the server says at once
+    // whether the values are refused, what they would break further on, or how the costs move.
+    const check = `hx-post="${root.dataset.checkUrl}" hx-trigger="input delay:400ms, change" hx-target="#layer-check"
+      hx-swap="innerHTML"`;
+    const hidden = `<input type="hidden" name="edits" value="${escapeHtml(JSON.stringify(state.edits))}">
+      <input type="hidden" name="base_model" value="${escapeHtml(state.base)}">
+      <input type="hidden" name="node" value="${escapeHtml(node.id)}">`;
+    box.innerHTML = head + (canEdit ? `<form class="layer-form" data-testid="layer-form" ${check}>${hidden}${fields}
+      <div id="layer-check" aria-live="polite"></div>
       <p><button class="btn btn-primary" type="submit" data-testid="apply-layer">Apply</button>
       ${width ? '<button class="btn" type="button" data-action="resize" data-testid="resize-layer" title="Change the width and carry it to the layers it feeds">Resize and carry</button>' : ""}
-      ${yolo ? "" : '<button class="btn btn-danger" type="button" data-action="remove" data-testid="remove-layer">Remove</button>'}</p>
-      ${yolo ? "" : `<p class="small">Replace with <select name="replace">${state.preview.palette.map((p) =>
-        `<option>${p}</option>`).join("")}</select> <button class="btn" type="button" data-action="replace">Replace</button></p>`}
-      </form>` : `<div class="layer-form">${fields}</div>`);
+      <button class="btn btn-danger" type="button" data-action="remove" data-testid="remove-layer">Remove</button></p>
+      <p class="small">Replace with <select name="replace">${state.preview.palette.map((p) =>
+        `<option>${p}</option>`).join("")}</select> <button class="btn" type="button" data-action="replace">Replace</button></p>
+      </form>` : `<div class="layer-form">${fields}</div>`) + inputs;
+    bindRewire(box, node);
     const form = box.querySelector("form");
     if (!form) return;
+    if (window.htmx) window.htmx.process(form);
     const read = () => {
       const params = {};
       for (const [key, value] of Object.entries(node.params)) {
@@ -316,6 +341,58 @@
         edit({op: "resize", node: node.id, channels: read()[key]}, `Resized ${node.target}.`);
       }
     });
+  }
+
+  // --- inputs: feed a node from another, earlier node (a skip connection moved, a branch rewired) -----------
+  function rewireFields(node) {
+    if (!canEdit || !node.inputs.length) return "";
+    const nodes = state.preview.graph.nodes;
+    const earlier = nodes.slice(0, nodes.findIndex((n) => n.id === node.id)).filter((n) => n.kind !== "output");
+    const name = (n) => escapeHtml(n.target || (n.block ? n.block + "." + n.op : n.id));
+    return `<div class="layer-inputs" data-testid="layer-inputs"><p class="small muted">Reads (pick another earlier
+      node to rewire it):</p>${node.inputs.map((input, k) => `<label class="small">input ${k + 1}
+      <select data-rewire="${escapeHtml(input)}" data-testid="rewire-${k}">${earlier.map((n) =>
+        `<option value="${escapeHtml(n.id)}" ${n.id === input ? "selected" : ""}>${name(n)}</option>`).join("")}
+      </select></label>`).join("")}</div>`;
+  }
+
+  function bindRewire(box, node) {
+    box.querySelectorAll("select[data-rewire]").forEach((select) => select.addEventListener("change", () => {
+      const from = select.dataset.rewire, to = select.value;
+      if (to !== from) edit({op: "rewire", node: node.id, input: from, to}, `Rewired ${node.target || node.id}.`);
+    }));
+  }
+
+  // --- folding: group picked nodes into a block, ungroup a block ------------------------------------------
+  function picked() {  // in network order
+    return state.preview.graph.nodes.map((n) => n.id).filter((id) => state.picked.has(id));
+  }
+
+  function pick(id, on) {
+    if (on) state.picked.add(id); else state.picked.delete(id);
+    if (cy) cy.$id(id).toggleClass("picked", on);
+    const count = picked().length;
+    $("network-picked").textContent = count ? `${count} picked` : "";
+  }
+
+  function group() {
+    const nodes = picked();
+    if (!nodes.length) {
+      status("Pick the layers to group first: tick them in the outline (or shift-click them in the graph).");
+      return;
+    }
+    const field = $("group-name");
+    const taken = new Set(state.preview.graph.blocks.map((b) => b.id));
+    let name = field ? field.value.trim() : "";
+    for (let i = 1; !name; i++) if (!taken.has(`group${i}`)) name = `group${i}`;  // a taken name: the API says so
+    for (const id of nodes) pick(id, false);
+    if (field) field.value = "";
+    edit({op: "group", nodes, name}, `Grouped ${nodes.length} node(s) as ${name}.`);
+  }
+
+  function ungroup(blockId) {
+    for (const id of [...state.expanded]) if (id === blockId) state.expanded.delete(id);
+    edit({op: "ungroup", block: blockId}, `Ungrouped ${blockId}.`);
   }
 
   // --- palette: drag a layer onto a node ------------------------------------------------------------------
@@ -357,14 +434,21 @@
   root.addEventListener("click", (event) => {
     const button = event.target.closest("button");
     if (!button) return;
+    if (button.dataset.ungroup) { ungroup(button.dataset.ungroup); return; }
     if (button.dataset.block) toggle(button.dataset.block);
     else if (button.dataset.node && button.closest("#network-outline")) select(button.dataset.node);
     const action = button.dataset.action;
     if (action === "undo" && state.edits.length) { state.redo.push(state.edits.pop()); refresh("Undone."); }
     if (action === "redo" && state.redo.length) { state.edits.push(state.redo.pop()); refresh("Redone."); }
     if (action === "fit" && cy) cy.fit(undefined, 20);
+    if (action === "group") group();
     if (action === "fold-all") { state.expanded.clear(); renderOutline(); draw(); }
     if (action === "unfold-all") { for (const b of state.preview.graph.blocks) state.expanded.add(b.id); renderOutline(); draw(); }
+  });
+
+  $("network-outline").addEventListener("change", (event) => {
+    const id = event.target.dataset && event.target.dataset.pick;
+    if (id) pick(id, event.target.checked);
   });
 
   const saveForm = $("network-save");

@@ -1,0 +1,156 @@
+"""TensorFlow Lite through the converter registry: real .tflite files written by onnx2tf in the TFLite environment,
+run by the TFLite interpreter and compared with the PyTorch model they came from; the accuracy guard and the
+benchmark use them like any engine. They need that environment (`./tango engines install tflite`, ~2.6 GB):
+without it they skip, and the engine says how to install it. Django-free."""
+
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+
+from deployment.engine import benchmark
+from deployment.engine.converters import registry
+from deployment.engine.converters.base import ConversionError, Source, calibration_set
+from deployment.engine.converters.tflite import TfliteConverter
+from deployment.engine.guard import Validation, guarded_convert
+from tango_common.engines import engine_support
+from tango_common.images import preprocess_image
+from tango_common.sideenvs import TFLITE
+
+from .conftest import INPUT_SIZE
+
+needs_env = pytest.mark.skipif(
+    not TFLITE.ready(), reason="the TFLite environment is not installed (./tango engines install tflite)"
+)
+
+
+@pytest.fixture(scope="module")
+def calibration(dataset):
+    root, _ = dataset
+    return calibration_set(
+        sorted((root / "train").glob("*/*.png"))[:24], split="train", task="classification", input_size=INPUT_SIZE
+    )
+
+
+@pytest.fixture(scope="module")
+def batch(val_images):
+    return np.stack([preprocess_image(p, INPUT_SIZE) for p in val_images])
+
+
+@pytest.fixture(scope="module")
+def fp32(source, tmp_path_factory):
+    return registry.convert("tflite", source, precision="fp32", out_dir=tmp_path_factory.mktemp("tflite"))
+
+
+def pytorch(source, batch):
+    with torch.no_grad():
+        return source.torch_model(torch.from_numpy(batch)).numpy()
+
+
+def test_without_its_environment_tflite_is_unavailable_and_says_how_to_install(tmp_path, monkeypatch):
+    monkeypatch.setenv("TANGO_VENV_ROOT", str(tmp_path))  # no side environment under this root
+    assert "./tango engines install tflite" in TfliteConverter().missing()
+    assert engine_support("tflite").built == ()
+    assert "./tango engines install tflite" in engine_support("tflite").problem("int8")
+    assert registry.support_matches() == {}
+    with pytest.raises(ConversionError, match="engines install tflite"):
+        registry.convert(
+            "tflite",
+            Source(onnx_path=tmp_path / "x.onnx", task="classification", input_size=16),
+            precision="fp32",
+            out_dir=tmp_path,
+        )
+
+
+@needs_env
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_float_tflite_runs_in_the_interpreter_and_matches_pytorch(source, batch, precision, fp32, tmp_path):
+    assert engine_support("tflite").here == ("fp32", "fp16", "int8") and registry.support_matches() == {}
+    artifact = (
+        fp32 if precision == "fp32" else registry.convert("tflite", source, precision=precision, out_dir=tmp_path)
+    )
+    assert artifact.path.suffix == ".tflite" and artifact.load_check["ran"]
+    assert artifact.converter_versions["onnx2tf"] and artifact.converter_versions["tensorflow-cpu"]
+    assert artifact.options["interpreter_check"]["reference"] == "PyTorch"
+    run = registry.load(artifact, threads=1)
+    got, want = run(batch), pytorch(source, batch)
+    assert got.shape == want.shape
+    assert np.abs(got - want).max() < (1e-3 if precision == "fp32" else 5e-2)
+    assert (got.argmax(1) == want.argmax(1)).mean() >= (1.0 if precision == "fp32" else 0.9)
+
+
+@needs_env
+def test_int8_tflite_is_calibrated_on_the_projects_images_and_passes_the_guard(
+    source, calibration, dataset, val_images, tmp_path
+):
+    with pytest.raises(ConversionError, match="calibration"):
+        registry.convert("tflite", source, precision="int8", out_dir=tmp_path)
+    root, classes = dataset
+    samples = [(p, classes.index(p.parent.name)) for p in val_images]
+    validation = Validation(task="classification", input_size=INPUT_SIZE, samples=samples, num_classes=len(classes))
+    reference = validation.evaluate(benchmark.torch_eager_loader(source.torch_model)())
+    lines = []
+    outcome = guarded_convert(
+        "tflite",
+        source,
+        precision="int8",
+        out_dir=tmp_path,
+        validation=validation,
+        reference=reference,
+        calibration=calibration,
+        tolerance=5.0,
+        report=lines.append,
+    )
+    assert outcome.attempts[0].precision == "int8" and outcome.attempts[0].metrics is not None
+    assert outcome.attempts[0].calibration == {"n_images": 24, "split": "train"}
+    assert any(line.startswith("guard: TensorFlow Lite int8") or "tflite int8" in line for line in lines)
+    assert outcome.passed  # int8 within 5 points on this tiny model, or the guard's fp16 fallback
+    artifact = outcome.artifact
+    if artifact.precision == "int8":
+        assert artifact.as_dict()["calibration"] == {"n_images": 24, "split": "train"}
+        agreement = artifact.options["interpreter_check"]
+        assert agreement["min_cosine"] > 0.9
+
+
+@needs_env
+def test_the_benchmark_counts_the_interpreter_process_cpu_time(fp32):
+    artifact = fp32
+    figures = benchmark.measure(
+        lambda: registry.load(artifact, threads=1), input_size=INPUT_SIZE, max_runs=20, max_seconds=2
+    )
+    runner = registry.load(artifact, threads=1)
+    runner(np.zeros((1, 3, INPUT_SIZE, INPUT_SIZE), dtype=np.float32))
+    assert runner.child_cpu_seconds() > 0  # the interpreter's own CPU time comes back with each answer
+    assert figures["cpu_p10_ms"] > 0 and figures["runs"] >= 10
+
+
+@needs_env
+def test_the_phone_bundle_runs_its_smoke_test_on_the_tflite_interpreter(fp32, trained, val_images, tmp_path):
+    from deployment.engine.bundle import Target, build_tier_bundle, check_tier_bundle
+    from deployment.engine.measure import torch_runner
+
+    model, class_names = trained
+    zip_path = build_tier_bundle(
+        out_path=tmp_path / "bundle.zip",
+        task="classification",
+        tier="on_device",
+        runtime="tflite",
+        model_files={"model.tflite": fp32.path},
+        class_names=class_names,
+        input_size=INPUT_SIZE,
+        target=Target(name="Galaxy_S22", tier="on_device", accelerator="adreno_gpu", cpu_arch="aarch64"),
+        reference=torch_runner(model),
+        samples=val_images[::5],
+        model_info={"name": "densenet_tiny"},
+    )
+    with zipfile.ZipFile(zip_path) as archive:
+        names = set(archive.namelist())
+        requirements = archive.read("requirements.txt").decode()
+        runtime = archive.read("runtime.py").decode()
+    assert {"model.tflite", "runtime.py", "infer.py", "smoke_test.py", "SHA256SUMS"} <= names
+    assert "ai-edge-litert==" in requirements and "numpy==" in requirements
+    assert "ai_edge_litert" in runtime
+    check = check_tier_bundle(zip_path, tier="on_device", python=str(TFLITE.interpreter))
+    assert check["passed"], check
+    assert check["ran"] == ["smoke_test.py"]
