@@ -43,32 +43,52 @@ def peak_kib():  # VmHWM: this process's peak RSS (ru_maxrss would carry the par
     with open("/proc/self/status") as status:
         return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
 
-path, size, warmup, warmup_s, min_runs, min_s, max_runs = sys.argv[1], *map(float, sys.argv[2:])
-feed = np.random.default_rng(0).random((1, 3, int(size), int(size)), dtype=np.float32)
-baseline = peak_kib()
+path, size, warmup, warmup_s, min_runs, min_s, max_runs = sys.argv[1], *map(float, sys.argv[2:8])
+reference, ref_size = (sys.argv[8], int(sys.argv[9])) if len(sys.argv) > 9 else (None, 0)
 options = ort.SessionOptions()
 options.intra_op_num_threads = 1
 options.inter_op_num_threads = 1
 options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-name = session.get_inputs()[0].name
-started, runs = time.perf_counter(), 0
-while runs < warmup or time.perf_counter() - started < warmup_s:
-    session.run(None, {name: feed})
-    runs += 1
-cpu, wall = [], []
+
+def load(model_path, side):
+    session = ort.InferenceSession(model_path, options, providers=["CPUExecutionProvider"])
+    feed = {session.get_inputs()[0].name: np.random.default_rng(0).random((1, 3, side, side), dtype=np.float32)}
+    return lambda: session.run(None, feed)
+
+def warm(run):
+    started, runs = time.perf_counter(), 0
+    while runs < warmup or time.perf_counter() - started < warmup_s:
+        run()
+        runs += 1
+    return runs
+
+def timed(run):
+    c0 = time.thread_time()
+    run()
+    return (time.thread_time() - c0) * 1000
+
+baseline = peak_kib()
+model = load(path, int(size))
+runs = warm(model)
+peak = peak_kib()  # the model's memory, before a reference network is loaded beside it
+ref = load(reference, ref_size) if reference else None
+if ref:
+    warm(ref)
+cpu, wall, ref_cpu = [], [], []
 started = time.perf_counter()
 while len(cpu) < max_runs and (len(cpu) < min_runs or time.perf_counter() - started < min_s):
-    c0, w0 = time.thread_time(), time.perf_counter()
-    session.run(None, {name: feed})
-    cpu.append((time.thread_time() - c0) * 1000)
+    w0 = time.perf_counter()
+    cpu.append(timed(model))
     wall.append((time.perf_counter() - w0) * 1000)
-peak = peak_kib()
-cpu.sort()
-print(json.dumps({"latency_ms": cpu[len(cpu) // 10], "latency_median_ms": statistics.median(cpu),
-                  "latency_wall_ms": statistics.median(wall), "runs": len(cpu), "warmup_runs": runs, "threads": 1,
-                  "timing": "thread CPU time, 10th percentile, one thread",
-                  "memory_mb": max(0, peak - baseline) / 1024}))
+    if ref:  # interleaved: both feel the same moment of the machine
+        ref_cpu.append(timed(ref))
+out = {"latency_ms": sorted(cpu)[len(cpu) // 10], "latency_median_ms": statistics.median(cpu),
+       "latency_wall_ms": statistics.median(wall), "runs": len(cpu), "warmup_runs": runs, "threads": 1,
+       "timing": "thread CPU time, 10th percentile, one thread", "memory_mb": max(0, peak - baseline) / 1024}
+if ref:
+    out["reference_ms"] = sorted(ref_cpu)[len(ref_cpu) // 10]
+    out["relative_to_reference"] = statistics.median(c / r for c, r in zip(cpu, ref_cpu))
+print(json.dumps(out))
 """
 
 
@@ -107,8 +127,14 @@ def export_zoo_model(model_name: str, *, num_classes: int, input_size: int, fold
     return export_onnx(model, input_size=input_size, path=path), architecture_signature(model, input_size)
 
 
-def time_onnx(path: Path, *, input_size: int, timeout_s: float = 600.0) -> dict:
+def time_onnx(path: Path, *, input_size: int, timeout_s: float = 600.0,
+              reference: tuple[Path, int] | None = None) -> dict:
+    """Time one exported model in a fresh process. reference (path, input size): a fixed network timed right after
+    each run of the model, in the same process, so a figure can be read relative to the machine's speed at that
+    moment (reference_ms, relative_to_reference); the bench uses it on a server whose speed drifts."""
     args = [str(path), input_size, WARMUP_RUNS, WARMUP_SECONDS, MIN_RUNS, MIN_SECONDS, MAX_RUNS]
+    if reference:
+        args += [str(reference[0]), reference[1]]
     done = subprocess.run([sys.executable, "-c", _CHILD, *map(str, args)], capture_output=True, text=True,
                           timeout=timeout_s, check=False, env={**os.environ, **ONE_THREAD})
     if done.returncode != 0:

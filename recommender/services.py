@@ -8,6 +8,8 @@ import json
 from django.db import transaction
 from django.db.models import Q
 
+from tango_common.engines import Accelerator
+
 from .engine.accuracy import expected, priors
 from .engine.costs import Costs
 from .engine.latency import DeviceSpecs, LatencyModel, Record
@@ -153,7 +155,7 @@ def _cached_candidates(task: str, num_classes: int, input_size: int) -> list[Can
 def device_specs(device: Device) -> DeviceSpecs:
     return DeviceSpecs(peak_fp32_gflops=device.peak_fp32_gflops, peak_fp16_gflops=device.peak_fp16_gflops,
                        peak_int8_gops=device.peak_int8_gops, memory_bandwidth_gbps=device.memory_bandwidth_gbps,
-                       memory_mb=device.memory_mb)
+                       memory_mb=device.memory_mb, cpu_only=device.accelerator_kind == Accelerator.NONE)
 
 
 def records_for(*, device: Device, engine: str, precision: str, team=None):

@@ -65,6 +65,31 @@ def test_a_fitted_model_recovers_a_devices_hidden_efficiencies():
     assert max(errors) < 0.15
 
 
+def test_networks_that_depart_alike_from_the_roofline_correct_their_neighbours_and_no_one_else():
+    # The device runs 1x1-heavy networks 30 % slower than its roofline says; the others as it says.
+    def one_by_one(c: Costs) -> Costs:
+        return Costs(**{**c.as_dict(), "extra": {"conv1x1_flops": 0.8 * c.flops}})
+
+    roofline = LatencyModel(SPECS, "fp32")
+    plain = [costs(g, mparams=3 * g, act_mb=5 * g, ops=int(50 + 20 * g)) for g in (0.5, 1, 2, 4, 8)]
+    heavy = [one_by_one(c) for c in plain]
+    records = [Record(c, roofline.predict_ms(c)) for c in plain] + [Record(c, 1.3 * roofline.predict_ms(c))
+                                                                      for c in heavy]
+    fitted = LatencyModel.fit(SPECS, "fp32", records)
+    unseen = costs(3.0, mparams=9, act_mb=15, ops=110)
+    assert fitted.predict_ms(one_by_one(unseen)) / fitted.predict_ms(unseen) == pytest.approx(1.3, rel=0.1)
+    # Far from every record (a thousand times the FLOPs), the correction fades and the roofline predicts alone.
+    far = costs(3000.0, mparams=9000, act_mb=15000, ops=60000)
+    assert fitted.correction(far) == pytest.approx(1.0, abs=1e-6)
+    assert LatencyModel(SPECS, "fp32").correction(unseen) == 1.0  # no record: no correction
+
+
+def test_a_cpu_only_device_starts_from_a_smaller_per_operation_overhead():
+    cpu = DeviceSpecs(peak_fp32_gflops=100.0, memory_bandwidth_gbps=20.0, memory_mb=4096, cpu_only=True)
+    many_ops = costs(0.01, mparams=0.1, act_mb=0.1, ops=1000)
+    assert LatencyModel(cpu, "fp32").predict_ms(many_ops) < LatencyModel(SPECS, "fp32").predict_ms(many_ops)
+
+
 def test_the_memory_model_starts_from_weights_activations_and_runtime_and_learns():
     c = costs(2.0, mparams=25, act_mb=40)
     prior = MemoryModel("fp32")
