@@ -135,6 +135,12 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def host_busy_seconds() -> float:
+    """CPU seconds the whole host has spent busy (all cores, everything but idle and iowait) since boot."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
 def start_web(env: dict, log_path: Path, *, workers: int | None = None, timeout: float = 120) -> tuple[Proc, int]:
     """The portal's web server as deployed (tango_site.webserver: daphne processes on one socket); (proc, port)."""
     port = free_port()
