@@ -73,6 +73,21 @@ def test_preview_shows_the_graph_the_mismatch_and_the_costs_moving(project):
                                          format="json").status_code == 200  # viewers look, they do not save
 
 
+def test_a_subnet_the_supernet_search_chose_opens_in_the_editor(project):
+    name = "ofa-w16-32-64-128-d2131-e50-75-100-50-k3553"  # what the search names a subnet it adopts
+    project.options = {**project.options, "model": name}
+    project.save()
+    bob = client(project, "bob")
+    opened = preview(bob, project, [])
+    assert opened.status_code == 200, opened.data
+    assert opened.data["base_model"] == name and opened.data["errors"] == []
+    assert len([b for b in opened.data["graph"]["blocks"] if b["type"] == "SubnetBlock"]) == 2 + 1 + 3 + 1
+    assert opened.data["costs"]["latency_ms"] > 0
+    for wrong in ("ofa-w16-32-d24-e50-50-k33", "ofa-w16-d1-e50-k3x"):  # a depth outside the space; not a name
+        refused = bob.post("/api/architectures/preview/", {"project": project.pk, "base_model": wrong}, format="json")
+        assert refused.status_code == 400 and "not a zoo model or a searched subnet" in refused.data["edits"][0]
+
+
 def test_saving_needs_a_network_that_fits_and_an_editor(project):
     edits = [{"op": "resize", "node": "layer2_0_conv1", "channels": 48}]
     viewer = client(project, "carol").post("/api/architectures/", {"project": project.pk, "edits": edits},
