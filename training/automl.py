@@ -297,10 +297,11 @@ def nas_stage(job, report) -> dict:
            f"subnets), sandwich rule, {options['epochs']} epochs.")
     trained = sn.supernet_train(supernet, train, val, config=sn.SupernetTrainConfig(epochs=options["epochs"]),
                                 report=report, out_path=out / "supernet.pt")
-    accuracy = sn.AccuracyCache(supernet, train, val)
-    search = sn.EvolutionSettings(population=options["population"], generations=options["generations"],
-                                  parents=max(2, options["population"] // 3))
-    devices = []
+    # Candidates are measured on fixed batches (BN statistics from 256 training images, top-1 on up to 512
+    # validation images); each chosen subnet's reported top-1 is then on the whole validation split.
+    accuracy = sn.SubnetEvaluator(supernet, sn.fixed_batch(train, 256)[0], sn.fixed_batch(val, 512))
+    search = sn.EvolutionSettings(population=options["population"], generations=options["generations"])
+    targets, about = [], []
     for device in Device.objects.filter(is_active=True):
         engine, precision, budget = _device_target(device, project)
         model = latency_model_for(device=device, engine=engine, precision=precision, team=project.team)
@@ -308,21 +309,22 @@ def nas_stage(job, report) -> dict:
         def latency(config, model=model):
             return model.predict_ms(subnet_costs(spec, config, num_classes=n_classes, input_size=size))
 
-        found = sn.evolutionary_search(spec, accuracy=accuracy, latency_ms=latency, budget_ms=budget,
-                                       settings=search)
-        devices.append({"device": device.name, "engine": engine, "precision": precision, "budget_ms": budget,
-                        "confidence": model.confidence(), "model": sn.subnet_name(spec, found.config),
-                        "project_device": device.pk == project.device_id, **found.as_dict()})
-        report(f"{device.name}: {found.config.label()} — top-1 {100 * found.accuracy:.1f}%, predicted "
-               f"{found.latency_ms:.2f} ms ({engine} {precision}, budget {budget:g} ms"
-               f"{'' if found.fits else ', nothing fits: the fastest subnet'})")
-    weights = {}
-    for row in devices:  # one file per distinct subnet: any device's choice can be adopted and trained
-        if row["model"] not in weights:
-            subnet = sn.subnet_for(supernet, sn.SubnetConfig.from_dict(row["config"]), train)
-            weights[row["model"]] = out / f"{row['model']}.pt"
-            torch.save(subnet.state_dict(), weights[row["model"]])
-        row["weights"] = relative(weights[row["model"]])
+        targets.append(sn.Target(device.name, latency, budget))
+        about.append({"device": device.name, "engine": engine, "precision": precision, "budget_ms": budget,
+                      "confidence": model.confidence(), "project_device": device.pk == project.device_id})
+    found = sn.search_targets(spec, accuracy=accuracy, targets=targets, settings=search, report=report)
+    devices, weights = [], {}
+    for row, result in zip(about, found, strict=True):
+        name = sn.subnet_name(spec, result.config)
+        if name not in weights:  # one file per distinct subnet: any device's choice can be adopted and trained
+            subnet = sn.subnet_for(supernet, result.config, train, batches=len(train))
+            weights[name] = (out / f"{name}.pt", sn.top1(subnet, val))
+            torch.save(subnet.state_dict(), weights[name][0])
+        devices.append({**row, "model": name, **result.as_dict(), "search_top1": result.accuracy,
+                        "accuracy": weights[name][1], "weights": relative(weights[name][0])})
+        report(f"{row['device']}: {result.config.label()} — top-1 {100 * weights[name][1]:.1f}% (validation), "
+               f"predicted {result.latency_ms:.2f} ms ({row['engine']} {row['precision']}, budget "
+               f"{row['budget_ms']:g} ms{'' if result.fits else ', nothing fits: the fastest subnet'})")
     mine = next(d for d in devices if d["project_device"])
     report(f"{project.device.name}'s subnet {mine['model']} is ready with its inherited weights; adopt it (a short "
            "fine-tune in the train stage) to convert, benchmark and package it.")

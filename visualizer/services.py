@@ -85,9 +85,24 @@ def _base_graph_json(model_name: str, num_classes: int, input_size: int) -> str:
     return json.dumps(graph_of(model, input_size, name=model_name, num_classes=num_classes))
 
 
+def _is_subnet(model_name: str) -> bool:
+    """A subnet the supernet search chose (`ofa-w…-d…-e…-k…`): not listed in the zoo, rebuilt from its name."""
+    from training.engine.supernet import parse_subnet_name
+    from training.engine.zoo import SUBNET_FAMILY
+
+    if not model_name.startswith(SUBNET_FAMILY + "-"):
+        return False
+    try:
+        parse_subnet_name(model_name, input_size=8)
+    except ValueError:
+        return False
+    return True
+
+
 def base_graph(model_name: str, *, num_classes: int, input_size: int) -> dict:
-    if model_name not in zoo_names():
-        raise NetworkError(f"{model_name!r} is not a zoo model; known: {', '.join(zoo_names())}.")
+    if model_name not in zoo_names() and not _is_subnet(model_name):
+        raise NetworkError(f"{model_name!r} is not a zoo model or a searched subnet; known: "
+                           f"{', '.join(zoo_names())}.")
     return json.loads(_base_graph_json(model_name, num_classes, input_size))
 
 

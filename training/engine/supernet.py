@@ -439,10 +439,10 @@ def evaluate_subnet(supernet: Supernet, config: SubnetConfig, calibration: Itera
         supernet.config = largest(supernet.spec)
 
 
-def subnet_for(supernet: Supernet, config: SubnetConfig, calibration: Iterable) -> Subnet:
-    """The standalone subnet with BN statistics recalibrated for it."""
+def subnet_for(supernet: Supernet, config: SubnetConfig, calibration: Iterable, *, batches: int = 4) -> Subnet:
+    """The standalone subnet with BN statistics recalibrated for it from `batches` batches of `calibration`."""
     subnet = extract_subnet(supernet, config)
-    recalibrate_bn(subnet, calibration)
+    recalibrate_bn(subnet, calibration, batches=batches)
     return subnet
 
 
@@ -461,61 +461,168 @@ def supernet_load(path: Path) -> Supernet:
     return supernet.eval()
 
 
-# -- evolutionary search ------------------------------------------------------------------------------------------
+# -- per-device search ---------------------------------------------------------------------------------------------
+
+def fixed_batch(loader: Iterable, limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first `limit` examples of a loader as one (images, labels) pair, taken once: every subnet is then measured
+    on the same images, in one forward pass instead of the loader's batches."""
+    images, labels, seen = [], [], 0
+    for x, y in loader:
+        images.append(x)
+        labels.append(y)
+        seen += len(y)
+        if limit is not None and seen >= limit:
+            break
+    return torch.cat(images)[:limit], torch.cat(labels)[:limit]
+
+
+class SubnetEvaluator:
+    """Top-1 of subnets with inherited weights, memoised per architecture, so every device's search reuses the
+    others' evaluations. A subnet's batch-norm statistics are recalibrated from one fixed calibration batch (one
+    forward pass), and its top-1 is taken on one fixed held-out batch: the same images for every subnet, so their
+    accuracies compare without sampling noise. The supernet's own statistics are put back after each one."""
+
+    def __init__(self, supernet: Supernet, calibration: torch.Tensor, held_out: tuple[torch.Tensor, torch.Tensor],
+                 *, chunk: int = 512):
+        self.supernet, self.chunk = supernet, chunk
+        self.calibration = [(x, None) for x in calibration.split(chunk)]
+        self.held_out = list(zip(*(t.split(chunk) for t in held_out), strict=True))
+        self.values: dict[SubnetConfig, float] = {}
+        self._saved = [(buffer, buffer.clone()) for buffer in supernet.buffers()]
+
+    @torch.no_grad()
+    def __call__(self, config: SubnetConfig) -> float:
+        if config not in self.values:
+            self.supernet.config = config
+            try:
+                recalibrate_bn(self.supernet, self.calibration, batches=len(self.calibration))
+                self.values[config] = top1(self.supernet, self.held_out)
+            finally:
+                self.restore()
+        return self.values[config]
+
+    @torch.no_grad()
+    def restore(self) -> None:
+        for buffer, saved in self._saved:
+            buffer.copy_(saved)
+        self.supernet.config = largest(self.supernet.spec)
+        self.supernet.eval()
+
 
 @dataclass
 class SearchResult:
     config: SubnetConfig
-    accuracy: float
+    accuracy: float  # on the search's held-out batch
     latency_ms: float
     fits: bool  # False: nothing in the space met the budget; `config` is then the fastest found
-    evaluated: int  # accuracy evaluations this search needed (cached ones not counted)
+    evaluated: int  # accuracy evaluations this target's search added to the archive
 
     def as_dict(self) -> dict:
         return {"config": self.config.as_dict(), "label": self.config.label(), "accuracy": self.accuracy,
                 "latency_ms": self.latency_ms, "fits": self.fits, "evaluated": self.evaluated}
 
 
+@dataclass(frozen=True)
+class Target:
+    """A device to specialise for: its predicted latency of a subnet, and its budget."""
+
+    name: str
+    latency_ms: Callable[[SubnetConfig], float]
+    budget_ms: float
+
+
 @dataclass
 class EvolutionSettings:
-    population: int = 24
-    generations: int = 8
-    parents: int = 8
+    archive: int = 32  # random subnets evaluated before any device's search: every search starts from them
+    population: int = 12  # new subnets per generation, per device
+    generations: int = 3
+    patience: int = 1  # generations without a better subnet within the budget before a target's search stops
     mutate_prob: float = 0.25
     seed: int = 0
+
+    @property
+    def parents(self) -> int:
+        return max(2, self.population // 3)
+
+
+def search_targets(spec: SupernetSpec, *, accuracy: Callable[[SubnetConfig], float], targets: Iterable[Target],
+                   settings: EvolutionSettings | None = None, report: Report | None = None) -> list[SearchResult]:
+    """For each target, the most accurate subnet whose predicted latency fits its budget.
+
+    One archive of evaluated subnets serves every target (Once-for-All's search, with real evaluations instead of
+    its accuracy predictor): it starts with the largest, the smallest and `archive` random subnets; each target's
+    evolution breeds from the best archived subnets within its budget and adds its children to the archive, and
+    each target's answer is the best archived subnet within its budget, whichever target's search evaluated it.
+    A target's evolution stops early once a generation finds nothing better than the archive held. Devices with
+    similar budgets so share most of the work, and later ones need few new evaluations."""
+    s = settings or EvolutionSettings()
+    rng = random.Random(s.seed)
+    archive: dict[SubnetConfig, float] = {}
+
+    def evaluate(configs) -> int:
+        new = [c for c in dict.fromkeys(configs) if c not in archive]
+        for config in new:
+            archive[config] = accuracy(config)
+        return len(new)
+
+    evaluate([largest(spec), smallest(spec)] + [sample(spec, rng) for _ in range(s.archive)])
+    results = []
+    for target in targets:
+        latency = _memo(target.latency_ms)
+
+        def fitting(latency=latency, budget=target.budget_ms) -> list[SubnetConfig]:
+            return [c for c in archive if latency(c) <= budget]
+
+        added = 0
+        if len(fitting()) < s.parents:  # a tight budget: sample the corner of the space that fits it
+            added += evaluate(_fitting_population(spec, rng, latency, target.budget_ms, s.population))
+        if not fitting():
+            fastest = smallest(spec)
+            results.append(SearchResult(fastest, archive[fastest], latency(fastest), False, added))
+            continue
+        best_so_far, stale = max(archive[c] for c in fitting()), 0
+        for _ in range(s.generations):
+            if stale >= s.patience:  # the archive already holds this budget's best: stop breeding for it
+                break
+            parents = sorted(fitting(), key=archive.get, reverse=True)[: s.parents]
+            children: list[SubnetConfig] = []
+            for _ in range(s.population * 10):  # tries: a child that breaks the budget or is known is dropped
+                if len(children) >= s.population:
+                    break
+                child = (_mutate(rng.choice(parents), spec, rng, s.mutate_prob) if rng.random() < 0.5
+                         else _crossover(rng.choice(parents), rng.choice(parents), rng))
+                if child not in archive and child not in children and latency(child) <= target.budget_ms:
+                    children.append(child)
+            added += evaluate(children)
+            best_now = max(archive[c] for c in fitting())
+            stale = 0 if best_now > best_so_far else stale + 1
+            best_so_far = best_now
+        best = max(fitting(), key=lambda c: (archive[c], -latency(c)))
+        results.append(SearchResult(best, archive[best], latency(best), True, added))
+        if report is not None:
+            report(f"{target.name}: {best.label()} top-1 {100 * archive[best]:.1f}% (held-out batch), predicted "
+                   f"{latency(best):.3f} ms within {target.budget_ms:.3f} ms; {added} new evaluations, "
+                   f"{len(archive)} in the archive")
+    return results
 
 
 def evolutionary_search(spec: SupernetSpec, *, accuracy: Callable[[SubnetConfig], float],
                         latency_ms: Callable[[SubnetConfig], float], budget_ms: float,
                         settings: EvolutionSettings | None = None) -> SearchResult:
-    """The most accurate subnet whose predicted latency fits the budget (Once-for-All's search, without its
-    accuracy predictor: `accuracy` is usually a memoised real evaluation, so devices share the work)."""
-    s = settings or EvolutionSettings()
-    rng = random.Random(s.seed)
-    counted = {"n": 0}
+    """One target's search (see search_targets)."""
+    return search_targets(spec, accuracy=accuracy, targets=[Target("", latency_ms, budget_ms)],
+                          settings=settings)[0]
 
-    def score(config):
-        counted["n"] += 1
-        return accuracy(config)
 
-    fitting = _fitting_population(spec, rng, latency_ms, budget_ms, s.population)
-    if not fitting:
-        fastest = smallest(spec)
-        return SearchResult(fastest, score(fastest), latency_ms(fastest), False, counted["n"])
-    scored = {c: score(c) for c in fitting}
-    for _ in range(s.generations):
-        parents = sorted(scored, key=scored.get, reverse=True)[: s.parents]
-        children = []
-        for _ in range(s.population * 4):  # tries; a child that breaks the budget is dropped
-            if len(children) >= s.population:
-                break
-            child = (_mutate(rng.choice(parents), spec, rng, s.mutate_prob) if rng.random() < 0.5
-                     else _crossover(rng.choice(parents), rng.choice(parents), rng))
-            if child not in scored and child not in children and latency_ms(child) <= budget_ms:
-                children.append(child)
-        scored.update({c: score(c) for c in children})
-    best = max(scored, key=lambda c: (scored[c], -latency_ms(c)))
-    return SearchResult(best, scored[best], latency_ms(best), True, counted["n"])
+def _memo(function: Callable[[SubnetConfig], float]) -> Callable[[SubnetConfig], float]:
+    values: dict[SubnetConfig, float] = {}
+
+    def memoised(config: SubnetConfig) -> float:
+        if config not in values:
+            values[config] = function(config)
+        return values[config]
+
+    return memoised
 
 
 def _fitting_population(spec, rng, latency_ms, budget_ms, size) -> list[SubnetConfig]:
@@ -544,19 +651,6 @@ def _crossover(a: SubnetConfig, b: SubnetConfig, rng: random.Random) -> SubnetCo
         return tuple(rng.choice(pair) for pair in zip(x, y, strict=True))
 
     return SubnetConfig(mix(a.depths, b.depths), mix(a.expands, b.expands), mix(a.kernels, b.kernels))
-
-
-class AccuracyCache:
-    """Memoised subnet accuracy: every device's search reuses the evaluations of the others."""
-
-    def __init__(self, supernet: Supernet, calibration: Iterable, val: Iterable):
-        self.supernet, self.calibration, self.val = supernet, calibration, val
-        self.values: dict[SubnetConfig, float] = {}
-
-    def __call__(self, config: SubnetConfig) -> float:
-        if config not in self.values:
-            self.values[config] = evaluate_subnet(self.supernet, config, self.calibration, self.val)
-        return self.values[config]
 
 
 # -- data and plain training (fine-tuning a subnet, or training one alone for comparison) --------------------------
@@ -615,4 +709,14 @@ def parse_subnet_name(name: str, *, input_size: int) -> tuple[SupernetSpec, Subn
         raise ValueError(f"{name!r} is not a supernet subnet name (ofa-w…-d…-e…-k…).") from None
     if prefix != "ofa" or not (len(spec.widths) == len(config.depths) == len(config.expands) == len(config.kernels)):
         raise ValueError(f"{name!r} is not a supernet subnet name (ofa-w…-d…-e…-k…).")
+    # Only architectures the search space holds: a name typed into the editor or the API builds nothing bigger.
+    if not (1 <= spec.stages <= MAX_STAGES and all(8 <= w <= MAX_WIDTH for w in spec.widths)
+            and set(config.depths) <= set(spec.depths) and set(config.expands) <= set(spec.expands)
+            and set(config.kernels) <= set(spec.kernels)):
+        raise ValueError(f"{name!r} is not a subnet of the supernet's search space (depths {spec.depths}, expand "
+                         f"ratios {spec.expands}, kernels {spec.kernels}, up to {MAX_STAGES} stages of 8 to "
+                         f"{MAX_WIDTH} channels).")
     return spec, config
+
+
+MAX_STAGES, MAX_WIDTH = 6, 1024

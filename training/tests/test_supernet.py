@@ -69,27 +69,50 @@ def test_inherited_weights_with_recalibrated_statistics_keep_the_accuracy(traine
     assert standalone == pytest.approx(in_place, abs=0.02) and standalone > 0.8
 
 
-def test_the_search_returns_the_most_accurate_subnet_within_each_budget(trained, loaders):
+def evaluator(net, loaders):
+    train, val = loaders
+    return sn.SubnetEvaluator(net, sn.fixed_batch(train, 64)[0], sn.fixed_batch(val, 64))
+
+
+def macs_latency(config):  # a stand-in device: 1 ms per million MACs
+    return sn.subnet_profile(SPEC, config, input_size=8, num_classes=3)["macs"] / 1e6
+
+
+def test_the_evaluator_measures_on_fixed_batches_and_leaves_the_supernet_as_it_was(trained, loaders):
     net, _ = trained
-    accuracy = sn.AccuracyCache(net, *loaders)
-
-    def latency(config):  # a stand-in device: 1 ms per million MACs
-        return sn.subnet_profile(SPEC, config, input_size=8, num_classes=3)["macs"] / 1e6
-
-    small, large = latency(sn.smallest(SPEC)), latency(sn.largest(SPEC))
-    settings = sn.EvolutionSettings(population=8, generations=3, parents=4)
-    for budget in (small * 1.2, (small + large) / 2, large):
-        found = sn.evolutionary_search(SPEC, accuracy=accuracy, latency_ms=latency, budget_ms=budget,
-                                       settings=settings)
-        assert found.fits and found.latency_ms <= budget
-    assert len(accuracy.values) < 3 * 8 * 4  # the searches shared their evaluations
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    accuracy = evaluator(net, loaders)
+    config = sn.sample(SPEC, random.Random(7))
+    first = accuracy(config)
+    accuracy.values.clear()
+    assert accuracy(config) == first  # the same images every time: no sampling noise between evaluations
+    assert accuracy(sn.smallest(SPEC)) > 0.8
+    assert all(torch.equal(v, net.state_dict()[k]) for k, v in before.items())
+    assert net.config == sn.largest(SPEC)
 
 
-def test_when_nothing_fits_the_search_says_so_and_offers_the_fastest(trained, loaders):
+def test_one_archive_serves_every_budget_and_each_gets_the_best_subnet_within_it(trained, loaders):
     net, _ = trained
-    found = sn.evolutionary_search(SPEC, accuracy=sn.AccuracyCache(net, *loaders), latency_ms=lambda c: 10.0,
-                                   budget_ms=1.0)
-    assert not found.fits and found.config == sn.smallest(SPEC)
+    accuracy = evaluator(net, loaders)
+    small, large = macs_latency(sn.smallest(SPEC)), macs_latency(sn.largest(SPEC))
+    budgets = [small * 1.2, small + 0.3 * (large - small), (small + large) / 2, large]
+    settings = sn.EvolutionSettings(archive=8, population=6, generations=2)
+    reported = []
+    found = sn.search_targets(SPEC, accuracy=accuracy, targets=[sn.Target(f"d{i}", macs_latency, b)
+                                                                for i, b in enumerate(budgets)],
+                              settings=settings, report=reported.append)
+    assert len(found) == len(budgets) and len(reported) == len(budgets)
+    for result, budget in zip(found, budgets, strict=True):
+        assert result.fits and result.latency_ms <= budget
+        within = [c for c, v in accuracy.values.items() if macs_latency(c) <= budget]
+        assert result.accuracy == max(accuracy.values[c] for c in within)  # the best the archive holds
+    alone = 0  # the same searches, each with an archive of its own
+    for budget in budgets:
+        own = evaluator(net, loaders)
+        sn.evolutionary_search(SPEC, accuracy=own, latency_ms=macs_latency, budget_ms=budget, settings=settings)
+        alone += len(own.values)
+    assert len(accuracy.values) < alone
+    assert len(accuracy.values) - sum(r.evaluated for r in found) <= 2 + 8  # the shared start, then each one's own
 
 
 def test_a_saved_supernet_loads_with_its_search_space(trained, tmp_path):
@@ -119,3 +142,27 @@ def test_the_zoo_builds_a_subnet_from_its_name_so_later_stages_can_load_it():
     model = build_model(name, num_classes=3, input_size=8)
     assert family_of(name) == "ofa" and complexity_level(name) is None
     assert model_profile(model, 8)["macs"] == sn.subnet_profile(SPEC, config, input_size=8, num_classes=3)["macs"]
+
+
+def test_a_searched_subnet_opens_in_the_visualiser_and_its_graph_round_trips_with_the_inherited_weights(
+        trained, loaders):
+    from training.engine.zoo import build_model
+    from visualizer.graph.build import module_of, same_outputs
+    from visualizer.graph.trace import graph_of
+
+    net, _ = trained
+    small, large = macs_latency(sn.smallest(SPEC)), macs_latency(sn.largest(SPEC))
+    found = sn.evolutionary_search(SPEC, accuracy=evaluator(net, loaders), latency_ms=macs_latency,
+                                   budget_ms=(small + large) / 2, settings=sn.EvolutionSettings(archive=6,
+                                                                                                 population=4,
+                                                                                                 generations=1))
+    name = sn.subnet_name(SPEC, found.config)
+    inherited = sn.subnet_for(net, found.config, loaders[0]).eval()
+    graph = graph_of(build_model(name, num_classes=3, input_size=8), 8, name=name, num_classes=3)
+    assert graph["errors"] == []
+    assert len([b for b in graph["blocks"] if b["type"] == "SubnetBlock"]) == sum(found.config.depths)
+    assert graph["totals"]["params"] == sn.subnet_profile(SPEC, found.config, input_size=8, num_classes=3)["params"]
+    rebuilt = module_of(graph)
+    rebuilt.load_state_dict(inherited.state_dict())  # strict: the graph holds every tensor the subnet has
+    assert same_outputs(inherited, rebuilt, 8)
+    assert sn.top1(rebuilt.eval(), loaders[1]) == sn.top1(inherited, loaders[1])
