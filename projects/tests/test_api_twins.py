@@ -33,8 +33,12 @@ PAGE_TO_API = {
     "training:search_adopt": ("POST", "search-adopt"),
     "deployment:convert_accept": ("POST", "conversion-accept"),
     "visualizer:editor": ("POST", "architecture-preview"),  # the graph, its errors, flags and costs after edits
+    "visualizer:layer_check": ("POST", "architecture-preview"),  # the same preview, for one layer's new values
+    "visualizer:layer_form": ("POST", "architecture-preview"),  # the edit goes into the edits the API previews/saves
     "recommender:device_list": ("GET", "device-list"),
     "recommender:device_detail": ("GET", "device-records"),  # its records, predicted against measured
+    "recommender:device_calibrate": ("POST", "device-calibrate"),  # staff: this server measures itself (a job)
+    "recommender:host_measurements": ("GET", "device-records"),  # this server's panel, reloaded after calibration
     "recommender:project_model_choose": ("POST", "project-recommendation-choice"),
 }
 NOT_PAGES = ("admin:", "api", "login", "logout", "password_")  # the admin, the API itself, Django's auth views

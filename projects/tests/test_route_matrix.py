@@ -76,6 +76,10 @@ PAGES = {
     "deployment:convert_accept": ("POST", "failed_job", EDITORS_ONLY),
     # No recommendation yet in this world: members see the editor page saying to run it first.
     "visualizer:editor": ("GET", "project_id", MEMBERS_ONLY),
+    # The layer form's as-you-type check changes nothing: members get its answer (here: which node, none named).
+    "visualizer:layer_check": ("POST", "project_id", MEMBERS_ONLY),
+    # Apply of the layer form changes the draft: editors get the answer, viewers are refused.
+    "visualizer:layer_form": ("POST", "project_id", EDITORS_ONLY),
     # Django's sign-in pages: open to all, except changing one's own password.
     "login": ("GET", None, ALL),
     "logout": ("POST", None, (302,) * 6),
