@@ -35,9 +35,15 @@ def bench_env(data_dir: Path, *, database_url: str | None = None, redis_url: str
     and measures the defaults unless it says otherwise (extra=)."""
     dropped = ("DATABASE_URL", "REDIS_URL", "TANGO_SQLITE_NAME", "TANGO_LOG_POLL_SECONDS", "TANGO_WEB_WORKERS")
     env = {k: v for k, v in os.environ.items() if k not in dropped}
-    env.update(DJANGO_SETTINGS_MODULE="tango_site.settings", TANGO_DATA_DIR=str(data_dir), DEBUG="0",
-               SECRET_KEY=secrets.token_urlsafe(50), ALLOWED_HOSTS="127.0.0.1,localhost", PYTHONUNBUFFERED="1",
-               LOG_LEVEL="WARNING")
+    env.update(
+        DJANGO_SETTINGS_MODULE="tango_site.settings",
+        TANGO_DATA_DIR=str(data_dir),
+        DEBUG="0",
+        SECRET_KEY=secrets.token_urlsafe(50),
+        ALLOWED_HOSTS="127.0.0.1,localhost",
+        PYTHONUNBUFFERED="1",
+        LOG_LEVEL="WARNING",
+    )
     if database_url:
         env["DATABASE_URL"] = database_url
     if redis_url:
@@ -59,6 +65,7 @@ def postgres_database(name: str, *, create: bool) -> str:
 
 # --- child processes ----------------------------------------------------------------------------------------------
 
+
 def child_command(script: str, role: str, *args) -> list[str]:
     return [sys.executable, script, f"--child={role}", *map(str, args)]
 
@@ -66,14 +73,15 @@ def child_command(script: str, role: str, *args) -> list[str]:
 def parse_result(stdout: str) -> dict | None:
     for line in stdout.splitlines():
         if line.startswith("RESULT "):
-            return json.loads(line[len("RESULT "):])
+            return json.loads(line[len("RESULT ") :])
     return None
 
 
 def run_child(script: str, env: dict, role: str, *args, timeout: float = 600) -> dict:
     """Run one role of the bench script under Django and return what it printed as its RESULT."""
-    out = subprocess.run(child_command(script, role, *args), cwd=ROOT, env=env, capture_output=True, text=True,
-                         timeout=timeout)
+    out = subprocess.run(
+        child_command(script, role, *args), cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+    )
     result = parse_result(out.stdout)
     if result is None:
         raise RuntimeError(f"{role} child failed (rc {out.returncode}):\n{out.stderr[-3000:]}")
@@ -99,8 +107,9 @@ class Proc:
     def __init__(self, args: list[str], env: dict | None, log_path: Path):
         self.log_path = log_path
         self.log = log_path.open("w")
-        self.proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            args, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
     def output(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -133,6 +142,12 @@ def _cpu_seconds(pid: int) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def host_busy_seconds() -> float:
+    """CPU seconds the whole host has spent busy (all cores, everything but idle and iowait) since boot."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
 
 
 def start_web(env: dict, log_path: Path, *, workers: int | None = None, timeout: float = 120) -> tuple[Proc, int]:

@@ -64,8 +64,9 @@ class WebServer:
         # Pooled database connections (why: TANGO_DB_POOL in settings.py); only here, as Celery's forks must not.
         env = {"TANGO_DB_POOL": "1", **os.environ}
         for _ in range(self.workers):
-            self.children.append(subprocess.Popen(command, env=env, pass_fds=[self.sock.fileno()],
-                                                  preexec_fn=die_with_parent))
+            self.children.append(
+                subprocess.Popen(command, env=env, pass_fds=[self.sock.fileno()], preexec_fn=die_with_parent)
+            )
 
     def stop(self, *_) -> None:
         self.stopping = True
@@ -75,8 +76,12 @@ class WebServer:
         while not self.stopping:
             for child in self.children:
                 if child.poll() is not None:
-                    print(f"[tango web] A web server process (pid {child.pid}) stopped unexpectedly "
-                          f"(exit code {child.returncode}); stopping the others.", file=sys.stderr, flush=True)
+                    print(
+                        f"[tango web] A web server process (pid {child.pid}) stopped unexpectedly "
+                        f"(exit code {child.returncode}); stopping the others.",
+                        file=sys.stderr,
+                        flush=True,
+                    )
                     self.shutdown()
                     return 1
             time.sleep(0.5)
@@ -101,8 +106,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tango_site.webserver", description=__doc__.split("\n\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--workers", type=int, default=None, help="daphne processes (default: TANGO_WEB_WORKERS, "
-                        "else one per CPU up to 4 in team mode, 1 embedded)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="daphne processes (default: TANGO_WEB_WORKERS, else one per CPU up to 4 in team mode, 1 embedded)",
+    )
     args = parser.parse_args(argv)
     workers = args.workers or default_workers()
     server = WebServer(args.host, args.port, workers)

@@ -51,11 +51,13 @@ def percentile(values, q: float) -> float:
 
 def measure(load: Callable[[], Runner], *, input_size: int, validation=None, file_bytes: int | None = None,
             report: Callable[..., None] | None = None, warmup: int = WARMUP_RUNS, min_runs: int = MIN_RUNS,
-            max_runs: int = MAX_RUNS, max_seconds: float = MAX_SECONDS, threads: int = RECORD_THREADS) -> dict:
+            max_runs: int = MAX_RUNS, max_seconds: float = MAX_SECONDS, threads: int = RECORD_THREADS,
+            accuracy: dict | None = None) -> dict:
     """Load (timed as part of the peak memory), warm up, time batch-1 runs, then evaluate on `validation`.
 
     `load()` returns the runner; it should use `threads` inference threads (the callers pass it on). PyTorch's
-    thread count, which a runner may set for the process, is put back afterwards."""
+    thread count, which a runner may set for the process, is put back afterwards. `accuracy`: the metrics this
+    very artifact already scored on `validation` (the accuracy guard's), taken instead of evaluating it again."""
     import sys
 
     torch = sys.modules.get("torch")
@@ -63,14 +65,14 @@ def measure(load: Callable[[], Runner], *, input_size: int, validation=None, fil
     try:
         return _measure(load, input_size=input_size, validation=validation, file_bytes=file_bytes, report=report,
                         warmup=warmup, min_runs=min_runs, max_runs=max_runs, max_seconds=max_seconds,
-                        threads=threads)
+                        threads=threads, accuracy=accuracy)
     finally:
         if torch_threads is not None:
             torch.set_num_threads(torch_threads)
 
 
 def _measure(load, *, input_size, validation, file_bytes, report, warmup, min_runs, max_runs, max_seconds,
-             threads) -> dict:
+             threads, accuracy=None) -> dict:
     rss_before = _status_kib("VmRSS")
     reset = _reset_peak()
     started = time.perf_counter()
@@ -107,7 +109,9 @@ def _measure(load, *, input_size, validation, file_bytes, report, warmup, min_ru
         "peak_memory_mb": round(max(0, peak - rss_before) / 1024, 1) if reset and peak and rss_before else None,
         "file_mb": round(file_bytes / 1e6, 3) if file_bytes else None,
     }
-    if validation is not None and validation.samples:
+    if accuracy is not None:
+        figures["accuracy"] = dict(accuracy)
+    elif validation is not None and validation.samples:
         figures["accuracy"] = validation.evaluate(run)
     return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in figures.items()}
 

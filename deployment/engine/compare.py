@@ -55,14 +55,18 @@ def compare(*, source: Source, validation: Validation, calibration: CalibrationS
                "fallback": outcome.fallback, "guard": outcome.summary(),
                "precision": outcome.artifact.precision if outcome.artifact else None}
         if not outcome.passed:
-            rows.append({**row, "status": "no variant passed the accuracy guard"})
+            errors = [a.error for a in outcome.attempts if a.error]
+            status = ("did not convert: " + errors[-1][:160] if len(errors) == len(outcome.attempts)
+                      else "no variant passed the accuracy guard")
+            rows.append({**row, "status": status})
         elif not outcome.artifact.runs_here:
             rows.append({**row, "status": "builds on device", "file_mb": round(outcome.artifact.size_bytes / 1e6, 2)})
         else:
             artifact = outcome.artifact
+            # the guard has just scored this very artifact on this validation split: its metrics are the row's
             figures = benchmark.measure(lambda a=artifact: registry.load(a, threads=benchmark.RECORD_THREADS),
                                         input_size=size, validation=validation, file_bytes=artifact.size_bytes,
-                                        report=report, **measure_kwargs)
+                                        report=report, accuracy=outcome.attempts[-1].metrics, **measure_kwargs)
             lost = max(reference[m] - figures["accuracy"][m] for m in validation.metric_names)
             rows.append({**row, **{k: figures.get(k) for k in FIGURES}, "accuracy": figures["accuracy"],
                          "delta": round(-lost, 3), "converter_versions": artifact.converter_versions,

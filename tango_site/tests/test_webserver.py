@@ -51,12 +51,19 @@ def answers(url: str) -> bool:
 def server(tmp_path):
     port = free_port()
     log = (tmp_path / "web.log").open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "tango_site.webserver", "--port", str(port), "--workers", "2"],
-                            cwd=ROOT, env=child_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tango_site.webserver", "--port", str(port), "--workers", "2"],
+        cwd=ROOT,
+        env=child_env(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
-        assert wait_for(lambda: answers(url) or proc.poll() is not None, 120) and proc.poll() is None, \
-            (tmp_path / "web.log").read_text()
+        assert wait_for(lambda: answers(url) or proc.poll() is not None, 120) and proc.poll() is None, (
+            tmp_path / "web.log"
+        ).read_text()
         workers = children_of(proc.pid)
         assert len(workers) == 2
         yield {"proc": proc, "url": url, "workers": workers, "log": tmp_path / "web.log"}

@@ -154,9 +154,30 @@ def test_group_ungroup_and_rewire_on_the_page_with_validation_and_undo(portal, p
     check = page.locator("#layer-check [data-testid=layer-check]")
     check.and_(page.locator("[data-state=refused]")).wait_for(timeout=LONG)
     assert "out_channels must be at least 1" in check.inner_text()
+    field_error = page.locator("[data-testid=field-error-out_channels]")
+    assert field_error.inner_text() == "out_channels must be at least 1."  # next to the field, from the Form
+    # Apply refuses it on the server too: the form comes back with the reason, nothing joins the edit list.
+    page.click("[data-testid=apply-layer]")
+    page.locator("#layer-form-box [data-testid=field-error-out_channels]").get_by_text("must be at least 1").wait_for()
+    assert page.evaluate("networkEditor.state.edits.length") == 0
     page.fill("[data-testid=param-out_channels]", "32")
     check.and_(page.locator("[data-state=breaks]")).wait_for(timeout=LONG)
     assert "layer1.0.bn1 expects 64 channels, gets 32" in check.inner_text()
+    assert field_error.inner_text() == ""
+    # Applied through the form: the next layer shows the error; fixed through the form again; undo walks back.
+    errors = page.locator("[data-testid=network-errors]")
+    edit(page, lambda: page.click("[data-testid=apply-layer]"))
+    assert errors.inner_text().strip() == "layer1.0.bn1 expects 64 channels, gets 32"
+    page.wait_for_selector("[data-testid=param-out_channels][value='32']")  # the form as the edits leave it
+    page.fill("[data-testid=param-out_channels]", "64")
+    edit(page, lambda: page.click("[data-testid=apply-layer]"))
+    assert errors.inner_text().strip() == ""
+    assert page.evaluate("networkEditor.state.edits.map((e) => e.params.out_channels)") == [32, 64]
+    edit(page, lambda: page.click("[data-testid=undo]"))
+    assert errors.inner_text().strip() == "layer1.0.bn1 expects 64 channels, gets 32"
+    page.wait_for_selector("[data-testid=param-out_channels][value='32']")
+    edit(page, lambda: page.click("[data-testid=undo]"))
+    assert errors.inner_text().strip() == "" and changes(page).strip() == "No change from the zoo model."
     page.click("[data-testid='block-layer1.0']")  # fold it again
 
     # Group: tick two layers of one block, name the group; it appears as a block inside that block.
@@ -190,7 +211,6 @@ def test_group_ungroup_and_rewire_on_the_page_with_validation_and_undo(portal, p
     page.click("[data-testid='layer-layer1.1.conv1']")
     pool = page.evaluate("networkEditor.state.preview.graph.nodes.find((n) => n.target === 'maxpool').id")
     edit(page, lambda: page.select_option("#network-layer [data-testid=rewire-0]", pool))
-    errors = page.locator("[data-testid=network-errors]")
     assert errors.inner_text().strip() == "layer1.1.conv1 expects 256 input channels, gets 64"
     assert "~ layer1.1.conv1: reads maxpool (was layer1.0.relu" in changes(page)
     assert page.locator("[data-testid=save-network]").is_disabled()

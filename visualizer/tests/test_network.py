@@ -160,3 +160,54 @@ def test_the_layer_form_is_checked_as_the_user_types_it(project):
     resized = alice.post(url, {**form, "edits": f'[{{"op": "resize", "node": "{conv["id"]}", "channels": 64}}]',
                                "out_channels": "64"}).content.decode()
     assert 'data-state="same"' in resized
+
+
+def test_the_layer_form_is_an_htmx_form_from_the_server_applied_there_for_editors_only(project):
+    import json
+
+    from django.test import Client
+
+    from visualizer.services import base_graph, num_classes_for
+
+    project.options = {**project.options, "model": "resnet18"}
+    project.save()
+    graph = base_graph("resnet18", num_classes=num_classes_for(project), input_size=project.input_size)
+    conv = next(n for n in graph["nodes"] if n.get("target") == "layer2.0.conv1")
+    url = f"/projects/{project.pk}/network/layer/"
+    users = {}
+    for name in ("alice", "carol"):
+        users[name] = Client()
+        users[name].force_login(project.team.members.get(username=name))
+
+    # GET: the node as the draft edits leave it, one typed and bounded field per parameter.
+    draft = json.dumps([{"op": "set", "node": conv["id"], "params": {"out_channels": 96}}])
+    page = users["alice"].get(url, {"node": conv["id"], "edits": draft, "base_model": "resnet18"}).content.decode()
+    assert 'type="number" name="out_channels" value="96"' in page and 'min="1"' in page
+    assert 'type="checkbox" name="bias"' in page and "hx-post" in page and 'data-testid="apply-layer"' in page
+    assert "layer2.0.bn1 expects 128 channels, gets 96" not in page  # that error is on the next layer, not this one
+
+    form = {"edits": "[]", "base_model": "resnet18", "node": conv["id"],
+            **{k: str(v) for k, v in conv["params"].items() if not isinstance(v, bool)}}
+    # Apply, valid: the accepted edit comes back as an htmx event for the page's edit list (undo, redo).
+    applied = users["alice"].post(url, {**form, "out_channels": "64"})
+    event = json.loads(applied["HX-Trigger"])["network-edit"]
+    assert event["edit"] == {"op": "set", "node": conv["id"], "params": {"out_channels": 64}}
+    assert event["message"] == "Changed layer2.0.conv1."
+    # Apply, invalid: the form comes back with the reason next to the field, and no edit.
+    wrong = users["alice"].post(url, {**form, "out_channels": "0"})
+    assert "HX-Trigger" not in wrong
+    html = wrong.content.decode()
+    assert 'data-testid="field-error-out_channels">out_channels must be at least 1.</span>' in html
+    # typed as it is being typed: the same reason, next to the field (out of band) and under the form
+    check = users["alice"].post(f"/projects/{project.pk}/network/check/", {**form, "out_channels": "x"})
+    assert 'data-testid="field-error-out_channels" hx-swap-oob="true">out_channels must be a whole number.' in \
+        check.content.decode()
+
+    # A viewer sees the form, disabled, and cannot apply; an outsider does not see the project at all.
+    seen = users["carol"].get(url, {"node": conv["id"], "base_model": "resnet18"}).content.decode()
+    assert "disabled" in seen and "apply-layer" not in seen and "hx-post" not in seen
+    assert users["carol"].post(url, {**form, "out_channels": "64"}).status_code == 403
+    outsider = Client()
+    outsider.force_login(factories.team_with("Other", dave="owner").members.get(username="dave"))
+    assert outsider.get(url, {"node": conv["id"]}).status_code == 404
+    assert outsider.post(url, {**form, "out_channels": "64"}).status_code == 404

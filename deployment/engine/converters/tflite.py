@@ -90,6 +90,7 @@ class TfliteConverter:
                 "out": str(path.resolve()),
                 "precision": precision,
                 "input": input_name(source.onnx_path),
+                "input_size": source.input_size,
                 "check": str(tmp / "check.npy"),
                 "check_out": str(tmp / "check-out.npy"),
             }

@@ -280,68 +280,33 @@
     renderLayer();
   }
 
+  // The layer panel is the server's htmx form for the node as the draft edits leave it (the edits go along);
+  // typing is checked there at once, and Apply answers with a `network-edit` event carrying the accepted edit.
   function renderLayer() {
     const box = $("network-layer");
     const node = state.preview.graph.nodes.find((n) => n.id === state.selected);
     if (!node) return;
-    const error = state.preview.errors.find((e) => e.node === node.id);
-    const head = `<p><strong>${escapeHtml(node.target || node.id)}</strong> · ${escapeHtml(node.op)}<br>
-      <span class="muted small">output ${escapeHtml(JSON.stringify(node.shape || "?"))} · ${node.param_count || 0}
-      parameters · ${((node.flops || 0) / 1e6).toFixed(2)} MFLOPs</span></p>` +
-      (error ? `<p class="error" data-testid="layer-error">${escapeHtml(error.message)}</p>` : "");
-    const inputs = rewireFields(node);
-    if (node.kind !== "module") { box.innerHTML = head + inputs; bindRewire(box, node); return; }
-    const fields = Object.entries(node.params).map(([key, value]) => {
-      const type = typeof value === "boolean" ? "checkbox" : "text";
-      const attr = type === "checkbox" ? (value ? "checked" : "") : `value="${escapeHtml(JSON.stringify(value))}"`;
-      return `<label class="small">${key} <input type="${type}" name="${key}" ${attr} data-testid="param-${key}"
-        ${canEdit ? "" : "disabled"}></label>`;
-    }).join("");
-    const width = ["Conv2d", "Linear"].includes(node.op);
-    // htmx posts the form as the user types (the edits so far, this node, its fields): the server says at once
-    // whether the values are refused, what they would break further on, or how the costs move.
-    const check = `hx-post="${root.dataset.checkUrl}" hx-trigger="input delay:400ms, change" hx-target="#layer-check"
-      hx-swap="innerHTML"`;
-    const hidden = `<input type="hidden" name="edits" value="${escapeHtml(JSON.stringify(state.edits))}">
-      <input type="hidden" name="base_model" value="${escapeHtml(state.base)}">
-      <input type="hidden" name="node" value="${escapeHtml(node.id)}">`;
-    box.innerHTML = head + (canEdit ? `<form class="layer-form" data-testid="layer-form" ${check}>${hidden}${fields}
-      <div id="layer-check" aria-live="polite"></div>
-      <p><button class="btn btn-primary" type="submit" data-testid="apply-layer">Apply</button>
-      ${width ? '<button class="btn" type="button" data-action="resize" data-testid="resize-layer" title="Change the width and carry it to the layers it feeds">Resize and carry</button>' : ""}
-      <button class="btn btn-danger" type="button" data-action="remove" data-testid="remove-layer">Remove</button></p>
-      <p class="small">Replace with <select name="replace">${state.preview.palette.map((p) =>
-        `<option>${p}</option>`).join("")}</select> <button class="btn" type="button" data-action="replace">Replace</button></p>
-      </form>` : `<div class="layer-form">${fields}</div>`) + inputs;
+    box.innerHTML = `<div id="layer-form-box" data-testid="layer-form-box"></div>${rewireFields(node)}`;
     bindRewire(box, node);
-    const form = box.querySelector("form");
-    if (!form) return;
-    if (window.htmx) window.htmx.process(form);
-    const read = () => {
-      const params = {};
-      for (const [key, value] of Object.entries(node.params)) {
-        const input = form.elements[key];
-        if (typeof value === "boolean") params[key] = input.checked;
-        else { try { params[key] = JSON.parse(input.value); } catch (e) { params[key] = input.value; } }
-      }
-      return params;
-    };
-    form.addEventListener("submit", (event) => {
-      event.preventDefault();
-      const params = read(), changed = {};
-      for (const key of Object.keys(params)) if (JSON.stringify(params[key]) !== JSON.stringify(node.params[key])) changed[key] = params[key];
-      if (Object.keys(changed).length) edit({op: "set", node: node.id, params: changed}, `Changed ${node.target}.`);
-    });
-    form.addEventListener("click", (event) => {
-      const action = event.target.dataset.action;
-      if (action === "remove") { state.selected = null; $("network-layer").innerHTML = ""; edit({op: "remove", node: node.id}); }
-      if (action === "replace") edit({op: "replace", node: node.id, layer: form.elements.replace.value});
-      if (action === "resize") {
-        const key = node.op === "Conv2d" ? "out_channels" : "out_features";
-        edit({op: "resize", node: node.id, channels: read()[key]}, `Resized ${node.target}.`);
-      }
-    });
+    window.htmx.ajax("GET", root.dataset.layerUrl, {target: "#layer-form-box", swap: "innerHTML",
+      values: {node: node.id, edits: JSON.stringify(state.edits), base_model: state.base}});
   }
+
+  root.addEventListener("network-edit", (event) => edit(event.detail.edit, event.detail.message));
+
+  $("network-layer").addEventListener("click", (event) => {
+    const action = event.target.dataset && event.target.dataset.action;
+    const form = $("layer-form");
+    if (!action || !form) return;
+    const node = state.preview.graph.nodes.find((n) => n.id === form.dataset.node);
+    if (!node) return;
+    if (action === "remove") { state.selected = null; $("network-layer").innerHTML = ""; edit({op: "remove", node: node.id}); }
+    if (action === "replace") edit({op: "replace", node: node.id, layer: form.elements.replace.value});
+    if (action === "resize") {
+      const key = node.op === "Conv2d" ? "out_channels" : "out_features";
+      edit({op: "resize", node: node.id, channels: Number(form.elements[key].value)}, `Resized ${node.target}.`);
+    }
+  });
 
   // --- inputs: feed a node from another, earlier node (a skip connection moved, a branch rewired) -----------
   function rewireFields(node) {

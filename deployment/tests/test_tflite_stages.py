@@ -1,0 +1,74 @@
+"""A phone-class project through the portal's stages with TensorFlow Lite: the convert stage builds the .tflite
+through the accuracy guard and stores it, the benchmark stage measures it on the TFLite interpreter, and the package
+stage ships it with a runtime.py for LiteRT, checked by running the unpacked bundle's smoke test. Needs the TFLite
+environment (`./tango engines install tflite`); skips without it."""
+
+import zipfile
+
+import pytest
+import torch
+from django.utils import timezone
+
+from deployment import packaging, services
+from deployment.models import Artifact
+from projects.jobs.models import Job, JobStatus
+from projects.jobs.storage import absolute, job_dir, relative
+from projects.tests import factories
+from tango_common.sideenvs import TFLITE
+from training.engine.zoo import build_model
+from training.models import TrainingRun
+
+pytestmark = [
+    pytest.mark.django_db,
+    pytest.mark.skipif(
+        not TFLITE.ready(), reason="the TFLite environment is not installed (./tango engines install tflite)"
+    ),
+]
+
+
+def job_for(project, stage, status=JobStatus.RUNNING) -> Job:
+    return Job.objects.create(project=project, stage=stage, status=status, finished_at=timezone.now())
+
+
+def test_convert_benchmark_and_package_a_tflite_model_for_a_phone_class_device(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    torch.manual_seed(0)
+    project = factories.training_project(factories.team_with("Vision", alice="owner"))  # Odroid_N2: runs TFLite
+    project.engine, project.precision = "tflite", "fp16"
+    project.save()
+    train = job_for(project, "train", JobStatus.SUCCEEDED)
+    classes = project.dataset.class_names
+    weights = job_dir(train) / "best.pt"
+    torch.save(build_model("densenet_tiny", num_classes=len(classes), input_size=16).state_dict(), weights)
+    TrainingRun.objects.create(
+        job=train,
+        project=project,
+        model_name="densenet_tiny",
+        weights_path=relative(weights),
+        metrics={"best_top1": 0.5},
+        architecture={"num_classes": len(classes), "class_names": classes, "input_size": 16},
+    )
+
+    convert, lines = job_for(project, "convert"), []
+    convert.result = services.convert_stage(convert, lambda line=None, **_: line and lines.append(line))
+    convert.status = JobStatus.SUCCEEDED
+    convert.save()
+    target = Artifact.objects.get(pk=convert.result["target"]["artifact"])
+    assert (target.kind, target.engine, target.status) == (Artifact.Kind.TFLITE, "tflite", "verified")
+    assert absolute(target.path).suffix == ".tflite" and target.checks["guard"]["passed"]
+    conversion = target.checks["conversion"]
+    assert conversion["converter_versions"]["onnx2tf"] and conversion["load_check"]["ran"]
+    assert any("TFLite interpreter against PyTorch" in line for line in lines)
+
+    rows = services.benchmark_stage(job_for(project, "benchmark"), lambda *a, **k: None)["rows"]
+    tflite = next(r for r in rows if r["engine"] == "tflite")
+    assert tflite["latency_p50_ms"] > 0 and tflite["accuracy"]["n_images"] > 0
+
+    package, lines = job_for(project, "package"), []
+    result = packaging.package_stage(package, lambda line=None, **_: line and lines.append(line))
+    bundle = Artifact.objects.get(pk=result["bundle"])
+    assert (bundle.status, bundle.engine, result["runtime"]) == ("verified", "tflite", "TensorFlow Lite (LiteRT)")
+    with zipfile.ZipFile(absolute(bundle.path)) as archive:
+        assert "model.tflite" in archive.namelist()
+        assert "ai-edge-litert==" in archive.read("requirements.txt").decode()
+    assert any("PASSED" in line for line in lines)
