@@ -167,6 +167,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=8, help="supernet epochs (and scratch epochs)")
     parser.add_argument("--lr", type=float, default=0.05)
+    parser.add_argument("--label-weight", type=float, default=0.5,
+                        help="the smaller subnets' weight on the labels against distillation from the largest")
     parser.add_argument("--hpo-trials", type=int, default=8)
     parser.add_argument("--hpo-epochs", type=int, default=3)
     parser.add_argument("--only", choices=("nas", "hpo"), help="run one half")
@@ -217,7 +219,8 @@ def nas_part(args, sn, data_dir, classes, train, val, devices) -> dict:
     else:
         supernet = sn.Supernet(spec, num_classes=len(classes))
         trained = sn.supernet_train(supernet, train, val, report=quiet,
-                                    config=sn.SupernetTrainConfig(epochs=args.epochs, lr=args.lr))
+                                    config=sn.SupernetTrainConfig(epochs=args.epochs, lr=args.lr,
+                                                                  label_weight=args.label_weight))
         print(f"supernet: {args.epochs} epochs in {trained.seconds:.0f}s (sandwich rule); largest top-1 "
               f"{100 * trained.largest_top1:.1f}%, smallest {100 * trained.smallest_top1:.1f}%\n")
         if args.supernet:

@@ -6,9 +6,10 @@ Once-for-All). Stage widths stay fixed so every skip connection keeps its shape.
 
 Training uses the sandwich rule (Yu et al., BigNAS / universally slimmable networks) rather than Once-for-All's
 progressive shrinking: each step trains the largest subnet on the labels and the smallest plus two random subnets
-on the largest one's predictions (in-place distillation). It needs no phase schedule, which suits the few epochs a
-CPU affords. Batch-norm statistics differ between subnets, so a subnet's statistics are recalibrated on a few
-training batches before it is evaluated or extracted (as Once-for-All does).
+on the largest one's predictions (in-place distillation) blended half and half with the labels. It needs no
+phase schedule, which suits the few epochs a CPU affords. Batch-norm statistics differ between subnets, so a
+subnet's statistics are recalibrated on training images before it is evaluated or extracted (as Once-for-All
+does): one fixed batch during the search, the whole training split for the chosen subnet.
 """
 
 import math
@@ -332,6 +333,10 @@ class SupernetTrainConfig:
     lr: float = 0.05
     weight_decay: float = 5e-5
     random_subnets: int = 2  # sampled between the largest and the smallest in each sandwich step
+    # The smaller subnets' loss: (1 - w) x distillation from the largest + w x the labels. BigNAS distils only
+    # (w = 0); over the few epochs a CPU affords, half on the labels trained the digits' supernet better (largest
+    # and smallest 98.9% against 97.5%, worst inherited-vs-scratch gap 0.3 points against 0.5, one run each).
+    label_weight: float = 0.5
     seed: int = 0
 
 
@@ -359,7 +364,8 @@ def supernet_train(supernet: Supernet, train_loader: Iterable, val_loader: Itera
         supernet.train()
         loss_sum = seen = 0
         for images, labels in train_loader:
-            loss_sum += _sandwich_step(supernet, images, labels, spec, rng, config.random_subnets) * len(labels)
+            loss_sum += _sandwich_step(supernet, images, labels, spec, rng, config.random_subnets,
+                                       config.label_weight) * len(labels)
             seen += len(labels)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
@@ -385,7 +391,8 @@ def supernet_train(supernet: Supernet, train_loader: Iterable, val_loader: Itera
     return result
 
 
-def _sandwich_step(supernet: Supernet, images, labels, spec, rng: random.Random, random_subnets: int) -> float:
+def _sandwich_step(supernet: Supernet, images, labels, spec, rng: random.Random, random_subnets: int,
+                   label_weight: float = 0.0) -> float:
     supernet.config = largest(spec)
     logits = supernet(images)
     loss = F.cross_entropy(logits, labels)
@@ -394,7 +401,11 @@ def _sandwich_step(supernet: Supernet, images, labels, spec, rng: random.Random,
     for config in [smallest(spec)] + [sample(spec, rng) for _ in range(random_subnets)]:
         supernet.config = config
         # In-place distillation: the small subnets learn the largest one's predictions, a smoother target.
-        F.cross_entropy(supernet(images), soft).backward()
+        logits = supernet(images)
+        loss = F.cross_entropy(logits, soft)
+        if label_weight:
+            loss = (1 - label_weight) * loss + label_weight * F.cross_entropy(logits, labels)
+        loss.backward()
     supernet.config = largest(spec)
     return loss.item()
 
