@@ -11,6 +11,7 @@ import hashlib
 import torch
 
 from recommender.engine.costs import Costs
+from tango_common.op_counter import OpCounter
 
 
 def architecture_signature(model, input_size: int) -> str:
@@ -26,7 +27,7 @@ def build_on_meta(model_name: str, *, num_classes: int, input_size: int):
 
 def profile_model(model, input_size: int) -> Costs:
     """Count the costs of one batch-1 forward pass with hooks (works on meta and real models alike)."""
-    counter = _Counter()
+    counter = OpCounter()
     hooks = counter.attach(model)
     try:
         device = next(model.parameters()).device
@@ -40,70 +41,6 @@ def profile_model(model, input_size: int) -> Costs:
                  activation_bytes=4.0 * counter.activation_values, peak_activation_bytes=4.0 * counter.peak_values,
                  layers=counter.layers, ops=counter.ops, signature=architecture_signature(model, input_size),
                  extra={"conv1x1_flops": 2.0 * counter.macs_1x1, "linear_flops": 2.0 * counter.macs_linear})
-
-
-class _Counter:
-    """Forward hooks that add up MACs, activations and the largest live set of tensors.
-
-    Peak activation memory is estimated as, at each leaf operation, its inputs + its output + the inputs its
-    enclosing modules still hold (a residual block keeps its input alive for the shortcut). Each tensor is
-    counted once. It is an estimate of the eager-mode peak; the memory model is calibrated on measured records.
-    """
-
-    def __init__(self):
-        self.macs = self.macs_1x1 = self.macs_linear = 0
-        self.activation_values = self.peak_values = 0
-        self.layers = self.ops = 0
-        self.held: list[tuple[int, int]] = []  # (tensor id, numel) of every enclosing module's first input
-
-    def attach(self, model) -> list:
-        hooks = []
-        for module in model.modules():
-            if list(module.children()):
-                hooks.append(module.register_forward_pre_hook(self._enter))
-                hooks.append(module.register_forward_hook(self._leave))
-            else:
-                hooks.append(module.register_forward_hook(self._leaf))
-        return hooks
-
-    def _enter(self, module, inputs):
-        tensor = _first_tensor(inputs)
-        self.held.append((id(tensor), tensor.numel()) if tensor is not None else (0, 0))
-
-    def _leave(self, module, inputs, output):
-        self.held.pop()
-
-    def _leaf(self, module, inputs, output):
-        nn = torch.nn
-        out = _first_tensor((output,))
-        if out is None:
-            return
-        self.ops += 1
-        self.activation_values += out.numel()
-        live = {id(t): t.numel() for t in inputs if hasattr(t, "numel")}
-        live.update(dict(self.held))
-        live[id(out)] = out.numel()
-        self.peak_values = max(self.peak_values, sum(live.values()))
-        if isinstance(module, nn.Conv2d):
-            kernel = module.kernel_size[0] * module.kernel_size[1] * module.in_channels // module.groups
-            self.macs += out.numel() * kernel
-            self.macs_1x1 += out.numel() * kernel if module.kernel_size == (1, 1) else 0
-            self.layers += 1
-        elif isinstance(module, nn.Linear):
-            self.macs += out.numel() * module.in_features
-            self.macs_linear += out.numel() * module.in_features
-            self.layers += 1
-
-
-def _first_tensor(values):
-    for value in values:
-        if hasattr(value, "numel"):
-            return value
-        if isinstance(value, list | tuple):
-            found = _first_tensor(value)
-            if found is not None:
-                return found
-    return None
 
 
 def build_detection_on_meta(model_name: str, *, num_classes: int):

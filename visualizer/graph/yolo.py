@@ -37,6 +37,8 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
+from tango_common.op_counter import OpCounter
+
 from . import layers as layer_types
 from .infer import BATCH
 
@@ -240,7 +242,7 @@ def _profile_row(layer: nn.Module, shapes: list, image: list, *, first: bool, la
     x = inputs[0] if len(inputs) == 1 and not isinstance(layer.f, list) else inputs
     # The whole network (Routed) holds the image while every row runs: it counts in every live set, once.
     held = id(inputs[0]) if first else -1
-    counter = _Counter(held=[(held, image[0] * image[1] * image[2] * image[3])])
+    counter = OpCounter(held=[(held, image[0] * image[1] * image[2] * image[3])])
     hooks = counter.attach(layer)
     try:
         with torch.no_grad():
@@ -255,64 +257,6 @@ def _profile_row(layer: nn.Module, shapes: list, image: list, *, first: bool, la
             "modules": modules, "layers": counter.layers, "ops": counter.ops,
             "activation_values": counter.activation_values, "peak_values": counter.peak_values,
             "macs_1x1": counter.macs_1x1, "macs_linear": counter.macs_linear}
-
-
-class _Counter:
-    """recommender.profiling's counter, row by row: MACs, every leaf's output, and the largest live set (a leaf's
-    inputs, its output, and the first input of each enclosing module, the whole network's image included)."""
-
-    def __init__(self, held: list):
-        self.macs = self.macs_1x1 = self.macs_linear = 0
-        self.activation_values = self.peak_values = self.layers = self.ops = 0
-        self.held = list(held)
-
-    def attach(self, layer: nn.Module) -> list:
-        hooks = []
-        for module in layer.modules():
-            if list(module.children()):
-                hooks.append(module.register_forward_pre_hook(self._enter))
-                hooks.append(module.register_forward_hook(self._leave))
-            else:
-                hooks.append(module.register_forward_hook(self._leaf))
-        return hooks
-
-    def _enter(self, module, inputs):
-        tensor = _first_tensor(inputs)
-        self.held.append((id(tensor), tensor.numel()) if tensor is not None else (0, 0))
-
-    def _leave(self, module, inputs, output):
-        self.held.pop()
-
-    def _leaf(self, module, inputs, output):
-        out = _first_tensor((output,))
-        if out is None:
-            return
-        self.ops += 1
-        self.activation_values += out.numel()
-        live = {id(t): t.numel() for t in inputs if hasattr(t, "numel")}
-        live.update(dict(self.held))
-        live[id(out)] = out.numel()
-        self.peak_values = max(self.peak_values, sum(live.values()))
-        if isinstance(module, nn.Conv2d):
-            kernel = module.kernel_size[0] * module.kernel_size[1] * module.in_channels // module.groups
-            self.macs += out.numel() * kernel
-            self.macs_1x1 += out.numel() * kernel if module.kernel_size == (1, 1) else 0
-            self.layers += 1
-        elif isinstance(module, nn.Linear):
-            self.macs += out.numel() * module.in_features
-            self.macs_linear += out.numel() * module.in_features
-            self.layers += 1
-
-
-def _first_tensor(values):
-    for value in values:
-        if hasattr(value, "numel"):
-            return value
-        if isinstance(value, list | tuple):
-            found = _first_tensor(value)
-            if found is not None:
-                return found
-    return None
 
 
 def _shape(value):
