@@ -4,6 +4,7 @@ becomes the training options. Both are adopted with one action, on the page and 
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.test import Client
 from rest_framework.test import APIClient
 
 from projects.jobs import services as job_services
@@ -43,6 +44,13 @@ def project():
     return project
 
 
+def pipeline_panel(project, username: str) -> str:
+    """The project's pipeline panel, where each stage's result is drawn, as that user sees it."""
+    client = Client()
+    client.force_login(User.objects.get(username=username))
+    return client.get(f"/projects/{project.pk}/pipeline/").content.decode()
+
+
 def test_automatic_mode_leaves_the_optional_searches_out(project):
     assert [s.key for s in pipeline_stages()][:2] == ["recommend", "train"]
     assert stage_next("recommend").key == "train" and stage_next("nas") is None
@@ -56,6 +64,11 @@ def test_the_supernet_search_picks_a_subnet_per_device_and_the_adopted_one_train
     assert {d["device"] for d in devices} >= {"Odroid_N2"} and sum(d["project_device"] for d in devices) == 1
     assert all(d["latency_ms"] <= d["budget_ms"] for d in devices if d["fits"])
     assert nas.result["supernet"]["largest_top1"] > 1 / 3
+    # The page: the accuracy-against-latency front (one point per device) and a row per device; editors may adopt.
+    panel = pipeline_panel(project, "bob")
+    assert 'data-testid="nas-devices"' in panel and "Accuracy against predicted latency" in panel
+    assert all(f'data-testid="adopt-{d["device"]}"' in panel for d in devices)
+    assert 'data-testid="adopt-Odroid_N2"' not in pipeline_panel(project, "carol")
 
     client = APIClient()
     client.force_authenticate(User.objects.get(username="bob"))
@@ -72,6 +85,12 @@ def test_the_supernet_search_picks_a_subnet_per_device_and_the_adopted_one_train
     assert TrainingRun.objects.get(job=train).model_name == chosen["model"]
     log = "\n".join(train.log_lines.values_list("text", flat=True))
     assert "loaded" in log and "skipped" not in log, "the subnet starts from its inherited weights, every tensor"
+    # Then it goes on like any other model: converted, checked, measured and packaged.
+    for stage in ("convert", "benchmark", "package"):
+        run(job_enqueue(project=project, stage_key=stage))
+    artifacts = project.artifacts.all()
+    assert artifacts.filter(kind="bundle").exists()
+    assert artifacts.exclude(kind="bundle").filter(status="verified").exists()
 
 
 def test_the_best_trial_of_a_search_becomes_the_training_options(project):
@@ -80,6 +99,11 @@ def test_the_best_trial_of_a_search_becomes_the_training_options(project):
     summary = hpo.result
     assert len(summary["trials"]) == 3 and summary["best"] is not None
     assert [p["trial"] for p in summary["best_curve"]] == sorted(p["trial"] for p in summary["best_curve"])
+    # The page: every trial in the table, the best-so-far curve, the importances and the one-click adoption.
+    panel = pipeline_panel(project, "bob")
+    assert panel.count("<tr", panel.index('data-testid="hpo-trials"')) >= 1 + 3
+    assert "Parameter importance" in panel and 'data-testid="adopt-hpo"' in panel
+    assert 'data-testid="adopt-hpo"' not in pipeline_panel(project, "carol")
 
     client = APIClient()
     client.force_authenticate(User.objects.get(username="bob"))

@@ -95,3 +95,17 @@ def test_every_search_space_suggests_each_of_its_parameters(task):
     trial = optuna.create_study().ask()
     params = {p.name: p.suggest(trial) for p in hpo.SPACES[task]}
     assert set(params) == {p.name for p in hpo.SPACES[task]}
+
+
+def test_a_run_stops_when_its_minutes_are_spent_even_with_trials_left(tmp_path):
+    def slow(params, on_epoch):
+        time.sleep(0.4)
+        return _objective(params, on_epoch)
+
+    study = hpo.study_open(storage_url=f"sqlite:///{tmp_path / 'studies.db'}", name="p1")
+    started = time.monotonic()
+    summary = hpo.study_run(study=study, task="classification", objective=slow,
+                            budget=hpo.Budget(trials=100, minutes=1.5 / 60), report=lambda *a, **k: None)
+    # Optuna checks the time between trials: the run ends after the trial that crosses 1.5 s.
+    assert 1 <= len(summary["trials"]) < 100
+    assert time.monotonic() - started < 1.5 + 2 * 0.4 + 5
