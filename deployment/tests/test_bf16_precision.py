@@ -5,19 +5,16 @@ INFERENCE_PRECISION_HINT and the accuracy guard checks it like any other precisi
 import pytest
 import torch
 from django.core.exceptions import ValidationError
-from django.utils import timezone
 
 import tango_common.engines as engines
 from deployment import services
 from deployment.models import Artifact
 from projects.engine_support import precision_choice_problem, precision_choices
-from projects.jobs.models import Job, JobStatus
-from projects.jobs.storage import job_dir, relative
 from projects.models import Precision
 from projects.services import project_validate
 from projects.tests import factories
-from training.engine.zoo import build_model
-from training.models import TrainingRun
+
+from .training_runs import job_for, trained_run
 
 pytestmark = pytest.mark.django_db
 
@@ -59,19 +56,8 @@ def test_the_convert_stage_builds_openvino_bf16_with_the_explicit_hint(settings,
     project = factories.training_project(factories.team_with("Vision", alice="owner"))
     project.engine, project.precision = "openvino", "bf16"
     project.save()
-    train = Job.objects.create(project=project, stage="train", status=JobStatus.SUCCEEDED, finished_at=timezone.now())
-    classes = project.dataset.class_names
-    weights = job_dir(train) / "best.pt"
-    torch.save(build_model("densenet_tiny", num_classes=len(classes), input_size=16).state_dict(), weights)
-    TrainingRun.objects.create(
-        job=train,
-        project=project,
-        model_name="densenet_tiny",
-        weights_path=relative(weights),
-        metrics={"best_top1": 0.5},
-        architecture={"num_classes": len(classes), "class_names": classes, "input_size": 16},
-    )
-    job = Job.objects.create(project=project, stage="convert", status=JobStatus.RUNNING, finished_at=timezone.now())
+    trained_run(project)
+    job = job_for(project, "convert")
     lines = []
     result = services.convert_stage(job, lambda line=None, **_: line and lines.append(line))
     target = Artifact.objects.get(pk=result["target"]["artifact"])

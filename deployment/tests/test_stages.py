@@ -8,20 +8,18 @@ import zipfile
 
 import pytest
 import torch
-from django.utils import timezone
 
 from deployment import packaging, services
 from deployment.models import Artifact
 from projects.jobs.errors import StageError
 from projects.jobs.models import Job, JobStatus
-from projects.jobs.storage import absolute, job_dir, relative
+from projects.jobs.storage import absolute, job_dir
 from projects.tests import factories
-from training.engine.zoo import build_model
 from training.models import TrainingRun
 
-pytestmark = pytest.mark.django_db
+from .training_runs import INPUT_SIZE, job_for, trained_run
 
-MODEL, INPUT_SIZE = "densenet_tiny", 16
+pytestmark = pytest.mark.django_db
 
 
 class Report:
@@ -44,19 +42,9 @@ def project(settings, tmp_path):
     return factories.training_project(factories.team_with("Vision", alice="owner"))
 
 
-def job_for(project, stage, status=JobStatus.RUNNING) -> Job:
-    return Job.objects.create(project=project, stage=stage, status=status, finished_at=timezone.now())
-
-
 @pytest.fixture
 def trained(project) -> TrainingRun:
-    job = job_for(project, "train", JobStatus.SUCCEEDED)
-    classes = project.dataset.class_names
-    weights = job_dir(job) / "best.pt"
-    torch.save(build_model(MODEL, num_classes=len(classes), input_size=INPUT_SIZE).state_dict(), weights)
-    return TrainingRun.objects.create(
-        job=job, project=project, model_name=MODEL, weights_path=relative(weights), metrics={"best_top1": 0.5},
-        architecture={"num_classes": len(classes), "class_names": classes, "input_size": INPUT_SIZE})
+    return trained_run(project)
 
 
 @pytest.fixture

@@ -7,16 +7,15 @@ import zipfile
 
 import pytest
 import torch
-from django.utils import timezone
 
 from deployment import packaging, services
 from deployment.models import Artifact
-from projects.jobs.models import Job, JobStatus
-from projects.jobs.storage import absolute, job_dir, relative
+from projects.jobs.models import JobStatus
+from projects.jobs.storage import absolute
 from projects.tests import factories
 from tango_common.sideenvs import TFLITE
-from training.engine.zoo import build_model
-from training.models import TrainingRun
+
+from .training_runs import job_for, trained_run
 
 pytestmark = [
     pytest.mark.django_db,
@@ -26,28 +25,13 @@ pytestmark = [
 ]
 
 
-def job_for(project, stage, status=JobStatus.RUNNING) -> Job:
-    return Job.objects.create(project=project, stage=stage, status=status, finished_at=timezone.now())
-
-
 def test_convert_benchmark_and_package_a_tflite_model_for_a_phone_class_device(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
     torch.manual_seed(0)
     project = factories.training_project(factories.team_with("Vision", alice="owner"))  # Odroid_N2: runs TFLite
     project.engine, project.precision = "tflite", "fp16"
     project.save()
-    train = job_for(project, "train", JobStatus.SUCCEEDED)
-    classes = project.dataset.class_names
-    weights = job_dir(train) / "best.pt"
-    torch.save(build_model("densenet_tiny", num_classes=len(classes), input_size=16).state_dict(), weights)
-    TrainingRun.objects.create(
-        job=train,
-        project=project,
-        model_name="densenet_tiny",
-        weights_path=relative(weights),
-        metrics={"best_top1": 0.5},
-        architecture={"num_classes": len(classes), "class_names": classes, "input_size": 16},
-    )
+    trained_run(project)
 
     convert, lines = job_for(project, "convert"), []
     convert.result = services.convert_stage(convert, lambda line=None, **_: line and lines.append(line))
