@@ -23,9 +23,11 @@ o = 5 µs on a CPU-only device, 20 µs with an accelerator (a kernel launch). Re
 coefficients are fitted per device × engine × precision by least squares on log latency (the loss is relative
 error, what a ±10 % target measures), with a weak penalty pulling each log coefficient toward the prior.
 Coefficients stay positive (fitted in log space). Seven coefficients need records: until KERNEL_FORM_MIN_RECORDS
-(8) records carry a kernel list, the totals form below predicts (three coefficients, the prior with none). On the
-bench's 30 candidates measured under load, leave-one-out within ±10 % with all records went from 73 % (totals form)
-to 80 %; with 3 records the kernel form alone managed 49 % against the totals form's 57 %, hence the switch.
+(8) records carry a kernel list, the totals form below predicts (three coefficients, the prior with none).
+bench/latency_prediction.py (30 candidates, ONNX Runtime fp32 on this server, quiet, drift-corrected), leave-one-out
+with all records: 83 % within ±10 % against the totals form's 77 % on the same timings (median error 5.2 % vs 5.3 %;
+a candidate's own repeat rounds all agree within ±10 % for only 80 % of them). With 3 records, on an earlier run
+under load, the kernel form alone managed 49 % within ±10 % against the totals form's 57 %: hence the switch.
 
 exp(r) corrects what the sum cannot say (a runtime's kernels suit some layer shapes better than others): r is the
 kernel-weighted mean of the records' log residuals, the weights falling with distance in (log FLOPs, log weight
