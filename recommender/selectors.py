@@ -8,7 +8,7 @@ from projects.jobs.selectors import latest_succeeded
 from tango_common.engines import Accelerator
 
 from .engine.costs import Costs
-from .engine.latency import LatencyModel, Record
+from .engine.latency import Record, leave_one_out
 from .models import BenchmarkRecord, Device, Tier
 from .services import device_specs, model_label, paper_choice_for
 
@@ -53,19 +53,24 @@ def device_records_with_errors(*, device, teams=None, limit: int = 200) -> list[
     records = list(BenchmarkRecord.objects.filter(visible, device=device, batch_size=1)
                    .select_related("architecture").order_by("-created_at")[:limit])
     specs = device_specs(device)
+    groups: dict[tuple, list] = {}
+    for record in records:
+        groups.setdefault((record.engine, record.precision), []).append(record)
+    predictions = {}
+    for (_, precision), members in groups.items():
+        loo = leave_one_out(specs, precision, [Record(Costs.from_dict(r.architecture.costs), r.latency_ms)
+                                               for r in members])
+        predictions.update({r.pk: p for r, p in zip(members, loo, strict=True)})
     rows = []
     for record in records:
-        others = [Record(Costs.from_dict(r.architecture.costs), r.latency_ms) for r in records
-                  if r.pk != record.pk and (r.engine, r.precision) == (record.engine, record.precision)]
-        model = LatencyModel.fit(specs, record.precision, others)
-        predicted = model.predict_ms(Costs.from_dict(record.architecture.costs))
+        predicted, backed_by = predictions[record.pk]
         rows.append({"id": record.pk, "label": model_label(record.architecture.model_name),
                      "model": record.architecture.model_name, "input_size": record.input_size,
                      "engine": record.engine, "precision": record.precision, "source": record.get_source_display(),
                      "measured_ms": record.latency_ms, "predicted_ms": predicted,
                      "error": predicted / record.latency_ms - 1,
                      "error_pct": 100 * (predicted / record.latency_ms - 1), "memory_mb": record.memory_mb,
-                     "accuracy": record.accuracy, "backed_by": model.records, "created_at": record.created_at})
+                     "accuracy": record.accuracy, "backed_by": backed_by, "created_at": record.created_at})
     return rows
 
 

@@ -57,7 +57,8 @@ OP_OVERHEAD_S = 20e-6  # per executed operation with an accelerator (kernel laun
 OP_OVERHEAD_CPU_S = 5e-6  # per operation on a CPU-only device (dispatch alone: ONNX Runtime measures ~2-3 µs here)
 OP_UNIT_S = 1e-6
 TRANSCENDENTAL_FLOPS = 20  # per value of an exponential activation (SiLU, sigmoid, softmax)
-SMOOTH_MAX = 4  # the power of the smooth maximum between a convolution's compute and weight-streaming times
+SMOOTH_MAX = 4  # the power of the smooth maximum between a convolution's compute and weight-streaming times (its
+# root is taken as two square roots in _Kernels.seconds: the fit calls it thousands of times)
 # How far records may pull a coefficient from the prior: the penalty's weight on (log coefficient − prior)².
 PRIOR_WEIGHT = 0.05  # the totals form's three
 KERNEL_PRIOR_WEIGHT = 0.01  # the kernel form's seven: its datasheet balance is further off (one thread on a CPU)
@@ -135,6 +136,8 @@ class _Kernels:
         self.compute = table[:, 1] * flops_s
         self.activations, self.weights = table[:, 2] * bytes_s, table[:, 3] * bytes_s
         self.count = table[:, 4]
+        # powered once: seconds() runs hundreds of times per fit, and x ** 4 is cheaper done here than inside it
+        self.compute_pow, self.weights_pow = self.compute ** SMOOTH_MAX, self.weights ** SMOOTH_MAX
         k = [c.kernels for c in costs]
         self.rest = np.array([[x["gemm_bytes"] * bytes_s, x["memory_bytes"] * bytes_s,
                                x["transcendental_values"] * TRANSCENDENTAL_FLOPS * flops_s, x["kernels"] * OP_UNIT_S]
@@ -143,7 +146,7 @@ class _Kernels:
 
     def seconds(self, coefficients: np.ndarray) -> np.ndarray:
         a, w, m, *rest = coefficients
-        conv = ((a * self.compute) ** SMOOTH_MAX + (w * self.weights) ** SMOOTH_MAX) ** (1 / SMOOTH_MAX)
+        conv = np.sqrt(np.sqrt(a ** SMOOTH_MAX * self.compute_pow + w ** SMOOTH_MAX * self.weights_pow))
         per_conv = self.count * (conv + m * self.activations)
         return np.bincount(self.network, per_conv, minlength=self.size) + self.rest @ np.array(rest)
 
@@ -156,15 +159,21 @@ class _Totals:
         return self.x @ coefficients
 
 
-def _fit_coefficients(terms, latencies_s: np.ndarray, prior: np.ndarray, prior_weight: float) -> np.ndarray:
+def _fit_coefficients(terms, latencies_s: np.ndarray, prior: np.ndarray, prior_weight: float, *,
+                      keep: np.ndarray | None = None, start: np.ndarray | None = None) -> np.ndarray:
+    """keep: which networks of `terms` count (leave-one-out drops one without rebuilding the terms); start: where
+    the search begins (the prior, or a nearby fit, which converges in a few steps to the same optimum)."""
     y = np.log(latencies_s)
+    keep = np.ones(len(y), dtype=bool) if keep is None else keep
     weight = math.sqrt(prior_weight)
     log_prior = np.log(prior)
 
     def residuals(theta):
-        return np.concatenate([np.log(terms.seconds(np.exp(theta))) - y, weight * (theta - log_prior)])
+        misfit = np.log(terms.seconds(np.exp(theta))) - y
+        return np.concatenate([misfit[keep], weight * (theta - log_prior)])
 
-    return np.exp(least_squares(residuals, log_prior, method="lm").x)
+    x0 = log_prior if start is None else np.log(start)
+    return np.exp(least_squares(residuals, x0, method="lm").x)
 
 
 def descriptor(costs: Costs) -> np.ndarray:
@@ -188,12 +197,18 @@ class _Form:
     def fit(cls, kind, prior, specs, precision, records: list[Record]) -> "_Form":
         if not records:
             return cls(kind, prior)
-        terms = kind([r.costs for r in records], specs, precision)
-        latencies = np.array([r.latency_ms / 1000 for r in records])
+        return cls.fit_terms(kind, prior, kind([r.costs for r in records], specs, precision),
+                             np.array([r.latency_ms / 1000 for r in records]),
+                             np.array([descriptor(r.costs) for r in records]))
+
+    @classmethod
+    def fit_terms(cls, kind, prior, terms, latencies_s, descriptors, *, keep=None, start=None) -> "_Form":
+        """The fit to the networks of `terms` that `keep` selects (all by default)."""
+        keep = np.ones(len(latencies_s), dtype=bool) if keep is None else keep
         weight = KERNEL_PRIOR_WEIGHT if kind is _Kernels else PRIOR_WEIGHT
-        coefficients = _fit_coefficients(terms, latencies, prior, weight)
-        left = np.log(latencies) - np.log(terms.seconds(coefficients))
-        return cls(kind, coefficients, len(records), np.array([descriptor(r.costs) for r in records]), left)
+        coefficients = _fit_coefficients(terms, latencies_s, prior, weight, keep=keep, start=start)
+        left = (np.log(latencies_s) - np.log(terms.seconds(coefficients)))[keep]
+        return cls(kind, coefficients, int(keep.sum()), descriptors[keep], left)
 
     def base_ms(self, costs: Costs, specs, precision) -> float:
         return float(self.kind([costs], specs, precision).seconds(self.coefficients)[0]) * 1000
@@ -267,3 +282,37 @@ class LatencyModel:
                 "weight_bandwidth_efficiency": 1 / kernel["conv weights"],
                 "kernel_overhead_us": kernel["per-kernel overhead"] * OP_UNIT_S * 1e6, "kernel_coefficients": kernel,
                 "totals_coefficients": total, "fit_error": self.fit_error, "confidence": self.confidence()}
+
+
+def leave_one_out(specs: DeviceSpecs, precision: str, records: list[Record]) -> list[tuple[float, int]]:
+    """For each record: (the latency the model fitted to all the other records predicts for it, how many records
+    back that prediction) — the error a new record would have had, as the device page shows it.
+
+    The same predictions as `LatencyModel.fit(others).predict_ms(record)` one record at a time, which costs a whole
+    fit per record (~0.25 s each with 200 records). Here each form's terms are built once, a record is left out
+    by masking it, and each refit starts from the fit to all the records, a few steps from its own optimum."""
+    usable = records  # measured latencies are positive (benchmark_record_add refuses others)
+    listed = [r for r in usable if has_kernels(r.costs)]
+    forms = {}
+    for kind, prior, members in ((_Kernels, specs.kernel_prior(), listed),
+                                 (_Totals, specs.prior_coefficients(), usable)):
+        if members:
+            terms = kind([r.costs for r in members], specs, precision)
+            latencies = np.array([r.latency_ms / 1000 for r in members])
+            descriptors = np.array([descriptor(r.costs) for r in members])
+            full = _Form.fit_terms(kind, prior, terms, latencies, descriptors)
+            forms[kind] = (prior, terms, latencies, descriptors, full, {id(r): i for i, r in enumerate(members)})
+    out = []
+    for record in records:
+        others = len(usable) - 1
+        kernel_others = len(listed) - has_kernels(record.costs)
+        kind = _Kernels if has_kernels(record.costs) and kernel_others >= KERNEL_FORM_MIN_RECORDS else _Totals
+        prior, terms, latencies, descriptors, full, index = forms[kind]
+        if others == 0:
+            form = _Form(kind, prior)
+        else:
+            keep = np.ones(len(latencies), dtype=bool)
+            keep[index[id(record)]] = False
+            form = _Form.fit_terms(kind, prior, terms, latencies, descriptors, keep=keep, start=full.coefficients)
+        out.append((form.base_ms(record.costs, specs, precision) * form.correction(record.costs), others))
+    return out

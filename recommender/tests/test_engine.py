@@ -6,7 +6,7 @@ import pytest
 
 from recommender.engine.accuracy import Expected, expected, priors
 from recommender.engine.costs import Costs
-from recommender.engine.latency import DeviceSpecs, LatencyModel, Record
+from recommender.engine.latency import DeviceSpecs, LatencyModel, Record, leave_one_out
 from recommender.engine.memory import MemoryModel
 from recommender.engine.ranking import Candidate, paper_comparison, rank
 
@@ -198,3 +198,18 @@ def test_with_enough_records_each_convolution_is_bound_by_its_arithmetic_or_its_
     # Three records are too few for seven coefficients: the totals form predicts, the one before kernel lists.
     few = LatencyModel.fit(SPECS, "fp32", [Record(c, truth(c)) for c in pool[:3]])
     assert few.roofline_ms(pool[25]) == pytest.approx(few.totals.base_ms(pool[25], SPECS, "fp32"))
+
+
+def test_leave_one_out_predicts_each_record_as_a_fit_to_the_others_would():
+    # The device page's predicted-vs-measured column: one shared set of terms and warm-started refits must give
+    # what fitting the other records from scratch gives, for records with a kernel list and without.
+    rng = random.Random(5)
+    with_kernels = [kernel_costs(rng.uniform(1e6, 2e9), rng.uniform(1e5, 2e8)) for _ in range(12)]
+    totals_only = [costs(rng.uniform(0.1, 10), mparams=rng.uniform(1, 30)) for _ in range(4)]
+    records = [Record(c, rng.uniform(0.8, 1.25) * (1 + LatencyModel.fit(SPECS, "fp32", []).predict_ms(c)))
+               for c in with_kernels + totals_only]
+    for i, (predicted, backed_by) in enumerate(leave_one_out(SPECS, "fp32", records)):
+        others = records[:i] + records[i + 1:]
+        assert backed_by == len(others)
+        assert predicted == pytest.approx(LatencyModel.fit(SPECS, "fp32", others).predict_ms(records[i].costs),
+                                          rel=1e-3)
