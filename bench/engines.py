@@ -252,7 +252,7 @@ def table_for(label: str, model, info: dict, input_size: int, work: Path, *, slo
                     measure_kwargs=MEASURE)
     table["seconds"] = round(time.perf_counter() - t0)
     table["n_val"] = len(validation.samples)
-    table["skipped"] = [e for e in engines_here(slow=True) if e not in engines]
+    table["skipped"] = [e for e in engines_here(slow=True) if e not in engines and e in SLOW_UNTUNED]
     table["not_for_detection"] = {e: why for e, why in NO_DETECTION.items() if task == "detection"}
     pick, fastest = table["pick"], table["fastest"]
     table["label"] = label
