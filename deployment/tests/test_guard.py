@@ -61,6 +61,7 @@ def test_a_bad_calibration_set_trips_the_guard_and_it_falls_back_by_itself(setup
 
 def test_the_ladder_orders_the_fallbacks():
     steps = [s[0] for s in ladder("onnxruntime", "int8", "detection", more_calibration=None, validation=None)]
-    assert steps == ["as asked", "detection head kept in float", "most sensitive layers kept in float", "fp16"]
+    assert steps == ["as asked", "detection decode kept in float", "detection head kept in float",
+                     "most sensitive layers kept in float", "fp16"]
     assert [s[1] for s in ladder("openvino", "bf16", "classification", more_calibration=None,
                                  validation=None)] == ["bf16", "fp32"]

@@ -22,15 +22,32 @@ from .base import (
 )
 
 HEAD_PATTERN = re.compile(r"^/model\.(\d+)/")  # ultralytics' layers export as /model.<index>/…; the last is Detect
+# Inside the head, the branches' hidden convolution blocks (box branch cv2.<level>.0/.1, class branch cv3.<level>.0/.1,
+# depthwise pairs included) hold most of its arithmetic: at 640 px they run on 80x80 maps. What follows them — the
+# 1x1 output convolutions (.2), the DFL softmax, the box decode in input pixels, the class sigmoid and the concat of
+# boxes (0-640) with scores (0-1) into one tensor — is little arithmetic, and is what int8 breaks: one uint8 scale
+# cannot carry pixel coordinates and probabilities at once.
+HEAD_BODY = re.compile(r"^/model\.\d+/cv[23]\.\d+/cv[23]\.\d+\.[01]/")
 
 
-def head_nodes(onnx_model) -> list[str]:
-    """Names of the detection head's nodes (the highest-numbered ultralytics layer); [] for other graphs."""
+def head_nodes(onnx_model, *, decode_only: bool = False) -> list[str]:
+    """Names of the detection head's nodes (the highest-numbered ultralytics layer); [] for other graphs.
+    decode_only: the head's output convolutions and decode alone, without the branches' hidden blocks."""
     indices = [int(m.group(1)) for n in onnx_model.graph.node if (m := HEAD_PATTERN.match(n.name))]
     if not indices:
         return []
     prefix = f"/model.{max(indices)}/"
-    return [n.name for n in onnx_model.graph.node if n.name.startswith(prefix)]
+    return [n.name for n in onnx_model.graph.node if n.name.startswith(prefix)
+            and not (decode_only and HEAD_BODY.match(n.name))]
+
+
+def head_float_note(options: dict) -> str:
+    """What of the head an int8 conversion keeps in float, for its log line ('' when nothing)."""
+    if options.get("head_in_float"):
+        return "detection head kept in float"
+    if options.get("decode_in_float"):
+        return "detection head's output convolutions and decode kept in float"
+    return ""
 
 
 class OnnxRuntimeConverter:
@@ -97,8 +114,8 @@ class OnnxRuntimeConverter:
             with _quiet_root():
                 _pre_process(source.onnx_path, prepared)
                 keep_float = list(options.get("keep_float") or [])
-                if options.get("head_in_float"):
-                    keep_float += head_nodes(onnx.load(str(prepared)))
+                if options.get("head_in_float") or options.get("decode_in_float"):
+                    keep_float += head_nodes(onnx.load(str(prepared)), decode_only=not options.get("head_in_float"))
                 options["keep_float"] = sorted(set(keep_float))
                 options.setdefault("format", "QDQ, per-channel int8 weights, uint8 activations, MinMax calibration")
                 say(report, f"ONNX Runtime int8: static QDQ calibrated on {len(calibration)} {calibration.split} "

@@ -26,7 +26,7 @@ from .base import (
     require_calibration,
     say,
 )
-from .onnxruntime import HEAD_PATTERN
+from .onnxruntime import HEAD_PATTERN, head_float_note
 
 
 def _capabilities() -> set[str]:
@@ -112,17 +112,19 @@ class OpenVinoConverter:
 
         names = list(options.get("keep_float") or [])
         patterns = []
-        if options.get("head_in_float"):
+        if options.get("head_in_float") or options.get("decode_in_float"):
             heads = [int(m.group(1)) for op in model.get_ops() if (m := HEAD_PATTERN.match(op.get_friendly_name()))]
             if heads:
-                patterns.append(rf"^/model\.{max(heads)}/.*")
+                # the whole head, or all of it but the branches' hidden blocks (onnxruntime.HEAD_BODY)
+                body = "" if options.get("head_in_float") else r"(?!cv[23]\.\d+/cv[23]\.\d+\.[01]/)"
+                patterns.append(rf"^/model\.{max(heads)}/{body}.*")
         options["keep_float"] = names
         options["keep_float_patterns"] = patterns
         ignored = nncf.IgnoredScope(names=names, patterns=patterns, validate=False) if names or patterns else None
         preset = nncf.QuantizationPreset.MIXED if source.task == "detection" else nncf.QuantizationPreset.PERFORMANCE
         options.setdefault("method", f"NNCF post-training quantisation, {preset.value} preset")
         say(report, f"OpenVINO int8: NNCF post-training quantisation on {len(calibration)} {calibration.split} "
-                    "images" + (", detection head kept in float" if patterns else "")
+                    "images" + (f", {head_float_note(options)}" if patterns else "")
                     + (f", {len(names)} layer(s) kept in float" if names else "") + ".")
         dataset = nncf.Dataset(list(calibration.arrays()))
         kwargs = {"subset_size": len(calibration), "preset": preset}
