@@ -49,8 +49,7 @@ RESNET_RECIPE = {"optimizer": "adamw", "lr": 0.002, "precise_bn": True, "augment
 SKIP: set[str] = set()  # --skip
 SLOW_UNTUNED = ("tvm",)  # measured on the demo models only unless --tvm-all
 # Engines the portal does not offer for detectors (projects.engine_support.TASK_ENGINES), with the reason seen
-NO_DETECTION = {"tflite": "onnx2tf 1.29 fails on the YOLO11n export (C3k2 block: 'Dimensions must be equal, but are 32 "
-                          "and 16' at /model.2/m.0/Add), so TFLite is offered for classification only"}
+NO_DETECTION: dict[str, str] = {}
 ALL_MODELS = ("resnet18_224", "yolo_320", "yolo_640", "digits", "detect_demo")
 
 

@@ -18,11 +18,16 @@ Then, for every record, the latency model is fitted to the others and predicts i
 median |error|, Spearman rank correlation, and how the error falls as 0 (datasheet prior only), 3, 6 and all other
 records are used (random subsets, averaged over draws).
 
-    python bench/latency_prediction.py [--quick] [--rounds 3] [--reuse MEASUREMENTS.json]
+The same leave-one-out is run on the networks' totals alone (no kernel list): the latency model's totals form, the
+model before the per-kernel roofline, printed as one line for comparison.
+
+    python bench/latency_prediction.py [--quick] [--rounds 3] [--reuse MEASUREMENTS.json] [--exports DIR]
+    python bench/latency_prediction.py --exports DIR --export-only
 
 --reuse re-analyses earlier measurements instead of measuring again (for working on the model; the headline
-numbers come from a run that measures). Prints the tables, writes bench/results/latency_prediction.json; the last
-line is the headline against the target.
+numbers come from a run that measures). --exports keeps the ONNX exports in DIR and reuses them, so the exports
+(minutes on two cores) can run as a phase of their own before the timing phase, which wants the machine to itself.
+Prints the tables, writes bench/results/latency_prediction.json; the last line is the headline against the target.
 """
 
 import argparse
@@ -57,29 +62,37 @@ STEPS = (0, 3, 6, None)  # None: all other records
 DRAWS = 20
 
 
-def measure(candidates, rounds: int) -> list[dict]:
+def measure(candidates, rounds: int, exports: Path | None = None, export_only: bool = False) -> list[dict]:
     """Export every candidate once, then time them all in `rounds` interleaved rounds (shuffled each round, so a
-    burst of others' load hits different candidates)."""
+    burst of others' load hits different candidates). exports: a folder that keeps the ONNX files (and reuses
+    those already there), so exporting and timing can run as separate phases."""
     import tempfile
 
+    with tempfile.TemporaryDirectory(prefix="tango-latency-bench-") as scratch:  # the exports take ~2 GB
+        folder = Path(exports or scratch)
+        path = _export(REFERENCE[0], REFERENCE[1], folder / "reference")[0]
+        exported = _export_all(candidates, folder)
+        return [] if export_only else _time_rounds(exported, rounds, (path, REFERENCE[1]))
+
+
+def _export(name: str, size: int, folder: Path) -> tuple[Path, str | None]:
     from recommender.ort_timing import export_zoo_model
 
-    with tempfile.TemporaryDirectory(prefix="tango-latency-bench-") as folder:  # the exports take ~2 GB
-        reference = Path(folder) / "reference"
-        path, _ = export_zoo_model(REFERENCE[0], num_classes=NUM_CLASSES, input_size=REFERENCE[1], folder=reference)
-        return _time_rounds(_export_all(candidates, Path(folder)), rounds, (path, REFERENCE[1]))
+    path = folder / f"{name}-{size}.onnx"
+    if path.exists():  # exported by an earlier phase (--exports): the same zoo model, the same seed
+        return path, None
+    folder.mkdir(parents=True, exist_ok=True)
+    return export_zoo_model(name, num_classes=NUM_CLASSES, input_size=size, folder=folder)
 
 
 def _export_all(candidates, folder: Path) -> list:
-    from recommender.ort_timing import export_zoo_model
-
     exported = []
     for name, size in candidates:
         task, costs = profile(name, size)
-        path, signature = export_zoo_model(name, num_classes=NUM_CLASSES, input_size=size, folder=folder)
+        path, signature = _export(name, size, folder)
         # A classifier is profiled as exported; a detector's layers are profiled on meta (its box decoding, a few
         # element-wise ops, is not in its costs), so only a classifier's signature can be compared.
-        assert task == "detection" or signature == costs.signature, "profiled and exported networks must match"
+        assert task == "detection" or signature in (None, costs.signature), "profiled and exported networks differ"
         exported.append((task, name, size, path, costs))
         print(f"exported {name} at {size} px ({task})", flush=True)
     return exported
@@ -151,7 +164,15 @@ def main():
     parser.add_argument("--quick", action="store_true", help="six candidates (a smoke run, not the headline)")
     parser.add_argument("--reuse", type=Path, help="analyse these measurements instead of measuring")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds per candidate")
+    parser.add_argument("--exports", type=Path, help="keep the ONNX exports in this folder and reuse those there")
+    parser.add_argument("--export-only", action="store_true", help="export into --exports, time nothing")
     args = parser.parse_args()
+    if args.export_only:
+        if not args.exports:
+            parser.error("--export-only needs --exports")
+        measure(QUICK if args.quick else CLASSIFICATION + DETECTION, args.rounds, args.exports, export_only=True)
+        print(f"exported into {args.exports}")
+        return
 
     from recommender.engine.latency import DeviceSpecs
     from recommender.host import read_host_specs
@@ -164,19 +185,27 @@ def main():
     if args.reuse:
         rows = json.loads(args.reuse.read_text())
     else:
-        rows = measure(QUICK if args.quick else CLASSIFICATION + DETECTION, args.rounds)
+        rows = measure(QUICK if args.quick else CLASSIFICATION + DETECTION, args.rounds, args.exports)
         raw = ROOT / "bench" / "results" / "latency_prediction_measurements.json"
         raw.parent.mkdir(parents=True, exist_ok=True)
         raw.write_text(json.dumps(rows, indent=1))
+    rows = [_with_kernels(r) for r in rows]
     results = {key: analyse(rows, specs, key) for key in ("raw_ms", "corrected_ms")}
     for key, title in (("raw_ms", "RAW (as measured)"), ("corrected_ms", "DRIFT-CORRECTED (the headline)")):
         print_table(rows, results[key], title, key)
+    # The same records with the networks' totals only (no kernel list): the model before the per-kernel roofline.
+    totals = [{**r, "costs": {**r["costs"], "kernels": {}}} for r in rows]
+    results["corrected_totals_form"] = {"curve": analyse(totals, specs, "corrected_ms")["curve"]}
+    s = results["corrected_totals_form"]["curve"]["all"]
+    print(f"totals form (network totals, no kernel list), drift-corrected, all records: {100 * s['within_10']:.0f}% "
+          f"within ±10%, {100 * s['within_20']:.0f}% within ±20%, median error {100 * s['median_error']:.1f}%")
     headline = results["corrected_ms"]["curve"]["all"]["within_10"]
     summary = {"candidates": len(rows), "tasks": sorted({r["task"] for r in rows}), "engine": "onnxruntime",
                "precision": "fp32", "batch": 1, "reference": list(REFERENCE),
                "timing": "CPU time of a one-thread session: p10 of >= 10 runs and 1 s, median of the rounds; "
                          "corrected: relative to the interleaved reference, times its median",
                "raw": results["raw_ms"], "corrected": results["corrected_ms"],
+               "corrected_totals_form": results["corrected_totals_form"],
                "round_spread_median": {k: statistics.median(r[k] for r in rows)
                                        for k in ("raw_spread", "corrected_spread")},
                "target_within_10": TARGET_WITHIN_10, "load_average_before": load_before,
@@ -217,8 +246,18 @@ def print_table(rows, result: dict, title: str, key: str) -> None:
     for k, s in result["curve"].items():
         print(f"{k:>12s} {100 * s['within_10']:5.0f}% {100 * s['within_20']:5.0f}% {100 * s['median_error']:9.1f}% "
               f"{100 * s['p90_error']:7.1f}% {s['spearman']:8.3f}")
-    print(f"measurement noise: median spread between a candidate's rounds "
-          f"{100 * statistics.median(r[spread] for r in rows):.1f}%")
+    rounds = "round_latencies_ms" if key == "raw_ms" else "round_corrected_ms"
+    agree = [max(abs(t / r[key] - 1) for t in r[rounds]) <= 0.10 for r in rows]
+    median_spread = statistics.median(r[spread] for r in rows)
+    print(f"measurement noise: median spread between a candidate's rounds {100 * median_spread:.1f}%; "
+          f"every round within ±10% of the candidate's median for {100 * sum(agree) / len(agree):.0f}% of candidates")
+
+
+def _with_kernels(row: dict) -> dict:
+    """Measurements saved before the kernel lists (--reuse) are profiled again: the costs are the model's own."""
+    if row["costs"].get("kernels"):
+        return row
+    return {**row, "costs": profile(row["model"], row["input_size"])[1].as_dict()}
 
 
 def _record(row, key: str):

@@ -13,8 +13,8 @@ from tango_common.engines import ENGINES, engine_problem, engine_support
 from .models import Precision, Task
 
 # The engines whose converters build detection models too, through the accuracy guard (head kept in float for
-# int8; deployment/tests/test_detect_convert.py); the others are built for classification models only.
-TASK_ENGINES = {Task.DETECTION: ("pytorch", "onnxruntime", "openvino", "tensorrt")}
+# int8; deployment/tests/test_detect_convert.py, test_tflite_detect.py); the others build classification models only.
+TASK_ENGINES = {Task.DETECTION: ("pytorch", "onnxruntime", "openvino", "tensorrt", "tflite")}
 TASK_PRECISIONS: dict[str, tuple[str, ...]] = {}
 
 

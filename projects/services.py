@@ -1,6 +1,6 @@
 """Writes for teams, datasets and projects. Callers check access first (projects.access)."""
 
-import errno
+import contextlib
 import logging
 import shutil
 import tempfile
@@ -20,7 +20,7 @@ from .engine_support import engine_choice_problem, precision_choice_problem
 from .jobs.errors import JobNotAllowed
 from .jobs.registry import options_schema
 from .jobs.selectors import active_job_exists
-from .jobs.storage import project_dir, relative
+from .jobs.storage import project_dir, relative, storage_problem
 from .models import Dataset, Membership, Project, Role, RunMode, Team
 
 log = logging.getLogger(__name__)
@@ -118,12 +118,7 @@ def dataset_create(*, team: Team, name: str, task: str, upload, user=None) -> Da
 def storage_error_message(exc: OSError) -> str:
     """What to tell a user whose upload the server could not write (no paths: they are the server's business)."""
     log.error("Could not store an upload: %s", exc)
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-        reason = "the server's storage is full"
-    elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        reason = "the server cannot write to its data folder"
-    else:
-        reason = "the server could not write it"
+    reason = storage_problem(exc) or "the server could not write it"
     return f"The upload could not be stored: {reason}. Nothing was kept; tell an administrator."
 
 
@@ -277,8 +272,7 @@ def project_weights_set(*, project: Project, upload) -> Project:
             raise ValidationError({"file": str(exc).replace(partial.name, name)}) from None
         digest = sha256_file(partial)
         final = folder / f"{digest[:16]}.pt"
-        folder.mkdir(parents=True, exist_ok=True)
-        partial.replace(final)
+        _keep(partial, final)
     finally:
         partial.unlink(missing_ok=True)
     old = project.weights_path
@@ -288,6 +282,20 @@ def project_weights_set(*, project: Project, upload) -> Project:
     if old and old != project.weights_path:
         (Path(settings.MEDIA_ROOT) / old).unlink(missing_ok=True)
     return project
+
+
+def _keep(partial: Path, final: Path) -> None:
+    """Rename the checked file into the project's folder; a folder the server cannot write is the user's clear error,
+    with no folder of ours left behind."""
+    created = [p for p in (final.parent, *final.parent.parents) if not p.exists()]
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        partial.replace(final)
+    except OSError as exc:
+        for folder in created:  # innermost first
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise ValidationError({"file": storage_error_message(exc)}) from None
 
 
 def _spool_weights(upload) -> tuple[Path, int]:

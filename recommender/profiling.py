@@ -1,7 +1,8 @@
 """Costs of a candidate network, measured from the model itself (the shell's glue between the zoo and the core).
 
 The model is built on PyTorch's meta device: shapes propagate through the forward pass, nothing is allocated or
-computed, so even ResNet-203 at 1280 px profiles in well under a second. Forward hooks count what the core needs.
+computed, so even ResNet-203 at 1280 px profiles in well under a second. Forward hooks count what the core needs;
+the same pass, seen from PyTorch's dispatcher, lists the kernels a runtime executes (the latency model's input).
 The architecture signature hashes the model's layer listing and the input size, so two names for one network
 share a cache row and an edited network gets its own. Imported only where models are built (worker, bench).
 """
@@ -11,7 +12,7 @@ import hashlib
 import torch
 
 from recommender.engine.costs import Costs
-from tango_common.op_counter import OpCounter
+from tango_common.op_counter import KernelCounter, OpCounter
 
 
 def architecture_signature(model, input_size: int) -> str:
@@ -31,7 +32,7 @@ def profile_model(model, input_size: int) -> Costs:
     hooks = counter.attach(model)
     try:
         device = next(model.parameters()).device
-        with torch.no_grad():
+        with torch.no_grad(), KernelCounter() as kernels:
             model(torch.zeros(1, 3, input_size, input_size, device=device))
     finally:
         for hook in hooks:
@@ -40,7 +41,8 @@ def profile_model(model, input_size: int) -> Costs:
     return Costs(params=params, flops=2.0 * counter.macs, weight_bytes=4.0 * params,
                  activation_bytes=4.0 * counter.activation_values, peak_activation_bytes=4.0 * counter.peak_values,
                  layers=counter.layers, ops=counter.ops, signature=architecture_signature(model, input_size),
-                 extra={"conv1x1_flops": 2.0 * counter.macs_1x1, "linear_flops": 2.0 * counter.macs_linear})
+                 extra={"conv1x1_flops": 2.0 * counter.macs_1x1, "linear_flops": 2.0 * counter.macs_linear},
+                 kernels=kernels.profile())
 
 
 def build_detection_on_meta(model_name: str, *, num_classes: int):

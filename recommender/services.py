@@ -84,7 +84,7 @@ def architecture_costs(*, model_name: str, num_classes: int, input_size: int, ta
     """
     row = ArchitectureCost.objects.filter(model_name=model_name, input_size=input_size,
                                           num_classes=num_classes).first()
-    if row is None:
+    if row is None or not row.costs.get("kernels"):  # a row from before the kernel lists: profile it again
         row = _profile_and_store(model_name, num_classes, input_size, {"task": task, "family": family,
                                                                         "level": level})
     return Costs.from_dict(row.costs)
@@ -93,8 +93,11 @@ def architecture_costs(*, model_name: str, num_classes: int, input_size: int, ta
 def _profile_and_store(model_name: str, num_classes: int, input_size: int, about: dict) -> ArchitectureCost:
     costs = _profile_cached(model_name, num_classes, input_size)
     stored = {**costs.as_dict(), "extra": {**costs.extra, **about}}
-    row, _ = ArchitectureCost.objects.get_or_create(signature=costs.signature, defaults={
+    row, created = ArchitectureCost.objects.get_or_create(signature=costs.signature, defaults={
         "model_name": model_name, "input_size": input_size, "num_classes": num_classes, "costs": stored})
+    if not created and not row.costs.get("kernels"):
+        row.costs = {**stored, "extra": {**stored["extra"], **row.costs.get("extra", {})}}  # keeps its task, family
+        row.save(update_fields=["costs"])
     return row
 
 

@@ -1,5 +1,7 @@
 """The train stage: the Django shell around training.engine."""
 
+import re
+
 from projects.jobs.errors import StageError
 from projects.jobs.selectors import latest_succeeded
 from projects.jobs.storage import absolute, job_dir, relative
@@ -14,6 +16,7 @@ from .hooks import network_source
 from .models import TrainingRun
 
 GATE_OPTIONS = ("min_accuracy", "quality_gate")  # options of the quality gate, not of the training loop
+EPOCH_LINE = re.compile(r"epoch (\d+)/\d+  train loss")  # training.engine.train.epoch_line, not the progress bar
 
 
 def user_training_options(project) -> dict:
@@ -64,6 +67,22 @@ def _weights_label(project, config) -> str | None:
     if not config.weights_path:
         return None
     return f"uploaded: {project.weights_name}" if project.weights_path else "inherited from the supernet search"
+
+
+def _restore_epoch_lines(job, report, history: list[dict], epochs: int) -> None:
+    """Before a retry resumes, write the line of every epoch its checkpoint holds that the console lacks: a worker
+    killed after saving an epoch's checkpoint and before writing its line would otherwise leave that epoch out of
+    the console for good (the retry starts after it)."""
+    from .engine.train import epoch_line
+
+    texts = job.log_lines.filter(text__startswith="epoch ").values_list("text", flat=True)
+    shown = {int(match.group(1)) for text in texts if (match := EPOCH_LINE.match(text))}
+    best = -1.0
+    for record in history:
+        improved, best = record["top1"] > best, max(best, record["top1"])
+        if record["epoch"] not in shown:
+            report(f"{epoch_line(record, epochs, improved)}  (from the checkpoint: the stopped attempt saved this "
+                   "epoch but not its line)")
 
 
 def train_stage(job, report) -> dict:
@@ -117,7 +136,8 @@ def train_stage(job, report) -> dict:
     retry = job.attempt > 1  # a retried run continues from the checkpoint its cancelled or failed attempt left
     result = train(data_dir=dataset.root, class_names=dataset.class_names, config=config,
                    out_dir=job_dir(job, keep=retry), report=report, on_epoch=on_epoch, resume=retry,
-                   model_factory=source.build if source else None)
+                   model_factory=source.build if source else None,
+                   on_resume=lambda history: _restore_epoch_lines(job, report, history, config.epochs))
     run.architecture.update(params=result.params, flops=result.flops, macs=result.macs)
     run.history = result.history
     run.metrics = {key: getattr(result, key) for key in (

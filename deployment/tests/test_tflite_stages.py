@@ -56,3 +56,37 @@ def test_convert_benchmark_and_package_a_tflite_model_for_a_phone_class_device(s
         assert "model.tflite" in archive.namelist()
         assert "ai-edge-litert==" in archive.read("requirements.txt").decode()
     assert any("PASSED" in line for line in lines)
+
+
+@pytest.mark.timeout(1200)  # trains a YOLO11n for one epoch, then onnx2tf builds it (minutes on a loaded host)
+@pytest.mark.django_db(transaction=True)
+def test_a_detection_project_for_a_phone_gets_a_tflite_detector_with_boxes_in_its_bundle(monkeypatch):
+    from projects.jobs import services as job_services
+    from training.tests.test_detection_stage import detection_project, run_stage
+
+    monkeypatch.setattr(job_services, "_dispatch", lambda *args: None)
+    project = detection_project(factories.team_with("Vision", alice="owner"))
+    project.device = factories.device("Galaxy_S22", accelerator_kind="adreno_gpu", engines=["pytorch", "tflite"])
+    project.engine, project.precision = "tflite", "fp16"
+    project.save()
+    run_stage(project, "recommend")
+    run_stage(project, "train")
+
+    convert = run_stage(project, "convert")
+    target = Artifact.objects.get(pk=convert.result["target"]["artifact"])
+    assert (target.kind, target.engine, target.status) == (Artifact.Kind.TFLITE, "tflite", "verified")
+    guard = target.checks["guard"]
+    assert guard["passed"] and {"map50", "map50_95"} <= set(guard["attempts"][-1]["metrics"])
+    log = list(convert.log_lines.values_list("text", flat=True))
+    assert any("TFLite interpreter against PyTorch" in line for line in log)
+
+    rows = run_stage(project, "benchmark").result["rows"]
+    tflite = next(r for r in rows if r.get("engine") == "tflite")
+    assert tflite["latency_p50_ms"] > 0
+
+    package = run_stage(project, "package")
+    bundle = Artifact.objects.get(job=package, kind="bundle")
+    assert (bundle.status, bundle.engine) == ("verified", "tflite") and "smoke_test.py" in bundle.checks["ran"]
+    with zipfile.ZipFile(absolute(bundle.path)) as archive:
+        assert "model.tflite" in archive.namelist()
+        assert "draw" in archive.read("infer.py").decode()  # the detector's infer.py: boxes out, drawn

@@ -17,6 +17,7 @@ from .log import JobLog, JobLogHandler
 from .models import Job, JobStatus
 from .registry import stage_get, stage_next
 from .services import job_enqueue
+from .storage import storage_problem
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +89,11 @@ def job_execute(*, job_id: int, attempt: int) -> None:
         _finish(job, attempt, log, JobStatus.FAILED, f"{stage.label} failed: {text}", error=text, result=exc.result)
     except Exception as exc:
         logger.exception("job %s (%s) failed", job.pk, job.stage)  # the server's log keeps the real paths
+        if problem := storage_problem(exc):  # the administrator's to fix, said as such: no traceback
+            text = (f"{problem[0].upper()}{problem[1:]}, so this stage could not write its files. Tell an "
+                    "administrator, then retry.")
+            _finish(job, attempt, log, JobStatus.FAILED, f"{stage.label} failed: {text}", error=text)
+            return
         log.write(user_text(traceback.format_exc().rstrip()))
         text = user_text(str(exc) or repr(exc))
         _finish(job, attempt, log, JobStatus.FAILED, f"{type(exc).__name__}: {text}", error=text)

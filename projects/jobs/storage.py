@@ -1,6 +1,7 @@
 """Where a project's files live: MEDIA_ROOT/projects/<project>/ (jobs/<job>/, weights/); a catalog job's (no
 project) under MEDIA_ROOT/catalog/jobs/<job>/. One place for the layout."""
 
+import errno
 import shutil
 from pathlib import Path
 
@@ -36,3 +37,29 @@ def relative(path: Path) -> str:
 
 def absolute(relative_path: str) -> Path:
     return Path(settings.MEDIA_ROOT) / relative_path
+
+
+FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+UNWRITABLE_ERRNOS = (errno.EACCES, errno.EPERM, errno.EROFS)
+
+
+def storage_problem(exc: BaseException) -> str | None:
+    """Why the server could not write its files, in words and without a path; None for any other error.
+
+    A full disk is one wherever it happens. A refused write counts only when it names a file under the data folder:
+    a PermissionError elsewhere (a tool that may not run, say) is another kind of problem."""
+    if not isinstance(exc, OSError):
+        return None
+    if exc.errno in FULL_ERRNOS:
+        return "the server's storage is full"
+    if exc.errno in UNWRITABLE_ERRNOS and any(_in_data_folder(name) for name in (exc.filename, exc.filename2)):
+        return "the server cannot write to its data folder"
+    return None
+
+
+def _in_data_folder(name) -> bool:
+    if not name or not isinstance(name, (str, Path)):
+        return False
+    path = Path(name).resolve()
+    roots = {Path(settings.MEDIA_ROOT).resolve(), Path(getattr(settings, "DATA_DIR", settings.MEDIA_ROOT)).resolve()}
+    return any(path == root or root in path.parents for root in roots)

@@ -74,8 +74,8 @@ class Process:
         self.log.close()
 
 
-def start_worker(log_dir: Path, *, beat: bool = False, **env) -> Process:
-    args = [sys.executable, "-m", "celery", "-A", "tango_site", "worker", "-Q", "cpu,gpu", "--concurrency", "1",
+def start_worker(log_dir: Path, *, beat: bool = False, queues: str = "cpu,gpu", **env) -> Process:
+    args = [sys.executable, "-m", "celery", "-A", "tango_site", "worker", "-Q", queues, "--concurrency", "1",
             "-n", f"test-{uuid.uuid4().hex[:8]}@%h", "--without-gossip", "--without-mingle", "--loglevel", "INFO"]
     if beat:
         args += ["-B", "--schedule", str(log_dir / f"beat-{uuid.uuid4().hex[:6]}")]

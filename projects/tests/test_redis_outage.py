@@ -1,5 +1,7 @@
 """Redis stopped and restarted while a console is open: the console falls back to the database tick, a socket
-opened during the outage is accepted (it was an HTTP 500), and every line arrives once, in order."""
+opened during the outage is accepted (it was an HTTP 500), and every line arrives once, in order. And with a real
+Celery worker on that Redis (its broker and channel layer), a training job running through the restart finishes, and
+its open console shows every line of it."""
 
 import json
 import secrets
@@ -16,8 +18,9 @@ from websockets.sync.client import connect
 from projects.jobs.log import JobLog
 from projects.jobs.models import Job, JobStatus
 from projects.tests import factories
+from projects.tokens import api_token_create
 
-from .live import Process, child_env, free_port
+from .live import Process, child_env, free_port, start_worker
 from .test_live import session_cookie
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -104,6 +107,74 @@ def test_the_console_survives_a_redis_restart(settings, tmp_path):
         assert [line["text"] for line in replayed] == expected
         assert "Traceback" not in web.output()
     finally:
+        web.kill()
+        if redis.proc.poll() is None:
+            redis.stop()
+
+
+@pytest.mark.timeout(1500)  # above the sum of the waits below: training is slow on a busy CI host
+def test_a_job_on_a_real_worker_finishes_across_a_redis_restart_and_its_console_shows_every_line(settings, tmp_path):
+    if not shutil.which("redis-server"):
+        pytest.skip("redis-server is not installed")
+    import requests
+
+    settings.SECRET_KEY = secrets.token_urlsafe(50)
+    redis = RedisServer(tmp_path)
+    redis.start()
+    env = {"REDIS_URL": f"redis://127.0.0.1:{redis.port}/0", "SECRET_KEY": settings.SECRET_KEY}
+    port = free_port()
+    web = Process("web", [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
+                          "tango_site.asgi:application"], child_env(TANGO_LOG_POLL_SECONDS="0.3", **env), tmp_path)
+    worker = start_worker(tmp_path, OMP_NUM_THREADS="1", **env)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_http(url + "/accounts/login/")
+        team = factories.team_with("Vision", alice="owner")
+        project = factories.training_project(team, epochs=3, quality_gate=False)
+        Job.objects.create(project=project, stage="recommend", status=JobStatus.SUCCEEDED, queue="cpu",
+                           result={"model": "resnet18"})
+        _, key = api_token_create(user=team.members.get(), name="test")
+        started = requests.post(f"{url}/api/projects/{project.pk}/stages/train/run/", timeout=60,
+                                headers={"Authorization": f"Token {key}"})  # queued on the worker's Redis
+        assert started.status_code == 202, started.text
+        job = Job.objects.get(project=project, stage="train")
+        headers = {"Cookie": session_cookie("alice"), "Origin": url}
+        with connect(f"ws://127.0.0.1:{port}/ws/jobs/{job.pk}/?format=json", additional_headers=headers,
+                     open_timeout=15) as console:
+            shown = []
+
+            def watch(seconds):
+                """Read the console meanwhile, as a page does (an unread socket stops answering pings)."""
+                end = time.monotonic() + seconds
+                while (left := end - time.monotonic()) > 0:
+                    try:
+                        message = json.loads(console.recv(timeout=left))
+                    except TimeoutError:
+                        return
+                    if message["type"] == "lines":
+                        shown.extend(message["lines"])
+
+            deadline = time.monotonic() + 400
+            while not job.log_lines.filter(text__startswith="epoch 1/3 [").exists():  # training is under way
+                assert time.monotonic() < deadline, "training never started:\n" + worker.output()[-3000:]
+                watch(0.3)
+            redis.stop()
+            watch(8)  # the worker's broker connection and every push fail meanwhile
+            redis.start()
+            deadline = time.monotonic() + 600
+            job.refresh_from_db()
+            while job.status != JobStatus.SUCCEEDED:
+                assert job.status == JobStatus.RUNNING, f"{job.status}: {job.error}\n" + worker.output()[-3000:]
+                assert time.monotonic() < deadline, "the job did not finish:\n" + worker.output()[-3000:]
+                watch(0.5)
+                job.refresh_from_db()
+            stored = list(job.log_lines.order_by("seq").values_list("seq", "text"))
+            if not shown or shown[-1]["seq"] < stored[-1][0]:
+                shown += receive_lines(console, stored[-1][0], timeout=60)
+        assert [(line["seq"], line["text"]) for line in shown] == stored, "every line once, in order"
+        assert stored[-1][1] == "Train succeeded."
+    finally:
+        worker.kill()
         web.kill()
         if redis.proc.poll() is None:
             redis.stop()

@@ -29,6 +29,9 @@ class Costs:
     ops: int  # every leaf operation executed (also norms, activations, pools): per-op runtime overhead
     signature: str = ""
     extra: dict = field(default_factory=dict, compare=False)
+    # The kernels a runtime executes (tango_common.op_counter.KernelCounter.profile); empty where the costs were
+    # counted another way (an edited detector's rows, a supernet's subnets): the latency model then reads the totals.
+    kernels: dict = field(default_factory=dict, compare=False)
 
     def as_dict(self) -> dict:
         return asdict(self)

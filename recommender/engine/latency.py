@@ -1,27 +1,45 @@
-"""Latency of a candidate on a device × engine × precision: a roofline prior, corrected by measured records.
-Django-free.
+"""Latency of a candidate on a device × engine × precision: a per-kernel roofline prior from the datasheet,
+fitted to measured records, with a correction from the records nearest the candidate. Django-free.
 
-The model (chosen because it is the roofline's own shape, so it extrapolates to models bigger than any measured,
-and because three coefficients can be pinned by a handful of records):
+The model is nn-Meter's idea (a network's latency is the sum of its kernels' latencies) with a handful of
+parameters instead of a learnt predictor per kernel type, because a device has tens of records, not thousands of
+kernel timings. Each kernel's time comes from its own roofline, not the network's:
 
-    latency = (a · FLOPs / peak  +  b · bytes moved / bandwidth  +  c · operations × 1 µs) · exp(r)
+    convolution   ((a · FLOPs / peak)^4 + (w · weight bytes / bandwidth)^4)^(1/4) + m · activation bytes / bandwidth
+    matrix product, memory-bound kernels (norms, pooling, concatenation, resizing, unfused adds)
+                  g · bytes / bandwidth,   e · bytes / bandwidth
+    activations with an exponential (SiLU, sigmoid, softmax)   x · 20 FLOPs per value / peak
+    every kernel  o · 1 µs (dispatch);  what the runtime fuses into a convolution (BatchNorm, ReLU, a residual add)
+                  costs nothing
 
-The datasheet gives the prior: a = 1 / compute efficiency, b = 1 / bandwidth efficiency, c = per-operation
-runtime overhead (5 µs on a CPU-only device, 20 µs with an accelerator: a kernel launch). Records correct it: the
-three coefficients are fitted per device × engine × precision by least squares on log latency (so the loss is
-relative error, which is what a ±10 % target measures), with a penalty pulling log a, log b, log c toward the
-prior. With no record the prior stands; with a few, mostly the overall scale moves; with many, the balance between
-compute, memory and overhead is learnt too. Coefficients stay positive (fitted in log space).
+A convolution takes the larger of its compute time and the time to stream its weights (a smooth maximum): at batch
+1 on a small feature map a wide layer is bound by its weights, on a large map by its arithmetic. Summing FLOPs and
+weights over the whole network first (the previous model) cannot tell the two apart: ResNet-18 at 64 px and at 224
+px have the same weights and differ 12× in FLOPs, yet 4.5× in latency. The kernel list is read from the model on
+the meta device (tango_common.op_counter.KernelCounter), with the fusions ONNX export and the runtimes make.
 
-r is what the three sums cannot say: how this device departs from its roofline for networks like the ones
-measured (a runtime's kernels suit some layer shapes better than others). It is the kernel-weighted mean of the
-records' log residuals, the weights falling with distance in (log FLOPs, log weight bytes, log activation bytes,
-log operations, share of 1×1-convolution FLOPs), shrunk toward 0 as if one more record at distance 0 said the
-roofline is right. Far from every record, r is 0 and the roofline alone predicts. On this server's 30 bench
-candidates (bench/latency_prediction.py, timings measured under load, drift-corrected) it raised the leave-one-out
-share within ±10 % from 83 % to 90 %.
+The datasheet gives the prior: a = x = 1 / compute efficiency (0.3), w = m = g = e = 1 / bandwidth efficiency (0.5),
+o = 5 µs on a CPU-only device, 20 µs with an accelerator (a kernel launch). Records correct it: the seven
+coefficients are fitted per device × engine × precision by least squares on log latency (the loss is relative
+error, what a ±10 % target measures), with a weak penalty pulling each log coefficient toward the prior.
+Coefficients stay positive (fitted in log space). Seven coefficients need records: until KERNEL_FORM_MIN_RECORDS
+(8) records carry a kernel list, the totals form below predicts (three coefficients, the prior with none).
+bench/latency_prediction.py (30 candidates, ONNX Runtime fp32 on this server, quiet, drift-corrected), leave-one-out
+with all records: 83 % within ±10 % against the totals form's 77 % on the same timings (median error 5.2 % vs 5.3 %;
+a candidate's own repeat rounds all agree within ±10 % for only 80 % of them). With 3 records, on an earlier run
+under load, the kernel form alone managed 49 % within ±10 % against the totals form's 57 %: hence the switch.
 
-Refitting is cheap (a few ms), so callers fit on read, keyed by the record count: every new record recalibrates.
+exp(r) corrects what the sum cannot say (a runtime's kernels suit some layer shapes better than others): r is the
+kernel-weighted mean of the records' log residuals, the weights falling with distance in (log FLOPs, log weight
+bytes, log activation bytes, log operations, share of 1×1-convolution FLOPs), shrunk toward 0 as if one more record
+at distance 0 said the fit is right. Far from every record, r is 0.
+
+The totals form reads the network's sums instead of its kernels: a · FLOPs / peak + b · bytes moved / bandwidth +
+c · operations × 1 µs, fitted to every record (penalty 0.05 toward the prior: with few records mostly the overall
+scale moves), with the same residual correction. It also predicts costs counted without a kernel list (an edited
+detector's rows, a supernet's subnets). bench/latency_prediction.py measures both forms by leave-one-out.
+
+Refitting is cheap (milliseconds), so callers fit on read, keyed by the record count: every new record recalibrates.
 """
 
 import math
@@ -38,12 +56,21 @@ BANDWIDTH_EFFICIENCY = 0.5
 OP_OVERHEAD_S = 20e-6  # per executed operation with an accelerator (kernel launch, framework dispatch)
 OP_OVERHEAD_CPU_S = 5e-6  # per operation on a CPU-only device (dispatch alone: ONNX Runtime measures ~2-3 µs here)
 OP_UNIT_S = 1e-6
+TRANSCENDENTAL_FLOPS = 20  # per value of an exponential activation (SiLU, sigmoid, softmax)
+SMOOTH_MAX = 4  # the power of the smooth maximum between a convolution's compute and weight-streaming times
 # How far records may pull a coefficient from the prior: the penalty's weight on (log coefficient − prior)².
-PRIOR_WEIGHT = 0.05
+PRIOR_WEIGHT = 0.05  # the totals form's three
+KERNEL_PRIOR_WEIGHT = 0.01  # the kernel form's seven: its datasheet balance is further off (one thread on a CPU)
+# The kernel form predicts once this many records have a kernel list; with fewer, the totals form's three
+# coefficients (seven cannot be pinned by three records: leave-one-out on the bench's records says so).
+KERNEL_FORM_MIN_RECORDS = 8
 # The residual correction: the kernel's scale per descriptor (an e-fold in each cost; a quarter of the FLOPs in
 # 1×1 convolutions), and the shrinkage (the weight of the pseudo-record that says "no correction").
 RESIDUAL_SCALES = (1.0, 1.0, 1.0, 1.0, 0.25)
 RESIDUAL_SHRINK = 1.0
+KERNEL_TERMS = ("conv compute", "conv weights", "conv activations", "matrix products", "memory-bound kernels",
+                "exponential activations", "per-kernel overhead")
+TOTAL_TERMS = ("compute", "memory", "per-operation overhead")
 
 
 @dataclass(frozen=True)
@@ -55,9 +82,17 @@ class DeviceSpecs:
     peak_int8_gops: float | None = None
     cpu_only: bool = False  # no accelerator: the per-operation overhead prior is a CPU's
 
+    def overhead_prior(self) -> float:
+        return (OP_OVERHEAD_CPU_S if self.cpu_only else OP_OVERHEAD_S) / OP_UNIT_S
+
     def prior_coefficients(self) -> np.ndarray:
-        overhead = OP_OVERHEAD_CPU_S if self.cpu_only else OP_OVERHEAD_S
-        return np.array([1 / COMPUTE_EFFICIENCY, 1 / BANDWIDTH_EFFICIENCY, overhead / OP_UNIT_S])
+        """The totals form's prior (compute, memory, overhead)."""
+        return np.array([1 / COMPUTE_EFFICIENCY, 1 / BANDWIDTH_EFFICIENCY, self.overhead_prior()])
+
+    def kernel_prior(self) -> np.ndarray:
+        """The kernel form's prior, in KERNEL_TERMS order."""
+        compute, bandwidth = 1 / COMPUTE_EFFICIENCY, 1 / BANDWIDTH_EFFICIENCY
+        return np.array([compute, bandwidth, bandwidth, bandwidth, bandwidth, compute, self.overhead_prior()])
 
     def peak_gflops(self, precision: str) -> float:
         """Peak at this precision, falling back to the next wider one when the datasheet gives none."""
@@ -76,7 +111,7 @@ class Record:
 
 
 def features(costs: Costs, specs: DeviceSpecs, precision: str) -> np.ndarray:
-    """Seconds the three roofline terms take at 100 % of the datasheet (the op term in µs units)."""
+    """The totals form: seconds its three terms take at 100 % of the datasheet (the op term in µs units)."""
     compute_s = costs.flops / (specs.peak_gflops(precision) * 1e9)
     moved = costs.weight_bytes_at(precision) + 2 * costs.activation_bytes_at(precision)  # written, then read
     memory_s = moved / (specs.memory_bandwidth_gbps * 1e9)
@@ -84,6 +119,52 @@ def features(costs: Costs, specs: DeviceSpecs, precision: str) -> np.ndarray:
 
 
 PRIOR_COEFFICIENTS = DeviceSpecs(1, 1, 1).prior_coefficients()  # with an accelerator (a CPU's: cpu_only=True)
+
+
+class _Kernels:
+    """The kernel form's inputs for a set of costs, as arrays: each distinct convolution of each network (its
+    datasheet seconds for compute, weights and activations, its count, which network), and per network the
+    datasheet seconds of its other terms."""
+
+    def __init__(self, costs: list[Costs], specs: DeviceSpecs, precision: str):
+        flops_s = 1 / (specs.peak_gflops(precision) * 1e9)
+        bytes_s = bytes_per_value(precision) / 4 / (specs.memory_bandwidth_gbps * 1e9)
+        convs = [(i, *conv) for i, c in enumerate(costs) for conv in c.kernels["conv"]]
+        table = np.array(convs, dtype=float).reshape(-1, 5)
+        self.network = table[:, 0].astype(int)
+        self.compute = table[:, 1] * flops_s
+        self.activations, self.weights = table[:, 2] * bytes_s, table[:, 3] * bytes_s
+        self.count = table[:, 4]
+        k = [c.kernels for c in costs]
+        self.rest = np.array([[x["gemm_bytes"] * bytes_s, x["memory_bytes"] * bytes_s,
+                               x["transcendental_values"] * TRANSCENDENTAL_FLOPS * flops_s, x["kernels"] * OP_UNIT_S]
+                              for x in k]).reshape(-1, 4)
+        self.size = len(costs)
+
+    def seconds(self, coefficients: np.ndarray) -> np.ndarray:
+        a, w, m, *rest = coefficients
+        conv = ((a * self.compute) ** SMOOTH_MAX + (w * self.weights) ** SMOOTH_MAX) ** (1 / SMOOTH_MAX)
+        per_conv = self.count * (conv + m * self.activations)
+        return np.bincount(self.network, per_conv, minlength=self.size) + self.rest @ np.array(rest)
+
+
+class _Totals:
+    def __init__(self, costs: list[Costs], specs: DeviceSpecs, precision: str):
+        self.x = np.array([features(c, specs, precision) for c in costs]).reshape(-1, 3)
+
+    def seconds(self, coefficients: np.ndarray) -> np.ndarray:
+        return self.x @ coefficients
+
+
+def _fit_coefficients(terms, latencies_s: np.ndarray, prior: np.ndarray, prior_weight: float) -> np.ndarray:
+    y = np.log(latencies_s)
+    weight = math.sqrt(prior_weight)
+    log_prior = np.log(prior)
+
+    def residuals(theta):
+        return np.concatenate([np.log(terms.seconds(np.exp(theta))) - y, weight * (theta - log_prior)])
+
+    return np.exp(least_squares(residuals, log_prior, method="lm").x)
 
 
 def descriptor(costs: Costs) -> np.ndarray:
@@ -94,58 +175,84 @@ def descriptor(costs: Costs) -> np.ndarray:
 
 
 @dataclass
-class LatencyModel:
-    specs: DeviceSpecs
-    precision: str
-    coefficients: np.ndarray | None = None  # None: the device's prior
+class _Form:
+    """One form of the model fitted to the records it can read: its coefficients and its leftover residuals."""
+
+    kind: type
+    coefficients: np.ndarray
     records: int = 0
-    fit_error: float | None = None  # median |relative error| on the records it was fitted to
-    # The records' descriptors and log residuals after the roofline fit (the residual correction's data).
     neighbours: np.ndarray = field(default_factory=lambda: np.zeros((0, len(RESIDUAL_SCALES))))
     residuals: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
-    def __post_init__(self):
-        if self.coefficients is None:
-            self.coefficients = self.specs.prior_coefficients()
-
     @classmethod
-    def fit(cls, specs: DeviceSpecs, precision: str, records: list[Record]) -> "LatencyModel":
-        usable = [r for r in records if r.latency_ms > 0]
-        if not usable:
-            return cls(specs, precision)
-        x = np.array([features(r.costs, specs, precision) for r in usable])
-        y = np.log(np.array([r.latency_ms / 1000 for r in usable]))
-        prior = np.log(specs.prior_coefficients())
-        weight = math.sqrt(PRIOR_WEIGHT)
+    def fit(cls, kind, prior, specs, precision, records: list[Record]) -> "_Form":
+        if not records:
+            return cls(kind, prior)
+        terms = kind([r.costs for r in records], specs, precision)
+        latencies = np.array([r.latency_ms / 1000 for r in records])
+        weight = KERNEL_PRIOR_WEIGHT if kind is _Kernels else PRIOR_WEIGHT
+        coefficients = _fit_coefficients(terms, latencies, prior, weight)
+        left = np.log(latencies) - np.log(terms.seconds(coefficients))
+        return cls(kind, coefficients, len(records), np.array([descriptor(r.costs) for r in records]), left)
 
-        def residuals(theta):
-            return np.concatenate([np.log(x @ np.exp(theta)) - y, weight * (theta - prior)])
-
-        theta = least_squares(residuals, prior, method="lm").x
-        left = y - np.log(x @ np.exp(theta))
-        model = cls(specs, precision, np.exp(theta), len(usable),
-                    neighbours=np.array([descriptor(r.costs) for r in usable]), residuals=left)
-        fitted = [model.predict_ms(r.costs) / r.latency_ms - 1 for r in usable]
-        model.fit_error = float(np.median(np.abs(fitted)))
-        return model
-
-    def roofline_ms(self, costs: Costs) -> float:
-        """The fitted roofline alone, without the residual correction."""
-        return float(features(costs, self.specs, self.precision) @ self.coefficients) * 1000
+    def base_ms(self, costs: Costs, specs, precision) -> float:
+        return float(self.kind([costs], specs, precision).seconds(self.coefficients)[0]) * 1000
 
     def correction(self, costs: Costs) -> float:
-        """exp(r): the factor the records near this network put on the roofline (1 with no record near)."""
         if not len(self.residuals):
             return 1.0
         distance = ((self.neighbours - descriptor(costs)) ** 2).sum(axis=1)
         kernel = np.exp(-distance / 2)
         return math.exp(float(kernel @ self.residuals) / (float(kernel.sum()) + RESIDUAL_SHRINK))
 
+
+def has_kernels(costs: Costs) -> bool:
+    return bool(costs.kernels.get("conv") is not None)
+
+
+@dataclass
+class LatencyModel:
+    specs: DeviceSpecs
+    precision: str
+    records: int = 0
+    fit_error: float | None = None  # median |relative error| on the records it was fitted to
+    kernels: _Form | None = None  # None: the device's prior
+    totals: _Form | None = None
+
+    def __post_init__(self):
+        self.kernels = self.kernels or _Form(_Kernels, self.specs.kernel_prior())
+        self.totals = self.totals or _Form(_Totals, self.specs.prior_coefficients())
+
+    @classmethod
+    def fit(cls, specs: DeviceSpecs, precision: str, records: list[Record]) -> "LatencyModel":
+        """The kernel form fitted to the records with a kernel list, the totals form to every record."""
+        usable = [r for r in records if r.latency_ms > 0]
+        if not usable:
+            return cls(specs, precision)
+        listed = [r for r in usable if has_kernels(r.costs)]
+        kernels = _Form.fit(_Kernels, specs.kernel_prior(), specs, precision, listed)
+        totals = _Form.fit(_Totals, specs.prior_coefficients(), specs, precision, usable)
+        model = cls(specs, precision, len(usable), kernels=kernels, totals=totals)
+        model.fit_error = float(np.median([abs(model.predict_ms(r.costs) / r.latency_ms - 1) for r in usable]))
+        return model
+
+    def _form(self, costs: Costs) -> _Form:
+        listed = has_kernels(costs) and self.kernels.records >= KERNEL_FORM_MIN_RECORDS
+        return self.kernels if listed else self.totals
+
+    def roofline_ms(self, costs: Costs) -> float:
+        """The fitted per-kernel (or totals) roofline alone, without the residual correction."""
+        return self._form(costs).base_ms(costs, self.specs, self.precision)
+
+    def correction(self, costs: Costs) -> float:
+        """exp(r): the factor the records near this network put on the roofline (1 with no record near)."""
+        return self._form(costs).correction(costs)
+
     def predict_ms(self, costs: Costs) -> float:
         return self.roofline_ms(costs) * self.correction(costs)
 
     def prior_ms(self, costs: Costs) -> float:
-        return float(features(costs, self.specs, self.precision) @ self.specs.prior_coefficients()) * 1000
+        return LatencyModel(self.specs, self.precision).roofline_ms(costs)
 
     def confidence(self) -> str:
         if not self.records:
@@ -153,6 +260,10 @@ class LatencyModel:
         return f"fitted to {self.records} measured record{'s' if self.records != 1 else ''}"
 
     def describe(self) -> dict:
-        a, b, c = self.coefficients
-        return {"records": self.records, "compute_efficiency": 1 / a, "bandwidth_efficiency": 1 / b,
-                "op_overhead_us": c * OP_UNIT_S * 1e6, "fit_error": self.fit_error, "confidence": self.confidence()}
+        kernel = dict(zip(KERNEL_TERMS, self.kernels.coefficients.tolist(), strict=True))
+        total = dict(zip(TOTAL_TERMS, self.totals.coefficients.tolist(), strict=True))
+        return {"records": self.records, "kernel_records": self.kernels.records,
+                "compute_efficiency": 1 / kernel["conv compute"],
+                "weight_bandwidth_efficiency": 1 / kernel["conv weights"],
+                "kernel_overhead_us": kernel["per-kernel overhead"] * OP_UNIT_S * 1e6, "kernel_coefficients": kernel,
+                "totals_coefficients": total, "fit_error": self.fit_error, "confidence": self.confidence()}

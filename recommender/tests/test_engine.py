@@ -163,3 +163,38 @@ def test_the_paper_comparison_names_the_disagreement():
     assert paper_comparison(ranking, "small", "Small") == "The paper's rule and the data agree: Small."
     line = paper_comparison(ranking, "large", "Large")
     assert line.startswith("They disagree: the paper's Large is predicted at") and "Small" in line
+
+
+def test_the_kernel_list_fuses_what_a_runtime_fuses_and_sees_functional_concatenations():
+    from recommender.profiling import build_on_meta, profile_model
+
+    resnet = profile_model(build_on_meta("resnet18", num_classes=10, input_size=64), 64).kernels
+    densenet = profile_model(build_on_meta("densenet121", num_classes=10, input_size=64), 64).kernels
+    # ResNet-18: 20 convolutions (the shortcuts' 1x1 among them), each BatchNorm, ReLU and residual add fused.
+    assert sum(count for *_, count in resnet["conv"]) == 20 and resnet["fused"] == 45
+    # DenseNet's BatchNorm-ReLU before each convolution reads a concatenation: memory-bound kernels of their own.
+    assert densenet["memory_bytes"] > 10 * resnet["memory_bytes"] and densenet["kernels"] > 3 * resnet["kernels"]
+
+
+def kernel_costs(flops_per_conv: float, weights_per_conv: float, convs: int = 10) -> Costs:
+    """A plain chain of convolutions: each with these FLOPs and weight bytes, 1 MB of activations."""
+    base = costs(flops_per_conv * convs / 1e9, mparams=weights_per_conv * convs / 4e6, ops=2 * convs)
+    kernels = {"conv": [[flops_per_conv, 1e6, weights_per_conv, convs]], "gemm_bytes": 0.0, "memory_bytes": 0.0,
+               "transcendental_values": 0.0, "kernels": convs, "fused": convs}
+    return Costs(**{**base.as_dict(), "kernels": kernels})
+
+
+def test_with_enough_records_each_convolution_is_bound_by_its_arithmetic_or_its_weights():
+    # A device whose convolutions take max(FLOPs at 40 GFLOP/s, weights at 4 GB/s): a wide layer on a small map is
+    # weight-bound, on a large map compute-bound. Summed over the network, FLOPs and weights cannot say which.
+    def truth(c: Costs) -> float:
+        return sum(n * max(f / 40e9, w / 4e9) for f, _, w, n in c.kernels["conv"]) * 1000 + c.ops * 5e-3
+
+    rng = random.Random(2)
+    pool = [kernel_costs(rng.uniform(1e6, 2e9), rng.uniform(1e5, 2e8)) for _ in range(30)]
+    fitted = LatencyModel.fit(SPECS, "fp32", [Record(c, truth(c)) for c in pool[:20]])
+    errors = [abs(fitted.predict_ms(c) / truth(c) - 1) for c in pool[20:]]
+    assert fitted.describe()["kernel_records"] == 20 and max(errors) < 0.10
+    # Three records are too few for seven coefficients: the totals form predicts, the one before kernel lists.
+    few = LatencyModel.fit(SPECS, "fp32", [Record(c, truth(c)) for c in pool[:3]])
+    assert few.roofline_ms(pool[25]) == pytest.approx(few.totals.base_ms(pool[25], SPECS, "fp32"))

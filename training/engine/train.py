@@ -136,12 +136,17 @@ class _State:
 
 def train(*, data_dir: Path, class_names: list[str], config: TrainConfig, out_dir: Path, report: Report,
           on_epoch: Callable[[dict], None] | None = None, resume: bool = True,
-          model_factory: Callable[[int, int], nn.Module] | None = None) -> TrainResult:
+          model_factory: Callable[[int, int], nn.Module] | None = None,
+          on_resume: Callable[[list[dict]], None] | None = None) -> TrainResult:
     """model_factory(num_classes, input_size) -> a fresh model to train instead of the zoo's `config.model` (an
-    edited network); config.weights_path still warm-starts it where tensors fit."""
+    edited network); config.weights_path still warm-starts it where tensors fit.
+
+    on_resume(history) is called when a checkpoint is resumed, before anything is reported, with the epochs it
+    holds: a process killed after an epoch's checkpoint and before its line leaves a caller's log one epoch short,
+    and only the caller knows what its log holds."""
     config.validate()
     return _Trainer(Path(data_dir), list(class_names), config, Path(out_dir), report, on_epoch,
-                    model_factory).run(resume=resume)
+                    model_factory).run(resume=resume, on_resume=on_resume)
 
 
 class _Trainer:
@@ -173,8 +178,11 @@ class _Trainer:
 
     # -- the run ----------------------------------------------------------------------------------------------
 
-    def run(self, *, resume: bool) -> TrainResult:
-        if not (resume and self._resume()):
+    def run(self, *, resume: bool, on_resume: Callable[[list[dict]], None] | None = None) -> TrainResult:
+        if resume and self._resume():
+            if on_resume is not None:
+                on_resume(list(self.state.history))
+        else:
             for stale in ("last.pt", "best.pt", "model.pt"):
                 (self.out_dir / stale).unlink(missing_ok=True)
         self._report_start()
@@ -205,7 +213,7 @@ class _Trainer:
             "seconds": stats.seconds,
         }
         improved = self._close_epoch(record)
-        self.report(_epoch_line(record, self.config.epochs, improved), progress=100 * epoch / self.config.epochs)
+        self.report(epoch_line(record, self.config.epochs, improved), progress=100 * epoch / self.config.epochs)
         if self.state.stopped_early:
             self.report(f"early stop: no better val top-1 for {self.config.patience} epochs "
                         f"(best {100 * self.state.best_top1:.1f}% at epoch {self.state.best_epoch})")
@@ -436,7 +444,7 @@ class _ProgressLine:
                     f"  {stats.seen / max(stats.seconds, 1e-9):.0f} img/s")
 
 
-def _epoch_line(record: dict, epochs: int, improved: bool) -> str:
+def epoch_line(record: dict, epochs: int, improved: bool) -> str:
     top5 = f"  top-5 {100 * record['top5']:.1f}%" if record["top5"] is not None else ""
     return (f"epoch {record['epoch']}/{epochs}  train loss {record['train_loss']:.4f}"
             f"  val loss {record['val_loss']:.4f}  top-1 {100 * record['top1']:.1f}%{top5}"

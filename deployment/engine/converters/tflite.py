@@ -13,7 +13,9 @@ The TFLite interpreter runs here too (in that environment), so every artifact go
 the benchmark like the in-process engines: `load()` starts a small server process (workers/tflite_serve.py) and
 talks to it through a pipe; the runner reports the server's CPU time so the benchmark's CPU figure is the
 interpreter's work, not the portal's wait. The file's input is NHWC (onnx2tf's layout); the runner takes the
-portal's NCHW batches and transposes them. Django-free.
+portal's NCHW batches and transposes them. Classification and detection (YOLO) models both convert: the build
+fixes the graph at batch 1 and folds its shape arithmetic before onnx2tf sees it (workers/tflite_build.py says
+why). Django-free.
 """
 
 from __future__ import annotations
@@ -49,7 +51,8 @@ FILE_SUFFIX = {"fp32": "float32", "fp16": "float16", "int8": "int8"}
 
 
 class TfliteConverter:
-    """options: calibration_images (int8; default 64), check_images (interpreter vs PyTorch; default 8)."""
+    """options: calibration_images (int8; default 64), check_images (interpreter vs PyTorch; default 8),
+    head_in_float (int8 of a detector: the head's ops stay float32; the accuracy guard's first fallback)."""
 
     engine = "tflite"
     label = "TensorFlow Lite"
@@ -101,6 +104,7 @@ class TfliteConverter:
                 arrays = np.concatenate(list(calibration.arrays())).astype(np.float32).transpose(0, 2, 3, 1)
                 np.save(tmp / "calibration.npy", np.ascontiguousarray(arrays))
                 job["calibration"] = str(tmp / "calibration.npy")
+                job["head_in_float"] = bool(options.get("head_in_float")) and source.task == "detection"
                 used_calibration = calibration.describe()
             check = _check_batch(source, calibration, int(options.get("check_images", CHECK_IMAGES)))
             np.save(tmp / "check.npy", check)
@@ -116,7 +120,7 @@ class TfliteConverter:
                 raise ConversionError(str(error)) from error
             checked = np.load(tmp / "check-out.npy")
         want, reference = reference_outputs(source, check)
-        figures = agreement(_as_reference(checked, want.shape), want, source.task)
+        figures = agreement(_channels_first(checked), want, source.task)  # want: flattened per image
         say(
             report,
             f"TensorFlow Lite {precision}: {path.name} written in {result['build_seconds']} s; the TFLite "
@@ -138,6 +142,9 @@ class TfliteConverter:
                 "onnx2tf full integer quantisation (per-channel int8 weights, int8 "
                 "activations), float32 input and output",
             )
+            if result.get("kept_float"):
+                options["kept_float"] = result["kept_float"]  # how many of the head's tensors stayed float32
+                options["method"] += "; the detection head in float32"
         notes = [
             "Runs with the TFLite interpreter (LiteRT) on the phone's CPU, or its GPU/NNAPI delegates; "
             "checked here with the same interpreter on x86."
@@ -166,13 +173,6 @@ def _check_batch(source: Source, calibration: CalibrationSet | None, count: int)
         return np.concatenate([a for _, a in zip(range(count), calibration.arrays(), strict=False)]).astype(np.float32)
     size = source.input_size
     return np.random.default_rng(0).random((count, 3, size, size), dtype=np.float32)
-
-
-def _as_reference(got: np.ndarray, shape: tuple) -> np.ndarray:
-    """onnx2tf may hand a 3-D output back channels-last ((N, 8400, 84) for ONNX's (N, 84, 8400)): put it back."""
-    if got.shape != tuple(shape) and got.ndim == 3 and got.shape == (shape[0], shape[2], shape[1]):
-        return got.transpose(0, 2, 1)
-    return got.reshape(shape) if got.size == int(np.prod(shape)) else got
 
 
 class TfliteRunner:

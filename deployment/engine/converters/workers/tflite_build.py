@@ -7,14 +7,26 @@ job: {"onnx": path, "out": path.tflite, "precision": "fp32" | "fp16" | "int8", "
       "calibration": path of (N, S, S, 3) float32 .npy (int8 only; already normalised, so mean 0 and std 1),
       "check": path of (N, 3, S, S) .npy, "check_out": path where the interpreter's outputs (N, ...) are written}
 
-onnx2tf turns the ONNX graph into a TensorFlow SavedModel with NHWC layout and has the TFLite converter write
-fp32 and fp16 (weights in half); int8 is TensorFlow Lite's full integer quantisation of that SavedModel, calibrated
-on the project's images (int8 weights and activations, float32 input and output). The file is then opened by the
-TFLite interpreter and run on the check images. The last stdout line is the JSON report.
+      "head_in_float": bool (int8 of a detector: the detection head's ops stay float32)}
+
+The portal's ONNX has a dynamic batch axis, so its shape arithmetic (a YOLO C3k2 block's chunk is Shape -> Gather
+-> Div -> Slice) is computed at run time and onnx2tf sees channel counts it cannot know: it then guesses the
+NCHW -> NHWC transposition wrong (YOLO11n: "Dimensions must be equal, but are 32 and 16" at /model.2/m.0/Add, one
+side NHWC, the other not). The file is therefore fixed at batch 1 (the .tflite runs batch 1 anyway) and simplified
+by onnxsim first, which folds that arithmetic into constants: every shape is then static and onnx2tf's layout
+tracking holds. onnx2tf's strict mode (a per-op accuracy correction against ONNX Runtime) is switched off, which
+onnx2tf documents as much faster: the portal checks the file against PyTorch itself, and the accuracy guard after.
+
+onnx2tf turns the graph into a Keras model of TensorFlow ops with NHWC layout; the TFLite converter writes the one
+file asked from its concrete function: fp32, fp16 (weights in half) or int8, TensorFlow Lite's full integer
+quantisation calibrated on the project's images (int8 weights and activations, float32 input and output). A
+detector's output puts boxes in input pixels and class scores in [0, 1] into one tensor, which one int8 scale cannot
+hold: with head_in_float the head's ops (its convolutions, found by their weights, and everything after them) are
+kept in float32. The file is then opened by the TFLite interpreter and run on the check images. The last stdout
+line is the JSON report.
 """
 
 import contextlib
-import glob
 import io
 import json
 import os
@@ -22,8 +34,6 @@ import shutil
 import sys
 import tempfile
 import time
-
-OUTPUT_SUFFIX = {"fp32": "_float32.tflite", "fp16": "_float16.tflite", "int8": "_integer_quant.tflite"}  # onnx2tf's
 
 
 def interpreter(path: str, threads: int = 1):
@@ -49,50 +59,165 @@ def run_nchw(interp, batch):
     return np.concatenate(results)
 
 
-def quantize_int8(saved_model: str, calibration, out: str) -> str:
-    """TensorFlow Lite's full integer post-training quantisation of onnx2tf's SavedModel (what onnx2tf's own
-    `*_integer_quant.tflite` is, without the four other variants it would also build): int8 weights (per
-    channel) and activations, calibrated on the project's images (NHWC, already normalised); float32 in and out."""
+def static_onnx(src: str, dst: str) -> str:
+    """The ONNX file at batch 1 with its shape arithmetic folded into constants (onnxsim), for onnx2tf."""
+    import onnx
+    from onnxsim import simplify
+
+    model = onnx.load(src)
+    for value in list(model.graph.input) + list(model.graph.output):
+        dims = value.type.tensor_type.shape.dim
+        if dims and not dims[0].dim_value:
+            dims[0].ClearField("dim_param")
+            dims[0].dim_value = 1
+    del model.graph.value_info[:]  # shapes inferred with a symbolic batch: let onnxsim infer them again
+    simplified, ok = simplify(model)
+    onnx.save(simplified if ok else model, dst)
+    return dst
+
+
+def head_tensor_names(onnx_path: str, tflite_path: str) -> list[str]:
+    """Output tensor names of a YOLO detection head's ops in onnx2tf's float32 file: the head's convolutions (the
+    ONNX nodes of the highest-numbered ultralytics layer, "/model.<last>/…") found in the .tflite by their bias
+    values, plus every op downstream of them (the decode: DFL, anchors, sigmoid, concat). [] for other graphs."""
+    import re
+
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(onnx_path)
+    layers = [int(m.group(1)) for n in model.graph.node if (m := re.match(r"^/model\.(\d+)/", n.name))]
+    if not layers:
+        return []
+    prefix = f"/model.{max(layers)}/"
+    weights = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    head_biases = [
+        np.asarray(weights[n.input[2]], dtype=np.float32).ravel()
+        for n in model.graph.node
+        if n.op_type == "Conv" and n.name.startswith(prefix) and len(n.input) > 2 and n.input[2] in weights
+    ]
+    interp = interpreter(tflite_path)
+    interp.allocate_tensors()
+    tensors = {t["index"]: t for t in interp.get_tensor_details()}
+    ops = interp._get_ops_details()
+    seeds = set()
+    for op in ops:
+        if op["op_name"] not in ("CONV_2D", "DEPTHWISE_CONV_2D") or len(op["inputs"]) < 3 or op["inputs"][2] < 0:
+            continue
+        try:
+            bias = np.asarray(interp.get_tensor(int(op["inputs"][2])), dtype=np.float32).ravel()
+        except ValueError:
+            continue
+        if any(b.shape == bias.shape and np.allclose(b, bias, atol=1e-5) for b in head_biases):
+            seeds.add(op["index"])
+    if not seeds:
+        return []
+    # everything downstream of the head's convolutions
+    consumers: dict[int, list[int]] = {}
+    for op in ops:
+        for tensor in op["inputs"]:
+            consumers.setdefault(int(tensor), []).append(op["index"])
+    head, todo = set(seeds), list(seeds)
+    while todo:
+        for tensor in ops[todo.pop()]["outputs"]:
+            for follower in consumers.get(int(tensor), []):
+                if follower not in head:
+                    head.add(follower)
+                    todo.append(follower)
+    return sorted({tensors[int(t)]["name"] for index in head for t in ops[index]["outputs"]})
+
+
+def write_tflite(model, precision: str, out: str, *, calibration=None, keep_float=()) -> str:
+    """One .tflite file from onnx2tf's Keras model, through its concrete function (as onnx2tf's own fallback does).
+    fp32; fp16: weights in half; int8: TensorFlow Lite's full integer post-training quantisation, int8 weights (per
+    channel) and activations calibrated on the project's images (NHWC, already normalised), float32 in and out.
+    keep_float: tensor names whose ops stay float32 (TFLite's quantisation debugger builds that mixed file)."""
     import tensorflow as tf
 
-    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.representative_dataset = lambda: ([item[None]] for item in calibration)
+    function = tf.function(
+        lambda *inputs: model(inputs),
+        input_signature=[tf.TensorSpec(t.shape, t.dtype) for t in model.inputs],
+    ).get_concrete_function()
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([function], model)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS, tf.lite.OpsSet.SELECT_TF_OPS]
+    if precision == "fp16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    if precision == "int8":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = lambda: ([item[None]] for item in calibration)
+        if keep_float:
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
+            debugger = tf.lite.experimental.QuantizationDebugger(
+                converter=converter,
+                debug_dataset=lambda: ([item[None]] for item in calibration[:1]),
+                debug_options=tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=list(keep_float)),
+            )
+            data = debugger.get_nondebug_quantized_model()
+        else:
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            data = converter.convert()
+    else:
+        data = converter.convert()
     with open(out, "wb") as file:
-        file.write(converter.convert())
+        file.write(data)
     return out
+
+
+def offline_sample_data(check):
+    """onnx2tf feeds 20 sample images (128 px, NHWC) to its per-op ONNX/TF comparison and downloads MS-COCO ones
+    from GitHub for that; this server is offline: our own check images stand in (values as the model takes them)."""
+    import numpy as np
+
+    nhwc = check.transpose(0, 2, 3, 1)
+    rows = (np.arange(128) * nhwc.shape[1] // 128)[:, None]
+    cols = (np.arange(128) * nhwc.shape[2] // 128)[None, :]
+    small = nhwc[:, rows, cols, :]
+    return np.ascontiguousarray(np.resize(small, (20, 128, 128, small.shape[-1])), dtype=np.float32)
 
 
 def main(job_path: str) -> dict:
     import numpy as np
-    import onnx2tf
 
     job = json.loads(open(job_path).read())
     precision = job["precision"]
     work = tempfile.mkdtemp(prefix="onnx2tf-")
     log = io.StringIO()
     started = time.monotonic()
+    check = np.load(job["check"]).astype(np.float32)
+    kept_float: list[str] = []
     try:
         with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
-            # onnx2tf: ONNX -> TensorFlow (NHWC) -> SavedModel with its signature, float32 and float16 .tflite
-            onnx2tf.convert(
-                input_onnx_file_path=job["onnx"],
+            # before TensorFlow is imported: onnxsim crashes (SIGSEGV) in a process that has loaded it
+            static = static_onnx(job["onnx"], os.path.join(work, "model.onnx"))
+            import onnx2tf
+            import onnx2tf.onnx2tf as onnx2tf_main
+
+            onnx2tf_main.download_test_image_data = lambda: offline_sample_data(check)
+            # onnx2tf: ONNX -> a Keras model of TensorFlow ops in NHWC. Nothing saved: its own float32/float16 files
+            # go through TFLiteConverter.from_keras_model, which serialises every layer's config (weights included,
+            # as JSON lists) into a SavedModel first, twice, and that was ~95% of a ResNet-18 conversion here
+            # (cProfile: tf_keras saved_model json_utils). The TFLite converter runs on its concrete function instead.
+            model = onnx2tf.convert(
+                input_onnx_file_path=static,
                 output_folder_path=work,
                 non_verbose=True,
-                copy_onnx_input_output_names_to_tflite=True,
-                output_signaturedefs=precision == "int8",
+                not_use_onnxsim=True,  # simplified above, at batch 1
+                disable_strict_mode=True,
+                disable_model_save=True,
             )
-            stem = os.path.splitext(os.path.basename(job["onnx"]))[0]
-            written = os.path.join(work, stem + OUTPUT_SUFFIX[precision])
-            if precision == "int8":
-                written = quantize_int8(work, np.load(job["calibration"]).astype(np.float32), written)
+            written = os.path.join(work, "model.tflite")
+            calibration = np.load(job["calibration"]).astype(np.float32) if precision == "int8" else None
+            if precision == "int8" and job.get("head_in_float"):
+                float_file = os.path.join(work, "float32.tflite")
+                write_tflite(model, "fp32", float_file)
+                kept_float = head_tensor_names(static, float_file)
+                if not kept_float:
+                    return {"error": "head_in_float: no detection head found in this graph"}
+            write_tflite(model, precision, written, calibration=calibration, keep_float=kept_float)
         if not os.path.exists(written):
-            found = ", ".join(sorted(os.path.basename(p) for p in glob.glob(os.path.join(work, "*.tflite"))))
-            return {
-                "error": f"onnx2tf reported no error but wrote no {precision} file (found: {found or 'none'}): "
-                + log.getvalue()[-600:]
-            }
+            return {"error": f"the TFLite converter wrote no {precision} file: " + log.getvalue()[-600:]}
         shutil.copyfile(written, job["out"])
     except BaseException as error:  # onnx2tf ends with sys.exit(1) on some errors: its own message and log tail
         if isinstance(error, KeyboardInterrupt):
@@ -104,7 +229,7 @@ def main(job_path: str) -> dict:
     interp = interpreter(job["out"])
     interp.allocate_tensors()
     details = interp.get_input_details()[0]
-    outputs = run_nchw(interp, np.load(job["check"]).astype(np.float32))
+    outputs = run_nchw(interp, check)
     np.save(job["check_out"], outputs)
     import importlib.metadata as metadata
 
@@ -115,9 +240,10 @@ def main(job_path: str) -> dict:
         "input_shape": [int(d) for d in details["shape"]],
         "input_dtype": str(details["dtype"].__name__),
         "interpreter": type(interp).__module__.split(".")[0],
+        "kept_float": len(kept_float),
         "versions": {
             p: metadata.version(p)
-            for p in ("onnx2tf", "tensorflow-cpu", "ai-edge-litert", "onnx", "numpy")
+            for p in ("onnx2tf", "tensorflow-cpu", "ai-edge-litert", "onnx", "onnxsim", "numpy")
             if _installed(p)
         },
     }

@@ -1,0 +1,104 @@
+"""A YOLO11n detector through TensorFlow Lite: onnx2tf turns its ONNX export into .tflite files (fp32, fp16, int8
+with the head kept in float), the TFLite interpreter finds the same boxes as PyTorch, the accuracy guard judges
+them in mAP50 and mAP50-95, and the phone bundle's smoke test draws boxes with LiteRT. Needs the TFLite
+environment (`./tango engines install tflite`); skips without it. Django-free."""
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from deployment.engine.converters import registry
+from deployment.engine.converters.base import Source, calibration_set
+from deployment.engine.detect_onnx import _export_copy, class_names, export_detector_onnx, load_detector
+from deployment.engine.guard import Validation, guarded_convert
+from tango_common.sideenvs import TFLITE
+from training.tests.detection_support import INPUT_SIZE, trained_detector
+
+pytestmark = [
+    pytest.mark.skipif(
+        not TFLITE.ready(), reason="the TFLite environment is not installed (./tango engines install tflite)"
+    ),
+    # each onnx2tf build of YOLO11n takes a minute of CPU, several on a loaded 2-core host
+    pytest.mark.timeout(1200),
+]
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    shared = trained_detector(tmp_path_factory.getbasetemp())
+    data = Path(shared["data_dir"])
+    model = _export_copy(load_detector(Path(shared["result"]["weights_path"])))
+    onnx_path = export_detector_onnx(model, input_size=INPUT_SIZE, path=tmp_path_factory.mktemp("det") / "m.onnx")
+    source = Source(onnx_path=onnx_path, task="detection", input_size=INPUT_SIZE, torch_model=model)
+    validation = Validation(task="detection", input_size=INPUT_SIZE, num_classes=len(model.names), samples=[
+        (p, data / "labels" / "val" / f"{p.stem}.txt") for p in sorted((data / "images" / "val").glob("*.jpg"))])
+    calibration = calibration_set(sorted((data / "images" / "train").glob("*.jpg")), split="train",
+                                  task="detection", input_size=INPUT_SIZE)
+    reference = validation.evaluate(registry.load(registry.convert(
+        "pytorch", source, precision="fp32", out_dir=tmp_path_factory.mktemp("pt"))))
+    return source, validation, calibration, reference
+
+
+@pytest.fixture(scope="module")
+def fp32(setup, tmp_path_factory):
+    source = setup[0]
+    return registry.convert("tflite", source, precision="fp32", out_dir=tmp_path_factory.mktemp("tflite-det"))
+
+
+def test_a_detector_converts_to_tflite_and_finds_the_same_boxes_as_pytorch(setup, fp32):
+    source, validation, calibration, reference = setup
+    assert fp32.path.suffix == ".tflite" and fp32.task == "detection"
+    check = fp32.options["interpreter_check"]
+    assert check["reference"] == "PyTorch" and check["max_abs_diff"] < 1e-2 and check["min_cosine"] > 0.9999
+    batch = next(calibration.arrays())
+    with torch.no_grad():
+        want = source.torch_model(torch.from_numpy(batch)).numpy()
+    got = registry.load(fp32, threads=1)(batch)
+    assert got.shape == want.shape == (len(batch), 4 + len(source.torch_model.names), want.shape[2])
+    assert np.abs(got - want).max() < 1e-2  # boxes in input pixels, scores in [0, 1]
+    metrics = validation.evaluate(registry.load(fp32, threads=1))
+    assert all(abs(metrics[m] - reference[m]) <= 1.0 for m in ("map50", "map50_95"))
+
+
+def test_detection_int8_goes_through_the_guard_with_the_head_in_float(setup, tmp_path):
+    source, validation, calibration, reference = setup
+    artifact = registry.convert("tflite", source, precision="int8", out_dir=tmp_path / "head",
+                                calibration=calibration.first(8), options={"head_in_float": True})
+    assert artifact.options["head_in_float"] and artifact.options["kept_float"]
+    assert artifact.calibration == {"n_images": 8, "split": "train"}
+    assert np.isfinite(registry.load(artifact)(next(calibration.arrays()))).all()
+    lines = []
+    outcome = guarded_convert("tflite", source, precision="int8", out_dir=tmp_path / "guard", validation=validation,
+                              reference=reference, calibration=calibration.first(8), tolerance=1.0,
+                              report=lines.append)
+    steps = [a.step for a in outcome.attempts]
+    assert steps[0] == "as asked" and all(a.metrics is not None for a in outcome.attempts if a.error is None)
+    assert outcome.passed, outcome.summary()
+    assert len(steps) == 1 or "detection head kept in float" in steps
+    assert any(line.startswith("guard: ") and "int8" in line for line in lines)
+
+
+def test_the_phone_bundle_of_a_detector_draws_boxes_with_litert(setup, fp32, tmp_path):
+    from deployment.engine.bundle import Target, build_tier_bundle, check_tier_bundle
+
+    source, validation, _, _ = setup
+    model = source.torch_model
+
+    def pytorch_outputs(batch):
+        with torch.no_grad():
+            return model(torch.from_numpy(batch)).numpy()
+
+    zip_path = build_tier_bundle(
+        out_path=tmp_path / "bundle.zip", task="detection", tier="on_device", runtime="tflite",
+        model_files={"model.tflite": fp32.path}, class_names=class_names(model), input_size=INPUT_SIZE,
+        target=Target(name="Galaxy_S22", tier="on_device", accelerator="adreno_gpu", cpu_arch="aarch64"),
+        reference=pytorch_outputs, samples=[p for p, _ in validation.samples], model_info={"name": "yolo11n"})
+    with zipfile.ZipFile(zip_path) as archive:
+        assert {"model.tflite", "runtime.py", "infer.py", "smoke_test.py"} <= set(archive.namelist())
+        assert "ai-edge-litert==" in archive.read("requirements.txt").decode()
+    check = check_tier_bundle(zip_path, tier="on_device", python=str(TFLITE.interpreter))
+    assert check["passed"], check
+    assert check["ran"] == ["smoke_test.py"]
