@@ -41,6 +41,7 @@ sys.path.insert(0, str(ROOT))
 
 TARGET_SPEEDUP, TARGET_LOSS, TARGET_NEAR_FASTEST = 4.5, 1.0, 1.2
 CALIBRATION, MORE_CALIBRATION = 64, 300
+TILED_CALIBRATION, TILED_MORE_CALIBRATION = 32, 96  # tiles of k x k demo scenes (320 px: 2x2, 640 px: 5x5)
 MEASURE = {"max_runs": 50, "max_seconds": 3.0}
 # ResNet-18 from scratch at 224 px in two epochs: AdamW, and BatchNorm statistics recomputed before evaluation (with
 # ~50 steps the running statistics are not settled; the digits are then learnt, not guessed)
@@ -149,7 +150,7 @@ def detection_model(work: Path, *, epochs: int):
 
 
 def tiled_detection_set(work: Path, info: dict, input_size: int, *, n_val: int,
-                        n_train: int = MORE_CALIBRATION) -> dict:
+                        n_train: int = TILED_MORE_CALIBRATION) -> dict:
     """The detector's validation and calibration images at `input_size`, where its accuracy means something.
 
     The demo detector learnt objects of 32-77 px on 128 px scenes; letterboxing those scenes to 640 px shows it
@@ -235,8 +236,11 @@ def table_for(label: str, model, info: dict, input_size: int, work: Path, *, slo
                             num_classes=len(info["classes"]))
     train = list(info["train"])
     random.Random(1).shuffle(train)
-    calibration = calibration_set(train[:CALIBRATION], split="train", task=task, input_size=input_size)
-    more = calibration_set(train[:MORE_CALIBRATION], split="train", task=task, input_size=input_size)
+    # a tile holds k x k scenes: fewer tiles carry more scenes than the 128 px demo's calibration images
+    n_calibration, n_more = (TILED_CALIBRATION, TILED_MORE_CALIBRATION) if info.get("tiles") else \
+        (CALIBRATION, MORE_CALIBRATION)
+    calibration = calibration_set(train[:n_calibration], split="train", task=task, input_size=input_size)
+    more = calibration_set(train[:n_more], split="train", task=task, input_size=input_size)
     engines = [e for e in engines_here(slow=slow) if not (task == "detection" and e in NO_DETECTION)
                and e not in SKIP]
     log(f"\n{label}: {len(validation.samples)} validation images, {len(calibration)} calibration images, "
@@ -247,7 +251,7 @@ def table_for(label: str, model, info: dict, input_size: int, work: Path, *, slo
                     measure_kwargs=MEASURE)
     table["seconds"] = round(time.perf_counter() - t0)
     table["n_val"] = len(validation.samples)
-    table["skipped"] = [e for e in engines_here(slow=True) if e not in engines]
+    table["skipped"] = [e for e in engines_here(slow=True) if e not in engines and e in SLOW_UNTUNED]
     table["not_for_detection"] = {e: why for e, why in NO_DETECTION.items() if task == "detection"}
     pick, fastest = table["pick"], table["fastest"]
     table["label"] = label

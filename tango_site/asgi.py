@@ -1,9 +1,14 @@
 import os
 
-from django.core.asgi import get_asgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tango_site.settings")
-django_asgi_app = get_asgi_application()
+django.setup(set_prefix=False)  # what django.core.asgi.get_asgi_application does, with our handler after it
+
+from tango_site.handler import SyncChainASGIHandler  # noqa: E402
+
+# Every view is sync: the whole middleware chain and the view run in one thread hop (why: tango_site/handler.py).
+django_asgi_app = SyncChainASGIHandler()
 
 # Imported after Django is set up: the routing pulls in models.
 from channels.auth import AuthMiddlewareStack  # noqa: E402

@@ -45,7 +45,8 @@ def compare(*, source: Source, validation: Validation, calibration: CalibrationS
     reference = eager["accuracy"]
     rows = [{"engine": "pytorch", "runtime": "PyTorch eager", "precision": "fp32", "asked": "fp32",
              "fallback": None, **{k: eager.get(k) for k in FIGURES}, "accuracy": reference, "delta": 0.0}]
-    say(report, f"{size} px — PyTorch eager: p50 {eager['latency_p50_ms']:.2f} ms, {_metrics(reference)}")
+    say(report, f"{size} px — PyTorch eager: p50 {eager['latency_p50_ms']:.2f} ms (CPU p10 {eager['cpu_p10_ms']:.2f} "
+                f"ms), {_metrics(reference)}")
     for engine, precision in combinations(engines):
         started = time.perf_counter()
         outcome = guarded_convert(engine, source, precision=precision, out_dir=out_dir / f"{engine}-{precision}",
@@ -73,7 +74,8 @@ def compare(*, source: Source, validation: Validation, calibration: CalibrationS
                          "calibration": artifact.calibration})
             say(report, f"{size} px — {engine} {precision}"
                         + (f" -> {artifact.precision} ({outcome.fallback})" if outcome.fallback else "")
-                        + f": p50 {figures['latency_p50_ms']:.2f} ms, {_metrics(figures['accuracy'])} "
+                        + f": p50 {figures['latency_p50_ms']:.2f} ms (CPU p10 {figures['cpu_p10_ms']:.2f} ms), "
+                          f"{_metrics(figures['accuracy'])} "
                           f"({time.perf_counter() - started:.0f} s)")
         if not keep:
             shutil.rmtree(out_dir / f"{engine}-{precision}", ignore_errors=True)

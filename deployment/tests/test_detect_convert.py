@@ -8,7 +8,7 @@ import pytest
 
 from deployment.engine.converters import registry
 from deployment.engine.converters.base import Source, calibration_set
-from deployment.engine.converters.onnxruntime import head_nodes
+from deployment.engine.converters.onnxruntime import head_nodes, needs_reduced_range
 from deployment.engine.detect_onnx import _export_copy, export_detector_onnx, load_detector
 from deployment.engine.guard import Validation, guarded_convert
 from training.tests.detection_support import INPUT_SIZE, trained_detector
@@ -83,6 +83,14 @@ def test_detection_int8_keeps_only_the_decode_in_float_when_asked(setup, tmp_pat
     assert set(artifact.options["keep_float"]) >= {c.name for c in outputs}
     out = registry.load(artifact)(next(calibration.arrays()))
     assert np.isfinite(out).all() and out.shape[1] == 4 + len(source.torch_model.names)
+
+
+def test_int8_weights_use_seven_bits_on_x86_without_vnni():
+    # VPMADDUBSW saturates on AVX2-only CPUs (ONNX Runtime's documented caveat); VNNI and AMX do not, nor Arm.
+    assert needs_reduced_range(frozenset({"avx", "avx2", "fma"}))
+    assert not needs_reduced_range(frozenset({"avx2", "avx512f", "avx512_vnni"}))
+    assert not needs_reduced_range(frozenset({"avx2", "avx_vnni"}))
+    assert not needs_reduced_range(frozenset({"asimd", "asimddp"}))
 
 
 def test_the_guard_passes_or_falls_back_on_a_detector(setup, tmp_path):

@@ -63,5 +63,8 @@ def test_the_ladder_orders_the_fallbacks():
     steps = [s[0] for s in ladder("onnxruntime", "int8", "detection", more_calibration=None, validation=None)]
     assert steps == ["as asked", "detection decode kept in float", "detection head kept in float",
                      "most sensitive layers kept in float", "fp16"]
+    # an engine whose converter cannot keep the decode alone in float goes straight to the whole head
+    tflite = [s[0] for s in ladder("tflite", "int8", "detection", more_calibration=None, validation=None)]
+    assert tflite[:2] == ["as asked", "detection head kept in float"]
     assert [s[1] for s in ladder("openvino", "bf16", "classification", more_calibration=None,
                                  validation=None)] == ["bf16", "fp32"]

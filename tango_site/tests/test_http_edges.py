@@ -75,3 +75,28 @@ def test_a_streamed_upload_without_length_is_cut_off_at_the_limit(settings):
 def test_an_unknown_api_path_answers_json():
     status, headers, body = async_to_sync(exchange)(http_scope("GET", "/api/no-such-thing/"))
     assert status == 404 and headers[b"content-type"] == b"application/json"
+
+
+@pytest.mark.django_db(transaction=True)  # the request's database work runs on a thread of its own
+def test_pages_and_the_api_answer_through_the_asgi_application_with_one_sync_chain(client):
+    # tango_site.handler runs the middleware chain and the view in one thread hop: the chain must be sync (a
+    # coroutine chain would hop back to the event loop inside it), and sessions, auth and team scoping still apply.
+    import asyncio
+
+    from projects.tests import factories
+    from tango_site.asgi import django_asgi_app
+
+    assert not asyncio.iscoroutinefunction(django_asgi_app._middleware_chain)
+    alpha = factories.team_with("Alpha", alice="editor")
+    mine = factories.project(alpha, "mine")
+    theirs = factories.project(factories.team_with("Beta", bob="owner"), "theirs")
+    client.force_login(alpha.memberships.get().user)
+    cookie = [(b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode())]
+
+    status, _, body = async_to_sync(exchange)(http_scope("GET", "/", cookie))
+    assert status == 200 and b"mine" in body and b"theirs" not in body
+    status, headers, body = async_to_sync(exchange)(http_scope("GET", "/api/projects/", cookie))
+    assert status == 200 and headers[b"content-type"] == b"application/json" and b'"mine"' in body
+    assert async_to_sync(exchange)(http_scope("GET", f"/projects/{theirs.pk}/", cookie))[0] == 404
+    assert async_to_sync(exchange)(http_scope("GET", f"/projects/{mine.pk}/", cookie))[0] == 200
+    assert async_to_sync(exchange)(http_scope("GET", "/api/projects/"))[0] == 401  # anonymous
