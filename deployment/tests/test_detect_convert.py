@@ -1,31 +1,19 @@
 """Detection through the converters and the guard: int8 with the head kept in float, measured in mAP50 and
 mAP50-95 against the PyTorch detector on its validation images (Django-free)."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from deployment.engine.converters import registry
-from deployment.engine.converters.base import Source, calibration_set
 from deployment.engine.converters.onnxruntime import head_nodes, needs_reduced_range
-from deployment.engine.detect_onnx import _export_copy, export_detector_onnx, load_detector
-from deployment.engine.guard import Validation, guarded_convert
-from training.tests.detection_support import INPUT_SIZE, trained_detector
+from deployment.engine.guard import guarded_convert
+
+from .detection_setup import detector_for_conversion
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    shared = trained_detector(tmp_path_factory.getbasetemp())
-    data = Path(shared["data_dir"])
-    model = _export_copy(load_detector(Path(shared["result"]["weights_path"])))
-    onnx_path = export_detector_onnx(model, input_size=INPUT_SIZE, path=tmp_path_factory.mktemp("det") / "m.onnx")
-    source = Source(onnx_path=onnx_path, task="detection", input_size=INPUT_SIZE, torch_model=model)
-    validation = Validation(task="detection", input_size=INPUT_SIZE, num_classes=len(model.names), samples=[
-        (p, data / "labels" / "val" / f"{p.stem}.txt") for p in sorted((data / "images" / "val").glob("*.jpg"))])
-    calibration = calibration_set(sorted((data / "images" / "train").glob("*.jpg")), split="train", task="detection",
-                                  input_size=INPUT_SIZE)
-    return source, validation, calibration
+    return detector_for_conversion(tmp_path_factory)
 
 
 def test_detection_is_judged_on_map50_and_map50_95(setup):

@@ -3,18 +3,15 @@ with the head kept in float), the TFLite interpreter finds the same boxes as PyT
 them in mAP50 and mAP50-95 (the phone bundle: test_tflite_stages.py's detection project). Needs the TFLite
 environment (`./tango engines install tflite`); skips without it. Django-free."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 
 from deployment.engine.converters import registry
-from deployment.engine.converters.base import Source, calibration_set
-from deployment.engine.detect_onnx import _export_copy, export_detector_onnx, load_detector
-from deployment.engine.guard import Validation, guarded_convert
+from deployment.engine.guard import guarded_convert
 from tango_common.sideenvs import TFLITE
-from training.tests.detection_support import INPUT_SIZE, trained_detector
+
+from .detection_setup import detector_for_conversion
 
 pytestmark = [
     pytest.mark.skipif(
@@ -27,15 +24,7 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    shared = trained_detector(tmp_path_factory.getbasetemp())
-    data = Path(shared["data_dir"])
-    model = _export_copy(load_detector(Path(shared["result"]["weights_path"])))
-    onnx_path = export_detector_onnx(model, input_size=INPUT_SIZE, path=tmp_path_factory.mktemp("det") / "m.onnx")
-    source = Source(onnx_path=onnx_path, task="detection", input_size=INPUT_SIZE, torch_model=model)
-    validation = Validation(task="detection", input_size=INPUT_SIZE, num_classes=len(model.names), samples=[
-        (p, data / "labels" / "val" / f"{p.stem}.txt") for p in sorted((data / "images" / "val").glob("*.jpg"))])
-    calibration = calibration_set(sorted((data / "images" / "train").glob("*.jpg")), split="train",
-                                  task="detection", input_size=INPUT_SIZE)
+    source, validation, calibration = detector_for_conversion(tmp_path_factory)
     reference = validation.evaluate(registry.load(registry.convert(
         "pytorch", source, precision="fp32", out_dir=tmp_path_factory.mktemp("pt"))))
     return source, validation, calibration, reference
