@@ -197,9 +197,13 @@ class _Form:
     def fit(cls, kind, prior, specs, precision, records: list[Record]) -> "_Form":
         if not records:
             return cls(kind, prior)
-        return cls.fit_terms(kind, prior, kind([r.costs for r in records], specs, precision),
-                             np.array([r.latency_ms / 1000 for r in records]),
-                             np.array([descriptor(r.costs) for r in records]))
+        return cls.fit_terms(kind, prior, *cls.inputs(kind, records, specs, precision))
+
+    @staticmethod
+    def inputs(kind, records: list[Record], specs, precision) -> tuple:
+        """What a fit reads of the records: their terms, latencies in seconds and descriptors."""
+        return (kind([r.costs for r in records], specs, precision), np.array([r.latency_ms / 1000 for r in records]),
+                np.array([descriptor(r.costs) for r in records]))
 
     @classmethod
     def fit_terms(cls, kind, prior, terms, latencies_s, descriptors, *, keep=None, start=None) -> "_Form":
@@ -291,20 +295,18 @@ def leave_one_out(specs: DeviceSpecs, precision: str, records: list[Record]) -> 
     The same predictions as `LatencyModel.fit(others).predict_ms(record)` one record at a time, which costs a whole
     fit per record (~0.25 s each with 200 records). Here each form's terms are built once, a record is left out
     by masking it, and each refit starts from the fit to all the records, a few steps from its own optimum."""
-    usable = records  # measured latencies are positive (benchmark_record_add refuses others)
-    listed = [r for r in usable if has_kernels(r.costs)]
+    # measured latencies are positive (benchmark_record_add refuses others), so every record is one a fit reads
+    listed = [r for r in records if has_kernels(r.costs)]
     forms = {}
     for kind, prior, members in ((_Kernels, specs.kernel_prior(), listed),
-                                 (_Totals, specs.prior_coefficients(), usable)):
+                                 (_Totals, specs.prior_coefficients(), records)):
         if members:
-            terms = kind([r.costs for r in members], specs, precision)
-            latencies = np.array([r.latency_ms / 1000 for r in members])
-            descriptors = np.array([descriptor(r.costs) for r in members])
+            terms, latencies, descriptors = _Form.inputs(kind, members, specs, precision)
             full = _Form.fit_terms(kind, prior, terms, latencies, descriptors)
             forms[kind] = (prior, terms, latencies, descriptors, full, {id(r): i for i, r in enumerate(members)})
+    others = len(records) - 1
     out = []
     for record in records:
-        others = len(usable) - 1
         kernel_others = len(listed) - has_kernels(record.costs)
         kind = _Kernels if has_kernels(record.costs) and kernel_others >= KERNEL_FORM_MIN_RECORDS else _Totals
         prior, terms, latencies, descriptors, full, index = forms[kind]
