@@ -8,12 +8,16 @@ record stores), in five interleaved rounds (shuffled each round); per round, a f
 64 px) is timed right after each run of the candidate, in the same process.
 
 Two figures per candidate, both the median of its rounds:
-- raw: the measured latency, as calibrate stores it;
+- raw: the measured latency, as calibrate and the benchmark stage store it;
 - drift-corrected: the candidate's latency relative to the reference at the same moment, times the reference's
   median latency over the whole run. This server is a shared VM whose speed drifts: on a run with the machine to
-  itself (coord/quiet), the same candidate's rounds minutes apart still differed by 28 % (median), more than the
-  ±10 % the target measures, while latency relative to the interleaved reference moves far less. The corrected
-  figure is what the predictor is judged on; the raw table is printed beside it.
+  itself (coord/quiet), the same candidate's rounds minutes apart still differed by 12.5 % (median; 28 % with the
+  single 10th percentile used before the block timing), while latency relative to the interleaved reference moves
+  far less (5.6 %). The corrected figure is what the predictor is judged on; the raw table is printed beside it.
+
+Measurement noise is printed under each table: the median spread of a candidate's rounds, the share of candidates
+whose every round lies within ±10 % of their figure, and how well the median of the odd rounds agrees with that of
+the even ones (two independent half-figures: their gap bounds the noise of the whole figure).
 
 Then, for every record, the latency model is fitted to the others and predicts it: share within ±10 % and ±20 %,
 median |error|, Spearman rank correlation, and how the error falls as 0 (datasheet prior only), 3, 6 and all other

@@ -29,11 +29,11 @@ from collections.abc import Callable
 WARMUP_RUNS = 3
 WARMUP_SECONDS = 0.3
 WARMUP_MAX_SECONDS = 3.0
-STABLE_WINDOW = 3
+STABLE_WINDOW = 2
 STABLE_TOLERANCE = 0.03
 BLOCKS = 5
-MIN_BLOCK_RUNS = 3
-MIN_BLOCK_SECONDS = 0.3
+MIN_BLOCK_RUNS = 2
+MIN_BLOCK_SECONDS = 0.25
 MAX_RUNS = 300
 BLOCK_PERCENTILE = 25
 METHOD = (f"process CPU time, one thread; warm-up until stable; median over {BLOCKS} blocks of each block's "

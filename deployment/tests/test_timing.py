@@ -45,7 +45,7 @@ def test_warm_up_gives_up_at_its_time_limit():
 def test_a_block_slowed_throughout_does_not_move_the_figure():
     # after warm-up: five blocks of four runs; one block (a neighbour's burst) is 50 % slower throughout, and single
     # runs elsewhere are slowed twice over
-    warm = [10.0] * 6
+    warm = [10.0] * max(3, 2 * timing.STABLE_WINDOW)  # exactly the warm-up: steady from the start
     blocks = [[10, 10.2, 20, 10.1], [10.1, 10, 10, 25], [15, 15.2, 15.1, 15], [10, 10.1, 10.2, 10], [10, 30, 10, 10.1]]
     run = FakeRun(warm + [c for b in blocks for c in b])
     out = timing.time_runs(run, clock=run.clock, blocks=5, min_block_runs=4, min_block_seconds=0, max_runs=20,
