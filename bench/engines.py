@@ -47,6 +47,7 @@ MEASURE = {"max_runs": 50, "max_seconds": 3.0}
 # ~50 steps the running statistics are not settled; the digits are then learnt, not guessed)
 RESNET_RECIPE = {"optimizer": "adamw", "lr": 0.002, "precise_bn": True, "augmentation": "none"}
 SKIP: set[str] = set()  # --skip
+CEILING: dict = {}  # host_ceiling(), measured once at the start
 SLOW_UNTUNED = ("tvm",)  # measured on the demo models only unless --tvm-all
 # Engines the portal does not offer for detectors (projects.engine_support.TASK_ENGINES), with the reason seen
 NO_DETECTION: dict[str, str] = {}
@@ -208,6 +209,99 @@ def _mosaic(images: list[Path], k: int, side: int, dest: Path, *, labels: list[P
         label.write_text("\n".join(lines) + ("\n" if lines else ""))
 
 
+# --- what this core can do at all ----------------------------------------------------------------------------------
+
+
+def conv_macs(model, input_size: int) -> int:
+    """Multiply-accumulates of the model's convolutions and linear layers at batch 1 (forward hooks; what else the
+    models compute — activations, pooling, the detector's attention and decode — is a few percent)."""
+    import torch
+
+    total = 0
+
+    def hook(module, _inputs, output):
+        nonlocal total
+        out = output[0] if isinstance(output, (list, tuple)) else output
+        if isinstance(module, torch.nn.Conv2d):
+            total += out.numel() * (module.in_channels // module.groups) * module.kernel_size[0] * module.kernel_size[1]
+        else:
+            total += out.numel() * module.in_features
+
+    handles = [m.register_forward_hook(hook) for m in model.modules()
+               if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    try:
+        with torch.inference_mode():
+            model(torch.zeros(1, 3, input_size, input_size))
+    finally:
+        for handle in handles:
+            handle.remove()
+    return total
+
+
+def host_ceiling() -> dict:
+    """This core's GEMM rates, one thread, in G multiply-accumulates per second: fp32 measured (torch.mm, MKL) and
+    its theoretical peak (AVX2: 2 FMA pipes x 8 lanes per cycle), and int8 measured (fbgemm's u8 x s8 linear:
+    VPMADDUBSW + VPMADDWD, the path every x86 int8 engine takes without VNNI) with its theoretical peak (32 MACs per
+    cycle: twice fp32's), both at the clock /proc/cpuinfo reports (a boosting core runs faster: roofline() takes
+    the fastest engine's own rate when it is higher). An engine cannot beat these on the models' convolutions."""
+    import warnings
+
+    import torch
+
+    from tango_common.engines import cpu_flags
+
+    def best(fn, n=10):
+        fn()
+        times = []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        return min(times)
+
+    m, k, n = 512, 1024, 1024
+    a, b = torch.rand(m, k), torch.rand(k, n)
+    fp32 = m * k * n / best(lambda: a @ b) / 1e9
+    int8 = None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            torch.backends.quantized.engine = "fbgemm"
+            linear = torch.ao.nn.quantized.Linear(k, n)
+            x = torch.quantize_per_tensor(torch.rand(m, k), 0.01, 0, torch.quint8)
+            int8 = m * k * n / best(lambda: linear(x)) / 1e9
+        except Exception:  # noqa: BLE001 - a torch without fbgemm: no int8 figure
+            pass
+    ghz = None
+    try:
+        ghz = max(float(line.split(":")[1]) for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("cpu MHz")) / 1000
+    except (OSError, ValueError):
+        pass
+    flags = cpu_flags()
+    lanes = 16 if "avx512f" in flags else 8
+    vnni = bool(flags & {"avx512_vnni", "avx_vnni", "avx512vnni", "amx_int8"})
+    return {"fp32_gmacs": round(fp32, 1), "int8_gmacs": int8 and round(int8, 1), "ghz": ghz and round(ghz, 2),
+            "fp32_peak_gmacs": ghz and round(2 * lanes * ghz, 1),
+            "int8_peak_gmacs": ghz and round((8 if vnni else 4) * lanes * ghz, 1), "vnni": vnni,
+            "isa": "avx512" if lanes == 16 else "avx2"}
+
+
+def roofline(table: dict, macs: int, ceiling: dict) -> dict:
+    """What the target asks of this core for one table: the eager model's achieved rate, the rate a 4.5x speed-up
+    needs, and whether any engine could reach it (the int8 peak bounds every engine here)."""
+    eager_ms = table["rows"][0]["cpu_p10_ms"]
+    need = macs / (eager_ms / TARGET_SPEEDUP) / 1e6
+    peak = max(v for v in (ceiling.get("int8_peak_gmacs"), ceiling.get("int8_gmacs"), ceiling.get("fp32_gmacs"))
+               if v)
+    fastest = min((r["cpu_p10_ms"] for r in table["rows"][1:] if r.get("cpu_p10_ms")), default=None)
+    best = fastest and round(macs / fastest / 1e6, 1)
+    peak = max(peak, best or 0)  # the nominal clock understates a boosting core: what an engine did is possible
+    return {"gmac": round(macs / 1e9, 3), "eager_gmacs": round(macs / eager_ms / 1e6, 1),
+            "needed_gmacs": round(need, 1), "fastest_gmacs": best, "int8_peak_gmacs": peak,
+            "reachable": need <= peak}
+
+
 # --- one model through every engine × precision -------------------------------------------------------------------
 
 
@@ -258,6 +352,10 @@ def table_for(label: str, model, info: dict, input_size: int, work: Path, *, slo
     table["images"] = info.get("tiles")
     table["met"] = bool(pick) and pick["speedup_cpu"] >= TARGET_SPEEDUP and pick["delta"] >= -TARGET_LOSS and \
         fastest["speedup_cpu"] <= TARGET_NEAR_FASTEST * pick["speedup_cpu"]
+    try:
+        table["roofline"] = roofline(table, conv_macs(model, input_size), CEILING)
+    except Exception as error:  # noqa: BLE001 - the table stands without it
+        log(f"  (no roofline: {type(error).__name__}: {error})")
     return table
 
 
@@ -281,6 +379,11 @@ def print_table(tables: list[dict]) -> None:
         print(f"{'':<22}pick: {pick.get('engine')} {pick.get('precision')} ({pick.get('speedup_cpu')}x cpu, "
               f"{pick.get('speedup_wall')}x wall, delta {pick.get('delta')}); fastest: {fastest.get('engine')} "
               f"{fastest.get('precision')} ({fastest.get('speedup_cpu')}x) -> {'met' if table['met'] else 'missed'}")
+        if roof := table.get("roofline"):
+            print(f"{'':<22}{roof['gmac']} GMAC; eager runs {roof['eager_gmacs']} GMAC/s, the fastest engine "
+                  f"{roof['fastest_gmacs']}; {TARGET_SPEEDUP}x needs "
+                  f"{roof['needed_gmacs']} GMAC/s against this core's int8 ceiling of {roof['int8_peak_gmacs']} "
+                  f"({'within reach' if roof['reachable'] else 'out of reach for any engine here'})")
 
 
 def main() -> int:
@@ -307,6 +410,11 @@ def main() -> int:
 
     torch.set_num_threads(1)
     from deployment.engine.converters import registry
+
+    CEILING.update(host_ceiling())
+    log(f"this core, one thread: fp32 GEMM {CEILING['fp32_gmacs']} GMAC/s measured (peak {CEILING['fp32_peak_gmacs']} "
+        f"at {CEILING['ghz']} GHz, {CEILING['isa']}), int8 GEMM {CEILING['int8_gmacs']} GMAC/s measured (peak "
+        f"{CEILING['int8_peak_gmacs']}, {'VNNI' if CEILING['vnni'] else 'no VNNI: VPMADDUBSW'})")
 
     work = args.cache or Path(tempfile.mkdtemp(prefix="tango-bench-engines-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -351,7 +459,7 @@ def main() -> int:
     for engine, why in NO_DETECTION.items():
         if any(t.get("not_for_detection") for t in tables):
             print(f"{engine} not run on the detectors: {why}")
-    host = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+    host = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "ceiling": CEILING,
             "bf16": "bf16" in registry.precisions_here("openvino"), "load_1m_before": load_before,
             "load_1m_after": load_after, "wall_s": round(time.perf_counter() - started)}
     out.write_text(json.dumps({"host": host, "tables": tables}, indent=2, default=str) + "\n")

@@ -6,17 +6,11 @@ graph is the one a deployment runs. The timing itself runs in a fresh Python pro
 Runtime: its peak resident memory above its own baseline is the model's memory, not whatever an earlier candidate
 left in the allocator.
 
-How a latency is measured, and why:
-- One intra-op and one inter-op thread (and OMP/MKL pinned to one): a fixed thread count, so a figure does not
-  depend on how many cores happen to be free, and the run executes on the calling thread.
-- Warm-up: at least WARMUP_RUNS runs and WARMUP_SECONDS, so the first runs' allocations, page faults and cold
-  caches are not timed.
-- Repeats: at least MIN_RUNS runs and MIN_SECONDS, at most MAX_RUNS (a large network still gets MIN_RUNS).
-- Each run is timed by the CPU time of the calling thread (time.thread_time): on a shared server, wall time swings
-  with others' load while the CPU time a run needs swings far less. The latency is the 10th percentile of the
-  runs (the runs least slowed by a busy neighbour; the convention every benchmark record follows, deployment's
-  benchmark stage included, so the records one model is fitted to are alike). The median and the wall-clock
-  median are kept beside it; on a quiet machine the median is within a few percent of it.
+How a latency is measured: deployment.engine.timing.time_runs, the benchmark stage's own routine (one intra-op and
+one inter-op thread, sequential execution, OMP/MKL pinned to one; warm-up until stable; process CPU time; the median
+over blocks of each block's 25th percentile). The child imports that module alone beside ONNX Runtime, so a
+calibrate record, a benchmark-stage record and the bench's figures are measured the same way. The wall-clock
+median is kept beside it.
 """
 
 import json
@@ -26,68 +20,42 @@ import sys
 import tempfile
 from pathlib import Path
 
-WARMUP_RUNS = 3
-WARMUP_SECONDS = 0.3
-MIN_RUNS = 10
-MIN_SECONDS = 1.0
-MAX_RUNS = 60
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+ROOT = Path(__file__).resolve().parents[1]
 
-# Runs in the child process: stdlib, numpy, onnxruntime only.
+# Runs in the child process: stdlib, numpy, onnxruntime and deployment.engine.timing (stdlib) only.
 _CHILD = r"""
-import json, statistics, sys, time
+import json, statistics, sys
 import numpy as np
 import onnxruntime as ort
+from deployment.engine.timing import METHOD, session_options, time_runs
 
 def peak_kib():  # VmHWM: this process's peak RSS (ru_maxrss would carry the parent's across exec)
     with open("/proc/self/status") as status:
         return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
 
-path, size, warmup, warmup_s, min_runs, min_s, max_runs = sys.argv[1], *map(float, sys.argv[2:8])
-reference, ref_size = (sys.argv[8], int(sys.argv[9])) if len(sys.argv) > 9 else (None, 0)
-options = ort.SessionOptions()
-options.intra_op_num_threads = 1
-options.inter_op_num_threads = 1
-options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+path, size = sys.argv[1], int(sys.argv[2])
+reference, ref_size = (sys.argv[3], int(sys.argv[4])) if len(sys.argv) > 4 else (None, 0)
+options = session_options(ort, threads=1)
 
 def load(model_path, side):
     session = ort.InferenceSession(model_path, options, providers=["CPUExecutionProvider"])
     feed = {session.get_inputs()[0].name: np.random.default_rng(0).random((1, 3, side, side), dtype=np.float32)}
     return lambda: session.run(None, feed)
 
-def warm(run):
-    started, runs = time.perf_counter(), 0
-    while runs < warmup or time.perf_counter() - started < warmup_s:
-        run()
-        runs += 1
-    return runs
-
-def timed(run):
-    c0 = time.thread_time()
-    run()
-    return (time.thread_time() - c0) * 1000
-
 baseline = peak_kib()
-model = load(path, int(size))
-runs = warm(model)
+model = load(path, size)
+model()
 peak = peak_kib()  # the model's memory, before a reference network is loaded beside it
 ref = load(reference, ref_size) if reference else None
+timing = time_runs(model, reference=ref)
+out = {"latency_ms": timing["latency_ms"], "latency_median_ms": statistics.median(timing["cpu_ms"]),
+       "latency_wall_ms": statistics.median(timing["wall_ms"]), "runs": timing["runs"],
+       "warmup_runs": timing["warmup_runs"], "block_ms": timing["block_ms"], "threads": 1, "timing": METHOD,
+       "memory_mb": max(0, peak - baseline) / 1024}
 if ref:
-    warm(ref)
-cpu, wall, ref_cpu = [], [], []
-started = time.perf_counter()
-while len(cpu) < max_runs and (len(cpu) < min_runs or time.perf_counter() - started < min_s):
-    w0 = time.perf_counter()
-    cpu.append(timed(model))
-    wall.append((time.perf_counter() - w0) * 1000)
-    if ref:  # interleaved: both feel the same moment of the machine
-        ref_cpu.append(timed(ref))
-out = {"latency_ms": sorted(cpu)[len(cpu) // 10], "latency_median_ms": statistics.median(cpu),
-       "latency_wall_ms": statistics.median(wall), "runs": len(cpu), "warmup_runs": runs, "threads": 1,
-       "timing": "thread CPU time, 10th percentile, one thread", "memory_mb": max(0, peak - baseline) / 1024}
-if ref:
-    out["reference_ms"] = sorted(ref_cpu)[len(ref_cpu) // 10]
-    out["relative_to_reference"] = statistics.median(c / r for c, r in zip(cpu, ref_cpu))
+    out["reference_ms"] = timing["reference_ms"]
+    out["relative_to_reference"] = timing["relative_to_reference"]
 print(json.dumps(out))
 """
 
@@ -132,11 +100,17 @@ def time_onnx(path: Path, *, input_size: int, timeout_s: float = 600.0,
     """Time one exported model in a fresh process. reference (path, input size): a fixed network timed right after
     each run of the model, in the same process, so a figure can be read relative to the machine's speed at that
     moment (reference_ms, relative_to_reference); the bench uses it on a server whose speed drifts."""
-    args = [str(path), input_size, WARMUP_RUNS, WARMUP_SECONDS, MIN_RUNS, MIN_SECONDS, MAX_RUNS]
+    args = [str(path), input_size]
     if reference:
         args += [str(reference[0]), reference[1]]
+    env = {**os.environ, **ONE_THREAD, "PYTHONPATH": _python_path()}
     done = subprocess.run([sys.executable, "-c", _CHILD, *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout_s, check=False, env={**os.environ, **ONE_THREAD})
+                          timeout=timeout_s, check=False, env=env)
     if done.returncode != 0:
         raise RuntimeError(f"ONNX Runtime could not run {path.name}: {done.stderr.strip()[-500:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _python_path() -> str:
+    """The child imports deployment.engine.timing from this checkout, wherever the caller's working folder is."""
+    return os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)

@@ -193,6 +193,19 @@ if REDIS_URL:
             "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": None}]},
         }
     }
+    # Sessions: the database's rows, read through Redis (why, and what happens while Redis is down:
+    # tango_site/sessions.py). Short timeouts: an unreachable Redis must not hold a request up.
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+        "sessions": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "tango",
+            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+        },
+    }
+    SESSION_ENGINE = "tango_site.sessions"
+    SESSION_CACHE_ALIAS = "sessions"
 else:
     # Messages in a SQLite file, one transaction each: a worker never reads a half-written message (the
     # filesystem broker it replaces did, kombu issue 1551, and the worker died). Why and how: tango_site/broker.py.
@@ -203,6 +216,7 @@ else:
     # Worker and web are separate processes here, so pushes do not cross; consumers catch up from the
     # database on a short tick instead (TANGO_LOG_POLL_SECONDS).
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+SESSION_CACHE_SECONDS = 300  # the longest a session's cached copy is trusted (tango_site/sessions.py)
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -246,7 +260,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "DEFAULT_PAGINATION_CLASS": "tango_site.pagination.TangoPageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",

@@ -2,11 +2,12 @@
 and accuracy on the validation split. Django-free; the benchmark stage stores the figures as the recommender's
 BenchmarkRecord rows.
 
-Timing convention, shared with `tango calibrate` (recommender/ort_timing.py), which the recommender's latency
-model is fitted on: the record's latency is the 10th percentile of the runs' CPU time with one inference thread
-(on a shared server wall time swings by 2x under others' load, the CPU time a run needs much less). The process's
-CPU time is used, not the calling thread's, because OpenVINO and TorchScript run on their own worker thread. The
-wall-clock percentiles a user sees are kept beside it and shown on the page.
+Timing convention, shared with `tango calibrate` and bench/latency_prediction.py (recommender/ort_timing.py), which
+the recommender's latency model is fitted on: deployment.engine.timing.time_runs, one inference thread, warm-up
+until stable, the process's CPU time per run (OpenVINO and TorchScript run on their own worker thread), and the
+record's latency is the median over five blocks of each block's 25th percentile (on a shared server wall time swings
+by 2x under others' load, the CPU time a run needs much less; the blocks' median drops a block a neighbour's burst
+slowed throughout). The wall-clock percentiles a user sees are kept beside it and shown on the page.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
+from . import timing
 from .converters.base import Runner
 
-WARMUP_RUNS = 5
+WARMUP_RUNS = 5  # at least; then on until stable (deployment.engine.timing.warm_up)
 MIN_RUNS = 10
 MAX_RUNS = 100
 MAX_SECONDS = 8.0
@@ -84,27 +86,26 @@ def _measure(load, *, input_size, validation, file_bytes, report, warmup, min_ru
 
         first = validation.prepared()[0]
         batch = (first[0] if validation.task == DETECTION else first)[None]
-    for _ in range(warmup):
-        run(batch)
     # A runtime in a process of its own (TFLite's interpreter in its side environment) reports that process's CPU
     # time; it is added to ours, so the CPU figure is the inference's work, not the time spent waiting for it.
     child = getattr(run, "child_cpu_seconds", lambda: 0.0)
-    wall, cpu = [], []
-    started = time.perf_counter()
-    while len(wall) < max_runs and (len(wall) < min_runs or time.perf_counter() - started < max_seconds):
-        c0, w0 = time.process_time() + child(), time.perf_counter()
-        run(batch)
-        cpu.append((time.process_time() + child() - c0) * 1000)
-        wall.append((time.perf_counter() - w0) * 1000)
-        if report is not None and len(wall) % 20 == 0:
+
+    def between(runs: int) -> None:
+        if report is not None and runs % 20 == 0:
             report(None)  # lets a cancelled job stop between runs
-    total_s = time.perf_counter() - started
+
+    blocks = timing.BLOCKS
+    timed = timing.time_runs(lambda: run(batch), clock=lambda: time.process_time() + child(), blocks=blocks,
+                             min_block_runs=-(-min_runs // blocks), min_block_seconds=max_seconds / blocks,
+                             max_runs=max_runs, warmup_runs=warmup, between=between)
+    wall, cpu = timed["wall_ms"], timed["cpu_ms"]
     peak = _status_kib("VmHWM")
     figures = {
         "latency_p50_ms": percentile(wall, 50), "latency_p90_ms": percentile(wall, 90),
         "latency_p95_ms": percentile(wall, 95), "latency_p99_ms": percentile(wall, 99),
-        "latency_mean_ms": statistics.fmean(wall), "cpu_p10_ms": percentile(cpu, 10),
-        "cpu_median_ms": percentile(cpu, 50), "throughput_ips": len(wall) / total_s, "runs": len(wall),
+        "latency_mean_ms": statistics.fmean(wall), "cpu_latency_ms": timed["latency_ms"],
+        "cpu_p10_ms": percentile(cpu, 10), "cpu_median_ms": percentile(cpu, 50),
+        "throughput_ips": 1000 * len(wall) / sum(wall), "runs": len(wall), "warmup_runs": timed["warmup_runs"],
         "threads": threads, "load_s": round(load_s, 3),
         "peak_memory_mb": round(max(0, peak - rss_before) / 1024, 1) if reset and peak and rss_before else None,
         "file_mb": round(file_bytes / 1e6, 3) if file_bytes else None,
@@ -117,14 +118,15 @@ def _measure(load, *, input_size, validation, file_bytes, report, warmup, min_ru
 
 
 def record_latency_ms(figures: dict) -> float:
-    """The latency a BenchmarkRecord stores (the calibrate convention: CPU-time p10, one thread)."""
-    return max(figures["cpu_p10_ms"], 1e-3)
+    """The latency a BenchmarkRecord stores (the calibrate convention, deployment.engine.timing; figures measured
+    before it carry only the CPU-time p10)."""
+    return max(figures.get("cpu_latency_ms", figures["cpu_p10_ms"]), 1e-3)
 
 
 def record_details(figures: dict, **extra) -> dict:
-    keep = ("latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "cpu_median_ms", "throughput_ips", "runs",
-            "threads", "file_mb")
-    return {"timing": "process CPU time, 10th percentile, one thread (as tango calibrate)",
+    keep = ("latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "cpu_p10_ms", "cpu_median_ms", "throughput_ips",
+            "runs", "threads", "file_mb")
+    return {"timing": f"{timing.METHOD} (as tango calibrate)",
             **{k: figures[k] for k in keep if k in figures}, **extra}
 
 

@@ -90,3 +90,23 @@ def test_the_guard_passes_or_falls_back_on_a_detector(setup, tmp_path):
     assert outcome.passed and outcome.attempts[-1].drop <= 1.0
     steps = [a.step for a in outcome.attempts]
     assert steps[0] == "as asked" and (len(steps) == 1 or steps[1] == "detection decode kept in float")
+
+
+def test_tvm_imports_the_detector_at_a_static_batch_of_one_and_matches_pytorch(setup, tmp_path):
+    """The export keeps a free batch axis; the C3k2 blocks' and the head's shape arithmetic then made TVM's Relax
+    frontend fail ("shape_of expects a tensor input"). TVM imports it fixed at batch 1, that arithmetic folded."""
+    from deployment.engine.converters.tvm import TvmConverter
+
+    if TvmConverter().missing():
+        pytest.skip("apache-tvm is not installed")
+    import torch
+
+    source, validation, _ = setup
+    artifact = registry.convert("tvm", source, precision="fp32", out_dir=tmp_path)
+    batch = np.stack([validation.prepared()[i][0] for i in range(3)])
+    got = registry.load(artifact, threads=1)(batch)
+    with torch.inference_mode():
+        want = source.torch_model(torch.from_numpy(batch))
+    want = (want[0] if isinstance(want, (list, tuple)) else want).numpy()
+    assert got.shape == want.shape
+    assert np.abs(got - want).max() <= 1e-3 * max(1.0, float(np.abs(want).max()))

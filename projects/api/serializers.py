@@ -134,6 +134,15 @@ class LogLineSerializer(serializers.ModelSerializer):
         model = JobLogLine
         fields = ["seq", "text", "created_at"]
 
+    def to_representation(self, line):
+        # What the generated fields give, without DRF's per-field walk (a poll carries up to 500 lines), and with
+        # the current time zone looked up once per answer rather than once per line.
+        created_at = self.fields["created_at"]
+        if not hasattr(created_at, "timezone"):
+            created_at.timezone = created_at.default_timezone()
+        return {"seq": int(line.seq), "text": str(line.text),
+                "created_at": created_at.to_representation(line.created_at)}
+
 
 class LogPageSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=JobStatus.choices,

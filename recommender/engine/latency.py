@@ -25,8 +25,10 @@ error, what a ±10 % target measures), with a weak penalty pulling each log coef
 Coefficients stay positive (fitted in log space). Seven coefficients need records: until KERNEL_FORM_MIN_RECORDS
 (8) records carry a kernel list, the totals form below predicts (three coefficients, the prior with none).
 bench/latency_prediction.py (30 candidates, ONNX Runtime fp32 on this server, quiet, drift-corrected), leave-one-out
-with all records: 83 % within ±10 % against the totals form's 77 % on the same timings (median error 5.2 % vs 5.3 %;
-a candidate's own repeat rounds all agree within ±10 % for only 80 % of them). With 3 records, on an earlier run
+with all records: 97 % within ±10 % against the totals form's 83 % on the same timings (median error 3.9 % vs 4.7 %),
+timed as every benchmark record is (deployment.engine.timing: five blocks, five interleaved rounds; the two halves
+of a candidate's rounds agree within ±10 % for all 30). Timed with a single 10th percentile of three rounds before,
+the same model scored 83 %: most of the misses were the measurement's. With 3 records, on an earlier run
 under load, the kernel form alone managed 49 % within ±10 % against the totals form's 57 %: hence the switch.
 
 exp(r) corrects what the sum cannot say (a runtime's kernels suit some layer shapes better than others): r is the

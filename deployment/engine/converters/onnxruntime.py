@@ -154,11 +154,10 @@ class OnnxRuntimeConverter:
     def load(self, artifact: Artifact, *, threads: int | None = None) -> Runner:
         import onnxruntime as ort
 
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
-        session = ort.InferenceSession(str(artifact.path), options, providers=["CPUExecutionProvider"])
+        from ..timing import session_options
+
+        session = ort.InferenceSession(str(artifact.path), session_options(ort, threads),
+                                       providers=["CPUExecutionProvider"])
         name = session.get_inputs()[0].name
         return lambda batch: session.run(None, {name: np.ascontiguousarray(batch, dtype=np.float32)})[0]
 

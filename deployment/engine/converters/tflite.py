@@ -115,7 +115,7 @@ class TfliteConverter:
                 + "…",
             )
             try:
-                result = TFLITE.run_json(BUILD, job, log=None)
+                result = _builder_for(job["onnx"]).run(job, tmp)
             except SideEnvError as error:
                 raise ConversionError(str(error)) from error
             checked = np.load(tmp / "check-out.npy")
@@ -166,6 +166,96 @@ class TfliteConverter:
 
     def load(self, artifact: Artifact, *, threads: int | None = None) -> Runner:
         return TfliteRunner(artifact.path, threads=threads or 1)
+
+
+BUILDER_IDLE_SECONDS = 600  # a builder (TensorFlow with onnx2tf's model, ~1-2 GB) unused this long is stopped
+_BUILDER: dict = {}
+_BUILDER_LOCK = threading.Lock()
+
+
+class _Builder:
+    """workers/tflite_build.py --serve on one ONNX file: onnx2tf converts it once (its first job) and every job
+    after that — the accuracy guard's fallbacks, the other precisions — only runs TFLite's converter on the model it
+    kept. One builder at a time (the last ONNX file converted); stopped after BUILDER_IDLE_SECONDS unused."""
+
+    def __init__(self, onnx: str, key: tuple):
+        self.key = key
+        self._log = tempfile.NamedTemporaryFile(prefix="tango-tflite-build-", suffix=".log")
+        self._process = subprocess.Popen(
+            [str(TFLITE.interpreter), str(BUILD), "--serve", onnx], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=self._log, env=TFLITE.environ(), text=True)
+        self._finalizer = weakref.finalize(self, _stop, self._process)
+        self._timer: threading.Timer | None = None
+
+    def alive(self) -> bool:
+        return self._process.poll() is None
+
+    def run(self, job: dict, tmp: Path, *, timeout: float = 1800) -> dict:
+        import select
+
+        if self._timer is not None:
+            self._timer.cancel()
+        job_file = Path(tmp) / "job.json"
+        job_file.write_text(json.dumps(job))
+        try:
+            self._process.stdin.write(f"{job_file}\n")
+            self._process.stdin.flush()
+            ready, _, _ = select.select([self._process.stdout], [], [], timeout)
+            line = self._process.stdout.readline() if ready else ""
+        except (BrokenPipeError, OSError):
+            line = ""
+        if not line:
+            self.close()
+            raise SideEnvError("TensorFlow Lite builder " + ("timed out" if not ready else "ended") + ": "
+                               + self._tail())
+        result = json.loads(line)
+        self._timer = threading.Timer(BUILDER_IDLE_SECONDS, _release, args=(self,))
+        self._timer.daemon = True
+        self._timer.start()
+        if "error" in result:
+            raise SideEnvError(f"tflite worker failed: {result['error']}"[:1500])
+        return result
+
+    def _tail(self) -> str:
+        try:
+            return Path(self._log.name).read_text(errors="replace").strip().splitlines()[-1][:600]
+        except (OSError, IndexError):
+            return "no output"
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._finalizer()
+        self._log.close()
+
+
+def _builder_for(onnx: str) -> _Builder:
+    path = Path(onnx)
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+    with _BUILDER_LOCK:
+        current = _BUILDER.get("current")
+        if current is not None and current.key == key and current.alive():
+            return current
+        if current is not None:
+            current.close()
+        _BUILDER["current"] = _Builder(onnx, key)
+        return _BUILDER["current"]
+
+
+def _release(builder: _Builder) -> None:
+    with _BUILDER_LOCK:
+        if _BUILDER.get("current") is builder:
+            del _BUILDER["current"]
+    builder.close()
+
+
+def release_builder() -> None:
+    """Stop the kept builder now (tests, and callers done with a model)."""
+    with _BUILDER_LOCK:
+        current = _BUILDER.pop("current", None)
+    if current is not None:
+        current.close()
 
 
 def _check_batch(source: Source, calibration: CalibrationSet | None, count: int) -> np.ndarray:

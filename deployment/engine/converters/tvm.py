@@ -87,8 +87,48 @@ def cross_compiler() -> str | None:
     return shutil.which(CROSS_CXX)
 
 
+def static_batch_one(model, input_size: int):
+    """The ONNX model with its input fixed at (1, 3, S, S) and its shape arithmetic folded into constants.
+
+    The portal's exports keep a free batch axis, so a graph that computes with its own shapes (YOLO11's C3k2 chunk
+    and Detect head: Shape -> Gather -> Div -> Slice/Reshape) does that arithmetic at run time. TVM's Relax
+    frontend turns Shape into a shape value, not a tensor, and fails on the Gather after it ("shape_of expects a
+    tensor input"). With every shape static, ONNX Runtime's basic graph optimisation (constant folding, standard
+    ONNX ops only) computes that arithmetic once and leaves constants, which the frontend imports."""
+    import tempfile
+
+    import onnx
+    import onnxruntime as ort
+
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    initializers = {i.name for i in model.graph.initializer}
+    for value in [i for i in model.graph.input if i.name not in initializers]:
+        for axis, dim in enumerate(value.type.tensor_type.shape.dim):
+            if not dim.dim_value:
+                dim.ClearField("dim_param")
+                dim.dim_value = 1 if axis == 0 else (3 if axis == 1 else input_size)
+    for value in model.graph.output:
+        dims = value.type.tensor_type.shape.dim
+        if dims and not dims[0].dim_value:
+            dims[0].ClearField("dim_param")
+            dims[0].dim_value = 1
+    del model.graph.value_info[:]  # inferred with a symbolic batch: inferred again, static
+    with tempfile.TemporaryDirectory(prefix="tango-tvm-static-") as tmp:
+        static, folded = Path(tmp) / "static.onnx", Path(tmp) / "folded.onnx"
+        onnx.save(model, str(static))
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+        options.optimized_model_filepath = str(folded)
+        options.log_severity_level = 3
+        try:
+            ort.InferenceSession(str(static), options, providers=["CPUExecutionProvider"])
+            return onnx.load(str(folded))
+        except Exception:  # a graph ONNX Runtime will not optimise: the static one as it is
+            return onnx.load(str(static))
+
+
 def import_onnx(onnx_path: Path, input_size: int):
-    """(Relax IRModule, input name) for a batch-1 static-shape import of the ONNX file."""
+    """(Relax IRModule, input name) for a batch-1 static-shape import of the ONNX file (static_batch_one)."""
     import onnx
     from tvm.relax.frontend.onnx import from_onnx
 
@@ -98,6 +138,7 @@ def import_onnx(onnx_path: Path, input_size: int):
     if len(inputs) != 1:
         raise ConversionError(f"TVM: expected one image input, the ONNX model has {len(inputs)}.")
     name = inputs[0].name
+    model = static_batch_one(model, input_size)
     try:
         mod = from_onnx(model, shape_dict={name: [1, 3, input_size, input_size]}, keep_params_in_input=False)
     except Exception as error:  # the frontend names the operator it cannot import

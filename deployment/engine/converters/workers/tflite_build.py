@@ -2,6 +2,7 @@
 portal's.
 
     python tflite_build.py job.json
+    python tflite_build.py --serve model.onnx     (many jobs on one ONNX file: see serve())
 
 job: {"onnx": path, "out": path.tflite, "precision": "fp32" | "fp16" | "int8", "input": name,
       "calibration": path of (N, S, S, 3) float32 .npy (int8 only; already normalised, so mean 0 and std 1),
@@ -177,37 +178,41 @@ def offline_sample_data(check):
     return np.ascontiguousarray(np.resize(small, (20, 128, 128, small.shape[-1])), dtype=np.float32)
 
 
-def main(job_path: str) -> dict:
+def prepare(onnx_path: str, work: str, check, log):
+    """(static ONNX path, onnx2tf's Keras model): the expensive part, done once per ONNX file."""
+    with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+        # before TensorFlow is imported: onnxsim crashes (SIGSEGV) in a process that has loaded it
+        static = static_onnx(onnx_path, os.path.join(work, "model.onnx"))
+        import onnx2tf
+        import onnx2tf.onnx2tf as onnx2tf_main
+
+        onnx2tf_main.download_test_image_data = lambda: offline_sample_data(check)
+        # onnx2tf: ONNX -> a Keras model of TensorFlow ops in NHWC. Nothing saved: its own float32/float16 files
+        # go through TFLiteConverter.from_keras_model, which serialises every layer's config (weights included,
+        # as JSON lists) into a SavedModel first, twice, and that was ~95% of a ResNet-18 conversion here
+        # (cProfile: tf_keras saved_model json_utils). The TFLite converter runs on its concrete function instead.
+        model = onnx2tf.convert(
+            input_onnx_file_path=static,
+            output_folder_path=work,
+            non_verbose=True,
+            not_use_onnxsim=True,  # simplified above, at batch 1
+            disable_strict_mode=True,
+            disable_model_save=True,
+        )
+    return static, model
+
+
+def build(job: dict, static: str, model, work: str, log, *, converted_s: float) -> dict:
+    """One .tflite file of the job's precision from onnx2tf's model, opened by the interpreter and run on the check
+    images."""
     import numpy as np
 
-    job = json.loads(open(job_path).read())
     precision = job["precision"]
-    work = tempfile.mkdtemp(prefix="onnx2tf-")
-    log = io.StringIO()
     started = time.monotonic()
-    check = np.load(job["check"]).astype(np.float32)
     kept_float: list[str] = []
+    written = os.path.join(work, f"model-{precision}.tflite")
     try:
         with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
-            # before TensorFlow is imported: onnxsim crashes (SIGSEGV) in a process that has loaded it
-            static = static_onnx(job["onnx"], os.path.join(work, "model.onnx"))
-            import onnx2tf
-            import onnx2tf.onnx2tf as onnx2tf_main
-
-            onnx2tf_main.download_test_image_data = lambda: offline_sample_data(check)
-            # onnx2tf: ONNX -> a Keras model of TensorFlow ops in NHWC. Nothing saved: its own float32/float16 files
-            # go through TFLiteConverter.from_keras_model, which serialises every layer's config (weights included,
-            # as JSON lists) into a SavedModel first, twice, and that was ~95% of a ResNet-18 conversion here
-            # (cProfile: tf_keras saved_model json_utils). The TFLite converter runs on its concrete function instead.
-            model = onnx2tf.convert(
-                input_onnx_file_path=static,
-                output_folder_path=work,
-                non_verbose=True,
-                not_use_onnxsim=True,  # simplified above, at batch 1
-                disable_strict_mode=True,
-                disable_model_save=True,
-            )
-            written = os.path.join(work, "model.tflite")
             calibration = np.load(job["calibration"]).astype(np.float32) if precision == "int8" else None
             if precision == "int8" and job.get("head_in_float"):
                 float_file = os.path.join(work, "float32.tflite")
@@ -219,13 +224,14 @@ def main(job_path: str) -> dict:
         if not os.path.exists(written):
             return {"error": f"the TFLite converter wrote no {precision} file: " + log.getvalue()[-600:]}
         shutil.copyfile(written, job["out"])
-    except BaseException as error:  # onnx2tf ends with sys.exit(1) on some errors: its own message and log tail
+        os.unlink(written)
+    except BaseException as error:  # the converter may end with sys.exit(1): its own message and log tail
         if isinstance(error, KeyboardInterrupt):
             raise
-        return {"error": f"onnx2tf failed: {type(error).__name__}: {str(error)[:500]} " + log.getvalue()[-400:]}
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    built = time.monotonic() - started
+        return {"error": f"the TFLite converter failed: {type(error).__name__}: {str(error)[:500]} "
+                         + log.getvalue()[-400:]}
+    built = converted_s + time.monotonic() - started
+    check = np.load(job["check"]).astype(np.float32)
     interp = interpreter(job["out"])
     interp.allocate_tensors()
     details = interp.get_input_details()[0]
@@ -236,6 +242,7 @@ def main(job_path: str) -> dict:
     return {
         "ok": True,
         "build_seconds": round(built, 1),
+        "onnx2tf_seconds": round(converted_s, 1),
         "checked": len(outputs),
         "input_shape": [int(d) for d in details["shape"]],
         "input_dtype": str(details["dtype"].__name__),
@@ -249,6 +256,75 @@ def main(job_path: str) -> dict:
     }
 
 
+def main(job_path: str) -> dict:
+    """One job: onnx2tf, then the file."""
+    import numpy as np
+
+    job = json.loads(open(job_path).read())
+    work = tempfile.mkdtemp(prefix="onnx2tf-")
+    log = io.StringIO()
+    started = time.monotonic()
+    try:
+        try:
+            static, model = prepare(job["onnx"], work, np.load(job["check"]).astype(np.float32), log)
+        except BaseException as error:  # onnx2tf ends with sys.exit(1) on some errors: its own message and log tail
+            if isinstance(error, KeyboardInterrupt):
+                raise
+            return {"error": f"onnx2tf failed: {type(error).__name__}: {str(error)[:500]} " + log.getvalue()[-400:]}
+        return build(job, static, model, work, log, converted_s=time.monotonic() - started)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def serve(onnx_path: str) -> int:
+    """Many jobs on one ONNX file: onnx2tf runs once (on the first job), each job after that only writes its file.
+    The accuracy guard's fallbacks (int8 as asked, the head in float, more calibration images, fp16) and the other
+    precisions of the same model then cost a TFLite conversion each, not an onnx2tf run each.
+
+    Protocol: one line per job on stdin (the path of its job JSON), one JSON line back per job on the original
+    stdout; everything else anything prints goes to stderr. End of input ends the process."""
+    import numpy as np
+
+    answer = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)  # TensorFlow's and onnx2tf's own printing must not reach the protocol
+    sys.stdout = sys.stderr
+    work = tempfile.mkdtemp(prefix="onnx2tf-")
+    prepared = None
+    converted_s = 0.0
+    try:
+        for line in sys.stdin:
+            if not line.strip():
+                continue
+            log = io.StringIO()
+            try:
+                job = json.loads(open(line.strip()).read())
+                if job["onnx"] != onnx_path:
+                    result = {"error": f"this builder converts {onnx_path}, not {job['onnx']}"}
+                else:
+                    if prepared is None:
+                        started = time.monotonic()
+                        try:
+                            prepared = prepare(onnx_path, work, np.load(job["check"]).astype(np.float32), log)
+                        except BaseException as error:
+                            if isinstance(error, KeyboardInterrupt):
+                                raise
+                            answer.write(json.dumps({"error": f"onnx2tf failed: {type(error).__name__}: "
+                                                              f"{str(error)[:500]} " + log.getvalue()[-400:]})
+                                         + "\n")
+                            return 1
+                        converted_s = time.monotonic() - started
+                        result = build(job, *prepared, work, log, converted_s=converted_s)
+                    else:
+                        result = build(job, *prepared, work, log, converted_s=0.0)
+                        result["onnx2tf_reused"] = True
+            except Exception as error:  # noqa: BLE001 - the portal reads the reason
+                result = {"error": f"{type(error).__name__}: {error}"[:1500]}
+            answer.write(json.dumps(result) + "\n")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
 def _installed(package: str) -> bool:
     import importlib.metadata as metadata
 
@@ -260,6 +336,8 @@ def _installed(package: str) -> bool:
 
 
 if __name__ == "__main__":
+    if sys.argv[1] == "--serve":
+        sys.exit(serve(sys.argv[2]))
     try:
         report = main(sys.argv[1])
     except Exception as error:  # noqa: BLE001 - the portal reads the reason from the JSON line
