@@ -20,23 +20,44 @@ def _catalog_for_transactional_tests(request):
     factories.seeded_catalog()
 
 
+def pytest_collection_modifyitems(config, items):
+    """The tests that start processes run last, in their modules' order: first those that start their own, then those
+    that share the session's portal (below), so its worker and web server are started once, not once per module, and
+    no live worker writes heartbeats into the database while other tests run (a worker that dies with its test module
+    and one that outlives it read the same to every test). The sort is stable: a module's tests stay together."""
+    def group(item):
+        if item.get_closest_marker("integration") is None:
+            return 0
+        return 2 if "portal" in item.fixturenames else 1
+
+    items.sort(key=group)
+
+
+@pytest.fixture(scope="session")
+def _portal_processes():
+    processes = {}
+    yield processes
+    for name in ("web", "worker"):
+        if name in processes:
+            processes[name].kill()
+
+
 @pytest.fixture(scope="module")
-def portal(django_db_setup, django_db_blocker, tmp_path_factory):
-    """daphne and a Celery worker on the test database, for the tests of one module."""
+def portal(django_db_setup, django_db_blocker, tmp_path_factory, _portal_processes):
+    """daphne and a Celery worker on the test database. Started once for the session, as these modules run
+    together at the end; a module that found either dead (a test killed the worker, as a lost host) starts it again.
+    Its profiles cached in memory (the recommend stage's) are the worker's own, as on a long-running install."""
     from projects.tests.live import purge_broker, start_web, start_worker
 
     logs = tmp_path_factory.mktemp("portal-logs")
     with django_db_blocker.unblock():
         purge_broker()
-    worker = start_worker(logs)
-    try:
-        web, url = start_web(logs)
-    except Exception:
-        worker.kill()
-        raise
-    yield {"url": url, "worker": worker, "web": web, "logs": logs}
-    web.kill()
-    worker.kill()
+    processes = _portal_processes
+    if "worker" not in processes or processes["worker"].proc.poll() is not None:
+        processes["worker"] = start_worker(logs)
+    if "web" not in processes or processes["web"].proc.poll() is not None:
+        processes["web"], processes["url"] = start_web(logs)
+    yield {"url": processes["url"], "worker": processes["worker"], "web": processes["web"], "logs": logs}
 
 
 @pytest.fixture(scope="module")

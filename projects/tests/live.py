@@ -34,8 +34,10 @@ def child_env(**extra) -> dict:
         env["DATABASE_URL"] = (f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST'] or '127.0.0.1'}:"
                                f"{db['PORT'] or 5432}/{db['NAME']}")
     env["TANGO_DATA_DIR"] = str(settings.DATA_DIR)
+    # One intra-op thread: on a two-core machine shared with the test process (and other test runs), torch's two
+    # threads per process spin against each other and a few seconds of training take minutes.
     env.update({"TANGO_JOB_HEARTBEAT_SECONDS": "0.5", "TANGO_JOB_STALE_SECONDS": "4",
-                "TANGO_LOG_POLL_SECONDS": "0.1", "PYTHONUNBUFFERED": "1"})
+                "TANGO_LOG_POLL_SECONDS": "0.1", "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"})
     env.update(extra)
     return env
 
