@@ -151,7 +151,9 @@ class Outcome:
             return f"{self.engine} {self.asked}: builds on the device; its accuracy is checked there."
         if self.fallback is None:
             return f"{self.engine} {self.asked}: within {self.tolerance:g} point(s) of PyTorch (drop {last.drop:+.2f})."
-        return (f"{self.engine} {self.asked} lost {self.attempts[0].drop:.2f} point(s); the guard fell back to "
+        first = self.attempts[0]
+        what = "did not convert" if first.drop is None else f"lost {first.drop:.2f} point(s)"
+        return (f"{self.engine} {self.asked} {what}; the guard fell back to "
                 f"'{last.step}' ({last.precision}, drop {last.drop:+.2f}).")
 
     def as_dict(self) -> dict:

@@ -68,3 +68,14 @@ def test_the_ladder_orders_the_fallbacks():
     assert tflite[:2] == ["as asked", "detection head kept in float"]
     assert [s[1] for s in ladder("openvino", "bf16", "classification", more_calibration=None,
                                  validation=None)] == ["bf16", "fp32"]
+
+
+def test_the_summary_of_a_fallback_after_a_failed_conversion_says_so():
+    """A first attempt that did not convert has no drop (TFLite int8 whose file XNNPACK would not prepare): the
+    summary said so by crashing on None."""
+    from deployment.engine.guard import Attempt, Outcome
+
+    failed = Attempt("as asked", "int8", {}, None, None, None, False, 1.0, error="XNNPACK failed to prepare")
+    passed = Attempt("fp16", "fp16", {}, None, {"top1": 94.0}, 0.0, True, 1.0)
+    outcome = Outcome("tflite", "int8", object(), [failed, passed], {"top1": 94.0}, 1.0)
+    assert outcome.summary() == ("tflite int8 did not convert; the guard fell back to 'fp16' (fp16, drop +0.00).")
