@@ -76,14 +76,20 @@ class Process:
         self.log.close()
 
 
-def start_worker(log_dir: Path, *, beat: bool = False, queues: str = "cpu,gpu", **env) -> Process:
+def start_worker(log_dir: Path, *, beat: bool = False, queues: str = "cpu,gpu", wait: bool = True, **env) -> Process:
+    """wait=False: return at once; call worker_ready(worker) before counting on it (workers start side by side)."""
     args = [sys.executable, "-m", "celery", "-A", "tango_site", "worker", "-Q", queues, "--concurrency", "1",
             "-n", f"test-{uuid.uuid4().hex[:8]}@%h", "--without-gossip", "--without-mingle", "--loglevel", "INFO"]
     if beat:
         args += ["-B", "--schedule", str(log_dir / f"beat-{uuid.uuid4().hex[:6]}")]
-    worker = Process("worker", args, child_env(**env), log_dir)
-    worker.wait_for_output("ready.", timeout=180)  # a loaded CI machine can take a while to import it all
+    worker = Process(f"worker-{uuid.uuid4().hex[:6]}", args, child_env(**env), log_dir)
+    if wait:
+        worker_ready(worker)
     return worker
+
+
+def worker_ready(worker: Process) -> None:
+    worker.wait_for_output("ready.", timeout=180)  # a loaded CI machine can take a while to import it all
 
 
 def start_web(log_dir: Path) -> tuple[Process, str]:

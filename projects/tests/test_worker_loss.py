@@ -18,7 +18,7 @@ from projects.jobs.runner import job_execute
 from projects.jobs.services import job_cancel, job_enqueue, job_retry
 from projects.jobs.storage import absolute, job_dir
 from projects.tests import factories
-from projects.tests.live import start_worker
+from projects.tests.live import start_worker, worker_ready
 from tango_common.hashing import sha256_file
 from training.engine.zoo import build_model
 from training.models import TrainingRun
@@ -105,11 +105,17 @@ def test_a_killed_workers_training_fails_in_time_and_its_retry_resumes_losing_no
     epochs = 4
     portal["worker"].kill()  # only the workers below consume the queues now
     # As in team mode: beat and the reaper on a cpu worker, training on a gpu worker whose host is lost.
-    reaper = start_worker(tmp_path, beat=True, queues="cpu", TANGO_REAP_INTERVAL_SECONDS="1")
-    doomed = start_worker(tmp_path, queues="gpu", OMP_NUM_THREADS="1")
+    reaper = start_worker(tmp_path, beat=True, queues="cpu", TANGO_REAP_INTERVAL_SECONDS="1", wait=False)
+    doomed = start_worker(tmp_path, queues="gpu", OMP_NUM_THREADS="1", wait=False)  # both start side by side
     successor = None
     try:
-        project = recommended_project(epochs=epochs, worker=reaper)
+        worker_ready(reaper)
+        worker_ready(doomed)
+        # Recorded rather than run: the recommend stage is not what this test is about, and a fresh worker
+        # profiles every candidate first (15-40 s on a loaded two-core host).
+        project = factories.training_project(factories.team_with("Vision", alice="owner"), epochs=epochs)
+        Job.objects.create(project=project, stage="recommend", status=JobStatus.SUCCEEDED, queue="cpu",
+                           result={"model": "resnet18"})
         job = job_enqueue(project=project, stage_key="train")
         deadline = time.monotonic() + 400
         while not epochs_logged(console(job)):  # polled briskly: the kill should land early in the run
