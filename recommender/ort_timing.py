@@ -61,7 +61,7 @@ print(json.dumps(out))
 
 
 def time_zoo_model(model_name: str, *, num_classes: int, input_size: int, folder: Path | None = None) -> dict:
-    """Build, export to ONNX and time one model. Returns latency (ms: the 10th percentile of the runs' CPU time),
+    """Build, export to ONNX and time one model. Returns latency (ms: deployment.engine.timing's CPU-time figure),
     the median and the wall-clock median beside it, memory (MiB) and the architecture signature. The export goes to
     folder (a job's) and is removed once timed; to a temporary folder when None."""
     with tempfile.TemporaryDirectory(dir=folder) as scratch:

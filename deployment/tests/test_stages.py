@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from deployment import packaging, services
+from deployment.engine import benchmark, timing
 from deployment.models import Artifact
 from projects.jobs.errors import StageError
 from projects.jobs.models import Job, JobStatus
@@ -161,7 +162,9 @@ def test_convert_builds_the_projects_engine_and_precision_through_the_guard(proj
         [("pytorch", "fp32"), ("onnxruntime", "fp32"), ("onnxruntime", target.precision)])
     record = records.get(engine="onnxruntime", precision=target.precision)
     assert record.device.is_host and record.team == project.team and record.accuracy == rows[2]["accuracy"]["top1"]
-    assert record.details["timing"].startswith("process CPU time, 10th percentile, one thread")
+    # The record holds the block-median CPU time that tango calibrate and the latency model use, and says so.
+    assert record.details["timing"] == f"{timing.METHOD} (as tango calibrate)"
+    assert record.latency_ms == pytest.approx(benchmark.record_latency_ms(rows[2]))
 
 
 def test_tensorrt_on_this_server_is_a_kit_that_builds_on_device_and_is_not_timed(project, trained):
