@@ -115,6 +115,13 @@ def test_a_new_user_uploads_in_the_wizard_picks_a_device_by_search_and_watches_t
     page.locator(f"{recommend}.is-paused").wait_for(timeout=10_000)
     log.evaluate("e => e.insertAdjacentHTML('beforeend', '<div class=log-line>while reading</div>')")
     assert log.evaluate("e => e.scrollTop") == 0
+    # The stage card is re-rendered when its job changes state: a paused console stays paused, where it was.
+    log.evaluate("e => new Promise(done => { e.addEventListener('scroll', () => setTimeout(done), {once: true});"
+                 " e.scrollTop = 100 })")
+    log.evaluate("e => { const fresh = document.createElement('div'); fresh.className = 'log'; fresh.id = e.id;"
+                 " fresh.setAttribute('data-testid', e.getAttribute('data-testid')); fresh.innerHTML = e.innerHTML;"
+                 " e.replaceWith(fresh) }")
+    assert log.evaluate("e => [e.classList.contains('is-paused'), e.scrollTop]") == [True, 100]
     log.evaluate("e => { e.scrollTop = e.scrollHeight }")
     page.locator(f"{recommend}:not(.is-paused)").wait_for(timeout=10_000)
     log.evaluate("e => e.insertAdjacentHTML('beforeend', '<div class=log-line>after</div>')")

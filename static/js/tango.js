@@ -19,27 +19,57 @@ document.addEventListener("htmx:xhr:progress", (event) => {
 const LOG_SLACK_PX = 24; // "at the bottom" allows for a partly visible last line
 const logAtEnd = (log) => log.scrollHeight - log.scrollTop - log.clientHeight <= LOG_SLACK_PX;
 
+// Where a reader paused each console (by id): a detached element no longer knows its scroll position.
+const readingAt = new Map();
+
 document.addEventListener("scroll", (event) => {
   const log = event.target;
   if (!(log instanceof Element) || !log.classList.contains("log")) return;
   const paused = !logAtEnd(log);
   log.classList.toggle("is-paused", paused);
+  if (log.id && paused) readingAt.set(log.id, log.scrollTop);
+  else if (log.id) readingAt.delete(log.id);
   log.title = paused ? "Paused while you read: scroll to the end to follow new lines again." : "";
 }, true); // capture: scroll events do not bubble
 
 function followLog(log) {
   // Scrolling to the end fires a scroll event that finds the box at its end, so it stays unpaused.
   if (!log.classList.contains("is-paused")) log.scrollTop = log.scrollHeight;
+  else if (log.dataset.readingAt !== undefined) {
+    // A re-rendered console refills as its lines replay: put the reader back where they were once it is that long.
+    const at = Number(log.dataset.readingAt);
+    log.scrollTop = at;
+    if (log.scrollHeight - log.clientHeight >= at) delete log.dataset.readingAt;
+  }
+}
+
+// A stage card is re-rendered when its job changes state (the console element is replaced by one with the same id):
+// a reader who had paused it keeps it paused, at the same place, instead of being sent to the end.
+function logsIn(node) {
+  if (!(node instanceof Element)) return [];
+  return [...(node.classList.contains("log") ? [node] : []), ...node.querySelectorAll(".log")];
 }
 
 new MutationObserver((mutations) => {
   const touched = new Set();
+  const reading = new Map();
+  for (const m of mutations) {
+    for (const node of m.removedNodes) {
+      logsIn(node).filter((l) => l.classList.contains("is-paused") && readingAt.has(l.id))
+        .forEach((l) => reading.set(l.id, readingAt.get(l.id)));
+    }
+  }
   for (const m of mutations) {
     const log = m.target instanceof Element ? m.target.closest(".log") : null;
     if (log) touched.add(log);
     for (const node of m.addedNodes) {
-      if (node instanceof Element) node.querySelectorAll(".log").forEach((l) => touched.add(l));
-      if (node instanceof Element && node.classList.contains("log")) touched.add(node);
+      logsIn(node).forEach((l) => {
+        if (reading.has(l.id)) {
+          l.classList.add("is-paused");
+          l.dataset.readingAt = reading.get(l.id);
+        }
+        touched.add(l);
+      });
     }
   }
   touched.forEach(followLog);
