@@ -21,6 +21,7 @@ import numpy as np
 
 from . import timing
 from .converters.base import Runner
+from .timing import percentile
 
 WARMUP_RUNS = 5  # at least; then on until stable (deployment.engine.timing.warm_up)
 MIN_RUNS = 10
@@ -45,10 +46,6 @@ def _reset_peak() -> bool:
         return True
     except OSError:
         return False
-
-
-def percentile(values, q: float) -> float:
-    return float(np.percentile(np.asarray(values), q))
 
 
 def measure(load: Callable[[], Runner], *, input_size: int, validation=None, file_bytes: int | None = None,
