@@ -109,20 +109,36 @@ def test_a_new_user_uploads_in_the_wizard_picks_a_device_by_search_and_watches_t
                            f"return e && e.scrollHeight > e.clientHeight + 40 }}", timeout=240_000)
     assert follows_its_end(page, recommend)
 
-    # Scrolled up, it stays put for new lines; scrolled back down, it follows again.
+    # Scrolled up, it stays put for new lines; scrolled back down, it follows again. Checked once recommend has
+    # finished, so that no real re-render of its card (a job changing state) swaps the element mid-check: the test
+    # re-renders it itself below.
+    page.locator("#stage-recommend .badge").get_by_text("succeeded").wait_for(timeout=300_000)
+    page.wait_for_function(f"() => {{ const e = document.querySelector('{recommend}'); "
+                           f"return e && e.scrollHeight > e.clientHeight + 40 }}", timeout=30_000)
     log = page.locator(recommend)
-    log.evaluate("e => { e.scrollTop = 0 }")
+
+    def scroll_to(expression: str) -> None:
+        """Scroll the console and wait (bounded) until the page's scroll handler has seen it."""
+        log.evaluate("(e, to) => { delete e.dataset.scrolled;"
+                     " e.addEventListener('scroll', () => { e.dataset.scrolled = '1' }, {once: true});"
+                     " e.scrollTop = to }", log.evaluate(f"e => {expression}"))
+        page.wait_for_function(f"() => document.querySelector('{recommend}').dataset.scrolled === '1'",
+                               timeout=10_000)
+
+    assert follows_its_end(page, recommend)
+    scroll_to("0")
     page.locator(f"{recommend}.is-paused").wait_for(timeout=10_000)
     log.evaluate("e => e.insertAdjacentHTML('beforeend', '<div class=log-line>while reading</div>')")
     assert log.evaluate("e => e.scrollTop") == 0
     # The stage card is re-rendered when its job changes state: a paused console stays paused, where it was.
-    log.evaluate("e => new Promise(done => { e.addEventListener('scroll', () => setTimeout(done), {once: true});"
-                 " e.scrollTop = 100 })")
+    reading_at = log.evaluate("e => Math.min(100, Math.floor((e.scrollHeight - e.clientHeight) / 2))")
+    assert reading_at > 0
+    scroll_to(str(reading_at))
     log.evaluate("e => { const fresh = document.createElement('div'); fresh.className = 'log'; fresh.id = e.id;"
                  " fresh.setAttribute('data-testid', e.getAttribute('data-testid')); fresh.innerHTML = e.innerHTML;"
                  " e.replaceWith(fresh) }")
-    assert log.evaluate("e => [e.classList.contains('is-paused'), e.scrollTop]") == [True, 100]
-    log.evaluate("e => { e.scrollTop = e.scrollHeight }")
+    assert log.evaluate("e => [e.classList.contains('is-paused'), e.scrollTop]") == [True, reading_at]
+    scroll_to("e.scrollHeight")
     page.locator(f"{recommend}:not(.is-paused)").wait_for(timeout=10_000)
     log.evaluate("e => e.insertAdjacentHTML('beforeend', '<div class=log-line>after</div>')")
     assert follows_its_end(page, recommend)
