@@ -73,6 +73,38 @@ def test_detection_int8_keeps_only_the_decode_in_float_when_asked(setup, tmp_pat
     assert np.isfinite(out).all() and out.shape[1] == 4 + len(source.torch_model.names)
 
 
+def test_onnxruntime_runs_a_detector_at_batch_one_with_its_shape_arithmetic_folded(setup, tmp_path):
+    # The export's free batch axis makes the C3k2 chunks and the decode compute shapes at run time (Shape, Gather,
+    # Unsqueeze, Concat, Range...): ONNX Runtime's artifacts are fixed at batch 1 with that arithmetic folded, and
+    # still give PyTorch's output, a batch of several images included (the runner feeds them one at a time).
+    import onnx
+    import torch
+
+    source, validation, calibration = setup
+    exported = onnx.load(str(source.onnx_path)).graph.node
+    assert any(n.op_type == "Shape" for n in exported)
+    fp32 = registry.convert("onnxruntime", source, precision="fp32", out_dir=tmp_path / "fp32")
+    graph = onnx.load(str(fp32.path)).graph
+    assert not [n for n in graph.node if n.op_type in ("Shape", "Gather", "Unsqueeze", "Range", "ConstantOfShape")]
+    assert len(graph.node) < len(exported) and graph.input[0].type.tensor_type.shape.dim[0].dim_value == 1
+    assert "folded" in fp32.options["graph"] and fp32.files == [fp32.path]
+    # the DFL's softmax runs on the last axis (ONNX Runtime transposes for any other), its 1x1 conv a MatMul
+    softmax = [n for n in graph.node if n.op_type == "Softmax" and "/dfl/" in n.name]
+    assert softmax and all(a.i == 3 for n in softmax for a in n.attribute if a.name == "axis")
+    assert not [n for n in graph.node if n.op_type == "Conv" and "/dfl/" in n.name]
+    batch = np.stack([validation.prepared()[i][0] for i in range(3)])
+    with torch.inference_mode():
+        want = source.torch_model(torch.from_numpy(batch))
+    want = (want[0] if isinstance(want, (list, tuple)) else want).numpy()
+    got = registry.load(fp32, threads=1)(batch)
+    assert got.shape == want.shape and np.abs(got - want).max() <= 1e-3 * max(1.0, float(np.abs(want).max()))
+    int8 = registry.convert("onnxruntime", source, precision="int8", out_dir=tmp_path / "int8",
+                            calibration=calibration.first(8), options={"decode_in_float": True})
+    assert not [n for n in onnx.load(str(int8.path)).graph.node if n.op_type == "Shape"]
+    assert [p.name for p in (tmp_path / "int8").iterdir()] == [int8.path.name]
+    assert registry.load(int8, threads=1)(batch).shape == want.shape
+
+
 def test_int8_weights_use_seven_bits_on_x86_without_vnni():
     # VPMADDUBSW saturates on AVX2-only CPUs (ONNX Runtime's documented caveat); VNNI and AMX do not, nor Arm.
     assert needs_reduced_range(frozenset({"avx", "avx2", "fma"}))

@@ -1,15 +1,21 @@
 """ONNX Runtime: fp32 (the verified export as it is), fp16 (weights and arithmetic in half, inputs and outputs kept
-float32), int8 (static QDQ quantisation, calibrated on images of the project's own dataset)."""
+float32), int8 (static QDQ quantisation, calibrated on images of the project's own dataset).
+
+A detector's file is fixed at batch 1 with its shape arithmetic folded first (graph.static_batch_one: about half of
+YOLO11n's nodes are that arithmetic, run at every inference otherwise); every precision is built from it and its
+runner feeds it one image at a time."""
 
 from __future__ import annotations
 
 import re
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from .base import (
+    DETECTION,
     Artifact,
     CalibrationSet,
     ConversionError,
@@ -17,9 +23,11 @@ from .base import (
     Runner,
     Source,
     module_missing,
+    per_item,
     require_calibration,
     say,
 )
+from .graph import fixed_batch, write_static_detector
 
 HEAD_PATTERN = re.compile(r"^/model\.(\d+)/")  # ultralytics' layers export as /model.<index>/…; the last is Detect
 # Inside the head, the branches' hidden convolution blocks (box branch cv2.<level>.0/.1, class branch cv3.<level>.0/.1,
@@ -73,6 +81,16 @@ class OnnxRuntimeConverter:
         out_dir.mkdir(parents=True, exist_ok=True)
         path = out_dir / f"model-ort-{precision}.onnx"
         used_calibration = None
+        if precision not in ("fp32", "fp16", "int8"):
+            raise ConversionError(f"ONNX Runtime does not offer {precision}.")
+        if source.task == DETECTION:
+            static = out_dir / "model-static.onnx"
+            counts = write_static_detector(source.onnx_path, static, source.input_size)
+            options["graph"] = (f"batch 1, shape arithmetic folded ({counts['nodes_before']} -> "
+                                f"{counts['nodes_after']} nodes)"
+                                + (", DFL softmax on the last axis" if counts["dfl_rewritten"] else ""))
+            say(report, f"ONNX Runtime: the detector fixed at batch 1, {options['graph'].split(', ', 1)[1]}.")
+            source = replace(source, onnx_path=static)
         if precision == "fp32":
             shutil.copyfile(source.onnx_path, path)
         elif precision == "fp16":
@@ -83,8 +101,8 @@ class OnnxRuntimeConverter:
             calibration = require_calibration(self.engine, precision, calibration)
             self._int8(source, path, calibration, options, report)
             used_calibration = calibration.describe()
-        else:
-            raise ConversionError(f"ONNX Runtime does not offer {precision}.")
+        if source.task == DETECTION:
+            Path(source.onnx_path).unlink(missing_ok=True)
         return Artifact(engine=self.engine, precision=precision, path=path, files=[path], task=source.task,
                         input_size=source.input_size, converter_versions=self.versions(), calibration=used_calibration,
                         options=options)
@@ -159,7 +177,11 @@ class OnnxRuntimeConverter:
         session = ort.InferenceSession(str(artifact.path), session_options(ort, threads),
                                        providers=["CPUExecutionProvider"])
         name = session.get_inputs()[0].name
-        return lambda batch: session.run(None, {name: np.ascontiguousarray(batch, dtype=np.float32)})[0]
+
+        def run(batch: np.ndarray) -> np.ndarray:
+            return session.run(None, {name: np.ascontiguousarray(batch, dtype=np.float32)})[0]
+
+        return per_item(run) if fixed_batch(artifact.path) == 1 else run
 
 
 def needs_reduced_range(flags: frozenset[str] | None = None) -> bool:

@@ -121,7 +121,8 @@ class OpenVinoConverter:
         options["keep_float"] = names
         options["keep_float_patterns"] = patterns
         ignored = nncf.IgnoredScope(names=names, patterns=patterns, validate=False) if names or patterns else None
-        preset = nncf.QuantizationPreset.MIXED if source.task == "detection" else nncf.QuantizationPreset.PERFORMANCE
+        preset = nncf.QuantizationPreset(options["preset"]) if options.get("preset") else (
+            nncf.QuantizationPreset.MIXED if source.task == "detection" else nncf.QuantizationPreset.PERFORMANCE)
         options.setdefault("method", f"NNCF post-training quantisation, {preset.value} preset")
         say(report, f"OpenVINO int8: NNCF post-training quantisation on {len(calibration)} {calibration.split} "
                     "images" + (f", {head_float_note(options)}" if patterns else "")

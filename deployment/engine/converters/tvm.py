@@ -36,6 +36,7 @@ from .base import (
     per_item,
     say,
 )
+from .graph import static_batch_one
 
 CROSS_CXX = "aarch64-linux-gnu-g++"
 CROSS_PACKAGE = "g++-aarch64-linux-gnu"
@@ -85,46 +86,6 @@ def elf_machine(path: Path) -> str:
 
 def cross_compiler() -> str | None:
     return shutil.which(CROSS_CXX)
-
-
-def static_batch_one(model, input_size: int):
-    """The ONNX model with its input fixed at (1, 3, S, S) and its shape arithmetic folded into constants.
-
-    The portal's exports keep a free batch axis, so a graph that computes with its own shapes (YOLO11's C3k2 chunk
-    and Detect head: Shape -> Gather -> Div -> Slice/Reshape) does that arithmetic at run time. TVM's Relax
-    frontend turns Shape into a shape value, not a tensor, and fails on the Gather after it ("shape_of expects a
-    tensor input"). With every shape static, ONNX Runtime's basic graph optimisation (constant folding, standard
-    ONNX ops only) computes that arithmetic once and leaves constants, which the frontend imports."""
-    import tempfile
-
-    import onnx
-    import onnxruntime as ort
-
-    model = onnx.ModelProto.FromString(model.SerializeToString())
-    initializers = {i.name for i in model.graph.initializer}
-    for value in [i for i in model.graph.input if i.name not in initializers]:
-        for axis, dim in enumerate(value.type.tensor_type.shape.dim):
-            if not dim.dim_value:
-                dim.ClearField("dim_param")
-                dim.dim_value = 1 if axis == 0 else (3 if axis == 1 else input_size)
-    for value in model.graph.output:
-        dims = value.type.tensor_type.shape.dim
-        if dims and not dims[0].dim_value:
-            dims[0].ClearField("dim_param")
-            dims[0].dim_value = 1
-    del model.graph.value_info[:]  # inferred with a symbolic batch: inferred again, static
-    with tempfile.TemporaryDirectory(prefix="tango-tvm-static-") as tmp:
-        static, folded = Path(tmp) / "static.onnx", Path(tmp) / "folded.onnx"
-        onnx.save(model, str(static))
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
-        options.optimized_model_filepath = str(folded)
-        options.log_severity_level = 3
-        try:
-            ort.InferenceSession(str(static), options, providers=["CPUExecutionProvider"])
-            return onnx.load(str(folded))
-        except Exception:  # a graph ONNX Runtime will not optimise: the static one as it is
-            return onnx.load(str(static))
 
 
 def import_onnx(onnx_path: Path, input_size: int):
