@@ -198,7 +198,7 @@ if REDIS_URL:
     CACHES = {
         "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
         "sessions": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "tango_site.cache.SharedPoolRedisCache",  # one pool per process: why in the module
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "tango",
             "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
