@@ -19,61 +19,57 @@ document.addEventListener("htmx:xhr:progress", (event) => {
 const LOG_SLACK_PX = 24; // "at the bottom" allows for a partly visible last line
 const logAtEnd = (log) => log.scrollHeight - log.scrollTop - log.clientHeight <= LOG_SLACK_PX;
 
-// Where a reader paused each console (by id): a detached element no longer knows its scroll position.
+// Where a reader paused each console, by id. The state lives here, not on the element: a stage card is re-rendered
+// when its job changes state (the console is replaced by one with the same id, and htmx's settle step then resets its
+// class), and a reconnecting console's lines are replayed by replacing its content (the box is briefly too short and
+// its scroll position collapses).
 const readingAt = new Map();
+const restoring = new Set(); // consoles still too short to put their reader back
+
+function showPaused(log, paused) {
+  log.classList.toggle("is-paused", paused);
+  log.title = paused ? "Paused while you read: scroll to the end to follow new lines again." : "";
+}
 
 document.addEventListener("scroll", (event) => {
   const log = event.target;
   if (!(log instanceof Element) || !log.classList.contains("log")) return;
+  // While the box is too short to hold the reader's place, its position was clamped by the browser, not moved by them.
+  if (restoring.has(log.id)) return;
   const paused = !logAtEnd(log);
-  log.classList.toggle("is-paused", paused);
-  if (log.id && paused) readingAt.set(log.id, log.scrollTop);
-  else if (log.id) readingAt.delete(log.id);
-  log.title = paused ? "Paused while you read: scroll to the end to follow new lines again." : "";
+  if (paused) readingAt.set(log.id, log.scrollTop);
+  else readingAt.delete(log.id);
+  showPaused(log, paused);
 }, true); // capture: scroll events do not bubble
 
 function followLog(log) {
+  const at = readingAt.get(log.id);
+  showPaused(log, at !== undefined);
   // Scrolling to the end fires a scroll event that finds the box at its end, so it stays unpaused.
-  if (!log.classList.contains("is-paused")) log.scrollTop = log.scrollHeight;
-  else if (log.dataset.readingAt !== undefined) {
-    // A re-rendered console refills as its lines replay: put the reader back where they were once it is that long.
-    const at = Number(log.dataset.readingAt);
-    log.scrollTop = at;
-    if (log.scrollHeight - log.clientHeight >= at) delete log.dataset.readingAt;
+  if (at === undefined) {
+    log.scrollTop = log.scrollHeight;
+    return;
   }
+  log.scrollTop = at; // the reader's place, once the box is that long again
+  if (log.scrollHeight - log.clientHeight >= at) restoring.delete(log.id);
+  else restoring.add(log.id);
 }
 
-// A stage card is re-rendered when its job changes state (the console element is replaced by one with the same id):
-// a reader who had paused it keeps it paused, at the same place, instead of being sent to the end.
 function logsIn(node) {
   if (!(node instanceof Element)) return [];
   return [...(node.classList.contains("log") ? [node] : []), ...node.querySelectorAll(".log")];
 }
 
+// Every append, replay, re-render and class reset of a console passes here.
 new MutationObserver((mutations) => {
   const touched = new Set();
-  const reading = new Map();
-  for (const m of mutations) {
-    for (const node of m.removedNodes) {
-      logsIn(node).filter((l) => l.classList.contains("is-paused") && readingAt.has(l.id))
-        .forEach((l) => reading.set(l.id, readingAt.get(l.id)));
-    }
-  }
   for (const m of mutations) {
     const log = m.target instanceof Element ? m.target.closest(".log") : null;
     if (log) touched.add(log);
-    for (const node of m.addedNodes) {
-      logsIn(node).forEach((l) => {
-        if (reading.has(l.id)) {
-          l.classList.add("is-paused");
-          l.dataset.readingAt = reading.get(l.id);
-        }
-        touched.add(l);
-      });
-    }
+    m.addedNodes.forEach((node) => logsIn(node).forEach((l) => touched.add(l)));
   }
   touched.forEach(followLog);
-}).observe(document.documentElement, { childList: true, subtree: true });
+}).observe(document.documentElement, { childList: true, subtree: true, attributes: true, attributeFilter: ["class"] });
 
 document.addEventListener("DOMContentLoaded", () => document.querySelectorAll(".log").forEach(followLog));
 
