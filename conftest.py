@@ -44,7 +44,7 @@ def _portal_processes():
 
 @pytest.fixture(scope="module")
 def portal(django_db_setup, django_db_blocker, tmp_path_factory, _portal_processes):
-    """daphne and a Celery worker on the test database. Started once for the session, as these modules run
+    """The web server and a Celery worker on the test database. Started once for the session, as these modules run
     together at the end; a module that found either dead (a test killed the worker, as a lost host) starts it again.
     Its profiles cached in memory (the recommend stage's) are the worker's own, as on a long-running install."""
     from projects.tests.live import purge_broker, start_web, start_worker

@@ -118,6 +118,23 @@ class Proc:
         """utime + stime of the process and its children that ran so far (the web server's workers)."""
         return sum(_cpu_seconds(pid) for pid in [self.proc.pid, *_children(self.proc.pid)])
 
+    def connections(self, port: int) -> list[int]:
+        """Established connections to `port` that each child process (a web worker) holds, largest first."""
+        established = set()
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "01":
+                    established.add(fields[9])
+        counts = []
+        for pid in _children(self.proc.pid):
+            try:
+                links = [os.readlink(f) for f in Path(f"/proc/{pid}/fd").iterdir()]
+            except OSError:
+                continue
+            counts.append(sum(1 for link in links if link.startswith("socket:[") and link[8:-1] in established))
+        return sorted(counts, reverse=True)
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)
@@ -151,7 +168,7 @@ def host_busy_seconds() -> float:
 
 
 def start_web(env: dict, log_path: Path, *, workers: int | None = None, timeout: float = 120) -> tuple[Proc, int]:
-    """The portal's web server as deployed (tango_site.webserver: daphne processes on one socket); (proc, port)."""
+    """The portal's web server as deployed (tango_site.webserver: uvicorn processes on one socket); (proc, port)."""
     port = free_port()
     args = [sys.executable, "-m", "tango_site.webserver", "--host", "127.0.0.1", "--port", str(port)]
     if workers:

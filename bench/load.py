@@ -6,7 +6,7 @@ Everything is on loopback and bounded in time:
   - Postgres database `tango_load_bench` on the local server (created here, dropped after), seeded with
     --projects projects (10 teams) and --log-lines log lines spread over their finished jobs;
   - a private redis-server on a free port (the channel layer), stopped after;
-  - the web server as deployed in team mode (tango_site.webserver: --web-workers daphne processes, DEBUG off);
+  - the web server as deployed in team mode (tango_site.webserver: --web-workers uvicorn processes, DEBUG off);
   - two emitter processes writing log lines into two running jobs (persist, then push), and a websocket viewer
     on each. Both jobs belong to a "Live" team every user is a viewer of, so every user may poll them;
   - --users HTTP users, each signed in with its own session and one keep-alive connection, looping over the
@@ -293,13 +293,15 @@ async def drive(port: int, seed: dict, args, web: Proc) -> dict:
     errors.clear()
     measured_from = time.monotonic()
     cpu = {"web": web.cpu_seconds(), "client": time.process_time(), "host": host_busy_seconds()}
+    await asyncio.sleep(min(5.0, args.seconds / 2))
+    connections = web.connections(port)  # the users' kept-alive connections, per web process
     await asyncio.gather(*tasks)
     seconds = time.monotonic() - measured_from
     cpu = {"web": (web.cpu_seconds() - cpu["web"]) / seconds,
            "client": (time.process_time() - cpu["client"]) / seconds,
            "host": (host_busy_seconds() - cpu["host"]) / seconds}
     return {"samples": samples, "errors": errors, "ws_messages": counts, "measured_seconds": seconds,
-            "cpu_cores": {k: round(v, 2) for k, v in cpu.items()}}
+            "connections_per_web_process": connections, "cpu_cores": {k: round(v, 2) for k, v in cpu.items()}}
 
 
 def report(result: dict, args, seed: dict, profile: dict) -> dict:
@@ -334,6 +336,9 @@ def report(result: dict, args, seed: dict, profile: dict) -> dict:
             print(f"errors on {row['endpoint']}: {row['error_kinds']}")
     print(f"websocket messages received by the two viewers: {result['ws_messages']}")
     cores = result["cpu_cores"]
+    served = sum(r["requests"] for r in rows)
+    print(f"connections per web process: {result['connections_per_web_process']}; web server CPU per request "
+          f"{1000 * cores['web'] * result['measured_seconds'] / max(1, served):.1f} ms")
     print(f"CPU used while measured, in cores: web server {cores['web']}, load generator {cores['client']}, "
           f"everything else (Postgres, Redis, emitters, other work on the host) "
           f"{max(0.0, cores['host'] - cores['web'] - cores['client']):.2f}; host busy {cores['host']} of "
@@ -341,7 +346,8 @@ def report(result: dict, args, seed: dict, profile: dict) -> dict:
     worst = max((r["p95_ms"] if r["p95_ms"] is not None else float("inf")) for r in rows if r["targeted"])
     met = worst <= TARGET_P95_MS and not any(r["errors"] for r in rows)
     return {"rows": rows, "worst_targeted_p95_ms": worst, "met": met, "ws_messages": result["ws_messages"],
-            "cpu_cores": result["cpu_cores"], "users": args.users, "seconds": args.seconds, "think_s": args.think,
+            "cpu_cores": result["cpu_cores"], "connections_per_web_process": result["connections_per_web_process"],
+            "users": args.users, "seconds": args.seconds, "think_s": args.think,
             "emit_rate": args.emit_rate, "web_workers": args.web_workers, "projects": seed["project_count"],
             "log_lines": seed["log_lines"], "target_p95_ms": TARGET_P95_MS, "host_cpus": os.cpu_count(),
             "load_avg_at_end": os.getloadavg()}
@@ -356,7 +362,7 @@ def main() -> None:
     parser.add_argument("--projects", type=int, default=1000)
     parser.add_argument("--log-lines", type=int, default=100_000)
     parser.add_argument("--emit-rate", type=float, default=20, help="lines/s written to each streaming job")
-    parser.add_argument("--web-workers", type=int, default=2, help="daphne processes (tango_site.webserver)")
+    parser.add_argument("--web-workers", type=int, default=2, help="web server processes (tango_site.webserver)")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="tango-load-"))

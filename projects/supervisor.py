@@ -3,7 +3,7 @@
 The worker (Celery) is the process most likely to die — a stage that exhausts memory, a crash in native code, a
 broker error — and before this a dead worker took the web server down with it. Now a dead worker is restarted after
 a pause that doubles with each quick failure (1 s, 2 s, 4 s… up to a minute; back to 1 s once it has stayed up for a
-minute), and each death and restart is a line in the serve log. The web server is not restarted: if daphne stops
+minute), and each death and restart is a line in the serve log. The web server is not restarted: if it stops
 (a port already taken, a broken install), the portal stops with a message, as a crash loop would only hide it.
 
 The worker runs in its own process group, so the pool processes of a dead worker are stopped with it: their jobs'

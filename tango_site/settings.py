@@ -36,7 +36,7 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 # --- HTTPS behind a TLS-terminating proxy (TANGO_HTTPS=1; see .env.example) -------------------------------------
 TANGO_HTTPS = env_bool("TANGO_HTTPS", False)
 if TANGO_HTTPS:
-    # The proxy speaks HTTPS to browsers and HTTP to daphne; it must set X-Forwarded-Proto (and strip the
+    # The proxy speaks HTTPS to browsers and HTTP to the web server; it must set X-Forwarded-Proto (and strip the
     # client's own), or every request would look insecure and be redirected forever.
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", TANGO_HTTPS)
@@ -52,7 +52,6 @@ TANGO_PROXY_COUNT = env_int("TANGO_PROXY_COUNT", 1 if TANGO_HTTPS else 0, minimu
 DEFAULT_EXCEPTION_REPORTER_FILTER = "tango_site.security.SettingsFilter"
 
 INSTALLED_APPS = [
-    "daphne",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -198,7 +197,7 @@ if REDIS_URL:
     CACHES = {
         "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
         "sessions": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "tango_site.cache.SharedPoolRedisCache",  # one pool per process: why in the module
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "tango",
             "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
@@ -297,5 +296,5 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     # django-axes reports every sign-in at INFO; lockouts still show (WARNING).
-    "loggers": {"daphne": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
+    "loggers": {"axes": {"level": "WARNING"}},
 }

@@ -38,7 +38,7 @@ class _LoopThread:
 
     Writers do not wait for their push, and a group gets at most one send per PUSH_INTERVAL: the first message
     goes at once, what comes during the send and the pause after it goes as one merged message. One group_send
-    per line held a worker to ~85 lines/s and sent daphne one websocket frame per line per viewer
+    per line held a worker to ~85 lines/s and sent the web server one websocket frame per line per viewer
     (bench/log_stream.py); the pause adds at most PUSH_INTERVAL to a line's way to the viewers.
     """
 
@@ -197,7 +197,7 @@ class JobLogHandler(logging.Handler):
     def filter(self, record):
         # Our own modules and the plumbing (db, celery, kombu) would echo or loop; other jobs' threads are not ours.
         return record.thread == self.thread_id and not record.name.startswith(
-            ("projects.", "django", "celery", "kombu", "channels", "asyncio", "daphne")
+            ("projects.", "django", "celery", "kombu", "channels", "asyncio", "uvicorn")
         )
 
     def emit(self, record):

@@ -1,4 +1,4 @@
-"""A real portal for tests that cross processes: the web server (daphne processes) and a Celery worker, both on the
+"""A real portal for tests that cross processes: the web server (uvicorn processes) and a Celery worker, both on the
 test database, with the same broker and channel layer the settings choose (Redis when REDIS_URL is set, the
 embedded SQLite broker and database polling otherwise)."""
 
@@ -93,7 +93,7 @@ def worker_ready(worker: Process) -> None:
 
 
 def start_web(log_dir: Path) -> tuple[Process, str]:
-    """The web server as deployed (tango_site.webserver): one daphne process embedded, one per CPU (up to 4) with
+    """The web server as deployed (tango_site.webserver): one process embedded, one per CPU (up to 4) with
     Postgres and Redis, so the live tests cross processes as a team install does."""
     port = free_port()
     web = Process("web", [sys.executable, "-m", "tango_site.webserver", "--host", "127.0.0.1", "--port", str(port)],

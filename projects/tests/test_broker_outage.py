@@ -24,8 +24,8 @@ def test_a_stage_started_while_the_broker_is_down_fails_clearly_and_can_run_agai
     settings.SECRET_KEY = secrets.token_urlsafe(50)  # team mode (REDIS_URL) refuses the embedded key
     dead_broker = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
     port = free_port()
-    web = Process("web", [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
-                          "tango_site.asgi:application"],
+    web = Process("web", [sys.executable, "-m", "tango_site.webserver", "--host", "127.0.0.1", "--port",
+                          str(port), "--workers", "1"],
                   child_env(REDIS_URL=dead_broker, SECRET_KEY=settings.SECRET_KEY), tmp_path)
     try:
         url = f"http://127.0.0.1:{port}"

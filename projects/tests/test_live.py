@@ -1,4 +1,4 @@
-"""Across processes: a real Celery worker runs stages, daphne streams their consoles over websockets."""
+"""Across processes: a real Celery worker runs stages, the web server streams their consoles over websockets."""
 
 import json
 import time

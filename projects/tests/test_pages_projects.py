@@ -45,6 +45,27 @@ def test_the_list_is_paged_newest_first(client, viewer, project, django_assert_m
     assert second.count('data-testid="best"') == 6 and "<strong>p00</strong>" in second and project.name in second
 
 
+def test_a_row_shows_what_changed_at_once_though_rendered_rows_are_kept(client, viewer, project):
+    # Rows are rendered once per distinct content (projects/templatetags/tango_rows.py): a change is a new row.
+    job = Job.objects.create(project=project, stage="train", queue="gpu", status=JobStatus.RUNNING, progress=40)
+    client.force_login(viewer)
+
+    def row():
+        body = client.get(reverse("projects:list")).content.decode()
+        return body[body.index('<a href="' + reverse("projects:detail", args=[project.pk])):].split("</tr>")[0]
+
+    assert "40%" in row()
+    Job.objects.filter(pk=job.pk).update(progress=70)
+    assert "70%" in row() and "40%" not in row()
+    Job.objects.filter(pk=job.pk).update(status=JobStatus.SUCCEEDED, result={"best_top1": 0.9})
+    assert "badge-succeeded" in row() and "90.0%" in row()
+    project.team.name = "Renamed team"
+    project.team.save()
+    project.name = "renamed-project"
+    project.save()
+    assert "Renamed team" in row() and "renamed-project" in row()
+
+
 def test_a_project_without_jobs_reads_not_started(client, owner, project):
     project.jobs.all().delete()
     client.force_login(owner)

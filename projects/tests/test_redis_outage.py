@@ -73,8 +73,8 @@ def test_the_console_survives_a_redis_restart(settings, tmp_path):
     redis = RedisServer(tmp_path)
     redis.start()
     port = free_port()
-    web = Process("web", [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
-                          "tango_site.asgi:application"],
+    web = Process("web", [sys.executable, "-m", "tango_site.webserver", "--host", "127.0.0.1", "--port",
+                          str(port), "--workers", "1"],
                   child_env(REDIS_URL=f"redis://127.0.0.1:{redis.port}/0", SECRET_KEY=settings.SECRET_KEY,
                             TANGO_LOG_POLL_SECONDS="0.3"), tmp_path)
     try:
@@ -123,8 +123,8 @@ def test_a_job_on_a_real_worker_finishes_across_a_redis_restart_and_its_console_
     redis.start()
     env = {"REDIS_URL": f"redis://127.0.0.1:{redis.port}/0", "SECRET_KEY": settings.SECRET_KEY}
     port = free_port()
-    web = Process("web", [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
-                          "tango_site.asgi:application"], child_env(TANGO_LOG_POLL_SECONDS="0.3", **env), tmp_path)
+    web = Process("web", [sys.executable, "-m", "tango_site.webserver", "--host", "127.0.0.1", "--port",
+                          str(port), "--workers", "1"], child_env(TANGO_LOG_POLL_SECONDS="0.3", **env), tmp_path)
     worker = start_worker(tmp_path, OMP_NUM_THREADS="1", **env)
     try:
         url = f"http://127.0.0.1:{port}"

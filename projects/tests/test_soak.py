@@ -1,4 +1,4 @@
-"""Soak (issue 9: "embedded mode never falls over"): 200 short jobs through the real `tango serve` — daphne and a
+"""Soak (issue 9: "embedded mode never falls over"): 200 short jobs through the real `tango serve` — web server and a
 supervised Celery worker on the embedded SQLite broker — with the worker killed once in the middle. Nothing is lost
 (every job succeeds, the few the kill interrupted after a retry), nothing is stuck (no job left queued or running),
 no job runs twice, and the web server answers throughout while the supervisor starts the worker again."""
@@ -124,7 +124,7 @@ def test_200_jobs_through_tango_serve_survive_a_worker_kill(tmp_path):
         total = time.monotonic() - started
     finally:
         watcher.stopped.set()
-        serve.kill(signal.SIGTERM)  # the supervisor stops its worker and daphne
+        serve.kill(signal.SIGTERM)  # the supervisor stops its worker and the web server
         for pid in set(WorkerHeartbeat.objects.values_list("pid", flat=True)) - {killed}:
             try:  # a worker the supervisor could not stop in time: its whole group (a beat may come from a child)
                 group = os.getpgid(pid)

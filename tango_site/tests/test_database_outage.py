@@ -85,7 +85,7 @@ def portal_on_own_postgres(tmp_path_factory):
     subprocess.run([sys.executable, "-c", setup], cwd=ROOT, env={**env, "DJANGO_SETTINGS_MODULE":
                    "tango_site.settings"}, check=True, capture_output=True, timeout=300)
     port = free_port()
-    log = (data / "daphne.log").open("w")
+    log = (data / "web.log").open("w")
     # The web server as deployed: two processes, each pooling its connections (the pool must notice the restart).
     web = subprocess.Popen([sys.executable, "-m", "tango_site.webserver", "--host", "127.0.0.1", "--port", str(port),
                             "--workers", "2"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,

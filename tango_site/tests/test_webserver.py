@@ -1,6 +1,8 @@
-"""The web server (tango_site.webserver) on real processes: several daphne processes answer on one socket, a
-signal stops them all, a dead one stops the server with a message, and none outlives a launcher killed outright."""
+"""The web server (tango_site.webserver) on real processes: several uvicorn processes answer on one socket and share
+kept-alive connections out, a signal stops them all, a dead one stops the server with a message, and none outlives
+a launcher killed outright."""
 
+import http.client
 import os
 import signal
 import subprocess
@@ -37,6 +39,16 @@ def wait_for(predicate, timeout=60.0) -> bool:
             return True
         time.sleep(0.1)
     return False
+
+
+def connections_held(pid: int, port: int) -> int:
+    """Established connections to port whose socket the process holds."""
+    established = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "01":
+            established.add(f"socket:[{fields[9]}]")
+    return sum(1 for fd in Path(f"/proc/{pid}/fd").iterdir() if os.readlink(fd) in established)
 
 
 def answers(url: str) -> bool:
@@ -85,6 +97,23 @@ def test_every_process_serves_and_sigterm_stops_them_all(server):
     server["proc"].send_signal(signal.SIGTERM)
     assert server["proc"].wait(30) == 0
     assert not any(alive(pid) for pid in server["workers"])
+
+
+def test_kept_alive_connections_are_shared_out_between_the_processes(server):
+    # Opened together, as users arriving at once: one process used to take nearly all of them and keep them.
+    port = int(server["url"].rsplit(":", 1)[1])
+    tabs = [http.client.HTTPConnection("127.0.0.1", port, timeout=10) for _ in range(20)]
+    for tab in tabs:
+        tab.connect()
+    for tab in tabs:
+        tab.request("GET", "/accounts/login/")
+        response = tab.getresponse()
+        response.read()
+        assert response.status == 200
+    held = [connections_held(pid, port) for pid in server["workers"]]
+    for tab in tabs:
+        tab.close()
+    assert sum(held) == 20 and max(held) - min(held) <= 4, held
 
 
 def test_a_dead_process_stops_the_server_with_a_message(server):

@@ -2,7 +2,7 @@
 
 setup  migrate, run the apps' setup steps (the recommender reads this server's specs into the catalog), create
        the first admin and a demo team
-serve  run the web server (tango_site.webserver: daphne processes) and a Celery worker; a worker that dies is
+serve  run the web server (tango_site.webserver: uvicorn processes) and a Celery worker; a worker that dies is
        started again (projects.supervisor), and in embedded mode the reaper runs on the supervisor's tick
 demo   build a demo project (--task: the demos apps offer) and run its whole pipeline here, printing the live log
 …      subcommands apps register (projects.commands), e.g. `tango calibrate`
