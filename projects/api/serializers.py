@@ -6,6 +6,7 @@ id from another team reads as "does not exist".
 """
 
 from django.contrib.auth import get_user_model
+from django.utils.functional import cached_property
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -27,6 +28,18 @@ class ScopedPrimaryKeyField(serializers.PrimaryKeyRelatedField):
 
     def get_queryset(self):
         return self.scope(self.context["request"].user)
+
+
+class ListedSerializer(serializers.ModelSerializer):
+    """A serializer that lists many rows per answer: which fields it reads is worked out once per answer.
+
+    DRF's to_representation walks `fields` through a generator for every row to skip write-only ones: an eighth of
+    the API project list's CPU (50 rows of 17 fields) under a profiler. A list's rows share one child serializer,
+    whose fields do not change once built."""
+
+    @cached_property
+    def _readable_fields(self):
+        return [field for field in self.fields.values() if not field.write_only]
 
 
 # --- teams ----------------------------------------------------------------------------------------------------
@@ -106,7 +119,7 @@ class DatasetUploadSerializer(serializers.Serializer):
 # --- jobs -----------------------------------------------------------------------------------------------------
 
 
-class JobSerializer(serializers.ModelSerializer):
+class JobSerializer(ListedSerializer):
     requested_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
 
     class Meta:
@@ -168,7 +181,7 @@ class StageSerializer(serializers.Serializer):
         help_text="Whether a live worker consumes the stage's queue; if not, its jobs start when one is back.")
 
 
-class ProjectSerializer(serializers.ModelSerializer):
+class ProjectSerializer(ListedSerializer):
     team = ScopedPrimaryKeyField(scope=access.teams_for, help_text="Set on creation; a project stays in its team.")
     dataset = ScopedPrimaryKeyField(scope=access.datasets_for)
     device = serializers.PrimaryKeyRelatedField(queryset=device_model().objects.all())

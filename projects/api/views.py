@@ -250,6 +250,8 @@ class JobViewSet(viewsets.ReadOnlyModelViewSet):
         jobs = access.viewable_jobs_for(self.request.user)
         if self.action == "log":  # the log answers with the job's status alone
             return jobs.only("id", "status")
+        if self.action == "list":  # the list shows the project's id, not its row (nor its team's): a lighter query
+            return jobs.select_related("requested_by")
         return jobs.select_related("project__team", "requested_by")
 
     @extend_schema(request=None, responses={200: s.JobSerializer, 409: JOB_ACCEPTED[409]})
