@@ -86,10 +86,10 @@ class OnnxRuntimeConverter:
         if source.task == DETECTION:
             static = out_dir / "model-static.onnx"
             counts = write_static_detector(source.onnx_path, static, source.input_size)
-            options["graph"] = (f"batch 1, shape arithmetic folded ({counts['nodes_before']} -> "
-                                f"{counts['nodes_after']} nodes)"
-                                + (", DFL softmax on the last axis" if counts["dfl_rewritten"] else ""))
-            say(report, f"ONNX Runtime: the detector fixed at batch 1, {options['graph'].split(', ', 1)[1]}.")
+            folded = (f"shape arithmetic folded ({counts['nodes_before']} -> {counts['nodes_after']} nodes)"
+                      + (", DFL softmax on the last axis" if counts["dfl_rewritten"] else ""))
+            options["graph"] = f"batch 1, {folded}"
+            say(report, f"ONNX Runtime: the detector fixed at batch 1, {folded}.")
             source = replace(source, onnx_path=static)
         if precision == "fp32":
             shutil.copyfile(source.onnx_path, path)
