@@ -61,7 +61,8 @@ def compare(*, source: Source, validation: Validation, calibration: CalibrationS
                       else "no variant passed the accuracy guard")
             rows.append({**row, "status": status})
         elif not outcome.artifact.runs_here:
-            rows.append({**row, "status": "builds on device", "file_mb": round(outcome.artifact.size_bytes / 1e6, 2)})
+            rows.append({**row, "status": outcome.artifact.status,
+                         "file_mb": round(outcome.artifact.size_bytes / 1e6, 2)})
         else:
             artifact = outcome.artifact
             # the guard has just scored this very artifact on this validation split: its metrics are the row's
