@@ -230,7 +230,10 @@ def test_package_carries_a_device_only_target_beside_the_model_it_checks_here(pr
     assert bundle.status == "verified" and result["engine"] == "onnxruntime"
     with zipfile.ZipFile(absolute(bundle.path)) as archive:
         assert archive.read(rknn.name) == rknn.read_bytes()
-        assert rknn.name in archive.read("README.md").decode() and rknn.name in archive.read("SHA256SUMS").decode()
+        readme = archive.read("README.md").decode()
+        assert rknn.name in archive.read("SHA256SUMS").decode()
+        assert f"`{rknn.name}`: the model built for the device's Rockchip NPU" in readme
+        assert "An image classifier" in readme
 
 
 def test_the_compare_stage_is_table_2_live(project, converted):
