@@ -196,7 +196,7 @@ def engine_artifact(row: Artifact):
 
 def loader_for(row: Artifact, project, threads: int):
     """() -> runner for a stored artifact, or None when it does not run here (a build kit, a bundle)."""
-    from .engine.converters import registry
+    from .engine.benchmark import ArtifactLoader
 
     if row.kind == Artifact.Kind.PYTORCH:
         from .engine.benchmark import torch_eager_loader
@@ -209,10 +209,9 @@ def loader_for(row: Artifact, project, threads: int):
         size = row.training_run.architecture["input_size"]
         converted = Converted(engine="onnxruntime", precision="fp32", path=path, files=[path], task=project.task,
                               input_size=size)
-        return lambda: registry.load(converted, threads=threads)
+        return ArtifactLoader(converted, threads)  # picklable: timed in a process of its own
     if "conversion" in row.checks and row.checks["conversion"].get("runs_here"):
-        converted = engine_artifact(row)
-        return lambda: registry.load(converted, threads=threads)
+        return ArtifactLoader(engine_artifact(row), threads)
     return None
 
 
