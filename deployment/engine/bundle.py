@@ -432,6 +432,8 @@ def _file_words(name: str) -> str:
         return "the model's weights (OpenVINO IR)"
     if name.endswith((".ts", ".pt")):
         return "the model, as TorchScript"
+    if name.endswith(".tflite"):  # a TFLite bundle's only model file read "part of the model"
+        return "the model, as TensorFlow Lite (LiteRT)"
     if name.endswith(".rknn"):  # carried beside the model runtime.py runs (it was listed as "part of the model")
         return "the model built for the device's Rockchip NPU (RKNN); runtime.py does not load it"
     return "part of the model"

@@ -137,3 +137,15 @@ def test_the_readme_says_everything_in_words_never_a_raw_dict():
                      "`samples/01.jpg`: a sample image for the smoke test", "python smoke_test.py"):
             assert text in readme
         assert ("nvidia.com/gpu: 1" in readme) == (tier == "k8s")
+
+
+def test_the_readme_names_a_tflite_bundles_model_file_as_the_model():
+    # Regression: a TFLite bundle's only model file was listed as "part of the model".
+    from deployment.engine.bundle import RUNTIMES, render_readme
+
+    readme = render_readme(
+        task="classification", tier="on_device", engine=RUNTIMES["tflite"], precision="int8",
+        target=Target(name="Galaxy_S22", tier="on_device", accelerator="gpu", cpu_arch="aarch64"),
+        class_names=["cat", "dog"], input_size=64, model_info={"name": "Pets", "project": "Pets"}, checks=[],
+        files=["model.tflite", "infer.py"], slug="pets", mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+    assert "`model.tflite`: the model, as TensorFlow Lite (LiteRT)" in readme and "part of the model" not in readme
