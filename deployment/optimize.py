@@ -173,8 +173,8 @@ def convert_target(job, run, *, onnx_artifact: Artifact, report) -> dict:
         sha256=sha256_file(artifact.path), status=Artifact.Status.VERIFIED,
         checks={"conversion": artifact.as_dict(), "guard": outcome.as_dict(), "target": True})
     return {"target": {"artifact": row.pk, "engine": engine, "precision": artifact.precision, "asked": precision,
-                       "status": artifact.as_dict()["status"], "guard": outcome.as_dict(),
-                       "size_mb": round(artifact.size_bytes / 1e6, 2)}}
+                       "status": artifact.status, "guard": outcome.as_dict(), "file": artifact.path.name,
+                       "size_mb": round(artifact.size_bytes / 1e6, 2), "notes": list(artifact.notes)}}
 
 
 # --- benchmark: every artifact that runs here, stored as the recommender's records ----------------------------
@@ -196,7 +196,7 @@ def engine_artifact(row: Artifact):
 
 def loader_for(row: Artifact, project, threads: int):
     """() -> runner for a stored artifact, or None when it does not run here (a build kit, a bundle)."""
-    from .engine.converters import registry
+    from .engine.benchmark import ArtifactLoader
 
     if row.kind == Artifact.Kind.PYTORCH:
         from .engine.benchmark import torch_eager_loader
@@ -209,10 +209,9 @@ def loader_for(row: Artifact, project, threads: int):
         size = row.training_run.architecture["input_size"]
         converted = Converted(engine="onnxruntime", precision="fp32", path=path, files=[path], task=project.task,
                               input_size=size)
-        return lambda: registry.load(converted, threads=threads)
+        return ArtifactLoader(converted, threads)  # picklable: timed in a process of its own
     if "conversion" in row.checks and row.checks["conversion"].get("runs_here"):
-        converted = engine_artifact(row)
-        return lambda: registry.load(converted, threads=threads)
+        return ArtifactLoader(engine_artifact(row), threads)
     return None
 
 
@@ -251,8 +250,9 @@ def benchmark_artifacts(job, artifacts: list[Artifact], report) -> dict:
     for index, row in enumerate(artifacts):
         load = loader_for(row, project, RECORD_THREADS)
         if load is None:
-            report(f"{row.get_kind_display()} ({row.engine} {row.precision}): builds on the device; not measured "
-                   "here.")
+            built_there = (row.checks or {}).get("conversion", {}).get("status") == "builds on device"
+            report(f"{row.get_kind_display()} ({row.engine} {row.precision}): "
+                   f"{'builds' if built_there else 'runs'} on the device; not measured here.")
             continue
         figures = measure(load, input_size=run.architecture["input_size"], validation=validation,
                           file_bytes=row.size_bytes, report=report)

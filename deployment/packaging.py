@@ -60,6 +60,21 @@ def choose_artifact(project) -> Artifact:
     raise StageError("No verified artifact a bundle can carry (ONNX, OpenVINO, TorchScript, TensorRT or TFLite).")
 
 
+def device_only_target(project) -> tuple[Artifact, dict[str, Path]] | None:
+    """The conversion's target when it is a file only the device runs (RKNN's .rknn, TVM's aarch64 library) and so
+    no bundle runtime can check it here: (artifact, {name in bundle: file here}) to carry beside the model the bundle
+    runs. Without it the user who asked for RKNN got an ONNX-only bundle and a log line saying no RKNN artifact was
+    verified, though the convert stage had just built and checked one."""
+    job = latest_succeeded(project, "convert")
+    for artifact in job.artifacts.filter(status=Artifact.Status.VERIFIED).order_by("id"):
+        if (artifact.checks or {}).get("target") and bundle_runtime(artifact) is None:
+            path = absolute(artifact.path)
+            names = (artifact.checks.get("conversion") or {}).get("files") or [path.name]
+            files = {name: path.parent / name for name in names if (path.parent / name).is_file()}
+            return (artifact, files) if files else None
+    return None
+
+
 def _target(device):
     from .engine.bundle import Target
 
@@ -119,7 +134,19 @@ def package_stage(job, report) -> dict:
     runtime, files = bundle_runtime(artifact)
     device = project.device
     tier = device.tier if device.tier in Tier.ALL else Tier.ON_DEVICE
-    if (artifact.engine, artifact.precision) != (project.engine, project.precision):
+    checks = _check_sentences(project, artifact)
+    carried = device_only_target(project)
+    if carried is not None:
+        extra, extra_files = carried
+        names = ", ".join(extra_files)
+        sentence = (f"{names}: the {extra.engine} {extra.precision} build for the device, checked on this server as "
+                    f"the convert stage's log says; runtime.py runs {next(iter(files))} ({artifact.engine} "
+                    f"{artifact.precision}), so load {names} with the device's own {extra.engine} runtime.")
+        report(f"The {extra.engine} {extra.precision} build ({names}) runs only on the device, so the bundle carries "
+               f"it beside {artifact.engine} {artifact.precision}, which its smoke test runs here.")
+        files = {**files, **extra_files}
+        checks.append(sentence)
+    elif (artifact.engine, artifact.precision) != (project.engine, project.precision):
         report(f"No verified {project.engine} {project.precision} artifact; packaging {artifact.engine} "
                f"{artifact.precision} instead.")
     report(f"Packaging {artifact.engine} {artifact.precision} for {device.name} ({device.get_tier_display()} tier): "
@@ -131,7 +158,7 @@ def package_stage(job, report) -> dict:
     build_tier_bundle(
         out_path=out, task=project.task, tier=tier, runtime=runtime, model_files=files, class_names=class_names,
         input_size=input_size, target=_target(device), reference=reference, samples=samples,
-        precision=artifact.precision, slug=slug, checks=_check_sentences(project, artifact),
+        precision=artifact.precision, slug=slug, checks=checks,
         reference_name=reference_name,
         model_info={"name": f"{project.name}: {artifact.training_run.model_name}", "project": project.name})
     report(f"Bundle written: {out.name}, {out.stat().st_size / 1e6:.1f} MB.", progress=50)
@@ -150,7 +177,9 @@ def package_stage(job, report) -> dict:
     return {"task": project.task, "bundle": bundle.pk, "file": bundle.file_name, "tier": tier,
             "tier_label": device.get_tier_display(), "runtime": RUNTIMES[runtime].label, "engine": artifact.engine,
             "precision": artifact.precision, "size_mb": round(bundle.size_bytes / 1e6, 2), "sha256": bundle.sha256,
-            "files": check["files"], "ran": check["ran"], "note": check.get("note", "")}
+            "files": check["files"], "ran": check["ran"], "note": check.get("note", ""),
+            "device_files": list(carried[1]) if carried else [],
+            "device_engine": f"{carried[0].engine} {carried[0].precision}" if carried else ""}
 
 
 def _bundle_python(runtime: str) -> str | None:

@@ -42,14 +42,19 @@ def _team_field(user) -> forms.ModelChoiceField:
 # --- datasets --------------------------------------------------------------------------------------------------
 
 
+# Every file the importer demands: the detection help once left out data.yaml, which an upload is refused without.
+UPLOAD_LAYOUT_HELP = ("Classification: one folder per class (optionally under train/ and val/). "
+                      "Detection: images/, YOLO labels/ (one .txt per image: class cx cy w h, normalised) and a "
+                      "data.yaml whose names: lists the classes.")
+
+
 class DatasetUploadForm(forms.Form):
     name = forms.CharField(max_length=100)
     task = forms.ChoiceField(choices=Task.choices, widget=forms.RadioSelect)
     file = forms.FileField(
         label="Zip archive",
         widget=forms.ClearableFileInput(attrs={"accept": ".zip,application/zip"}),
-        help_text="Classification: one folder per class (optionally under train/ and val/). "
-                  "Detection: images/ and YOLO labels/.",
+        help_text=UPLOAD_LAYOUT_HELP,
     )
 
     def __init__(self, *args, user, **kwargs):
@@ -109,8 +114,7 @@ class WizardUploadForm(forms.Form):
     name = forms.CharField(max_length=100, label="Dataset name")
     file = forms.FileField(
         label="Zip archive", widget=forms.ClearableFileInput(attrs={"accept": ".zip,application/zip"}),
-        help_text="Classification: one folder per class (optionally under train/ and val/). "
-                  "Detection: images/ and YOLO labels/.")
+        help_text=UPLOAD_LAYOUT_HELP)
 
     def clean_file(self):
         upload = self.cleaned_data["file"]

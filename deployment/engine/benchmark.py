@@ -15,12 +15,14 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from . import timing
-from .converters.base import Runner
+from .converters.base import Artifact, Runner
 from .timing import percentile
 
 WARMUP_RUNS = 5  # at least; then on until stable (deployment.engine.timing.warm_up)
@@ -51,41 +53,80 @@ def _reset_peak() -> bool:
 def measure(load: Callable[[], Runner], *, input_size: int, validation=None, file_bytes: int | None = None,
             report: Callable[..., None] | None = None, warmup: int = WARMUP_RUNS, min_runs: int = MIN_RUNS,
             max_runs: int = MAX_RUNS, max_seconds: float = MAX_SECONDS, threads: int = RECORD_THREADS,
-            accuracy: dict | None = None) -> dict:
+            accuracy: dict | None = None, isolate: bool = True, reference: Callable[[], Runner] | None = None) -> dict:
     """Load (timed as part of the peak memory), warm up, time batch-1 runs, then evaluate on `validation`.
 
-    `load()` returns the runner; it should use `threads` inference threads (the callers pass it on). PyTorch's
-    thread count, which a runner may set for the process, is put back afterwards. `accuracy`: the metrics this
-    very artifact already scored on `validation` (the accuracy guard's), taken instead of evaluating it again."""
+    `load()` returns the runner; it should use `threads` inference threads (the callers pass it on). `isolate`: time
+    it in a fresh process of its own (deployment.engine.isolated), so no runtime an earlier measurement loaded in
+    this process (its thread pools, its allocator's state) can touch the figure; a loader that cannot be sent there
+    (a module defined inside a function) is timed here, and the figures say so. `reference` (PyTorch eager, for a
+    speed-up): loaded beside it and timed in alternating blocks (deployment.engine.timing, alternate="block"), so the
+    ratio is read against the machine's speed at that moment. `accuracy`: the metrics this very artifact already
+    scored on `validation` (the accuracy guard's), taken instead of evaluating it again."""
+    batch = _first_batch(validation, input_size)
+    settings = {"warmup": warmup, "min_runs": min_runs, "max_runs": max_runs, "max_seconds": max_seconds,
+                "threads": threads}
+    figures = None
+    if isolate:
+        from . import isolated
+
+        try:
+            figures = isolated.measure_in_child(load, batch=batch, reference=reference, settings=settings,
+                                                report=report)
+        except isolated.NotSendable as why:
+            figures = {"isolated": False, "isolation_note": f"timed in the worker's process: {why}"}
+    if figures is None or not figures.get("isolated", True):
+        note = figures
+        figures = time_here(load, batch=batch, reference=reference, report=report, **settings)
+        figures.update(note or {"isolated": False})
+    figures["file_mb"] = round(file_bytes / 1e6, 3) if file_bytes else None
+    if accuracy is not None:
+        figures["accuracy"] = dict(accuracy)
+    elif validation is not None and validation.samples:
+        figures["accuracy"] = validation.evaluate(load())
+    return figures
+
+
+def time_here(load, *, batch: np.ndarray, reference=None, report=None, **settings) -> dict:
+    """measure()'s timing in this process. PyTorch's thread count, which a runner may set for the process, is put
+    back afterwards."""
     import sys
 
     torch = sys.modules.get("torch")
     torch_threads = torch.get_num_threads() if torch is not None else None
     try:
-        return _measure(load, input_size=input_size, validation=validation, file_bytes=file_bytes, report=report,
-                        warmup=warmup, min_runs=min_runs, max_runs=max_runs, max_seconds=max_seconds,
-                        threads=threads, accuracy=accuracy)
+        return _time(load, batch=batch, reference=reference, report=report, **settings)
     finally:
         if torch_threads is not None:
             torch.set_num_threads(torch_threads)
 
 
-def _measure(load, *, input_size, validation, file_bytes, report, warmup, min_runs, max_runs, max_seconds,
-             threads, accuracy=None) -> dict:
+def _first_batch(validation, input_size: int) -> np.ndarray:
+    """The (1, 3, S, S) input every run is timed on: the first validation image, random pixels without one."""
+    if validation is not None and validation.samples:
+        from .converters.base import DETECTION
+
+        first = validation.prepared()[0]
+        return np.ascontiguousarray((first[0] if validation.task == DETECTION else first)[None], dtype=np.float32)
+    return np.random.default_rng(0).random((1, 3, input_size, input_size), dtype=np.float32)
+
+
+def _time(load, *, batch, reference, report, warmup, min_runs, max_runs, max_seconds, threads) -> dict:
     rss_before = _status_kib("VmRSS")
     reset = _reset_peak()
     started = time.perf_counter()
     run = load()
     load_s = time.perf_counter() - started
-    batch = np.random.default_rng(0).random((1, 3, input_size, input_size), dtype=np.float32)
-    if validation is not None and validation.samples:
-        from .converters.base import DETECTION
-
-        first = validation.prepared()[0]
-        batch = (first[0] if validation.task == DETECTION else first)[None]
     # A runtime in a process of its own (TFLite's interpreter in its side environment) reports that process's CPU
     # time; it is added to ours, so the CPU figure is the inference's work, not the time spent waiting for it.
     child = getattr(run, "child_cpu_seconds", lambda: 0.0)
+    ref_run = None
+    peak = None
+    if reference is not None:
+        run(batch)
+        peak = _status_kib("VmHWM")  # the model's memory, before the reference is loaded beside it
+        ref_model = reference()
+        ref_run = lambda: ref_model(batch)  # noqa: E731
 
     def between(runs: int) -> None:
         if report is not None and runs % 20 == 0:
@@ -94,9 +135,10 @@ def _measure(load, *, input_size, validation, file_bytes, report, warmup, min_ru
     blocks = timing.BLOCKS
     timed = timing.time_runs(lambda: run(batch), clock=lambda: time.process_time() + child(), blocks=blocks,
                              min_block_runs=-(-min_runs // blocks), min_block_seconds=max_seconds / blocks,
-                             max_runs=max_runs, warmup_runs=warmup, between=between)
+                             max_runs=max_runs, warmup_runs=warmup, between=between, reference=ref_run,
+                             alternate="block")
     wall, cpu = timed["wall_ms"], timed["cpu_ms"]
-    peak = _status_kib("VmHWM")
+    peak = peak if peak is not None else _status_kib("VmHWM")
     figures = {
         "latency_p50_ms": percentile(wall, 50), "latency_p90_ms": percentile(wall, 90),
         "latency_p95_ms": percentile(wall, 95), "latency_p99_ms": percentile(wall, 99),
@@ -105,12 +147,10 @@ def _measure(load, *, input_size, validation, file_bytes, report, warmup, min_ru
         "throughput_ips": 1000 * len(wall) / sum(wall), "runs": len(wall), "warmup_runs": timed["warmup_runs"],
         "threads": threads, "load_s": round(load_s, 3),
         "peak_memory_mb": round(max(0, peak - rss_before) / 1024, 1) if reset and peak and rss_before else None,
-        "file_mb": round(file_bytes / 1e6, 3) if file_bytes else None,
     }
-    if accuracy is not None:
-        figures["accuracy"] = dict(accuracy)
-    elif validation is not None and validation.samples:
-        figures["accuracy"] = validation.evaluate(run)
+    if ref_run is not None:
+        figures["reference_ms"] = timed["reference_ms"]
+        figures["relative_to_reference"] = timed["relative_to_reference"]
     return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in figures.items()}
 
 
@@ -128,12 +168,20 @@ def record_details(figures: dict, **extra) -> dict:
 
 
 def torch_eager_loader(model, threads: int = RECORD_THREADS) -> Callable[[], Runner]:
-    """PyTorch eager, the baseline every engine is compared with."""
+    """PyTorch eager, the baseline every engine is compared with (picklable, so a timing process can load it)."""
+    return EagerLoader(model, threads)
 
-    def load() -> Runner:
+
+@dataclass(frozen=True)
+class EagerLoader:
+    model: Any
+    threads: int = RECORD_THREADS
+
+    def __call__(self) -> Runner:
         import torch
 
-        torch.set_num_threads(threads)
+        torch.set_num_threads(self.threads)
+        model = self.model
 
         def run(batch: np.ndarray) -> np.ndarray:
             with torch.inference_mode():
@@ -142,7 +190,18 @@ def torch_eager_loader(model, threads: int = RECORD_THREADS) -> Callable[[], Run
 
         return run
 
-    return load
+
+@dataclass(frozen=True)
+class ArtifactLoader:
+    """A converted artifact opened by its own runtime (picklable, as EagerLoader)."""
+
+    artifact: Artifact
+    threads: int = RECORD_THREADS
+
+    def __call__(self) -> Runner:
+        from .converters import registry
+
+        return registry.load(self.artifact, threads=self.threads)
 
 
 def file_bytes(paths: list[Path]) -> int:

@@ -346,12 +346,13 @@ def render_readme(*, task: str, tier: str, engine: Runtime, precision: str, targ
                   input_size: int, model_info: dict, checks: list[str], files: list[str], slug: str, mean,
                   std) -> str:
     what = "object detector" if task == "detection" else "image classifier"
+    article = "An" if what[0] in "aeiou" else "A"  # it read "A image classifier"
     title = model_info.get("name") or what
     shown = ", ".join(class_names[:20]) + (f" and {len(class_names) - 20} more" if len(class_names) > 20 else "")
     project = f" of the project {model_info['project']}" if model_info.get("project") else ""
     accelerator = " with an NVIDIA GPU" if target.gpu else ""
     out = [f"# {title}\n",
-           f"A {what}{project}, packaged by TANGO to run {TIER_WORDS[tier]}: {target.name} ({target.cpu_arch}"
+           f"{article} {what}{project}, packaged by TANGO to run {TIER_WORDS[tier]}: {target.name} ({target.cpu_arch}"
            f"{accelerator}). It runs on {engine.label} in {precision}, takes {input_size}x{input_size} RGB images "
            f"and {'finds' if task == 'detection' else 'tells apart'} {len(class_names)} classes: {shown}.\n"]
     if engine.builds_on_device:
@@ -431,6 +432,8 @@ def _file_words(name: str) -> str:
         return "the model's weights (OpenVINO IR)"
     if name.endswith((".ts", ".pt")):
         return "the model, as TorchScript"
+    if name.endswith(".rknn"):  # carried beside the model runtime.py runs (it was listed as "part of the model")
+        return "the model built for the device's Rockchip NPU (RKNN); runtime.py does not load it"
     return "part of the model"
 
 

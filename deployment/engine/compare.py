@@ -2,8 +2,13 @@
 with speed-up and accuracy delta. Django-free; the benchmark stage and bench/engines.py both call `compare`.
 
 Every engine row went through the accuracy guard first (so a row's precision is what the guard let through, with
-the fallback it took); TensorRT, which builds on the device, is listed as such. Speed-ups are taken on the CPU
-time p10 (the recommender's convention, steady on a shared server) and on wall p50; both are kept.
+the fallback it took); TensorRT, which builds on the device, is listed as such.
+
+Every row is timed in a fresh process of its own (benchmark.measure, deployment.engine.isolated), PyTorch eager
+included. An engine row's speed-up is read against PyTorch eager timed in that same process, in alternating blocks
+(deployment.engine.timing, alternate="block"): the machine's speed drifts by tens of percent over a minute on a
+shared host, and a ratio of two figures taken minutes apart carried that drift. The CPU time figures (p10 and the
+block median) and the wall p50 are kept beside it; `speedup_wall` is the wall p50 ratio against the eager row.
 """
 
 from __future__ import annotations
@@ -18,8 +23,8 @@ from .converters import registry
 from .converters.base import CalibrationSet, Report, Source, say
 from .guard import DEFAULT_TOLERANCE, Validation, guarded_convert
 
-FIGURES = ("latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "cpu_p10_ms", "throughput_ips", "peak_memory_mb",
-           "file_mb")
+FIGURES = ("latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "cpu_p10_ms", "cpu_latency_ms", "throughput_ips",
+           "peak_memory_mb", "file_mb", "reference_ms", "relative_to_reference", "isolated")
 
 
 def combinations(engines: list[str] | None = None) -> list[tuple[str, str]]:
@@ -61,20 +66,25 @@ def compare(*, source: Source, validation: Validation, calibration: CalibrationS
                       else "no variant passed the accuracy guard")
             rows.append({**row, "status": status})
         elif not outcome.artifact.runs_here:
-            rows.append({**row, "status": "builds on device", "file_mb": round(outcome.artifact.size_bytes / 1e6, 2)})
+            rows.append({**row, "status": outcome.artifact.status,
+                         "file_mb": round(outcome.artifact.size_bytes / 1e6, 2)})
         else:
             artifact = outcome.artifact
             # the guard has just scored this very artifact on this validation split: its metrics are the row's
-            figures = benchmark.measure(lambda a=artifact: registry.load(a, threads=benchmark.RECORD_THREADS),
-                                        input_size=size, validation=validation, file_bytes=artifact.size_bytes,
-                                        report=report, accuracy=outcome.attempts[-1].metrics, **measure_kwargs)
+            figures = benchmark.measure(benchmark.ArtifactLoader(artifact), input_size=size, validation=validation,
+                                        file_bytes=artifact.size_bytes, report=report,
+                                        accuracy=outcome.attempts[-1].metrics,
+                                        reference=benchmark.torch_eager_loader(source.torch_model),
+                                        **measure_kwargs)
             lost = max(reference[m] - figures["accuracy"][m] for m in validation.metric_names)
             rows.append({**row, **{k: figures.get(k) for k in FIGURES}, "accuracy": figures["accuracy"],
                          "delta": round(-lost, 3), "converter_versions": artifact.converter_versions,
                          "calibration": artifact.calibration})
             say(report, f"{size} px — {engine} {precision}"
                         + (f" -> {artifact.precision} ({outcome.fallback})" if outcome.fallback else "")
-                        + f": p50 {figures['latency_p50_ms']:.2f} ms (CPU p10 {figures['cpu_p10_ms']:.2f} ms), "
+                        + f": p50 {figures['latency_p50_ms']:.2f} ms (CPU p10 {figures['cpu_p10_ms']:.2f} ms"
+                        + (f", {1 / figures['relative_to_reference']:.2f}x PyTorch eager timed beside it"
+                           if figures.get("relative_to_reference") else "") + "), "
                           f"{_metrics(figures['accuracy'])} "
                           f"({time.perf_counter() - started:.0f} s)")
         if not keep:
@@ -83,16 +93,18 @@ def compare(*, source: Source, validation: Validation, calibration: CalibrationS
 
 
 def summarise(size: int, rows: list[dict], *, metric: str, tolerance: float) -> dict:
-    """Speed-ups over the eager row, the pick (fastest within tolerance) and the fastest overall."""
+    """Speed-ups over PyTorch eager, the pick (the fastest within tolerance) and the fastest overall. A row timed
+    beside eager (relative_to_reference) takes that paired ratio; one without it the ratio of CPU p10s."""
     base = rows[0]
     for row in rows:
         if row.get("cpu_p10_ms"):
-            row["speedup_cpu"] = round(base["cpu_p10_ms"] / row["cpu_p10_ms"], 2)
+            relative = row.get("relative_to_reference")
+            row["speedup_cpu"] = round(1 / relative if relative else base["cpu_p10_ms"] / row["cpu_p10_ms"], 2)
             row["speedup_wall"] = round(base["latency_p50_ms"] / row["latency_p50_ms"], 2)
             row["metric"] = row["accuracy"][metric]
     measured = [r for r in rows[1:] if r.get("cpu_p10_ms")]
-    fastest = min(measured, key=lambda r: r["cpu_p10_ms"], default=None)
-    pick = min((r for r in measured if r["delta"] >= -tolerance), key=lambda r: r["cpu_p10_ms"], default=None)
+    fastest = max(measured, key=lambda r: r["speedup_cpu"], default=None)
+    pick = max((r for r in measured if r["delta"] >= -tolerance), key=lambda r: r["speedup_cpu"], default=None)
     return {"input_size": size, "metric": metric, "rows": rows,
             "pick": pick and {"engine": pick["engine"], "precision": pick["precision"],
                               "speedup_cpu": pick["speedup_cpu"], "speedup_wall": pick["speedup_wall"],

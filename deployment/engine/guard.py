@@ -148,7 +148,7 @@ class Outcome:
                     "nothing shipped for it.")
         last = self.attempts[-1]
         if last.drop is None:
-            return f"{self.engine} {self.asked}: builds on the device; its accuracy is checked there."
+            return f"{self.engine} {self.asked}: {self.artifact.status}; its accuracy is checked there."
         if self.fallback is None:
             return f"{self.engine} {self.asked}: within {self.tolerance:g} point(s) of PyTorch (drop {last.drop:+.2f})."
         first = self.attempts[0]
@@ -221,7 +221,7 @@ def guarded_convert(engine: str, source: Source, *, precision: str, out_dir: Pat
         if not artifact.runs_here:
             attempts.append(Attempt(step, variant, _clean(artifact.options), artifact.calibration, None, None, True,
                                     time.perf_counter() - started))
-            say(report, f"guard: {artifact.label} builds on the device; its accuracy is checked there.")
+            say(report, f"guard: {artifact.label} {artifact.status}; its accuracy is checked there.")
             return Outcome(engine, precision, artifact, attempts, reference, tolerance)
         metrics = validation.evaluate(registry.load(artifact, threads=threads))
         lost = drop(reference, metrics, validation.metric_names)

@@ -18,6 +18,10 @@ How, and why:
   single 10th percentile of ≥ 10 runs that the benchmark records used before moved more between repeats.
 - A reference (another runner) may be timed right after each run of the model: `relative` is then the median over
   blocks of each block's median ratio, which reads the model against the machine's speed at that moment.
+  `alternate="block"` times the reference in a block of its own after each of the model's blocks instead (the ratio
+  is then each pair of blocks' figures): both keep their caches warm within a block, as they would when run alone,
+  and a drift of the machine's speed over seconds (measured here: the same int8 artifact at 2.6 ms and 4.1 ms a
+  minute apart, fresh process or not) slows both sides of a pair alike.
 """
 
 from __future__ import annotations
@@ -92,11 +96,19 @@ def time_runs(run: Callable[[], object], *, clock=time.process_time, reference: 
               blocks: int = BLOCKS, min_block_runs: int = MIN_BLOCK_RUNS,
               min_block_seconds: float = MIN_BLOCK_SECONDS, max_runs: int = MAX_RUNS,
               warmup_runs: int = WARMUP_RUNS, warmup_seconds: float = WARMUP_SECONDS,
-              between: Callable[[int], None] | None = None) -> dict:
+              between: Callable[[int], None] | None = None, alternate: str = "run") -> dict:
     """Warm up, then time `run` in blocks. Returns latency_ms (the robust figure, see the module's doc), the
     per-run CPU and wall times (cpu_ms, wall_ms, in order), the blocks' figures and, with a reference, its own
-    robust figure and the model's relative to it. `between(runs so far)` is called after every run (a job's
-    cancellation check); `warmup_runs`, `warmup_seconds`: the least warm-up."""
+    robust figure and the model's relative to it. `alternate`: the reference runs after each run of the model
+    ("run") or in a block of its own after each of its blocks ("block"). `between(runs so far)` is called after every
+    run (a job's cancellation check); `warmup_runs`, `warmup_seconds`: the least warm-up."""
+    if alternate not in ("run", "block"):
+        raise ValueError(f"alternate must be 'run' or 'block', not {alternate!r}")
+    if reference is not None and alternate == "block":
+        warm_up(reference, clock=clock, min_runs=warmup_runs, min_seconds=warmup_seconds)
+        return _time_block_pairs(run, reference, clock=clock, blocks=blocks, min_block_runs=min_block_runs,
+                                 min_block_seconds=min_block_seconds, max_runs=max_runs, warmup_runs=warmup_runs,
+                                 warmup_seconds=warmup_seconds, between=between)
     warmup_runs = warm_up(run, clock=clock, min_runs=warmup_runs, min_seconds=warmup_seconds,
                           also=reference)
     per_block = max(1, max_runs // blocks)
@@ -127,3 +139,41 @@ def time_runs(run: Callable[[], object], *, clock=time.process_time, reference: 
     if reference is not None:
         out.update(reference_ms=statistics.median(block_ref), relative_to_reference=statistics.median(block_ratio))
     return out
+
+
+def _time_block(run, clock, *, limit: int, min_runs: int, min_seconds: float, between=None, done: int = 0):
+    """One block: (CPU ms, wall ms) per run, at least min_runs runs and min_seconds, at most limit runs."""
+    cpu: list[float] = []
+    wall: list[float] = []
+    started = time.perf_counter()
+    while len(cpu) < limit and (len(cpu) < min_runs or time.perf_counter() - started < min_seconds):
+        c, w = timed_ms(run, clock)
+        cpu.append(c)
+        wall.append(w)
+        if between is not None:
+            between(done + len(cpu))
+    return cpu, wall
+
+
+def _time_block_pairs(run, reference, *, clock, blocks, min_block_runs, min_block_seconds, max_runs, warmup_runs,
+                      warmup_seconds, between) -> dict:
+    """time_runs with alternate="block": a block of the model, then a block of the reference, `blocks` times."""
+    warmup_runs = warm_up(run, clock=clock, min_runs=warmup_runs, min_seconds=warmup_seconds)
+    per_block = max(1, max_runs // blocks)
+    cpu: list[float] = []
+    wall: list[float] = []
+    figures, ref_figures = [], []
+    for _ in range(blocks):
+        b_cpu, b_wall = _time_block(run, clock, limit=per_block, min_runs=min_block_runs,
+                                    min_seconds=min_block_seconds, between=between, done=len(cpu))
+        cpu.extend(b_cpu)
+        wall.extend(b_wall)
+        figures.append(percentile(b_cpu, BLOCK_PERCENTILE))
+        r_cpu, _ = _time_block(reference, clock, limit=per_block, min_runs=min_block_runs,
+                               min_seconds=min_block_seconds)
+        ref_figures.append(percentile(r_cpu, BLOCK_PERCENTILE))
+    ratios = [f / max(r, 1e-9) for f, r in zip(figures, ref_figures, strict=True)]
+    return {"latency_ms": statistics.median(figures), "block_ms": figures, "cpu_ms": cpu, "wall_ms": wall,
+            "runs": len(cpu), "warmup_runs": warmup_runs, "method": METHOD,
+            "reference_ms": statistics.median(ref_figures), "reference_block_ms": ref_figures,
+            "relative_to_reference": statistics.median(ratios), "alternate": "block"}

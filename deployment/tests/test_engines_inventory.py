@@ -32,3 +32,12 @@ def test_rknn_says_how_to_install_its_environment_when_it_is_missing(tmp_path, m
     row = by_engine()["rknn"]
     assert not row["available"] and row["on_device"] == []
     assert "./tango engines install rknn" in row["why"] and "./tango engines install rknn" in row["install"]
+
+
+def test_a_missing_side_environment_gives_one_size_in_its_reason_and_its_install_line(tmp_path, monkeypatch):
+    # Regression: TFLite's reason said "about 2.6 GB" and the install line under it "about 1.5 GB".
+    monkeypatch.setenv("TANGO_VENV_ROOT", str(tmp_path))
+    table = by_engine()
+    for env in (RKNN, TFLITE):
+        row = table[env.name]
+        assert env.size_hint in row["why"] and env.size_hint in row["install"]

@@ -209,6 +209,33 @@ def test_package_of_a_tensorrt_kit_builds_on_the_device(project, trained):
     assert {"model.onnx", "trt_build.py", "runtime.py", "smoke_test.py"} <= set(result["files"])
 
 
+def test_package_carries_a_device_only_target_beside_the_model_it_checks_here(project, converted):
+    # Regression: with RKNN int8 asked for and its .rknn built and checked by convert, the package stage logged "No
+    # verified rknn int8 artifact" and shipped an ONNX-only bundle.
+    project.engine, project.precision = "rknn", "int8"
+    project.save()
+    onnx = converted.artifacts.get(kind=Artifact.Kind.ONNX)
+    rknn = absolute(onnx.path).parent / "model-rknn-rk3568-int8.rknn"
+    rknn.write_bytes(b"RKNN" + b"\0" * 1000)
+    Artifact.objects.create(
+        project=project, job=converted, training_run=onnx.training_run, kind=Artifact.Kind.RKNN, engine="rknn",
+        precision="int8", path=onnx.path.replace("model.onnx", rknn.name), size_bytes=1004, sha256="0" * 64,
+        status=Artifact.Status.VERIFIED,
+        checks={"conversion": {"files": [rknn.name], "runs_here": False, "status": "runs on device"}, "target": True})
+    report = Report()
+    result = packaging.package_stage(job_for(project, "package"), report)
+    assert not any("No verified rknn int8" in line for line in report.lines)
+    assert result["device_files"] == [rknn.name] and rknn.name in result["files"]
+    bundle = Artifact.objects.get(pk=result["bundle"])
+    assert bundle.status == "verified" and result["engine"] == "onnxruntime"
+    with zipfile.ZipFile(absolute(bundle.path)) as archive:
+        assert archive.read(rknn.name) == rknn.read_bytes()
+        readme = archive.read("README.md").decode()
+        assert rknn.name in archive.read("SHA256SUMS").decode()
+        assert f"`{rknn.name}`: the model built for the device's Rockchip NPU" in readme
+        assert "An image classifier" in readme
+
+
 def test_the_compare_stage_is_table_2_live(project, converted):
     from deployment.optimize import compare_stage
 

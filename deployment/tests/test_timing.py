@@ -88,3 +88,30 @@ def test_session_options_fix_the_threads_and_run_sequentially():
     assert options.intra_op_num_threads == 1 and options.inter_op_num_threads == 1
     assert options.execution_mode == ort.ExecutionMode.ORT_SEQUENTIAL
     assert timing.session_options(ort, threads=None).intra_op_num_threads == 0  # ONNX Runtime's default
+
+
+def test_alternating_blocks_read_the_model_against_the_reference_as_the_machine_drifts():
+    # the machine slows by half from the third pair of blocks on: both sides of a pair slow alike
+    shared = {"now": 0.0, "calls": 0}
+
+    def clock():
+        return shared["now"]
+
+    def slow() -> float:
+        return 1.5 if shared["calls"] > 40 else 1.0
+
+    def run_model():
+        shared["calls"] += 1
+        shared["now"] += 0.002 * slow()
+
+    def run_reference():
+        shared["calls"] += 1
+        shared["now"] += 0.008 * slow()
+
+    out = timing.time_runs(run_model, clock=clock, reference=run_reference, blocks=5, min_block_runs=4,
+                           min_block_seconds=0, max_runs=20, warmup_runs=3, warmup_seconds=0, alternate="block")
+    assert out["relative_to_reference"] == pytest.approx(0.25)
+    assert out["alternate"] == "block" and len(out["reference_block_ms"]) == 5 and out["runs"] == 20
+    assert out["block_ms"][0] == pytest.approx(2.0) and out["block_ms"][-1] == pytest.approx(3.0)
+    with pytest.raises(ValueError, match="alternate"):
+        timing.time_runs(run_model, clock=clock, alternate="interleaved")

@@ -21,7 +21,7 @@ from .errors import DatasetError, Limits
 from .images import ImageStats, check_image
 from .layout import Layout, Sample, classification_layout, detection_layout, strip_wrapper
 from .report import DatasetReport
-from .split import split_groups
+from .split import smallest_group_with_val, split_groups
 from .yolo import read_class_names, read_label_file
 
 TASKS = {"classification": classification_layout, "detection": detection_layout}
@@ -122,7 +122,8 @@ class _Import:
             # Training measures accuracy on val after every epoch; without one image there it could only fail later.
             raise DatasetError(
                 f"The dataset is too small to set aside a validation image: {len(samples)} image(s), and every "
-                f"class keeps at least one for training. Add images (two or more of some class) or a val/ folder.")
+                f"class keeps at least one for training. Add images "
+                f"({smallest_group_with_val(val_fraction)} or more of some class) or a val/ folder.")
         self.say(f"Made a split (seed {seed}): {len(train)} train, {len(val)} val.")
         return {"train": train, "val": val}, True
 

@@ -23,3 +23,13 @@ def split_groups(groups: dict[Hashable, Sequence[T]], *, seed: int, val_fraction
         val += items[:n_val]
         train += items[n_val:]
     return train, val
+
+
+def smallest_group_with_val(val_fraction: float) -> int:
+    """How many items one group needs before split_groups moves one of them to val (0 when none ever moves)."""
+    if val_fraction <= 0:
+        return 0
+    n = 2
+    while min(int(n * val_fraction + 0.5), n - 1) < 1:
+        n += 1
+    return n

@@ -177,6 +177,22 @@ def test_a_dataset_too_small_for_a_validation_image_is_refused_at_upload(world, 
     assert "too small to set aside a validation image" in response.json()["file"][0]
 
 
+def test_the_too_small_message_asks_for_a_class_size_that_would_be_enough(world, client_for, tmp_path):
+    # Regression: two images in each class were refused with "add images (two or more of some class)"; a class
+    # needs three before a 20 % split sets one aside.
+    archive = write_zip(tmp_path / "tiny.zip", classification_entries({"cat": 2, "dog": 2}))
+    with archive.open("rb") as upload:
+        response = client_for("editor").post("/api/datasets/", {
+            "team": world.team.pk, "name": "Tiny", "task": "classification", "file": upload}, format="multipart")
+    message = response.json()["file"][0]
+    assert "3 or more of some class" in message and "two or more" not in message
+    bigger = write_zip(tmp_path / "enough.zip", classification_entries({"cat": 3, "dog": 2}))
+    with bigger.open("rb") as upload:
+        response = client_for("editor").post("/api/datasets/", {
+            "team": world.team.pk, "name": "Enough", "task": "classification", "file": upload}, format="multipart")
+    assert response.status_code == 201, response.json()
+
+
 def test_the_zip_helper_really_writes_a_nul(tmp_path):
     with zipfile.ZipFile(zip_with_nul_name(tmp_path / "nul.zip")) as zf:
         assert any("\x00" in info.orig_filename for info in zf.infolist())

@@ -1,10 +1,14 @@
 """Dataset pages: upload errors shown inline (htmx and not), the stats page, and the stats readers."""
 
+import io
+import zipfile
+
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from projects.dataset_stats import bar_chart, class_split_counts, dataset_summary
+from projects.datasets.tests.factories import png
 from projects.models import Dataset
 
 from .pages_fixtures import *  # noqa: F403
@@ -147,3 +151,24 @@ def test_empty_findings_are_not_listed_and_equal_sizes_read_as_one_number():
                                "image_width": {"min": 8, "max": 8, "mean": 8}})
     assert summary["other"] == []
     assert summary["sizes"]["width"] == "8"
+
+
+def test_the_upload_help_names_the_data_yaml_a_detection_upload_is_refused_without(
+        client, editor, team, settings, tmp_path):
+    # Regression: the help said "Detection: images/ and YOLO labels/"; a zip made to it was refused for lacking
+    # data.yaml. Both upload forms (this page, the wizard's dataset step) share the help.
+    from projects.forms import DatasetUploadForm, WizardUploadForm
+
+    settings.MEDIA_ROOT = tmp_path
+    client.force_login(editor)
+    page = client.get(UPLOAD).content.decode()
+    help_text = page[page.index('id="id_file_helptext"'):][:400]
+    assert "data.yaml" in help_text and "names" in help_text
+    for form in (DatasetUploadForm, WizardUploadForm):
+        assert "data.yaml" in str(form.base_fields["file"].help_text)
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("images/a.png", png())
+        zf.writestr("labels/a.txt", "0 0.5 0.5 0.2 0.2\n")
+    body = upload(client, team, "boxes.zip", archive.getvalue(), task="detection").content.decode()
+    assert "data.yaml is missing" in body

@@ -117,12 +117,21 @@ class Artifact:
     def label(self) -> str:
         return f"{self.engine} {self.precision}"
 
+    @property
+    def status(self) -> str:
+        """Where it runs, in words. A file built here that only the device runs (RKNN, TVM for aarch64) is not a
+        build kit: the log and the guard called it "builds on device", telling users the .rknn they had was still
+        to be made (the RKNN and TVM artifacts' own as_dict already said "runs on device")."""
+        if self.builds_on_device:
+            return "builds on device"
+        return "runs here" if self.runs_here else "runs on device"
+
     def as_dict(self) -> dict:
         return {
             "engine": self.engine, "precision": self.precision, "task": self.task, "input_size": self.input_size,
             "file": self.path.name, "files": [p.name for p in self.files], "size_bytes": self.size_bytes,
             "runs_here": self.runs_here, "builds_on_device": self.builds_on_device,
-            "status": "builds on device" if self.builds_on_device else "runs here",
+            "status": self.status,
             "converter_versions": dict(self.converter_versions),
             "calibration": self.calibration, "options": _jsonable(self.options), "notes": list(self.notes),
             "load_check": dict(self.load_check),

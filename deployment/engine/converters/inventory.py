@@ -16,8 +16,11 @@ from .tvm import CROSS_CXX, CROSS_PACKAGE, cross_compiler
 INSTALL = {
     "tvm": f"./tango engines install tvm (Debian's {CROSS_PACKAGE} for aarch64 boards; apache-tvm is in the "
            "portal's requirements)",
-    "rknn": "./tango engines install rknn (rknn-toolkit2 in its own environment, about 1.5 GB)",
-    "tflite": "./tango engines install tflite (TensorFlow 2.19 + onnx2tf in its own environment, about 1.5 GB)",
+    # The size is the environment's own hint, the one its missing() reason quotes (this line said 1.5 GB for TFLite
+    # while the reason above it said 2.6 GB).
+    "rknn": f"./tango engines install rknn (rknn-toolkit2 in its own environment, {SIDE_ENVS['rknn'].size_hint})",
+    "tflite": "./tango engines install tflite (TensorFlow 2.19 + onnx2tf in its own environment, "
+              f"{SIDE_ENVS['tflite'].size_hint})",
     "openvino": "pip install openvino (in the portal's requirements)",
     "onnxruntime": "pip install onnxruntime (in the portal's requirements)",
     "tensorrt": "ships with JetPack on Jetson boards and in the gpu worker's image (compose.yaml)",

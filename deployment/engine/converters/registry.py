@@ -90,7 +90,7 @@ def convert(engine: str, source: Source, *, precision: str, out_dir: Path, calib
     if artifact.runs_here:
         artifact.load_check = run_once(artifact, converter.load(artifact), example_input(source, calibration))
     say(report, f"{artifact.label}: {artifact.path.name}, {artifact.size_bytes / 1e6:.2f} MB"
-                + (", loaded and run once" if artifact.runs_here else ", builds on device") + ".")
+                + (", loaded and run once" if artifact.runs_here else f", {artifact.status}") + ".")
     return artifact
 
 

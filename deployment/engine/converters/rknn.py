@@ -35,16 +35,6 @@ CALIBRATION_IMAGES = 64
 CHECK_IMAGES = 8
 
 
-class DeviceArtifact(Artifact):
-    """Complete here, runs on the device's own runtime (nothing is built there): says "runs on device"."""
-
-    def as_dict(self) -> dict:
-        out = super().as_dict()
-        if not self.runs_here and not self.builds_on_device:
-            out["status"] = "runs on device"
-        return out
-
-
 def onnx_opset(path: Path) -> int:
     import onnx
 
@@ -163,7 +153,7 @@ class RknnConverter:
                     f"{figures['max_abs_diff']:.3g}, min cosine {figures['min_cosine']:.4f}"
                     + (f", top-1 agreement {100 * figures['top1_agreement']:.0f}%" if "top1_agreement" in figures
                        else "") + ".")
-        artifact = DeviceArtifact(
+        artifact = Artifact(
             engine=self.engine, precision=precision, path=path, files=[path], task=source.task,
             input_size=source.input_size, runs_here=False, converter_versions=result["versions"],
             calibration=used_calibration, options={**options, "platform": platform},

@@ -44,16 +44,6 @@ ELF_MACHINES = {62: "x86_64", 183: "aarch64", 40: "arm"}
 TARGETS = ("host", "aarch64")
 
 
-class TvmArtifact(Artifact):
-    """An Artifact whose cross-compiled builds say "runs on device" (they are complete, nothing is built there)."""
-
-    def as_dict(self) -> dict:
-        out = super().as_dict()
-        if not self.runs_here and not self.builds_on_device:
-            out["status"] = "runs on device"
-        return out
-
-
 def host_cpu() -> str:
     import tvm
 
@@ -414,7 +404,7 @@ class TvmConverter:
                                       "; it does not run on this server."]
         if not tuning_dir:
             notes.append("Untuned: TVM's default CPU schedules; the tune stage searches faster ones.")
-        return TvmArtifact(engine=self.engine, precision=precision, path=path, files=[path, meta_path],
+        return Artifact(engine=self.engine, precision=precision, path=path, files=[path, meta_path],
                            task=source.task, input_size=source.input_size, runs_here=runs_here,
                            converter_versions=self.versions(), calibration=None,
                            options={k: v for k, v in {**options, "target": target_name}.items()
