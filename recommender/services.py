@@ -133,12 +133,14 @@ def candidates_for(*, task: str, num_classes: int, input_size: int, cached_only:
 
 
 def _takes_input(task: str, key: str, input_size: int) -> bool:
-    """Detectors need an input at least as large as their largest stride (a P6 model's 64 px)."""
+    """Detectors need an input that their largest stride (a P6 model's 64 px) divides: at 160 px a P6 model's
+    upsampled map (6) met its skip (5) in a concat, and the recommend stage failed with a tensor-size error."""
     if task != "detection":
         return True
     from training.engine.yolo.zoo import min_input_size
 
-    return input_size >= min_input_size(key)
+    stride = min_input_size(key)
+    return input_size >= stride and input_size % stride == 0
 
 
 def _cached_candidates(task: str, num_classes: int, input_size: int) -> list[Candidate]:

@@ -125,3 +125,13 @@ def test_detection_candidates_are_ranked_from_the_yolo_zoo():
     assert nano_top and orin_top and nano_top["latency_ms"] <= 50 and orin_top["latency_ms"] <= 50
     assert orin_top["accuracy"] >= nano_top["accuracy"]
     assert all(i["latency_ms"] > 50 for i in rankings["Jetson_Nano"]["items"] if i["status"] == "too_slow")
+
+
+def test_detection_at_a_size_a_p6_stride_does_not_divide_ranks_the_p5_models_instead_of_failing():
+    # Regression: the wizard suggests a multiple of 32 (160 px for 160 px images); the P6 models (stride 64) were
+    # profiled at it anyway and the recommend stage failed with "Sizes of tensors must match".
+    phone = Device.objects.get(name="Galaxy_S22")
+    result = recommendation_for(device=phone, task="detection", engine="onnxruntime", precision="fp32",
+                                input_size=160, num_classes=2, budget_ms=100, memory_limit_mb=None)
+    keys = {item["key"] for item in result["ranking"]["items"]}
+    assert {"yolov7-tiny", "yolo11n"} <= keys and "yolov7-e6e" not in keys and result["ranking"]["top"]
