@@ -8,10 +8,18 @@ from deployment.engine.converters.tvm import TvmConverter
 from deployment.models import Artifact
 from projects.jobs.registry import stage_get
 
-from .test_stages import Report, converted, job_for, project, trained  # noqa: F401 - fixtures
+from .test_stages import Report, converted, job_for, project  # noqa: F401 - fixtures
+from .training_runs import trained_run
 
 pytestmark = [pytest.mark.django_db,
               pytest.mark.skipif(TvmConverter().missing() is not None, reason="apache-tvm is not installed")]
+
+
+@pytest.fixture
+def trained(project):  # noqa: F811 - the fixture imported above
+    """vgg_tiny, not test_stages' densenet_tiny: TVM makes 13 operator tasks of it where densenet_tiny makes 50, so
+    each of the stage's two compilations takes a third of the time; what the stage reports does not depend on it."""
+    return trained_run(project, model="vgg_tiny")
 
 
 def test_tune_is_an_optional_stage_after_convert():

@@ -8,14 +8,32 @@ import pytest
 import torch
 
 from deployment.engine.converters import registry
-from deployment.engine.converters.base import ConversionError
+from deployment.engine.converters.base import ConversionError, Source
 from deployment.engine.converters.tvm import TvmConverter, cross_compiler, elf_machine, latency_ms
+from deployment.engine.onnx_export import export_onnx
 from tango_common.engines import engine_support
 from tango_common.images import preprocess_image
+from training.engine.train import TrainConfig, train
+from training.engine.zoo import build_model
 
 from .conftest import INPUT_SIZE
 
 pytestmark = pytest.mark.skipif(TvmConverter().missing() is not None, reason="apache-tvm is not installed")
+
+
+@pytest.fixture(scope="module")
+def source(dataset, tmp_path_factory):
+    """A trained vgg_tiny exported to ONNX, in place of the session's densenet_tiny: TVM makes 13 operator tasks of it
+    where densenet_tiny makes 50, so each compilation (and the tuning's task extraction) takes a third of the time;
+    what is checked here, TVM's library against PyTorch, does not depend on the network."""
+    root, class_names = dataset
+    config = TrainConfig(model="vgg_tiny", epochs=2, batch_size=16, input_size=INPUT_SIZE, seed=1)
+    result = train(data_dir=root, class_names=class_names, config=config, out_dir=tmp_path_factory.mktemp("vgg"),
+                   report=lambda *a, **k: None)
+    model = build_model("vgg_tiny", num_classes=len(class_names), input_size=INPUT_SIZE)
+    model.load_state_dict(torch.load(result.weights_path, weights_only=True))
+    path = export_onnx(model.eval(), input_size=INPUT_SIZE, path=tmp_path_factory.mktemp("vgg-onnx") / "model.onnx")
+    return Source(onnx_path=path, task="classification", input_size=INPUT_SIZE, torch_model=model)
 
 
 @pytest.fixture(scope="module")

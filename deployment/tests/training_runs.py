@@ -17,11 +17,11 @@ def job_for(project, stage, status=JobStatus.RUNNING) -> Job:
     return Job.objects.create(project=project, stage=stage, status=status, finished_at=timezone.now())
 
 
-def trained_run(project) -> TrainingRun:
+def trained_run(project, model: str = MODEL) -> TrainingRun:
     job = job_for(project, "train", JobStatus.SUCCEEDED)
     classes = project.dataset.class_names
     weights = job_dir(job) / "best.pt"
-    torch.save(build_model(MODEL, num_classes=len(classes), input_size=INPUT_SIZE).state_dict(), weights)
+    torch.save(build_model(model, num_classes=len(classes), input_size=INPUT_SIZE).state_dict(), weights)
     return TrainingRun.objects.create(
-        job=job, project=project, model_name=MODEL, weights_path=relative(weights), metrics={"best_top1": 0.5},
+        job=job, project=project, model_name=model, weights_path=relative(weights), metrics={"best_top1": 0.5},
         architecture={"num_classes": len(classes), "class_names": classes, "input_size": INPUT_SIZE})
