@@ -84,10 +84,20 @@ def test_a_new_user_uploads_in_the_wizard_picks_a_device_by_search_and_watches_t
     # TFLite is offered where its environment is installed (./tango engines install tflite), disabled otherwise
     assert page.locator("#id_engine option[value=tflite]").is_disabled() == (not engine_support("tflite").built)
     assert page.input_value("#id_engine") == "onnxruntime", "the engine of the ONNX bundle, where the device runs it"
-    page.select_option("#id_engine", "pytorch")  # redraws the step with PyTorch's precisions: fp16 not built
+    # A redraw's new select only listens once htmx has processed it, which can be a moment after it is in the page
+    # (a CI run changed it back within that moment and the change went unheard): wait for htmx's settle each time.
+    page.evaluate("() => { window.settled = 0; document.body.addEventListener('htmx:afterSettle', "
+                  "() => { window.settled += 1; }); }")
+
+    def redrawn_by(engine):
+        before = page.evaluate("() => window.settled")
+        page.select_option("#id_engine", engine)
+        page.wait_for_function("n => window.settled > n", arg=before)
+
+    redrawn_by("pytorch")  # redraws the step with PyTorch's precisions: fp16 not built
     page.locator("#id_engine option[value=pytorch][selected]").wait_for(state="attached")
     page.locator("#id_precision option[value=fp16][disabled]").wait_for(state="attached")
-    page.select_option("#id_engine", "onnxruntime")
+    redrawn_by("onnxruntime")
     page.locator("#id_engine option[value=onnxruntime][selected]").wait_for(state="attached")
     page.locator("#id_precision option[value=fp16]:not([disabled])").wait_for(state="attached")
     page.fill("#id_latency_budget_ms", "3")
