@@ -19,10 +19,15 @@ def split_groups(groups: dict[Hashable, Sequence[T]], *, seed: int, val_fraction
     for key in sorted(groups, key=str):
         items = list(groups[key])
         random.Random(f"{seed}:{key}").shuffle(items)
-        n_val = min(int(len(items) * val_fraction + 0.5), len(items) - 1)
+        n_val = val_count(len(items), val_fraction)
         val += items[:n_val]
         train += items[n_val:]
     return train, val
+
+
+def val_count(size: int, val_fraction: float) -> int:
+    """How many of a group of `size` items split_groups moves to val: the nearest whole share, one left in train."""
+    return min(int(size * val_fraction + 0.5), size - 1)
 
 
 def smallest_group_with_val(val_fraction: float) -> int:
@@ -30,6 +35,6 @@ def smallest_group_with_val(val_fraction: float) -> int:
     if val_fraction <= 0:
         return 0
     n = 2
-    while min(int(n * val_fraction + 0.5), n - 1) < 1:
+    while val_count(n, val_fraction) < 1:
         n += 1
     return n
