@@ -66,7 +66,7 @@ def measure(load: Callable[[], Runner], *, input_size: int, validation=None, fil
     batch = _first_batch(validation, input_size)
     settings = {"warmup": warmup, "min_runs": min_runs, "max_runs": max_runs, "max_seconds": max_seconds,
                 "threads": threads}
-    figures = None
+    figures, here = None, {"isolated": False}
     if isolate:
         from . import isolated
 
@@ -74,11 +74,9 @@ def measure(load: Callable[[], Runner], *, input_size: int, validation=None, fil
             figures = isolated.measure_in_child(load, batch=batch, reference=reference, settings=settings,
                                                 report=report)
         except isolated.NotSendable as why:
-            figures = {"isolated": False, "isolation_note": f"timed in the worker's process: {why}"}
-    if figures is None or not figures.get("isolated", True):
-        note = figures
-        figures = time_here(load, batch=batch, reference=reference, report=report, **settings)
-        figures.update(note or {"isolated": False})
+            here["isolation_note"] = f"timed in the worker's process: {why}"
+    if figures is None:
+        figures = {**time_here(load, batch=batch, reference=reference, report=report, **settings), **here}
     figures["file_mb"] = round(file_bytes / 1e6, 3) if file_bytes else None
     if accuracy is not None:
         figures["accuracy"] = dict(accuracy)
