@@ -136,12 +136,35 @@ def candidates_for(*, task: str, num_classes: int, input_size: int, cached_only:
 def _takes_input(task: str, key: str, input_size: int) -> bool:
     """Detectors need an input that their largest stride (a P6 model's 64 px) divides: at 160 px a P6 model's
     upsampled map (6) met its skip (5) in a concat, and the recommend stage failed with a tensor-size error."""
+    return _stride_misfit(task, key, input_size) is None
+
+
+def _stride_misfit(task: str, key: str, input_size: int) -> int | None:
+    """The largest stride of a detector that the input size does not fit (None when it fits, or for classifiers)."""
     if task != "detection":
-        return True
+        return None
     from training.engine.yolo.zoo import min_input_size
 
     stride = min_input_size(key)
-    return input_size >= stride and input_size % stride == 0
+    return None if input_size >= stride and input_size % stride == 0 else stride
+
+
+def candidates_skipped(*, task: str, input_size: int) -> str:
+    """One line naming the candidates left out of the ranking at this input size and why ("" when none is)."""
+    skipped: dict[int, list[str]] = {}
+    for key, _, _ in candidate_models(task):
+        if (stride := _stride_misfit(task, key, input_size)) is not None:
+            skipped.setdefault(stride, []).append(model_label(key))
+    return " ".join(
+        f"Not ranked at {input_size} px: {', '.join(labels)} — their largest stride is {stride} px, which must "
+        f"divide the input size (e.g. {', '.join(str(n) for n in _fitting_sizes(stride, input_size))} px)."
+        for stride, labels in skipped.items())
+
+
+def _fitting_sizes(stride: int, input_size: int) -> list[int]:
+    """The input sizes nearest input_size that a stride divides."""
+    below = max(stride, input_size // stride * stride)
+    return sorted({below, below + stride})
 
 
 def _cached_candidates(task: str, num_classes: int, input_size: int) -> list[Candidate]:
@@ -291,6 +314,9 @@ def recommend_stage(job, report) -> dict:
            f"{project.memory_limit_mb or device.memory_mb} MiB.", progress=10)
     result = project_recommendation(project)
     ranking, paper = result["ranking"], result["paper"]
+    if skipped := candidates_skipped(task=project.task, input_size=project.input_size):
+        report(skipped)
+        result["skipped"] = skipped
     report(f"Paper rules: {paper['reason']}", progress=30)
     report(f"Latency model: {ranking['confidence']}.", progress=40)
     for item in ranking["items"]:
