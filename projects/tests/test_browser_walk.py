@@ -30,6 +30,9 @@ def console_errors(tab) -> list[str]:
 
 
 def shot(tab, name: str) -> None:
+    """A screenshot for a person to look at, after checking no template source leaked into the page."""
+    text = tab.locator("body").inner_text()
+    assert "{#" not in text and "{%" not in text, "a template comment or tag is shown as text"
     tab.screenshot(path=f"{SHOTS}/{name}.png", full_page=True)
 
 
