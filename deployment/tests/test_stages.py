@@ -209,31 +209,40 @@ def test_package_of_a_tensorrt_kit_builds_on_the_device(project, trained):
     assert {"model.onnx", "trt_build.py", "runtime.py", "smoke_test.py"} <= set(result["files"])
 
 
-def test_package_carries_a_device_only_target_beside_the_model_it_checks_here(project, converted):
+def test_package_of_an_rknn_target_runs_the_rknn_file_on_the_board_and_checks_model_onnx_here(project, converted):
     # Regression: with RKNN int8 asked for and its .rknn built and checked by convert, the package stage logged "No
-    # verified rknn int8 artifact" and shipped an ONNX-only bundle.
+    # verified rknn int8 artifact" and shipped an ONNX-only bundle; then it carried the .rknn beside an ONNX Runtime
+    # bundle whose runtime.py never loaded it, and whose requirements had no RKNN runtime.
     project.engine, project.precision = "rknn", "int8"
     project.save()
     onnx = converted.artifacts.get(kind=Artifact.Kind.ONNX)
     rknn = absolute(onnx.path).parent / "model-rknn-rk3568-int8.rknn"
-    rknn.write_bytes(b"RKNN" + b"\0" * 1000)
+    rknn.write_bytes(b"RKNN" + b"\0" * 1000)  # never read here: only the board's runtime opens it
     Artifact.objects.create(
         project=project, job=converted, training_run=onnx.training_run, kind=Artifact.Kind.RKNN, engine="rknn",
         precision="int8", path=onnx.path.replace("model.onnx", rknn.name), size_bytes=1004, sha256="0" * 64,
         status=Artifact.Status.VERIFIED,
-        checks={"conversion": {"files": [rknn.name], "runs_here": False, "status": "runs on device"}, "target": True})
+        checks={"conversion": {"files": [rknn.name], "runs_here": False, "builds_on_device": False,
+                               "options": {"platform": "rk3568"},
+                               "converter_versions": {"rknn-toolkit2": "2.3.2", "numpy": "1.26.4"}},
+                "target": True})
     report = Report()
     result = packaging.package_stage(job_for(project, "package"), report)
     assert not any("No verified rknn int8" in line for line in report.lines)
-    assert result["device_files"] == [rknn.name] and rknn.name in result["files"]
+    assert (result["engine"], result["precision"], result["runtime"]) == ("rknn", "int8", "RKNN (Rockchip NPU)")
+    assert {"model.rknn", "model.onnx", "runtime.py", "runtime_host.py"} <= set(result["files"])
+    assert "the smoke test here ran model.onnx" in result["device_note"]
     bundle = Artifact.objects.get(pk=result["bundle"])
-    assert bundle.status == "verified" and result["engine"] == "onnxruntime"
+    assert bundle.status == "verified"
     with zipfile.ZipFile(absolute(bundle.path)) as archive:
-        assert archive.read(rknn.name) == rknn.read_bytes()
+        assert archive.read("model.rknn") == rknn.read_bytes()
+        assert archive.read("model.onnx") == absolute(onnx.path).read_bytes()
+        assert "RKNNLite" in archive.read("runtime.py").decode()
+        assert 'rknn-toolkit-lite2==2.3.2; platform_machine == "aarch64"' in archive.read("requirements.txt").decode()
         readme = archive.read("README.md").decode()
-        assert rknn.name in archive.read("SHA256SUMS").decode()
-        assert f"`{rknn.name}`: the model built for the device's Rockchip NPU" in readme
+        assert "`model.rknn`: the model built for the board's Rockchip NPU" in readme
         assert "An image classifier" in readme
+    assert any("on model.onnx: this machine is not the device" in line for line in bundle.checks["smoke_test"])
 
 
 def test_the_compare_stage_is_table_2_live(project, converted):
