@@ -176,14 +176,14 @@ def package_stage(job, report) -> dict:
         device_versions=(artifact.checks or {}).get("conversion", {}).get("converter_versions"),
         model_info={"name": f"{project.name}: {artifact.training_run.model_name}", "project": project.name})
     report(f"Bundle written: {out.name}, {out.stat().st_size / 1e6:.1f} MB.", progress=50)
-    runs_here = runtime != "tensorrt" or bool((artifact.checks or {}).get("conversion", {}).get("runs_here"))
+    runs_here = artifact.runs != Artifact.Runs.BUILDS_ON_DEVICE
     check = check_tier_bundle(out, tier=tier, runs_here=runs_here, report=report, python=_bundle_python(runtime))
     check.update({"runtime": runtime, "source_artifact": artifact.pk})
     bundle = Artifact.objects.create(
         project=project, job=job, training_run=artifact.training_run, kind=Artifact.Kind.BUNDLE,
         engine=artifact.engine, precision=artifact.precision, path=relative(out), size_bytes=out.stat().st_size,
         sha256=sha256_file(out), status=Artifact.Status.VERIFIED if check["passed"] else Artifact.Status.FAILED,
-        checks=check)
+        runs=artifact.runs, checks=check)
     if not check["passed"]:
         raise StageError("The unpacked bundle failed its own checks (" + ", ".join(check["ran"]) + "); it is marked "
                          "failed. " + " ".join((check.get("smoke_test") or [])[-2:]))

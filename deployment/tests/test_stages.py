@@ -173,7 +173,7 @@ def test_tensorrt_on_this_server_is_a_kit_that_builds_on_device_and_is_not_timed
     job = job_for(project, "convert")
     result = services.convert_stage(job, Report())
     kit = Artifact.objects.get(pk=result["target"]["artifact"])
-    assert kit.kind == Artifact.Kind.TENSORRT and kit.checks["conversion"]["status"] == "builds on device"
+    assert kit.kind == Artifact.Kind.TENSORRT and kit.runs == Artifact.Runs.BUILDS_ON_DEVICE
     assert result["target"]["status"] == "builds on device"
     job.status = JobStatus.SUCCEEDED
     job.save()
@@ -181,6 +181,48 @@ def test_tensorrt_on_this_server_is_a_kit_that_builds_on_device_and_is_not_timed
     rows = services.benchmark_stage(job_for(project, "benchmark"), report)["rows"]
     assert [r["engine"] for r in rows] == ["pytorch", "onnxruntime"]
     assert any("builds on the device; not measured here" in line for line in report.lines)
+
+
+def _device_only(converted, **checks) -> Artifact:
+    """An RKNN file beside the convert job's ONNX model: built for the board, as the convert stage stores one."""
+    onnx = converted.artifacts.get(kind=Artifact.Kind.ONNX)
+    return Artifact.objects.create(
+        project=converted.project, job=converted, training_run=onnx.training_run, kind=Artifact.Kind.RKNN,
+        engine="rknn", precision="int8", path=onnx.path.replace("model.onnx", "model.rknn"), size_bytes=1004,
+        sha256="0" * 64, status=Artifact.Status.VERIFIED, **checks)
+
+
+def test_benchmark_says_a_device_only_file_runs_on_the_device_from_its_runs_field(project, converted):
+    # It read the words of a status sentence in checks["conversion"]: a conversion recorded without it (or with
+    # other words) was called "runs on the device" whatever it was.
+    _device_only(converted, runs=Artifact.Runs.ON_DEVICE, checks={"conversion": {"files": ["model.rknn"]}})
+    report = Report()
+    rows = services.benchmark_stage(job_for(project, "benchmark"), report)["rows"]
+    assert [r["engine"] for r in rows] == ["pytorch", "onnxruntime"]
+    assert any(line.startswith("RKNN model (rknn int8): runs on the device; not measured here.")
+               for line in report.lines)
+
+
+def test_the_migration_reads_where_existing_artifacts_run_from_their_conversion(project, converted):
+    import importlib
+
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    migration = importlib.import_module("deployment.migrations.0006_artifact_runs")
+    state = MigrationExecutor(connection).loader.project_state(("deployment", "0006_artifact_runs"))
+    # rows as they stood before the field: every one "here" (its default)
+    rknn = _device_only(converted, checks={"conversion": {"runs_here": False, "builds_on_device": False,
+                                                          "status": "runs on device"}})
+    kit = _device_only(converted, checks={"conversion": {"runs_here": False, "builds_on_device": True,
+                                                         "status": "builds on device"}})
+    bundle = _device_only(converted, checks={"source_artifact": kit.pk})
+    Artifact.objects.filter(pk=bundle.pk).update(kind=Artifact.Kind.BUNDLE)
+    onnx = converted.artifacts.get(kind=Artifact.Kind.ONNX)
+    migration.runs_from_checks(state.apps, None)
+    runs = dict(Artifact.objects.values_list("pk", "runs"))
+    assert (runs[rknn.pk], runs[kit.pk], runs[bundle.pk], runs[onnx.pk]) == (
+        "on_device", "builds_on_device", "builds_on_device", "here")
 
 
 def _converted_for(project, engine, precision):
@@ -221,7 +263,7 @@ def test_package_of_an_rknn_target_runs_the_rknn_file_on_the_board_and_checks_mo
     Artifact.objects.create(
         project=project, job=converted, training_run=onnx.training_run, kind=Artifact.Kind.RKNN, engine="rknn",
         precision="int8", path=onnx.path.replace("model.onnx", rknn.name), size_bytes=1004, sha256="0" * 64,
-        status=Artifact.Status.VERIFIED,
+        status=Artifact.Status.VERIFIED, runs=Artifact.Runs.ON_DEVICE,
         checks={"conversion": {"files": [rknn.name], "runs_here": False, "builds_on_device": False,
                                "options": {"platform": "rk3568"},
                                "converter_versions": {"rknn-toolkit2": "2.3.2", "numpy": "1.26.4"}},
