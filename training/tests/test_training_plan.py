@@ -64,6 +64,8 @@ def test_the_recommendation_names_the_model_that_trains_and_the_page_says_how_lo
     card = re.search(r'data-testid="training-uses">(.*?)</span>', page, re.S).group(1)
     assert result["model_label"] in card and "sized to the dataset" in card
     assert "Expected top-1 %</th>" in page and "Expected accuracy is top-1 in %" in page
+    marked = re.search(r'r="7" fill="#2563eb"[^<]*/>\s*(?:<rect[^>]*>\s*)?<text[^>]*>([^<]+)</text>', page)
+    assert marked and marked.group(1) == result["model_label"], "the chart marks the model that trains"
     assert re.search(r"expected \d+\.\d% top-1 \(", top["reason"]), "the reason's figure has its unit"
     preview = re.search(r'data-testid="preview-train">(.*?)</p>', page, re.S).group(1)
     assert re.search(rf"Training {re.escape(result['model_label'])} at 16 px for 2 epochs \(set on the project\) "
