@@ -6,6 +6,13 @@ import pytest
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's; Playwright never downloads a browser here
 
+# One thread for torch (and OpenMP, MKL, OpenBLAS under it) in the whole suite and in the processes it starts: on a
+# two-core machine shared with other test runs, two intra-op threads spin against each other and a 2 s training run
+# takes 30 s. Read when torch is first imported, which no module does before this file; it was set by the deployment
+# and training tests' conftests, so projects/tests run alone went on two threads and in the whole suite on one.
+for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ[_name] = "1"
+
 
 @pytest.fixture(autouse=True)
 def _catalog_for_transactional_tests(request):

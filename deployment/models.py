@@ -22,6 +22,20 @@ class Artifact(models.Model):
         # Failed a check, then accepted by a user with a recorded reason (checks["override"], the audit log).
         ACCEPTED = "accepted", "Accepted (override)"
 
+    class Runs(models.TextChoices):
+        """Where the model runs. The stages used to tell a build kit from a device-only file by the words of a
+        status sentence kept in `checks`."""
+
+        HERE = "here", "Runs here"
+        ON_DEVICE = "on_device", "Runs on the device"  # RKNN's .rknn, TVM's aarch64 library: built and checked here
+        BUILDS_ON_DEVICE = "builds_on_device", "Builds on the device"  # a TensorRT kit: the engine is made there
+
+        @classmethod
+        def of(cls, *, runs_here: bool, builds_on_device: bool) -> "Artifact.Runs":
+            if builds_on_device:
+                return cls.BUILDS_ON_DEVICE
+            return cls.HERE if runs_here else cls.ON_DEVICE
+
     project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="artifacts")
     job = models.ForeignKey("projects.Job", on_delete=models.CASCADE, related_name="artifacts")
     training_run = models.ForeignKey("training.TrainingRun", null=True, on_delete=models.SET_NULL,
@@ -33,6 +47,8 @@ class Artifact(models.Model):
     size_bytes = models.BigIntegerField(default=0)
     sha256 = models.CharField(max_length=64)
     status = models.CharField(max_length=10, choices=Status.choices)
+    runs = models.CharField(max_length=16, choices=Runs.choices, default=Runs.HERE,
+                            help_text="Where the model runs: on this server, only on the device, or built there.")
     checks = models.JSONField(default=dict, help_text="How it was verified: parity with PyTorch, bundle run…")
     benchmark = models.JSONField(default=dict, help_text="Latency and accuracy measured by the benchmark stage.")
     created_at = models.DateTimeField(auto_now_add=True)

@@ -170,11 +170,16 @@ def convert_target(job, run, *, onnx_artifact: Artifact, report) -> dict:
     row = Artifact.objects.create(
         project=project, job=job, training_run=run, kind=KIND_OF_ENGINE[engine], engine=engine,
         precision=artifact.precision, path=relative(artifact.path), size_bytes=artifact.size_bytes,
-        sha256=sha256_file(artifact.path), status=Artifact.Status.VERIFIED,
+        sha256=sha256_file(artifact.path), status=Artifact.Status.VERIFIED, runs=runs_of(artifact),
         checks={"conversion": artifact.as_dict(), "guard": outcome.as_dict(), "target": True})
     return {"target": {"artifact": row.pk, "engine": engine, "precision": artifact.precision, "asked": precision,
                        "status": artifact.status, "guard": outcome.as_dict(), "file": artifact.path.name,
                        "size_mb": round(artifact.size_bytes / 1e6, 2), "notes": list(artifact.notes)}}
+
+
+def runs_of(converted) -> str:
+    """Where a converter's artifact runs, as the stored artifact's `runs` field says it."""
+    return Artifact.Runs.of(runs_here=converted.runs_here, builds_on_device=converted.builds_on_device)
 
 
 # --- benchmark: every artifact that runs here, stored as the recommender's records ----------------------------
@@ -195,9 +200,12 @@ def engine_artifact(row: Artifact):
 
 
 def loader_for(row: Artifact, project, threads: int):
-    """() -> runner for a stored artifact, or None when it does not run here (a build kit, a bundle)."""
+    """() -> runner for a stored artifact, or None when it does not run here (a build kit, a device-only file, a
+    bundle)."""
     from .engine.benchmark import ArtifactLoader
 
+    if row.runs != Artifact.Runs.HERE or row.kind == Artifact.Kind.BUNDLE:
+        return None
     if row.kind == Artifact.Kind.PYTORCH:
         from .engine.benchmark import torch_eager_loader
 
@@ -210,7 +218,7 @@ def loader_for(row: Artifact, project, threads: int):
         converted = Converted(engine="onnxruntime", precision="fp32", path=path, files=[path], task=project.task,
                               input_size=size)
         return ArtifactLoader(converted, threads)  # picklable: timed in a process of its own
-    if "conversion" in row.checks and row.checks["conversion"].get("runs_here"):
+    if "conversion" in row.checks:
         return ArtifactLoader(engine_artifact(row), threads)
     return None
 
@@ -250,9 +258,8 @@ def benchmark_artifacts(job, artifacts: list[Artifact], report) -> dict:
     for index, row in enumerate(artifacts):
         load = loader_for(row, project, RECORD_THREADS)
         if load is None:
-            built_there = (row.checks or {}).get("conversion", {}).get("status") == "builds on device"
-            report(f"{row.get_kind_display()} ({row.engine} {row.precision}): "
-                   f"{'builds' if built_there else 'runs'} on the device; not measured here.")
+            report(f"{row.get_kind_display()} ({row.engine} {row.precision}): {row.get_runs_display().lower()}; "
+                   "not measured here.")
             continue
         figures = measure(load, input_size=run.architecture["input_size"], validation=validation,
                           file_bytes=row.size_bytes, report=report)

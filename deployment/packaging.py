@@ -12,17 +12,30 @@ from tango_common.hashing import sha256_file
 
 from .models import Artifact
 
+RUNNABLE = (Artifact.Status.VERIFIED, Artifact.Status.ACCEPTED)
+
 SAMPLES = 4  # sample images the bundle's smoke test runs
 # artifact engine -> the bundle's runtime (engine.bundle.RUNTIMES); the order is the fallback order
 RUNTIME_OF_ENGINE = {"onnxruntime": "onnxruntime", "openvino": "openvino", "pytorch": "torchscript",
-                     "tensorrt": "tensorrt", "tflite": "tflite"}
+                     "tensorrt": "tensorrt", "tflite": "tflite", "rknn": "rknn", "tvm": "tvm"}
 
 
 def bundle_runtime(artifact: Artifact) -> tuple[str, dict[str, Path]] | None:
     """(runtime key, {name in bundle: file here}) for an artifact a bundle can carry; None for one it cannot
-    (PyTorch weights as a state dict need the model's code)."""
+    (PyTorch weights as a state dict need the model's code). A file only the device runs (RKNN's .rknn, TVM's
+    aarch64 library) comes with the ONNX model it was built from, which runs off the device."""
+    from .engine.bundle import HOST_MODEL
+
     path = absolute(artifact.path)
     conversion = (artifact.checks or {}).get("conversion") or {}
+    if artifact.engine in ("rknn", "tvm") and path.suffix in (".rknn", ".so"):
+        files = {f"model{path.suffix}": path}
+        if device_arch(artifact) != "x86_64":  # built for the board: the check here runs the ONNX it came from
+            source = source_onnx(artifact)
+            if source is None:
+                return None
+            files[HOST_MODEL] = source
+        return artifact.engine, files
     if artifact.engine == "openvino" and path.suffix == ".xml":
         return "openvino", {"model.xml": path, "model.bin": path.with_suffix(".bin")}
     if artifact.engine == "pytorch" and path.suffix == ".ts":
@@ -57,22 +70,24 @@ def choose_artifact(project) -> Artifact:
                 return artifact
     if verified:
         return verified[0]
-    raise StageError("No verified artifact a bundle can carry (ONNX, OpenVINO, TorchScript, TensorRT or TFLite).")
+    raise StageError("No verified artifact a bundle can carry (ONNX, OpenVINO, TorchScript, TensorRT, TFLite, RKNN "
+                     "or TVM).")
 
 
-def device_only_target(project) -> tuple[Artifact, dict[str, Path]] | None:
-    """The conversion's target when it is a file only the device runs (RKNN's .rknn, TVM's aarch64 library) and so
-    no bundle runtime can check it here: (artifact, {name in bundle: file here}) to carry beside the model the bundle
-    runs. Without it the user who asked for RKNN got an ONNX-only bundle and a log line saying no RKNN artifact was
-    verified, though the convert stage had just built and checked one."""
-    job = latest_succeeded(project, "convert")
-    for artifact in job.artifacts.filter(status=Artifact.Status.VERIFIED).order_by("id"):
-        if (artifact.checks or {}).get("target") and bundle_runtime(artifact) is None:
-            path = absolute(artifact.path)
-            names = (artifact.checks.get("conversion") or {}).get("files") or [path.name]
-            files = {name: path.parent / name for name in names if (path.parent / name).is_file()}
-            return (artifact, files) if files else None
-    return None
+def device_arch(artifact: Artifact) -> str:
+    """The CPU architecture a model file only the device runs is built for: an RKNN file runs on a Rockchip board
+    (aarch64); a TVM library on the target it was compiled for."""
+    options = ((artifact.checks or {}).get("conversion") or {}).get("options") or {}
+    if artifact.engine == "tvm" and options.get("target", "host") == "host":
+        return "x86_64"
+    return "aarch64"
+
+
+def source_onnx(artifact: Artifact) -> Path | None:
+    """The fp32 ONNX model the convert job exported and checked, which the engine's file was built from."""
+    onnx = (artifact.job.artifacts.filter(kind=Artifact.Kind.ONNX, status__in=RUNNABLE)
+            .exclude(checks__has_key="conversion").order_by("id").first())
+    return absolute(onnx.path) if onnx is not None else None
 
 
 def _target(device):
@@ -127,7 +142,7 @@ def _check_sentences(project, artifact: Artifact) -> list[str]:
 
 
 def package_stage(job, report) -> dict:
-    from .engine.bundle import RUNTIMES, Tier, build_tier_bundle, check_tier_bundle
+    from .engine.bundle import HOST_MODEL, RUNTIMES, Tier, build_tier_bundle, check_tier_bundle
 
     project = job.project
     artifact = choose_artifact(project)
@@ -135,18 +150,16 @@ def package_stage(job, report) -> dict:
     device = project.device
     tier = device.tier if device.tier in Tier.ALL else Tier.ON_DEVICE
     checks = _check_sentences(project, artifact)
-    carried = device_only_target(project)
-    if carried is not None:
-        extra, extra_files = carried
-        names = ", ".join(extra_files)
-        sentence = (f"{names}: the {extra.engine} {extra.precision} build for the device, checked on this server as "
-                    f"the convert stage's log says; runtime.py runs {next(iter(files))} ({artifact.engine} "
-                    f"{artifact.precision}), so load {names} with the device's own {extra.engine} runtime.")
-        report(f"The {extra.engine} {extra.precision} build ({names}) runs only on the device, so the bundle carries "
-               f"it beside {artifact.engine} {artifact.precision}, which its smoke test runs here.")
-        files = {**files, **extra_files}
-        checks.append(sentence)
-    elif (artifact.engine, artifact.precision) != (project.engine, project.precision):
+    device_note = ""
+    if HOST_MODEL in files and runtime in ("rknn", "tvm"):
+        model_file = next(iter(files))
+        device_note = (f"{model_file} ({artifact.engine} {artifact.precision}) runs only on the device, through the "
+                       f"runtime requirements.txt installs there; the smoke test here ran {HOST_MODEL}, the network "
+                       "it was built from, on ONNX Runtime.")
+        report(device_note)
+        checks.append(f"{model_file} was checked on this server as the convert stage's log says; the bundle's smoke "
+                      f"test here ran {HOST_MODEL} (ONNX Runtime), and runs {model_file} on the device.")
+    if (artifact.engine, artifact.precision) != (project.engine, project.precision):
         report(f"No verified {project.engine} {project.precision} artifact; packaging {artifact.engine} "
                f"{artifact.precision} instead.")
     report(f"Packaging {artifact.engine} {artifact.precision} for {device.name} ({device.get_tier_display()} tier): "
@@ -159,17 +172,18 @@ def package_stage(job, report) -> dict:
         out_path=out, task=project.task, tier=tier, runtime=runtime, model_files=files, class_names=class_names,
         input_size=input_size, target=_target(device), reference=reference, samples=samples,
         precision=artifact.precision, slug=slug, checks=checks,
-        reference_name=reference_name,
+        reference_name=reference_name, device_arch=device_arch(artifact) if runtime in ("rknn", "tvm") else None,
+        device_versions=(artifact.checks or {}).get("conversion", {}).get("converter_versions"),
         model_info={"name": f"{project.name}: {artifact.training_run.model_name}", "project": project.name})
     report(f"Bundle written: {out.name}, {out.stat().st_size / 1e6:.1f} MB.", progress=50)
-    runs_here = runtime != "tensorrt" or bool((artifact.checks or {}).get("conversion", {}).get("runs_here"))
+    runs_here = artifact.runs != Artifact.Runs.BUILDS_ON_DEVICE
     check = check_tier_bundle(out, tier=tier, runs_here=runs_here, report=report, python=_bundle_python(runtime))
     check.update({"runtime": runtime, "source_artifact": artifact.pk})
     bundle = Artifact.objects.create(
         project=project, job=job, training_run=artifact.training_run, kind=Artifact.Kind.BUNDLE,
         engine=artifact.engine, precision=artifact.precision, path=relative(out), size_bytes=out.stat().st_size,
         sha256=sha256_file(out), status=Artifact.Status.VERIFIED if check["passed"] else Artifact.Status.FAILED,
-        checks=check)
+        runs=artifact.runs, checks=check)
     if not check["passed"]:
         raise StageError("The unpacked bundle failed its own checks (" + ", ".join(check["ran"]) + "); it is marked "
                          "failed. " + " ".join((check.get("smoke_test") or [])[-2:]))
@@ -178,8 +192,7 @@ def package_stage(job, report) -> dict:
             "tier_label": device.get_tier_display(), "runtime": RUNTIMES[runtime].label, "engine": artifact.engine,
             "precision": artifact.precision, "size_mb": round(bundle.size_bytes / 1e6, 2), "sha256": bundle.sha256,
             "files": check["files"], "ran": check["ran"], "note": check.get("note", ""),
-            "device_files": list(carried[1]) if carried else [],
-            "device_engine": f"{carried[0].engine} {carried[0].precision}" if carried else ""}
+            "device_note": device_note}
 
 
 def _bundle_python(runtime: str) -> str | None:

@@ -68,10 +68,7 @@ def use_image_upload_handler(request) -> None:
 
 def triable_artifacts(project):
     """The project's verified artifacts this server can run: models, not bundles or builds for the device."""
-    from django.db.models import Q
-
-    runs_here = Q(kind__in=(Artifact.Kind.ONNX, Artifact.Kind.PYTORCH)) | Q(checks__conversion__runs_here=True)
-    return (Artifact.objects.filter(runs_here, project=project, status=Artifact.Status.VERIFIED)
+    return (Artifact.objects.filter(project=project, status=Artifact.Status.VERIFIED, runs=Artifact.Runs.HERE)
             .exclude(kind=Artifact.Kind.BUNDLE).select_related("training_run").order_by("-created_at", "-id"))
 
 

@@ -10,7 +10,7 @@ from projects.jobs.storage import absolute, job_dir, relative
 from tango_common.hashing import sha256_file
 
 from .models import KIND_OF_ENGINE, Artifact
-from .optimize import tolerance_of, torch_module, validation_for
+from .optimize import runs_of, tolerance_of, torch_module, validation_for
 
 TUNE_TRIALS = 64  # measured candidates in all, spread over the model's operator tasks
 TUNE_SECONDS = 600.0  # the search's wall-clock budget
@@ -72,7 +72,7 @@ def tune_stage(job, report) -> dict:
     row = Artifact.objects.create(
         project=project, job=job, training_run=run, kind=KIND_OF_ENGINE["tvm"], engine="tvm", precision="fp32",
         path=relative(tuned.path), size_bytes=tuned.size_bytes, sha256=sha256_file(tuned.path),
-        status=Artifact.Status.VERIFIED if ok else Artifact.Status.FAILED,
+        status=Artifact.Status.VERIFIED if ok else Artifact.Status.FAILED, runs=runs_of(tuned),
         checks={"conversion": tuned.as_dict(), "tuning": tuning, "latency": latency,
                 "accuracy": {"reference": reference, "tuned": accuracy, "drop": drop}})
     if not ok:

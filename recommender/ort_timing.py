@@ -4,7 +4,7 @@ A small local helper until deployment's measure API times untrained candidates: 
 model do not change its latency. Export goes through deployment's exporters (classification and detection), so the
 graph is the one a deployment runs. The timing itself runs in a fresh Python process that imports only ONNX
 Runtime: its peak resident memory above its own baseline is the model's memory, not whatever an earlier candidate
-left in the allocator.
+left in the allocator (deployment.engine.timing.PeakMemory, the benchmark stage's own reading).
 
 How a latency is measured: deployment.engine.timing.time_runs, the benchmark stage's own routine (one intra-op and
 one inter-op thread, sequential execution, OMP/MKL pinned to one; warm-up until stable; process CPU time; the median
@@ -28,11 +28,7 @@ _CHILD = r"""
 import json, statistics, sys
 import numpy as np
 import onnxruntime as ort
-from deployment.engine.timing import METHOD, session_options, time_runs
-
-def peak_kib():  # VmHWM: this process's peak RSS (ru_maxrss would carry the parent's across exec)
-    with open("/proc/self/status") as status:
-        return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+from deployment.engine.timing import METHOD, PeakMemory, session_options, time_runs
 
 path, size = sys.argv[1], int(sys.argv[2])
 reference, ref_size = (sys.argv[3], int(sys.argv[4])) if len(sys.argv) > 4 else (None, 0)
@@ -43,16 +39,16 @@ def load(model_path, side):
     feed = {session.get_inputs()[0].name: np.random.default_rng(0).random((1, 3, side, side), dtype=np.float32)}
     return lambda: session.run(None, feed)
 
-baseline = peak_kib()
+peak = PeakMemory().start()
 model = load(path, size)
 model()
-peak = peak_kib()  # the model's memory, before a reference network is loaded beside it
+memory_mb = peak.mb()  # the model's load and first run, before a reference network is loaded beside it
 ref = load(reference, ref_size) if reference else None
 timing = time_runs(model, reference=ref)
 out = {"latency_ms": timing["latency_ms"], "latency_median_ms": statistics.median(timing["cpu_ms"]),
        "latency_wall_ms": statistics.median(timing["wall_ms"]), "runs": timing["runs"],
        "warmup_runs": timing["warmup_runs"], "block_ms": timing["block_ms"], "threads": 1, "timing": METHOD,
-       "memory_mb": max(0, peak - baseline) / 1024}
+       "memory_mb": memory_mb}
 if ref:
     out["reference_ms"] = timing["reference_ms"]
     out["relative_to_reference"] = timing["relative_to_reference"]

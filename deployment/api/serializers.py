@@ -12,7 +12,7 @@ class ArtifactSerializer(serializers.ModelSerializer):
     class Meta:
         model = Artifact
         fields = ["id", "project", "job", "training_run", "kind", "engine", "precision", "file_name", "size_bytes",
-                  "sha256", "status", "checks", "benchmark", "created_at"]
+                  "sha256", "status", "runs", "checks", "benchmark", "created_at"]
         read_only_fields = fields
 
 

@@ -2,6 +2,11 @@
 and accuracy on the validation split. Django-free; the benchmark stage stores the figures as the recommender's
 BenchmarkRecord rows.
 
+Peak memory: deployment.engine.timing.PeakMemory (the model's load and first run, in the timing process, above its
+resident memory before the load; the runtime's libraries are imported first, as `runtime_modules` of the loader
+names them). A model timed in the caller's process (a loader that cannot be sent to a timing process of its own)
+gets None: that process's allocator keeps what earlier models freed, and the figure read anything from 0 up.
+
 Timing convention, shared with `tango calibrate` and bench/latency_prediction.py (recommender/ort_timing.py), which
 the recommender's latency model is fitted on: deployment.engine.timing.time_runs, one inference thread, warm-up
 until stable, the process's CPU time per run (OpenVINO and TorchScript run on their own worker thread), and the
@@ -32,24 +37,6 @@ MAX_SECONDS = 8.0
 RECORD_THREADS = 1
 
 
-def _status_kib(field: str) -> int | None:
-    try:
-        with open("/proc/self/status") as status:
-            return next(int(line.split()[1]) for line in status if line.startswith(field + ":"))
-    except (OSError, StopIteration):
-        return None
-
-
-def _reset_peak() -> bool:
-    """Reset this process's peak RSS (VmHWM) so the next reading is the peak of what follows (Linux >= 4.0)."""
-    try:
-        with open("/proc/self/clear_refs", "w") as refs:
-            refs.write("5")
-        return True
-    except OSError:
-        return False
-
-
 def measure(load: Callable[[], Runner], *, input_size: int, validation=None, file_bytes: int | None = None,
             report: Callable[..., None] | None = None, warmup: int = WARMUP_RUNS, min_runs: int = MIN_RUNS,
             max_runs: int = MAX_RUNS, max_seconds: float = MAX_SECONDS, threads: int = RECORD_THREADS,
@@ -66,7 +53,7 @@ def measure(load: Callable[[], Runner], *, input_size: int, validation=None, fil
     batch = _first_batch(validation, input_size)
     settings = {"warmup": warmup, "min_runs": min_runs, "max_runs": max_runs, "max_seconds": max_seconds,
                 "threads": threads}
-    figures, here = None, {"isolated": False}
+    figures, here, run = None, {"isolated": False}, None
     if isolate:
         from . import isolated
 
@@ -75,28 +62,42 @@ def measure(load: Callable[[], Runner], *, input_size: int, validation=None, fil
                                                 report=report)
         except isolated.NotSendable as why:
             here["isolation_note"] = f"timed in the worker's process: {why}"
-    if figures is None:
-        figures = {**time_here(load, batch=batch, reference=reference, report=report, **settings), **here}
+    if figures is None:  # the runner timed here is the one scored below: loaded once
+        figures, run = time_here(load, batch=batch, reference=reference, report=report, **settings)
+        figures.update(here)
     figures["file_mb"] = round(file_bytes / 1e6, 3) if file_bytes else None
     if accuracy is not None:
         figures["accuracy"] = dict(accuracy)
     elif validation is not None and validation.samples:
-        figures["accuracy"] = validation.evaluate(load())
+        figures["accuracy"] = validation.evaluate(run if run is not None else load())
     return figures
 
 
-def time_here(load, *, batch: np.ndarray, reference=None, report=None, **settings) -> dict:
-    """measure()'s timing in this process. PyTorch's thread count, which a runner may set for the process, is put
-    back afterwards."""
+def time_here(load, *, batch: np.ndarray, reference=None, report=None, memory: bool = False,
+              **settings) -> tuple[dict, Runner]:
+    """measure()'s timing in this process: (figures, the runner it loaded and timed). `memory`: this is a fresh
+    process of its own (deployment.engine.isolated), so its peak memory means something (timing.PeakMemory); else
+    peak_memory_mb is None. PyTorch's thread count, which a runner may set for the process, is put back
+    afterwards."""
     import sys
 
     torch = sys.modules.get("torch")
     torch_threads = torch.get_num_threads() if torch is not None else None
     try:
-        return _time(load, batch=batch, reference=reference, report=report, **settings)
+        return _time(load, batch=batch, reference=reference, report=report, memory=memory, **settings)
     finally:
         if torch_threads is not None:
             torch.set_num_threads(torch_threads)
+
+
+def _import_runtime(load) -> None:
+    """Import the loader's runtime before the memory baseline: its libraries are not the model's memory."""
+    import gc
+    import importlib
+
+    for name in getattr(load, "runtime_modules", ()):
+        importlib.import_module(name)
+    gc.collect()
 
 
 def _first_batch(validation, input_size: int) -> np.ndarray:
@@ -109,20 +110,23 @@ def _first_batch(validation, input_size: int) -> np.ndarray:
     return np.random.default_rng(0).random((1, 3, input_size, input_size), dtype=np.float32)
 
 
-def _time(load, *, batch, reference, report, warmup, min_runs, max_runs, max_seconds, threads) -> dict:
-    rss_before = _status_kib("VmRSS")
-    reset = _reset_peak()
+def _time(load, *, batch, reference, report, memory, warmup, min_runs, max_runs, max_seconds, threads
+          ) -> tuple[dict, Runner]:
+    if memory:
+        _import_runtime(load)
+    peak = timing.PeakMemory().start() if memory else None
     started = time.perf_counter()
     run = load()
     load_s = time.perf_counter() - started
+    run(batch)  # the first run: where the peak memory's reading ends (and the warm-up's first run)
     # A runtime in a process of its own (TFLite's interpreter in its side environment) reports that process's CPU
-    # time; it is added to ours, so the CPU figure is the inference's work, not the time spent waiting for it.
+    # time; it is added to ours, so the CPU figure is the inference's work, not the time spent waiting for it. Its
+    # memory is that process's too, which this one cannot read: no figure.
+    separate = hasattr(run, "child_cpu_seconds")
     child = getattr(run, "child_cpu_seconds", lambda: 0.0)
+    peak_mb = peak.mb() if peak is not None and not separate else None
     ref_run = None
-    peak = None
-    if reference is not None:
-        run(batch)
-        peak = _status_kib("VmHWM")  # the model's memory, before the reference is loaded beside it
+    if reference is not None:  # loaded after the reading: its memory is not the model's
         ref_model = reference()
         ref_run = lambda: ref_model(batch)  # noqa: E731
 
@@ -136,7 +140,6 @@ def _time(load, *, batch, reference, report, warmup, min_runs, max_runs, max_sec
                              max_runs=max_runs, warmup_runs=warmup, between=between, reference=ref_run,
                              alternate="block")
     wall, cpu = timed["wall_ms"], timed["cpu_ms"]
-    peak = peak if peak is not None else _status_kib("VmHWM")
     figures = {
         "latency_p50_ms": percentile(wall, 50), "latency_p90_ms": percentile(wall, 90),
         "latency_p95_ms": percentile(wall, 95), "latency_p99_ms": percentile(wall, 99),
@@ -144,12 +147,12 @@ def _time(load, *, batch, reference, report, warmup, min_runs, max_runs, max_sec
         "cpu_p10_ms": percentile(cpu, 10), "cpu_median_ms": percentile(cpu, 50),
         "throughput_ips": 1000 * len(wall) / sum(wall), "runs": len(wall), "warmup_runs": timed["warmup_runs"],
         "threads": threads, "load_s": round(load_s, 3),
-        "peak_memory_mb": round(max(0, peak - rss_before) / 1024, 1) if reset and peak and rss_before else None,
+        "peak_memory_mb": peak_mb,
     }
     if ref_run is not None:
         figures["reference_ms"] = timed["reference_ms"]
         figures["relative_to_reference"] = timed["relative_to_reference"]
-    return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in figures.items()}
+    return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in figures.items()}, run
 
 
 def record_latency_ms(figures: dict) -> float:
@@ -172,14 +175,40 @@ def torch_eager_loader(model, threads: int = RECORD_THREADS) -> Callable[[], Run
 
 @dataclass(frozen=True)
 class EagerLoader:
+    """`model`: the module, or (in a timing process) the module saved by torch.save, loaded by the call: its
+    weights are then part of what loading it costs there, as an artifact's file read is, where unpickled with the
+    loader they were resident before the memory baseline. `modules`: the modules its classes come from, imported
+    before that baseline with torch (their code is not the model's memory either)."""
+
     model: Any
     threads: int = RECORD_THREADS
+    modules: tuple[str, ...] = ()
+
+    @property
+    def runtime_modules(self) -> tuple[str, ...]:
+        return ("torch", *self.modules)
+
+    def __reduce__(self):
+        if isinstance(self.model, bytes):
+            return EagerLoader, (self.model, self.threads, self.modules)
+        import io
+
+        import torch
+
+        saved = io.BytesIO()
+        torch.save(self.model, saved)  # as a model file is read: each tensor's bytes straight into its storage
+        modules = tuple(sorted({type(m).__module__ for m in self.model.modules()}))
+        return EagerLoader, (saved.getvalue(), self.threads, modules)
 
     def __call__(self) -> Runner:
+        import io
+
         import torch
 
         torch.set_num_threads(self.threads)
         model = self.model
+        if isinstance(model, bytes):  # the parent's own module, saved by __reduce__ above: trusted
+            model = torch.load(io.BytesIO(model), weights_only=False)
 
         def run(batch: np.ndarray) -> np.ndarray:
             with torch.inference_mode():
@@ -195,6 +224,13 @@ class ArtifactLoader:
 
     artifact: Artifact
     threads: int = RECORD_THREADS
+
+    @property
+    def runtime_modules(self) -> tuple[str, ...]:
+        from .converters import registry
+
+        names = getattr(registry.converter_for(self.artifact.engine), "runtime_modules", ())
+        return ("deployment.engine.converters.registry", *names)
 
     def __call__(self) -> Runner:
         from .converters import registry

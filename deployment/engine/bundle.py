@@ -3,7 +3,10 @@
 Every bundle (one zip, reproducible bytes) holds the model file(s) for the engine, `runtime.py` (that engine's
 loader), `infer.py` (classification or detection), the preprocessing it imports, `requirements.txt` pinned to the
 versions the portal checked it with, `smoke_test.py` with a few sample images and what the PyTorch model answered
-for them, a README in words and `SHA256SUMS`. By tier:
+for them, a README in words and `SHA256SUMS`. A model file only the device runs (RKNN's .rknn, TVM's library
+cross-compiled for aarch64) runs there on the runtime of the toolkit that built it, pinned for that architecture;
+beside it go model.onnx and `runtime_host.py` (ONNX Runtime), which run everywhere else: the check here, and the
+user's own before the board is at hand. By tier:
 
 - on-device (boards, Jetsons, phones): the above.
 - PC and cloud: plus `serve.py` (a small HTTP inference server, standard library only), `healthcheck.py` and a
@@ -16,6 +19,7 @@ Django-free: plain arguments in, a zip out.
 
 import hashlib
 import json
+import platform
 import shutil
 import zipfile
 from collections.abc import Callable
@@ -53,6 +57,10 @@ class Runtime:
     gpu_packages: tuple[str, ...] = ()  # what replaces them on a device with an NVIDIA GPU
     builds_on_device: bool = False
     side_env: str | None = None  # checked in that side environment (tango_common.sideenvs), pinned to its versions
+    # The device's runtime for a file only the device runs: (pip distribution, the converter_versions entry whose
+    # version it must have), pinned for the device's architecture; `packages` are then what runs model.onnx
+    # off the device.
+    device_packages: tuple[tuple[str, str], ...] = ()
 
 
 RUNTIMES = {r.key: r for r in (
@@ -61,7 +69,13 @@ RUNTIMES = {r.key: r for r in (
     Runtime("torchscript", "TorchScript (PyTorch)", ("torch",)),
     Runtime("tensorrt", "TensorRT", ("torch",), builds_on_device=True),
     Runtime("tflite", "TensorFlow Lite (LiteRT)", ("ai-edge-litert",), side_env="tflite"),
+    # rknn-toolkit-lite2 is the board's side of rknn-toolkit2 and shares its version numbers; on the board numpy is
+    # the toolkit's (rknn's compiled modules were built against numpy 1.x)
+    Runtime("rknn", "RKNN (Rockchip NPU)", ("onnxruntime",),
+            device_packages=(("rknn-toolkit-lite2", "rknn-toolkit2"), ("numpy", "numpy"))),
+    Runtime("tvm", "Apache TVM", ("onnxruntime",), device_packages=(("apache-tvm", "apache-tvm"),)),
 )}
+HOST_MODEL = "model.onnx"  # what runs off the device when the model file only runs on it
 
 # How close the bundle's answers must come to the PyTorch model's, by precision (read by smoke_test.py).
 TOLERANCES = {
@@ -111,8 +125,18 @@ class RunnerSession:
         return [np.asarray(output)]
 
 
-def pinned_requirements(runtime: Runtime, *, gpu: bool) -> str:
-    """numpy, Pillow and the engine's packages at the versions installed here, where the bundle was checked."""
+def runs_here(device_arch: str | None) -> bool:
+    """Whether a file built for `device_arch` runs on this machine (None: a file every machine runs)."""
+    from tango_common.runtime_loader import MACHINES
+
+    return device_arch is None or platform.machine().lower() in MACHINES.get(device_arch, (device_arch,))
+
+
+def pinned_requirements(runtime: Runtime, *, gpu: bool, device_versions: dict | None = None,
+                        device_arch: str | None = None) -> str:
+    """numpy, Pillow and the engine's packages at the versions installed here, where the bundle was checked. For a
+    file only the device runs: the device's runtime at the versions that built the file (device_versions, the
+    artifact's converter versions) on the device's architecture, and what runs model.onnx everywhere else."""
     lines = ["# The versions TANGO checked this bundle with."]
     version = metadata.version
     if runtime.side_env:  # checked in the engine's own environment: its versions
@@ -120,11 +144,29 @@ def pinned_requirements(runtime: Runtime, *, gpu: bool) -> str:
 
         env = SIDE_ENVS[runtime.side_env]
         version = lambda package: env.package_version(package)  # noqa: E731
+    device, elsewhere = "", ""
+    if runtime.device_packages:
+        lines[0] = (f"# The versions TANGO built and checked this bundle with: on the device ({device_arch}) its "
+                    "runtime, at the version of the toolkit that built the model file")
+        if not runs_here(device_arch):
+            lines[0] += "; elsewhere what runs model.onnx (the host check)"
+            device = f'; platform_machine == "{device_arch}"'
+            elsewhere = f'; platform_machine != "{device_arch}"'
+        lines[0] += "."
+        missing = [recorded for _, recorded in runtime.device_packages if not (device_versions or {}).get(recorded)]
+        if missing:
+            raise ValueError(f"The {runtime.label} bundle needs the versions that built the model: "
+                             f"{', '.join(missing)} not recorded.")
+    on_device = {name for name, _ in runtime.device_packages}
     for package in ("numpy", "pillow"):
-        lines.append(f"{package}=={version(package)}")
+        lines.append(f"{package}=={version(package)}{elsewhere if package in on_device else ''}")
+    for name, recorded in runtime.device_packages:
+        lines.append(f"{name}=={device_versions[recorded]}{device}")
+    if runtime.device_packages and runs_here(device_arch):
+        return "\n".join(lines) + "\n"  # the device's runtime runs the file here too: nothing else to install
     for package, wanted in zip(runtime.packages, runtime.gpu_packages or runtime.packages, strict=True):
         name = wanted if gpu else package
-        lines.append(f"{name}=={version(package)}")
+        lines.append(f"{name}=={version(package)}{elsewhere}")
     if runtime.key == "tensorrt":
         lines.append("# tensorrt: the one of the device (JetPack on a Jetson; `pip install tensorrt` matching the "
                      "CUDA driver on a PC or cloud GPU). The engine is built on the device from model.onnx.")
@@ -163,13 +205,16 @@ def build_tier_bundle(*, out_path: Path, task: str, tier: str, runtime: str, mod
                       class_names: list[str], input_size: int, target: Target, reference: Callable,
                       samples: list[Path], model_info: dict, precision: str = "fp32", checks: list[str] = (),
                       mean=IMAGENET_MEAN, std=IMAGENET_STD, extra_config: dict | None = None,
-                      slug: str = "tango-model", reference_name: str = "PyTorch") -> Path:
+                      slug: str = "tango-model", reference_name: str = "PyTorch", device_arch: str | None = None,
+                      device_versions: dict | None = None) -> Path:
     """Write the bundle zip for this tier and return its path.
 
     model_files: names in the bundle -> files here; the first is the one runtime.py loads. reference: batch ->
     raw outputs of the PyTorch model, run on `samples` to record what smoke_test.py compares against.
     model_info: name, project, device (shown in the README). checks: sentences on how the artifact was verified
-    and measured, for the README.
+    and measured, for the README. device_arch, device_versions: for a runtime whose file only the device runs
+    (RUNTIMES' device_packages), the architecture the file is built for and the versions that built it (the
+    artifact's converter versions); off that architecture model_files must hold model.onnx, which runs there.
     """
     if tier not in Tier.ALL:
         raise ValueError(f"Unknown tier {tier!r}; known: {', '.join(Tier.ALL)}.")
@@ -177,6 +222,16 @@ def build_tier_bundle(*, out_path: Path, task: str, tier: str, runtime: str, mod
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     model_file = next(iter(model_files))
+    host_model = None
+    if engine.device_packages:
+        device_arch = device_arch or "aarch64"
+        if not runs_here(device_arch):
+            if HOST_MODEL not in model_files:
+                raise ValueError(f"A {engine.label} bundle for {device_arch} carries {HOST_MODEL} for the check "
+                                 "off the device.")
+            host_model = HOST_MODEL
+        extra_config = {**(extra_config or {}), "device_arch": device_arch,
+                        **({"host_model_file": host_model} if host_model else {})}
     config = _preprocess(task, input_size=input_size, runtime=engine, precision=precision, model_file=model_file,
                          model_name=model_info.get("name", ""), num_classes=len(class_names), gpu=target.gpu,
                          mean=mean, std=std, extra=extra_config or {})
@@ -196,8 +251,11 @@ def build_tier_bundle(*, out_path: Path, task: str, tier: str, runtime: str, mod
         "smoke_test.py": (FILES / "smoke_test.py").read_text(),
         "samples/expected.json": json.dumps({"reference": reference_name, "tolerance": tolerance, "results": expected},
                                             indent=2) + "\n",
-        "requirements.txt": pinned_requirements(engine, gpu=target.gpu),
+        "requirements.txt": pinned_requirements(engine, gpu=target.gpu, device_versions=device_versions,
+                                                device_arch=device_arch if engine.device_packages else None),
     }
+    if host_model:
+        texts["runtime_host.py"] = (FILES / "runtime_onnxruntime.py").read_text()
     if tier in Tier.SERVED:
         texts["serve.py"] = (FILES / "serve.py").read_text()
         texts["healthcheck.py"] = (FILES / "healthcheck.py").read_text()
@@ -208,7 +266,7 @@ def build_tier_bundle(*, out_path: Path, task: str, tier: str, runtime: str, mod
     texts["README.md"] = render_readme(task=task, tier=tier, engine=engine, precision=precision, target=target,
                                        class_names=class_names, input_size=input_size, model_info=model_info,
                                        checks=list(checks), files=[*model_files, *texts, *sample_names],
-                                       slug=slug, mean=mean, std=std)
+                                       slug=slug, mean=mean, std=std, config=config)
     executable = {"infer.py", "serve.py", "smoke_test.py", "healthcheck.py"}
     sums = {}
     tmp = out_path.with_name(out_path.name + ".tmp")
@@ -327,6 +385,7 @@ FILE_WORDS = {
     "preprocess.json": "how images are prepared for the model, and which engine and precision it runs with",
     "infer.py": "runs the model on image files and prints its answers",
     "runtime.py": "opens the model on its engine; the other scripts only go through it",
+    "runtime_host.py": "opens model.onnx on ONNX Runtime off the device (tango_common/runtime_loader.py picks it)",
     "tango_common/__init__.py": "the preprocessing package infer.py imports (the portal's own code)",
     "tango_common/images.py": "image preprocessing, the same code the portal measured the model with",
     "tango_common/runtime_loader.py": "finds runtime.py and opens the model with it",
@@ -344,7 +403,7 @@ FILE_WORDS = {
 
 def render_readme(*, task: str, tier: str, engine: Runtime, precision: str, target: Target, class_names: list[str],
                   input_size: int, model_info: dict, checks: list[str], files: list[str], slug: str, mean,
-                  std) -> str:
+                  std, config: dict | None = None) -> str:
     what = "object detector" if task == "detection" else "image classifier"
     article = "An" if what[0] in "aeiou" else "A"  # it read "A image classifier"
     title = model_info.get("name") or what
@@ -360,8 +419,13 @@ def render_readme(*, task: str, tier: str, engine: Runtime, precision: str, targ
                    "bundle carries the ONNX model and builds the engine on the device the first time it runs "
                    "(or ahead of time with `python -c \"import runtime, json; runtime.build_engine('.', "
                    "json.load(open('preprocess.json')))\"`). The engine file lands next to model.onnx.\n")
+    config = config or {}
+    host_model = config.get("host_model_file")
+    if engine.device_packages:
+        out.append(_where_it_runs(engine, config, target))
     out.append("## What is in it\n\n" + "".join(
-        f"- `{name}`: {FILE_WORDS.get(name) or _file_words(name)}\n" for name in files) +
+        f"- `{name}`: {_HOST_WORDS if name == host_model else FILE_WORDS.get(name) or _file_words(name)}\n"
+        for name in files) +
         "- `SHA256SUMS`: the checksum of every other file\n")
     if checks:
         out.append("## How it was checked\n\n" + "".join(f"- {line}\n" for line in checks))
@@ -417,6 +481,30 @@ def render_readme(*, task: str, tier: str, engine: Runtime, precision: str, targ
     return "\n".join(out)
 
 
+_HOST_WORDS = ("the same network as ONNX, before the engine's conversion: what runs where the device's runtime cannot "
+               "(the smoke test's check off the device)")
+
+
+def _where_it_runs(engine: Runtime, config: dict, target: Target) -> str:
+    """Which file runs where, for a bundle whose model file only the device runs."""
+    device_file, host_model = config["model_file"], config.get("host_model_file")
+    runtime = ", ".join(name for name, _ in engine.device_packages if name != "numpy")
+    if engine.key == "rknn":
+        how = (f"runs `{device_file}` on the board's NPU through {runtime}'s RKNNLite (load_rknn, init_runtime, "
+               "inference, release)")
+    else:
+        how = f"loads `{device_file}`, the library TVM compiled for {config['device_arch']}, with {runtime}'s runtime"
+    text = (f"## Where it runs\n\nOn {target.name} ({config['device_arch']}) `runtime.py` {how}; "
+            f"`pip install -r requirements.txt` installs {runtime} there, at the version that built the file.")
+    if host_model:
+        text += (f" Anywhere else (a PC, the portal's server) that file cannot run, so `runtime_host.py` runs "
+                 f"`{host_model}`, the same network before the conversion, on ONNX Runtime: `python smoke_test.py` "
+                 "checks the bundle there too, and says which file it ran. On the device its answers are the "
+                 f"{config['precision']} build's, held to the {config['precision']} tolerance in "
+                 "samples/expected.json. TANGO_BUNDLE_MODEL=host or =device picks a side by hand.")
+    return text + "\n"
+
+
 def _triple(values) -> str:
     return ", ".join(f"{v:g}" for v in values)
 
@@ -434,8 +522,10 @@ def _file_words(name: str) -> str:
         return "the model, as TorchScript"
     if name.endswith(".tflite"):  # a TFLite bundle's only model file read "part of the model"
         return "the model, as TensorFlow Lite (LiteRT)"
-    if name.endswith(".rknn"):  # carried beside the model runtime.py runs (it was listed as "part of the model")
-        return "the model built for the device's Rockchip NPU (RKNN); runtime.py does not load it"
+    if name.endswith(".rknn"):
+        return "the model built for the board's Rockchip NPU (RKNN); runtime.py runs it there"
+    if name.endswith(".so"):
+        return "the model, compiled by Apache TVM into a shared library for the device's CPU; runtime.py loads it"
     return "part of the model"
 
 

@@ -5,7 +5,8 @@ Runtime, OpenVINO and PyTorch thread pools, allocators grown by earlier models, 
 row's figure could depend on the rows before it (an ONNX Runtime int8 artifact once read 5.94 ms inside the bench
 and 4.19 ms alone). Here each row starts from the same state: a new interpreter, one thread everywhere
 (OMP/MKL/OpenBLAS pinned to one as well), only the runtime it needs loaded, and its own peak memory. The same holds
-for PyTorch eager, the baseline.
+for PyTorch eager, the baseline. Peak memory is only measured here (timing.PeakMemory): a process that ran models
+before reuses the pages they freed.
 
 The parent pickles the loader (benchmark.EagerLoader / ArtifactLoader: a module, or an artifact and its options),
 the input batch and the timing settings into a temporary folder, runs `python -m deployment.engine.isolated IN OUT`
@@ -83,8 +84,8 @@ def main(argv: list[str]) -> int:
 
     source, dest = Path(argv[0]), Path(argv[1])
     payload = pickle.loads(source.read_bytes())
-    figures = time_here(payload["load"], batch=payload["batch"], reference=payload["reference"],
-                        **payload["settings"])
+    figures, _ = time_here(payload["load"], batch=payload["batch"], reference=payload["reference"], memory=True,
+                           **payload["settings"])
     dest.write_text(json.dumps(figures))
     return 0
 

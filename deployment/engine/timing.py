@@ -22,6 +22,20 @@ How, and why:
   is then each pair of blocks' figures): both keep their caches warm within a block, as they would when run alone,
   and a drift of the machine's speed over seconds (measured here: the same int8 artifact at 2.6 ms and 4.1 ms a
   minute apart, fresh process or not) slows both sides of a pair alike.
+
+Peak memory (`PeakMemory`), the same for every row, the benchmark stage's and `tango calibrate`'s: in a fresh process
+of its own that has already imported the runtime's libraries, the peak of the resident set (VmHWM, reset through
+/proc/self/clear_refs) from just before the model is loaded until its first run has returned, above the resident set
+just before the load. It counts the model's weights, the runtime's state for the model and one batch-1 run's
+working memory; not the runtime's libraries, not the reference network timed beside it (loaded after the reading),
+and not the warm-up (a warm run reuses the first run's pages). Only a fresh process gives it: in a process that
+ran models before, freed pages stay resident and are reused (ResNet-18 at 224 px, PyTorch eager, read 37.8 MB the
+first time in one process and 0.0 MB the second; the benchmark stage showed 1.1 MB and 33.7 MB for one model), so a
+model timed in such a process has no peak memory (None) rather than a wrong one. PyTorch eager's weights are loaded
+after the baseline like an artifact's file (benchmark.EagerLoader; they used to arrive with the loader, before it:
+that ResNet-18 read 55.6 MB in a fresh process, now 98.8 MB with its 44.7 MB of weights). Not
+tracemalloc (it sees Python's allocations only; tensors and runtimes allocate in C) nor ru_maxrss (it cannot be reset,
+so it keeps the imports' and the interpreter's start-up peak).
 """
 
 from __future__ import annotations
@@ -42,6 +56,38 @@ MAX_RUNS = 300
 BLOCK_PERCENTILE = 25
 METHOD = (f"process CPU time, one thread; warm-up until stable; median over {BLOCKS} blocks of each block's "
           f"{BLOCK_PERCENTILE}th percentile")
+
+
+def _status_kib(field: str) -> int | None:
+    try:
+        with open("/proc/self/status") as status:
+            return next(int(line.split()[1]) for line in status if line.startswith(field + ":"))
+    except (OSError, StopIteration, ValueError):
+        return None
+
+
+class PeakMemory:
+    """The peak resident memory of this process above its resident memory at `start()`, in MB (see the module's
+    doc): start() right before the model is loaded, mb() once it has run once. None where Linux's /proc cannot reset
+    the peak (then no figure is better than one that carries an earlier peak)."""
+
+    def __init__(self):
+        self.baseline = None
+
+    def start(self) -> PeakMemory:
+        try:
+            with open("/proc/self/clear_refs", "w") as refs:
+                refs.write("5")  # VmHWM := VmRSS (Linux >= 4.0)
+        except OSError:
+            return self
+        self.baseline = _status_kib("VmRSS")
+        return self
+
+    def mb(self) -> float | None:
+        peak = _status_kib("VmHWM")
+        if self.baseline is None or peak is None:
+            return None
+        return round(max(0, peak - self.baseline) / 1024, 1)
 
 
 def session_options(ort, threads: int | None):

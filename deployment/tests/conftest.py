@@ -7,10 +7,6 @@ from training.engine.synthetic import make_dataset
 from training.engine.train import TrainConfig, train
 from training.engine.zoo import build_model
 
-# One thread: on a two-core machine shared with other test runs, two intra-op threads spin against each other
-# and a 2 s training run takes 30 s.
-torch.set_num_threads(1)
-
 INPUT_SIZE = 16
 
 

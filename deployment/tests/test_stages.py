@@ -173,7 +173,7 @@ def test_tensorrt_on_this_server_is_a_kit_that_builds_on_device_and_is_not_timed
     job = job_for(project, "convert")
     result = services.convert_stage(job, Report())
     kit = Artifact.objects.get(pk=result["target"]["artifact"])
-    assert kit.kind == Artifact.Kind.TENSORRT and kit.checks["conversion"]["status"] == "builds on device"
+    assert kit.kind == Artifact.Kind.TENSORRT and kit.runs == Artifact.Runs.BUILDS_ON_DEVICE
     assert result["target"]["status"] == "builds on device"
     job.status = JobStatus.SUCCEEDED
     job.save()
@@ -181,6 +181,48 @@ def test_tensorrt_on_this_server_is_a_kit_that_builds_on_device_and_is_not_timed
     rows = services.benchmark_stage(job_for(project, "benchmark"), report)["rows"]
     assert [r["engine"] for r in rows] == ["pytorch", "onnxruntime"]
     assert any("builds on the device; not measured here" in line for line in report.lines)
+
+
+def _device_only(converted, **checks) -> Artifact:
+    """An RKNN file beside the convert job's ONNX model: built for the board, as the convert stage stores one."""
+    onnx = converted.artifacts.get(kind=Artifact.Kind.ONNX)
+    return Artifact.objects.create(
+        project=converted.project, job=converted, training_run=onnx.training_run, kind=Artifact.Kind.RKNN,
+        engine="rknn", precision="int8", path=onnx.path.replace("model.onnx", "model.rknn"), size_bytes=1004,
+        sha256="0" * 64, status=Artifact.Status.VERIFIED, **checks)
+
+
+def test_benchmark_says_a_device_only_file_runs_on_the_device_from_its_runs_field(project, converted):
+    # It read the words of a status sentence in checks["conversion"]: a conversion recorded without it (or with
+    # other words) was called "runs on the device" whatever it was.
+    _device_only(converted, runs=Artifact.Runs.ON_DEVICE, checks={"conversion": {"files": ["model.rknn"]}})
+    report = Report()
+    rows = services.benchmark_stage(job_for(project, "benchmark"), report)["rows"]
+    assert [r["engine"] for r in rows] == ["pytorch", "onnxruntime"]
+    assert any(line.startswith("RKNN model (rknn int8): runs on the device; not measured here.")
+               for line in report.lines)
+
+
+def test_the_migration_reads_where_existing_artifacts_run_from_their_conversion(project, converted):
+    import importlib
+
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    migration = importlib.import_module("deployment.migrations.0006_artifact_runs")
+    state = MigrationExecutor(connection).loader.project_state(("deployment", "0006_artifact_runs"))
+    # rows as they stood before the field: every one "here" (its default)
+    rknn = _device_only(converted, checks={"conversion": {"runs_here": False, "builds_on_device": False,
+                                                          "status": "runs on device"}})
+    kit = _device_only(converted, checks={"conversion": {"runs_here": False, "builds_on_device": True,
+                                                         "status": "builds on device"}})
+    bundle = _device_only(converted, checks={"source_artifact": kit.pk})
+    Artifact.objects.filter(pk=bundle.pk).update(kind=Artifact.Kind.BUNDLE)
+    onnx = converted.artifacts.get(kind=Artifact.Kind.ONNX)
+    migration.runs_from_checks(state.apps, None)
+    runs = dict(Artifact.objects.values_list("pk", "runs"))
+    assert (runs[rknn.pk], runs[kit.pk], runs[bundle.pk], runs[onnx.pk]) == (
+        "on_device", "builds_on_device", "builds_on_device", "here")
 
 
 def _converted_for(project, engine, precision):
@@ -209,31 +251,40 @@ def test_package_of_a_tensorrt_kit_builds_on_the_device(project, trained):
     assert {"model.onnx", "trt_build.py", "runtime.py", "smoke_test.py"} <= set(result["files"])
 
 
-def test_package_carries_a_device_only_target_beside_the_model_it_checks_here(project, converted):
+def test_package_of_an_rknn_target_runs_the_rknn_file_on_the_board_and_checks_model_onnx_here(project, converted):
     # Regression: with RKNN int8 asked for and its .rknn built and checked by convert, the package stage logged "No
-    # verified rknn int8 artifact" and shipped an ONNX-only bundle.
+    # verified rknn int8 artifact" and shipped an ONNX-only bundle; then it carried the .rknn beside an ONNX Runtime
+    # bundle whose runtime.py never loaded it, and whose requirements had no RKNN runtime.
     project.engine, project.precision = "rknn", "int8"
     project.save()
     onnx = converted.artifacts.get(kind=Artifact.Kind.ONNX)
     rknn = absolute(onnx.path).parent / "model-rknn-rk3568-int8.rknn"
-    rknn.write_bytes(b"RKNN" + b"\0" * 1000)
+    rknn.write_bytes(b"RKNN" + b"\0" * 1000)  # never read here: only the board's runtime opens it
     Artifact.objects.create(
         project=project, job=converted, training_run=onnx.training_run, kind=Artifact.Kind.RKNN, engine="rknn",
         precision="int8", path=onnx.path.replace("model.onnx", rknn.name), size_bytes=1004, sha256="0" * 64,
-        status=Artifact.Status.VERIFIED,
-        checks={"conversion": {"files": [rknn.name], "runs_here": False, "status": "runs on device"}, "target": True})
+        status=Artifact.Status.VERIFIED, runs=Artifact.Runs.ON_DEVICE,
+        checks={"conversion": {"files": [rknn.name], "runs_here": False, "builds_on_device": False,
+                               "options": {"platform": "rk3568"},
+                               "converter_versions": {"rknn-toolkit2": "2.3.2", "numpy": "1.26.4"}},
+                "target": True})
     report = Report()
     result = packaging.package_stage(job_for(project, "package"), report)
     assert not any("No verified rknn int8" in line for line in report.lines)
-    assert result["device_files"] == [rknn.name] and rknn.name in result["files"]
+    assert (result["engine"], result["precision"], result["runtime"]) == ("rknn", "int8", "RKNN (Rockchip NPU)")
+    assert {"model.rknn", "model.onnx", "runtime.py", "runtime_host.py"} <= set(result["files"])
+    assert "the smoke test here ran model.onnx" in result["device_note"]
     bundle = Artifact.objects.get(pk=result["bundle"])
-    assert bundle.status == "verified" and result["engine"] == "onnxruntime"
+    assert bundle.status == "verified"
     with zipfile.ZipFile(absolute(bundle.path)) as archive:
-        assert archive.read(rknn.name) == rknn.read_bytes()
+        assert archive.read("model.rknn") == rknn.read_bytes()
+        assert archive.read("model.onnx") == absolute(onnx.path).read_bytes()
+        assert "RKNNLite" in archive.read("runtime.py").decode()
+        assert 'rknn-toolkit-lite2==2.3.2; platform_machine == "aarch64"' in archive.read("requirements.txt").decode()
         readme = archive.read("README.md").decode()
-        assert rknn.name in archive.read("SHA256SUMS").decode()
-        assert f"`{rknn.name}`: the model built for the device's Rockchip NPU" in readme
+        assert "`model.rknn`: the model built for the board's Rockchip NPU" in readme
         assert "An image classifier" in readme
+    assert any("on model.onnx: this machine is not the device" in line for line in bundle.checks["smoke_test"])
 
 
 def test_the_compare_stage_is_table_2_live(project, converted):

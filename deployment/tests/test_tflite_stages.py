@@ -58,19 +58,21 @@ def test_convert_benchmark_and_package_a_tflite_model_for_a_phone_class_device(s
     assert any("PASSED" in line for line in lines)
 
 
-@pytest.mark.timeout(1200)  # trains a YOLO11n for one epoch, then onnx2tf builds it (minutes on a loaded host)
+@pytest.mark.timeout(1200)  # onnx2tf builds the detector (minutes on a loaded host)
 @pytest.mark.django_db(transaction=True)
-def test_a_detection_project_for_a_phone_gets_a_tflite_detector_with_boxes_in_its_bundle(monkeypatch):
+def test_a_detection_project_for_a_phone_gets_a_tflite_detector_with_boxes_in_its_bundle(monkeypatch,
+                                                                                         tmp_path_factory):
     from projects.jobs import services as job_services
-    from training.tests.test_detection_stage import detection_project, run_stage
+    from training.tests.test_detection_stage import run_stage
+
+    from .detection_setup import detection_project_trained
 
     monkeypatch.setattr(job_services, "_dispatch", lambda *args: None)
-    project = detection_project(factories.team_with("Vision", alice="owner"))
-    project.device = factories.device("Galaxy_S22", accelerator_kind="adreno_gpu", engines=["pytorch", "tflite"])
-    project.engine, project.precision = "tflite", "fp16"
-    project.save()
-    run_stage(project, "recommend")
-    run_stage(project, "train")
+    # after training: the session's trained detector (its training is another test's subject)
+    project = detection_project_trained(
+        factories.team_with("Vision", alice="owner"), tmp_path_factory.getbasetemp(), engine="tflite",
+        precision="fp16", device=factories.device("Galaxy_S22", accelerator_kind="adreno_gpu",
+                                                  engines=["pytorch", "tflite"]))
 
     convert = run_stage(project, "convert")
     target = Artifact.objects.get(pk=convert.result["target"]["artifact"])

@@ -1,13 +1,8 @@
 """Fixtures for the Django-free training core: a tiny synthetic image dataset and a quiet report callback."""
 
 import pytest
-import torch
 
 from training.engine.synthetic import make_dataset
-
-# One thread: on a two-core machine shared with other test runs, two intra-op threads spin against each other
-# and a 2 s training run takes 30 s.
-torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

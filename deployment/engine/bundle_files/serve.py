@@ -38,7 +38,7 @@ class Model:
     def __init__(self, bundle_dir):
         self.session, self.config, self.labels = infer.load_bundle(bundle_dir)
         self.task = self.config.get("task", "classification")
-        self.runtime = describe_session(bundle_dir, self.session)
+        self.runtime = describe_session(bundle_dir, self.session, self.config)
         self.lock = threading.Lock()
         self.ready = False
         size = self.config["input_size"]

@@ -32,7 +32,10 @@ def bad_checksums(folder: Path) -> list[str]:
 def run_here(folder: Path, config: dict, images: list[Path], top_k: int) -> list[dict]:
     import infer
 
+    from tango_common.runtime_loader import describe_session
+
     session, config, labels = infer.load_bundle(folder)
+    print(f"Runtime: {describe_session(folder, session, config)}.")
     if config.get("task") == "detection":
         return infer.detect(session, images, input_size=config["input_size"], labels=labels,
                             conf=config.get("conf", 0.25), iou=config.get("iou", 0.7),

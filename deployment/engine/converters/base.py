@@ -148,7 +148,9 @@ def _jsonable(value):
 
 class Converter(Protocol):
     """One engine. `missing()` says why it cannot convert on this host (None when it can); `precisions()` are
-    those it offers here; `convert` writes the artifact under out_dir; `load` opens it for inference here."""
+    those it offers here; `convert` writes the artifact under out_dir; `load` opens it for inference here. An engine
+    that runs here may name `runtime_modules`, the modules its `load` imports (the benchmark imports them before its
+    memory baseline)."""
 
     engine: str
     label: str

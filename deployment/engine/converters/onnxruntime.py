@@ -61,6 +61,7 @@ def head_float_note(options: dict) -> str:
 class OnnxRuntimeConverter:
     engine = "onnxruntime"
     label = "ONNX Runtime"
+    runtime_modules = ("onnxruntime",)  # what load() imports (benchmark: imported before the memory baseline)
 
     def missing(self) -> str | None:
         return module_missing("onnxruntime")

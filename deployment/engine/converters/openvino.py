@@ -41,6 +41,7 @@ def _capabilities() -> set[str]:
 class OpenVinoConverter:
     engine = "openvino"
     label = "OpenVINO"
+    runtime_modules = ("openvino",)  # what load() imports (benchmark: imported before the memory baseline)
 
     def missing(self) -> str | None:
         return module_missing("openvino")

@@ -17,6 +17,7 @@ FORMATS = ("torchscript", "exported_program")
 class PyTorchConverter:
     engine = "pytorch"
     label = "PyTorch"
+    runtime_modules = ("torch",)  # what load() imports (benchmark: imported before the memory baseline)
 
     def missing(self) -> str | None:
         return module_missing("torch")

@@ -334,6 +334,7 @@ class TvmConverter:
 
     engine = "tvm"
     label = "Apache TVM"
+    runtime_modules = ("tvm", "tvm.relax")  # what load() imports (benchmark: imported before the memory baseline)
 
     def missing(self) -> str | None:
         try:
