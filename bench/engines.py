@@ -370,17 +370,23 @@ def apart(table: dict, row: dict) -> float:
     return eager[key] / row[key]
 
 
+def precision(row: dict) -> str:
+    """The row's precision; an int8 model whose float layers compute in another precision than f32 says which."""
+    rest = row.get("float_precision")
+    return f"{row['precision']}/{rest}" if rest and rest != "f32" else row["precision"]
+
+
 def print_table(tables: list[dict]) -> None:
-    head = (f"{'model':<22}{'runtime':<15}{'prec':<6}{'fallback':<20}{'p50 ms':>8}{'p99 ms':>8}{'cpu p10':>8}"
+    head = (f"{'model':<22}{'runtime':<15}{'prec':<10}{'fallback':<20}{'p50 ms':>8}{'p99 ms':>8}{'cpu p10':>8}"
             f"{'x cpu':>7}{'x apart':>8}{'x wall':>7}{'acc %':>8}{'delta':>7}{'MB':>7}{'peak MB':>8}")
     print("\n" + head)
     print("-" * len(head))
     for table in tables:
         for row in table["rows"]:
             if not row.get("cpu_p10_ms"):
-                print(f"{table['label']:<22}{row['runtime']:<15}{row['asked']:<6}{row.get('status', '')}")
+                print(f"{table['label']:<22}{row['runtime']:<15}{row['asked']:<10}{row.get('status', '')}")
                 continue
-            print(f"{table['label']:<22}{row['runtime']:<15}{row['precision']:<6}{(row['fallback'] or '-')[:19]:<20}"
+            print(f"{table['label']:<22}{row['runtime']:<15}{precision(row):<10}{(row['fallback'] or '-')[:19]:<20}"
                   f"{row['latency_p50_ms']:>8.2f}{row['latency_p99_ms']:>8.2f}{row['cpu_p10_ms']:>8.2f}"
                   f"{row.get('speedup_cpu', 1):>7.2f}{apart(table, row):>8.2f}{row.get('speedup_wall', 1):>7.2f}"
                   f"{row['metric']:>8.2f}"

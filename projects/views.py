@@ -15,7 +15,7 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from tango_common.engines import ENGINES
 
-from .access import EDIT_ROLES, projects_for, require_editor, role_in
+from .access import EDIT_ROLES, memberships_for, projects_for, require_editor, role_among
 from .commands import demo_tasks
 from .dataset_stats import dataset_summary
 from .datasets.samples import dataset_thumbnails
@@ -61,8 +61,10 @@ def project_list_view(request):
     # Paged: a team with hundreds of projects gets a page that renders in one bounded query.
     page = Paginator(project_list(request.user), PROJECTS_PER_PAGE).get_page(request.GET.get("page"))
     page.object_list = project_rows_annotate(list(page.object_list))
+    memberships = memberships_for(request.user)  # the header's list; "New" buttons for an editor of any team
     return render(request, "projects/project_list.html", {
-        "projects": page, "can_create": can_create_anywhere(request.user),
+        "projects": page, "can_create": any(m.role in EDIT_ROLES for m in memberships),
+        "user_memberships": memberships,
         "demo_tasks": demo_tasks(),  # the demos the installed apps registered (detection: training)
     })
 
@@ -75,8 +77,9 @@ def project_detail(request, pk: int):
 
 def _project_page_context(request, project) -> dict:
     engine = ENGINES.get(project.engine)
-    role = role_in(request.user, project.team)
-    context = {"project": project, "role": role, "can_edit": role in EDIT_ROLES,
+    memberships = memberships_for(request.user)  # the header's list, and the user's role in the project's team
+    role = role_among(memberships, project.team)
+    context = {"project": project, "role": role, "can_edit": role in EDIT_ROLES, "user_memberships": memberships,
                "engine_label": engine.label if engine else ""}
     context.update(pipeline_context(project, request.user, editable=role in EDIT_ROLES))
     return context

@@ -79,7 +79,9 @@ def compare(*, source: Source, validation: Validation, calibration: CalibrationS
             lost = max(reference[m] - figures["accuracy"][m] for m in validation.metric_names)
             rows.append({**row, **{k: figures.get(k) for k in FIGURES}, "accuracy": figures["accuracy"],
                          "delta": round(-lost, 3), "converter_versions": artifact.converter_versions,
-                         "calibration": artifact.calibration})
+                         "calibration": artifact.calibration,
+                         # what an int8 model's float layers compute in (OpenVINO: bf16 where the CPU has it)
+                         "float_precision": artifact.options.get("float_precision")})
             say(report, f"{size} px — {engine} {precision}"
                         + (f" -> {artifact.precision} ({outcome.fallback})" if outcome.fallback else "")
                         + f": p50 {figures['latency_p50_ms']:.2f} ms (CPU p10 {figures['cpu_p10_ms']:.2f} ms"

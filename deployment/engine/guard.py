@@ -4,9 +4,10 @@ Each artifact that runs on this host is evaluated on the validation split with t
 and mAP50-95 for detection) against the PyTorch model. A drop over the tolerance (points, default 1) fails it and
 the conversion falls back by itself, step by step, until one passes:
 
-    int8:       as asked -> detection head kept in float -> the most sensitive layers kept in float (the engine
-                tells which: ONNX Runtime's QDQ debugger, NNCF's accuracy control) -> more calibration images
-                -> fp16 (fp32 where the engine has no fp16 here)
+    int8:       as asked -> detection decode kept in float -> (OpenVINO on a bf16 CPU: the layers left in float
+                computed in f32 instead of bf16) -> detection head kept in float -> the most sensitive layers kept
+                in float (the engine tells which: ONNX Runtime's QDQ debugger, NNCF's accuracy control) -> more
+                calibration images -> fp16 (fp32 where the engine has no fp16 here)
     fp16/bf16:  as asked -> fp32
 
 Every attempt is logged and kept in the outcome (what was tried, its metric, its drop), for the log and the page.
@@ -28,6 +29,8 @@ from .converters.base import DETECTION, Artifact, CalibrationSet, ConversionErro
 DEFAULT_TOLERANCE = 1.0  # points of top-1 / mAP
 SENSITIVE_LAYERS = 4
 DECODE_IN_FLOAT = ("onnxruntime", "openvino")  # converters that keep a detector's decode alone in float
+# converters whose int8 models run their float remainder in bf16 where the engine offers that precision here
+BF16_REMAINDER = ("openvino",)
 
 
 @dataclass
@@ -169,22 +172,30 @@ def ladder(engine: str, precision: str, task: str, *, more_calibration: Calibrat
     steps = [("as asked", precision, {}, False)]
     if precision == "int8":
         head = {"head_in_float": True} if task == DETECTION else {}
-        if head and engine in DECODE_IN_FLOAT:
+        decode = {"decode_in_float": True} if head and engine in DECODE_IN_FLOAT else {}
+        if decode:
             # first the decode alone (the head's hidden convolutions stay int8: on YOLO11n at 640 px, a fifth of
             # the int8 model's time, a third once in float), then the whole head
-            steps.append(("detection decode kept in float", "int8", {"decode_in_float": True}, False))
+            steps.append(("detection decode kept in float", "int8", decode, False))
+        # OpenVINO runs an int8 model's float remainder in bf16 where the CPU has it (converters.openvino): the same
+        # quantisation with that remainder in f32 comes before anything that gives up int8 layers, and every later
+        # step keeps it in f32
+        bf16_here = engine in BF16_REMAINDER and "bf16" in registry.precisions_here(engine)
+        rest = {"float_precision": "f32"} if bf16_here else {}
+        if rest:
+            steps.append(("float layers in f32", "int8", {**decode, **rest}, False))
         if head:
-            steps.append(("detection head kept in float", "int8", head, False))
+            steps.append(("detection head kept in float", "int8", {**head, **rest}, False))
         if engine == "onnxruntime":
             steps.append(("most sensitive layers kept in float", "int8",
                           {**head, "keep_sensitive": SENSITIVE_LAYERS}, False))
         elif engine == "openvino":
             steps.append(("most sensitive layers kept in float", "int8",
-                          {**head, "max_drop": tolerance / 100,
+                          {**head, **rest, "max_drop": tolerance / 100,
                            "validate": {"arrays": validation.arrays(), "metric": validation.metric_fn()}},
                           False))
         if more_calibration is not None and len(more_calibration):
-            steps.append(("more calibration images", "int8", head, True))
+            steps.append(("more calibration images", "int8", {**head, **rest}, True))
         here = registry.precisions_here(engine)
         steps.append(("fp16", "fp16", {}, False) if "fp16" in here else ("fp32", "fp32", {}, False))
     elif precision in ("fp16", "bf16"):

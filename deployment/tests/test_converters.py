@@ -80,7 +80,14 @@ def test_int8_without_calibration_images_is_refused(source, tmp_path):
 def test_openvino_artifacts_record_their_precision_hint_and_agree(source, calibration, batch, tmp_path, precision):
     artifact = registry.convert("openvino", source, precision=precision, out_dir=tmp_path, calibration=calibration)
     assert [p.suffix for p in artifact.files] == [".xml", ".bin"]
-    assert artifact.options["inference_precision_hint"] in ("f32", "f16")
+    bf16_here = "bf16" in registry.precisions_here("openvino")
+    if precision == "int8":
+        # its float remainder computes in bf16 exactly where the CPU has it, and the record says so
+        rest = "bf16" if bf16_here else "f32"
+        assert (artifact.options["float_precision"], artifact.options["inference_precision_hint"]) == (rest, rest)
+        assert f"the layers left in float compute in {rest}." in " ".join(artifact.notes)
+    else:
+        assert artifact.options["inference_precision_hint"] in ("f32", "f16")
     assert artifact.converter_versions["openvino"].startswith("2026")
     diff, agree = compare(artifact, source, batch)
     if precision == "fp32":
@@ -99,6 +106,19 @@ def test_openvino_bf16_exists_exactly_where_the_cpu_offers_it(source, tmp_path):
     else:
         with pytest.raises(ConversionError, match="does not offer bf16"):
             registry.convert("openvino", source, precision="bf16", out_dir=tmp_path)
+
+
+def test_openvino_int8_float_layers_in_f32_when_asked_and_in_bf16_only_where_the_cpu_has_it(source, calibration,
+                                                                                            batch, tmp_path):
+    artifact = registry.convert("openvino", source, precision="int8", out_dir=tmp_path / "f32",
+                                calibration=calibration, options={"float_precision": "f32"})
+    assert artifact.options["inference_precision_hint"] == "f32"
+    assert compare(artifact, source, batch)[1] >= 0.9
+    if "bf16" in registry.precisions_here("openvino"):
+        return
+    with pytest.raises(ConversionError, match="needs a CPU with bf16 instructions"):
+        registry.convert("openvino", source, precision="int8", out_dir=tmp_path / "bf16", calibration=calibration,
+                         options={"float_precision": "bf16"})
 
 
 @pytest.mark.parametrize("fmt, suffix", [("torchscript", ".ts"), ("exported_program", ".pt2")])

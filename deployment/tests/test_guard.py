@@ -59,6 +59,37 @@ def test_a_bad_calibration_set_trips_the_guard_and_it_falls_back_by_itself(setup
     assert [p.name for p in tmp_path.iterdir()] == [outcome.artifact.path.parent.name]
 
 
+@pytest.fixture(scope="module")
+def gray(tmp_path_factory):
+    """Bad for NNCF: four mid-gray squares (it calibrates through the black ones above and still scores 100%)."""
+    folder = tmp_path_factory.mktemp("gray")
+    paths = []
+    for i in range(4):
+        paths.append(folder / f"gray{i}.png")
+        Image.fromarray(np.full((INPUT_SIZE, INPUT_SIZE, 3), 128, dtype=np.uint8)).save(paths[-1])
+    return calibration_set(paths, split="train", task="classification", input_size=INPUT_SIZE)
+
+
+def test_openvino_int8_trips_on_a_bad_calibration_set_with_its_float_layers_in_bf16_too(setup, gray, tmp_path,
+                                                                                        report):
+    """On a bf16 CPU the int8 model's float remainder runs in bf16: the guard judges that artifact as compiled, and
+    a bad calibration set still fails it; whatever passes records the precision its float layers computed in."""
+    source, validation, reference, good, _ = setup
+    outcome = guarded_convert("openvino", source, precision="int8", out_dir=tmp_path, validation=validation,
+                              reference=reference, calibration=gray, more_calibration=good, tolerance=1.0,
+                              report=report)
+    first = outcome.attempts[0]
+    rest = "bf16" if "bf16" in registry.precisions_here("openvino") else "f32"
+    assert first.step == "as asked" and first.options["float_precision"] == rest
+    assert not first.passed and first.drop > 1.0
+    assert outcome.passed and outcome.fallback != "as asked"
+    artifact = outcome.artifact
+    if artifact.precision == "int8":
+        assert artifact.options["inference_precision_hint"] == artifact.options["float_precision"]
+    steps = [a.step for a in outcome.attempts]
+    assert ("float layers in f32" in steps) == (rest == "bf16")
+
+
 def test_the_ladder_orders_the_fallbacks():
     steps = [s[0] for s in ladder("onnxruntime", "int8", "detection", more_calibration=None, validation=None)]
     assert steps == ["as asked", "detection decode kept in float", "detection head kept in float",
@@ -68,6 +99,17 @@ def test_the_ladder_orders_the_fallbacks():
     assert tflite[:2] == ["as asked", "detection head kept in float"]
     assert [s[1] for s in ladder("openvino", "bf16", "classification", more_calibration=None,
                                  validation=None)] == ["bf16", "fp32"]
+    # OpenVINO on a bf16 CPU: the decode's float layers back in f32 before the whole head goes float, and every
+    # later int8 step keeps them in f32
+    openvino = ladder("openvino", "int8", "detection", more_calibration=None, validation=Validation(
+        task="detection", input_size=32, samples=[], num_classes=1))
+    if "bf16" in registry.precisions_here("openvino"):
+        assert [s[0] for s in openvino][:4] == ["as asked", "detection decode kept in float", "float layers in f32",
+                                                "detection head kept in float"]
+        assert openvino[2][2] == {"decode_in_float": True, "float_precision": "f32"}
+        assert all(s[2].get("float_precision") == "f32" for s in openvino[2:] if s[1] == "int8")
+    else:
+        assert "float layers in f32" not in [s[0] for s in openvino]
 
 
 def test_the_summary_of_a_fallback_after_a_failed_conversion_says_so():

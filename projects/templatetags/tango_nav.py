@@ -2,13 +2,16 @@
 
 from django import template
 
+from projects.access import memberships_for
+
 register = template.Library()
 
 
-@register.simple_tag
-def nav_memberships(user) -> list:
+@register.simple_tag(takes_context=True)
+def nav_memberships(context, user) -> list:
     """The user's memberships with their teams, by team name: one query for the menu's team list and its audit
-    links (it took one for the teams, one for the memberships and one per owned team)."""
-    if not user.is_authenticated:
-        return []
-    return list(user.memberships.select_related("team").order_by("team__name"))
+    links (it took one for the teams, one for the memberships and one per owned team), none when the view read
+    them for this request already (`user_memberships` in its context: access.memberships_for)."""
+    if "user_memberships" in context:
+        return context["user_memberships"]
+    return memberships_for(user)

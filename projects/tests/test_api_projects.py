@@ -151,3 +151,20 @@ def test_a_demo_whose_device_left_the_catalog_says_so_and_creates_nothing(world,
     response = alice.post("/api/projects/demo/", {}, format="json")
     assert response.status_code == 400 and "no longer in the catalog" in str(response.data)
     assert Project.objects.count() == before
+
+
+def test_list_times_are_written_in_the_current_time_zone_for_every_row(world, alice):
+    # The list reads the time zone once per answer (serializers.timezone_pinned), not once per value.
+    from datetime import datetime
+
+    from django.utils import timezone
+
+    with timezone.override("Asia/Kolkata"):
+        rows = alice.get("/api/projects/").json()["results"]
+    utc = alice.get("/api/projects/").json()["results"]
+    assert len(rows) == 2
+    for row, row_utc in zip(rows, utc, strict=True):
+        project = Project.objects.get(pk=row["id"])
+        for field in ("created_at", "updated_at"):
+            assert row[field].endswith("+05:30") and row_utc[field].endswith("Z")
+            assert datetime.fromisoformat(row[field]) == getattr(project, field)

@@ -34,6 +34,21 @@ def test_the_list_shows_each_projects_best_accuracy_over_its_training_runs(clien
     assert "—" in by_name[other.name]
 
 
+def test_the_best_score_counts_only_numbers_from_the_stages_that_declare_it(client, viewer, project):
+    # train declares best_top1; a recommend job's result carrying the same key is no training score, and a value
+    # that is not a number counts as none.
+    Job.objects.create(project=project, stage="train", queue="gpu", status=JobStatus.SUCCEEDED,
+                       result={"best_top1": 0.55})
+    Job.objects.create(project=project, stage="train", queue="gpu", status=JobStatus.SUCCEEDED,
+                       result={"best_top1": "n/a"})
+    Job.objects.create(project=project, stage="recommend", queue="cpu", status=JobStatus.SUCCEEDED,
+                       result={"best_top1": 0.99})
+    client.force_login(viewer)
+    body = client.get(reverse("projects:list")).content.decode()
+    best = body.split('data-testid="best">')[1].split("</td>")[0]
+    assert "55.0%" in best and "99.0%" not in best
+
+
 def test_the_list_is_paged_newest_first(client, viewer, project, django_assert_max_num_queries):
     for i in range(30):
         factories.project(project.team, name=f"p{i:02}", dataset=project.dataset, device=project.device)
