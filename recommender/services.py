@@ -364,7 +364,7 @@ def _sized_to_data(project, items: list[dict], top: dict, n_train: int) -> tuple
     (training.engine.defaults.bearable_model, the rule the train stage applies); None when the top one trains."""
     if project.weights_path:  # the uploaded weights were made for the top one: it trains
         return None
-    from training.engine.defaults import bearable_model
+    from training.engine.sizing import bearable_model
 
     model, why = bearable_model(items, recommended=top["key"], n_train=n_train)
     return (model, why) if why else None
@@ -412,10 +412,11 @@ def project_model_choose(*, project, model_name: str):
 
 def recommendation_preview(*, device: Device, task: str, engine: str, precision: str, input_size: int,
                            num_classes: int, budget_ms: float | None, memory_limit_mb: float | None,
-                           team=None) -> tuple[str, list[str]]:
+                           team=None, n_train: int | None = None) -> tuple[str, list[str]]:
     """One line for the wizard's Review step, the model the ranking would pick, from cached costs only (the web
     process never builds models; the paper's choice when nothing is cached for this input size yet), and warnings:
-    no candidate fits the budget or the memory limit."""
+    no candidate fits the budget or the memory limit. n_train: the dataset's training images, when known: a
+    classifier too big for them is named with the smaller one that will train (the recommend stage's rule)."""
     paper = paper_choice_for(device=device, task=task)
     result = recommendation_for(device=device, task=task, engine=engine, precision=precision, input_size=input_size,
                                 num_classes=num_classes, budget_ms=budget_ms, memory_limit_mb=memory_limit_mb,
@@ -425,6 +426,15 @@ def recommendation_preview(*, device: Device, task: str, engine: str, precision:
         return (f"Paper rules: {paper.model_label}. The recommend stage ranks every candidate at {input_size} px "
                 f"when it runs (nothing is measured at this size yet).", [])
     top = ranking["top"]
+    if top and task == "classification" and n_train:
+        from training.engine.sizing import bearable_model  # torch-free
+
+        model, why = bearable_model(ranking["items"], recommended=top["key"], n_train=n_train)
+        if why:
+            trains = next(i for i in ranking["items"] if i["key"] == model)
+            return (f"{trains['label']} (predicted {trains['latency_ms']:.1f} ms): the ranking's top, "
+                    f"{top['label']}, is too big to train from scratch on {n_train} training images. "
+                    f"Paper rules: {paper.model_label}.", [])
     if top:
         return (f"Ranking: {top['label']} (predicted {top['latency_ms']:.1f} ms, {ranking['confidence']}). "
                 f"Paper rules: {paper.model_label}.", [])
@@ -441,5 +451,5 @@ def wizard_pick_preview(*, device, task, engine, precision, input_size, latency_
     line, warnings = recommendation_preview(
         device=device, task=task, engine=engine, precision=precision, input_size=input_size,
         num_classes=max(2, len(dataset.class_names)), budget_ms=latency_budget_ms, memory_limit_mb=memory_limit_mb,
-        team=team)
+        team=team, n_train=((dataset.stats or {}).get("split_counts") or {}).get("train"))
     return PickPreview(line=line, warnings=tuple(warnings))

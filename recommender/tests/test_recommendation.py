@@ -98,6 +98,11 @@ def test_the_wizard_preview_ranks_from_cached_costs_only():
     candidates_for(task="classification", num_classes=4, input_size=48)  # what a recommend stage run caches
     line, warnings = recommendation_preview(**args)
     assert line.startswith("Ranking: ") and line.endswith("Paper rules: ResNet-34.") and warnings == []
+    # A small dataset: the Review names the model that will train, and why it is not the ranking's top.
+    roomy = {**args, "budget_ms": 100_000}
+    top = recommendation_preview(**roomy)[0].removeprefix("Ranking: ").split(" (")[0]
+    line, _ = recommendation_preview(**roomy, n_train=72)
+    assert f"the ranking's top, {top}, is too big to train from scratch on 72 training images" in line, line
     # A budget no candidate meets: the Review step says so before the project exists, and what to change.
     line, warnings = recommendation_preview(**{**args, "budget_ms": 0.001})
     assert line.startswith("Ranking: nothing fits; closest ")
