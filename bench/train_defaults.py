@@ -16,6 +16,11 @@ which only made it worse and slower). Old: 10 epochs, batch 64, SGD lr 0.05 with
 augmentation, no label smoothing, early stop after 5 epochs, running BatchNorm statistics.
 
     python bench/train_defaults.py [--datasets photos,textures,objects,digits] [--seeds 0] [--device auto] [--jobs 1]
+                                   [--per-class 72,28] [--epochs 15,30,60]
+
+--per-class sets the images per class (train,val): 24,6 is "3 classes x 30 photos". --epochs trains the new
+defaults again at each number of epochs given (the warm-up in proportion, as when a user sets them), to see what
+the data gains from more passes; the table adds a column per count.
 
 Prints a table, writes bench/results/train_defaults.json; the last line says MET when every dataset reaches the
 target accuracy (80% top-1 on validation by default, --target) with the new defaults.
@@ -139,11 +144,11 @@ def digits(rng: random.Random):
 DATASETS = {"photos": photos, "textures": textures, "objects": objects, "digits": digits}
 
 
-def build(name: str, root: Path, seed: int = 0) -> tuple[Path, list[str]]:
+def build(name: str, root: Path, seed: int = 0, per_class: dict | None = None) -> tuple[Path, list[str]]:
     rng = random.Random(f"{name}-{seed}")
     classes, make = DATASETS[name](rng)
     folder = root / name
-    for split, count in PER_CLASS.items():
+    for split, count in (per_class or PER_CLASS).items():
         for cls in classes:
             (folder / split / cls).mkdir(parents=True, exist_ok=True)
             for i in range(count):
@@ -179,7 +184,12 @@ def main() -> int:
     parser.add_argument("--target", type=float, default=0.80, help="top-1 every dataset must reach (0-1)")
     parser.add_argument("--skip-old", action="store_true", help="train the new defaults only")
     parser.add_argument("--jobs", type=int, default=1, help="runs at once (processes; e.g. 8 on a GPU host)")
+    parser.add_argument("--per-class", default=f"{PER_CLASS['train']},{PER_CLASS['val']}",
+                        help="train,val images per class")
+    parser.add_argument("--epochs", default="", help="also train the new defaults at these epoch counts")
     args = parser.parse_args()
+    train_n, val_n = (int(n) for n in args.per_class.split(","))
+    sweep = [int(e) for e in args.epochs.split(",") if e]
 
     from tango_common.images import suggested_input_size
     from training.engine.defaults import data_facts, resolve
@@ -188,14 +198,15 @@ def main() -> int:
     rows, runs = [], []
     with tempfile.TemporaryDirectory(prefix="tango-bench-defaults-") as tmp:
         for name in args.datasets.split(","):
-            folder, classes = build(name, Path(tmp))
+            folder, classes = build(name, Path(tmp), per_class={"train": train_n, "val": val_n})
             facts = data_facts(folder, classes)
             input_size = suggested_input_size(facts.side)
             new_values, _ = resolve({}, facts)
             common = {"model": args.model, "input_size": input_size, "device": args.device}
             rows.append({"dataset": name, "classes": classes, "train_images": facts.n_train, "input_size": input_size,
                          "chance": 1 / len(classes), "new_recipe": new_values, "runs": {}})
-            for label, values in (("old", OLD_DEFAULTS), ("new", new_values)):
+            swept = [(f"new@{e}", resolve({"epochs": e}, facts)[0]) for e in sweep]
+            for label, values in (("old", OLD_DEFAULTS), ("new", new_values), *swept):
                 if not (label == "old" and args.skip_old):
                     runs += [(len(rows) - 1, label, folder, classes, {**values, **common, "seed": seed},
                               Path(tmp) / f"{name}-{label}-{seed}") for seed in seeds]
@@ -210,19 +221,23 @@ def main() -> int:
             row[label] = statistics.median(r["top1"] for r in outcomes)
 
     print()
-    print(f"{'dataset':10} {'classes':28} {'train':>5} {'px':>4} {'chance':>7} {'old':>7} {'new':>7}  new recipe")
+    swept_head = "".join(f" {'@' + str(e):>7}" for e in sweep)
+    print(f"{'dataset':10} {'classes':28} {'train':>5} {'px':>4} {'chance':>7} {'old':>7} {'new':>7}{swept_head}"
+          "  new recipe")
     for row in rows:
         old = f"{100 * row['old']:.1f}%" if "old" in row else "-"
         recipe = row["new_recipe"]
+        swept_cells = "".join(f" {100 * row[f'new@{e}']:6.1f}%" for e in sweep)
         print(f"{row['dataset']:10} {','.join(row['classes']):28} {row['train_images']:5d} {row['input_size']:4d} "
-              f"{100 * row['chance']:6.1f}% {old:>7} {100 * row['new']:6.1f}%  {recipe['epochs']} epochs, batch "
-              f"{recipe['batch_size']}, lr {recipe['lr']}, {recipe['augmentation']}"
+              f"{100 * row['chance']:6.1f}% {old:>7} {100 * row['new']:6.1f}%{swept_cells}  "
+              f"{recipe['epochs']} epochs, batch {recipe['batch_size']}, lr {recipe['lr']}, {recipe['augmentation']}"
               f"{' + flips' if recipe['hflip'] else ''}")
     met = all(row["new"] >= args.target for row in rows)
     out = ROOT / "bench" / "results" / "train_defaults.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"target": args.target, "model": args.model, "seeds": seeds, "rows": rows,
-                               "met": met, "device": args.device}, indent=2))
+                               "met": met, "device": args.device, "per_class": {"train": train_n, "val": val_n},
+                               "epochs_swept": sweep}, indent=2))
     print(f"Default training reaches {100 * args.target:.0f}% top-1 on every dataset "
           f"(lowest {100 * min(r['new'] for r in rows):.1f}%): {'MET' if met else 'MISSED'}")
     return 0 if met else 1

@@ -8,11 +8,14 @@ from dataclasses import dataclass, field
 
 from tango_common.images import suggested_input_size as classifier_input_size
 
+from .datasets.images import GRAYSCALE_MODES
+
 # Keys the validator has used for images per class: {class: n} or {class: {split: n}}.
 CLASS_COUNT_KEYS = ("class_counts", "images_per_class")
 SIZE_KEYS = ("image_width", "image_height", "common_sizes", "image_sizes")
 SHOWN_KEYS = {*CLASS_COUNT_KEYS, *SIZE_KEYS, "split_counts", "boxes_per_class", "task", "class_names",
-              "num_images", "size_bytes", "modes", "split_generated", "ignored_files", "images_without_boxes"}
+              "num_images", "size_bytes", "modes", "not_colourful", "split_generated", "ignored_files",
+              "images_without_boxes"}
 # A fixed palette keeps a split's colour the same on every page; unknown splits cycle through the rest.
 SPLIT_COLORS = {"train": "#4f46e5", "val": "#0ea5e9", "test": "#f59e0b", "all": "#4f46e5"}
 SPARE_COLORS = ("#10b981", "#ef4444", "#8b5cf6", "#64748b")
@@ -140,9 +143,11 @@ def image_sizes(stats: dict) -> dict:
             "common": common}
 
 
-# Pillow's image modes in words (https://pillow.readthedocs.io/en/stable/handbook/concepts.html#modes).
-MODE_NAMES = {"1": "black and white", "L": "grayscale", "LA": "grayscale with transparency", "P": "palette colour",
-              "RGB": "colour", "RGBA": "colour with transparency", "CMYK": "CMYK colour", "YCbCr": "YCbCr colour",
+# Pillow's image modes in words (https://pillow.readthedocs.io/en/stable/handbook/concepts.html#modes): how an image
+# is stored (its channels), not what it shows; whether the colour images show colour is `not_colourful`'s.
+MODE_NAMES = {"1": "black and white", "L": "grayscale", "LA": "grayscale with transparency",
+              "P": "palette (indexed colour)", "RGB": "RGB (three colour channels)",
+              "RGBA": "RGBA (colour channels and transparency)", "CMYK": "CMYK", "YCbCr": "YCbCr",
               "I": "32-bit grayscale", "I;16": "16-bit grayscale", "F": "floating-point grayscale"}
 
 
@@ -151,7 +156,8 @@ def _plural(n: int, word: str) -> str:
 
 
 def image_modes(stats: dict) -> str:
-    """"All 270 images are grayscale." / "250 colour, 20 grayscale." from {"L": 270}."""
+    """"All 270 images are grayscale." / "250 RGB (three colour channels), 20 grayscale." from {"L": 270}, and how
+    many of the colour ones show almost no colour."""
     raw = stats.get("modes")
     if not isinstance(raw, dict):
         return ""
@@ -161,8 +167,14 @@ def image_modes(stats: dict) -> str:
         return ""
     if len(counts) == 1:
         name, n = counts[0]
-        return f"All {n} images are {name}." if n > 1 else f"The image is {name}."
-    return ", ".join(f"{n} {name}" for name, n in counts) + ". Training reads every image as colour (RGB)."
+        text = f"All {n} images are {name}." if n > 1 else f"The image is {name}."
+    else:
+        text = ", ".join(f"{n} {name}" for name, n in counts) + ". Training reads every image as RGB."
+    if grey := _count(stats.get("not_colourful")):
+        colour = sum(n for m, v in raw.items() if str(m) not in GRAYSCALE_MODES and (n := _count(v)))
+        text += (f" {'All' if grey >= colour else grey} of the {colour} with colour channels "
+                 f"{'shows' if grey == 1 and colour != 1 else 'show'} almost no colour: they look nearly grey.")
+    return text
 
 
 def split_origin(stats: dict) -> str:

@@ -5,18 +5,13 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.db.models import Q
 
-from tango_common.engines import ENGINE_CHOICES
-
 from .access import datasets_for, editable_teams_for
 from .dataset_stats import image_side, suggested_input_size
 from .devices import active_devices, device_catalog, device_model
 from .engine_support import (
-    Choice,
-    engine_choice_problem,
     engine_choices,
     first_enabled,
     precision_choices,
-    precision_task_problem,
 )
 from .models import Dataset, Precision, Project, RunMode, Task
 from .options_form import PREFIX as OPTION_PREFIX
@@ -43,9 +38,11 @@ def _team_field(user) -> forms.ModelChoiceField:
 
 
 # Every file the importer demands: the detection help once left out data.yaml, which an upload is refused without.
-UPLOAD_LAYOUT_HELP = ("Classification: one folder per class (optionally under train/ and val/). "
-                      "Detection: images/, YOLO labels/ (one .txt per image: class cx cy w h, normalised) and a "
-                      "data.yaml whose names: lists the classes.")
+UPLOAD_LAYOUTS = {
+    Task.CLASSIFICATION: "One folder per class (optionally under train/ and val/).",
+    Task.DETECTION: "images/, YOLO labels/ (one .txt per image: class cx cy w h, normalised) and a data.yaml whose "
+                    "names: lists the classes.",
+}
 
 
 class DatasetUploadForm(forms.Form):
@@ -54,8 +51,9 @@ class DatasetUploadForm(forms.Form):
     file = forms.FileField(
         label="Zip archive",
         widget=forms.ClearableFileInput(attrs={"accept": ".zip,application/zip"}),
-        help_text=UPLOAD_LAYOUT_HELP,
     )
+    # The page shows the layout of the task picked above the file (each one's, switched by the radio in CSS).
+    layouts = [(task.value, task.label, UPLOAD_LAYOUTS[task]) for task in Task]
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
@@ -113,8 +111,11 @@ class WizardUploadForm(forms.Form):
     use_required_attribute = False  # its fields sit inside the wizard's form: Next must not demand a file
     name = forms.CharField(max_length=100, label="Dataset name")
     file = forms.FileField(
-        label="Zip archive", widget=forms.ClearableFileInput(attrs={"accept": ".zip,application/zip"}),
-        help_text=UPLOAD_LAYOUT_HELP)
+        label="Zip archive", widget=forms.ClearableFileInput(attrs={"accept": ".zip,application/zip"}))
+
+    def __init__(self, *args, task: str, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["file"].help_text = UPLOAD_LAYOUTS[task]  # the wizard's task only: it was picked on step one
 
     def clean_file(self):
         upload = self.cleaned_data["file"]
@@ -166,14 +167,36 @@ def _offer(field: forms.Field, choices) -> list:
     return choices
 
 
+def offer_environment(form: forms.Form, *, task: str, device, refresh: bool = False) -> None:
+    """The engines the device runs and the chosen engine's precisions, what this version cannot build disabled
+    with why: the wizard's environment step and the settings page offer them the same way, and both redraw the
+    form (htmx, `projects/_environment_fields.html`) when the engine or the device changes. refresh: a redraw
+    after a change, where an engine the new device cannot use (or a precision the new engine cannot give) moves
+    to the first one that can, rather than leaving a choice that saving would refuse."""
+    engines = _offer(form.fields["engine"], engine_choices(task=task, device=device))
+    engine = _current(form, "engine") or ""
+    if refresh or not engine:
+        engine = form.initial["engine"] = first_enabled(engines, preferred=engine) or ""
+    precisions = _offer(form.fields["precision"], precision_choices(task=task, engine=engine))
+    if refresh:
+        form.initial["precision"] = first_enabled(precisions, preferred=_current(form, "precision")) or ""
+
+
+def _current(form: forms.Form, name: str):
+    """The field's value as sent or as first shown, read without its BoundField (which would keep the value it read
+    now, before offer_environment moves it)."""
+    if form.is_bound:
+        return form.data.get(form.add_prefix(name))
+    return form.get_initial_for_field(form.fields[name], name)
+
+
 class EnvironmentStepForm(forms.Form):
     # Plain CharFields with Select widgets: the widget offers what the device runs, with what the pipeline cannot
     # build disabled and explained; an out-of-list value reaches project_validate, whose message says *why*.
     engine = forms.CharField(widget=ChoiceSelect)
     precision = forms.CharField(widget=ChoiceSelect)
     input_size = forms.IntegerField(label="Input size (px)")
-    latency_budget_ms = forms.FloatField(label="Latency budget (ms)", required=False,
-                                         help_text="Per image on the device. Empty: the device's default.")
+    latency_budget_ms = forms.FloatField(label="Latency budget (ms)", required=False)
     memory_limit_mb = forms.IntegerField(label="Memory limit (MiB)", required=False,
                                          help_text="Optional cap below the device's memory.")
     run_mode = forms.ChoiceField(choices=RunMode.choices, widget=forms.RadioSelect)
@@ -182,11 +205,15 @@ class EnvironmentStepForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.device = device = state["device"]
         task = state["task"]
-        engines = _offer(self.fields["engine"], engine_choices(task=task, device=device))
-        engine = self["engine"].value() or first_enabled(engines) or ""
-        _offer(self.fields["precision"], precision_choices(task=task, engine=engine))
+        offer_environment(self, task=task, device=device)
         self.fields["memory_limit_mb"].help_text = (f"Optional cap below {device.name}'s {device.memory_mb} MiB. "
                                                     f"Empty: all of it.")
+        # Empty unless the user sets one, like every field marked optional; the device's typical budget shows as
+        # the placeholder and applies when it stays empty (so a device picked again later brings its own).
+        typical = f"{device.default_latency_budget_ms:g}"
+        self.fields["latency_budget_ms"].widget.attrs["placeholder"] = typical
+        self.fields["latency_budget_ms"].help_text = (f"Per image on the device. Empty: {typical} ms, "
+                                                      f"{device.name}'s typical budget.")
         # No min/max attributes: the browser's own bubble would hide project_validate's message, which says why.
         add_training_option_fields(self, task=task)  # the advanced options, all optional (projects.options_form)
         dataset = state.get("dataset")
@@ -211,7 +238,7 @@ class EnvironmentStepForm(forms.Form):
             "engine": engine,
             "precision": precision,
             "input_size": data.get("input_size") or suggested_input_size(side, task),
-            "latency_budget_ms": data.get("latency_budget_ms") or f"{device.default_latency_budget_ms:g}",
+            "latency_budget_ms": data.get("latency_budget_ms") or "",
             "memory_limit_mb": data.get("memory_limit_mb") or "",
             "run_mode": data.get("run_mode") or RunMode.STEP,
             **{name: data[name] for name in data if name.startswith(OPTION_PREFIX) and data[name] != ""},
@@ -240,21 +267,19 @@ class ProjectEditForm(forms.ModelForm):
         labels = {"input_size": "Input size (px)", "latency_budget_ms": "Latency budget (ms)",
                   "memory_limit_mb": "Memory limit (MiB)"}
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, refresh: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
         project = self.instance
-        # What this version cannot build is disabled with its reason. The device may change in this same form, so
-        # only reasons that hold on every device disable a choice; project_validate checks the device's own.
-        self.fields["engine"].widget = ChoiceSelect()
-        _offer(self.fields["engine"], [
-            Choice(key, label, engine_choice_problem(task=project.task, device=None, engine=key))
-            for key, label in ENGINE_CHOICES])
-        self.fields["precision"].widget = ChoiceSelect()
-        _offer(self.fields["precision"], [Choice(p, label, precision_task_problem(task=project.task, precision=p))
-                                          for p, label in Precision.choices])
         self.fields["dataset"].queryset = Dataset.objects.filter(team=project.team, task=project.task)
         # A retired device stays selectable for the project already on it; project_validate says it is retired.
-        self.fields["device"].queryset = device_model().objects.filter(Q(is_active=True) | Q(pk=project.device_id))
+        self.fields["device"].queryset = devices = device_model().objects.filter(
+            Q(is_active=True) | Q(pk=project.device_id))
+        # The engines of the device picked in this form (the page redraws it when the device or engine changes),
+        # as the wizard offers them; project_validate still checks on save.
+        self.fields["engine"].widget = ChoiceSelect()
+        self.fields["precision"].widget = ChoiceSelect()
+        device = devices.filter(pk=_pk(_current(self, "device"))).first() or project.device
+        offer_environment(self, task=project.task, device=device, refresh=refresh)
         add_training_option_fields(self, task=project.task, current=(project.options or {}).get("train"))
 
     def changes(self) -> dict:
@@ -267,3 +292,11 @@ class ProjectEditForm(forms.ModelForm):
             options.pop("train", None)
         return {**changes, "options": options}
 
+
+
+def _pk(value) -> int | None:
+    """A submitted primary key, or None when it is not one (a tampered field)."""
+    try:
+        return int(getattr(value, "pk", value))
+    except (TypeError, ValueError):
+        return None

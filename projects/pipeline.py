@@ -34,7 +34,7 @@ def pipeline_context(project, user, *, editable: bool | None = None) -> dict:
         "busy": pipeline_busy({row.stage.key: row.job for row in rows if row.job}),
         "can_edit": editable,
         "auto_mode": project.run_mode == RunMode.AUTO,
-        "previews": [line for stage in stages() if (line := stage.preview_line(project))],
+        "previews": [(stage.key, line) for stage in stages() if (line := stage.preview_line(project))],
     }
 
 

@@ -109,6 +109,9 @@ def project_weights(request, pk: int):
 @require_http_methods(["GET", "POST"])
 def project_edit(request, pk: int):
     project = _project_to_change(request, pk)
+    if request.POST.get("action") == "refresh":  # the device or engine changed: redraw what it offers, save nothing
+        form = ProjectEditForm(initial=request.POST.dict(), instance=project, refresh=True)
+        return render(request, "projects/_project_form.html", {"project": project, "form": form})
     form = ProjectEditForm(*_bound(request), instance=project)
     if request.method == "POST" and form.is_valid():
         try:

@@ -136,7 +136,7 @@ class ProjectWizard:
 
     def _upload(self, index: int) -> WizardPage:
         """Keep an uploaded zip as a dataset of the wizard's team and task, then show the step with it picked."""
-        upload = f.WizardUploadForm(self.data, self.files)
+        upload = f.WizardUploadForm(self.data, self.files, task=self.state["task"])
         if upload.is_valid():
             try:
                 dataset = dataset_create(team=self.state["team"], name=upload.cleaned_data["name"],
@@ -213,7 +213,8 @@ class ProjectWizard:
         _focus_first_error(form)
         review, warnings = self._review(index)
         return WizardPage(index=index, form=form, carried=self._carried(index), review=review, warnings=warnings,
-                          upload_form=f.WizardUploadForm() if STEPS[index].key == "dataset" else None)
+                          upload_form=f.WizardUploadForm(task=self.state["task"]) if STEPS[index].key == "dataset"
+                          else None)
 
     def _carried(self, index: int) -> list[tuple[str, str]]:
         """Answers of every other step, as hidden inputs: earlier ones and any already given further on."""

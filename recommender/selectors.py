@@ -91,10 +91,14 @@ def project_recommendation_read(project) -> dict:
     result = job.result if job else {}
     paper = result.get("paper") or paper_choice_for(device=project.device, task=project.task).as_dict()
     top = (result.get("ranking") or {}).get("top")
-    chosen = project.options.get("model") or (top or {}).get("key")
+    # The recommendation's model is the one that trains: the ranking's top, or a smaller fitting one when the
+    # dataset is too small to train the top one from scratch (the recommend stage says which and why).
+    recommended = result.get("model") or (top or {}).get("key")
+    chosen = project.options.get("model") or recommended
     return {"project": project.pk, "job": job.pk if job else None, "ranking": result.get("ranking"), "paper": paper,
             "comparison": result.get("comparison", ""), "chosen": chosen,
-            "chosen_by": "project" if project.options.get("model") else ("ranking" if top else None)}
+            "chosen_by": "project" if project.options.get("model") else ("ranking" if recommended else None),
+            "why": result.get("reason", "") if not project.options.get("model") else ""}
 
 
 def last_recommendation(project):

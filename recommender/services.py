@@ -5,13 +5,14 @@ Django-free recommender core. The core never imports Django or another core; thi
 import dataclasses
 import functools
 import json
+from dataclasses import asdict
 
 from django.db import transaction
 from django.db.models import Q
 
 from tango_common.engines import Accelerator
 
-from .engine.accuracy import expected, priors
+from .engine.accuracy import METRICS, expected, priors
 from .engine.costs import Costs
 from .engine.latency import DeviceSpecs, LatencyModel, Record
 from .engine.memory import MemoryModel
@@ -139,12 +140,35 @@ def candidates_for(*, task: str, num_classes: int, input_size: int, cached_only:
 def _takes_input(task: str, key: str, input_size: int) -> bool:
     """Detectors need an input that their largest stride (a P6 model's 64 px) divides: at 160 px a P6 model's
     upsampled map (6) met its skip (5) in a concat, and the recommend stage failed with a tensor-size error."""
+    return _stride_misfit(task, key, input_size) is None
+
+
+def _stride_misfit(task: str, key: str, input_size: int) -> int | None:
+    """The largest stride of a detector that the input size does not fit (None when it fits, or for classifiers)."""
     if task != "detection":
-        return True
+        return None
     from training.engine.yolo.zoo import min_input_size
 
     stride = min_input_size(key)
-    return input_size >= stride and input_size % stride == 0
+    return None if input_size >= stride and input_size % stride == 0 else stride
+
+
+def candidates_skipped(*, task: str, input_size: int) -> str:
+    """One line naming the candidates left out of the ranking at this input size and why ("" when none is)."""
+    skipped: dict[int, list[str]] = {}
+    for key, _, _ in candidate_models(task):
+        if (stride := _stride_misfit(task, key, input_size)) is not None:
+            skipped.setdefault(stride, []).append(model_label(key))
+    return " ".join(
+        f"Not ranked at {input_size} px: {', '.join(labels)} — their largest stride is {stride} px, which must "
+        f"divide the input size (e.g. {', '.join(str(n) for n in _fitting_sizes(stride, input_size))} px)."
+        for stride, labels in skipped.items())
+
+
+def _fitting_sizes(stride: int, input_size: int) -> list[int]:
+    """The input sizes nearest input_size that a stride divides."""
+    below = max(stride, input_size // stride * stride)
+    return sorted({below, below + stride})
 
 
 def _cached_candidates(task: str, num_classes: int, input_size: int) -> list[Candidate]:
@@ -246,7 +270,7 @@ def recommendation_for(*, device: Device, task: str, engine: str, precision: str
                        cached_only: bool = False) -> dict:
     """The ranking, the paper's choice beside it, and where they disagree: what the stage, page and API show."""
     candidates = candidates_for(task=task, num_classes=num_classes, input_size=input_size, cached_only=cached_only)
-    accuracy = expected(priors({c.key: (c.family, c.costs.flops) for c in candidates}),
+    accuracy = expected(priors({c.key: (c.family, c.costs.flops) for c in candidates}, task=task),
                         measured_accuracy(team=team, dataset=dataset))
     ranking: Ranking = rank(
         candidates, latency=latency_model_for(device=device, engine=engine, precision=precision, team=team),
@@ -257,7 +281,7 @@ def recommendation_for(*, device: Device, task: str, engine: str, precision: str
     return {"ranking": ranking.as_dict(), "paper": paper.as_dict(), "notes": notes,
             "comparison": paper_comparison(ranking, paper.model, paper.model_label) if candidates else "",
             "device": device.name, "engine": engine, "precision": precision, "input_size": input_size,
-            "task": task}
+            "task": task, "accuracy_metric": METRICS[task]}
 
 
 def project_recommendation(project) -> dict:
@@ -294,23 +318,71 @@ def recommend_stage(job, report) -> dict:
            f"{project.memory_limit_mb or device.memory_mb} MiB.", progress=10)
     result = project_recommendation(project)
     ranking, paper = result["ranking"], result["paper"]
+    if skipped := candidates_skipped(task=project.task, input_size=project.input_size):
+        report(skipped)
+        result["skipped"] = skipped
     report(f"Paper rules: {paper['reason']}", progress=30)
     report(f"Latency model: {ranking['confidence']}.", progress=40)
     for item in ranking["items"]:
         report(f"  {item['label']:>14}: {item['latency_ms']:9.1f} ms {item['memory_mb']:7.0f} MiB  expected "
-               f"{item['accuracy']:5.1f}  {item['reason']}")
+               f"{item['accuracy']:5.1f}% {result['accuracy_metric']}  {item['reason']}")
     report(ranking["summary"], progress=90)
     if result["comparison"]:
         report(result["comparison"])
     top = ranking["top"]
     result.update(model=top["key"] if top else None, model_label=top["label"] if top else "",
                   reason=top["reason"] if top else ranking["summary"], rule="ranking")
-    report(f"Recommended: {top['label']}." if top else "Nothing recommended: nothing is expected to fit. Pick a "
-           "model on the project page to train one anyway, or change the budget.", progress=100)
+    facts = _classification_facts(project)
+    if top and facts and (sized := _sized_to_data(project, ranking["items"], top, facts.n_train)):
+        # The model the train stage will train, named here (and on the card) rather than only in the train log.
+        result.update(model=sized[0], model_label=model_label(sized[0]), reason=sized[1],
+                      rule="ranking, sized to the dataset", ranked_top=top["key"])
+        report(sized[1])
+    report(f"Recommended: {result['model_label']}." if top else "Nothing recommended: nothing is expected to fit. "
+           "Pick a model on the project page to train one anyway, or change the budget.", progress=95)
     if chosen := project.options.get("model"):
         result["chosen"] = chosen
         report(f"Training will use {model_label(chosen)}, picked on the project.")
+    if facts and (trains := project.options.get("model") or result["model"]):
+        result.update(_training_timing(project, trains, facts, report))
+    report(None, progress=100)
     return result
+
+
+def _classification_facts(project):
+    """The dataset facts the training defaults derive from (training.engine.defaults); None for detection, whose
+    trainer (ultralytics) sizes its own run."""
+    if project.task != "classification":
+        return None
+    from training.engine.defaults import data_facts
+
+    return data_facts(project.dataset.root, project.dataset.class_names)
+
+
+def _sized_to_data(project, items: list[dict], top: dict, n_train: int) -> tuple[str, str] | None:
+    """(model, why) when a from-scratch classifier on this dataset would be smaller than the ranking's top
+    (training.engine.defaults.bearable_model, the rule the train stage applies); None when the top one trains."""
+    if project.weights_path:  # the uploaded weights were made for the top one: it trains
+        return None
+    from training.engine.defaults import bearable_model
+
+    model, why = bearable_model(items, recommended=top["key"], n_train=n_train)
+    return (model, why) if why else None
+
+
+def _training_timing(project, model_name: str, facts, report) -> dict:
+    """A few real training steps of the model that will train, timed on this worker: what the train stage's
+    estimate of a run's duration is computed from (training.services.train_preview)."""
+    from training.engine.timing import time_training
+
+    dataset = project.dataset
+    cost = time_training(model_name, data_dir=dataset.root, class_names=dataset.class_names,
+                         input_size=project.input_size)
+    report(f"Timed {model_label(model_name)} at {project.input_size} px on this worker: "
+           f"{1000 * cost.train_s:.0f} ms per image to train, {1000 * cost.eval_s:.0f} ms to evaluate, "
+           f"{1000 * cost.load_s:.0f} ms to load ({cost.threads} thread{'s' if cost.threads != 1 else ''}, "
+           f"{cost.device}).")
+    return {"training_cost": cost.as_dict(), "data_facts": asdict(facts)}
 
 
 def _budget_text(budget_ms) -> str:

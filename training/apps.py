@@ -13,6 +13,7 @@ class TrainingConfig(AppConfig):
         stage_register(Stage(
             key="train", label="Train", order=20, requires=("recommend",), queue=Queue.GPU,
             runner="training.services.train_stage", description="Train the recommended model on the dataset.",
+            preview="training.services.train_preview",  # how long it will take, once Recommend has timed it
             result_template="training/results/_train.html", options=TRAIN_OPTIONS,
             scores=(("best_top1", "top-1"), ("map50", "mAP50")),  # classification's, detection's
         ))

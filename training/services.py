@@ -63,6 +63,37 @@ def model_for_data(project, recommendation: dict, n_train: int, report) -> str |
     return model
 
 
+def train_preview(project) -> str:
+    """Before a run: how long training will take on this server, from the recommend stage's timing of the model on
+    this worker (training.engine.timing) and the epochs the run will use. "" until there is a timing to go on."""
+    from tango_common.durations import about
+
+    from .engine.defaults import DataFacts, resolve
+    from .engine.timing import StepCost
+
+    try:
+        result = latest_succeeded(project, "recommend").result
+        user = {k: v for k, v in user_training_options(project).items() if k not in GATE_OPTIONS}
+    except StageError:
+        return ""
+    if not result.get("training_cost") or project.task != Task.CLASSIFICATION:
+        return ""
+    cost, facts = StepCost(**result["training_cost"]), DataFacts(**result["data_facts"])
+    model = project.options.get("model") or result.get("model")
+    if model != cost.model or project.input_size != cost.input_size:
+        return (f"Run Recommend again to time {model} at {project.input_size} px on this server (it timed "
+                f"{cost.model} at {cost.input_size} px).")
+    values, derived = resolve(user, facts)
+    epochs, batch = values["epochs"], values["batch_size"]
+    trained = facts.n_train // batch * batch or facts.n_train  # whole batches, as the loop draws them
+    seconds = cost.run_seconds(epochs=epochs, n_train=trained, n_val=facts.n_val)
+    why = f" (chosen for {facts.n_train} training images)" if "epochs" in derived else " (set on the project)"
+    label = result.get("model_label") if model == result.get("model") else model
+    return (f"Training {label} at {cost.input_size} px for {epochs} epochs{why} should take {about(seconds)} on "
+            f"this server: {seconds / epochs:.1f} s per epoch, from training steps of this model timed on the "
+            f"worker by the recommend stage. Fewer epochs: set them in the project's settings (Training options).")
+
+
 def _weights_label(project, config) -> str | None:
     if not config.weights_path:
         return None

@@ -186,6 +186,8 @@ class StageSerializer(serializers.Serializer):
     blockers = serializers.ListField(child=serializers.CharField(), help_text="Why the stage cannot start now.")
     worker_running = serializers.BooleanField(
         help_text="Whether a live worker consumes the stage's queue; if not, its jobs start when one is back.")
+    preview = serializers.CharField(help_text="What the project page says about the stage before it runs (the "
+                                    "train stage: how long training will take on this server); may be empty.")
 
 
 class ProjectSerializer(ListedSerializer):
@@ -233,5 +235,6 @@ class ProjectDetailSerializer(ProjectSerializer):
     @extend_schema_field(StageSerializer(many=True))
     def get_stages(self, project):
         rows = [{"key": row.stage.key, "label": row.stage.label, "latest_job": row.job, "blockers": row.blockers,
-                 "worker_running": row.worker_running} for row in stage_rows(project, editable=False)]
+                 "worker_running": row.worker_running, "preview": row.stage.preview_line(project)}
+                for row in stage_rows(project, editable=False)]
         return StageSerializer(rows, many=True).data

@@ -5,6 +5,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from .errors import DatasetError
@@ -14,11 +15,20 @@ from .errors import DatasetError
 PILLOW_FORMATS = ("JPEG", "PNG", "BMP", "WEBP", "TIFF")
 
 
+# Hasler and Süsstrunk's colourfulness (2003, "Measuring colourfulness in natural images") on 0-255 values: under
+# 15 is their "not colourful" class. An RGB file says how many channels an image has, not whether it shows colour;
+# a photo of grey stone is RGB and all but grey, and the summary says so.
+NOT_COLOURFUL = 15.0
+COLOUR_SAMPLE_SIDE = 64  # pixels per side the measure reads (a thumbnail): the figure is an average
+GRAYSCALE_MODES = frozenset({"1", "L", "LA", "I", "I;16", "F"})  # Pillow modes with no colour channels
+
+
 @dataclass(frozen=True)
 class ImageInfo:
     width: int
     height: int
     mode: str
+    colourfulness: float | None = None  # images with colour channels only
 
 
 def check_image(path: Path, name: str, max_pixels: int) -> ImageInfo:
@@ -51,17 +61,30 @@ def _decode(path: Path, name: str, max_pixels: int) -> ImageInfo:
         im.verify()  # checksums and structure; leaves the image unusable, hence the second open
     with open_image(path, formats=PILLOW_FORMATS) as im:
         im.load()  # a full decode catches truncated data that verify() lets through
-        return ImageInfo(width, height, im.mode)
+        return ImageInfo(width, height, im.mode, colourfulness(im))
+
+
+def colourfulness(image: Image.Image) -> float | None:
+    """Hasler and Süsstrunk's M for an image with colour channels; None for grayscale modes."""
+    if image.mode in GRAYSCALE_MODES:
+        return None
+    sample = image.convert("RGB")
+    sample.thumbnail((COLOUR_SAMPLE_SIDE, COLOUR_SAMPLE_SIDE))
+    r, g, b = np.asarray(sample, dtype=np.float32).reshape(-1, 3).T
+    rg, yb = r - g, 0.5 * (r + g) - b
+    return float(np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean()))
 
 
 class ImageStats:
     def __init__(self) -> None:
         self.sizes: Counter[tuple[int, int]] = Counter()
         self.modes: Counter[str] = Counter()
+        self.not_colourful = 0  # images with colour channels that show almost no colour
 
     def add(self, info: ImageInfo) -> None:
         self.sizes[info.width, info.height] += 1
         self.modes[info.mode] += 1
+        self.not_colourful += info.colourfulness is not None and info.colourfulness < NOT_COLOURFUL
 
     def as_fields(self) -> dict:
         return {
@@ -69,6 +92,7 @@ class ImageStats:
             "image_height": self._axis(1),
             "common_sizes": [{"width": w, "height": h, "count": n} for (w, h), n in self.sizes.most_common(5)],
             "modes": dict(self.modes.most_common()),
+            "not_colourful": self.not_colourful,
         }
 
     def _axis(self, i: int) -> dict:

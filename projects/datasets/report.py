@@ -17,6 +17,7 @@ class DatasetReport:
     image_height: dict[str, float]
     common_sizes: list[dict[str, int]]  # up to 5 of {"width", "height", "count"}, most common first
     modes: dict[str, int]  # Pillow modes seen ("L", "RGB", "RGBA", "P"...) -> images
+    not_colourful: int  # images with colour channels whose colourfulness is under images.NOT_COLOURFUL
     boxes_per_class: dict[str, int] | None = None  # detection only
     images_without_boxes: dict[str, int] | None = None  # detection only, per split: background images
     ignored_files: list[str] = field(default_factory=list)  # members the layout did not use (README, test/...)

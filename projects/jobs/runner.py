@@ -10,6 +10,8 @@ import traceback
 from django.db import close_old_connections, transaction
 from django.utils import timezone
 
+from tango_common.durations import about
+
 from ..models import RunMode
 from .errors import JobCancelled, JobNotAllowed, StageError, user_text
 from .heartbeat import Heartbeat
@@ -30,6 +32,8 @@ class JobReporter:
     """
 
     PROGRESS_MIN_INTERVAL = 0.25  # seconds between progress writes: a loop may report every batch
+    # The ETA is this attempt's own pace so far: said once the job has run this long and moved this far.
+    ETA_AFTER_SECONDS, ETA_AFTER_PROGRESS = 5.0, 1.0
 
     def __init__(self, job: Job, log: JobLog):
         self.job = job
@@ -37,6 +41,7 @@ class JobReporter:
         self.cancelled = threading.Event()
         self._last_progress_at = 0.0
         self._last_progress = None
+        self._first_progress: tuple[float, float] | None = None  # (when, progress) of this attempt's first report
 
     def __call__(self, line: str | None = None, progress: float | None = None, message: str | None = None):
         if self.cancelled.is_set():
@@ -53,6 +58,8 @@ class JobReporter:
     def set_progress(self, progress: float, message: str | None = None, force: bool = False):
         progress = max(0.0, min(100.0, float(progress)))
         now = time.monotonic()
+        if message is None:
+            message = self._time_left(progress, now)
         if not force and progress < 100 and now - self._last_progress_at < self.PROGRESS_MIN_INTERVAL:
             return
         if (progress, message) == self._last_progress:
@@ -62,6 +69,17 @@ class JobReporter:
         if message is not None:
             fields["progress_message"] = message[:200]
         self.log.state(**fields)
+
+
+    def _time_left(self, progress: float, now: float) -> str:
+        """'about 12 min left' at the pace since this attempt's first report (a resumed run starts part way)."""
+        if self._first_progress is None:
+            self._first_progress = (now, progress)
+        started_at, started_from = self._first_progress
+        elapsed, moved = now - started_at, progress - started_from
+        if progress >= 100 or elapsed < self.ETA_AFTER_SECONDS or moved < self.ETA_AFTER_PROGRESS:
+            return ""
+        return f"{about(elapsed * (100 - progress) / moved)} left"
 
 
 def job_execute(*, job_id: int, attempt: int) -> None:
@@ -112,7 +130,8 @@ def _claim(job_id: int, attempt: int) -> bool:
 
 
 def _finish(job: Job, attempt: int, log: JobLog, status: str, line: str, *, error: str = "", result=None):
-    fields = {"status": status, "finished_at": timezone.now(), "error": error[:5000]}
+    # progress_message holds the time left while the job runs (JobReporter): nothing is left once it has ended.
+    fields = {"status": status, "finished_at": timezone.now(), "error": error[:5000], "progress_message": ""}
     if result is not None:
         fields["result"] = result
     if status == JobStatus.SUCCEEDED:

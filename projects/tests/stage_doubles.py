@@ -39,3 +39,15 @@ def silent_stage(job, report):
     release.wait(10)
     report("done compiling")
     return {}
+
+
+def paced_stage(job, report):
+    """Moves 10% a second for 7 s, keeping what the job's progress label said after each step."""
+    from projects.jobs.models import Job
+
+    said = []
+    for step in range(1, 8):
+        report(None, progress=10 * step)
+        said.append(Job.objects.get(pk=job.pk).progress_message)
+        time.sleep(1)
+    return {"said": said}

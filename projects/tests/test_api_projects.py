@@ -105,7 +105,8 @@ def test_the_detail_shows_each_stage_with_its_latest_job_and_blockers(world, ali
     assert stages["recommend"]["blockers"] == []
     assert stages["train"]["blockers"] == ["Train is already queued.", "Run Recommend first."]
     assert stages["package"] == {"key": "package", "label": "Package", "latest_job": None,
-                                 "blockers": ["Run Benchmark first."], "worker_running": False}  # no worker here
+                                 "blockers": ["Run Benchmark first."], "worker_running": False,  # no worker here
+                                 "preview": ""}
 
 
 def test_a_project_with_a_queued_job_cannot_be_deleted(world, alice):

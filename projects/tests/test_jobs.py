@@ -78,6 +78,18 @@ def test_executing_a_job_records_lines_progress_result_and_library_logs(project,
     assert [seq for seq, _ in lines(job)] == list(range(1, len(texts) + 1))
 
 
+def test_a_running_job_says_how_long_is_left_at_its_own_pace(project, dispatched, stage_runner):
+    stage_runner("paced_stage")
+    job = job_enqueue(project=project, stage_key="recommend")
+    job_execute(job_id=job.pk, attempt=1)
+    job.refresh_from_db()
+    said = job.result["said"]
+    assert said[0] == "", "no guess before the job has shown its pace"
+    # 10% a second: at 70%, six seconds after the first report at 10%, about 3 s are left.
+    assert said[-1] == "about 5 s left", said
+    assert job.progress == 100 and job.progress_message == "", "a finished job has nothing left"
+
+
 def test_a_redelivered_message_does_not_run_the_work_twice(project, dispatched, stage_runner):
     stage_runner("counting_stage")
     stage_doubles.calls.clear()

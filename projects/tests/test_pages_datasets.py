@@ -46,7 +46,7 @@ def test_a_zip_named_file_that_is_not_a_zip_shows_the_validators_message_next_to
     client.force_login(owner)
     body = upload(client, team, "pets.zip", b"definitely not a zip archive", headers=htmx).content.decode()
     field = body[body.index('id="field-file"'):]
-    assert "The upload is not a zip archive or is damaged" in field[:field.index('id="id_file_helptext"')]
+    assert "The upload is not a zip archive or is damaged" in field[:field.index('class="upload-layouts"')]
     assert not Dataset.objects.filter(name="new-pets").exists()
 
 
@@ -92,7 +92,7 @@ def test_the_dataset_page_shows_classes_chart_splits_and_sizes(client, viewer, d
     assert body.count("<rect x=") == 4, "two classes × two splits"
     assert "cat · train: 50" in body
     assert "28–640, mean 212 px" in body and "224×224" in body
-    assert "All 110 images are colour." in body and '{"RGB"' not in body
+    assert "All 110 images are RGB (three colour channels)." in body and '{"RGB"' not in body
 
 
 @pytest.mark.parametrize("stats", [{}, {"class_counts": "junk"}, {"images_per_class": {"a": 3, "b": "x"}},
@@ -130,7 +130,7 @@ def test_summary_of_the_validators_stats():
     assert summary["splits"] == {"train": 90, "val": 20}
     assert summary["sizes"]["common"][0] == {"size": "224×224", "count": 80}
     assert summary["other"] == []  # every key the validator writes has its own words
-    assert summary["modes"] == "All 110 images are colour."
+    assert summary["modes"] == "All 110 images are RGB (three colour channels)."
     assert summary["split_origin"] == "Split as uploaded (its own train and validation folders)."
 
 
@@ -143,7 +143,8 @@ def test_stats_read_as_sentences_not_raw_values():
     assert summary["findings"] == ["1 file not used by the layout, left out: README.txt.",
                                    "Images without boxes (background): 3 in train."]
     assert summary["other"] == [("New key", "a yes")]
-    assert dataset_summary({"modes": {"RGB": 250, "L": 20}})["modes"].startswith("250 colour, 20 grayscale.")
+    assert dataset_summary({"modes": {"RGB": 250, "L": 20}})["modes"].startswith(
+        "250 RGB (three colour channels), 20 grayscale.")
 
 
 def test_empty_findings_are_not_listed_and_equal_sizes_read_as_one_number():
@@ -162,13 +163,34 @@ def test_the_upload_help_names_the_data_yaml_a_detection_upload_is_refused_witho
     settings.MEDIA_ROOT = tmp_path
     client.force_login(editor)
     page = client.get(UPLOAD).content.decode()
-    help_text = page[page.index('id="id_file_helptext"'):][:400]
+    help_text = page[page.index('data-testid="layout-detection"'):][:400]
     assert "data.yaml" in help_text and "names" in help_text
-    for form in (DatasetUploadForm, WizardUploadForm):
-        assert "data.yaml" in str(form.base_fields["file"].help_text)
+    assert "data.yaml" in str(WizardUploadForm(task="detection").fields["file"].help_text)
+    # Each task's layout on its own: the wizard's task only, the upload page's switched by its task radio.
+    assert "data.yaml" not in str(WizardUploadForm(task="classification").fields["file"].help_text)
+    assert [task for task, _, _ in DatasetUploadForm(user=editor).layouts] == ["classification", "detection"]
     archive = io.BytesIO()
     with zipfile.ZipFile(archive, "w") as zf:
         zf.writestr("images/a.png", png())
         zf.writestr("labels/a.txt", "0 0.5 0.5 0.2 0.2\n")
     body = upload(client, team, "boxes.zip", archive.getvalue(), task="detection").content.decode()
     assert "data.yaml is missing" in body
+
+
+def test_the_summary_tells_colour_channels_from_colour(tmp_path):
+    """An RGB file has colour channels; whether the photo shows colour is measured (the summary said "All 40
+    images are colour" of grey stone)."""
+    from PIL import Image
+
+    from projects.datasets.images import ImageStats, check_image
+
+    stats = ImageStats()
+    for i in range(4):
+        grey, red = Image.new("RGB", (32, 32), (90 + i, 90 + i, 92)), Image.new("RGB", (32, 32), (200, 30, 40))
+        for name, image in (("grey", grey), ("red", red)) if i < 1 else (("grey", grey),):
+            image.save(tmp_path / f"{name}{i}.png")
+            stats.add(check_image(tmp_path / f"{name}{i}.png", f"{name}{i}.png", 10**6))
+    words = dataset_summary(stats.as_fields())["modes"]
+    assert words == ("All 5 images are RGB (three colour channels). 4 of the 5 with colour channels show almost no "
+                     "colour: they look nearly grey."), words
+    assert "no colour" not in dataset_summary({"modes": {"RGB": 3}, "not_colourful": 0})["modes"]

@@ -1,5 +1,7 @@
 """Projects list, detail and edit pages; the device catalog page; sign in and out."""
 
+import re
+
 from django.urls import reverse
 
 from projects.jobs.models import Job, JobStatus
@@ -186,15 +188,44 @@ def test_the_catalog_groups_devices_by_tier_in_the_designs_order(client, viewer)
     assert Device.objects.filter(name__startswith="Test_").count() == 3
 
 
-def test_the_edit_form_disables_engines_this_server_cannot_build_with_the_reason(client, owner, project, tmp_path,
-                                                                                 monkeypatch):
+def test_the_edit_form_disables_engines_this_server_cannot_build_with_the_reason(client, owner, project, odroid,
+                                                                                 tmp_path, monkeypatch):
     monkeypatch.setenv("TANGO_VENV_ROOT", str(tmp_path / "no-side-envs"))  # TFLite's environment not installed
+    project.device, project.engine, project.precision = odroid, "onnxruntime", "fp32"  # Odroid runs TFLite
+    project.save()
     client.force_login(owner)
     body = client.get(reverse("projects:edit", args=[project.pk])).content.decode()
     engine = body[body.index('id="field-engine"'):body.index('id="field-precision"')]
     assert 'value="tflite" disabled title="TensorFlow Lite needs its own environment, which is not installed' in engine
-    assert 'value="tensorrt" selected' in engine and 'value="tensorrt" disabled' not in engine
-    assert 'value="onnxruntime"' in engine and 'value="onnxruntime" disabled' not in engine
+    assert 'value="onnxruntime" selected' in engine and 'value="onnxruntime" disabled' not in engine
+
+
+def _options(body: str, field: str) -> list[str]:
+    select = body[body.index(f'id="id_{field}"'):]
+    return re.findall(r'<option value="([^"]*)"', select[:select.index("</select>")])
+
+
+def test_the_edit_form_offers_the_devices_engines_and_redraws_them_when_the_device_changes(
+        client, owner, project, odroid, htmx):
+    """As the wizard does (one mechanism: forms.offer_environment, redrawn through _environment_fields.html): the
+    settings page used to offer every engine and precision and only refuse a wrong one on save."""
+    client.force_login(owner)
+    url = reverse("projects:edit", args=[project.pk])
+    body = client.get(url).content.decode()
+    assert _options(body, "engine") == ["pytorch", "onnxruntime", "tensorrt", "tvm"], "the Jetson's engines only"
+    assert "int8" in _options(body, "precision") and "fp16" in _options(body, "precision")  # TensorRT's
+    assert 'hx-trigger="change from:#id_engine, change from:#id_device"' in body
+
+    # The device changes to the Odroid, which has no TensorRT: the redraw offers its engines and moves the engine
+    # to one it runs, with that engine's precisions; nothing is saved.
+    redraw = client.post(url, {**_edit_data(project, device=odroid.pk), "action": "refresh"}, headers=htmx)
+    body = redraw.content.decode()
+    assert "<html" not in body and 'id="project-form"' in body
+    assert _options(body, "engine") == ["pytorch", "onnxruntime", "tvm", "tflite"]
+    assert 'value="tensorrt"' not in body and 'value="pytorch" selected' in body
+    assert "error" not in body[body.index('id="field-engine"'):body.index('id="field-input_size"')]
+    project.refresh_from_db()
+    assert project.device != odroid and project.engine == "tensorrt"
 
 
 def test_the_settings_page_edits_the_advanced_training_options_within_their_bounds(client, editor, project, htmx):

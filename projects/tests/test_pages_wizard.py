@@ -1,5 +1,7 @@
 """The project creation wizard, end to end with htmx (fragments, HX-Redirect) and without (full pages, 302)."""
 
+import re
+
 import pytest
 from django.urls import reverse
 
@@ -47,7 +49,9 @@ def test_wizard_with_htmx_swaps_fragments_and_redirects_to_the_project(client, o
 
     step4 = post(client, {**basics(team), "step": "device", "dataset": digits.pk, "device": odroid.pk}, htmx)
     assert b'name="step" value="environment"' in step4.content
-    assert b'value="250"' in step4.content, "the latency budget defaults from the device"
+    # Optional and empty: the device's typical budget shows as the placeholder and applies if left empty.
+    assert b'placeholder="250"' in step4.content and b"Empty: 250 ms" in step4.content
+    assert not re.search(rb'id="id_latency_budget_ms"[^>]*value=', step4.content)
     assert b'value="tensorrt"' not in step4.content, "only the device's engines are offered"
 
     review = post(client, {**answers(team, digits, odroid), "step": "environment"}, htmx)

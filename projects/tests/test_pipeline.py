@@ -40,7 +40,9 @@ def test_recommend_train_convert_benchmark_package(tmp_path, settings):
     recommend = run_stage(project, "recommend")
     assert recommend.result["paper"]["reason"] == "Odroid_N2 is On-device tier → ResNet-34 (TANGO paper, Table 1)."
     top = recommend.result["ranking"]["top"]
-    assert recommend.result["model"] == top["key"] and top["latency_ms"] <= project.latency_budget_ms
+    # The recommendation is the ranking's top, or a smaller fitting one that this small dataset can train.
+    assert recommend.result.get("ranked_top", recommend.result["model"]) == top["key"]
+    assert top["latency_ms"] <= project.latency_budget_ms
     assert recommend.result["chosen"] == "resnet18", "the model picked on the project is what trains"
 
     train = run_stage(project, "train")

@@ -84,6 +84,9 @@ class RecommendationSerializer(serializers.Serializer):
     comparison = serializers.CharField(help_text="Where the paper's rule and the ranking agree or disagree.")
     chosen = serializers.CharField(allow_null=True, help_text="The model the train stage will use.")
     chosen_by = serializers.ChoiceField(choices=["project", "ranking"], allow_null=True)
+    why = serializers.CharField(help_text="Why the ranking's choice trains: its reason, or why a smaller candidate "
+                                "trains instead when the dataset is too small for the top one. Empty when the "
+                                "project picked its model.")
 
 
 class DeviceRecordSerializer(serializers.Serializer):

@@ -46,35 +46,42 @@ PUBLISHED: dict[str, tuple[float, str]] = {
 }
 
 
+# What the expected accuracy measures, per task: the prior's published figure and the team's measured results are
+# both in this metric (deployment's benchmark measures top-1 for classifiers and mAP50-95 for detectors).
+METRICS = {"classification": "top-1", "detection": "mAP50-95"}
+
+
 @dataclass(frozen=True)
 class Expected:
     value: float  # percent
     source: str
     measured_runs: int = 0
+    metric: str = METRICS["classification"]
 
 
 # How far a trend may reach beyond the family's published figures, below its smallest and above its largest.
 TREND_BELOW, TREND_ABOVE = 15.0, 1.5
 
 
-def priors(candidates: dict[str, tuple[str, float]]) -> dict[str, Expected]:
+def priors(candidates: dict[str, tuple[str, float]], *, task: str = "classification") -> dict[str, Expected]:
     """Prior per model key. candidates: key -> (family, FLOPs). Unpublished ones follow their family's trend."""
-    out = {key: Expected(*PUBLISHED[key]) for key in candidates if key in PUBLISHED}
+    metric = METRICS[task]
+    out = {key: Expected(*PUBLISHED[key], metric=metric) for key in candidates if key in PUBLISHED}
     for key, (family, flops) in candidates.items():
         if key not in out:
-            out[key] = _trend(family, flops, candidates)
+            out[key] = _trend(family, flops, candidates, metric)
     return out
 
 
-def _trend(family: str, flops: float, candidates: dict[str, tuple[str, float]]) -> Expected:
+def _trend(family: str, flops: float, candidates: dict[str, tuple[str, float]], metric: str) -> Expected:
     known = [(math.log(f), PUBLISHED[k][0]) for k, (fam, f) in candidates.items() if fam == family and k in PUBLISHED]
     if len(known) < 2:
-        return Expected(0.0, "no published figure and no family trend")
+        return Expected(0.0, "no published figure and no family trend", metric=metric)
     xs, ys = zip(*known, strict=True)
     mean_x, mean_y = sum(xs) / len(xs), sum(ys) / len(ys)
     slope = sum((x - mean_x) * (y - mean_y) for x, y in known) / max(sum((x - mean_x) ** 2 for x in xs), 1e-9)
     value = min(max(mean_y + slope * (math.log(flops) - mean_x), min(ys) - TREND_BELOW), max(ys) + TREND_ABOVE)
-    return Expected(round(value, 2), f"no published figure: {family} trend in log FLOPs")
+    return Expected(round(value, 2), f"no published figure: {family} trend in log FLOPs", metric=metric)
 
 
 def expected(priors_by_key: dict[str, Expected], measured: dict[str, list[float]]) -> dict[str, Expected]:
@@ -87,8 +94,8 @@ def expected(priors_by_key: dict[str, Expected], measured: dict[str, list[float]
     for key, prior in priors_by_key.items():
         if runs := measured.get(key):
             out[key] = Expected(sum(runs) / len(runs), f"measured by the team ({len(runs)} run"
-                                f"{'s' if len(runs) != 1 else ''})", len(runs))
+                                f"{'s' if len(runs) != 1 else ''})", len(runs), prior.metric)
         else:
             out[key] = Expected(prior.value + shift, f"{prior.source}, shifted {shift:+.1f} pts to the team's "
-                                f"measured results")
+                                f"measured results", metric=prior.metric)
     return out

@@ -45,6 +45,11 @@ class Ranked:
     fits_memory: bool
     status: str  # "recommended", "fits", "too_slow", "too_big", "too_slow_and_big"
     reason: str
+    accuracy_metric: str = "top-1"  # what accuracy measures, in percent (accuracy.METRICS)
+
+    @property
+    def accuracy_text(self) -> str:
+        return f"{self.accuracy:.1f}% {self.accuracy_metric}"
 
     @property
     def fits(self) -> bool:
@@ -96,7 +101,7 @@ def _score(c: Candidate, latency: LatencyModel, memory: MemoryModel, expected: E
                   peak_activation_mb=c.costs.peak_activation_bytes_at(latency.precision) / MIB,
                   latency_ms=predicted_ms, memory_mb=predicted_mb, accuracy=expected.value,
                   accuracy_source=expected.source, fits_latency=fits_latency, fits_memory=fits_memory,
-                  status=status, reason="")
+                  status=status, reason="", accuracy_metric=expected.metric)
 
 
 def _miss(s: Ranked, budget_ms, limit_mb) -> float:
@@ -110,10 +115,10 @@ def _explain(s: Ranked, top: Ranked | None, budget_ms, limit_mb) -> Ranked:
     costs = f"{s.latency_ms:.1f} ms, {s.memory_mb:.0f} MiB"
     if s is top:
         reason = (f"Most accurate candidate expected to fit: {costs} (budget {_budget(budget_ms)}, limit "
-                  f"{_limit(limit_mb)}); expected {s.accuracy:.1f} ({s.accuracy_source}).")
+                  f"{_limit(limit_mb)}); expected {s.accuracy_text} ({s.accuracy_source}).")
         return _with(s, "recommended", reason)
     if s.fits:
-        reason = f"Fits ({costs}) but expected {s.accuracy:.1f} < {top.accuracy:.1f} of {top.label}."
+        reason = f"Fits ({costs}) but expected {s.accuracy_text} < {top.accuracy:.1f}% of {top.label}."
         if s.accuracy == top.accuracy:
             reason = f"Fits ({costs}), as accurate as {top.label} but slower."
         return _with(s, "fits", reason)
@@ -123,7 +128,7 @@ def _explain(s: Ranked, top: Ranked | None, budget_ms, limit_mb) -> Ranked:
                      f"({s.latency_ms / budget_ms:.1f}×)")
     if not s.fits_memory:
         parts.append(f"needs about {s.memory_mb:.0f} MiB, over the {limit_mb:g} MiB limit")
-    better = f"; expected {s.accuracy:.1f} would beat {top.label}" if top and s.accuracy > top.accuracy else ""
+    better = f"; expected {s.accuracy_text} would beat {top.label}" if top and s.accuracy > top.accuracy else ""
     return _with(s, s.status, f"Rejected: {' and '.join(parts)}{better}.")
 
 
@@ -160,5 +165,5 @@ def paper_comparison(ranking: Ranking, paper_key: str, paper_label: str) -> str:
         return f"The paper's rule and the data agree: {paper_label}."
     verdict = ("fits too" if paper.fits else
                f"is predicted at {paper.latency_ms:.1f} ms and {paper.memory_mb:.0f} MiB, which does not fit")
-    choice = f"the data-driven choice is {top.label} (expected {top.accuracy:.1f})" if top else "nothing fits"
+    choice = f"the data-driven choice is {top.label} (expected {top.accuracy_text})" if top else "nothing fits"
     return f"They disagree: the paper's {paper_label} {verdict}; {choice}."

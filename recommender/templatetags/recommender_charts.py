@@ -43,17 +43,25 @@ def tradeoff_chart(result):
         return HEIGHT - PAD - (HEIGHT - 2 * PAD) * (value - low) / ((high - low) or 1)
 
     paper_key = (result.get("paper") or {}).get("model")
+    # The recommendation is the model that trains: the ranking's top, or the smaller one a small dataset can train
+    # (the recommend stage's result["model"]), so that one is marked, and the ranking's top drawn as one that fits.
+    recommended = result.get("model") or (ranking.get("top") or {}).get("key")
+    metric = result.get("accuracy_metric", "top-1")
+
+    def status(i):
+        return "recommended" if i["key"] == recommended else "fits" if i["status"] == "recommended" else i["status"]
+
     points = [{"x": round(x(i["latency_ms"]), 1), "y": round(y(i["accuracy"]), 1), "label": i["label"],
                "box_x": round(x(i["latency_ms"]) - 8, 1), "box_y": round(y(i["accuracy"]) - 8, 1),
-               "colour": STATUS_COLOURS.get(i["status"], "#94a3b8"), "status": i["status"],
-               "top": i["status"] == "recommended", "paper": i["key"] == paper_key,
+               "colour": STATUS_COLOURS.get(status(i), "#94a3b8"), "status": status(i),
+               "top": status(i) == "recommended", "paper": i["key"] == paper_key,
                "title": f"{i['label']}: {i['latency_ms']:.1f} ms, {i['memory_mb']:.0f} MiB, expected "
-                        f"{i['accuracy']:.1f} — {i['reason']}"} for i in items]
+                        f"{i['accuracy']:.1f}% {metric} — {i['reason']}"} for i in items]
     return {"points": points, "width": WIDTH, "height": HEIGHT, "left": PAD_LEFT, "pad": PAD,
             "right": WIDTH - PAD, "bottom": HEIGHT - PAD, "budget_x": round(x(budget), 1) if budget else None,
             "budget": budget, "high": high, "low": low,
             "ticks": [{"x": round(x(t), 1), "label": f"{t:g} ms"} for t in x.ticks()],
-            "paper_label": (result.get("paper") or {}).get("model_label", "")}
+            "paper_label": (result.get("paper") or {}).get("model_label", ""), "metric": metric}
 
 
 @register.inclusion_tag("recommender/_error_chart.html")

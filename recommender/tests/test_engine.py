@@ -109,6 +109,15 @@ def test_unpublished_models_take_their_familys_trend_and_say_so():
     assert 70.37 - 15 <= found["vgg_tiny"].value < 70.37, "below its family, never absurdly so"
 
 
+def test_an_expected_accuracy_says_what_it_measures():
+    """"expected 79.8" had no unit: the figure is a percentage of the task's metric, named wherever it is said."""
+    assert priors({"resnet18": ("resnet", 3.6e9)})["resnet18"].metric == "top-1"
+    detector = priors({"yolo11n": ("yolo11", 6.5e9)}, task="detection")["yolo11n"]
+    assert (detector.metric, detector.source) == ("mAP50-95", "COCO mAP50-95 val, Ultralytics YOLO11 (640 px)")
+    shifted = expected({"yolo11n": detector, "yolo11s": detector}, {"yolo11s": [30.0]})
+    assert shifted["yolo11n"].metric == shifted["yolo11s"].metric == "mAP50-95"
+
+
 def test_the_teams_measured_results_replace_priors_and_shift_the_rest():
     base = {"a": Expected(70.0, "p"), "b": Expected(75.0, "p")}
     out = expected(base, {"a": [90.0, 92.0]})
@@ -124,7 +133,7 @@ def test_the_most_accurate_candidate_that_fits_comes_first_and_bigger_ones_say_w
     assert ranking.top.key == "small" and ranking.top.status == "recommended"
     assert [i.key for i in ranking.items] == ["small", "tiny", "medium", "large"]
     by_key = {i.key: i for i in ranking.items}
-    assert by_key["tiny"].status == "fits" and "expected 60.0 < 70.0 of Small" in by_key["tiny"].reason
+    assert by_key["tiny"].status == "fits" and "expected 60.0% top-1 < 70.0% of Small" in by_key["tiny"].reason
     assert by_key["medium"].status == "too_slow"
     assert "over the" in by_key["medium"].reason and "would beat Small" in by_key["medium"].reason
     assert all(i.latency_ms > budget for i in ranking.items if i.status.startswith("too"))

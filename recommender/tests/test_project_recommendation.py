@@ -7,7 +7,7 @@ from projects.jobs.models import Job, JobStatus
 from projects.tests import factories
 from recommender.models import Device
 from recommender.selectors import device_records_with_errors, error_summary
-from recommender.services import benchmark_record_add, recommendation_for
+from recommender.services import benchmark_record_add, candidates_skipped, recommendation_for
 
 pytestmark = pytest.mark.django_db
 
@@ -135,3 +135,9 @@ def test_detection_at_a_size_a_p6_stride_does_not_divide_ranks_the_p5_models_ins
                                 input_size=160, num_classes=2, budget_ms=100, memory_limit_mb=None)
     keys = {item["key"] for item in result["ranking"]["items"]}
     assert {"yolov7-tiny", "yolo11n"} <= keys and "yolov7-e6e" not in keys and result["ranking"]["top"]
+    # The recommend log says which were left out and why (they used to vanish without a word).
+    skipped = candidates_skipped(task="detection", input_size=160)
+    assert skipped.startswith("Not ranked at 160 px: YOLOv7-W6, YOLOv7-E6, YOLOv7-D6, YOLOv7-E6E — their largest "
+                              "stride is 64 px, which must divide the input size (e.g. 128, 192 px)."), skipped
+    assert candidates_skipped(task="detection", input_size=192) == ""
+    assert candidates_skipped(task="classification", input_size=160) == ""

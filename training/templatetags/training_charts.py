@@ -7,6 +7,13 @@ from django import template
 register = template.Library()
 
 WIDTH, HEIGHT, PAD = 320, 160, 28
+# One colour per series wherever it is drawn: training curves orange and validation curves blue in the loss chart
+# and the accuracy chart alike (a palette handed out by position gave val top-1 the training loss's blue). Keys not
+# named here take the fallback palette by position.
+TRAIN, VALIDATION = "#f97316", "#2563eb"
+SERIES_COLOURS = {"train_loss": TRAIN, "train_top1": TRAIN, "val_loss": VALIDATION, "top1": VALIDATION,
+                  "top5": "#0891b2", "box_loss": "#f97316", "cls_loss": "#9333ea", "dfl_loss": "#a16207",
+                  "precision": "#16a34a", "recall": "#dc2626", "map50": "#2563eb", "map50_95": "#0891b2"}
 COLOURS = ("#2563eb", "#f97316", "#16a34a", "#9333ea")
 # Legend names for the epoch records' keys; a key not listed is shown as it is.
 SERIES_LABELS = {"train_loss": "train", "val_loss": "validation", "top1": "val top-1", "top5": "val top-5",
@@ -47,7 +54,8 @@ def line_chart(history, keys, title, percent=False):
         return HEIGHT - PAD - (HEIGHT - 2 * PAD) * fraction
 
     series = []
-    for colour, key in zip(COLOURS, keys, strict=False):
+    for position, key in enumerate(keys):
+        colour = SERIES_COLOURS.get(key, COLOURS[position % len(COLOURS)])
         points = [(x(r["epoch"]), y(r[key])) for r in history if r.get(key) is not None]
         latest = next(r[key] for r in reversed(history) if r.get(key) is not None)
         series.append({"key": key, "label": SERIES_LABELS.get(key, key), "colour": colour,

@@ -23,3 +23,17 @@ def test_losses_in_a_narrow_range_and_accuracies_stay_linear():
     assert not line_chart(history, "train_loss", "Loss")["log_scale"]
     accuracy = line_chart(history, "top1", "Accuracy", True)
     assert not accuracy["log_scale"] and accuracy["high"] == "100.00" and accuracy["series"][0]["label"] == "val top-1"
+
+
+def test_a_series_has_the_same_colour_in_the_loss_and_the_accuracy_chart():
+    """Training curves in one colour and validation curves in another, whichever chart draws them (the accuracy
+    chart used to give val top-1 the blue that the loss chart gave the training loss)."""
+    history = [{"epoch": e, "train_loss": 2.0 / e, "val_loss": 2.2 / e, "top1": 0.3 * e, "top5": 0.5,
+                "train_top1": 0.25 * e} for e in (1, 2, 3)]
+    colours = {s["key"]: s["colour"] for keys, title, percent in (("train_loss,val_loss", "Loss", False),
+                                                                  ("top1,top5,train_top1", "Accuracy", True))
+               for s in line_chart(history, keys, title, percent)["series"]}
+    assert colours["train_loss"] == colours["train_top1"]
+    assert colours["val_loss"] == colours["top1"]
+    assert colours["train_loss"] != colours["val_loss"] and colours["top5"] not in (colours["train_loss"],
+                                                                                    colours["val_loss"])

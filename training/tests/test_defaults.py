@@ -29,7 +29,7 @@ def test_input_size_comes_from_the_images_and_is_never_upscaled():
 
 def test_defaults_follow_the_dataset(tmp_path):
     photos = d.data_facts(folder(tmp_path / "p", n=72, side=64, mode="RGB"), ["a", "b", "c"])
-    assert photos == d.DataFacts(n_train=216, n_classes=3, side=64, grayscale=False)
+    assert photos == d.DataFacts(n_train=216, n_classes=3, side=64, grayscale=False, n_val=6)
     values = d.default_options(photos)
     assert values["batch_size"] == 32 and values["lr"] == 0.025 and values["warmup_epochs"] >= 1
     assert values["epochs"] >= 30 and values["label_smoothing"] > 0 and values["weight_decay"] > 0
@@ -111,3 +111,12 @@ def test_precise_batchnorm_keeps_a_resumed_run_exact(dataset, tmp_path, report):
                   out_dir=tmp_path / "b", report=report, resume=False)
     assert first.weights_sha256 == again.weights_sha256, "seeded: the BatchNorm pass draws from its own seed"
     assert first.final["top1"] > 0.5
+
+
+def test_a_small_dataset_gets_a_bounded_number_of_epochs(tmp_path):
+    """3 classes x 24 training photos: 4 batches an epoch asked 100 epochs for 1,500 steps; the default stops at
+    MAX_EPOCHS (measured no worse on such sets, bench/train_defaults.py), and a large set still gets 15 passes."""
+    small = d.data_facts(folder(tmp_path / "s", n=24, side=64, mode="RGB"), ["a", "b", "c"])
+    assert small.n_train == 72 and d.default_options(small)["epochs"] == d.MAX_EPOCHS == 50
+    large = d.DataFacts(n_train=100_000, n_classes=10, side=64, grayscale=False)
+    assert d.default_options(large)["epochs"] == 15

@@ -1,0 +1,97 @@
+"""How long a training run will take on the machine this runs on, measured rather than guessed. Django-free.
+
+A few real optimizer steps of the model at its input size (forward, loss, backward, SGD update), a forward pass
+in evaluation mode, and the decoding and augmentation of some of the dataset's own images are timed. A run's
+duration is then epochs x (training images x (step + loading) + validation images x (forward + loading)). The
+worker that times is the one that trains (same threads, same device), so the figure is this server's.
+"""
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .data import make_datasets
+from .zoo import build_model
+
+TIMED_STEPS = 2  # after one untimed warm-up step (allocations, kernel selection)
+# Images per timed step: the batch small datasets train at (training.engine.defaults). At 8, DenseNet-121's cost per
+# image read 28% above its real run at 16 (bench/train_estimate.py); at 16 every case there was within 16%.
+TIMING_BATCH = 16
+LOADED_IMAGES = 16  # dataset images decoded and augmented to time loading
+
+
+@dataclass(frozen=True)
+class StepCost:
+    """Seconds per image, measured."""
+
+    train_s: float  # one optimizer step's share: forward, backward, update
+    eval_s: float  # forward only, no gradients
+    load_s: float  # reading, decoding and augmenting one image of the dataset
+    model: str
+    input_size: int
+    device: str
+    threads: int
+
+    def run_seconds(self, *, epochs: int, n_train: int, n_val: int) -> float:
+        """One run: every epoch trains on the training images and evaluates the validation ones; the best weights
+        are evaluated once more at the end."""
+        per_epoch = n_train * (self.train_s + self.load_s) + n_val * (self.eval_s + self.load_s)
+        return epochs * per_epoch + n_val * (self.eval_s + self.load_s)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def time_training(model_name: str, *, data_dir: Path, class_names: list[str], input_size: int,
+                  device: str = "auto") -> StepCost:
+    from .train import _pick_device
+
+    where = _pick_device(device)
+    model = build_model(model_name, num_classes=len(class_names), input_size=input_size).to(where)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    criterion = nn.CrossEntropyLoss()
+    images = torch.randn(TIMING_BATCH, 3, input_size, input_size, device=where)
+    labels = torch.randint(len(class_names), (TIMING_BATCH,), device=where)
+
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        criterion(model(images), labels).backward()
+        optimizer.step()
+
+    model.train()
+    train_s = _per_image(step, where)
+    model.eval()
+    with torch.no_grad():
+        eval_s = _per_image(lambda: model(images), where)
+    return StepCost(train_s=train_s, eval_s=eval_s, load_s=_load_seconds(data_dir, class_names, input_size),
+                    model=model_name, input_size=input_size, device=where.type, threads=torch.get_num_threads())
+
+
+def _per_image(run, where: torch.device) -> float:
+    run()  # warm-up, untimed
+    _sync(where)
+    started = time.perf_counter()
+    for _ in range(TIMED_STEPS):
+        run()
+    _sync(where)
+    return (time.perf_counter() - started) / (TIMED_STEPS * TIMING_BATCH)
+
+
+def _sync(where: torch.device) -> None:
+    if where.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _load_seconds(data_dir: Path, class_names: list[str], input_size: int) -> float:
+    train_set, _ = make_datasets(data_dir, class_names, input_size=input_size, hflip=True, augmentation="standard")
+    count = min(LOADED_IMAGES, len(train_set))
+    if not count:
+        return 0.0
+    step = max(1, len(train_set) // count)  # spread over the classes (the samples are in class order)
+    started = time.perf_counter()
+    for index in range(0, step * count, step):
+        train_set[index]
+    return (time.perf_counter() - started) / count

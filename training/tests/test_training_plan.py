@@ -1,0 +1,91 @@
+"""Before training, a user sees which model will train and roughly how long it will take on this server; while it
+runs, how long is left. Through the job machinery with the real runners (recommend times the model on the worker)."""
+
+import re
+
+import pytest
+from django.test import Client
+from rest_framework.test import APIClient
+
+from projects.jobs import services as job_services
+from projects.jobs.models import Job, JobStatus
+from projects.jobs.runner import job_execute
+from projects.jobs.services import job_enqueue
+from projects.tests import factories
+from recommender.models import Device
+from training.models import TrainingRun
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def no_broker(monkeypatch):
+    monkeypatch.setattr(job_services, "_dispatch", lambda *args: None)
+
+
+def run(project, stage) -> Job:
+    job = job_enqueue(project=project, stage_key=stage)
+    job_execute(job_id=job.pk, attempt=job.attempt)
+    job.refresh_from_db()
+    assert job.status == JobStatus.SUCCEEDED, job.error + "\n" + "\n".join(
+        job.log_lines.order_by("-seq").values_list("text", flat=True)[:30])
+    return job
+
+
+@pytest.fixture
+def small_project():
+    """72 training images and a budget every candidate meets: the ranking's top is a big network that 72 images
+    cannot train from scratch."""
+    team = factories.team_with("Vision", alice="owner")
+    target = Device.objects.filter(name="Odroid_N2").first() or factories.device(
+        "Odroid_N2", accelerator_kind="mali_gpu", engines=["pytorch", "onnxruntime"])
+    data = factories.image_dataset(team, name="small", per_class=24, val_per_class=6)
+    return factories.project(team, name="small", device=target, dataset=data, input_size=16,
+                             latency_budget_ms=100_000, options={"train": {"epochs": 2}})
+
+
+def test_the_recommendation_names_the_model_that_trains_and_the_page_says_how_long_training_will_take(
+        small_project):
+    recommend = run(small_project, "recommend")
+    result = recommend.result
+    top = result["ranking"]["top"]
+    assert top["params"] > 12e6, "the budget lets a big network top the ranking"
+    assert result["model"] != top["key"] and result["ranked_top"] == top["key"]
+    assert "72 training images" in result["reason"] and top["label"] in result["reason"]
+    log = list(recommend.log_lines.values_list("text", flat=True))
+    assert f"Recommended: {result['model_label']}." in log, "the log names the model that trains, not the top one"
+    assert any(line.startswith(f"Timed {result['model_label']} at 16 px on this worker") for line in log)
+    cost = result["training_cost"]
+    assert cost["model"] == result["model"] and cost["train_s"] > 0 and cost["eval_s"] > 0 and cost["load_s"] > 0
+
+    client = Client()
+    client.force_login(small_project.team.memberships.get().user)
+    page = client.get(f"/projects/{small_project.pk}/").content.decode()
+    card = re.search(r'data-testid="training-uses">(.*?)</span>', page, re.S).group(1)
+    assert result["model_label"] in card and "sized to the dataset" in card
+    assert "Expected top-1 %</th>" in page and "Expected accuracy is top-1 in %" in page
+    marked = re.search(r'r="7" fill="#2563eb"[^<]*/>\s*(?:<rect[^>]*>\s*)?<text[^>]*>([^<]+)</text>', page)
+    assert marked and marked.group(1) == result["model_label"], "the chart marks the model that trains"
+    assert re.search(r"expected \d+\.\d% top-1 \(", top["reason"]), "the reason's figure has its unit"
+    preview = re.search(r'data-testid="preview-train">(.*?)</p>', page, re.S).group(1)
+    assert re.search(rf"Training {re.escape(result['model_label'])} at 16 px for 2 epochs \(set on the project\) "
+                     r"should take about \d+ (s|min)", preview), preview
+
+    api = APIClient()
+    api.force_authenticate(small_project.team.memberships.get().user)
+    stages = {s["key"]: s for s in api.get(f"/api/projects/{small_project.pk}/").json()["stages"]}
+    assert stages["train"]["preview"] and "should take about" in stages["train"]["preview"]
+    recommendation = api.get(f"/api/projects/{small_project.pk}/recommendation/").json()
+    assert recommendation["chosen"] == result["model"] and "72 training images" in recommendation["why"]
+
+    # With no epochs set, the count comes from the dataset, and the line says so.
+    small_project.options = {}
+    small_project.save()
+    page = client.get(f"/projects/{small_project.pk}/").content.decode()
+    assert "(chosen for 72 training images) should take about" in page
+
+    # What trains is what the card named.
+    small_project.options = {"train": {"epochs": 2}}
+    small_project.save()
+    train = run(small_project, "train")
+    assert TrainingRun.objects.get(job=train).model_name == result["model"]
