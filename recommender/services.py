@@ -376,8 +376,12 @@ def _training_timing(project, model_name: str, facts, report) -> dict:
     from training.engine.timing import time_training
 
     dataset = project.dataset
-    cost = time_training(model_name, data_dir=dataset.root, class_names=dataset.class_names,
-                         input_size=project.input_size)
+    try:
+        cost = time_training(model_name, data_dir=dataset.root, class_names=dataset.class_names,
+                             input_size=project.input_size)
+    except ValueError as error:  # no training images to load: no estimate, and the train stage will say why
+        report(f"No estimate of the training time: {error}")
+        return {}
     report(f"Timed {model_label(model_name)} at {project.input_size} px on this worker: "
            f"{1000 * cost.train_s:.0f} ms per image to train, {1000 * cost.eval_s:.0f} ms to evaluate, "
            f"{1000 * cost.load_s:.0f} ms to load ({cost.threads} thread{'s' if cost.threads != 1 else ''}, "

@@ -6,6 +6,7 @@ duration is then epochs x (training images x (step + loading) + validation image
 worker that times is the one that trains (same threads, same device), so the figure is this server's.
 """
 
+import functools
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -47,14 +48,28 @@ class StepCost:
 
 def time_training(model_name: str, *, data_dir: Path, class_names: list[str], input_size: int,
                   device: str = "auto") -> StepCost:
+    """Raises ValueError (training.engine.data) where the dataset has no training images to load."""
     from .train import _pick_device
 
+    load_s = _load_seconds(data_dir, class_names, input_size)  # first: a dataset that cannot load fails at once
     where = _pick_device(device)
-    model = build_model(model_name, num_classes=len(class_names), input_size=input_size).to(where)
+    threads = torch.get_num_threads()
+    train_s, eval_s = _step_seconds(model_name, len(class_names), input_size, str(where), threads)
+    return StepCost(train_s=train_s, eval_s=eval_s, load_s=load_s, model=model_name, input_size=input_size,
+                    device=where.type, threads=threads)
+
+
+# A model's steps cost the same whatever the dataset (only the number of classes changes its shape), so a worker
+# process times each model, size and thread count once (a few seconds for the larger ones; every recommend job would
+# pay them again otherwise); loading is timed on each dataset's own images.
+@functools.lru_cache(maxsize=64)
+def _step_seconds(model_name: str, num_classes: int, input_size: int, where: str, threads: int) -> tuple[float, float]:
+    where = torch.device(where)
+    model = build_model(model_name, num_classes=num_classes, input_size=input_size).to(where)
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
     criterion = nn.CrossEntropyLoss()
     images = torch.randn(TIMING_BATCH, 3, input_size, input_size, device=where)
-    labels = torch.randint(len(class_names), (TIMING_BATCH,), device=where)
+    labels = torch.randint(num_classes, (TIMING_BATCH,), device=where)
 
     def step():
         optimizer.zero_grad(set_to_none=True)
@@ -66,8 +81,7 @@ def time_training(model_name: str, *, data_dir: Path, class_names: list[str], in
     model.eval()
     with torch.no_grad():
         eval_s = _per_image(lambda: model(images), where)
-    return StepCost(train_s=train_s, eval_s=eval_s, load_s=_load_seconds(data_dir, class_names, input_size),
-                    model=model_name, input_size=input_size, device=where.type, threads=torch.get_num_threads())
+    return train_s, eval_s
 
 
 def _per_image(run, where: torch.device) -> float:

@@ -89,3 +89,28 @@ def test_the_recommendation_names_the_model_that_trains_and_the_page_says_how_lo
     small_project.save()
     train = run(small_project, "train")
     assert TrainingRun.objects.get(job=train).model_name == result["model"]
+
+
+def test_recommend_still_recommends_where_the_datasets_images_cannot_be_loaded_and_says_there_is_no_estimate():
+    # A dataset whose files are not on this server (a restored database, a data folder moved): the training-time
+    # estimate is a side line of the recommendation, so it is skipped with the reason instead of failing the stage.
+    team = factories.team_with("Vision", alice="owner")
+    project = factories.project(team, name="no-files", latency_budget_ms=100_000)
+    recommend = run(project, "recommend")
+    assert recommend.result["model"] and "training_cost" not in recommend.result
+    log = list(recommend.log_lines.values_list("text", flat=True))
+    assert any(line.startswith("No estimate of the training time: The dataset has no images") for line in log), log
+
+
+def test_a_worker_times_a_models_steps_once_and_each_datasets_loading_on_its_own_images(dataset, tmp_path):
+    from training.engine.timing import _step_seconds, time_training
+
+    data_dir, classes = dataset
+    _step_seconds.cache_clear()
+    first = time_training("resnet18", data_dir=data_dir, class_names=classes, input_size=16, device="cpu")
+    again = time_training("resnet18", data_dir=data_dir, class_names=classes, input_size=16, device="cpu")
+    assert (again.train_s, again.eval_s) == (first.train_s, first.eval_s), "the steps are timed once per process"
+    assert _step_seconds.cache_info().hits == 1 and first.load_s > 0 and again.load_s > 0
+    with pytest.raises(ValueError, match="no images"):  # a dataset without images fails before any model is built
+        time_training("resnet18", data_dir=tmp_path, class_names=classes, input_size=24, device="cpu")
+    assert _step_seconds.cache_info().currsize == 1
