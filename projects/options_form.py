@@ -50,8 +50,10 @@ def add_training_option_fields(form: forms.Form, *, task: str, current: dict | N
         name = PREFIX + option.name
         form.fields[name] = _field(option)
         value = current.get(option.name)
+        # setdefault: a redraw's initial values are what the user has typed so far (the settings page redraws when
+        # the device or engine changes), which the project's saved ones must not overwrite.
         if value is not None:
-            form.initial[name] = ("true" if value else "false") if option.kind == "bool" else value
+            form.initial.setdefault(name, ("true" if value else "false") if option.kind == "bool" else value)
         names.append(name)
     form.training_option_names = names
     form.training_option_fields = [form[name] for name in names]

@@ -228,6 +228,23 @@ def test_the_edit_form_offers_the_devices_engines_and_redraws_them_when_the_devi
     assert project.device != odroid and project.engine == "tensorrt"
 
 
+def test_a_redraw_of_the_settings_keeps_the_training_options_typed_so_far(client, editor, project, odroid, htmx):
+    """Changing the device redraws the form from what was typed, not from what is saved: the advanced options
+    showed the saved values again, losing the user's edits."""
+    project.options = {"model": "resnet18", "train": {"epochs": 7, "batch_size": 16}}
+    project.save()
+    client.force_login(editor)
+    url = reverse("projects:edit", args=[project.pk])
+    typed = {**_edit_data(project, device=odroid.pk), "train_epochs": "12", "train_batch_size": "", "action": "refresh"}
+    body = client.post(url, typed, headers=htmx).content.decode()
+    epochs = body[body.index('name="train_epochs"'):]
+    batch = body[body.index('name="train_batch_size"'):]
+    assert 'value="12"' in epochs[:epochs.index(">")]
+    assert "value=" not in batch[:batch.index(">")], "a cleared option stays cleared"
+    project.refresh_from_db()
+    assert project.options["train"] == {"epochs": 7, "batch_size": 16}, "a redraw saves nothing"
+
+
 def test_the_settings_page_edits_the_advanced_training_options_within_their_bounds(client, editor, project, htmx):
     project.options = {"model": "resnet18", "train": {"epochs": 7, "seed": 3}}
     project.save()
