@@ -80,3 +80,11 @@ def browser():
             "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
         yield browser
         browser.close()
+
+
+@pytest.fixture
+def no_broker(monkeypatch):
+    """Enqueued jobs stay in the database (no broker message): a test runs them itself (projects.tests.stage_runs)."""
+    from projects.jobs import services as job_services
+
+    monkeypatch.setattr(job_services, "_dispatch", lambda *args: None)

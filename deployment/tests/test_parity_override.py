@@ -21,12 +21,7 @@ from projects.tests import factories
 from training.engine.zoo import build_model
 from training.models import TrainingRun
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(autouse=True)
-def no_broker(monkeypatch):
-    monkeypatch.setattr(job_services, "_dispatch", lambda *args: None)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("no_broker")]
 
 
 @pytest.fixture

@@ -7,31 +7,18 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from rest_framework.test import APIClient
 
-from projects.jobs import services as job_services
 from projects.jobs.models import Job, JobStatus
 from projects.jobs.registry import pipeline_stages, stage_next
 from projects.jobs.runner import job_execute
 from projects.jobs.services import job_enqueue, pipeline_start
 from projects.models import RunMode
 from projects.tests import factories
+from projects.tests.stage_runs import run_job, run_stage
 from training.models import TrainingRun
 
 User = get_user_model()
 # Transactional: the hyperparameter search's study storage reads the database over its own connection.
-pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(autouse=True)
-def no_broker(monkeypatch):
-    monkeypatch.setattr(job_services, "_dispatch", lambda *args: None)
-
-
-def run(job) -> Job:
-    job_execute(job_id=job.pk, attempt=job.attempt)
-    job.refresh_from_db()
-    assert job.status == JobStatus.SUCCEEDED, job.error + "\n" + "\n".join(
-        job.log_lines.order_by("-seq").values_list("text", flat=True)[:30])
-    return job
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("no_broker")]
 
 
 @pytest.fixture
@@ -59,7 +46,7 @@ def test_automatic_mode_leaves_the_optional_searches_out(project):
 
 
 def test_the_supernet_search_picks_a_subnet_per_device_and_the_adopted_one_trains(project):
-    nas = run(job_enqueue(project=project, stage_key="nas"))
+    nas = run_stage(project, "nas")
     devices = nas.result["devices"]
     assert {d["device"] for d in devices} >= {"Odroid_N2"} and sum(d["project_device"] for d in devices) == 1
     assert all(d["latency_ms"] <= d["budget_ms"] for d in devices if d["fits"])
@@ -73,29 +60,29 @@ def test_the_supernet_search_picks_a_subnet_per_device_and_the_adopted_one_train
     client = APIClient()
     client.force_authenticate(User.objects.get(username="bob"))
     assert "Run Recommend first" in client.post(f"/api/searches/{nas.pk}/adopt/").content.decode()
-    run(job_enqueue(project=project, stage_key="recommend"))
+    run_stage(project, "recommend")
     client.force_authenticate(User.objects.get(username="carol"))
     assert client.post(f"/api/searches/{nas.pk}/adopt/", {"device": "Odroid_N2"}).status_code == 403
     client.force_authenticate(User.objects.get(username="bob"))
     assert client.post(f"/api/searches/{nas.pk}/adopt/", {"device": "No_Such"}).status_code == 409
     response = client.post(f"/api/searches/{nas.pk}/adopt/", {"device": "Odroid_N2"})
     assert response.status_code == 202 and response.json()["stage"] == "train"
-    train = run(Job.objects.get(pk=response.json()["id"]))
+    train = run_job(Job.objects.get(pk=response.json()["id"]))
     chosen = next(d for d in devices if d["device"] == "Odroid_N2")
     assert TrainingRun.objects.get(job=train).model_name == chosen["model"]
     log = "\n".join(train.log_lines.values_list("text", flat=True))
     assert "loaded" in log and "skipped" not in log, "the subnet starts from its inherited weights, every tensor"
     # Then it goes on like any other model: converted, checked, measured and packaged.
     for stage in ("convert", "benchmark", "package"):
-        run(job_enqueue(project=project, stage_key=stage))
+        run_stage(project, stage)
     artifacts = project.artifacts.all()
     assert artifacts.filter(kind="bundle").exists()
     assert artifacts.exclude(kind="bundle").filter(status="verified").exists()
 
 
 def test_the_best_trial_of_a_search_becomes_the_training_options(project):
-    run(job_enqueue(project=project, stage_key="recommend"))
-    hpo = run(job_enqueue(project=project, stage_key="hpo"))
+    run_stage(project, "recommend")
+    hpo = run_stage(project, "hpo")
     summary = hpo.result
     assert len(summary["trials"]) == 3 and summary["best"] is not None
     assert [p["trial"] for p in summary["best_curve"]] == sorted(p["trial"] for p in summary["best_curve"])
@@ -117,7 +104,7 @@ def test_the_best_trial_of_a_search_becomes_the_training_options(project):
 def test_search_options_are_checked_against_their_bounds(project):
     project.options = {**project.options, "hpo": {"trials": 0}}
     project.save()
-    run(job_enqueue(project=project, stage_key="recommend"))
+    run_stage(project, "recommend")
     job = job_enqueue(project=project, stage_key="hpo")
     job_execute(job_id=job.pk, attempt=job.attempt)
     job.refresh_from_db()

@@ -10,30 +10,15 @@ from django.template.loader import render_to_string
 
 from deployment.models import Artifact
 from projects.datasets.detection_demo import write_detection_demo
-from projects.jobs import services as job_services
 from projects.jobs.models import Job, JobStatus
 from projects.jobs.runner import job_execute
-from projects.jobs.services import job_enqueue
 from projects.jobs.storage import absolute
 from projects.models import Dataset
 from projects.tests import factories
+from projects.tests.stage_runs import run_stage
 from training.models import TrainingRun
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(autouse=True)
-def no_broker(monkeypatch):
-    monkeypatch.setattr(job_services, "_dispatch", lambda *args: None)
-
-
-def run_stage(project, stage) -> Job:
-    job = job_enqueue(project=project, stage_key=stage)
-    job_execute(job_id=job.pk, attempt=job.attempt)
-    job.refresh_from_db()
-    assert job.status == JobStatus.SUCCEEDED, job.error + "\n" + "\n".join(
-        job.log_lines.order_by("-seq").values_list("text", flat=True)[:30])
-    return job
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("no_broker")]
 
 
 def detection_project(team):

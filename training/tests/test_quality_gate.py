@@ -10,19 +10,13 @@ from django.test import Client
 from PIL import Image
 from rest_framework.test import APIClient
 
-from projects.jobs import services as job_services
 from projects.jobs.models import Job, JobStatus
 from projects.jobs.runner import job_execute
 from projects.jobs.services import job_enqueue
 from projects.models import Dataset, RunMode
 from projects.tests import factories
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(autouse=True)
-def no_broker(monkeypatch):
-    monkeypatch.setattr(job_services, "_dispatch", lambda *args: None)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("no_broker")]
 
 
 def noise_dataset(team) -> Dataset:

@@ -7,29 +7,12 @@ import pytest
 from django.test import Client
 from rest_framework.test import APIClient
 
-from projects.jobs import services as job_services
-from projects.jobs.models import Job, JobStatus
-from projects.jobs.runner import job_execute
-from projects.jobs.services import job_enqueue
 from projects.tests import factories
+from projects.tests.stage_runs import run_stage
 from recommender.models import Device
 from training.models import TrainingRun
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(autouse=True)
-def no_broker(monkeypatch):
-    monkeypatch.setattr(job_services, "_dispatch", lambda *args: None)
-
-
-def run(project, stage) -> Job:
-    job = job_enqueue(project=project, stage_key=stage)
-    job_execute(job_id=job.pk, attempt=job.attempt)
-    job.refresh_from_db()
-    assert job.status == JobStatus.SUCCEEDED, job.error + "\n" + "\n".join(
-        job.log_lines.order_by("-seq").values_list("text", flat=True)[:30])
-    return job
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("no_broker")]
 
 
 @pytest.fixture
@@ -46,7 +29,7 @@ def small_project():
 
 def test_the_recommendation_names_the_model_that_trains_and_the_page_says_how_long_training_will_take(
         small_project):
-    recommend = run(small_project, "recommend")
+    recommend = run_stage(small_project, "recommend")
     result = recommend.result
     top = result["ranking"]["top"]
     assert top["params"] > 12e6, "the budget lets a big network top the ranking"
@@ -87,7 +70,7 @@ def test_the_recommendation_names_the_model_that_trains_and_the_page_says_how_lo
     # What trains is what the card named.
     small_project.options = {"train": {"epochs": 2}}
     small_project.save()
-    train = run(small_project, "train")
+    train = run_stage(small_project, "train")
     assert TrainingRun.objects.get(job=train).model_name == result["model"]
 
 
@@ -96,7 +79,7 @@ def test_recommend_still_recommends_where_the_datasets_images_cannot_be_loaded_a
     # estimate is a side line of the recommendation, so it is skipped with the reason instead of failing the stage.
     team = factories.team_with("Vision", alice="owner")
     project = factories.project(team, name="no-files", latency_budget_ms=100_000)
-    recommend = run(project, "recommend")
+    recommend = run_stage(project, "recommend")
     assert recommend.result["model"] and "training_cost" not in recommend.result
     log = list(recommend.log_lines.values_list("text", flat=True))
     assert any(line.startswith("No estimate of the training time: The dataset has no images") for line in log), log

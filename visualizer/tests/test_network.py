@@ -7,21 +7,14 @@ import torch
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from projects.jobs import services as job_services
 from projects.jobs.models import Job, JobStatus
-from projects.jobs.runner import job_execute
-from projects.jobs.services import job_enqueue
 from projects.tests import factories
+from projects.tests.stage_runs import run_stage
 from training.hooks import trained_model
 from training.models import TrainingRun
 from visualizer.models import Architecture
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def no_broker(monkeypatch):
-    monkeypatch.setattr(job_services, "_dispatch", lambda *args: None)
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_broker")]
 
 
 @pytest.fixture
@@ -34,14 +27,6 @@ def client(project, username):
     api = APIClient()
     api.force_login(project.team.members.get(username=username))
     return api
-
-
-def run(job) -> Job:
-    job_execute(job_id=job.pk, attempt=job.attempt)
-    job.refresh_from_db()
-    assert job.status == JobStatus.SUCCEEDED, job.error + "\n" + "\n".join(
-        job.log_lines.order_by("-seq").values_list("text", flat=True)[:30])
-    return job
 
 
 def preview(api, project, edits):
@@ -123,9 +108,9 @@ def test_the_train_stage_trains_the_chosen_version(project):
     # The recommend stage (tested with the recommender) picked nothing new: the project's own pick stands.
     Job.objects.create(project=project, stage="recommend", status=JobStatus.SUCCEEDED, queue="cpu",
                        result={"model": "resnet18"}, finished_at=timezone.now())
-    network = run(job_enqueue(project=project, stage_key="network"))
+    network = run_stage(project, "network")
     assert network.result["version"] == 1 and network.result["costs"]["latency_ms"] > 0
-    train = run(job_enqueue(project=project, stage_key="train"))
+    train = run_stage(project, "train")
     log = list(train.log_lines.values_list("text", flat=True))
     assert any(line.startswith("Network version 1 from the editor: 5 change(s) to resnet18") for line in log), log
     assert any("resnet18, edited (network version 1)" in line for line in log)
