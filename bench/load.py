@@ -1,6 +1,6 @@
 """Load benchmark: concurrent users browse projects and poll jobs while two jobs stream their logs.
 
-    flock /work/coord/bench.lock $(bin/venv)/bin/python bench/load.py --users 50 --seconds 30
+    $(bin/venv)/bin/python bench/load.py --users 50 --seconds 30   # with nothing else running on the host
 
 Everything is on loopback and bounded in time:
   - Postgres database `tango_load_bench` on the local server (created here, dropped after), seeded with
