@@ -131,8 +131,9 @@ def _check_sentences(project, artifact: Artifact) -> list[str]:
     if bench.get("latency_p50_ms") is not None:
         accuracy = bench.get("top1", bench.get("map50"))
         measured = f", accuracy {100 * accuracy:.1f}%" if accuracy is not None else ""
+        where = "the target device" if project.device.is_host else "not the target device"
         lines.append(f"{artifact.engine} {artifact.precision} on the portal's server ({bench.get('host', 'CPU')}; "
-                     f"not the target device): median latency {bench['latency_p50_ms']:.2f} ms at batch 1{measured}.")
+                     f"{where}): median latency {bench['latency_p50_ms']:.2f} ms at batch 1{measured}.")
     parity = (artifact.checks or {}).get("parity") or {}
     if parity.get("n_images"):
         lines.append(f"Checked against PyTorch on {parity['n_images']} validation images before packaging.")
