@@ -231,6 +231,10 @@ def record(project, row: Artifact, figures: dict, validation, report) -> None:
     if store is None:
         return
     run = row.training_run
+    if run.architecture.get("imported"):  # the recommender learns the zoo's models, whose layers it can profile
+        report(f"{row.get_kind_display()}: an imported model is not stored as a recommender record; its figures "
+               "stand here.")
+        return
     accuracy = figures.get("accuracy", {}).get(validation.primary)
     try:
         store(engine="pytorch" if row.kind == Artifact.Kind.PYTORCH else row.engine, precision=row.precision,
