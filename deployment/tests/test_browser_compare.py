@@ -46,8 +46,11 @@ def test_table_2_chart_draws_every_label_apart_at_text_size(portal, page):
     log_in(page, portal, "alice")
     page.goto(f"{portal['url']}/projects/{project.pk}/")
     labels = page.locator("#stage-compare figure.chart svg g > text:first-child")
-    assert labels.count() == 2 * len(ROWS)
-    boxes = [labels.nth(i).bounding_box() for i in range(labels.count())]
+    labels.nth(2 * len(ROWS) - 1).wait_for()
+    # read in one go: the pipeline panel may be redrawn between two separate reads
+    boxes = labels.evaluate_all("texts => texts.map(t => t.getBoundingClientRect())"
+                                ".map(r => ({y: r.y, height: r.height}))")
+    assert len(boxes) == 2 * len(ROWS)
     assert all(box["height"] <= 20 for box in boxes), f"labels drawn {max(b['height'] for b in boxes):.0f} px tall"
     for above, below in zip(boxes, boxes[1:], strict=False):
         assert above["y"] + above["height"] <= below["y"] + 1, "a label is drawn over the next one"
