@@ -117,9 +117,9 @@ def test_a_new_user_uploads_in_the_wizard_picks_a_device_by_search_and_watches_t
     # re-renders it itself below
     # (the card loses .is-active once the pipeline is re-rendered for the job's end, not just its badge updated).
     page.locator("#stage-recommend:not(.is-active) .badge").get_by_text("succeeded").wait_for(timeout=300_000)
+    log = settled(page.locator(recommend))  # the re-rendered card's console, its websocket connected at settle
     page.wait_for_function(f"() => {{ const e = document.querySelector('{recommend}'); "
                            f"return e && e.scrollHeight > e.clientHeight + 40 }}", timeout=30_000)
-    log = page.locator(recommend)
 
     def scroll_to(expression: str) -> None:
         """Scroll the console and wait (bounded) until the page's scroll handler has seen it."""
