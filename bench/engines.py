@@ -310,6 +310,21 @@ def host_ceiling() -> dict:
             "isa": "avx512" if lanes == 16 else "avx2"}
 
 
+def cpu_line() -> str:
+    """The CPU's model name and the instruction sets the engines' fast paths use (platform.processor() is empty on
+    Linux): which host a table was measured on."""
+    from tango_common.engines import cpu_flags
+
+    name = platform.processor() or platform.machine()
+    try:
+        name = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                    if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "avx512_fp16", "amx_bf16", "amx_int8")
+    return f"{name} ({', '.join(f for f in wanted if f in cpu_flags())})"
+
+
 def roofline(table: dict, macs: int, ceiling: dict) -> dict:
     """What the target asks of this core for one table: the eager model's achieved rate, the rate a 4.5x speed-up
     needs, and whether any engine could reach it (the int8 peak bounds every engine here)."""
@@ -505,7 +520,7 @@ def main() -> int:
     for engine, why in NO_DETECTION.items():
         if any(t.get("not_for_detection") for t in tables):
             print(f"{engine} not run on the detectors: {why}")
-    host = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "ceiling": CEILING,
+    host = {"cpu": cpu_line(), "cores": os.cpu_count(), "ceiling": CEILING,
             "bf16": "bf16" in registry.precisions_here("openvino"), "load_1m_before": load_before,
             "load_1m_after": load_after, "wall_s": round(time.perf_counter() - started)}
     out.write_text(json.dumps({"host": host, "tables": tables}, indent=2, default=str) + "\n")
