@@ -60,6 +60,11 @@ class Artifact(models.Model):
         return f"{self.get_kind_display()} #{self.pk}"
 
     @property
+    def builds_on_device(self) -> bool:
+        """A build kit: the engine is made on the device (the convert card says so)."""
+        return self.runs == self.Runs.BUILDS_ON_DEVICE
+
+    @property
     def file_name(self) -> str:
         return self.path.rsplit("/", 1)[-1]
 

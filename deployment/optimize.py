@@ -193,8 +193,8 @@ def engine_artifact(row: Artifact):
     path = absolute(row.path)
     return Converted(engine=row.engine, precision=row.precision, path=path,
                      files=[path.with_name(name) for name in conversion["files"]], task=conversion["task"],
-                     input_size=conversion["input_size"], runs_here=conversion["runs_here"],
-                     builds_on_device=conversion["builds_on_device"],
+                     input_size=conversion["input_size"], runs_here=row.runs == Artifact.Runs.HERE,
+                     builds_on_device=row.builds_on_device,
                      converter_versions=conversion["converter_versions"], calibration=conversion["calibration"],
                      options=conversion["options"])
 

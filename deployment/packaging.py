@@ -176,7 +176,7 @@ def package_stage(job, report) -> dict:
         device_versions=(artifact.checks or {}).get("conversion", {}).get("converter_versions"),
         model_info={"name": f"{project.name}: {artifact.training_run.model_name}", "project": project.name})
     report(f"Bundle written: {out.name}, {out.stat().st_size / 1e6:.1f} MB.", progress=50)
-    runs_here = artifact.runs != Artifact.Runs.BUILDS_ON_DEVICE
+    runs_here = not artifact.builds_on_device
     check = check_tier_bundle(out, tier=tier, runs_here=runs_here, report=report, python=_bundle_python(runtime))
     check.update({"runtime": runtime, "source_artifact": artifact.pk})
     bundle = Artifact.objects.create(

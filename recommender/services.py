@@ -332,18 +332,22 @@ def recommend_stage(job, report) -> dict:
     top = ranking["top"]
     result.update(model=top["key"] if top else None, model_label=top["label"] if top else "",
                   reason=top["reason"] if top else ranking["summary"], rule="ranking")
+    from training.services import model_to_train, recommended_model
+
     facts = _classification_facts(project)
-    if top and facts and (sized := _sized_to_data(project, ranking["items"], top, facts.n_train)):
-        # The model the train stage will train, named here (and on the card) rather than only in the train log.
-        result.update(model=sized[0], model_label=model_label(sized[0]), reason=sized[1],
-                      rule="ranking, sized to the dataset", ranked_top=top["key"])
-        report(sized[1])
+    if top and facts:
+        # The model the train stage will train (its own rule), named here and on the card, not only in the train log.
+        model, why = recommended_model(project, result, facts.n_train)
+        if why:
+            result.update(model=model, model_label=model_label(model), reason=why,
+                          rule="ranking, sized to the dataset", ranked_top=top["key"])
+            report(why)
     report(f"Recommended: {result['model_label']}." if top else "Nothing recommended: nothing is expected to fit. "
            "Pick a model on the project page to train one anyway, or change the budget.", progress=95)
     if chosen := project.options.get("model"):
         result["chosen"] = chosen
         report(f"Training will use {model_label(chosen)}, picked on the project.")
-    if facts and (trains := project.options.get("model") or result["model"]):
+    if facts and (trains := model_to_train(project, result, facts.n_train)[0]):
         result.update(_training_timing(project, trains, facts, report))
     report(None, progress=100)
     return result
@@ -357,17 +361,6 @@ def _classification_facts(project):
     from training.engine.defaults import data_facts
 
     return data_facts(project.dataset.root, project.dataset.class_names)
-
-
-def _sized_to_data(project, items: list[dict], top: dict, n_train: int) -> tuple[str, str] | None:
-    """(model, why) when a from-scratch classifier on this dataset would be smaller than the ranking's top
-    (training.engine.defaults.bearable_model, the rule the train stage applies); None when the top one trains."""
-    if project.weights_path:  # the uploaded weights were made for the top one: it trains
-        return None
-    from training.engine.sizing import bearable_model
-
-    model, why = bearable_model(items, recommended=top["key"], n_train=n_train)
-    return (model, why) if why else None
 
 
 def _training_timing(project, model_name: str, facts, report) -> dict:

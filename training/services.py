@@ -46,21 +46,27 @@ def training_config(project, model_name: str, facts=None) -> dict:
     return options
 
 
-def model_for_data(project, recommendation: dict, n_train: int, report) -> str | None:
-    """The user's pick; else the recommended model, or a smaller fitting candidate when the dataset is too small
-    to train the recommended one from scratch (training.engine.defaults.bearable_model)."""
-    from .engine.defaults import bearable_model
+def recommended_model(project, recommendation: dict, n_train: int) -> tuple[str | None, str]:
+    """The model the train stage trains when none is picked on the project, and why when the dataset sized it
+    down. The ranking's top when the uploaded weights or a network edited in the visualiser were made for it; else
+    the top, or a smaller fitting candidate where n_train images are too few to train the top from scratch
+    (training.engine.sizing.bearable_model). The one rule: the recommend stage names this model (result["model"],
+    the card, the API) and the train stage trains it."""
+    from .engine.sizing import bearable_model
 
+    ranking = recommendation.get("ranking") or {}
+    top = (ranking.get("top") or {}).get("key") or recommendation.get("model")
+    if top and (project.weights_path or network_source(project, top)):
+        return top, ""
+    return bearable_model(ranking.get("items") or [], recommended=top, n_train=n_train)
+
+
+def model_to_train(project, recommendation: dict, n_train: int) -> tuple[str | None, str]:
+    """What the train stage trains, and why when the dataset sized it down: the user's pick, else the
+    recommendation (recommended_model)."""
     if chosen := project.options.get("model"):
-        return chosen
-    recommended = recommendation.get("model")
-    if project.weights_path or network_source(project, recommended):
-        return recommended  # the user's own weights, or a network edited from it, were made for that architecture
-    items = (recommendation.get("ranking") or {}).get("items") or []
-    model, why = bearable_model(items, recommended=recommended, n_train=n_train)
-    if why:
-        report(why)
-    return model
+        return chosen, ""
+    return recommended_model(project, recommendation, n_train)
 
 
 def train_preview(project) -> str:
@@ -79,16 +85,17 @@ def train_preview(project) -> str:
     if not result.get("training_cost") or project.task != Task.CLASSIFICATION:
         return ""
     cost, facts = StepCost(**result["training_cost"]), DataFacts(**result["data_facts"])
-    model = project.options.get("model") or result.get("model")
+    model = model_to_train(project, result, facts.n_train)[0]
+    labels = {item["key"]: item["label"] for item in (result.get("ranking") or {}).get("items") or []}
+    label = labels.get(model, model)
     if model != cost.model or project.input_size != cost.input_size:
-        return (f"Run Recommend again to time {model} at {project.input_size} px on this server (it timed "
-                f"{cost.model} at {cost.input_size} px).")
+        return (f"Run Recommend again to time {label} at {project.input_size} px on this server (it timed "
+                f"{labels.get(cost.model, cost.model)} at {cost.input_size} px).")
     values, derived = resolve(user, facts)
     epochs, batch = values["epochs"], values["batch_size"]
     trained = facts.n_train // batch * batch or facts.n_train  # whole batches, as the loop draws them
     seconds = cost.run_seconds(epochs=epochs, n_train=trained, n_val=facts.n_val)
     why = f" (chosen for {facts.n_train} training images)" if "epochs" in derived else " (set on the project)"
-    label = result.get("model_label") if model == result.get("model") else model
     return (f"Training {label} at {cost.input_size} px for {epochs} epochs{why} should take {about(seconds)} on "
             f"this server: {seconds / epochs:.1f} s per epoch, from training steps of this model timed on the "
             f"worker by the recommend stage. Fewer epochs: set them in the project's settings (Training options).")
@@ -130,7 +137,9 @@ def train_stage(job, report) -> dict:
     dataset = project.dataset
     recommendation = latest_succeeded(project, "recommend").result
     facts = data_facts(dataset.root, dataset.class_names)
-    model_name = model_for_data(project, recommendation, facts.n_train, report)
+    model_name, why = model_to_train(project, recommendation, facts.n_train)
+    if why:
+        report(why)
     if not model_name:
         raise StageError("The recommendation found no model expected to fit the latency budget and memory limit. "
                          "Pick a model on the project page to train one anyway, or change the budget.")

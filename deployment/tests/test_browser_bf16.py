@@ -7,6 +7,7 @@ import re
 import pytest
 
 from projects.tests import factories
+from projects.tests.browsing import settled
 from projects.tests.test_browser import log_in
 from tango_common.engines import cpu_has_bf16
 
@@ -40,7 +41,7 @@ def test_settings_offer_bf16_for_openvino_only_and_save_it(portal, page):
     assert page.locator("#id_precision option[value=bf16]").count() == 0, "ONNX Runtime has no bf16 to offer"
 
     page.select_option("#id_engine", "openvino")  # redraws the form with OpenVINO's precisions
-    page.locator("#id_engine option[value=openvino][selected]").wait_for(state="attached")
+    settled(page.locator("#id_engine option[value=openvino][selected]"))  # wired by htmx: Save posts through it
     page.locator("#id_precision option[value=bf16]:not([disabled])").wait_for(state="attached")
     page.select_option("#id_precision", "bf16")
     page.click("button.btn-primary[type=submit]")

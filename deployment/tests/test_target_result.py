@@ -46,3 +46,33 @@ def test_the_convert_result_names_the_target_file_its_size_and_where_it_runs(tmp
     shown = body[body.index('data-testid="target-file"'):][:300]
     assert "model-rknn-rk3568-int8.rknn" in shown and "8.14 MB" in shown and "runs on device" in shown
     assert "builds on" not in body[body.index("Target: rknn"):][:1500]
+
+
+@pytest.mark.django_db
+def test_the_convert_card_calls_the_target_a_build_kit_when_its_stored_artifact_builds_on_device(tmp_path):
+    # Regression: the card decided "build kit" from the status sentence the result kept (t.status == "builds on
+    # device") while the stages read the stored artifact's `runs`: other words, or a sentence kept from before the
+    # field, and the card and the stages disagreed.
+    from deployment.models import Artifact as Stored
+
+    team = factories.team_with("Vision", alice="owner")
+    project = factories.training_project(team)
+    job = Job.objects.create(project=project, stage="convert", status=JobStatus.SUCCEEDED, finished_at=timezone.now())
+    client = Client()
+    client.force_login(team.memberships.get().user)
+
+    def card(runs: str, status: str) -> str:
+        stored = Stored.objects.create(project=project, job=job, kind=Stored.Kind.TENSORRT, engine="tensorrt",
+                                       precision="fp16", path="artifacts/trt_kit.tar", sha256="0" * 64,
+                                       status=Stored.Status.VERIFIED, runs=runs)
+        outcome = Outcome("tensorrt", "fp16", device_file(tmp_path), [
+            Attempt("as asked", "fp16", {}, None, None, None, True, 0.1)], {"top1": 100.0}, 1.0)
+        job.result = {"artifacts": [], "target": {
+            "artifact": stored.pk, "engine": "tensorrt", "precision": "fp16", "asked": "fp16", "status": status,
+            "guard": outcome.as_dict(), "file": "trt_kit.tar", "size_mb": 0.1, "notes": []}}
+        job.save(update_fields=["result"])
+        body = client.get(f"/projects/{project.pk}/").content.decode()
+        return body[body.index("Target: tensorrt"):][:1500]
+
+    assert "The artifact is a build kit" in card(Stored.Runs.BUILDS_ON_DEVICE, "a kit the Jetson turns into its engine")
+    assert "build kit" not in card(Stored.Runs.ON_DEVICE, "builds on device")

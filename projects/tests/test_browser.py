@@ -6,6 +6,7 @@ import pytest
 
 from projects.jobs.models import JobLogLine
 from projects.tests import factories
+from projects.tests.browsing import settled
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -38,7 +39,7 @@ def test_running_a_stage_streams_its_log_and_progress_and_the_history_survives_a
     page.locator("#stage-recommend .badge").get_by_text("succeeded").wait_for(timeout=30_000)
 
     # The panel reloaded itself when the job ended, so Train can now be started from the same page.
-    page.locator("[data-testid=run-train]:not([disabled])").click(timeout=30_000)
+    settled(page.locator("[data-testid=run-train]:not([disabled])"), timeout=30_000).click()
     train_log = page.locator("[data-testid=log-train]")
     try:
         # The first epoch's summary line; the progress lines within the epoch also start "epoch 1/3 ", and whether

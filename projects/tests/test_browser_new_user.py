@@ -19,6 +19,7 @@ from projects.tests import factories
 from tango_common.engines import engine_support
 
 from . import test_browser
+from .browsing import settled
 from .test_browser import log_in
 
 page = test_browser.page  # the page fixture, shared (portal and browser come from the root conftest)
@@ -58,19 +59,19 @@ def test_a_new_user_uploads_in_the_wizard_picks_a_device_by_search_and_watches_t
     page.check("input[name=task][value=classification]")
     page.click("button[value=next]")
 
-    # 2. Dataset: the team has none, so the upload is open right here; no second tab.
-    upload = page.locator("[data-testid=wizard-upload]")
-    upload.wait_for()
+    # 2. Dataset: the team has none, so the upload is open right here; no second tab. Each step is acted on once
+    # htmx has wired it (browsing.settled): until then Next would post the whole page, and a select redraw nothing.
+    settled(page.locator("[data-testid=wizard-upload]"))
     page.fill("#id_upload-name", "colours")
     page.set_input_files("#id_upload-file", str(colour_zip(tmp_path / "colours.zip")))
     page.click("[data-testid=wizard-upload-submit]")
-    page.locator("[data-testid=uploaded]").get_by_text("Uploaded colours: 72 images, 3 classes").wait_for(
-        timeout=60_000)
+    settled(page.locator("[data-testid=uploaded]").get_by_text("Uploaded colours: 72 images, 3 classes"),
+            timeout=60_000)
     assert page.locator("input[name=dataset]:checked").count() == 1
     page.click("button[value=next]")
 
     # 3. Device: found by typing, among groups of cards.
-    page.fill("[data-device-search]", "odroid n2")
+    settled(page.locator("[data-device-search]")).fill("odroid n2")
     cards = page.locator(".device-card:visible")
     cards.first.wait_for()
     assert cards.count() == 1 and "Odroid_N2" in cards.first.inner_text()
@@ -79,26 +80,18 @@ def test_a_new_user_uploads_in_the_wizard_picks_a_device_by_search_and_watches_t
     page.click("button[value=next]")
 
     # 4. Environment: the input size comes from the images; what cannot be built is disabled with its reason.
-    page.locator("#id_input_size").wait_for()
+    settled(page.locator("#id_input_size"))
     assert page.input_value("#id_input_size") == "16"
     # TFLite is offered where its environment is installed (./tango engines install tflite), disabled otherwise
     assert page.locator("#id_engine option[value=tflite]").is_disabled() == (not engine_support("tflite").built)
     assert page.input_value("#id_engine") == "onnxruntime", "the engine of the ONNX bundle, where the device runs it"
-    # A redraw's new select only listens once htmx has processed it, which can be a moment after it is in the page
-    # (a CI run changed it back within that moment and the change went unheard): wait for htmx's settle each time.
-    page.evaluate("() => { window.settled = 0; document.body.addEventListener('htmx:afterSettle', "
-                  "() => { window.settled += 1; }); }")
-
-    def redrawn_by(engine):
-        before = page.evaluate("() => window.settled")
-        page.select_option("#id_engine", engine)
-        page.wait_for_function("n => window.settled > n", arg=before)
-
-    redrawn_by("pytorch")  # redraws the step with PyTorch's precisions: fp16 not built
-    page.locator("#id_engine option[value=pytorch][selected]").wait_for(state="attached")
+    # A redraw's new select only listens once htmx has processed it (a CI run changed it back within that moment
+    # and the change went unheard): each redraw is waited for until it is settled.
+    page.select_option("#id_engine", "pytorch")  # redraws the step with PyTorch's precisions: fp16 not built
+    settled(page.locator("#id_engine option[value=pytorch][selected]"))
     page.locator("#id_precision option[value=fp16][disabled]").wait_for(state="attached")
-    redrawn_by("onnxruntime")
-    page.locator("#id_engine option[value=onnxruntime][selected]").wait_for(state="attached")
+    page.select_option("#id_engine", "onnxruntime")
+    settled(page.locator("#id_engine option[value=onnxruntime][selected]"))
     page.locator("#id_precision option[value=fp16]:not([disabled])").wait_for(state="attached")
     page.fill("#id_latency_budget_ms", "3")
     page.locator("[data-testid=training-options] summary").click()  # few epochs: colours are learnt at once
@@ -107,7 +100,7 @@ def test_a_new_user_uploads_in_the_wizard_picks_a_device_by_search_and_watches_t
     page.click("button[value=next]")
 
     # 5. Review names the model the recommender will pick, then Create starts the pipeline.
-    assert page.locator("[data-testid=review-model]").inner_text()
+    assert settled(page.locator("[data-testid=review-model]")).inner_text()
     page.click("button[value=create]")
     page.wait_for_url(re.compile(r".*/projects/\d+/$"))
     project = Project.objects.get(name="colours")

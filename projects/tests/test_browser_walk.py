@@ -12,6 +12,7 @@ from projects.tests import factories
 from recommender.models import Device
 
 from . import test_browser
+from .browsing import settled
 from .test_browser import log_in
 from .test_browser_new_user import colour_zip
 
@@ -47,36 +48,32 @@ def test_a_new_user_creates_a_project_edits_its_settings_and_reads_the_training_
     page.check("input[name=task][value=classification]")
     page.click("button[value=next]")
 
-    # The upload help is the chosen task's layout only.
-    page.locator("[data-testid=wizard-upload]").wait_for()
+    # The upload help is the chosen task's layout only. (Each step is acted on once htmx has wired it.)
+    settled(page.locator("[data-testid=wizard-upload]"))
     upload_help = page.locator("#id_upload-file_helptext").inner_text()
     assert "One folder per class" in upload_help and "data.yaml" not in upload_help, upload_help
     page.fill("#id_upload-name", "colours")
     page.set_input_files("#id_upload-file", str(colour_zip(tmp_path / "colours.zip", per_class=30, size=32)))
     page.click("[data-testid=wizard-upload-submit]")
-    page.locator("[data-testid=uploaded]").wait_for(timeout=60_000)
+    settled(page.locator("[data-testid=uploaded]"), timeout=60_000)
     page.click("button[value=next]")
 
-    page.fill("[data-device-search]", "odroid n2")
+    settled(page.locator("[data-device-search]")).fill("odroid n2")
     page.locator(".device-card:visible").first.click()
     page.click("button[value=next]")
 
     # The latency budget is optional and empty; the device's typical budget is its placeholder.
-    budget = page.locator("#id_latency_budget_ms")
-    budget.wait_for()
+    budget = settled(page.locator("#id_latency_budget_ms"))
     odroid = Device.objects.get(name="Odroid_N2")
     assert budget.input_value() == ""
     assert budget.get_attribute("placeholder") == f"{odroid.default_latency_budget_ms:g}"
     # Picking another engine redraws the step through htmx (the redraw inherits the wizard form's hx-disabled-elt).
-    page.evaluate("() => { window.settled = 0; document.body.addEventListener('htmx:afterSettle', "
-                  "() => { window.settled += 1; }); }")
     page.select_option("#id_engine", "pytorch")
-    page.wait_for_function("() => window.settled > 0", timeout=30_000)
-    page.locator("#id_engine option[value=pytorch][selected]").wait_for(state="attached")
+    settled(page.locator("#id_engine option[value=pytorch][selected]"), timeout=30_000)
     shot(page, "wizard-environment")
     page.check("input[name=run_mode][value=step]")
     page.click("button[value=next]")
-    page.locator("[data-testid=review-model]").wait_for()
+    settled(page.locator("[data-testid=review-model]"))
     page.click("button[value=create]")
     page.wait_for_url(re.compile(r".*/projects/\d+/$"))
     project = Project.objects.get(name="walk")
@@ -89,10 +86,8 @@ def test_a_new_user_creates_a_project_edits_its_settings_and_reads_the_training_
     engines = page.locator("#id_engine option")
     assert sorted(engines.evaluate_all("os => os.map(o => o.value)")) == sorted(odroid.engines)
     jetson = Device.objects.get(name="Jetson_Nano")
-    page.evaluate("() => { window.settled = 0; document.body.addEventListener('htmx:afterSettle', "
-                  "() => { window.settled += 1; }); }")
     page.select_option("#id_device", str(jetson.pk))
-    page.wait_for_function("() => window.settled > 0", timeout=30_000)
+    settled(page.locator(f"#id_device option[value='{jetson.pk}'][selected]"), timeout=30_000)
     offered = page.locator("#id_engine option").evaluate_all("os => os.map(o => o.value)")
     assert sorted(offered) == sorted(jetson.engines), offered
     shot(page, "settings-after-device-change")

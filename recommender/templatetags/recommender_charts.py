@@ -1,4 +1,5 @@
-"""Server-side SVG charts of the recommendation: no chart library, no JavaScript, nothing fetched."""
+"""Server-side SVG charts of the recommendation (no chart library, no JavaScript, nothing fetched), and the
+models' names as people read them."""
 
 import math
 
@@ -25,6 +26,14 @@ class _LogAxis:
 
     def ticks(self):
         return [10.0**k for k in range(math.ceil(self.low), math.floor(self.high) + 1)]
+
+
+@register.filter
+def model_label(key: str) -> str:
+    """"resnet18" -> "ResNet-18", as the ranking and the paper name it."""
+    from ..services import model_label as label
+
+    return label(key)
 
 
 @register.inclusion_tag("recommender/_tradeoff_chart.html")

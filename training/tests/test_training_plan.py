@@ -97,3 +97,73 @@ def test_a_worker_times_a_models_steps_once_and_each_datasets_loading_on_its_own
     with pytest.raises(ValueError, match="no images"):  # a dataset without images fails before any model is built
         time_training("resnet18", data_dir=tmp_path, class_names=classes, input_size=24, device="cpu")
     assert _step_seconds.cache_info().currsize == 1
+
+
+def test_a_network_edited_from_the_rankings_top_is_what_the_card_names_and_what_trains(small_project):
+    # The user saves an edit of the ranking's top in the network editor, which then trains (the editor marks it so):
+    # the dataset's size no longer swaps in a smaller zoo model, neither on the card nor in the train stage.
+    from visualizer.services import architecture_save
+
+    top = run_stage(small_project, "recommend").result["ranking"]["top"]
+    alice = small_project.team.memberships.get().user
+    architecture_save(project=small_project, user=alice, base_model=top["key"], edits=[
+        {"op": "insert", "after": "flatten", "layer": "Dropout", "params": {"p": 0.1}}])
+    small_project.refresh_from_db()
+
+    result = run_stage(small_project, "recommend").result
+    assert result["model"] == top["key"] and "ranked_top" not in result, "the edited network is not sized away"
+    assert result["training_cost"]["model"] == top["key"], "the estimate times the model that trains"
+    client = Client()
+    client.force_login(alice)
+    page = client.get(f"/projects/{small_project.pk}/").content.decode()
+    card = re.search(r'data-testid="training-uses">(.*?)</span>', page, re.S).group(1)
+    assert top["label"] in card, card
+    assert f"Training {top['label']} at 16 px for 2 epochs" in page
+
+    small_project.options["train"] = {"epochs": 1, "quality_gate": False}  # 72 images do not train it: not the point
+    small_project.save()
+    run = TrainingRun.objects.get(job=run_stage(small_project, "train"))
+    assert run.model_name == top["key"] and run.architecture["network"]["version"] == 1
+
+
+def test_a_model_picked_on_the_project_is_named_as_people_read_it_on_the_card_and_in_the_estimate(small_project):
+    from recommender.services import project_model_choose
+
+    run_stage(small_project, "recommend")
+    project_model_choose(project=small_project, model_name="resnet18")
+    client = Client()
+    client.force_login(small_project.team.memberships.get().user)
+
+    def shown():
+        page = client.get(f"/projects/{small_project.pk}/").content.decode()
+        return (re.search(r'data-testid="training-uses">(.*?)</span>', page, re.S).group(1),
+                re.search(r'data-testid="preview-train">(.*?)</p>', page, re.S).group(1))
+
+    card, preview = shown()
+    assert "ResNet-18 (picked)" in card, card
+    assert preview.startswith("Run Recommend again to time ResNet-18 at 16 px on this server (it timed "), preview
+    assert "resnet18" not in card + preview
+
+    run_stage(small_project, "recommend")  # now it times the picked model
+    card, preview = shown()
+    assert preview.startswith("Training ResNet-18 at 16 px for 2 epochs (set on the project) should take"), preview
+
+
+def test_uploaded_weights_keep_the_rankings_top_and_a_pick_wins_over_both(small_project):
+    # The uploaded file was made for the top: it is not sized away. A model picked on the project trains whatever
+    # the recommendation says; the recommendation itself is unchanged by the pick.
+    from projects.services import project_weights_set
+    from projects.tests.test_weights import state_dict_file
+    from recommender.services import project_model_choose
+    from training.services import model_to_train
+
+    project_weights_set(project=small_project, upload=state_dict_file())
+    result = run_stage(small_project, "recommend").result
+    top = result["ranking"]["top"]["key"]
+    assert result["model"] == top and "ranked_top" not in result and result["training_cost"]["model"] == top
+    assert model_to_train(small_project, result, result["data_facts"]["n_train"]) == (top, "")
+
+    project_model_choose(project=small_project, model_name="resnet18")
+    result = run_stage(small_project, "recommend").result
+    assert result["model"] == top and result["chosen"] == "resnet18" and result["training_cost"]["model"] == "resnet18"
+    assert model_to_train(small_project, result, result["data_facts"]["n_train"]) == ("resnet18", "")

@@ -10,6 +10,7 @@ from django.utils import timezone
 from projects.jobs.models import Job, JobStatus
 from projects.models import Project
 from projects.tests import factories
+from projects.tests.browsing import settled
 from training.models import TrainingRun
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -75,7 +76,7 @@ def test_edit_resnet50_with_live_costs_save_and_train_it(portal, page):
     assert page.evaluate("networkEditor.cy.nodes('.open').length") == 1
     assert page.evaluate("networkEditor.cy.nodes('.folded').length") == 15
     page.click("[data-testid='layer-layer3.1.conv1']")
-    page.fill("[data-testid=param-out_channels]", "128")
+    settled(page.locator("[data-testid=param-out_channels]")).fill("128")
     edit(page, lambda: page.click("[data-testid=apply-layer]"))
     errors = page.locator("[data-testid=network-errors]")
     assert errors.inner_text().strip() == "layer3.1.bn1 expects 256 channels, gets 128"
@@ -101,7 +102,7 @@ def test_edit_resnet50_with_live_costs_save_and_train_it(portal, page):
     page.get_by_text("Saved version 1: the train stage trains it.").wait_for(timeout=LONG)
 
     page.goto(f"{portal['url']}/projects/{project.pk}/")
-    page.locator("[data-testid=run-train]:not([disabled])").click(timeout=LONG)
+    settled(page.locator("[data-testid=run-train]:not([disabled])"), timeout=LONG).click()
     train_log = page.locator("[data-testid=log-train]")
     try:
         train_log.get_by_text(re.compile(r"^Network version 1 from the editor")).wait_for(timeout=LONG)
@@ -150,17 +151,20 @@ def test_group_ungroup_and_rewire_on_the_page_with_validation_and_undo(portal, p
     # The layer form is checked as it is typed (htmx), before anything is applied.
     page.click("[data-testid='block-layer1.0']")
     page.click("[data-testid='layer-layer1.0.conv1']")
-    page.fill("[data-testid=param-out_channels]", "0")
+    out_channels = page.locator("[data-testid=param-out_channels]")
+    settled(out_channels).fill("0")
     check = page.locator("#layer-check [data-testid=layer-check]")
     check.and_(page.locator("[data-state=refused]")).wait_for(timeout=LONG)
     assert "out_channels must be at least 1" in check.inner_text()
     field_error = page.locator("[data-testid=field-error-out_channels]")
     assert field_error.inner_text() == "out_channels must be at least 1."  # next to the field, from the Form
     # Apply refuses it on the server too: the form comes back with the reason, nothing joins the edit list.
+    # (The check already put the same words next to the field: wait for Apply's answer, not for the words.)
     page.click("[data-testid=apply-layer]")
-    page.locator("#layer-form-box [data-testid=field-error-out_channels]").get_by_text("must be at least 1").wait_for()
+    settled(out_channels)
+    assert "must be at least 1" in page.locator("#layer-form-box [data-testid=field-error-out_channels]").inner_text()
     assert page.evaluate("networkEditor.state.edits.length") == 0
-    page.fill("[data-testid=param-out_channels]", "32")
+    out_channels.fill("32")
     check.and_(page.locator("[data-state=breaks]")).wait_for(timeout=LONG)
     assert "layer1.0.bn1 expects 64 channels, gets 32" in check.inner_text()
     assert field_error.inner_text() == ""
@@ -168,8 +172,8 @@ def test_group_ungroup_and_rewire_on_the_page_with_validation_and_undo(portal, p
     errors = page.locator("[data-testid=network-errors]")
     edit(page, lambda: page.click("[data-testid=apply-layer]"))
     assert errors.inner_text().strip() == "layer1.0.bn1 expects 64 channels, gets 32"
-    page.wait_for_selector("[data-testid=param-out_channels][value='32']")  # the form as the edits leave it
-    page.fill("[data-testid=param-out_channels]", "64")
+    # the form as the edits leave it
+    settled(page.locator("[data-testid=param-out_channels][value='32']")).fill("64")
     edit(page, lambda: page.click("[data-testid=apply-layer]"))
     assert errors.inner_text().strip() == ""
     assert page.evaluate("networkEditor.state.edits.map((e) => e.params.out_channels)") == [32, 64]
@@ -266,7 +270,7 @@ def test_a_detector_takes_rows_in_and_out_on_the_page(portal, page):
 
     # A stride-2 convolution in one branch of the ELAN: the concatenation is named with the sizes that differ.
     page.click("[data-testid='layer-backbone.12']")
-    page.fill("[data-testid=param-args]", "[64, 3, 2]")
+    settled(page.locator("[data-testid=param-args]")).fill("[64, 3, 2]")
     edit(page, lambda: page.click("[data-testid=apply-layer]"))
     assert page.locator("[data-testid=network-errors]").inner_text().startswith(
         "backbone.14 (Concat) joins maps of different sizes: 4×4 from backbone.13, 4×4 from backbone.12, 8×8 from")
