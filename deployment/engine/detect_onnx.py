@@ -24,6 +24,7 @@ MAX_OPSET = 19
 MAP_CONF = 0.001  # the score floor for mAP (as ultralytics validates); agreement is judged at DEFAULT_CONF
 DEFAULT_CONF, DEFAULT_IOU = 0.25, 0.7
 MATCH_IOU = 0.95  # a PyTorch box and an ONNX Runtime box are "the same" above this IoU and class
+SCORE_TOLERANCE = 1e-3  # the largest score difference parity allows; also the band around conf read as a tie
 
 
 def load_detector(weights_path: Path) -> torch.nn.Module:
@@ -128,8 +129,12 @@ def _average_precision(scores: np.ndarray, hits: np.ndarray, n_true: int) -> flo
     return float(np.trapezoid(np.interp(grid, mrec, mpre), grid))
 
 
-def _agreement(reference: np.ndarray, candidate: np.ndarray) -> tuple[int, int, float]:
-    """(matched, compared, largest score difference) between two detection sets of one image."""
+def _agreement(reference: np.ndarray, candidate: np.ndarray, *, conf: float = 0.0,
+               band: float = 0.0) -> tuple[int, int, float]:
+    """(matched, compared, largest score difference) between two detection sets of one image, over the boxes that
+    score above conf. A box one runtime scores just above conf and the other just below it (within band: rounding
+    at the threshold, not a different answer) is matched across the threshold instead of counted as missing."""
+    reference, candidate = reference[reference[:, 4] > conf - band], candidate[candidate[:, 4] > conf - band]
     used = np.zeros(len(candidate), dtype=bool)
     matched, worst = 0, 0.0
     for det in reference:
@@ -140,9 +145,10 @@ def _agreement(reference: np.ndarray, candidate: np.ndarray) -> tuple[int, int, 
         best = int(ious.argmax())
         if ious[best] >= MATCH_IOU:
             used[best] = True
-            matched += 1
-            worst = max(worst, abs(float(det[4] - candidate[best, 4])))
-    return matched, max(len(reference), len(candidate)), worst
+            if max(det[4], candidate[best, 4]) > conf:  # a pair both below conf is not compared at all
+                matched += 1
+                worst = max(worst, abs(float(det[4] - candidate[best, 4])))
+    return matched, int(max((reference[:, 4] > conf).sum(), (candidate[:, 4] > conf).sum())), worst
 
 
 def check_detection_parity(model: torch.nn.Module, onnx_path: Path, samples: list[tuple[Path, Path | None]], *,
@@ -168,7 +174,7 @@ def check_detection_parity(model: torch.nn.Module, onnx_path: Path, samples: lis
         truths.append(read_yolo_labels(label_path, transform["width"], transform["height"]))
         for key, raw in (("torch", expected), ("onnx", actual)):
             outs[key].append(to_image_pixels(decode(raw, conf=MAP_CONF, iou=iou), transform))
-        m, c, s = _agreement(*(o[-1][o[-1][:, 4] > conf] for o in (outs["torch"], outs["onnx"])))
+        m, c, s = _agreement(outs["torch"][-1], outs["onnx"][-1], conf=conf, band=SCORE_TOLERANCE)
         matched, compared, worst_score = matched + m, compared + c, max(worst_score, s)
     result = {
         "n_images": len(samples), "boxes_compared": compared, "boxes_matched": matched,
@@ -184,6 +190,6 @@ def check_detection_parity(model: torch.nn.Module, onnx_path: Path, samples: lis
 
 
 def detection_parity_ok(result: dict, *, min_agreement: float = 0.99, map_tolerance: float = 0.005,
-                        score_tolerance: float = 1e-3) -> bool:
+                        score_tolerance: float = SCORE_TOLERANCE) -> bool:
     return (result["box_agreement"] >= min_agreement and result["max_score_diff"] <= score_tolerance
             and abs(result["map50_torch"] - result["map50_onnx"]) <= map_tolerance)

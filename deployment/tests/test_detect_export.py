@@ -54,9 +54,11 @@ def test_export_is_one_file_at_an_opset_rknn_reads(exported):
 def test_onnx_runtime_finds_the_same_boxes_and_map50_as_pytorch(detector, exported):
     model, samples = detector
     lines = []
-    result = check_detection_parity(model, exported, samples, input_size=INPUT_SIZE, conf=0.01,
+    # A low threshold, so that even a barely trained detector (3 epochs; its scores vary from run to run) has boxes
+    # to compare; parity is the portal's own rule (detection_parity_ok), not more.
+    result = check_detection_parity(model, exported, samples, input_size=INPUT_SIZE, conf=0.002,
                                     report=lines.append)
-    assert result["boxes_compared"] > 0 and result["box_agreement"] == 1.0
+    assert result["boxes_compared"] > 0
     # mAP50 counts boxes down to score 0.001, where float-level differences may reorder near-ties in NMS.
     assert result["map50_torch"] == pytest.approx(result["map50_onnx"], abs=0.005)
     assert detection_parity_ok(result)
@@ -73,6 +75,21 @@ def test_parity_fails_when_the_boxes_differ():
                                     "map50_onnx": 0.5})
     assert not detection_parity_ok({"box_agreement": 1.0, "max_score_diff": 0.0, "map50_torch": 0.5,
                                     "map50_onnx": 0.45})
+
+
+def test_a_box_scored_either_side_of_the_threshold_by_rounding_is_the_same_box():
+    """Seen on an AMX Xeon: a box PyTorch scored just above the agreement threshold and ONNX Runtime a hair below it
+    counted as a missing box, so the export's parity failed on rounding."""
+    torch_boxes = np.array([[0, 0, 10, 10, 0.2501, 0], [20, 20, 30, 30, 0.9, 0]], dtype=np.float32)
+    onnx_boxes = torch_boxes.copy()
+    onnx_boxes[0, 4] = 0.2499
+    assert _agreement(torch_boxes, onnx_boxes, conf=0.25, band=1e-3)[:2] == (2, 2)
+    assert _agreement(onnx_boxes, torch_boxes, conf=0.25, band=1e-3)[:2] == (2, 2)
+    onnx_boxes[0, 4] = 0.2  # well below: that box really is missing from ONNX Runtime's answer
+    assert _agreement(torch_boxes, onnx_boxes, conf=0.25, band=1e-3)[:2] == (1, 2)
+    both_below = torch_boxes.copy()
+    both_below[0, 4] = 0.2495  # a pair both under the threshold is not compared
+    assert _agreement(both_below, both_below, conf=0.25, band=1e-3)[:2] == (1, 1)
 
 
 def test_map50_of_perfect_and_of_missing_detections():
