@@ -242,11 +242,13 @@ def conv_macs(model, input_size: int) -> int:
 
 
 def host_ceiling() -> dict:
-    """This core's GEMM rates, one thread, in G multiply-accumulates per second: fp32 measured (torch.mm, MKL) and
-    its theoretical peak (AVX2: 2 FMA pipes x 8 lanes per cycle), and int8 measured (fbgemm's u8 x s8 linear:
-    VPMADDUBSW + VPMADDWD, the path every x86 int8 engine takes without VNNI) with its theoretical peak (32 MACs per
-    cycle: twice fp32's), both at the clock /proc/cpuinfo reports (a boosting core runs faster: roofline() takes
-    the fastest engine's own rate when it is higher). An engine cannot beat these on the models' convolutions."""
+    """This core's GEMM rates, one thread, in G multiply-accumulates per second, measured and at their theoretical
+    peaks: fp32 (torch.mm: 2 FMA pipes x 8 or 16 lanes per cycle), bf16 (torch.mm in bf16, oneDNN: AMX tiles where
+    the core has AMX-BF16, 512 MACs per cycle; AVX512-BF16's VDPBF16PS, twice fp32's; none without either) and int8
+    (a quantised linear layer on each of torch's x86 int8 backends, the fastest kept: fbgemm's VNNI, or VPMADDUBSW +
+    VPMADDWD without it, and oneDNN, which runs AMX-INT8 tiles where the core has them: 1024 MACs per cycle, against
+    VNNI's 8 per lane and VPMADDUBSW's 4). Peaks are at the clock /proc/cpuinfo reports (a boosting core runs
+    faster: roofline() takes a measured rate when it is higher). An engine cannot beat these on the convolutions."""
     import warnings
 
     import torch
@@ -263,31 +265,64 @@ def host_ceiling() -> dict:
         return min(times)
 
     m, k, n = 512, 1024, 1024
+    macs = m * k * n
     a, b = torch.rand(m, k), torch.rand(k, n)
-    fp32 = m * k * n / best(lambda: a @ b) / 1e9
-    int8 = None
+    fp32 = macs / best(lambda: a @ b) / 1e9
+    flags = cpu_flags()
+    amx_bf16, amx_int8 = "amx_bf16" in flags, "amx_int8" in flags
+    bf16 = None
+    if amx_bf16 or "avx512_bf16" in flags:
+        a16, b16 = a.bfloat16(), b.bfloat16()
+        bf16 = macs / best(lambda: a16 @ b16) / 1e9
+    int8 = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        try:
-            torch.backends.quantized.engine = "fbgemm"
-            linear = torch.ao.nn.quantized.Linear(k, n)
-            x = torch.quantize_per_tensor(torch.rand(m, k), 0.01, 0, torch.quint8)
-            int8 = m * k * n / best(lambda: linear(x)) / 1e9
-        except Exception:  # noqa: BLE001 - a torch without fbgemm: no int8 figure
-            pass
+        engine = torch.backends.quantized.engine
+        for backend in ("fbgemm", "onednn"):
+            if backend not in torch.backends.quantized.supported_engines:
+                continue
+            try:
+                torch.backends.quantized.engine = backend
+                linear = torch.ao.nn.quantized.Linear(k, n)
+                x = torch.quantize_per_tensor(torch.rand(m, k), 0.01, 0, torch.quint8)
+                int8[backend] = macs / best(lambda: linear(x)) / 1e9  # noqa: B023 - timed before the next backend
+            except Exception:  # noqa: BLE001 - a torch without this backend: no figure from it
+                pass
+        torch.backends.quantized.engine = engine
     ghz = None
     try:
         ghz = max(float(line.split(":")[1]) for line in Path("/proc/cpuinfo").read_text().splitlines()
                   if line.startswith("cpu MHz")) / 1000
     except (OSError, ValueError):
         pass
-    flags = cpu_flags()
     lanes = 16 if "avx512f" in flags else 8
-    vnni = bool(flags & {"avx512_vnni", "avx_vnni", "avx512vnni", "amx_int8"})
-    return {"fp32_gmacs": round(fp32, 1), "int8_gmacs": int8 and round(int8, 1), "ghz": ghz and round(ghz, 2),
+    vnni = bool(flags & {"avx512_vnni", "avx_vnni", "avx512vnni"}) or amx_int8
+    int8_per_cycle = 1024 if amx_int8 else (8 if vnni else 4) * lanes
+    bf16_per_cycle = 512 if amx_bf16 else (4 * lanes if "avx512_bf16" in flags else None)
+    int8_backend = max(int8, key=int8.get, default=None)
+    return {"fp32_gmacs": round(fp32, 1), "bf16_gmacs": bf16 and round(bf16, 1),
+            "int8_gmacs": int8_backend and round(int8[int8_backend], 1), "int8_backend": int8_backend,
+            "int8_by_backend": {key: round(value, 1) for key, value in int8.items()}, "ghz": ghz and round(ghz, 2),
             "fp32_peak_gmacs": ghz and round(2 * lanes * ghz, 1),
-            "int8_peak_gmacs": ghz and round((8 if vnni else 4) * lanes * ghz, 1), "vnni": vnni,
+            "bf16_peak_gmacs": ghz and bf16_per_cycle and round(bf16_per_cycle * ghz, 1),
+            "int8_peak_gmacs": ghz and round(int8_per_cycle * ghz, 1), "vnni": vnni, "amx": amx_int8 or amx_bf16,
+            "int8_path": "AMX-INT8" if amx_int8 else "VNNI" if vnni else "VPMADDUBSW (no VNNI)",
             "isa": "avx512" if lanes == 16 else "avx2"}
+
+
+def cpu_line() -> str:
+    """The CPU's model name and the instruction sets the engines' fast paths use (platform.processor() is empty on
+    Linux): which host a table was measured on."""
+    from tango_common.engines import cpu_flags
+
+    name = platform.processor() or platform.machine()
+    try:
+        name = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                    if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "avx512_fp16", "amx_bf16", "amx_int8")
+    return f"{name} ({', '.join(f for f in wanted if f in cpu_flags())})"
 
 
 def roofline(table: dict, macs: int, ceiling: dict) -> dict:
@@ -295,8 +330,8 @@ def roofline(table: dict, macs: int, ceiling: dict) -> dict:
     needs, and whether any engine could reach it (the int8 peak bounds every engine here)."""
     eager_ms = table["rows"][0]["cpu_p10_ms"]
     need = macs / (eager_ms / TARGET_SPEEDUP) / 1e6
-    peak = max(v for v in (ceiling.get("int8_peak_gmacs"), ceiling.get("int8_gmacs"), ceiling.get("fp32_gmacs"))
-               if v)
+    peak = max(v for v in (ceiling.get("int8_peak_gmacs"), ceiling.get("int8_gmacs"), ceiling.get("bf16_peak_gmacs"),
+                           ceiling.get("bf16_gmacs"), ceiling.get("fp32_gmacs")) if v)
     fastest = min((r["cpu_p10_ms"] for r in table["rows"][1:] if r.get("cpu_p10_ms")), default=None)
     best = fastest and round(macs / fastest / 1e6, 1)
     peak = max(peak, best or 0)  # the nominal clock understates a boosting core: what an engine did is possible
@@ -468,8 +503,12 @@ def main() -> int:
     # measured after every table, so its large GEMMs (MKL, fbgemm) cannot disturb the eager baseline's timing
     CEILING.update(host_ceiling())
     log(f"\nthis core, one thread: fp32 GEMM {CEILING['fp32_gmacs']} GMAC/s measured (peak "
-        f"{CEILING['fp32_peak_gmacs']} at {CEILING['ghz']} GHz, {CEILING['isa']}), int8 GEMM {CEILING['int8_gmacs']} "
-        f"GMAC/s measured (peak {CEILING['int8_peak_gmacs']}, {'VNNI' if CEILING['vnni'] else 'no VNNI: VPMADDUBSW'})")
+        f"{CEILING['fp32_peak_gmacs']} at {CEILING['ghz']} GHz, {CEILING['isa']}), "
+        + (f"bf16 GEMM {CEILING['bf16_gmacs']} GMAC/s measured (peak {CEILING['bf16_peak_gmacs']}, "
+           f"{'AMX-BF16' if CEILING['amx'] else 'AVX512-BF16'}), " if CEILING["bf16_gmacs"] else "no bf16, ")
+        + f"int8 GEMM {CEILING['int8_gmacs']} GMAC/s measured ({CEILING['int8_backend']}; "
+        f"{', '.join(f'{k} {v}' for k, v in CEILING['int8_by_backend'].items())}; peak {CEILING['int8_peak_gmacs']}, "
+        f"{CEILING['int8_path']})")
     for table in tables:
         if table.get("macs"):
             table["roofline"] = roofline(table, table["macs"], CEILING)
@@ -481,7 +520,7 @@ def main() -> int:
     for engine, why in NO_DETECTION.items():
         if any(t.get("not_for_detection") for t in tables):
             print(f"{engine} not run on the detectors: {why}")
-    host = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "ceiling": CEILING,
+    host = {"cpu": cpu_line(), "cores": os.cpu_count(), "ceiling": CEILING,
             "bf16": "bf16" in registry.precisions_here("openvino"), "load_1m_before": load_before,
             "load_1m_after": load_after, "wall_s": round(time.perf_counter() - started)}
     out.write_text(json.dumps({"host": host, "tables": tables}, indent=2, default=str) + "\n")

@@ -71,7 +71,8 @@ def model_import(*, project, upload, labels=None, input_size: int | None = None,
     if size is not None and size > limit:
         raise ValidationError({"file": f"The file is {size} bytes; the limit is {limit}."})
     class_names = list(project.dataset.class_names)
-    labels = [str(label).strip() for label in labels] if labels else class_names
+    # one a line, as the page's box takes them, whether sent as one field or several (multipart lists repeat a key)
+    labels = [line.strip() for label in labels or () for line in str(label).splitlines() if line.strip()] or class_names
     if labels != class_names:
         raise ValidationError({"labels": "The labels must be the project dataset's classes, in the model's output "
                                          f"order: {', '.join(class_names)}. Relabel the dataset or the model."})

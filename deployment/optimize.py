@@ -231,6 +231,10 @@ def record(project, row: Artifact, figures: dict, validation, report) -> None:
     if store is None:
         return
     run = row.training_run
+    if run.architecture.get("imported"):  # the recommender learns the zoo's models, whose layers it can profile
+        report(f"{row.get_kind_display()}: an imported model is not stored as a recommender record; its figures "
+               "stand here.")
+        return
     accuracy = figures.get("accuracy", {}).get(validation.primary)
     try:
         store(engine="pytorch" if row.kind == Artifact.Kind.PYTORCH else row.engine, precision=row.precision,
@@ -251,9 +255,12 @@ def benchmark_artifacts(job, artifacts: list[Artifact], report) -> dict:
     run = artifacts[0].training_run
     validation = validation_for(project, run)
     host = host_label()
+    # This_Server (the catalog's row for the portal's own server) is the one target measured where it runs
+    on_target = project.device.is_host
     report(f"Measuring on this server, {host}: batch 1, {RECORD_THREADS} inference thread, after warm-up; "
-           f"accuracy on {len(validation.samples)} {validation.split} images. These are host figures, not the "
-           "target device's.")
+           f"accuracy on {len(validation.samples)} {validation.split} images. "
+           + ("This server is the project's target device." if on_target
+              else "These are host figures, not the target device's."))
     rows = []
     for index, row in enumerate(artifacts):
         load = loader_for(row, project, RECORD_THREADS)
@@ -283,7 +290,7 @@ def benchmark_artifacts(job, artifacts: list[Artifact], report) -> dict:
             r["speedup"] = round(base["latency_p50_ms"] / r["latency_p50_ms"], 2)
             r["delta"] = round(min(r["accuracy"][m] - base["accuracy"][m] for m in validation.metric_names), 2)
     return {"task": project.task, "rows": rows, "host": host, "latency_budget_ms": project.latency_budget_ms,
-            "device": project.device.name, "metric": validation.primary}
+            "device": project.device.name, "on_target": on_target, "metric": validation.primary}
 
 
 # --- the live Table 2 (the optional compare stage) ------------------------------------------------------------
@@ -314,8 +321,8 @@ def compare_stage(job, report) -> dict:
         table = compare(source=source, validation=validation, calibration=calibration_for(project, size, 64),
                         more_calibration=calibration_for(project, size, 300), out_dir=folder / f"size-{size}",
                         tolerance=tolerance, report=report, engines=project.options.get("compare_engines"),
-                        measure_kwargs={"max_runs": 50, "max_seconds": 4.0})
+                        measure_kwargs={"max_runs": 50, "max_seconds": 4.0},
+                        progress=lambda done, index=index: report(None, progress=100 * (index + done) / len(sizes)))
         tables.append(table)
-        report(None, progress=100 * (index + 1) / len(sizes))
     return {"task": project.task, "tables": tables, "chart": chart(tables), "host": host_label(),
             "tolerance": tolerance, "trained_size": run.architecture["input_size"]}

@@ -131,8 +131,9 @@ def _check_sentences(project, artifact: Artifact) -> list[str]:
     if bench.get("latency_p50_ms") is not None:
         accuracy = bench.get("top1", bench.get("map50"))
         measured = f", accuracy {100 * accuracy:.1f}%" if accuracy is not None else ""
+        where = "the target device" if project.device.is_host else "not the target device"
         lines.append(f"{artifact.engine} {artifact.precision} on the portal's server ({bench.get('host', 'CPU')}; "
-                     f"not the target device): median latency {bench['latency_p50_ms']:.2f} ms at batch 1{measured}.")
+                     f"{where}): median latency {bench['latency_p50_ms']:.2f} ms at batch 1{measured}.")
     parity = (artifact.checks or {}).get("parity") or {}
     if parity.get("n_images"):
         lines.append(f"Checked against PyTorch on {parity['n_images']} validation images before packaging.")
@@ -166,12 +167,16 @@ def package_stage(job, report) -> dict:
            f"runs on {RUNTIMES[runtime].label}.", progress=5)
     reference, samples, class_names, input_size = _reference_and_samples(project, artifact)
     reference_name = "imported" if artifact.training_run.architecture.get("imported") else "PyTorch"
+    # OpenVINO: the bundle computes at the precision the guard and the benchmark ran (bf16, or an int8 model's
+    # float layers in bf16), stated in preprocess.json; left out, its runtime.py would compile in f32
+    hint = (artifact.checks or {}).get("conversion", {}).get("options", {}).get("inference_precision_hint")
+    extra_config = {"inference_precision": hint} if runtime == "openvino" and hint else None
     slug = _slug(project.name)
     out = job_dir(job) / f"{slug}-{tier.replace('_', '-')}-bundle.zip"
     build_tier_bundle(
         out_path=out, task=project.task, tier=tier, runtime=runtime, model_files=files, class_names=class_names,
         input_size=input_size, target=_target(device), reference=reference, samples=samples,
-        precision=artifact.precision, slug=slug, checks=checks,
+        precision=artifact.precision, slug=slug, checks=checks, extra_config=extra_config,
         reference_name=reference_name, device_arch=device_arch(artifact) if runtime in ("rknn", "tvm") else None,
         device_versions=(artifact.checks or {}).get("conversion", {}).get("converter_versions"),
         model_info={"name": f"{project.name}: {artifact.training_run.model_name}", "project": project.name})

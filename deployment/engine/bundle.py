@@ -526,7 +526,17 @@ def _file_words(name: str) -> str:
         return "the model built for the board's Rockchip NPU (RKNN); runtime.py runs it there"
     if name.endswith(".so"):
         return "the model, compiled by Apache TVM into a shared library for the device's CPU; runtime.py loads it"
-    return "part of the model"
+    return _KIT_FILES.get(name, "part of the model")
+
+
+# The TensorRT build kit's files (deployment/engine/converters/tensorrt.py), each read "part of the model"
+_KIT_FILES = {
+    "trt_build.py": "builds the TensorRT engine from model.onnx on the device and times it (p50/p90/p99)",
+    "build_trtexec.sh": "the same build with NVIDIA's trtexec",
+    "calibration.npz": "images of the project's training split, for TensorRT's int8 calibration",
+    "kit.json": "the build kit's settings (input name and size, precision)",
+    "README.txt": "how to build the engine with the kit",
+}
 
 
 # --- the check the package stage runs ------------------------------------------------------------------------------

@@ -89,8 +89,12 @@ def main(argv=None) -> int:
         print("infer.py: no images found", file=sys.stderr)
         return 1
     session, config, labels = load_bundle(args.bundle_dir)
-    results = predict(session, paths, input_size=config["input_size"], labels=labels, mean=config["mean"],
-                      std=config["std"], top_k=max(1, min(args.top_k, len(labels))), batch_size=args.batch_size)
+    try:
+        results = predict(session, paths, input_size=config["input_size"], labels=labels, mean=config["mean"],
+                          std=config["std"], top_k=max(1, min(args.top_k, len(labels))), batch_size=args.batch_size)
+    except OSError as error:  # Pillow's UnidentifiedImageError: a file that is not an image (it names the file)
+        print(f"infer.py: {error}: not an image Pillow can read", file=sys.stderr)
+        return 1
     print(json.dumps(results, indent=2) if args.format == "json" else format_text(results))
     return 0
 

@@ -40,9 +40,12 @@ def combinations(engines: list[str] | None = None) -> list[tuple[str, str]]:
 def compare(*, source: Source, validation: Validation, calibration: CalibrationSet | None,
             more_calibration: CalibrationSet | None, out_dir: Path, tolerance: float = DEFAULT_TOLERANCE,
             engines: list[str] | None = None, report: Report | None = None, keep: bool = False,
-            measure_kwargs: dict | None = None) -> dict:
-    """One input size: eager PyTorch, then every engine × precision through the guard, measured."""
+            measure_kwargs: dict | None = None, progress: Callable[[float], None] | None = None) -> dict:
+    """One input size: eager PyTorch, then every engine × precision through the guard, measured.
+    `progress(done)` hears the fraction of rows done after each one: a size takes many minutes."""
     measure_kwargs = measure_kwargs or {}
+    progress = progress or (lambda done: None)
+    rows_asked = combinations(engines)
     out_dir = Path(out_dir)
     size = source.input_size
     eager = benchmark.measure(benchmark.torch_eager_loader(source.torch_model), input_size=size,
@@ -52,7 +55,8 @@ def compare(*, source: Source, validation: Validation, calibration: CalibrationS
              "fallback": None, **{k: eager.get(k) for k in FIGURES}, "accuracy": reference, "delta": 0.0}]
     say(report, f"{size} px — PyTorch eager: p50 {eager['latency_p50_ms']:.2f} ms (CPU p10 {eager['cpu_p10_ms']:.2f} "
                 f"ms), {_metrics(reference)}")
-    for engine, precision in combinations(engines):
+    progress(1 / (len(rows_asked) + 1))
+    for done, (engine, precision) in enumerate(rows_asked, start=2):
         started = time.perf_counter()
         outcome = guarded_convert(engine, source, precision=precision, out_dir=out_dir / f"{engine}-{precision}",
                                   validation=validation, reference=reference, calibration=calibration,
@@ -91,6 +95,7 @@ def compare(*, source: Source, validation: Validation, calibration: CalibrationS
                           f"({time.perf_counter() - started:.0f} s)")
         if not keep:
             shutil.rmtree(out_dir / f"{engine}-{precision}", ignore_errors=True)
+        progress(done / (len(rows_asked) + 1))
     return summarise(size, rows, metric=validation.primary, tolerance=tolerance)
 
 

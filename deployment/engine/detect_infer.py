@@ -186,8 +186,12 @@ def main(argv=None) -> int:
     session, config, labels = load_bundle(args.bundle_dir)
     conf = config.get("conf", 0.25) if args.conf is None else args.conf
     iou = config.get("iou", 0.7) if args.iou is None else args.iou
-    results = detect(session, paths, input_size=config["input_size"], labels=labels, conf=conf, iou=iou,
-                     max_det=config.get("max_det", 300))
+    try:
+        results = detect(session, paths, input_size=config["input_size"], labels=labels, conf=conf, iou=iou,
+                         max_det=config.get("max_det", 300))
+    except OSError as error:  # Pillow's UnidentifiedImageError: a file that is not an image (it names the file)
+        print(f"infer.py: {error}: not an image Pillow can read", file=sys.stderr)
+        return 1
     write_outputs(results, Path(args.out))
     print(json.dumps(results, indent=2))
     return 0

@@ -2,14 +2,19 @@
 arithmetic, through the wizard's choices and the API's rules alike; the convert stage builds it with the explicit
 INFERENCE_PRECISION_HINT and the accuracy guard checks it like any other precision."""
 
+import json
+import zipfile
+
 import pytest
 import torch
 from django.core.exceptions import ValidationError
 
 import tango_common.engines as engines
-from deployment import services
+from deployment import packaging, services
 from deployment.models import Artifact
 from projects.engine_support import precision_choice_problem, precision_choices
+from projects.jobs.models import JobStatus
+from projects.jobs.storage import absolute
 from projects.models import Precision
 from projects.services import project_validate
 from projects.tests import factories
@@ -68,3 +73,26 @@ def test_the_convert_stage_builds_openvino_bf16_with_the_explicit_hint(settings,
         assert target.checks["conversion"]["options"]["inference_precision_hint"] == "bf16"
         assert guard["attempts"][-1]["drop"] <= 1.0
     assert any("INFERENCE_PRECISION_HINT=bf16" in line for line in lines)
+
+
+@pytest.mark.skipif(not HAS_BF16, reason="this CPU has no bf16 instructions (AVX512-BF16 / AMX)")
+def test_an_openvino_bundle_computes_at_the_precision_the_portal_checked(settings, tmp_path):
+    """The int8 model's float layers ran in bf16 through the guard and the benchmark: so does its bundle, whose
+    health check says so (the bundle compiled in f32 and described it as "<Type: 'float32'>")."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    torch.manual_seed(0)
+    project = factories.training_project(factories.team_with("Vision", alice="owner"))
+    project.engine, project.precision = "openvino", "int8"
+    project.device.tier = "pc"  # served: the package stage starts serve.py and reads its /healthz
+    project.device.save()
+    project.save()
+    trained_run(project)
+    convert = job_for(project, "convert", JobStatus.SUCCEEDED)
+    target = Artifact.objects.get(pk=services.convert_stage(convert, lambda *a, **k: None)["target"]["artifact"])
+    hint = target.checks["conversion"]["options"]["inference_precision_hint"]  # bf16 unless the guard fell back
+    lines = []
+    result = packaging.package_stage(job_for(project, "package"), lambda line=None, **_: line and lines.append(line))
+    bundle = Artifact.objects.get(pk=result["bundle"])
+    with zipfile.ZipFile(absolute(bundle.path)) as archive:
+        assert json.loads(archive.read("preprocess.json"))["inference_precision"] == hint
+    assert any("answered /healthz (healthy: openvino" in line and f"(CPU, {hint})" in line for line in lines)

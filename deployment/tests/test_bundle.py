@@ -105,6 +105,16 @@ def test_infer_py_prints_text_by_default(unpacked, val_images):
     assert image == str(val_images[0]) and len(top.split(", ")) == 3
 
 
+def test_infer_py_says_which_file_is_not_an_image(unpacked, val_images, tmp_path):
+    fake = tmp_path / "notes.jpg"
+    fake.write_text("a text file, named like a photo")
+    completed = subprocess.run([sys.executable, str(unpacked / "infer.py"), str(val_images[0]), str(fake)],
+                               capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 1 and "Traceback" not in completed.stderr
+    assert completed.stderr.startswith("infer.py: ") and str(fake) in completed.stderr
+    assert "not an image Pillow can read" in completed.stderr
+
+
 def test_building_twice_gives_the_same_bytes(bundle, trained, val_images, tmp_path):
     zip_path, onnx_path, class_names = bundle
     again = build_bundle(out_path=tmp_path / "again.zip", onnx_path=onnx_path, class_names=class_names,
@@ -149,3 +159,17 @@ def test_the_readme_names_a_tflite_bundles_model_file_as_the_model():
         class_names=["cat", "dog"], input_size=64, model_info={"name": "Pets", "project": "Pets"}, checks=[],
         files=["model.tflite", "infer.py"], slug="pets", mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
     assert "`model.tflite`: the model, as TensorFlow Lite (LiteRT)" in readme and "part of the model" not in readme
+
+
+def test_the_readme_says_what_each_file_of_a_tensorrt_build_kit_does():
+    # Regression: trt_build.py, build_trtexec.sh, calibration.npz, kit.json and README.txt read "part of the model".
+    from deployment.engine.bundle import RUNTIMES, render_readme
+
+    kit = ["trt_build.py", "build_trtexec.sh", "calibration.npz", "kit.json", "README.txt"]
+    readme = render_readme(
+        task="classification", tier="on_device", engine=RUNTIMES["tensorrt"], precision="int8",
+        target=Target(name="Jetson_AGX_Orin", tier="on_device", accelerator="nvidia_gpu", cpu_arch="aarch64"),
+        class_names=["cat", "dog"], input_size=64, model_info={"name": "Pets", "project": "Pets"}, checks=[],
+        files=["model.onnx", *kit, "infer.py"], slug="pets", mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+    assert "part of the model" not in readme
+    assert "`trt_build.py`: builds the TensorRT engine from model.onnx on the device" in readme

@@ -90,6 +90,29 @@ def test_openvino_int8_trips_on_a_bad_calibration_set_with_its_float_layers_in_b
     assert ("float layers in f32" in steps) == (rest == "bf16")
 
 
+def test_openvino_accuracy_control_ships_the_float_precision_its_candidates_were_judged_in(setup, tmp_path, report):
+    """The "most sensitive layers kept in float" step: NNCF's accuracy control compiles the candidates it judges
+    itself, with its own settings (f32, where OpenVINO's own default on an AMX CPU is bf16). The artifact keeps its
+    float layers in the precision they were judged in — as the ladder asks, and when a step asked for the other."""
+    source, validation, reference, good, _ = setup
+    step = next(s for s in ladder("openvino", "int8", "classification", more_calibration=None,
+                                  validation=validation) if s[0] == "most sensitive layers kept in float")
+    asked = [step[2]]
+    if "bf16" in registry.precisions_here("openvino"):
+        asked.append({**step[2], "float_precision": "bf16"})
+    for index, options in enumerate(asked):
+        artifact = registry.convert("openvino", source, precision="int8", out_dir=tmp_path / str(index),
+                                    calibration=good, options=options, report=report)
+        judged = artifact.options["accuracy_control"]["judged_in"]
+        assert judged in ("f32", "bf16")
+        assert artifact.options["float_precision"] == artifact.options["inference_precision_hint"] == judged
+        if options.get("float_precision", judged) != judged:
+            assert any(f"keeps them in {judged} (not {options['float_precision']}), as judged" in line
+                       for line in report.lines)
+        metrics = validation.evaluate(registry.load(artifact, threads=1))
+        assert reference["top1"] - metrics["top1"] <= 1.0
+
+
 def test_the_ladder_orders_the_fallbacks():
     steps = [s[0] for s in ladder("onnxruntime", "int8", "detection", more_calibration=None, validation=None)]
     assert steps == ["as asked", "detection decode kept in float", "detection head kept in float",

@@ -102,6 +102,20 @@ def test_benchmark_measures_every_verified_artifact_on_its_own_runtime(project, 
     assert result["device"] == "Odroid_N2" and "not the target device's" in report.lines[0]
 
 
+def test_benchmark_on_this_server_says_the_figures_are_the_target_device_s(project, converted):
+    from django.template.loader import render_to_string
+
+    from recommender.services import host_device_refresh
+
+    project.device = host_device_refresh()  # This_Server: the portal's own server is the target
+    project.save()
+    report = Report()
+    result = services.benchmark_stage(job_for(project, "benchmark"), report)
+    assert "This server is the project's target device." in report.lines[0]
+    page = render_to_string("deployment/results/_benchmark.html", {"result": result})
+    assert f"the project's target device ({project.device.name})" in page and "not This_Server" not in page
+
+
 def test_benchmark_needs_a_successful_conversion(project, trained):
     with pytest.raises(StageError, match="No successful convert job"):
         services.benchmark_stage(job_for(project, "benchmark"), Report())
@@ -292,7 +306,17 @@ def test_the_compare_stage_is_table_2_live(project, converted):
 
     project.options = {**project.options, "compare_engines": ["onnxruntime"]}
     project.save()
-    result = compare_stage(job_for(project, "compare"), Report())
+    steps = []
+
+    class Steps(Report):
+        def __call__(self, line=None, progress=None, message=None):
+            super().__call__(line, progress, message)
+            if progress is not None:
+                steps.append(round(progress, 1))
+
+    result = compare_stage(job_for(project, "compare"), Steps())
+    # each size takes minutes on a real model: the bar moves row by row, not only when a size is done
+    assert steps == sorted(steps) and steps[-1] == 100 and [s for s in steps if 0 < s < 50]
     assert [t["input_size"] for t in result["tables"]] == [INPUT_SIZE, 2 * INPUT_SIZE]
     for table in result["tables"]:
         assert [(r["engine"], r["asked"]) for r in table["rows"]] == [

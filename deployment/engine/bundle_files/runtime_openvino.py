@@ -40,5 +40,5 @@ def load_session(bundle_dir, config):
 def describe(session) -> str:
     import openvino as ov
 
-    precision = session.compiled.get_property("INFERENCE_PRECISION_HINT")
+    precision = session.compiled.get_property("INFERENCE_PRECISION_HINT").to_string()  # "bf16", not "<Type: …>"
     return f"openvino {ov.get_version()} (CPU, {precision})"

@@ -12,6 +12,10 @@ has bf16, "f32" elsewhere (the accuracy guard checks it, and falls back to f32 b
 Measured on YOLO11n at 640 px, decode in float, one thread on an AVX512-BF16 EPYC: 14.3 ms with the remainder in
 f32, 13.0 ms in bf16 (the head's f32 NHWC-to-NCHW reorder alone was 6% of the time; in bf16 it runs as a JIT kernel),
 with the same mAP. At 320 px the remainder is small and the two are within noise.
+
+NNCF's accuracy control (the guard's "most sensitive layers kept in float") compiles and scores its candidates
+itself, in f32 with nncf 3.4 (OVPreparedModel), while OpenVINO's own default on an AMX Xeon is bf16: the precision
+each candidate was compiled in is read off it, and the artifact's float layers ship in that precision.
 """
 
 from __future__ import annotations
@@ -158,18 +162,35 @@ class OpenVinoConverter:
             kwargs["ignored_scope"] = ignored
         if validate := options.pop("validate", None):
             # The engine tells which layers cost accuracy: NNCF reverts the most sensitive to float until the
-            # metric is within max_drop of the float model's.
+            # metric is within max_drop of the float model's. It compiles every candidate it judges itself, with
+            # its own settings (nncf 3.4: inference precision f32, where OpenVINO's default on an AMX CPU is bf16):
+            # the precision each was compiled in is read off it, and the artifact ships its float layers in that
+            # precision, so what NNCF judged is what ships.
             max_drop = float(options.get("max_drop", 0.01))
             validation = nncf.Dataset(list(validate["arrays"]))
+            judged: set[str] = set()
+
+            def validation_fn(compiled, data):
+                judged.add(compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name())
+                return validate["metric"](_compiled_runner(compiled), data)
+
             try:
                 quantized = nncf.quantize_with_accuracy_control(
-                    model, calibration_dataset=dataset, validation_dataset=validation,
-                    validation_fn=lambda compiled, data: validate["metric"](_compiled_runner(compiled), data),
+                    model, calibration_dataset=dataset, validation_dataset=validation, validation_fn=validation_fn,
                     max_drop=max_drop, drop_type=nncf.DropType.ABSOLUTE, **kwargs)
             except Exception as error:  # NNCF's own failure is this step's failure; the guard goes on
                 raise ConversionError(f"NNCF accuracy control failed: {type(error).__name__}: "
                                       f"{str(error)[:300]}") from error
-            options["accuracy_control"] = {"max_drop": max_drop, "by": "nncf.quantize_with_accuracy_control"}
+            if len(judged) != 1 or not judged <= {"f32", "bf16"}:
+                raise ConversionError(f"NNCF accuracy control judged its candidates in {sorted(judged) or 'nothing'};"
+                                      " no single float precision to ship them in.")
+            shipped, options["float_precision"] = options["float_precision"], judged.pop()
+            if shipped != options["float_precision"]:
+                say(report, f"OpenVINO int8: NNCF's accuracy control judged its candidates with the float layers in "
+                            f"{options['float_precision']}; the artifact keeps them in {options['float_precision']} "
+                            f"(not {shipped}), as judged.")
+            options["accuracy_control"] = {"max_drop": max_drop, "by": "nncf.quantize_with_accuracy_control",
+                                           "judged_in": options["float_precision"]}
             return quantized
         try:
             with _quiet():
