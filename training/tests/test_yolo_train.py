@@ -122,3 +122,17 @@ def test_warm_start_refuses_a_file_that_is_not_weights(tmp_path):
     bogus.write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="not a PyTorch weights file"):
         warm_start(build_detection_model("yolo11n", nc=1), bogus, print)
+
+
+def test_the_console_shows_ultralytics_paths_without_the_server_s_data_folder(tmp_path):
+    import logging
+
+    from training.engine.yolo.train import _LineHandler
+
+    lines, root = [], tmp_path / "tango-data"
+    handler = _LineHandler(lines.append, root)
+    for message in (f"Logging results to {root}/media/projects/5/jobs/16/run",
+                    f"train: New cache created: {root}/media/datasets/team-1/abc/labels/train.cache"):
+        handler.emit(logging.LogRecord("ultralytics", logging.INFO, __file__, 1, message, None, None))
+    assert lines == ["Logging results to media/projects/5/jobs/16/run",
+                     "train: New cache created: media/datasets/team-1/abc/labels/train.cache"]

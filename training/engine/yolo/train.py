@@ -51,18 +51,21 @@ class DetectionResult:
 
 
 class _LineHandler(logging.Handler):
-    """Forwards ultralytics' log records to report(), one line at a time, without ANSI colours."""
+    """Forwards ultralytics' log records to report(), one line at a time, without ANSI colours, and with the data
+    folder's path taken off the paths it prints (its label caches, its results folder): the console is the users'
+    and shows no server paths."""
 
-    def __init__(self, report: Report):
+    def __init__(self, report: Report, data_root: Path | None = None):
         super().__init__(logging.INFO)
         self.report = report
+        self.data_root = f"{Path(data_root).resolve()}/" if data_root else None
 
     def emit(self, record: logging.LogRecord) -> None:
         from ultralytics.utils import remove_colorstr
 
         for line in remove_colorstr(record.getMessage()).splitlines():
             if line.strip():
-                self.report(line.rstrip())
+                self.report(line.rstrip().replace(self.data_root, "") if self.data_root else line.rstrip())
 
 
 def write_data_yaml(data_dir: Path, out_dir: Path) -> tuple[Path, list[str]]:
@@ -145,7 +148,7 @@ def train_detector(*, data_dir: Path, model: str, out_dir: Path, data_root: Path
     }
     if resume and last.exists():
         args["resume"] = str(last)
-    run = _Run(args=args, say=say, on_epoch=on_epoch)
+    run = _Run(args=args, say=say, on_epoch=on_epoch, data_root=data_root)
     model_obj = None
     if "resume" not in args:
         model_obj = build_detection_model(model, nc=len(names))
@@ -160,8 +163,9 @@ def train_detector(*, data_dir: Path, model: str, out_dir: Path, data_root: Path
 class _Run:
     """One ultralytics training with the portal's callbacks attached."""
 
-    def __init__(self, *, args: dict, say: Report, on_epoch, callbacks: dict | None = None):
-        self.args, self.say, self.on_epoch = args, say, on_epoch
+    def __init__(self, *, args: dict, say: Report, on_epoch, data_root: Path | None = None,
+                 callbacks: dict | None = None):
+        self.args, self.say, self.on_epoch, self.data_root = args, say, on_epoch, data_root
         self.callbacks = callbacks or {}  # more of ultralytics' callbacks (event -> fn(trainer)): timing.py's clock
         self.history: list[dict] = []
         self.started = time.perf_counter()
@@ -196,7 +200,7 @@ class _Run:
             return final_eval()
 
         trainer.final_eval = final_eval_marked
-        handler = _LineHandler(self.say)
+        handler = _LineHandler(self.say, self.data_root)
         LOGGER.addHandler(handler)
         amp_check = trainer_module.check_amp
         trainer_module.check_amp = offline.local_amp_check  # the stock one downloads yolo26n.pt
