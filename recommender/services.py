@@ -349,6 +349,8 @@ def recommend_stage(job, report) -> dict:
         report(f"Training will use {model_label(chosen)}, picked on the project.")
     if facts and (trains := model_to_train(project, result, facts.n_train)[0]):
         result.update(_training_timing(project, trains, facts, report))
+    elif project.task == "detection":
+        result.update(_detection_timing(project, result, report))
     report(None, progress=100)
     return result
 
@@ -380,6 +382,23 @@ def _training_timing(project, model_name: str, facts, report) -> dict:
            f"{1000 * cost.load_s:.0f} ms to load ({cost.threads} thread{'s' if cost.threads != 1 else ''}, "
            f"{cost.device}).")
     return {"training_cost": cost.as_dict(), "data_facts": asdict(facts)}
+
+
+def _detection_timing(project, recommendation: dict, report) -> dict:
+    """A short training run of the detector that will train, timed on this worker: what the train stage's estimate
+    of a run's duration is computed from (training.detection.detection_preview)."""
+    from training.detection import detection_training_cost
+
+    try:
+        cost, counts = detection_training_cost(project, recommendation)
+    except Exception as error:  # the estimate is a side line of the recommendation: say why and go on
+        report(f"No estimate of the training time: {error or type(error).__name__}")
+        return {}
+    report(f"Timed {model_label(cost.model)} at {project.input_size} px, batch {cost.batch}, on this worker: "
+           f"{1000 * cost.train_s:.0f} ms per training image, {1000 * cost.eval_s:.0f} ms per validation image, "
+           f"{cost.epoch_s:.1f} s of checkpoints per epoch, {cost.setup_s:.1f} s to set up and finish "
+           f"({cost.threads} thread{'s' if cost.threads != 1 else ''}, {cost.device}).")
+    return {"training_cost": cost.as_dict(), "data_facts": counts}
 
 
 def _budget_text(budget_ms) -> str:

@@ -32,10 +32,12 @@ def detection_training_options(project) -> dict:
     return options
 
 
-def detection_model_name(project) -> str:
+def detection_model_name(project, recommendation: dict | None = None) -> str:
+    """The detector the train stage trains; `recommendation`: the recommend stage's result (the latest by default)."""
     from .engine.yolo.zoo import LABELS
 
-    recommendation = latest_succeeded(project, "recommend").result or {}
+    if recommendation is None:
+        recommendation = latest_succeeded(project, "recommend").result or {}
     # The user's pick, else the ranking's top, else the paper's Table 1 choice for the device.
     name = (project.options.get("model") or recommendation.get("model")
             or (recommendation.get("paper") or {}).get("model"))
@@ -49,6 +51,50 @@ def detection_device() -> str:
     import torch  # after the worker forked: CUDA is touched in the child only
 
     return "0" if torch.cuda.is_available() else "cpu"
+
+
+def detection_training_cost(project, recommendation: dict) -> tuple:
+    """(DetectionCost, {"n_train", "n_val"}): a short run of the detector that will train, at the project's size,
+    batch and options, on some of the dataset's images, timed on this worker (training.engine.yolo.timing).
+    Raises StageError (no detector to train) or ValueError (no images to time on)."""
+    from .engine.yolo.timing import split_images, time_detector_training
+
+    options = detection_training_options(project)
+    root = project.dataset.root
+    cost = time_detector_training(
+        detection_model_name(project, recommendation), data_dir=root, data_root=settings.DATA_DIR,
+        input_size=project.input_size, batch=options["batch"], epochs=options["epochs"],
+        overrides=options.get("overrides"), device=detection_device())
+    train, val = split_images(root)
+    return cost, {"n_train": len(train), "n_val": len(val)}
+
+
+def detection_preview(project, result: dict) -> str:
+    """train_preview for a detector: the run's duration from the recommend stage's timing, for the epochs and
+    batch the run will use. Raises StageError where the project's options are not accepted."""
+    from tango_common.durations import about
+
+    from .engine.yolo.timing import DetectionCost
+    from .engine.yolo.zoo import LABELS
+
+    cost, counts = DetectionCost(**result["training_cost"]), result["data_facts"]
+    options = detection_training_options(project)
+    model = detection_model_name(project, result)
+    if (model, project.input_size, options["batch"]) != (cost.model, cost.input_size, cost.batch):
+        return (f"Run Recommend again to time {LABELS.get(model, model)} at {project.input_size} px, batch "
+                f"{options['batch']} on this server (it timed {LABELS.get(cost.model, cost.model)} at "
+                f"{cost.input_size} px, batch {cost.batch}).")
+    epochs = options["epochs"]
+    seconds = cost.run_seconds(epochs=epochs, n_train=counts["n_train"], n_val=counts["n_val"])
+    why = " (set on the project)" if "epochs" in (project.options.get("train") or {}) else " (the default)"
+    early = (f"; less if it stops early (no better for {options['patience']} epochs)"
+             if 0 < options["patience"] < epochs else "")
+    return (f"Training {LABELS[model]} at {cost.input_size} px for up to {epochs} epoch{'s' if epochs != 1 else ''}"
+            f"{why} should take "
+            f"{about(seconds)} on this server{early}: {cost.epoch_seconds(**counts):.1f} s per epoch for "
+            f"{counts['n_train']} training and {counts['n_val']} validation images, from a short training run of "
+            f"this model on the worker by the recommend stage. Fewer epochs: set them in the project's settings "
+            f"(Training options).")
 
 
 def detection_train_stage(job, report) -> dict:

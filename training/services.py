@@ -82,8 +82,15 @@ def train_preview(project) -> str:
         user = {k: v for k, v in user_training_options(project).items() if k not in GATE_OPTIONS}
     except StageError:
         return ""
-    if not result.get("training_cost") or project.task != Task.CLASSIFICATION:
+    if not result.get("training_cost"):
         return ""
+    if project.task == Task.DETECTION:
+        from .detection import detection_preview
+
+        try:
+            return detection_preview(project, result)
+        except StageError:  # no detector to train (the train stage says why)
+            return ""
     cost, facts = StepCost(**result["training_cost"]), DataFacts(**result["data_facts"])
     model = model_to_train(project, result, facts.n_train)[0]
     labels = {item["key"]: item["label"] for item in (result.get("ranking") or {}).get("items") or []}

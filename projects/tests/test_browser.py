@@ -67,3 +67,23 @@ def test_running_a_stage_streams_its_log_and_progress_and_the_history_survives_a
     job = project.jobs.get(stage="train")
     assert history.locator(".log-line").count() == JobLogLine.objects.filter(job=job).count()
     assert page.locator("#stage-train table.confusion-matrix").count() == 1
+
+
+def test_a_detection_project_says_how_long_training_will_take_once_the_worker_has_timed_it(portal, page):
+    from training.tests.test_detection_stage import detection_project
+
+    project = detection_project(factories.team_with("Vision", alice="owner"))
+    log_in(page, portal, "alice")
+    page.goto(f"{portal['url']}/projects/{project.pk}/")
+    assert page.locator("[data-testid=preview-train]").count() == 0, "nothing to go on before Recommend"
+
+    page.click("[data-testid=run-recommend]")
+    page.locator("[data-testid=log-recommend]").get_by_text(
+        re.compile(r"^Timed YOLO11n at 64 px, batch 4, on this worker: ")).wait_for(timeout=120_000)
+    page.locator("#stage-recommend .badge").get_by_text("succeeded").wait_for(timeout=30_000)
+    estimate = settled(page.locator("[data-testid=preview-train]"), timeout=30_000).inner_text()
+    assert re.match(r"Training YOLO11n at 64 px for up to 1 epoch \(set on the project\) should take about \d+ s on "
+                    r"this server: \d+\.\d s per epoch for 8 training and 4 validation images", estimate), estimate
+
+    settled(page.locator("[data-testid=run-train]:not([disabled])"), timeout=30_000).click()
+    page.locator("#stage-train .badge").get_by_text("succeeded").wait_for(timeout=180_000)

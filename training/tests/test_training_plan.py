@@ -167,3 +167,30 @@ def test_uploaded_weights_keep_the_rankings_top_and_a_pick_wins_over_both(small_
     result = run_stage(small_project, "recommend").result
     assert result["model"] == top and result["chosen"] == "resnet18" and result["training_cost"]["model"] == "resnet18"
     assert model_to_train(small_project, result, result["data_facts"]["n_train"]) == ("resnet18", "")
+
+
+def test_a_detection_project_is_told_how_long_training_will_take_from_a_short_run_timed_on_the_worker():
+    from training.tests.test_detection_stage import detection_project
+
+    project = detection_project(factories.team_with("Vision", alice="owner"))
+    recommend = run_stage(project, "recommend")
+    cost = recommend.result["training_cost"]
+    assert cost["model"] == "yolo11n" and cost["input_size"] == 64 and cost["batch"] == 4
+    assert all(cost[key] > 0 for key in ("train_s", "eval_s", "epoch_s", "setup_s"))
+    assert recommend.result["data_facts"] == {"n_train": 8, "n_val": 4}
+    log = list(recommend.log_lines.values_list("text", flat=True))
+    assert any(line.startswith("Timed YOLO11n at 64 px, batch 4, on this worker: ") for line in log), log
+
+    client = Client()
+    client.force_login(project.team.memberships.get().user)
+
+    def preview():
+        page = client.get(f"/projects/{project.pk}/").content.decode()
+        return re.search(r'data-testid="preview-train">(.*?)</p>', page, re.S).group(1)
+
+    assert re.match(r"Training YOLO11n at 64 px for up to 1 epoch \(set on the project\) should take about \d+ s on "
+                    r"this server: \d+\.\d s per epoch for 8 training and 4 validation images", preview()), preview()
+    project.options["train"] = {**project.options["train"], "batch": 2}  # a batch changes the cost per image
+    project.save()
+    assert preview().startswith("Run Recommend again to time YOLO11n at 64 px, batch 2 on this server (it timed "
+                                "YOLO11n at 64 px, batch 4)."), preview()

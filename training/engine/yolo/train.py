@@ -163,8 +163,10 @@ def train_detector(*, data_dir: Path, model: str, out_dir: Path, data_root: Path
 class _Run:
     """One ultralytics training with the portal's callbacks attached."""
 
-    def __init__(self, *, args: dict, say: Report, on_epoch, data_root: Path | None = None):
+    def __init__(self, *, args: dict, say: Report, on_epoch, data_root: Path | None = None,
+                 callbacks: dict | None = None):
         self.args, self.say, self.on_epoch, self.data_root = args, say, on_epoch, data_root
+        self.callbacks = callbacks or {}  # more of ultralytics' callbacks (event -> fn(trainer)): timing.py's clock
         self.history: list[dict] = []
         self.started = time.perf_counter()
         self.final_eval_started = False
@@ -189,6 +191,8 @@ class _Run:
         trainer.add_callback("on_train_epoch_end", self._train_phase_end)
         trainer.add_callback("on_train_batch_end", self._batch_end)
         trainer.add_callback("on_fit_epoch_end", self._epoch_end)
+        for event, callback in self.callbacks.items():
+            trainer.add_callback(event, callback)
         final_eval = trainer.final_eval
 
         def final_eval_marked():  # it re-runs on_fit_epoch_end for best.pt; the result, not the history, has that
