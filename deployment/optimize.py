@@ -155,14 +155,16 @@ def convert_target(job, run, *, onnx_artifact: Artifact, report) -> dict:
     from .engine.benchmark import torch_eager_loader
 
     reference = validation.evaluate(torch_eager_loader(model)())
-    report(f"Accuracy guard: PyTorch on {len(validation.samples)} {validation.split} images: "
+    reference_name = "the imported model" if (run.architecture or {}).get("imported") else "PyTorch"
+    report(f"Accuracy guard: {reference_name} on {len(validation.samples)} {validation.split} images: "
            + ", ".join(f"{k} {v:.2f}%" for k, v in reference.items() if k != "n_images")
            + f"; tolerance {tolerance:g} point(s).", progress=60)
     outcome = guarded_convert(
         engine, source, precision=precision, out_dir=job_dir(job, keep=True) / "engine", validation=validation,
         reference=reference, calibration=calibration_for(project, input_size, CALIBRATION_IMAGES),
         more_calibration=calibration_for(project, input_size, MORE_CALIBRATION_IMAGES), tolerance=tolerance,
-        report=report, target_options=device_target_options(project.device, engine))
+        report=report, target_options=device_target_options(project.device, engine),
+        reference_name=reference_name)
     report(outcome.summary(), progress=95)
     if not outcome.passed:
         raise StageError(outcome.summary() + " See the log for each attempt.")

@@ -31,6 +31,8 @@ SENSITIVE_LAYERS = 4
 DECODE_IN_FLOAT = ("onnxruntime", "openvino")  # converters that keep a detector's decode alone in float
 # converters whose int8 models run their float remainder in bf16 where the engine offers that precision here
 BF16_REMAINDER = ("openvino",)
+# what a device-only artifact's load_check keeps of its simulator run (converters.rknn), for the outcome and the card
+SIMULATED = ("where", "reference", "images", "top1_agreement", "min_cosine", "max_abs_diff")
 
 
 @dataclass
@@ -115,12 +117,15 @@ class Attempt:
     passed: bool
     seconds: float
     error: str | None = None
+    # an artifact that runs only on the device: what was checked here instead of its accuracy (RKNN: its outputs in
+    # the toolkit's simulator against the reference; empty where nothing could run here, a TensorRT build kit)
+    simulated: dict | None = None
 
     def as_dict(self) -> dict:
         return {"step": self.step, "precision": self.precision, "options": self.options,
                 "calibration": self.calibration, "metrics": self.metrics,
                 "drop": None if self.drop is None else round(self.drop, 3), "passed": self.passed,
-                "seconds": round(self.seconds, 1), "error": self.error}
+                "seconds": round(self.seconds, 1), "error": self.error, "simulated": self.simulated}
 
 
 @dataclass
@@ -133,6 +138,7 @@ class Outcome:
     attempts: list[Attempt]
     reference: dict
     tolerance: float
+    reference_name: str = "PyTorch"  # what the reference metrics ran: an imported model is its own reference
 
     @property
     def passed(self) -> bool:
@@ -147,13 +153,14 @@ class Outcome:
 
     def summary(self) -> str:
         if not self.passed:
-            return (f"{self.engine} {self.asked}: no variant stayed within {self.tolerance:g} point(s) of PyTorch; "
-                    "nothing shipped for it.")
+            return (f"{self.engine} {self.asked}: no variant stayed within {self.tolerance:g} point(s) of "
+                    f"{self.reference_name}; nothing shipped for it.")
         last = self.attempts[-1]
         if last.drop is None:
-            return f"{self.engine} {self.asked}: {self.artifact.status}; its accuracy is checked there."
+            return f"{self.engine} {self.asked}: " + on_device_check(last.simulated)
         if self.fallback is None:
-            return f"{self.engine} {self.asked}: within {self.tolerance:g} point(s) of PyTorch (drop {last.drop:+.2f})."
+            return (f"{self.engine} {self.asked}: within {self.tolerance:g} point(s) of {self.reference_name} "
+                    f"(drop {last.drop:+.2f}).")
         first = self.attempts[0]
         what = "did not convert" if first.drop is None else f"lost {first.drop:.2f} point(s)"
         return (f"{self.engine} {self.asked} {what}; the guard fell back to "
@@ -162,8 +169,18 @@ class Outcome:
     def as_dict(self) -> dict:
         return {"engine": self.engine, "asked": self.asked, "passed": self.passed,
                 "precision": self.artifact.precision if self.artifact else None, "fallback": self.fallback,
-                "tolerance": self.tolerance, "reference": self.reference,
+                "tolerance": self.tolerance, "reference": self.reference, "reference_name": self.reference_name,
                 "attempts": [a.as_dict() for a in self.attempts], "summary": self.summary()}
+
+
+def on_device_check(simulated: dict | None) -> str:
+    """What was checked here of an artifact only the device runs, and what is left to the device, in words."""
+    if not simulated:
+        return "nothing could run it here; its accuracy is measured on the device."
+    agree = simulated.get("top1_agreement")
+    return (f"checked here in the {simulated['where']} against {simulated['reference']} on {simulated['images']} "
+            "images (" + (f"top-1 agreement {100 * agree:.0f}%, " if agree is not None else "")
+            + f"min cosine {simulated['min_cosine']:.4f}); its accuracy on the device itself is measured there.")
 
 
 def ladder(engine: str, precision: str, task: str, *, more_calibration: CalibrationSet | None,
@@ -207,7 +224,7 @@ def guarded_convert(engine: str, source: Source, *, precision: str, out_dir: Pat
                     reference: dict, calibration: CalibrationSet | None = None,
                     more_calibration: CalibrationSet | None = None, tolerance: float = DEFAULT_TOLERANCE,
                     report: Report | None = None, threads: int | None = 1,
-                    target_options: dict | None = None) -> Outcome:
+                    target_options: dict | None = None, reference_name: str = "PyTorch") -> Outcome:
     """Convert, evaluate against the PyTorch reference, fall back until within tolerance. Artifacts that build
     on the device cannot be evaluated here: they pass through, marked unchecked. target_options (what the engine
     must know of the device: TVM's CPU target, RKNN's SoC) go to every attempt."""
@@ -230,10 +247,12 @@ def guarded_convert(engine: str, source: Source, *, precision: str, out_dir: Pat
             shutil.rmtree(folder, ignore_errors=True)
             continue
         if not artifact.runs_here:
+            check = artifact.load_check
+            simulated = {k: check[k] for k in SIMULATED if k in check} if "where" in check else None
             attempts.append(Attempt(step, variant, _clean(artifact.options), artifact.calibration, None, None, True,
-                                    time.perf_counter() - started))
-            say(report, f"guard: {artifact.label} {artifact.status}; its accuracy is checked there.")
-            return Outcome(engine, precision, artifact, attempts, reference, tolerance)
+                                    time.perf_counter() - started, simulated=simulated))
+            say(report, f"guard: {artifact.label} {artifact.status}; {on_device_check(simulated)}")
+            return Outcome(engine, precision, artifact, attempts, reference, tolerance, reference_name)
         metrics = validation.evaluate(registry.load(artifact, threads=threads))
         lost = drop(reference, metrics, validation.metric_names)
         ok = lost <= tolerance
@@ -245,9 +264,9 @@ def guarded_convert(engine: str, source: Source, *, precision: str, out_dir: Pat
                     + ("passes." if ok else f"lost {lost:.2f} points, over the {tolerance:g}-point tolerance."))
         if ok:
             artifact.notes.append(f"accuracy guard: {step}, drop {lost:+.2f} points")
-            return Outcome(engine, precision, artifact, attempts, reference, tolerance)
+            return Outcome(engine, precision, artifact, attempts, reference, tolerance, reference_name)
         shutil.rmtree(folder, ignore_errors=True)
-    return Outcome(engine, precision, None, attempts, reference, tolerance)
+    return Outcome(engine, precision, None, attempts, reference, tolerance, reference_name)
 
 
 def _clean(options: dict) -> dict:

@@ -24,7 +24,26 @@ def test_a_file_made_here_for_the_device_runs_on_device_and_is_never_called_a_bu
     assert artifact.status == artifact.as_dict()["status"] == "runs on device"
     outcome = Outcome("rknn", "int8", artifact, [Attempt("as asked", "int8", {}, None, None, None, True, 0.1)],
                       {"top1": 100.0}, 1.0)
-    assert outcome.summary() == "rknn int8: runs on device; its accuracy is checked there."
+    assert "builds" not in outcome.summary()
+
+
+SIMULATED = {"where": "rknn-toolkit2 x86 simulator", "reference": "PyTorch", "images": 8, "top1_agreement": 1.0,
+             "min_cosine": 0.99981, "max_abs_diff": 0.02}
+
+
+def test_the_guard_says_the_simulator_checked_a_device_file_here_and_what_is_left_to_the_device(tmp_path):
+    # Regression: the log reported the simulator check on 8 images (100% agreement) and the guard's summary said
+    # "rknn int8: runs on device; its accuracy is checked there.", as if nothing had been checked here.
+    artifact = device_file(tmp_path)
+    simulated = Outcome("rknn", "int8", artifact, [
+        Attempt("as asked", "int8", {}, None, None, None, True, 0.1, simulated=SIMULATED)], {"top1": 100.0}, 1.0)
+    assert simulated.summary() == (
+        "rknn int8: checked here in the rknn-toolkit2 x86 simulator against PyTorch on 8 images (top-1 agreement "
+        "100%, min cosine 0.9998); its accuracy on the device itself is measured there.")
+    assert simulated.as_dict()["attempts"][0]["simulated"]["images"] == 8
+    unchecked = Outcome("tensorrt", "fp16", artifact, [Attempt("as asked", "fp16", {}, None, None, None, True, 0.1)],
+                        {"top1": 100.0}, 1.0)
+    assert unchecked.summary() == "tensorrt fp16: nothing could run it here; its accuracy is measured on the device."
 
 
 @pytest.mark.django_db
@@ -103,3 +122,40 @@ def test_the_live_console_renders_the_convert_card_from_the_jobs_state(tmp_path)
     live = render_to_string("projects/_job_state.html", {
         "job": _job_state(job.pk), "result_template": "deployment/results/_convert.html"})
     assert "The artifact is a build kit" in live
+
+
+@pytest.mark.django_db
+def test_the_card_never_calls_an_attempt_nobody_measured_passed_and_names_an_imported_reference(tmp_path):
+    # Regression: a build kit's guard row read "checked on the device" as its accuracy and "passed", though nothing
+    # was checked here; the simulator's figures were not shown; "builds on device" was said three times; and an
+    # imported model's reference metrics were labelled "PyTorch".
+    from deployment.models import Artifact as Stored
+
+    team = factories.team_with("Vision", alice="owner")
+    project = factories.training_project(team)
+    job = Job.objects.create(project=project, stage="convert", status=JobStatus.SUCCEEDED, finished_at=timezone.now())
+    client = Client()
+    client.force_login(team.memberships.get().user)
+
+    def card(engine: str, runs: str, attempt: Attempt, status: str, notes: list, **result) -> str:
+        stored = Stored.objects.create(project=project, job=job, kind=engine, engine=engine, precision="int8",
+                                       path="artifacts/x", sha256="0" * 64, status=Stored.Status.VERIFIED, runs=runs)
+        outcome = Outcome(engine, "int8", device_file(tmp_path), [attempt], {"top1": 91.25}, 1.0,
+                          reference_name="the imported model" if result else "PyTorch")
+        job.result = {"artifacts": [], **result, "target": {
+            "artifact": stored.pk, "engine": engine, "precision": "int8", "asked": "int8", "status": status,
+            "guard": outcome.as_dict(), "file": "x", "size_mb": 0.1, "notes": notes}}
+        job.save(update_fields=["result"])
+        body = client.get(f"/projects/{project.pk}/").content.decode()
+        return body[body.index(f"Target: {engine}"):body.index("</table>", body.index(f"Target: {engine}")) + 300]
+
+    kit = card("tensorrt", Stored.Runs.BUILDS_ON_DEVICE, Attempt("as asked", "int8", {}, None, None, None, True, 0.1),
+               "builds on device", ["on the device, python3 trt_build.py --precision int8 makes the engine"])
+    assert "not measured here" in kit and "to be measured on the device" in kit
+    assert ">passed<" not in kit and "checked on the device" not in kit
+    assert kit.count("builds on device") == 1 and "PyTorch: top1 91.25%" in kit
+
+    rknn = card("rknn", Stored.Runs.ON_DEVICE, Attempt("as asked", "int8", {}, None, None, None, True, 0.1,
+                                                       simulated=SIMULATED), "runs on device", [], imported="onnx")
+    assert "in the rknn-toolkit2 x86 simulator, on 8 images: top-1 agreement 100% with PyTorch" in rknn
+    assert ">passed<" not in rknn and "The imported model: top1 91.25%" in rknn

@@ -119,7 +119,7 @@ class TensorRtConverter:
         return Artifact(engine=self.engine, precision=precision, path=out_dir / "model.onnx", files=files,
                         task=source.task, input_size=source.input_size, runs_here=False, builds_on_device=True,
                         converter_versions=versions, calibration=used, options=options,
-                        notes=["builds on device: python3 trt_build.py --precision " + precision])
+                        notes=["on the device, python3 trt_build.py --precision " + precision + " makes the engine"])
 
     def load(self, artifact: Artifact, *, threads: int | None = None) -> Runner:
         if not artifact.runs_here:
