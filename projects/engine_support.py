@@ -42,7 +42,7 @@ def engine_choice_problem(*, task: str, device, engine: str) -> str | None:
         if engine not in device.engines:
             runs = ", ".join(device.engine_labels())
             return f"{device.name} does not run {label}; it runs {runs}."
-        if problem := engine_problem(engine, device.accelerator_kind):
+        if problem := engine_problem(engine, device.accelerator_kind, device.cpu_name):
             return problem
     if engine not in TASK_ENGINES.get(task, (engine,)):
         return f"{label} builds of {Task(task).label.lower()} models are not in this version."

@@ -62,7 +62,7 @@ class Device(models.Model):
         for key in self.engines or []:
             if key not in known:
                 problems.append(f"Unknown engine {key!r}.")
-            elif problem := engine_problem(key, self.accelerator_kind):
+            elif problem := engine_problem(key, self.accelerator_kind, self.cpu_name):
                 problems.append(problem)
         if problems:
             raise ValidationError({"engines": problems})

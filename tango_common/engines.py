@@ -32,6 +32,9 @@ class Engine:
     accelerators: frozenset
     precisions: tuple[str, ...]
     why: str
+    # it also runs on the CPU of a device whose cpu_name names one of these vendors, whatever the accelerator beside
+    # it (OpenVINO on an Intel PC with an NVIDIA card: the Intel CPU is its home)
+    cpu_vendors: tuple[str, ...] = ()
 
 
 ENGINES: dict[str, Engine] = {
@@ -41,7 +44,7 @@ ENGINES: dict[str, Engine] = {
         Engine("onnxruntime", "ONNX Runtime", ANY, ("fp32", "fp16", "int8"), "portable CPU/GPU runtime"),
         Engine("openvino", "OpenVINO", frozenset({Accelerator.NONE, Accelerator.INTEL_GPU}),
                ("fp32", "fp16", "bf16", "int8"),
-               "Intel CPUs and GPUs"),
+               "Intel CPUs and GPUs", cpu_vendors=("Intel",)),
         Engine("tensorrt", "TensorRT", frozenset({Accelerator.NVIDIA_GPU}), ("fp32", "fp16", "int8"),
                "needs an NVIDIA GPU; the engine is built on the device"),
         Engine("tvm", "Apache TVM", ANY, ("fp32", "fp16", "int8"), "compiles for CPUs and GPUs, Mali included"),
@@ -53,11 +56,13 @@ ENGINES: dict[str, Engine] = {
 ENGINE_CHOICES = [(e.key, e.label) for e in ENGINES.values()]
 
 
-def engine_problem(engine_key: str, accelerator: str) -> str | None:
-    """Why a device with this accelerator cannot run the engine, or None when it can."""
+def engine_problem(engine_key: str, accelerator: str, cpu_name: str = "") -> str | None:
+    """Why a device with this accelerator (and this CPU) cannot run the engine, or None when it can."""
     engine = ENGINES.get(engine_key)
     if engine is None:
         return f"Unknown engine {engine_key!r}; known: {', '.join(ENGINES)}."
+    if any(vendor.lower() in cpu_name.lower() for vendor in engine.cpu_vendors):
+        return None
     if accelerator not in engine.accelerators:
         return f"{engine.label} {engine.why}; this device's accelerator ({accelerator}) cannot run it."
     return None

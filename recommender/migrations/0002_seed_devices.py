@@ -123,7 +123,7 @@ CATALOG = [
         "memory_bandwidth_gbps": 360.0,
         "memory_mb": 12_288,
         "os": "Ubuntu 22.04 LTS",
-        "engines": GPU_ENGINES,
+        "engines": [*GPU_ENGINES, "openvino"],  # its Intel CPU runs OpenVINO (0005)
         "default_latency_budget_ms": 30.0,
         "notes": (
             "A desktop PC. NVIDIA RTX 3060 (GA106) specifications: 12.7 TFLOPS FP32, 51 TFLOPS FP16 Tensor "

@@ -50,7 +50,7 @@ def test_each_seeded_device_passes_model_validation(name):
 def test_each_seeded_device_runs_only_engines_its_accelerator_can(name):
     device = Device.objects.get(name=name)
     assert device.engines, "every device runs at least one engine"
-    assert [e for e in device.engines if engine_problem(e, device.accelerator_kind)] == []
+    assert [e for e in device.engines if engine_problem(e, device.accelerator_kind, device.cpu_name)] == []
 
 
 @pytest.mark.parametrize("name", list(EXPECTED))
@@ -125,3 +125,17 @@ def test_the_seed_migration_reverses_to_an_empty_catalog_and_reapplies():
     seed.seed_catalog(state.apps, None)
     seed.seed_catalog(state.apps, None)  # idempotent
     assert set(Device.objects.values_list("name", flat=True)) == {*SEEDED, "Custom_Board"}
+
+
+def test_the_intel_pc_offers_openvino_on_its_cpu_beside_its_nvidia_card():
+    # Regression: OpenVINO was judged by the accelerator alone, so the catalog's PC (Intel Core i7-12700 with an
+    # RTX 3060) did not offer it; only "This server" did, though an Intel PC is OpenVINO's home.
+    from projects.engine_support import engine_choices
+
+    pc = Device.objects.get(name="PC")
+    assert "openvino" in pc.engines and "Intel" in pc.cpu_name
+    offered = {c.value: c for c in engine_choices(task="classification", device=pc)}
+    assert offered["openvino"].enabled, offered["openvino"].problem
+    # the vendor is what lets it in: an AMD or Arm CPU beside an NVIDIA card still cannot take it
+    assert engine_problem("openvino", Accelerator.NVIDIA_GPU, "AMD Ryzen Threadripper 3960X")
+    assert engine_problem("openvino", Accelerator.NVIDIA_GPU, "12x Arm Cortex-A78AE @ 2.2 GHz")
