@@ -125,6 +125,9 @@ def model_import(*, project, upload, labels=None, input_size: int | None = None,
                               "onnx_path": relative(kept_onnx), "source_name": name, "checks": checks},
                 metrics={})
             audit_record(actor=user, action="started", target=job, detail=f"imported model {name}")
+            if project.input_size != input_size:  # the project's model is now this one: its size is the project's
+                project.input_size = input_size
+                project.save(update_fields=["input_size"])
         log = JobLog(job.pk)
         log.write(f"Imported {name} ({fmt}) instead of training: {checks.get('input', '')} -> "
                   f"{checks.get('output', '')}, {len(labels)} labels, {input_size} px.")

@@ -124,6 +124,8 @@ def test_an_imported_model_goes_through_convert_benchmark_and_package(their_onnx
     settings.MEDIA_ROOT = tmp_path / "media"
     team = factories.team_with("Vision", alice="owner", carol="viewer")
     project = factories.training_project(team)
+    project.input_size = 2 * INPUT_SIZE  # the import brings its own size
+    project.save(update_fields=["input_size"])
     client = Client()
     client.force_login(team.members.get(username="alice"))
     url = reverse("deployment:model_import", args=[project.pk])
@@ -138,7 +140,11 @@ def test_an_imported_model_goes_through_convert_benchmark_and_package(their_onnx
     assert done.status_code == 302, done.content.decode()[-800:]
     run = TrainingRun.objects.get(project=project)
     assert run.architecture["imported"] == "onnx" and run.job.status == "succeeded"
+    # Regression: the project kept the size it was created with (the page said 120 px after a 96 px import)
+    page = client.get(reverse("projects:detail", args=[project.pk])).content.decode()
+    assert f"<dt>Input size</dt><dd>{INPUT_SIZE} px</dd>" in page
 
+    project.refresh_from_db()
     project.engine = "openvino"  # the target is built through the same accuracy guard as a trained model's
     project.save()
     convert = job_for(project, "convert")
@@ -149,6 +155,10 @@ def test_an_imported_model_goes_through_convert_benchmark_and_package(their_onnx
     assert onnx_artifact.status == "verified"
     target = Artifact.objects.get(pk=convert.result["target"]["artifact"])
     assert (target.engine, target.status) == ("openvino", "verified") and target.checks["guard"]["passed"]
+    # the guard's reference is the imported model, not a PyTorch model this project never had
+    assert "of the imported model" in convert.result["target"]["guard"]["summary"]
+    card = client.get(reverse("projects:detail", args=[project.pk])).content.decode()
+    assert "The imported model: top1" in card[card.index("Target: openvino"):]
 
     benchmarked = Report()
     result = services.benchmark_stage(job_for(project, "benchmark"), benchmarked)
