@@ -76,3 +76,30 @@ def test_the_convert_card_calls_the_target_a_build_kit_when_its_stored_artifact_
 
     assert "The artifact is a build kit" in card(Stored.Runs.BUILDS_ON_DEVICE, "a kit the Jetson turns into its engine")
     assert "build kit" not in card(Stored.Runs.ON_DEVICE, "builds on device")
+
+
+@pytest.mark.django_db
+def test_the_live_console_renders_the_convert_card_from_the_jobs_state(tmp_path):
+    # Regression: the card looked the artifact up through the Job (job.artifacts), but the live console renders it
+    # from the job's state dict (projects.jobs.consumer._job_state): a convert job finishing while its page was open
+    # broke the card's update with AttributeError.
+    from django.template.loader import render_to_string
+
+    from deployment.models import Artifact as Stored
+    from projects.jobs.consumer import _job_state
+
+    team = factories.team_with("Vision", alice="owner")
+    project = factories.training_project(team)
+    job = Job.objects.create(project=project, stage="convert", status=JobStatus.SUCCEEDED, finished_at=timezone.now())
+    stored = Stored.objects.create(project=project, job=job, kind=Stored.Kind.TENSORRT, engine="tensorrt",
+                                   precision="fp16", path="artifacts/trt_kit.tar", sha256="0" * 64,
+                                   status=Stored.Status.VERIFIED, runs=Stored.Runs.BUILDS_ON_DEVICE)
+    outcome = Outcome("tensorrt", "fp16", device_file(tmp_path), [
+        Attempt("as asked", "fp16", {}, None, None, None, True, 0.1)], {"top1": 100.0}, 1.0)
+    job.result = {"artifacts": [], "target": {
+        "artifact": stored.pk, "engine": "tensorrt", "precision": "fp16", "asked": "fp16", "status": "kit",
+        "guard": outcome.as_dict(), "file": "trt_kit.tar", "size_mb": 0.1, "notes": []}}
+    job.save(update_fields=["result"])
+    live = render_to_string("projects/_job_state.html", {
+        "job": _job_state(job.pk), "result_template": "deployment/results/_convert.html"})
+    assert "The artifact is a build kit" in live

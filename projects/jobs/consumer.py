@@ -280,6 +280,7 @@ class JobLogConsumer(AsyncWebsocketConsumer):
             # When a job ends, the pipeline panel reloads itself: buttons change and automatic mode may
             # have queued the next stage.
             refresh = finished_now
-            await self.send(render_to_string("projects/_job_state.html", {
+            # Rendered off the event loop: a result card may read the database (deployment's stored_artifact).
+            await self.send(await database_sync_to_async(render_to_string)("projects/_job_state.html", {
                 "job": state, "refresh": refresh, "result_template": _result_template(state["stage"]),
                 "catalog_panel_url": _catalog_panel_url(state["stage"]) if state["project_id"] is None else ""}))
