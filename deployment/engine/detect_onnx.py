@@ -129,26 +129,45 @@ def _average_precision(scores: np.ndarray, hits: np.ndarray, n_true: int) -> flo
     return float(np.trapezoid(np.interp(grid, mrec, mpre), grid))
 
 
-def _agreement(reference: np.ndarray, candidate: np.ndarray, *, conf: float = 0.0,
-               band: float = 0.0) -> tuple[int, int, float]:
+def _agreement(reference: np.ndarray, candidate: np.ndarray, *, conf: float = 0.0, band: float = 0.0,
+               nms_iou: float | None = None) -> tuple[int, int, float]:
     """(matched, compared, largest score difference) between two detection sets of one image, over the boxes that
-    score above conf. A box one runtime scores just above conf and the other just below it (within band: rounding
-    at the threshold, not a different answer) is matched across the threshold instead of counted as missing."""
+    score above conf. Two kinds of tie are not disagreements (band: the score difference rounding can make):
+    a box one runtime scores just above conf and the other just below it is matched across the threshold; and with
+    nms_iou, where NMS chose between two boxes overlapping by more than nms_iou whose scores tie within band, each
+    runtime may have kept the other one of the two: those are paired as the same answer."""
     reference, candidate = reference[reference[:, 4] > conf - band], candidate[candidate[:, 4] > conf - band]
+    same_box = _pairs(reference, candidate, MATCH_IOU, band=None, taken=([], []))
+    ties = _pairs(reference, candidate, nms_iou, band=band, taken=same_box) if nms_iou is not None else ([], [])
+    scores = [(reference[r, 4], candidate[c, 4]) for r, c in zip(*same_box, strict=True)]
+    scores += [(reference[r, 4], candidate[c, 4]) for r, c in zip(*ties, strict=True)]
+    counted = [pair for pair in scores if max(pair) > conf]  # a pair both below conf is not compared at all
+    worst = max((abs(float(a - b)) for a, b in scores[:len(same_box[0])] if max(a, b) > conf), default=0.0)
+    return len(counted), int(max((reference[:, 4] > conf).sum(), (candidate[:, 4] > conf).sum())), worst
+
+
+def _pairs(reference: np.ndarray, candidate: np.ndarray, min_iou: float, *, band: float | None,
+           taken: tuple[list[int], list[int]]) -> tuple[list[int], list[int]]:
+    """Greedy one-to-one pairs (reference index, candidate index) of boxes of one class overlapping by min_iou or
+    more, among those not taken yet; with band, only boxes whose scores are within band of each other."""
     used = np.zeros(len(candidate), dtype=bool)
-    matched, worst = 0, 0.0
-    for det in reference:
+    used[list(taken[1])] = True
+    refs, cands = [], []
+    for index, det in enumerate(reference):
+        if index in taken[0]:
+            continue
         same = (candidate[:, 5] == det[5]) & ~used
+        if band is not None:
+            same &= np.abs(candidate[:, 4] - det[4]) <= band
         if not same.any():
             continue
         ious = np.where(same, box_iou(det[:4], candidate[:, :4]), 0)
         best = int(ious.argmax())
-        if ious[best] >= MATCH_IOU:
+        if ious[best] >= min_iou:
             used[best] = True
-            if max(det[4], candidate[best, 4]) > conf:  # a pair both below conf is not compared at all
-                matched += 1
-                worst = max(worst, abs(float(det[4] - candidate[best, 4])))
-    return matched, int(max((reference[:, 4] > conf).sum(), (candidate[:, 4] > conf).sum())), worst
+            refs.append(index)
+            cands.append(best)
+    return refs, cands
 
 
 def check_detection_parity(model: torch.nn.Module, onnx_path: Path, samples: list[tuple[Path, Path | None]], *,
@@ -174,7 +193,7 @@ def check_detection_parity(model: torch.nn.Module, onnx_path: Path, samples: lis
         truths.append(read_yolo_labels(label_path, transform["width"], transform["height"]))
         for key, raw in (("torch", expected), ("onnx", actual)):
             outs[key].append(to_image_pixels(decode(raw, conf=MAP_CONF, iou=iou), transform))
-        m, c, s = _agreement(outs["torch"][-1], outs["onnx"][-1], conf=conf, band=SCORE_TOLERANCE)
+        m, c, s = _agreement(outs["torch"][-1], outs["onnx"][-1], conf=conf, band=SCORE_TOLERANCE, nms_iou=iou)
         matched, compared, worst_score = matched + m, compared + c, max(worst_score, s)
     result = {
         "n_images": len(samples), "boxes_compared": compared, "boxes_matched": matched,

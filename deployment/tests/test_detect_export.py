@@ -92,6 +92,18 @@ def test_a_box_scored_either_side_of_the_threshold_by_rounding_is_the_same_box()
     assert _agreement(both_below, both_below, conf=0.25, band=1e-3)[:2] == (1, 1)
 
 
+def test_boxes_nms_chose_between_on_a_score_tie_are_the_same_answer():
+    """Seen in the TFLite detector stage test: 288 of 291 boxes agreed with scores equal to 1e-6, so ONNX was failed;
+    where two overlapping boxes tie, rounding decides which one NMS keeps."""
+    kept_by_torch = np.array([[0, 0, 10, 10, 0.5004, 0], [40, 40, 60, 60, 0.9, 0]], dtype=np.float32)
+    kept_by_onnx = np.array([[0, 0, 10, 11, 0.5001, 0], [40, 40, 60, 60, 0.9, 0]], dtype=np.float32)  # IoU 0.91
+    assert _agreement(kept_by_torch, kept_by_onnx, conf=0.25, band=1e-3)[:2] == (1, 2)  # not the same box
+    assert _agreement(kept_by_torch, kept_by_onnx, conf=0.25, band=1e-3, nms_iou=0.7) == (2, 2, 0.0)
+    not_a_tie = kept_by_onnx.copy()
+    not_a_tie[0, 4] = 0.45  # a different score: a different answer, whatever the overlap
+    assert _agreement(kept_by_torch, not_a_tie, conf=0.25, band=1e-3, nms_iou=0.7)[:2] == (1, 2)
+
+
 def test_map50_of_perfect_and_of_missing_detections():
     truth = [np.array([[0, 10, 10, 50, 50], [1, 60, 60, 90, 90]], dtype=np.float64)]
     perfect = [np.array([[10, 10, 50, 50, 0.9, 0], [60, 60, 90, 90, 0.8, 1]], dtype=np.float32)]

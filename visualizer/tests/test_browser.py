@@ -48,6 +48,14 @@ def edit(page, action) -> None:
                            timeout=LONG)
 
 
+def typed(page, field, value: str) -> None:
+    """Type into the layer form once htmx has wired it, then wait for the check the typing sends (400 ms after the
+    last key): its answer appears above Apply and moves it down, and a click on Apply just then can land on the
+    answer, sending no edit (the likely cause of the detector test waiting 240 s for one, 1 run in 8)."""
+    settled(field).fill(value)
+    page.locator("#layer-check [data-testid=layer-check]").wait_for(timeout=LONG)
+
+
 # Browser, web server, worker and a training run on one machine: minutes when the machine is loaded.
 @pytest.mark.timeout(900)
 def test_edit_resnet50_with_live_costs_save_and_train_it(portal, page):
@@ -76,7 +84,7 @@ def test_edit_resnet50_with_live_costs_save_and_train_it(portal, page):
     assert page.evaluate("networkEditor.cy.nodes('.open').length") == 1
     assert page.evaluate("networkEditor.cy.nodes('.folded').length") == 15
     page.click("[data-testid='layer-layer3.1.conv1']")
-    settled(page.locator("[data-testid=param-out_channels]")).fill("128")
+    typed(page, page.locator("[data-testid=param-out_channels]"), "128")
     edit(page, lambda: page.click("[data-testid=apply-layer]"))
     errors = page.locator("[data-testid=network-errors]")
     assert errors.inner_text().strip() == "layer3.1.bn1 expects 256 channels, gets 128"
@@ -173,7 +181,7 @@ def test_group_ungroup_and_rewire_on_the_page_with_validation_and_undo(portal, p
     edit(page, lambda: page.click("[data-testid=apply-layer]"))
     assert errors.inner_text().strip() == "layer1.0.bn1 expects 64 channels, gets 32"
     # the form as the edits leave it
-    settled(page.locator("[data-testid=param-out_channels][value='32']")).fill("64")
+    typed(page, page.locator("[data-testid=param-out_channels][value='32']"), "64")
     edit(page, lambda: page.click("[data-testid=apply-layer]"))
     assert errors.inner_text().strip() == ""
     assert page.evaluate("networkEditor.state.edits.map((e) => e.params.out_channels)") == [32, 64]
@@ -270,7 +278,7 @@ def test_a_detector_takes_rows_in_and_out_on_the_page(portal, page):
 
     # A stride-2 convolution in one branch of the ELAN: the concatenation is named with the sizes that differ.
     page.click("[data-testid='layer-backbone.12']")
-    settled(page.locator("[data-testid=param-args]")).fill("[64, 3, 2]")
+    typed(page, page.locator("[data-testid=param-args]"), "[64, 3, 2]")
     edit(page, lambda: page.click("[data-testid=apply-layer]"))
     assert page.locator("[data-testid=network-errors]").inner_text().startswith(
         "backbone.14 (Concat) joins maps of different sizes: 4×4 from backbone.13, 4×4 from backbone.12, 8×8 from")
