@@ -356,8 +356,9 @@ class _Hashing:
 
 def dockerfile(engine: Runtime, target: Target) -> str:
     if engine.key == "tensorrt":
-        base = "nvcr.io/nvidia/tensorrt:24.08-py3"
-        setup = ""
+        base = "nvcr.io/nvidia/tensorrt:24.08-py3"  # ships tensorrt; requirements.txt pins neither it nor torch
+        setup = ("# runtime.py's GPU buffers: torch with CUDA (PyPI's x86_64 wheel has it)\n"
+                 f"RUN python -m pip install --no-cache-dir torch=={metadata.version('torch')}\n")
     elif target.gpu:
         base = "nvidia/cuda:12.4.1-cudnn-runtime-ubuntu22.04"
         setup = ("RUN apt-get update && apt-get install -y --no-install-recommends python3 python3-pip \\\n"

@@ -176,3 +176,22 @@ def test_a_tensorrt_kit_for_a_jetson_lists_what_its_scripts_import_and_runs_mode
     assert done.returncode == 0, done.stdout + done.stderr
     assert "tensorrt does not import here" in done.stdout and "onnxruntime" in done.stdout
     assert "PASSED: 4 of 4 samples agree with the PyTorch model" in done.stdout
+
+
+@pytest.mark.skipif(registry.converter_for("tensorrt").precisions(),
+                    reason="tensorrt imports here: the artifact is an engine")
+def test_a_served_tensorrt_kit_is_checked_here_through_its_server_on_onnx_runtime(source, trained, val_images,
+                                                                                 tmp_path):
+    from deployment.engine.bundle import check_tier_bundle
+
+    artifact = registry.convert("tensorrt", source, precision="fp16", out_dir=tmp_path / "build")
+    model, class_names = trained
+    zip_path = build_tier_bundle(
+        out_path=tmp_path / "bundle.zip", task="classification", tier="pc", runtime="tensorrt",
+        model_files={"model.onnx": artifact.path}, class_names=class_names, input_size=INPUT_SIZE,
+        target=Target(name="RTX_4090_PC", tier="pc", accelerator="nvidia_gpu"), reference=torch_runner(model),
+        samples=val_images[::5], precision="fp16", model_info={"name": "Pattern classifier"})
+    check = check_tier_bundle(zip_path, tier="pc")
+    assert check["passed"], check
+    assert check["ran"] == ["smoke_test.py", "serve.py", "healthcheck.py", "smoke_test.py --url"]
+    assert any("tensorrt does not import here" in line for line in check["smoke_test"])
