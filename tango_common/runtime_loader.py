@@ -9,8 +9,9 @@ several engines, or the portal's own checks) runs model.onnx on ONNX Runtime's C
 A model file that only the device can run (RKNN's .rknn on a Rockchip NPU, TVM's library cross-compiled for aarch64)
 comes with `host_model_file` in preprocess.json (model.onnx, the same network before the engine's conversion) and
 `runtime_host.py` (ONNX Runtime): on a machine that is not the device's architecture (`device_arch`) that file runs
-instead, so the smoke test can be tried before the device is at hand. TANGO_BUNDLE_MODEL=device or =host picks a
-side by hand.
+instead, so the smoke test can be tried before the device is at hand. A TensorRT kit names its device's runtime
+instead (`device_module`: tensorrt, JetPack's on a Jetson): where that does not import, its model.onnx runs on ONNX
+Runtime. TANGO_BUNDLE_MODEL=device or =host picks a side by hand.
 """
 
 import importlib.util
@@ -29,6 +30,8 @@ def runs_device_model(config: dict) -> bool:
     forced = os.environ.get("TANGO_BUNDLE_MODEL", "").lower()
     if forced in ("device", "host"):
         return forced == "device"
+    if config.get("device_module"):
+        return importlib.util.find_spec(config["device_module"]) is not None
     arch = config.get("device_arch", "aarch64")
     return platform.machine().lower() in MACHINES.get(arch, (arch,))
 
@@ -64,7 +67,10 @@ def describe_session(bundle_dir, session, config: dict | None = None) -> str:
     module = runtime_module(bundle_dir, config)
     if module is not None and hasattr(module, "describe"):
         text = module.describe(session)
-        if not runs_device_model(config or {}):
+        if config and config.get("device_module") and not runs_device_model(config):
+            text += (f" on {config['host_model_file']}: {config['device_module']} does not import here; on the "
+                     f"device it builds the engine from {config['model_file']}")
+        elif not runs_device_model(config or {}):
             text += (f" on {config['host_model_file']}: this machine is not the device, whose runtime runs "
                      f"{config['model_file']}")
         return text

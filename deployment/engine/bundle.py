@@ -67,7 +67,9 @@ RUNTIMES = {r.key: r for r in (
     Runtime("onnxruntime", "ONNX Runtime", ("onnxruntime",), gpu_packages=("onnxruntime-gpu",)),
     Runtime("openvino", "OpenVINO", ("openvino",)),
     Runtime("torchscript", "TorchScript (PyTorch)", ("torch",)),
-    Runtime("tensorrt", "TensorRT", ("torch",), builds_on_device=True),
+    # The engine builds from model.onnx on the device, with the device's own tensorrt (JetPack on a Jetson: never a
+    # PyPI wheel, see JETPACK); onnxruntime runs model.onnx wherever tensorrt does not import (the check here)
+    Runtime("tensorrt", "TensorRT", ("onnxruntime",), builds_on_device=True),
     Runtime("tflite", "TensorFlow Lite (LiteRT)", ("ai-edge-litert",), side_env="tflite"),
     # rknn-toolkit-lite2 is the board's side of rknn-toolkit2 and shares its version numbers; on the board numpy is
     # the toolkit's (rknn's compiled modules were built against numpy 1.x)
@@ -76,6 +78,17 @@ RUNTIMES = {r.key: r for r in (
     Runtime("tvm", "Apache TVM", ("onnxruntime",), device_packages=(("apache-tvm", "apache-tvm"),)),
 )}
 HOST_MODEL = "model.onnx"  # what runs off the device when the model file only runs on it
+
+# What a TensorRT kit imports that comes with the device, not from requirements.txt: on a Jetson, JetPack's own builds
+# (PyPI's aarch64 torch is CPU-only and PyPI has no tensorrt for Jetsons). Import name -> where it comes from.
+JETPACK = {
+    "tensorrt": "TensorRT's Python bindings: JetPack ships them on a Jetson (with trtexec); on a PC or cloud GPU "
+                "`pip install tensorrt` matching the CUDA driver",
+    "torch": "runtime.py's GPU buffers: torch with CUDA, on a Jetson NVIDIA's JetPack build of torch (PyPI's aarch64 "
+             "wheel is CPU-only)",
+    "cuda": "trt_build.py's GPU buffers when torch has no CUDA: cuda-python (`from cuda import cudart`) at the "
+            "version of the device's CUDA (JetPack's on a Jetson)",
+}
 
 # How close the bundle's answers must come to the PyTorch model's, by precision (read by smoke_test.py).
 TOLERANCES = {
@@ -167,9 +180,30 @@ def pinned_requirements(runtime: Runtime, *, gpu: bool, device_versions: dict | 
     for package, wanted in zip(runtime.packages, runtime.gpu_packages or runtime.packages, strict=True):
         name = wanted if gpu else package
         lines.append(f"{name}=={version(package)}{elsewhere}")
-    if runtime.key == "tensorrt":
-        lines.append("# tensorrt: the one of the device (JetPack on a Jetson; `pip install tensorrt` matching the "
-                     "CUDA driver on a PC or cloud GPU). The engine is built on the device from model.onnx.")
+    return "\n".join(lines) + "\n"
+
+
+def tensorrt_requirements(device_arch: str) -> str:
+    """A TensorRT kit's requirements: what ran model.onnx here (numpy, Pillow, ONNX Runtime) at this server's versions;
+    the device's TensorRT, and the torch or cuda-python behind its GPU buffers, in comments (JETPACK), never pinned.
+    On a Jetson (aarch64) JetPack's Python is 3.10, which this server's numpy and onnxruntime do not install on, and
+    NVIDIA's torch wheels for it are built against numpy 1.x: there the pins only hold off the device."""
+    jetson = device_arch == "aarch64"
+    elsewhere = '; platform_machine != "aarch64"' if jetson else ""
+    lines = ["# The versions TANGO checked this bundle with: model.onnx on ONNX Runtime" +
+             (", off the device (the Jetson's own are below)." if jetson else "."),
+             f"numpy=={metadata.version('numpy')}{elsewhere}",
+             f"pillow=={metadata.version('pillow')}",
+             f"onnxruntime=={metadata.version('onnxruntime')}{elsewhere}  # runs model.onnx where tensorrt does not "
+             "import (the check off the device)"]
+    if jetson:
+        lines += ["# On the Jetson: JetPack's Python 3.10, and the numpy 1.x NVIDIA's torch for JetPack is built "
+                  "against.",
+                  'numpy<2; platform_machine == "aarch64"']
+    lines.append("# Not pinned here: the device's own, matching its CUDA (on a Jetson JetPack's, never PyPI's wheels; "
+                 "make the venv with --system-site-packages so they import). The engine is built on the device from "
+                 "model.onnx.")
+    lines += [f"#   {module}: {words}" for module, words in JETPACK.items()]
     return "\n".join(lines) + "\n"
 
 
@@ -232,6 +266,9 @@ def build_tier_bundle(*, out_path: Path, task: str, tier: str, runtime: str, mod
             host_model = HOST_MODEL
         extra_config = {**(extra_config or {}), "device_arch": device_arch,
                         **({"host_model_file": host_model} if host_model else {})}
+    elif engine.builds_on_device:  # where tensorrt does not import (this server), model.onnx runs on ONNX Runtime
+        host_model = HOST_MODEL
+        extra_config = {**(extra_config or {}), "host_model_file": host_model, "device_module": engine.key}
     config = _preprocess(task, input_size=input_size, runtime=engine, precision=precision, model_file=model_file,
                          model_name=model_info.get("name", ""), num_classes=len(class_names), gpu=target.gpu,
                          mean=mean, std=std, extra=extra_config or {})
@@ -251,8 +288,9 @@ def build_tier_bundle(*, out_path: Path, task: str, tier: str, runtime: str, mod
         "smoke_test.py": (FILES / "smoke_test.py").read_text(),
         "samples/expected.json": json.dumps({"reference": reference_name, "tolerance": tolerance, "results": expected},
                                             indent=2) + "\n",
-        "requirements.txt": pinned_requirements(engine, gpu=target.gpu, device_versions=device_versions,
-                                                device_arch=device_arch if engine.device_packages else None),
+        "requirements.txt": tensorrt_requirements(target.cpu_arch) if engine.key == "tensorrt" else
+        pinned_requirements(engine, gpu=target.gpu, device_versions=device_versions,
+                            device_arch=device_arch if engine.device_packages else None),
     }
     if host_model:
         texts["runtime_host.py"] = (FILES / "runtime_onnxruntime.py").read_text()
@@ -318,8 +356,9 @@ class _Hashing:
 
 def dockerfile(engine: Runtime, target: Target) -> str:
     if engine.key == "tensorrt":
-        base = "nvcr.io/nvidia/tensorrt:24.08-py3"
-        setup = ""
+        base = "nvcr.io/nvidia/tensorrt:24.08-py3"  # ships tensorrt; requirements.txt pins neither it nor torch
+        setup = ("# runtime.py's GPU buffers: torch with CUDA (PyPI's x86_64 wheel has it)\n"
+                 f"RUN python -m pip install --no-cache-dir torch=={metadata.version('torch')}\n")
     elif target.gpu:
         base = "nvidia/cuda:12.4.1-cudnn-runtime-ubuntu22.04"
         setup = ("RUN apt-get update && apt-get install -y --no-install-recommends python3 python3-pip \\\n"
@@ -421,8 +460,12 @@ def render_readme(*, task: str, tier: str, engine: Runtime, precision: str, targ
                    "json.load(open('preprocess.json')))\"`). The engine file lands next to model.onnx.\n")
     config = config or {}
     host_model = config.get("host_model_file")
+    if host_model == config.get("model_file"):  # a TensorRT kit: model.onnx is the model itself, on either side
+        host_model = None
     if engine.device_packages:
         out.append(_where_it_runs(engine, config, target))
+    if engine.key == "tensorrt":
+        out.append(_tensorrt_where_it_runs(target))
     out.append("## What is in it\n\n" + "".join(
         f"- `{name}`: {_HOST_WORDS if name == host_model else FILE_WORDS.get(name) or _file_words(name)}\n"
         for name in files) +
@@ -505,6 +548,18 @@ def _where_it_runs(engine: Runtime, config: dict, target: Target) -> str:
     return text + "\n"
 
 
+def _tensorrt_where_it_runs(target: Target) -> str:
+    """What a TensorRT kit needs from the device, and what runs where TensorRT is not."""
+    return ("## Where it runs\n\n"
+            f"On {target.name} `runtime.py` builds the TensorRT engine from model.onnx and runs it. What it imports "
+            "for that comes with the device, not from PyPI (requirements.txt names them in comments and pins none):\n\n"
+            + "".join(f"- `{module}`: {words}\n" for module, words in JETPACK.items())
+            + "\nOn a Jetson make the venv with `python3 -m venv --system-site-packages .venv` so JetPack's tensorrt "
+            "and torch import in it. Where tensorrt does not import (a PC without it, the portal's server) "
+            "`runtime_host.py` runs model.onnx on ONNX Runtime instead, so `python smoke_test.py` checks the "
+            "bundle there too and says which ran; the engine's own answers and latency are the device's.\n")
+
+
 def _triple(values) -> str:
     return ", ".join(f"{v:g}" for v in values)
 
@@ -541,12 +596,12 @@ _KIT_FILES = {
 
 # --- the check the package stage runs ------------------------------------------------------------------------------
 
-def check_tier_bundle(zip_path: Path, *, tier: str, runs_here: bool = True, report=None,
-                      python: str | None = None, timeout: float = 300) -> dict:
+def check_tier_bundle(zip_path: Path, *, tier: str, report=None, python: str | None = None,
+                      timeout: float = 300) -> dict:
     """Unpack the bundle and use it as a team would: its smoke test (on the model, here), and for served tiers its
     server, health check and the smoke test against the server. Returns what ran and what it printed; "passed" is
-    True only when everything that ran passed. A bundle whose engine builds on the device (TensorRT without
-    `tensorrt` here) only has its checksums verified."""
+    True only when everything that ran passed. A bundle whose model file only the device runs (RKNN, TVM for a
+    board, a TensorRT kit where tensorrt does not import) runs its model.onnx here, on ONNX Runtime."""
     import subprocess
     import sys
     import tempfile
@@ -565,11 +620,6 @@ def check_tier_bundle(zip_path: Path, *, tier: str, runs_here: bool = True, repo
             return subprocess.run([python, "-I", *map(str, args)], cwd=tmp, capture_output=True, text=True,
                                   timeout=timeout, env=env)
 
-        if not runs_here:
-            bad = verify_checksums(folder)
-            result.update(passed=not bad, ran=["checksums"], note="The engine is built on the device; the smoke "
-                          "test runs there (python smoke_test.py).")
-            return result
         done = script(folder / "smoke_test.py")
         result["ran"].append("smoke_test.py")
         result["smoke_test"] = done.stdout.strip().splitlines()[-12:] or done.stderr.strip().splitlines()[-5:]

@@ -173,3 +173,16 @@ def test_the_readme_says_what_each_file_of_a_tensorrt_build_kit_does():
         files=["model.onnx", *kit, "infer.py"], slug="pets", mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
     assert "part of the model" not in readme
     assert "`trt_build.py`: builds the TensorRT engine from model.onnx on the device" in readme
+
+
+def test_a_served_tensorrt_kit_s_image_installs_the_torch_its_runtime_needs():
+    # requirements.txt pins no torch (on a Jetson it is JetPack's); the x86_64 TensorRT container gets PyPI's, which
+    # has CUDA, or runtime.py's GPU buffers would not import in it.
+    from importlib import metadata
+
+    from deployment.engine.bundle import RUNTIMES, dockerfile
+
+    text = dockerfile(RUNTIMES["tensorrt"], Target(name="RTX_4090_PC", tier="pc", accelerator="nvidia_gpu"))
+    assert text.startswith("# ") and "FROM nvcr.io/nvidia/tensorrt:" in text
+    assert f"RUN python -m pip install --no-cache-dir torch=={metadata.version('torch')}\n" in text
+    assert text.index("torch==") < text.index("CMD [")

@@ -109,3 +109,89 @@ def test_a_tvm_bundle_loads_the_compiled_library_with_the_tvm_runtime_that_built
     done = smoke_test(folder)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Runtime: Apache TVM" in done.stdout and "PASSED: 4 of 4 samples agree" in done.stdout
+
+
+JETSON = Target(name="Jetson_AGX_Orin", tier="on_device", accelerator="nvidia_gpu", cpu_arch="aarch64")
+
+
+def imported_distributions(folder) -> set[str]:
+    """The top-level modules the bundle's Python files import, less the standard library and the bundle's own."""
+    own = {path.stem for path in folder.glob("*.py")} | {path.name for path in folder.iterdir() if path.is_dir()}
+    names = set()
+    for path in folder.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                names.add(node.module.split(".")[0])
+    return names - set(sys.stdlib_module_names) - own
+
+
+@pytest.mark.skipif(registry.converter_for("tensorrt").precisions(),
+                    reason="tensorrt imports here: the artifact is an engine")
+def test_a_tensorrt_kit_for_a_jetson_lists_what_its_scripts_import_and_runs_model_onnx_here(
+        source, trained, val_images, tmp_path):
+    # A new user's walk: the Jetson kit pinned PyPI's torch (CPU-only on aarch64) and numpy/onnxruntime versions
+    # that do not install on JetPack's Python 3.10, and the package stage only verified its checksums.
+    from packaging.requirements import Requirement
+
+    artifact = registry.convert("tensorrt", source, precision="fp16", out_dir=tmp_path / "build")
+    files = {"model.onnx": artifact.path, **{p.name: p for p in artifact.files if p.name != "model.onnx"}}
+    model, class_names = trained
+    zip_path = build_tier_bundle(
+        out_path=tmp_path / "bundle.zip", task="classification", tier="on_device", runtime="tensorrt",
+        model_files=files, class_names=class_names, input_size=INPUT_SIZE, target=JETSON,
+        reference=torch_runner(model), samples=val_images[::5], precision="fp16",
+        model_info={"name": "Pattern classifier", "project": "Patterns"})
+    folder = tmp_path / "bundle"
+    with zipfile.ZipFile(zip_path) as archive:
+        archive.extractall(folder)
+    assert {"trt_build.py", "runtime.py", "runtime_host.py", "infer.py", "smoke_test.py"} <= {
+        p.name for p in folder.glob("*.py")}
+
+    text = (folder / "requirements.txt").read_text()
+    requirements = [Requirement(line.split("#")[0]) for line in text.splitlines()
+                    if line.strip() and not line.startswith("#")]
+    jetson = {"platform_machine": "aarch64", "python_version": "3.10"}
+    on_jetson = {r.name.lower(): r for r in requirements if r.marker is None or r.marker.evaluate(jetson)}
+    off_device = {r.name.lower(): r for r in requirements if r.marker is None or r.marker.evaluate(
+        {"platform_machine": "x86_64"})}
+    jetpack = {line.split(":")[0].strip("# ") for line in text.splitlines() if line.startswith("#   ")}
+    readme = (folder / "README.md").read_text()
+    assert jetpack == {"tensorrt", "torch", "cuda"}
+    assert not {"torch", "tensorrt", "cuda-python"} & (on_jetson.keys() | off_device.keys())  # never a PyPI wheel
+    distribution = {"PIL": "pillow"}
+    for module in imported_distributions(folder):
+        listed = distribution.get(module, module)
+        documented = module in jetpack and f"- `{module}`:" in readme
+        # onnxruntime is listed off the device only: runtime_host.py runs where tensorrt does not import
+        assert listed in on_jetson.keys() | off_device.keys() or documented, (
+            f"{module} is imported but neither listed nor JetPack-provided")
+    assert {"numpy", "pillow"} <= on_jetson.keys() and not on_jetson["numpy"].specifier.contains("2.0")
+    assert set(off_device) == {"numpy", "pillow", "onnxruntime"} and all(r.specifier for r in off_device.values())
+    assert "--system-site-packages" in readme and "JetPack" in readme
+
+    # Here (no tensorrt) the smoke test runs the kit's model.onnx on ONNX Runtime and agrees with PyTorch.
+    done = smoke_test(folder)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "tensorrt does not import here" in done.stdout and "onnxruntime" in done.stdout
+    assert "PASSED: 4 of 4 samples agree with the PyTorch model" in done.stdout
+
+
+@pytest.mark.skipif(registry.converter_for("tensorrt").precisions(),
+                    reason="tensorrt imports here: the artifact is an engine")
+def test_a_served_tensorrt_kit_is_checked_here_through_its_server_on_onnx_runtime(source, trained, val_images,
+                                                                                 tmp_path):
+    from deployment.engine.bundle import check_tier_bundle
+
+    artifact = registry.convert("tensorrt", source, precision="fp16", out_dir=tmp_path / "build")
+    model, class_names = trained
+    zip_path = build_tier_bundle(
+        out_path=tmp_path / "bundle.zip", task="classification", tier="pc", runtime="tensorrt",
+        model_files={"model.onnx": artifact.path}, class_names=class_names, input_size=INPUT_SIZE,
+        target=Target(name="RTX_4090_PC", tier="pc", accelerator="nvidia_gpu"), reference=torch_runner(model),
+        samples=val_images[::5], precision="fp16", model_info={"name": "Pattern classifier"})
+    check = check_tier_bundle(zip_path, tier="pc")
+    assert check["passed"], check
+    assert check["ran"] == ["smoke_test.py", "serve.py", "healthcheck.py", "smoke_test.py --url"]
+    assert any("tensorrt does not import here" in line for line in check["smoke_test"])

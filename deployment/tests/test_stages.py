@@ -258,11 +258,17 @@ def test_package_carries_the_engine_the_guard_passed_and_runs_it_in_the_bundle(p
     assert any("PASSED: 4 of 4 samples agree with the PyTorch model" in line for line in report.lines)
 
 
-def test_package_of_a_tensorrt_kit_builds_on_the_device(project, trained):
+def test_package_of_a_tensorrt_kit_smoke_tests_its_onnx_here_and_builds_the_engine_on_the_device(project, trained):
+    # Regression: the package stage only verified a TensorRT kit's checksums; its model.onnx runs here.
     _converted_for(project, "tensorrt", "fp16")
-    result = packaging.package_stage(job_for(project, "package"), Report())
-    assert result["runtime"] == "TensorRT" and result["ran"] == ["checksums"] and "on the device" in result["note"]
-    assert {"model.onnx", "trt_build.py", "runtime.py", "smoke_test.py"} <= set(result["files"])
+    report = Report()
+    result = packaging.package_stage(job_for(project, "package"), report)
+    assert result["runtime"] == "TensorRT" and result["ran"] == ["smoke_test.py"]
+    assert result["note"].startswith("ONNX checked here with ONNX Runtime; the TensorRT engine is built and measured "
+                                     "on the device")
+    assert {"model.onnx", "trt_build.py", "runtime.py", "runtime_host.py", "smoke_test.py"} <= set(result["files"])
+    assert any("PASSED: 4 of 4 samples agree with the PyTorch model" in line for line in report.lines)
+    assert Artifact.objects.get(pk=result["bundle"]).status == Artifact.Status.VERIFIED
 
 
 def test_package_of_an_rknn_target_runs_the_rknn_file_on_the_board_and_checks_model_onnx_here(project, converted):
