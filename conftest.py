@@ -83,6 +83,19 @@ def browser():
 
 
 @pytest.fixture
+def page(browser, request):
+    """A page in a fresh browser context per test. A test module may set VIEWPORT ({"width", "height"}) and
+    PAGE_TIMEOUT_MS (Playwright's default wait, 30 s, is short for pages that wait on a training job)."""
+    viewport = getattr(request.module, "VIEWPORT", None)
+    context = browser.new_context(**({"viewport": viewport} if viewport else {}))
+    page = context.new_page()
+    if timeout := getattr(request.module, "PAGE_TIMEOUT_MS", None):
+        page.set_default_timeout(timeout)
+    yield page
+    context.close()
+
+
+@pytest.fixture
 def no_broker(monkeypatch):
     """Enqueued jobs stay in the database (no broker message): a test runs them itself (projects.tests.stage_runs)."""
     from projects.jobs import services as job_services

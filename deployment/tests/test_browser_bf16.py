@@ -14,14 +14,6 @@ from tango_common.engines import cpu_has_bf16
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 
-@pytest.fixture
-def page(browser):
-    context = browser.new_context()
-    page = context.new_page()
-    yield page
-    context.close()
-
-
 @pytest.mark.skipif(not cpu_has_bf16(), reason="this CPU has no bf16 instructions (AVX512-BF16 / AMX)")
 def test_settings_offer_bf16_for_openvino_only_and_save_it(portal, page):
     team = factories.team_with("Vision", alice="owner")

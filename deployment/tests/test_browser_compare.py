@@ -27,12 +27,7 @@ def table(size):
          "metric": 100.0} for runtime, precision, speedup in ROWS]}
 
 
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    yield page
-    context.close()
+VIEWPORT = {"width": 1280, "height": 900}
 
 
 def test_table_2_chart_draws_every_label_apart_at_text_size(portal, page):

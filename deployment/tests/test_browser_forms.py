@@ -12,12 +12,7 @@ from projects.tests.test_browser import log_in
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    yield page
-    context.close()
+VIEWPORT = {"width": 1280, "height": 900}
 
 
 def assert_stacked(page, form: str, fields: list[str]):

@@ -17,6 +17,21 @@ def device_file(tmp_path) -> Artifact:
                     runs_here=False, notes=["Runs on the rk3568's NPU."])
 
 
+def store_tensorrt_kit(job, tmp_path, *, runs: str, status: str) -> None:
+    """A convert job's TensorRT fp16 target as stored (its Artifact row, where it runs) and as its result tells it."""
+    from deployment.models import Artifact as Stored
+
+    stored = Stored.objects.create(project=job.project, job=job, kind=Stored.Kind.TENSORRT, engine="tensorrt",
+                                   precision="fp16", path="artifacts/trt_kit.tar", sha256="0" * 64,
+                                   status=Stored.Status.VERIFIED, runs=runs)
+    outcome = Outcome("tensorrt", "fp16", device_file(tmp_path), [
+        Attempt("as asked", "fp16", {}, None, None, None, True, 0.1)], {"top1": 100.0}, 1.0)
+    job.result = {"artifacts": [], "target": {
+        "artifact": stored.pk, "engine": "tensorrt", "precision": "fp16", "asked": "fp16", "status": status,
+        "guard": outcome.as_dict(), "file": "trt_kit.tar", "size_mb": 0.1, "notes": []}}
+    job.save(update_fields=["result"])
+
+
 def test_a_file_made_here_for_the_device_runs_on_device_and_is_never_called_a_build_kit(tmp_path):
     # Regression: the .rknn built (and checked in the simulator) here was logged "builds on device", and the guard
     # said "builds on the device", as if the user's file were still to be made.
@@ -81,15 +96,7 @@ def test_the_convert_card_calls_the_target_a_build_kit_when_its_stored_artifact_
     client.force_login(team.memberships.get().user)
 
     def card(runs: str, status: str) -> str:
-        stored = Stored.objects.create(project=project, job=job, kind=Stored.Kind.TENSORRT, engine="tensorrt",
-                                       precision="fp16", path="artifacts/trt_kit.tar", sha256="0" * 64,
-                                       status=Stored.Status.VERIFIED, runs=runs)
-        outcome = Outcome("tensorrt", "fp16", device_file(tmp_path), [
-            Attempt("as asked", "fp16", {}, None, None, None, True, 0.1)], {"top1": 100.0}, 1.0)
-        job.result = {"artifacts": [], "target": {
-            "artifact": stored.pk, "engine": "tensorrt", "precision": "fp16", "asked": "fp16", "status": status,
-            "guard": outcome.as_dict(), "file": "trt_kit.tar", "size_mb": 0.1, "notes": []}}
-        job.save(update_fields=["result"])
+        store_tensorrt_kit(job, tmp_path, runs=runs, status=status)
         body = client.get(f"/projects/{project.pk}/").content.decode()
         return body[body.index("Target: tensorrt"):][:1500]
 
@@ -110,15 +117,7 @@ def test_the_live_console_renders_the_convert_card_from_the_jobs_state(tmp_path)
     team = factories.team_with("Vision", alice="owner")
     project = factories.training_project(team)
     job = Job.objects.create(project=project, stage="convert", status=JobStatus.SUCCEEDED, finished_at=timezone.now())
-    stored = Stored.objects.create(project=project, job=job, kind=Stored.Kind.TENSORRT, engine="tensorrt",
-                                   precision="fp16", path="artifacts/trt_kit.tar", sha256="0" * 64,
-                                   status=Stored.Status.VERIFIED, runs=Stored.Runs.BUILDS_ON_DEVICE)
-    outcome = Outcome("tensorrt", "fp16", device_file(tmp_path), [
-        Attempt("as asked", "fp16", {}, None, None, None, True, 0.1)], {"top1": 100.0}, 1.0)
-    job.result = {"artifacts": [], "target": {
-        "artifact": stored.pk, "engine": "tensorrt", "precision": "fp16", "asked": "fp16", "status": "kit",
-        "guard": outcome.as_dict(), "file": "trt_kit.tar", "size_mb": 0.1, "notes": []}}
-    job.save(update_fields=["result"])
+    store_tensorrt_kit(job, tmp_path, runs=Stored.Runs.BUILDS_ON_DEVICE, status="kit")
     live = render_to_string("projects/_job_state.html", {
         "job": _job_state(job.pk), "result_template": "deployment/results/_convert.html"})
     assert "The artifact is a build kit" in live

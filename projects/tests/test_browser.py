@@ -11,14 +11,6 @@ from projects.tests.browsing import settled
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 
-@pytest.fixture
-def page(browser):
-    context = browser.new_context()
-    page = context.new_page()
-    yield page
-    context.close()
-
-
 def log_in(page, portal, username):
     page.goto(portal["url"] + "/accounts/login/")
     page.fill("input[name=username]", username)

@@ -18,11 +18,8 @@ from projects.models import Project
 from projects.tests import factories
 from tango_common.engines import engine_support
 
-from . import test_browser
 from .browsing import settled
 from .test_browser import log_in
-
-page = test_browser.page  # the page fixture, shared (portal and browser come from the root conftest)
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 

@@ -11,12 +11,9 @@ from projects.models import Project
 from projects.tests import factories
 from recommender.models import Device
 
-from . import test_browser
 from .browsing import settled
 from .test_browser import log_in
 from .test_browser_new_user import colour_zip
-
-page = test_browser.page
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 SHOTS = "/tmp/ux-shots"

@@ -16,13 +16,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_d
 LONG = 300_000  # ms: three exports and timings on a loaded two-core machine
 
 
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1300, "height": 1000})
-    page = context.new_page()
-    page.set_default_timeout(60_000)
-    yield page
-    context.close()
+VIEWPORT = {"width": 1300, "height": 1000}
+PAGE_TIMEOUT_MS = 60_000
 
 
 @pytest.mark.timeout(600)

@@ -18,13 +18,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_d
 LONG = 240_000  # ms: a loaded machine trains slowly
 
 
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
-    page.set_default_timeout(60_000)
-    yield page
-    context.close()
+VIEWPORT = {"width": 1400, "height": 1000}
+PAGE_TIMEOUT_MS = 60_000
 
 
 def resnet50_project() -> Project:
