@@ -17,18 +17,35 @@ def device_file(tmp_path) -> Artifact:
                     runs_here=False, notes=["Runs on the rk3568's NPU."])
 
 
-def store_tensorrt_kit(job, tmp_path, *, runs: str, status: str) -> None:
-    """A convert job's TensorRT fp16 target as stored (its Artifact row, where it runs) and as its result tells it."""
+@pytest.fixture
+def convert_job(db) -> Job:
+    """A finished convert job in a project of alice's (its owner); each test writes its result."""
+    project = factories.training_project(factories.team_with("Vision", alice="owner"))
+    return Job.objects.create(project=project, stage="convert", status=JobStatus.SUCCEEDED, finished_at=timezone.now())
+
+
+def project_page(job: Job) -> str:
+    """The job's project page as its owner sees it."""
+    client = Client()
+    client.force_login(job.project.team.memberships.get().user)
+    return client.get(f"/projects/{job.project.pk}/").content.decode()
+
+
+def store_target(job: Job, tmp_path, *, engine: str, precision: str, runs: str, status: str,
+                 attempt: Attempt | None = None, notes: list | None = None, reference_name: str = "PyTorch",
+                 **result) -> None:
+    """A convert job's target for the device as stored (its Artifact row: where it runs) and as its result tells it
+    (`result`: more of the result's keys, e.g. imported)."""
     from deployment.models import Artifact as Stored
 
-    stored = Stored.objects.create(project=job.project, job=job, kind=Stored.Kind.TENSORRT, engine="tensorrt",
-                                   precision="fp16", path="artifacts/trt_kit.tar", sha256="0" * 64,
-                                   status=Stored.Status.VERIFIED, runs=runs)
-    outcome = Outcome("tensorrt", "fp16", device_file(tmp_path), [
-        Attempt("as asked", "fp16", {}, None, None, None, True, 0.1)], {"top1": 100.0}, 1.0)
-    job.result = {"artifacts": [], "target": {
-        "artifact": stored.pk, "engine": "tensorrt", "precision": "fp16", "asked": "fp16", "status": status,
-        "guard": outcome.as_dict(), "file": "trt_kit.tar", "size_mb": 0.1, "notes": []}}
+    stored = Stored.objects.create(project=job.project, job=job, kind=engine, engine=engine, precision=precision,
+                                   path="artifacts/x", sha256="0" * 64, status=Stored.Status.VERIFIED, runs=runs)
+    attempt = attempt or Attempt("as asked", precision, {}, None, None, None, True, 0.1)
+    outcome = Outcome(engine, precision, device_file(tmp_path), [attempt], {"top1": 91.25}, 1.0,
+                      reference_name=reference_name)
+    job.result = {"artifacts": [], **result, "target": {
+        "artifact": stored.pk, "engine": engine, "precision": precision, "asked": precision, "status": status,
+        "guard": outcome.as_dict(), "file": "x", "size_mb": 0.1, "notes": notes or []}}
     job.save(update_fields=["result"])
 
 
@@ -61,51 +78,39 @@ def test_the_guard_says_the_simulator_checked_a_device_file_here_and_what_is_lef
     assert unchecked.summary() == "tensorrt fp16: nothing could run it here; its accuracy is measured on the device."
 
 
-@pytest.mark.django_db
-def test_the_convert_result_names_the_target_file_its_size_and_where_it_runs(tmp_path):
+def test_the_convert_result_names_the_target_file_its_size_and_where_it_runs(convert_job, tmp_path):
     # Regression: the artifact table listed the PyTorch weights and the ONNX model but not the .rknn the user asked
     # for; its name and size were only in the log.
     artifact = device_file(tmp_path)
     outcome = Outcome("rknn", "int8", artifact, [Attempt("as asked", "int8", {}, None, None, None, True, 0.1)],
                       {"top1": 100.0}, 1.0)
-    team = factories.team_with("Vision", alice="owner")
-    project = factories.training_project(team)
     target = {"artifact": None, "engine": "rknn", "precision": "int8", "asked": "int8", "status": artifact.status,
               "guard": outcome.as_dict(), "file": artifact.path.name, "size_mb": 8.14, "notes": artifact.notes}
-    Job.objects.create(project=project, stage="convert", status=JobStatus.SUCCEEDED, finished_at=timezone.now(),
-                       result={"artifacts": [], "target": target})
-    client = Client()
-    client.force_login(team.memberships.get().user)
-    body = client.get(f"/projects/{project.pk}/").content.decode()
+    convert_job.result = {"artifacts": [], "target": target}
+    convert_job.save(update_fields=["result"])
+    body = project_page(convert_job)
     shown = body[body.index('data-testid="target-file"'):][:300]
     assert "model-rknn-rk3568-int8.rknn" in shown and "8.14 MB" in shown and "runs on device" in shown
     assert "builds on" not in body[body.index("Target: rknn"):][:1500]
 
 
-@pytest.mark.django_db
-def test_the_convert_card_calls_the_target_a_build_kit_when_its_stored_artifact_builds_on_device(tmp_path):
+def test_the_convert_card_calls_the_target_a_build_kit_when_its_stored_artifact_builds_on_device(convert_job,
+                                                                                               tmp_path):
     # Regression: the card decided "build kit" from the status sentence the result kept (t.status == "builds on
     # device") while the stages read the stored artifact's `runs`: other words, or a sentence kept from before the
     # field, and the card and the stages disagreed.
     from deployment.models import Artifact as Stored
 
-    team = factories.team_with("Vision", alice="owner")
-    project = factories.training_project(team)
-    job = Job.objects.create(project=project, stage="convert", status=JobStatus.SUCCEEDED, finished_at=timezone.now())
-    client = Client()
-    client.force_login(team.memberships.get().user)
-
     def card(runs: str, status: str) -> str:
-        store_tensorrt_kit(job, tmp_path, runs=runs, status=status)
-        body = client.get(f"/projects/{project.pk}/").content.decode()
+        store_target(convert_job, tmp_path, engine="tensorrt", precision="fp16", runs=runs, status=status)
+        body = project_page(convert_job)
         return body[body.index("Target: tensorrt"):][:1500]
 
     assert "The artifact is a build kit" in card(Stored.Runs.BUILDS_ON_DEVICE, "a kit the Jetson turns into its engine")
     assert "build kit" not in card(Stored.Runs.ON_DEVICE, "builds on device")
 
 
-@pytest.mark.django_db
-def test_the_live_console_renders_the_convert_card_from_the_jobs_state(tmp_path):
+def test_the_live_console_renders_the_convert_card_from_the_jobs_state(convert_job, tmp_path):
     # Regression: the card looked the artifact up through the Job (job.artifacts), but the live console renders it
     # from the job's state dict (projects.jobs.consumer._job_state): a convert job finishing while its page was open
     # broke the card's update with AttributeError.
@@ -114,38 +119,25 @@ def test_the_live_console_renders_the_convert_card_from_the_jobs_state(tmp_path)
     from deployment.models import Artifact as Stored
     from projects.jobs.consumer import _job_state
 
-    team = factories.team_with("Vision", alice="owner")
-    project = factories.training_project(team)
-    job = Job.objects.create(project=project, stage="convert", status=JobStatus.SUCCEEDED, finished_at=timezone.now())
-    store_tensorrt_kit(job, tmp_path, runs=Stored.Runs.BUILDS_ON_DEVICE, status="kit")
+    store_target(convert_job, tmp_path, engine="tensorrt", precision="fp16", runs=Stored.Runs.BUILDS_ON_DEVICE,
+                 status="kit")
     live = render_to_string("projects/_job_state.html", {
-        "job": _job_state(job.pk), "result_template": "deployment/results/_convert.html"})
+        "job": _job_state(convert_job.pk), "result_template": "deployment/results/_convert.html"})
     assert "The artifact is a build kit" in live
 
 
-@pytest.mark.django_db
-def test_the_card_never_calls_an_attempt_nobody_measured_passed_and_names_an_imported_reference(tmp_path):
+def test_the_card_never_calls_an_attempt_nobody_measured_passed_and_names_an_imported_reference(convert_job,
+                                                                                                tmp_path):
     # Regression: a build kit's guard row read "checked on the device" as its accuracy and "passed", though nothing
     # was checked here; the simulator's figures were not shown; "builds on device" was said three times; and an
     # imported model's reference metrics were labelled "PyTorch".
     from deployment.models import Artifact as Stored
 
-    team = factories.team_with("Vision", alice="owner")
-    project = factories.training_project(team)
-    job = Job.objects.create(project=project, stage="convert", status=JobStatus.SUCCEEDED, finished_at=timezone.now())
-    client = Client()
-    client.force_login(team.memberships.get().user)
-
     def card(engine: str, runs: str, attempt: Attempt, status: str, notes: list, **result) -> str:
-        stored = Stored.objects.create(project=project, job=job, kind=engine, engine=engine, precision="int8",
-                                       path="artifacts/x", sha256="0" * 64, status=Stored.Status.VERIFIED, runs=runs)
-        outcome = Outcome(engine, "int8", device_file(tmp_path), [attempt], {"top1": 91.25}, 1.0,
-                          reference_name="the imported model" if result else "PyTorch")
-        job.result = {"artifacts": [], **result, "target": {
-            "artifact": stored.pk, "engine": engine, "precision": "int8", "asked": "int8", "status": status,
-            "guard": outcome.as_dict(), "file": "x", "size_mb": 0.1, "notes": notes}}
-        job.save(update_fields=["result"])
-        body = client.get(f"/projects/{project.pk}/").content.decode()
+        store_target(convert_job, tmp_path, engine=engine, precision="int8", runs=runs, status=status,
+                     attempt=attempt, notes=notes, reference_name="the imported model" if result else "PyTorch",
+                     **result)
+        body = project_page(convert_job)
         return body[body.index(f"Target: {engine}"):body.index("</table>", body.index(f"Target: {engine}")) + 300]
 
     kit = card("tensorrt", Stored.Runs.BUILDS_ON_DEVICE, Attempt("as asked", "int8", {}, None, None, None, True, 0.1),
