@@ -1,9 +1,13 @@
 """The project's recommendation over the API and on the page: the ranking, the paper's choice, the user's pick."""
 
 import pytest
+from asgiref.sync import async_to_sync
+from channels.routing import URLRouter
+from channels.testing import WebsocketCommunicator
 from django.contrib.auth import get_user_model
 
 from projects.jobs.models import Job, JobStatus
+from projects.jobs.routing import websocket_urlpatterns
 from projects.tests import factories
 from recommender.models import Device
 from recommender.selectors import device_records_with_errors, error_summary
@@ -141,3 +145,28 @@ def test_detection_at_a_size_a_p6_stride_does_not_divide_ranks_the_p5_models_ins
                               "stride is 64 px, which must divide the input size (e.g. 128, 192 px)."), skipped
     assert candidates_skipped(task="detection", input_size=192) == ""
     assert candidates_skipped(task="classification", input_size=160) == ""
+
+
+async def _card_the_console_sends(user, job) -> str:
+    """The stage card's result as the job's console redraws it when it connects (what the browser swaps in)."""
+    communicator = WebsocketCommunicator(URLRouter(websocket_urlpatterns), f"/ws/jobs/{job.pk}/?seen={job.status}")
+    communicator.scope["user"] = user
+    connected, _ = await communicator.connect()
+    assert connected
+    try:
+        while f'id="job-{job.pk}-result"' not in (message := await communicator.receive_from(timeout=5)):
+            pass
+    finally:
+        await communicator.disconnect()
+    return message
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_card_the_console_redraws_keeps_the_editors_model_choice(world):
+    # The console redraws the card as it connects: it used to do so without the project, and the choice vanished.
+    job = Job.objects.get(project=world, stage="recommend")
+    users = get_user_model().objects
+    owner_card = async_to_sync(_card_the_console_sends)(users.get(username="alice"), job)
+    assert 'data-testid="model-choice"' in owner_card and "Use this one" in owner_card
+    viewer_card = async_to_sync(_card_the_console_sends)(users.get(username="victor"), job)
+    assert 'data-testid="tradeoff-chart"' in viewer_card and 'data-testid="model-choice"' not in viewer_card
