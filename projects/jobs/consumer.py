@@ -20,7 +20,7 @@ from django.conf import settings
 from django.template.loader import render_to_string
 from django.urls import reverse
 
-from ..access import can_edit, viewable_jobs_for
+from ..access import viewable_jobs_for
 from .log import job_group
 from .models import FINISHED_STATUSES, Job
 from .registry import stage_get
@@ -34,16 +34,6 @@ LAYER_RETRY_SECONDS = 2.0  # how often a console whose channel layer is down tri
 
 def _viewable_job(user, job_id: int):
     return viewable_jobs_for(user).select_related("project").filter(pk=job_id).first()
-
-
-def _card_context(user, job: Job) -> dict:
-    """What a stage's result card reads beside its result, as the project page gives it: the project (its links)
-    and whether this viewer may edit it (its forms). The console redraws the card with every state it sends, the
-    first one as it connects: without these the recommendation's model choice, the Try links and the searches'
-    Adopt buttons vanished a moment after the page loaded."""
-    if job.project is None:
-        return {}
-    return {"project": job.project, "can_edit": can_edit(user, job.project.team)}
 
 
 def _lines_after(job_id: int, after: int) -> list[dict]:
@@ -198,7 +188,6 @@ class JobLogConsumer(AsyncWebsocketConsumer):
         self.sent_state = None
         # The status the page was rendered with: if the job has finished since, the page must refresh its panel.
         self.page_status = query.get("seen", [""])[0]
-        self.card_context = await database_sync_to_async(_card_context)(self.scope.get("user"), job)
         self.lock = asyncio.Lock()
         self.group = job_group(self.job_id)
         await self._subscribe()  # subscribe first (or fall back to the tick if the layer is down)…
@@ -282,6 +271,12 @@ class JobLogConsumer(AsyncWebsocketConsumer):
             state = await database_sync_to_async(_job_state)(self.job_id)
         if state is None or state == self.sent_state:
             return
+        if not self.as_json and self.sent_state is None and state["finished"] and state["status"] == self.page_status:
+            # The page already shows this finished job, drawn with what its card needs beyond the job (the project,
+            # the viewer's role, a CSRF token for its forms). Drawn again here without them, the recommendation's
+            # model choice, the Try links and the searches' Adopt buttons vanished a moment after every page load.
+            self.sent_state = state
+            return
         was_finished = self.sent_state["finished"] if self.sent_state else self.page_status in FINISHED_STATUSES
         finished_now = state["finished"] and not was_finished
         self.sent_state = state
@@ -293,6 +288,5 @@ class JobLogConsumer(AsyncWebsocketConsumer):
             refresh = finished_now
             # Rendered off the event loop: a result card may read the database (deployment's stored_artifact).
             await self.send(await database_sync_to_async(render_to_string)("projects/_job_state.html", {
-                **self.card_context, "job": state, "refresh": refresh,
-                "result_template": _result_template(state["stage"]),
+                "job": state, "refresh": refresh, "result_template": _result_template(state["stage"]),
                 "catalog_panel_url": _catalog_panel_url(state["stage"]) if state["project_id"] is None else ""}))

@@ -2,10 +2,12 @@
 
 import pytest
 from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
 from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth import get_user_model
 
+from projects.jobs.log import job_group
 from projects.jobs.models import Job, JobStatus
 from projects.jobs.routing import websocket_urlpatterns
 from projects.tests import factories
@@ -147,26 +149,30 @@ def test_detection_at_a_size_a_p6_stride_does_not_divide_ranks_the_p5_models_ins
     assert candidates_skipped(task="classification", input_size=160) == ""
 
 
-async def _card_the_console_sends(user, job) -> str:
-    """The stage card's result as the job's console redraws it when it connects (what the browser swaps in)."""
+
+async def _after_the_replay(user, job) -> str:
+    """Open the job's console as the project page does and push it a log line: what it sends between its replay of
+    the log and that line (a group message is handled once connect() has sent everything it sends)."""
     communicator = WebsocketCommunicator(URLRouter(websocket_urlpatterns), f"/ws/jobs/{job.pk}/?seen={job.status}")
     communicator.scope["user"] = user
     connected, _ = await communicator.connect()
     assert connected
     try:
-        while f'id="job-{job.pk}-result"' not in (message := await communicator.receive_from(timeout=5)):
-            pass
+        assert 'id="log-' in await communicator.receive_from(timeout=5)  # the log's replay comes first
+        await get_channel_layer().group_send(job_group(job.pk), {"type": "log.lines",
+                                                                 "lines": [{"seq": 1, "text": "a pushed line"}]})
+        sent = []
+        while "a pushed line" not in (message := await communicator.receive_from(timeout=5)):
+            sent.append(message)
     finally:
         await communicator.disconnect()
-    return message
+    return "".join(sent)
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_card_the_console_redraws_keeps_the_editors_model_choice(world):
-    # The console redraws the card as it connects: it used to do so without the project, and the choice vanished.
+def test_the_console_leaves_the_finished_card_the_page_drew_with_its_model_choice(world):
+    # The page draws the card with the editor's model choice (the project, the role, a CSRF token). The console
+    # used to draw it again as it connected, without them, and the choice vanished a moment after the page loaded.
     job = Job.objects.get(project=world, stage="recommend")
-    users = get_user_model().objects
-    owner_card = async_to_sync(_card_the_console_sends)(users.get(username="alice"), job)
-    assert 'data-testid="model-choice"' in owner_card and "Use this one" in owner_card
-    viewer_card = async_to_sync(_card_the_console_sends)(users.get(username="victor"), job)
-    assert 'data-testid="tradeoff-chart"' in viewer_card and 'data-testid="model-choice"' not in viewer_card
+    between = async_to_sync(_after_the_replay)(get_user_model().objects.get(username="alice"), job)
+    assert f'id="job-{job.pk}-result"' not in between, "the finished card is left as the page drew it"
