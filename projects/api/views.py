@@ -170,7 +170,9 @@ class ProjectViewSet(viewsets.ModelViewSet):
 
     def perform_create(self, serializer):
         access.require_editor(self.request.user, serializer.validated_data["team"])
-        serializer.save()
+        # As the wizard's Create: automatic mode queues the pipeline at once (its first job shows in `stages`; a
+        # broker that refuses it leaves that job failed with the reason).
+        services.project_start_if_automatic(project=serializer.save(), user=self.request.user)
 
     def perform_destroy(self, instance):
         services.project_delete(project=instance, user=self.request.user)
