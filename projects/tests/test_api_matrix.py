@@ -16,6 +16,7 @@ from projects.tokens import api_token_create
 from recommender.models import Device
 from visualizer.models import Architecture
 
+from . import factories
 from .conftest import make_job, make_trial, png_bytes
 from .test_api_datasets import upload_body
 
@@ -87,6 +88,7 @@ REQUESTS = {
     "read device": ("GET", "/api/devices/{device}/", None),
     "read device records": ("GET", "/api/devices/{device}/records/", None),
     "read device choices": ("GET", "/api/devices/{device}/choices/", None),
+    "delete device record": ("DELETE", "/api/devices/{device}/records/{record}/", None),
     "create device": ("POST", "/api/devices/", device_body("Jetson_Test")),
     "replace device": ("PUT", "/api/devices/{spare_device}/", device_body("Spare_Board")),
     "change device": ("PATCH", "/api/devices/{device}/", {"notes": "Measured in the lab."}),
@@ -162,6 +164,7 @@ EXPECTED = {
     "read device":          (200,  200,   200,   200,     200,  401),
     "read device records":  (200,  200,   200,   200,     200,  401),
     "read device choices":  (200,  200,   200,   200,     200,  401),
+    "delete device record": (403,  403,   403,   403,     204,  401),
     "create device":        (403,  403,   403,   403,     201,  401),
     "replace device":       (403,  403,   403,   403,     200,  401),
     "change device":        (403,  403,   403,   403,     200,  401),
@@ -253,6 +256,7 @@ def ids(w):
         w.host_device = Device.objects.get(is_host=True)
         w.catalog_job = make_job(None, "calibrate", JobStatus.FAILED, ["Calibrate queued.", "Boom."])
         w.queued_catalog_job = make_job(None, "calibrate", JobStatus.QUEUED, ["Calibrate queued."])
+        w.record = factories.benchmark_record(w.device)
     return {
         "team": w.team.pk, "member": "carol", "device": w.device.pk, "spare_device": w.spare_device.pk,
         "engine": "onnxruntime", "dataset": w.dataset.pk, "spare_dataset": w.spare_dataset.pk,
@@ -260,7 +264,7 @@ def ids(w):
         "failed_job": w.failed_job.pk, "queued_job": w.queued_job.pk, "artifact": w.artifact.pk,
         "bobs_token": w.bobs_token.pk, "search_job": w.search_job.pk, "trial": w.trial.pk,
         "architecture": w.architecture.pk, "host_device": w.host_device.pk, "catalog_job": w.catalog_job.pk,
-        "queued_catalog_job": w.queued_catalog_job.pk,
+        "queued_catalog_job": w.queued_catalog_job.pk, "record": w.record.pk,
     }
 
 
