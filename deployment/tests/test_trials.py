@@ -144,9 +144,37 @@ def test_the_api_queues_a_try_and_reads_its_answer(project, trained, onnx, worke
                                          "image": SimpleUploadedFile("x.png", image.read_bytes())}, format="multipart")
     assert refused.status_code == 400 and dave.get(f"/api/trials/{created.data['id']}/").status_code == 404
     bad = api.post("/api/trials/", {"project": project.pk, "artifact": onnx.pk,
-                                    "image": SimpleUploadedFile("x.png", b"GIF89a but not really")},
+                                    "image": SimpleUploadedFile("x.png", b"\x89PNG\r\n\x1a\n but not really")},
                    format="multipart")
-    assert bad.status_code == 400 and "cannot read it" in str(bad.data["image"])
+    assert bad.status_code == 400 and "not a JPEG, PNG, BMP, WebP or TIFF image" in str(bad.data["image"])
+
+
+def test_a_tiff_is_tried_like_the_dataset_upload_takes_it_and_a_gif_is_refused_like_there(project, trained, onnx,
+                                                                                          worker):  # noqa: F811
+    image = val_image(project)
+    buffer = io.BytesIO()
+    with Image.open(image) as picture:
+        picture.save(buffer, format="TIFF")
+    api = APIClient()
+    api.force_authenticate(project.team.members.get(username="alice"))
+    with worker(execute=True):
+        created = api.post("/api/trials/", {"project": project.pk, "artifact": onnx.pk, "top_k": 1,
+                                            "image": SimpleUploadedFile("flower.tif", buffer.getvalue())},
+                           format="multipart")
+    assert created.status_code == 201, created.data
+    trial = Trial.objects.get(pk=created.data["id"])
+    assert trial.status == "succeeded", trial.error
+    assert trial.image_path.endswith(".tif")
+    assert [t["label"] for t in trial.result["top"]] == [pytorch_top1(project, trained, image)]
+    # The try page names the same types; a GIF, which a dataset may not hold either, is refused before it is kept.
+    page = browser(project, "alice").get(reverse("deployment:try_page", args=[project.pk])).content.decode()
+    assert "JPEG, PNG, BMP, WebP or TIFF" in page
+    gif = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(gif, format="GIF")
+    refused = api.post("/api/trials/", {"project": project.pk, "artifact": onnx.pk,
+                                        "image": SimpleUploadedFile("x.gif", gif.getvalue())}, format="multipart")
+    assert refused.status_code == 400 and "not a JPEG, PNG, BMP, WebP or TIFF image" in str(refused.data["image"])
+    assert Trial.objects.count() == 1
 
 
 def test_a_detector_s_answer_is_its_boxes_drawn_on_the_image(settings, tmp_path, django_capture_on_commit_callbacks,
