@@ -69,6 +69,17 @@ def browser(project, username):
     return client
 
 
+def alice_tries(project, onnx, worker, name, data):
+    """(alice's API client, the answer to her try of `data` through the API, run by the worker at once)."""
+    api = APIClient()
+    api.force_authenticate(project.team.members.get(username="alice"))
+    with worker(execute=True):
+        created = api.post("/api/trials/", {"project": project.pk, "artifact": onnx.pk, "top_k": 1,
+                                            "image": SimpleUploadedFile(name, data)}, format="multipart")
+    assert created.status_code == 201, created.data
+    return api, created
+
+
 def val_image(project):
     return sorted((project.dataset.root / "val").glob("*/*.png"))[0]
 
@@ -127,13 +138,7 @@ def test_an_image_over_the_limit_is_dropped_while_it_streams_in(light, monkeypat
 
 def test_the_api_queues_a_try_and_reads_its_answer(project, trained, onnx, worker):  # noqa: F811
     image = val_image(project)
-    api = APIClient()
-    api.force_authenticate(project.team.members.get(username="alice"))
-    with worker(execute=True):
-        created = api.post("/api/trials/", {"project": project.pk, "artifact": onnx.pk, "top_k": 1,
-                                            "image": SimpleUploadedFile("flower.png", image.read_bytes())},
-                           format="multipart")
-    assert created.status_code == 201, created.data
+    api, created = alice_tries(project, onnx, worker, "flower.png", image.read_bytes())
     answer = api.get(f"/api/trials/{created.data['id']}/").data
     assert answer["status"] == "succeeded"
     assert [t["label"] for t in answer["result"]["top"]] == [pytorch_top1(project, trained, image)]
@@ -155,13 +160,7 @@ def test_a_tiff_is_tried_like_the_dataset_upload_takes_it_and_a_gif_is_refused_l
     buffer = io.BytesIO()
     with Image.open(image) as picture:
         picture.save(buffer, format="TIFF")
-    api = APIClient()
-    api.force_authenticate(project.team.members.get(username="alice"))
-    with worker(execute=True):
-        created = api.post("/api/trials/", {"project": project.pk, "artifact": onnx.pk, "top_k": 1,
-                                            "image": SimpleUploadedFile("flower.tif", buffer.getvalue())},
-                           format="multipart")
-    assert created.status_code == 201, created.data
+    api, created = alice_tries(project, onnx, worker, "flower.tif", buffer.getvalue())
     trial = Trial.objects.get(pk=created.data["id"])
     assert trial.status == "succeeded", trial.error
     assert trial.image_path.endswith(".tif")
