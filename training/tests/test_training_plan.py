@@ -99,31 +99,57 @@ def test_a_worker_times_a_models_steps_once_and_each_datasets_loading_on_its_own
     assert _step_seconds.cache_info().currsize == 1
 
 
-def test_a_network_edited_from_the_rankings_top_is_what_the_card_names_and_what_trains(small_project):
+def test_a_network_edited_from_the_rankings_top_is_what_the_card_names_what_is_timed_and_what_trains(small_project):
     # The user saves an edit of the ranking's top in the network editor, which then trains (the editor marks it so):
-    # the dataset's size no longer swaps in a smaller zoo model, neither on the card nor in the train stage.
+    # the dataset's size no longer swaps in a smaller zoo model, neither on the card nor in the train stage. The
+    # training-time estimate times that edited network (it timed the unedited zoo model), and says so.
+    from training.engine.zoo import build_model
+    from training.hooks import network_source
     from visualizer.services import architecture_save
 
     top = run_stage(small_project, "recommend").result["ranking"]["top"]
     alice = small_project.team.memberships.get().user
+    # a Linear layer as wide as the features after flatten: the edited network has more parameters than the zoo's
     architecture_save(project=small_project, user=alice, base_model=top["key"], edits=[
-        {"op": "insert", "after": "flatten", "layer": "Dropout", "params": {"p": 0.1}}])
+        {"op": "insert", "after": "flatten", "layer": "Linear"}])
     small_project.refresh_from_db()
+    edited = network_source(small_project, top["key"]).build(3, 16)
+    zoo = build_model(top["key"], num_classes=3, input_size=16)
+    assert sum(p.numel() for p in edited.parameters()) > sum(p.numel() for p in zoo.parameters())
 
-    result = run_stage(small_project, "recommend").result
+    recommend = run_stage(small_project, "recommend")
+    result = recommend.result
     assert result["model"] == top["key"] and "ranked_top" not in result, "the edited network is not sized away"
-    assert result["training_cost"]["model"] == top["key"], "the estimate times the model that trains"
+    cost = result["training_cost"]
+    assert cost["model"] == top["key"] and cost["network"] == f"{top['key']}, edited (network version 1)"
+    assert cost["params"] == sum(p.numel() for p in edited.parameters()), "the estimate times the edited network"
+    what = f"{top['label']}, edited (network version 1)"
+    log = list(recommend.log_lines.values_list("text", flat=True))
+    assert any(line.startswith(f"Timed {what} at 16 px on this worker ({cost['params'] / 1e6:.2f} M parameters)")
+               for line in log), log
     client = Client()
     client.force_login(alice)
+
+    def preview():
+        page = client.get(f"/projects/{small_project.pk}/").content.decode()
+        return re.search(r'data-testid="preview-train">(.*?)</p>', page, re.S).group(1)
+
     page = client.get(f"/projects/{small_project.pk}/").content.decode()
     card = re.search(r'data-testid="training-uses">(.*?)</span>', page, re.S).group(1)
     assert top["label"] in card, card
-    assert f"Training {top['label']} at 16 px for 2 epochs" in page
+    assert preview().startswith(f"Training {what} at 16 px for 2 epochs (set on the project) should take"), preview()
 
     small_project.options["train"] = {"epochs": 1, "quality_gate": False}  # 72 images do not train it: not the point
     small_project.save()
     run = TrainingRun.objects.get(job=run_stage(small_project, "train"))
     assert run.model_name == top["key"] and run.architecture["network"]["version"] == 1
+
+    # a second version saved after the recommendation: its timing is not the one the estimate has
+    architecture_save(project=small_project, user=alice, base_model=top["key"], edits=[
+        {"op": "insert", "after": "flatten", "layer": "Dropout", "params": {"p": 0.1}}])
+    small_project.refresh_from_db()
+    assert preview() == (f"Run Recommend again to time {top['label']}, edited (network version 2) at 16 px on this "
+                         f"server (it timed {what} at 16 px)."), preview()
 
 
 def test_a_model_picked_on_the_project_is_named_as_people_read_it_on_the_card_and_in_the_estimate(small_project):
