@@ -396,7 +396,10 @@ def _detection_timing(project, recommendation: dict, report) -> dict:
     except Exception as error:  # the estimate is a side line of the recommendation: say why and go on
         report(f"No estimate of the training time: {error or type(error).__name__}")
         return {}
-    report(f"Timed {model_label(cost.model)} at {project.input_size} px, batch {cost.batch}, on this worker: "
+    from training.services import named
+
+    report(f"Timed {named(cost.model, cost.network, {cost.model: model_label(cost.model)})} at {project.input_size} "
+           f"px, batch {cost.batch}, on this worker ({cost.params / 1e6:.2f} M parameters): "
            f"{1000 * cost.train_s:.0f} ms per training image, {1000 * cost.eval_s:.0f} ms per validation image, "
            f"{cost.epoch_s:.1f} s of checkpoints per epoch, {cost.setup_s:.1f} s to set up and finish "
            f"({cost.threads} thread{'s' if cost.threads != 1 else ''}, {cost.device}).")

@@ -205,7 +205,8 @@ def test_a_detection_project_is_told_how_long_training_will_take_from_a_short_ru
     assert all(cost[key] > 0 for key in ("train_s", "eval_s", "epoch_s", "setup_s"))
     assert recommend.result["data_facts"] == {"n_train": 8, "n_val": 4}
     log = list(recommend.log_lines.values_list("text", flat=True))
-    assert any(line.startswith("Timed YOLO11n at 64 px, batch 4, on this worker: ") for line in log), log
+    assert any(re.match(r"Timed YOLO11n at 64 px, batch 4, on this worker \(2\.\d\d M parameters\): ", line)
+               for line in log), log
 
     client = Client()
     client.force_login(project.team.memberships.get().user)
@@ -220,3 +221,46 @@ def test_a_detection_project_is_told_how_long_training_will_take_from_a_short_ru
     project.save()
     assert preview().startswith("Run Recommend again to time YOLO11n at 64 px, batch 2 on this server (it timed "
                                 "YOLO11n at 64 px, batch 4)."), preview()
+
+
+def test_a_detector_edited_in_the_visualiser_is_the_one_timed_for_the_estimate():
+    # Regression: the recommend stage timed the zoo detector while the train stage trained the edited model dict.
+    import copy
+
+    from ultralytics.nn.tasks import DetectionModel
+
+    from recommender.services import model_label
+    from training.hooks import network_source
+    from training.tests.test_detection_stage import detection_project
+    from visualizer.services import architecture_save
+
+    project = detection_project(factories.team_with("Vision", alice="owner"))
+    project.options["model"] = "yolov7-tiny"
+    project.save()
+    architecture_save(project=project, user=None, base_model="yolov7-tiny",
+                      edits=[{"op": "set", "node": "2", "params": {"args": [48, 1, 1]}}])  # 32 channels before
+    project.refresh_from_db()
+
+    def params(spec) -> int:
+        return sum(p.numel() for p in DetectionModel(copy.deepcopy(spec), nc=1, verbose=False).parameters())
+
+    edited = params(network_source(project, "yolov7-tiny").spec)
+    recommend = run_stage(project, "recommend")
+    cost = recommend.result["training_cost"]
+    assert cost["model"] == "yolov7-tiny" and cost["network"] == "yolov7-tiny, edited (network version 1)"
+    assert cost["params"] == edited != params(yaml_of("yolov7-tiny")), "the estimate times the edited detector"
+    what = f"{model_label('yolov7-tiny')}, edited (network version 1)"
+    log = list(recommend.log_lines.values_list("text", flat=True))
+    assert any(line.startswith(f"Timed {what} at 64 px, batch 4, on this worker ({edited / 1e6:.2f} M parameters)")
+               for line in log), log
+    client = Client()
+    client.force_login(project.team.memberships.get().user)
+    page = client.get(f"/projects/{project.pk}/").content.decode()
+    preview = re.search(r'data-testid="preview-train">(.*?)</p>', page, re.S).group(1)
+    assert preview.startswith(f"Training {what} at 64 px for up to 1 epoch (set on the project) should take"), preview
+
+
+def yaml_of(name: str) -> dict:
+    from training.engine.yolo.zoo import model_dict
+
+    return model_dict(name, 1)
