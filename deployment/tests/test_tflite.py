@@ -158,12 +158,13 @@ def test_the_phone_bundle_runs_its_smoke_test_on_the_tflite_interpreter(fp32, tr
 
 class ResNetStem(torch.nn.Module):
     """ResNet's stem (7x7 stride-2 convolution, ReLU, 3x3 stride-2 max-pool padded by 1), one residual block and
-    the head. On an even size the pool's padding is not TensorFlow's SAME (one pixel at the end only)."""
+    the head. On an even size the pool's padding is not TensorFlow's SAME (one pixel at the end only). relu=False:
+    the pool reads the convolution itself (values below 0)."""
 
-    def __init__(self, classes: int):
+    def __init__(self, classes: int, relu: bool = True):
         super().__init__()
-        self.stem = torch.nn.Sequential(torch.nn.Conv2d(3, 16, 7, 2, 3), torch.nn.ReLU(),
-                                        torch.nn.MaxPool2d(3, 2, 1))
+        self.stem = torch.nn.Sequential(torch.nn.Conv2d(3, 16, 7, 2, 3), torch.nn.ReLU() if relu else
+                                        torch.nn.Identity(), torch.nn.MaxPool2d(3, 2, 1))
         self.block = torch.nn.Sequential(torch.nn.Conv2d(16, 16, 3, 1, 1), torch.nn.ReLU(),
                                          torch.nn.Conv2d(16, 16, 3, 1, 1))
         self.head = torch.nn.Linear(16, classes)
@@ -217,3 +218,30 @@ def test_int8_of_an_imported_network_with_resnets_padded_max_pool_runs_in_xnnpac
     batch = np.stack([preprocess_image(p, size) for p in val_images])
     got, want = registry.load(outcome.artifact, threads=1)(batch), source.torch_model(torch.from_numpy(batch)).numpy()
     assert (got.argmax(1) == want.argmax(1)).mean() >= 0.95
+
+
+@needs_env
+def test_an_int8_file_tflite_cannot_prepare_says_which_op_and_why_and_the_guard_falls_back(
+        source, calibration, dataset, val_images, tmp_path):
+    # Where the build cannot pad a max-pool with zeros (it reads values below 0), int8 still does not prepare; the
+    # attempt said only "Node number 13 (TfLiteXNNPackDelegate) failed to prepare". It now names the op and why.
+    from deployment.engine.onnx_export import export_onnx
+
+    root, classes = dataset
+    model = ResNetStem(len(classes), relu=False).eval()
+    onnx_path = export_onnx(model, input_size=32, path=tmp_path / "model.onnx")
+    unpadded = Source(onnx_path=onnx_path, task="classification", input_size=32, torch_model=model)
+    validation = Validation(task="classification", input_size=32, num_classes=len(classes),
+                            samples=[(p, classes.index(p.parent.name)) for p in val_images])
+    calibration = calibration_set(sorted((root / "train").glob("*/*.png")), split="train", task="classification",
+                                  input_size=32)
+    reference = validation.evaluate(benchmark.torch_eager_loader(model)())
+    lines = []
+    outcome = guarded_convert("tflite", unpadded, precision="int8", out_dir=tmp_path / "guard", validation=validation,
+                              reference=reference, calibration=calibration, tolerance=5.0, report=lines.append)
+    error = outcome.attempts[0].error
+    assert "failed to prepare" in error and "Its int8 calibration gave op " in error, error
+    assert "(PADV2) pads that tensor for op " in error and "(MAX_POOL_2D) with float32's lowest value" in error
+    assert any(line.startswith("guard: tflite int8 (as asked) did not convert: ") and "PADV2" in line
+               for line in lines), lines
+    assert outcome.passed and outcome.artifact.precision == "fp16"

@@ -177,6 +177,43 @@ def head_tensor_names(onnx_path: str, tflite_path: str) -> list[str]:
     return sorted({tensors[int(t)]["name"] for index in head for t in ops[index]["outputs"]})
 
 
+ABSURD_SCALE = 1e6  # an int8 activation this coarse spans more than ±1e8: no calibrated ReLU or sum is that wide
+
+
+def unpreparable(path: str) -> str:
+    """Why an int8 file does not prepare, in words: the first op whose output int8 calibration gave an absurd scale,
+    and the max-pool padding behind it where there is one (read without preparing the file: TFLite's own kernels
+    abort the process on it). "" when no tensor has such a scale."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    except ImportError:
+        from tensorflow.lite.python.interpreter import Interpreter, OpResolverType
+
+    interp = Interpreter(model_path=path,
+                         experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    tensors = {t["index"]: t for t in interp.get_tensor_details()}
+    ops = interp._get_ops_details()
+
+    def scale(op) -> float:
+        return max((float(s.max()) for i in op["outputs"]
+                    if len(s := tensors[int(i)]["quantization_parameters"]["scales"])), default=0.0)
+
+    absurd = [op for op in ops if scale(op) > ABSURD_SCALE]
+    if not absurd:
+        return ""
+    first = absurd[0]
+    why = (f"Its int8 calibration gave op {first['index']} ({first['op_name']}, output "
+           f"{tensors[int(first['outputs'][0])]['name']!r}) the scale {scale(first):.3g}, which no int8 kernel can "
+           "requantise")
+    pad = next((op for op in absurd if op["op_name"] == "PADV2"), None)
+    pool = pad and next((op for op in ops if int(pad["outputs"][0]) in map(int, op["inputs"])), None)
+    if pool is not None:
+        why += (f": op {pad['index']} (PADV2) pads that tensor for op {pool['index']} ({pool['op_name']}) with "
+                "float32's lowest value (onnx2tf, for padding TensorFlow's SAME cannot express), and a pad shares its "
+                "input's scale; the build pads with zeros instead only where the pool reads a ReLU's output")
+    return why + "."
+
+
 def write_tflite(model, precision: str, out: str, *, calibration=None, keep_float=()) -> str:
     """One .tflite file from onnx2tf's Keras model, through its concrete function (as onnx2tf's own fallback does).
     fp32; fp16: weights in half; int8: TensorFlow Lite's full integer post-training quantisation, int8 weights (per
@@ -281,7 +318,10 @@ def build(job: dict, static: str, model, work: str, log, *, converted_s: float) 
     built = converted_s + time.monotonic() - started
     check = np.load(job["check"]).astype(np.float32)
     interp = interpreter(job["out"])
-    interp.allocate_tensors()
+    try:
+        interp.allocate_tensors()
+    except RuntimeError as error:  # XNNPACK's "Node number N (TfLiteXNNPackDelegate) failed to prepare" names no op
+        raise RuntimeError(f"{error} {unpreparable(job['out'])}".strip()) from None
     details = interp.get_input_details()[0]
     outputs = run_nchw(interp, check)
     np.save(job["check_out"], outputs)
