@@ -289,7 +289,7 @@ def benchmark_artifacts(job, artifacts: list[Artifact], report) -> dict:
                progress=100 * (index + 1) / len(artifacts))
     # An imported model has no PyTorch weights: its rows compare with the model as imported (its fp32 ONNX form),
     # where every speed-up and accuracy delta read "—" before.
-    imported = bool(run.architecture.get("imported"))
+    imported = is_imported(run)
     base = next((r for r in rows if r["kind"] == Artifact.Kind.PYTORCH.label
                  or (imported and r["kind"] == Artifact.Kind.ONNX.label and r["precision"] == "fp32")), None)
     if base is not None:
