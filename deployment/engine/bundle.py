@@ -492,6 +492,7 @@ def render_readme(*, task: str, tier: str, engine: Runtime, precision: str, targ
     if tier in Tier.SERVED:
         out.append(f"## Serve it over HTTP\n\n```sh\npython serve.py --host 0.0.0.0 --port {PORT}\n"
                    f"curl -s localhost:{PORT}/healthz\n"
+                   f"python healthcheck.py --port {PORT}    # exit 0 once /healthz answers 200\n"
                    f"curl -s --data-binary @photo.jpg localhost:{PORT}/predict\n"
                    f"python smoke_test.py --url http://localhost:{PORT}\n```\n\n"
                    "The server loads the model once, runs it once to warm up, and only then answers /healthz with 200. "

@@ -14,7 +14,7 @@ import pytest
 import torch
 import yaml
 
-from deployment.engine.bundle import Target, Tier, build_tier_bundle, verify_checksums
+from deployment.engine.bundle import PORT, Target, Tier, build_tier_bundle, verify_checksums
 from deployment.engine.onnx_export import export_onnx
 
 from .conftest import INPUT_SIZE
@@ -65,10 +65,10 @@ def files_in(folder: Path) -> set[str]:
     return {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()}
 
 
-def run_script(folder: Path, *args, cwd) -> subprocess.CompletedProcess:
+def run_script(folder: Path, *args, cwd, env=None) -> subprocess.CompletedProcess:
     # -I: the bundle must run with nothing of ours on sys.path, from any folder.
     return subprocess.run([sys.executable, "-I", *map(str, args)], cwd=cwd, capture_output=True, text=True,
-                          timeout=120, env=ENV)
+                          timeout=120, env={**ENV, **(env or {})})
 
 
 class Server:
@@ -143,6 +143,12 @@ def test_served_bundle_answers_over_http_like_the_pytorch_model(tier, trained, v
     try:
         health = run_script(folder, folder / "healthcheck.py", server.url, cwd=tmp_path)
         assert health.returncode == 0 and "onnxruntime" in health.stdout, health.stderr
+        # serve.py took --port: so does the health check, and the PORT variable the Dockerfile sets still works
+        port = server.url.rsplit(":", 1)[1]
+        for health in (run_script(folder, folder / "healthcheck.py", "--port", port, cwd=tmp_path),
+                       run_script(folder, folder / "healthcheck.py", cwd=tmp_path, env={"PORT": port})):
+            assert health.returncode == 0 and "healthy: onnxruntime" in health.stdout, health.stderr
+        assert f"python healthcheck.py --port {PORT}" in (folder / "README.md").read_text()
         done = run_script(folder, folder / "smoke_test.py", "--url", server.url, cwd=tmp_path)
         assert done.returncode == 0, done.stdout + done.stderr
         assert f"PASSED: 4 of 4 samples agree with the PyTorch model on {server.url}" in done.stdout
