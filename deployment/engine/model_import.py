@@ -4,14 +4,16 @@ optimises, benchmarks and packages. Django-free.
 Checks: one self-contained file under the size limit; ONNX that onnx's checker accepts, at an opset ONNX Runtime
 runs, with one float image input N x 3 x S x S (S the input size stated, or free) and an output whose shape fits
 the task and the labels (classification: N x classes; detection: N x (4 + classes) x anchors); TorchScript that
-torch.jit.load reads (TorchScript's own loader: no Python pickle runs; a plain `torch.save` pickle is refused). The
-model is run once on this server before it is accepted.
+torch.jit.load reads (TorchScript's own loader: no Python pickle runs; a plain `torch.save` pickle is refused), whose
+code calls no op that reaches files, sockets or extensions (check_torchscript_archive reads it first). The model is
+run once on this server before it is accepted.
 
 The model's own normalisation (mean/std) is folded into the ONNX model: the pipeline feeds every model the images
 prepared one way (ImageNet mean/std for classification, [0, 1] for detection), so the imported model gets one
 Mul and one Add in front that turn those into what it was trained on.
 """
 
+import ast
 import zipfile
 from pathlib import Path
 
@@ -21,6 +23,8 @@ from tango_common.images import IMAGENET_MEAN, IMAGENET_STD
 
 MIN_OPSET, MAX_OPSET = 7, 21
 INPUT_NAME = "images"
+MAX_CODE_BYTES = 32 * 2**20  # a TorchScript model's code is kilobytes; more is not read
+OP_NAMESPACES = ("aten", "prim")
 
 
 class ImportRefused(ValueError):
@@ -87,14 +91,77 @@ def _check_output(out: list, *, task: str, num_classes: int) -> None:
 
 def check_torchscript_archive(path: Path) -> None:
     """A TorchScript file is a zip with the model's code in it; a plain torch.save pickle (which would run code when
-    loaded) is not, and is refused without being opened by torch."""
+    loaded) is not, and is refused without being opened by torch.
+
+    TorchScript is a program too: its code (code/*.py, compiled by torch.jit.load, which also runs __setstate__)
+    may call any registered op, and a few reach outside the tensors: `torch.from_file` reads any file the server can
+    read, `torch.save` writes any file it can write (a model that overwrites the portal's own code), TorchBind
+    classes (`torch.classes.*`: c10d's FileStore, TCPStore) open files and sockets, and ops of namespaces other than
+    aten and prim are extensions. A model needs none of them, so the code is read here (as text, before torch sees
+    the file) and a model that names one is refused."""
     if not zipfile.is_zipfile(path):
         raise ImportRefused("This is not a TorchScript file (torch.jit.save); pickled models are not accepted.")
     with zipfile.ZipFile(path) as archive:
-        names = archive.namelist()
-    if not any("/code/" in name for name in names):
-        raise ImportRefused("The archive has no TorchScript code: save the model with torch.jit.save (a torch.save "
-                            "pickle is not accepted).")
+        members = archive.infolist()
+        code = [m for m in members if "/code/" in m.filename and m.filename.endswith(".py")]
+        if not code:
+            raise ImportRefused("The archive has no TorchScript code: save the model with torch.jit.save (a "
+                                "torch.save pickle is not accepted).")
+        if sum(m.file_size for m in code) > MAX_CODE_BYTES:  # declared sizes: a zip bomb is refused unread
+            raise ImportRefused(f"The model's TorchScript code is over {MAX_CODE_BYTES // 2**20} MB.")
+        for member in code:
+            _check_torchscript_code(member.filename, archive.read(member)[:MAX_CODE_BYTES])
+        for member in members:  # the pickles torch.jit.load restores may name a TorchBind class directly
+            if member.filename.endswith(".pkl") and member.file_size <= MAX_CODE_BYTES \
+                    and b"torch.classes" in archive.read(member):
+                raise ImportRefused(f"{member.filename} restores a TorchBind class (torch.classes): such models "
+                                    "are not accepted.")
+
+
+def _file_ops() -> set[str]:
+    """Names of the registered ops that take a file name or path: from the op schemas, so a new torch's new ones
+    are covered (torch 2.x: aten::from_file, aten::save)."""
+    import torch
+
+    return {schema.name.split("::")[-1] for schema in torch._C._jit_get_all_schemas()
+            if any("str" in str(arg.type) and any(k in arg.name.lower() for k in ("file", "path", "dir"))
+                   for arg in schema.arguments)}
+
+
+def _check_torchscript_code(name: str, source: bytes) -> None:
+    """Refuse TorchScript code that names a file op (as torch.X, ops.aten.X, a tensor method or getattr's
+    string), a TorchBind class, or an op outside aten and prim."""
+    try:
+        tree = ast.parse(source.decode("utf-8"))
+    except (SyntaxError, UnicodeDecodeError, ValueError):
+        raise ImportRefused(f"{name} is not TorchScript code torch.jit.save writes.") from None
+    words = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute):
+            words.add(node.attr)
+            namespace = _dotted(node.value) in ("ops", "torch.ops") and node.attr
+            if namespace and namespace not in OP_NAMESPACES:  # (a class path, __torch__.torchvision.ops.misc, is not)
+                raise ImportRefused(f"The model calls ops.{namespace}: only aten and prim ops are accepted.")
+        elif isinstance(node, ast.Name):
+            words.add(node.id)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            words.add(node.value)
+    if "classes" in words:
+        raise ImportRefused("The model uses a TorchBind class (torch.classes): such models are not accepted.")
+    named = sorted(words & _file_ops())
+    if named:
+        raise ImportRefused(f"The model's code calls {', '.join(named)}, which reads or writes files on the server: "
+                            "such models are not accepted.")
+
+
+def _dotted(node) -> str:
+    """torch.ops for the expression torch.ops; "" for anything that is not a plain dotted name."""
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        base = _dotted(node.value)
+        return f"{base}.{node.attr}" if base else ""
+    return ""
 
 
 def _normaliser(task: str, mean, std) -> tuple[np.ndarray, np.ndarray]:
@@ -164,8 +231,9 @@ def run_onnx_once(path: Path, *, input_size: int, task: str, num_classes: int) -
 
 def torchscript_to_onnx(source: Path, out: Path, *, task: str, input_size: int, num_classes: int, mean,
                         std) -> tuple[Path, dict]:
-    """Load the TorchScript model (safely: torch.jit.load), check it, and export it with its normalisation folded in
-    as the pipeline's ONNX model. Returns the ONNX path and what was checked."""
+    """Load the TorchScript model (torch.jit.load, once check_torchscript_archive has read its code), check it, and
+    export it with its normalisation folded in as the pipeline's ONNX model. Returns the ONNX path and what was
+    checked."""
     import torch
 
     check_torchscript_archive(source)

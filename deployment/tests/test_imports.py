@@ -95,6 +95,58 @@ def test_a_torchscript_model_is_loaded_safely_and_exported(ours, tmp_path):
                             num_classes=3, mean=THEIRS, std=THEIRS)
 
 
+class ReadsAndWritesFiles(torch.nn.Module):
+    """A "model" whose forward copies the first bytes of a server file to a file of its choosing."""
+
+    def forward(self, x):
+        secret = torch.from_file("/etc/passwd", False, 4, dtype=torch.uint8)
+        torch.save(secret, "MARKER")
+        return x.mean(dim=(2, 3)) + secret[0].float() * 0
+
+
+def rewritten(path, out, old, new):
+    """A copy of the TorchScript archive at path with old replaced by new in its code: what an attacker edits."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as source, zipfile.ZipFile(out, "w") as target:
+        for name in source.namelist():
+            data = source.read(name)
+            target.writestr(name, data.replace(old.encode(), new.encode()) if "/code/" in name else data)
+    return out
+
+
+@pytest.mark.parametrize("call", ["torch.save(secret, {marker})", 'getattr(torch, "save")(secret, {marker})',
+                                  "ops.aten.save(secret, {marker})", "secret.save({marker})",
+                                  "ops.debugprims.load_tensor({marker}, [4], 0, 0, None)",
+                                  "__torch__.torch.classes.dist_c10d.FileStore({marker}, 1)"])
+def test_a_torchscript_model_that_reaches_the_servers_files_is_refused_before_it_runs(tmp_path, call):
+    """torch.jit.load runs no pickle, but TorchScript code runs ops, and torch.from_file / torch.save read and write
+    any file the server can: such an import used to be accepted, having written its file (the portal's own code
+    could be overwritten this way). Every spelling of the call is refused before torch opens the file."""
+    marker = tmp_path / "written-by-the-model"
+    scripted = tmp_path / "scripted.pt"
+    torch.jit.script(ReadsAndWritesFiles()).save(str(scripted))
+    path = rewritten(scripted, tmp_path / "theirs.pt", 'torch.save(secret, "MARKER")',
+                     call.format(marker=f'"{marker}"'))
+    with pytest.raises(ImportRefused, match="accepted"):
+        torchscript_to_onnx(path, tmp_path / "model.onnx", task="classification", input_size=INPUT_SIZE,
+                            num_classes=3, mean=THEIRS, std=THEIRS)
+    assert not marker.exists()
+
+
+def test_scripted_and_traced_torchvision_models_pass_the_code_check(tmp_path):
+    """The check reads the code of ordinary models as harmless, class paths such as torchvision.ops.misc too."""
+    import torchvision
+
+    from deployment.engine.model_import import check_torchscript_archive
+
+    model = torchvision.models.mobilenet_v3_small(num_classes=3).eval()
+    for name, module in (("scripted", torch.jit.script(model)),
+                         ("traced", torch.jit.trace(model, torch.zeros(1, 3, 32, 32)))):
+        module.save(str(tmp_path / f"{name}.pt"))
+        check_torchscript_archive(tmp_path / f"{name}.pt")
+
+
 @pytest.mark.parametrize(("change", "message"), [
     ("opset", "opset 22"),
     ("labels", "N x 5 (one score per label)"),
