@@ -46,11 +46,16 @@ def inspect_onnx(path: Path, *, task: str, input_size: int, num_classes: int) ->
 
     try:
         model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:
+        raise ImportRefused(f"This is not a valid ONNX model: {str(exc).splitlines()[0][:300]}") from None
+    # Before the checker: it resolves an external tensor's `location` against the working directory, so a Constant
+    # naming a file there passed it, and a later load read it (or failed with a 500). One file, no external data.
+    if any(t.data_location == onnx.TensorProto.EXTERNAL for t in _tensors(model)):
+        raise ImportRefused("The model keeps its weights in a separate file; export it as one .onnx file.")
+    try:
         onnx.checker.check_model(model)
     except Exception as exc:
         raise ImportRefused(f"This is not a valid ONNX model: {str(exc).splitlines()[0][:300]}") from None
-    if any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer):
-        raise ImportRefused("The model keeps its weights in a separate file; export it as one .onnx file.")
     opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
     if not MIN_OPSET <= opset <= MAX_OPSET:
         raise ImportRefused(f"The model uses ONNX opset {opset}; this portal takes opsets {MIN_OPSET} to "
@@ -73,6 +78,28 @@ def inspect_onnx(path: Path, *, task: str, input_size: int, num_classes: int) ->
     _check_output(out, task=task, num_classes=num_classes)
     return {"format": "onnx", "opset": opset, "input": _shape(dims), "output": _shape(out),
             "input_name": inputs[0].name, "producer": f"{model.producer_name} {model.producer_version}".strip()}
+
+
+def _tensors(model):
+    """Every tensor of the model: initializers (sparse too) and node attributes, in subgraphs and functions."""
+    def of_graph(graph):
+        yield from graph.initializer
+        for sparse in graph.sparse_initializer:
+            yield from (sparse.values, sparse.indices)
+        yield from of_nodes(graph.node)
+
+    def of_nodes(nodes):
+        for node in nodes:
+            for attr in node.attribute:
+                yield from [attr.t, *attr.tensors, attr.sparse_tensor.values, attr.sparse_tensor.indices]
+                for sparse in attr.sparse_tensors:
+                    yield from (sparse.values, sparse.indices)
+                for graph in [attr.g, *attr.graphs]:
+                    yield from of_graph(graph)
+
+    yield from of_graph(model.graph)
+    for function in model.functions:
+        yield from of_nodes(function.node)
 
 
 def _shape(dims) -> str:
@@ -179,7 +206,7 @@ def fold_normalisation_onnx(source: Path, out: Path, *, task: str, mean, std) ->
     import onnx
     from onnx import helper, numpy_helper
 
-    model = onnx.load(str(source))
+    model = onnx.load(str(source), load_external_data=False)  # inspect_onnx refused external data; never read any
     weights = {t.name for t in model.graph.initializer}
     graph_input = next(i for i in model.graph.input if i.name not in weights)
     original = graph_input.name

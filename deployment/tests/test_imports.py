@@ -147,6 +147,46 @@ def test_scripted_and_traced_torchvision_models_pass_the_code_check(tmp_path):
         check_torchscript_archive(tmp_path / f"{name}.pt")
 
 
+def external_weights_model(location, *, where):
+    """N x 3 x 8 x 8 -> N x 2 whose weights (a Constant node's, or a subgraph's initializer) are in another file."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    weights = numpy_helper.from_array(np.zeros((3, 2), np.float32), "w")
+    weights.ClearField("raw_data")
+    weights.data_location = TensorProto.EXTERNAL
+    for key, value in (("location", location), ("offset", "0"), ("length", "24")):
+        weights.external_data.add(key=key, value=value)
+    nodes = [helper.make_node("ReduceMean", ["x"], ["m"], axes=[2, 3], keepdims=0)]
+    if where == "constant":
+        nodes += [helper.make_node("Constant", [], ["w"], value=weights)]
+    else:  # If(true) whose branch holds the weights as its own initializer
+        branch = helper.make_graph([helper.make_node("Identity", ["w0"], ["w"])], "then", [],
+                                   [helper.make_tensor_value_info("w", TensorProto.FLOAT, [3, 2])])
+        weights.name = "w0"
+        branch.initializer.append(weights)
+        nodes += [helper.make_node("Constant", [], ["yes"], value=numpy_helper.from_array(np.array(True))),
+                  helper.make_node("If", ["yes"], ["w"], then_branch=branch, else_branch=branch)]
+    nodes.append(helper.make_node("MatMul", ["m", "w"], ["y"]))
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 2])])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+
+@pytest.mark.parametrize("where", ["constant", "subgraph"])
+@pytest.mark.parametrize("location", ["../../../../../../etc/passwd", "/etc/passwd", "secret.txt"])
+def test_an_onnx_model_whose_weights_point_at_another_file_is_refused(tmp_path, monkeypatch, where, location):
+    """Only initializers were checked for external data: a Constant naming a file of the working directory passed
+    onnx's checker (which resolves it there), then the fold loaded it and failed with an error no one caught."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "secret.txt").write_bytes(b"SECRET_KEY=" + b"x" * 40)
+    (tmp_path / "upload").mkdir()
+    path = tmp_path / "upload" / "theirs.onnx"
+    path.write_bytes(external_weights_model(location, where=where).SerializeToString())
+    with pytest.raises(ImportRefused, match="separate file"):
+        inspect_onnx(path, task="classification", input_size=8, num_classes=2)
+
+
 @pytest.mark.parametrize(("change", "message"), [
     ("opset", "opset 22"),
     ("labels", "N x 5 (one score per label)"),
