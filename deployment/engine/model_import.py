@@ -14,6 +14,11 @@ Mul and one Add in front that turn those into what it was trained on.
 """
 
 import ast
+import json
+import os
+import resource
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -25,6 +30,10 @@ MIN_OPSET, MAX_OPSET = 7, 21
 INPUT_NAME = "images"
 MAX_CODE_BYTES = 32 * 2**20  # a TorchScript model's code is kilobytes; more is not read
 OP_NAMESPACES = ("aten", "prim")
+# The check of an upload runs in a child process under these bounds (checked_in_child)
+CHECK_MEMORY_BYTES = 6 * 2**30  # a 1 GB model (the weights limit) loaded, exported and run fits
+CHECK_TIMEOUT_S = 300.0
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class ImportRefused(ValueError):
@@ -329,3 +338,67 @@ def onnx_module(path: Path):
             return torch.from_numpy(session.run(None, {name: x.detach().cpu().numpy()})[0])
 
     return OnnxModule().eval()
+
+
+def checked(source: Path, out: Path, *, fmt: str, task: str, input_size: int, num_classes: int, mean,
+            std) -> dict:
+    """The whole check of an upload: what it is, its normalisation folded in (out: the pipeline's ONNX model) and
+    one run. Raises ImportRefused."""
+    if fmt == "onnx":
+        checks = inspect_onnx(source, task=task, input_size=input_size, num_classes=num_classes)
+        fold_normalisation_onnx(source, out, task=task, mean=mean, std=std)
+    else:
+        out, checks = torchscript_to_onnx(source, out, task=task, input_size=input_size, num_classes=num_classes,
+                                          mean=mean, std=std)
+    checks["run"] = run_onnx_once(out, input_size=input_size, task=task, num_classes=num_classes)
+    return checks
+
+
+def checked_in_child(source: Path, out: Path, *, memory_bytes: int | None = None, timeout_s: float | None = None,
+                     **options) -> dict:
+    """checked() in a child process with its memory and time bounded, working in the upload's folder. An uploaded
+    model is somebody else's program: a ConstantOfShape of 50 GB, a Loop of a billion turns or a file that crashes a
+    parser took the web process (which ran the check) down with it, or held it for ever. Raises ImportRefused."""
+    memory_bytes = memory_bytes or CHECK_MEMORY_BYTES
+    timeout_s = timeout_s or CHECK_TIMEOUT_S
+
+    def bounded():  # in the child, before it runs anything: its heap (malloc, numpy, onnxruntime arenas) is capped
+        resource.setrlimit(resource.RLIMIT_DATA, (memory_bytes, memory_bytes))
+
+    request = json.dumps({"source": str(source), "out": str(out), **options})
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",  # a thread's stack counts in the cap
+           "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)}
+    try:
+        child = subprocess.run([sys.executable, "-m", "deployment.engine.model_import", request], env=env,
+                               cwd=Path(source).parent, preexec_fn=bounded, capture_output=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        raise ImportRefused(f"Checking the model took over {timeout_s:.0f} s; it must run once in well under that.") \
+            from None
+    answer = (child.stdout.decode(errors="replace").strip().splitlines() or [""])[-1]
+    try:
+        answer = json.loads(answer)
+    except ValueError:
+        answer = None
+    if child.returncode != 0 or not isinstance(answer, dict):
+        raise ImportRefused(f"Checking the model stopped (exit {child.returncode}): it needs more than "
+                            f"{memory_bytes // 2**20} MB of memory to run once, or crashed the runtime.")
+    if "refused" in answer:
+        raise ImportRefused(answer["refused"])
+    return answer["checks"]
+
+
+def _main(request: str) -> int:
+    options = json.loads(request)
+    try:
+        checks = checked(Path(options.pop("source")), Path(options.pop("out")), **options)
+    except ImportRefused as exc:
+        print(json.dumps({"refused": str(exc)}))
+    except MemoryError:
+        return 3
+    else:
+        print(json.dumps({"checks": checks}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1]))

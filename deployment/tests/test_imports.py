@@ -187,6 +187,51 @@ def test_an_onnx_model_whose_weights_point_at_another_file_is_refused(tmp_path, 
         inspect_onnx(path, task="classification", input_size=8, num_classes=2)
 
 
+def memory_hungry_model(gigabytes):
+    """N x 3 x 8 x 8 -> N x 2 that fills a buffer of `gigabytes` on the way (ConstantOfShape, summed, times 0)."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    def const(name, value):
+        return numpy_helper.from_array(np.asarray(value), name)
+
+    nodes = [helper.make_node("ReduceMean", ["x"], ["m"], axes=[2, 3], keepdims=0),
+             helper.make_node("MatMul", ["m", "w"], ["scores"]),
+             helper.make_node("ConstantOfShape", ["shape"], ["big"], value=const("one", np.ones(1, np.float32))),
+             helper.make_node("ReduceSum", ["big"], ["total"], keepdims=0),
+             helper.make_node("Mul", ["total", "zero"], ["nothing"]),
+             helper.make_node("Add", ["scores", "nothing"], ["y"])]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 2])],
+        initializer=[const("w", np.ones((3, 2), np.float32)), const("zero", np.float32(0)),
+                     const("shape", np.array([int(gigabytes * 2**30) // 4], np.int64))])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+
+@pytest.mark.django_db
+def test_a_model_that_needs_more_memory_than_the_check_allows_is_refused_and_the_server_lives(settings, tmp_path,
+                                                                                               monkeypatch):
+    """The check ran in the web process: a model that asks for 50 GB on its one run took the server down with it.
+    It now runs in a child process with its memory capped (here 1 GiB, and a model that wants 2)."""
+    from django.core.exceptions import ValidationError
+
+    from deployment.engine import model_import as core
+    from deployment.imports import model_import
+
+    settings.MEDIA_ROOT = tmp_path / "media"
+    monkeypatch.setattr(core, "CHECK_MEMORY_BYTES", 2**30)
+    project = factories.training_project(factories.team_with("Vision", alice="owner"))
+    project.dataset.class_names = ["cat", "dog"]
+    project.dataset.save()
+    upload = SimpleUploadedFile("hungry.onnx", memory_hungry_model(2).SerializeToString())
+    with pytest.raises(ValidationError, match="needs more than 1024 MB of memory|Failed to allocate"):
+        model_import(project=project, upload=upload, input_size=8)
+    assert not TrainingRun.objects.filter(project=project).exists()
+    small = SimpleUploadedFile("small.onnx", memory_hungry_model(0.01).SerializeToString())
+    assert model_import(project=project, upload=small, input_size=8).architecture["checks"]["run"]["ran"]
+
+
 @pytest.mark.parametrize(("change", "message"), [
     ("opset", "opset 22"),
     ("labels", "N x 5 (one score per label)"),
