@@ -48,3 +48,25 @@ def test_another_teams_jobs_cannot_be_started_or_accepted(world, client_for):
     assert dave.post("/api/model-imports/", {"project": world.project.pk, "file": SimpleUploadedFile(
         "m.onnx", b"x")}, format="multipart").status_code == 400
     assert Job.objects.count() == jobs
+
+
+MARKUP = '<img src=x onerror="alert(1)">'
+
+
+def test_a_teammates_words_reach_the_try_pages_as_text(world):
+    """Labels (a dataset's folder names), an upload's file name and a project's name are a teammate's words: the
+    try page, its htmx fragment and the import page show them escaped."""
+    world.project.name = f"Flowers {MARKUP}"
+    world.project.save(update_fields=["name"])
+    trial = make_trial(world.artifact, world.users["bob"])
+    trial.image_name = f"{MARKUP}.png"
+    trial.result = {"top": [{"label": MARKUP, "index": 0, "probability": 0.9}], "latency_ms": 1.0}
+    trial.save()
+    alice = Client()
+    alice.force_login(world.users["alice"])
+    pages = [alice.get(f"/projects/{world.project.pk}/try/"), alice.get(f"/trials/{trial.pk}/"),
+             alice.get(f"/trials/{trial.pk}/", HTTP_HX_REQUEST="true"),
+             alice.get(f"/projects/{world.project.pk}/import-model/")]
+    for page in pages:
+        assert page.status_code == 200
+        assert MARKUP.encode() not in page.content and b"&lt;img src=x onerror=" in page.content, page.request
