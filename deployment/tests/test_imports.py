@@ -95,13 +95,9 @@ def test_a_torchscript_model_is_loaded_safely_and_exported(ours, tmp_path):
                             num_classes=3, mean=THEIRS, std=THEIRS)
 
 
-class ReadsAndWritesFiles(torch.nn.Module):
-    """A "model" whose forward copies the first bytes of a server file to a file of its choosing."""
-
+class Plain(torch.nn.Module):
     def forward(self, x):
-        secret = torch.from_file("/etc/passwd", False, 4, dtype=torch.uint8)
-        torch.save(secret, "MARKER")
-        return x.mean(dim=(2, 3)) + secret[0].float() * 0
+        return x.mean(dim=(2, 3))
 
 
 def rewritten(path, out, old, new):
@@ -125,9 +121,11 @@ def test_a_torchscript_model_that_reaches_the_servers_files_is_refused_before_it
     could be overwritten this way). Every spelling of the call is refused before torch opens the file."""
     marker = tmp_path / "written-by-the-model"
     scripted = tmp_path / "scripted.pt"
-    torch.jit.script(ReadsAndWritesFiles()).save(str(scripted))
-    path = rewritten(scripted, tmp_path / "theirs.pt", 'torch.save(secret, "MARKER")',
-                     call.format(marker=f'"{marker}"'))
+    torch.jit.script(Plain()).save(str(scripted))
+    # What the attacker writes into the model's code: copy the first bytes of a server file to a file of theirs.
+    evil = call.format(marker=f'"{marker}"')
+    path = rewritten(scripted, tmp_path / "theirs.pt", "-> Tensor:\n", "-> Tensor:\n"
+                     f'    secret = torch.from_file("/etc/passwd", False, 4, dtype=0)\n    {evil}\n')
     with pytest.raises(ImportRefused, match="accepted"):
         torchscript_to_onnx(path, tmp_path / "model.onnx", task="classification", input_size=INPUT_SIZE,
                             num_classes=3, mean=THEIRS, std=THEIRS)

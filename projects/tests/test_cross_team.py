@@ -70,3 +70,19 @@ def test_a_teammates_words_reach_the_try_pages_as_text(world):
     for page in pages:
         assert page.status_code == 200
         assert MARKUP.encode() not in page.content and b"&lt;img src=x onerror=" in page.content, page.request
+
+
+def test_a_try_posted_from_another_site_is_refused_for_want_of_the_csrf_token(world):
+    """The try page is csrf_exempt so its upload handler is set before the body is read; it checks the token
+    itself. A signed-in editor's browser posting from another site (no token) queues nothing."""
+    from rest_framework.test import APIClient
+
+    page = Client(enforce_csrf_checks=True)
+    page.force_login(world.users["bob"])
+    form = page.post(f"/projects/{world.project.pk}/try/", {"artifact": world.artifact.pk, "image": image()})
+    api = APIClient(enforce_csrf_checks=True)
+    api.force_login(world.users["bob"])
+    answer = api.post("/api/trials/", {"project": world.project.pk, "artifact": world.artifact.pk,
+                                       "image": image()}, format="multipart")
+    assert (form.status_code, answer.status_code) == (403, 403)
+    assert not Trial.objects.exists()
