@@ -66,10 +66,17 @@ def use_image_upload_handler(request) -> None:
     request.upload_handlers = [ImageUploadHandler(request)]
 
 
+def triable_among(artifacts):
+    """The verified artifacts among these that this server can run: models, not bundles or builds for the device
+    (what Try it offers; the API's `?triable=true`)."""
+    return artifacts.filter(status=Artifact.Status.VERIFIED, runs=Artifact.Runs.HERE).exclude(
+        kind=Artifact.Kind.BUNDLE)
+
+
 def triable_artifacts(project):
-    """The project's verified artifacts this server can run: models, not bundles or builds for the device."""
-    return (Artifact.objects.filter(project=project, status=Artifact.Status.VERIFIED, runs=Artifact.Runs.HERE)
-            .exclude(kind=Artifact.Kind.BUNDLE).select_related("training_run").order_by("-created_at", "-id"))
+    """The project's artifacts Try it offers, newest first."""
+    return (triable_among(Artifact.objects.filter(project=project)).select_related("training_run")
+            .order_by("-created_at", "-id"))
 
 
 def check_image(upload, *, too_big: bool = False) -> tuple[bytes, str]:

@@ -184,7 +184,8 @@ def project_validate(project: Project) -> None:
         raise ValidationError(errors)
 
 
-def project_create(*, team: Team, user=None, **fields) -> Project:
+def project_draft(*, team: Team, user=None, **fields) -> Project:
+    """The project these fields make, unsaved: defaults filled in, every rule checked (ValidationError)."""
     unknown = set(fields) - set(PROJECT_FIELDS)
     if unknown:
         raise TypeError(f"Unknown project fields: {sorted(unknown)}")
@@ -198,9 +199,30 @@ def project_create(*, team: Team, user=None, **fields) -> Project:
     project_validate(project)
     if Project.objects.filter(team=team, name=project.name).exists():
         raise ValidationError({"name": f"The team already has a project named {project.name!r}."})
+    return project
+
+
+def project_create(*, team: Team, user=None, **fields) -> Project:
+    project = project_draft(team=team, user=user, **fields)
     project.save()
     audit_record(actor=user, action="created", target=project)
     return project
+
+
+def project_review(project: Project) -> tuple[str, list[str]]:
+    """What the wizard's Review step (and `POST /api/projects/review/`) says before Create: the model the recommend
+    stage would pick, in words ("" when the catalog offers no preview), and warnings about the data and the pick."""
+    from .dataset_stats import dataset_warnings
+    from .devices import device_catalog
+
+    model, warnings = "", []
+    if (preview := device_catalog().pick_preview) is not None:
+        pick = preview(device=project.device, task=project.task, engine=project.engine, precision=project.precision,
+                       input_size=project.input_size,
+                       latency_budget_ms=project.latency_budget_ms or project.device.default_latency_budget_ms,
+                       memory_limit_mb=project.memory_limit_mb, dataset=project.dataset, team=project.team)
+        model, warnings = pick.line, list(pick.warnings)
+    return model, [*warnings, *dataset_warnings(project.dataset.stats, input_size=project.input_size)]
 
 
 def project_start_if_automatic(*, project: Project, user=None) -> str:

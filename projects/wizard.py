@@ -18,13 +18,11 @@ from django.http import QueryDict
 from tango_common.engines import ENGINES
 
 from . import forms as f
-from .dataset_stats import dataset_warnings
-from .devices import device_catalog
 from .engine_support import precision_label
 from .models import Precision, Project, RunMode, Task
 from .options_form import PREFIX as OPTION_PREFIX
 from .options_form import advanced_options
-from .services import dataset_create, project_create, project_start_if_automatic, project_validate
+from .services import dataset_create, project_create, project_review, project_start_if_automatic, project_validate
 
 
 @dataclass(frozen=True)
@@ -232,7 +230,7 @@ class ProjectWizard:
         s = self.state
         engine = ENGINES.get(s["engine"])
         budget = s["latency_budget_ms"] or s["device"].default_latency_budget_ms
-        model, warnings = self._pick_preview(s, budget)
+        model, warnings = project_review(self._draft())
         rows = [
             ("Team", str(s["team"])), ("Name", s["name"]), ("Task", Task(s["task"]).label),
             ("Dataset", f"{s['dataset']} ({s['dataset'].num_images} images, {len(s['dataset'].class_names)} "
@@ -247,17 +245,7 @@ class ProjectWizard:
              or "chosen from the dataset when training starts"),
             *([("Model", model)] if model else []),
         ]
-        return rows, [*warnings, *dataset_warnings(s["dataset"].stats, input_size=s["input_size"])]
-
-    @staticmethod
-    def _pick_preview(s: dict, budget: float) -> tuple[str, list[str]]:
-        preview = device_catalog().pick_preview
-        if preview is None:
-            return "", []
-        pick = preview(device=s["device"], task=s["task"], engine=s["engine"], precision=s["precision"],
-                       input_size=s["input_size"], latency_budget_ms=budget, memory_limit_mb=s["memory_limit_mb"],
-                       dataset=s["dataset"], team=s["team"])
-        return pick.line, list(pick.warnings)
+        return rows, warnings
 
 
 def _focus_first_error(form: forms.Form | None) -> None:

@@ -4,6 +4,7 @@ from django.contrib import admin
 from tango_common.engines import ENGINE_CHOICES
 
 from .models import BenchmarkRecord, Device
+from .services import benchmark_record_delete
 
 
 class EngineFilter(admin.SimpleListFilter):
@@ -74,3 +75,11 @@ class BenchmarkRecordAdmin(admin.ModelAdmin):
     list_filter = ["source", "engine", "precision", "device"]
     search_fields = ["architecture__model_name", "device__name"]
     raw_id_fields = ["architecture", "project"]
+
+    # Deleting goes through the service the API's delete calls: one rule, and the audit log keeps who removed what.
+    def delete_model(self, request, obj):
+        benchmark_record_delete(record=obj, actor=request.user)
+
+    def delete_queryset(self, request, queryset):
+        for record in queryset:
+            benchmark_record_delete(record=record, actor=request.user)

@@ -250,6 +250,16 @@ def benchmark_record_add(*, device: Device, engine: str, precision: str, model_n
         team=team, project=project, details=details or {})
 
 
+def benchmark_record_delete(*, record: BenchmarkRecord, actor=None) -> None:
+    """Staff's curation (the admin, the API): remove a record the predictions should not learn from, a bad
+    measurement say. The next prediction for its device × engine × precision is fitted without it (fitted on read);
+    the audit log keeps who removed what (the team's log for a team's record)."""
+    from projects.audit import audit_record
+
+    audit_record(actor=actor, action="deleted", target=record)
+    record.delete()
+
+
 def benchmark_measured(*, engine: str, precision: str, model_name: str, num_classes: int, input_size: int,
                        latency_ms: float, memory_mb: float | None, accuracy: float | None, team, project,
                        details: dict) -> BenchmarkRecord:

@@ -17,7 +17,7 @@ from deployment.http import artifact_download_response
 from deployment.imports import model_import
 from deployment.models import Artifact, Trial
 from deployment.selectors import artifacts_for, trials_for
-from deployment.trials import trial_create, use_image_upload_handler
+from deployment.trials import triable_among, trial_create, use_image_upload_handler
 from projects.access import jobs_for, require_editor
 from projects.api.filters import IdFilter
 from projects.api.permissions import IsEditorOrReadOnly
@@ -38,10 +38,15 @@ class ArtifactFilter(django_filters.FilterSet):
     project = IdFilter(field_name="project_id")
     job = IdFilter(field_name="job_id")
     kind = django_filters.ChoiceFilter(choices=Artifact.Kind.choices)
+    triable = django_filters.BooleanFilter(method="filter_triable",
+                                           label="Only the models Try it can run here (true), or all others (false)")
 
     class Meta:
         model = Artifact
-        fields = ["project", "job", "kind"]
+        fields = ["project", "job", "kind", "triable"]
+
+    def filter_triable(self, queryset, name, value):
+        return triable_among(queryset) if value else queryset.exclude(pk__in=triable_among(queryset).values("pk"))
 
 
 class TrialFilter(django_filters.FilterSet):

@@ -349,3 +349,49 @@ def test_the_engine_builds_for_the_project_devices_cpu_or_soc():
     assert device_target_options(Device.objects.get(name="PC"), "tvm") == {}
     assert device_target_options(Device.objects.get(name="Odroid_M1"), "rknn") == {"platform": "rk3568"}
     assert device_target_options(Device.objects.get(name="Rock_5B"), "rknn") == {"platform": "rk3588"}
+
+
+def test_the_api_answers_what_the_convert_benchmark_and_package_cards_show(project, trained):
+    """The stage cards render the job's result (and where the stored artifact runs); the API answers them: the
+    guard's steps and story, the converter versions and calibration set, Table 2's speed-up and accuracy delta, the
+    bundle's checksum (of the very bytes it downloads)."""
+    import hashlib
+    from html import unescape
+
+    from django.template.loader import render_to_string
+    from rest_framework.test import APIClient
+
+    project.engine, project.precision = "onnxruntime", "int8"
+    project.save()
+    api = APIClient()
+    api.force_authenticate(project.team.members.get(username="alice"))
+    answers, cards = {}, {}
+    for stage, run in (("convert", services.convert_stage), ("benchmark", services.benchmark_stage),
+                       ("package", packaging.package_stage)):
+        job = job_for(project, stage)
+        job.result, job.status = run(job, Report()), JobStatus.SUCCEEDED
+        job.save()
+        answers[stage] = api.get(f"/api/jobs/{job.pk}/").data["result"]
+        cards[stage] = unescape(render_to_string(f"deployment/results/_{stage}.html",
+                                                 {"result": job.result, "job": job, "project": project}))
+
+    target = answers["convert"]["target"]
+    assert target["guard"]["summary"] and target["guard"]["summary"] in cards["convert"]
+    assert [a["precision"] for a in target["guard"]["attempts"]] and all(
+        a["step"] in cards["convert"] for a in target["guard"]["attempts"])
+    stored = api.get(f"/api/artifacts/{target['artifact']}/").data
+    conversion = stored["checks"]["conversion"]
+    assert conversion["converter_versions"]["onnxruntime"] and stored["runs"] == "here"
+    if stored["precision"] == "int8":
+        calibration = conversion["calibration"]
+        assert calibration["split"] == "train" and f"{calibration['n_images']} train images" in cards["convert"]
+
+    rows = answers["benchmark"]["rows"]
+    assert [r["speedup"] for r in rows][0] == 1.0 and all("delta" in r for r in rows)
+    assert all(f"{r['speedup']}×" in cards["benchmark"] for r in rows)
+
+    package = answers["package"]
+    bundle = api.get(f"/api/artifacts/{package['bundle']}/").data
+    download = api.get(f"/api/artifacts/{package['bundle']}/download/")
+    assert bundle["sha256"] == package["sha256"] == hashlib.sha256(b"".join(download.streaming_content)).hexdigest()
+    assert package["sha256"][:15] in cards["package"]

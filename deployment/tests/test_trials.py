@@ -185,3 +185,29 @@ def test_a_detector_s_answer_is_its_boxes_drawn_on_the_image(settings, tmp_path,
     drawn = client.get(reverse("deployment:trial_image", args=[trial.pk]) + "?annotated=1")
     assert drawn.status_code == 200 and drawn["Content-Type"] == "image/jpeg"
     assert Image.open(io.BytesIO(b"".join(drawn.streaming_content))).size == (96, 64)
+
+
+def test_the_api_lists_the_models_try_it_offers(light):
+    """Try it offers the project's verified models that run here; `?triable=true` lists the same ones."""
+    import re
+
+    from projects.tests.conftest import make_artifact
+
+    project, onnx = light
+    job = onnx.job
+    bundle = make_artifact(job, "bundle.zip")
+    Artifact.objects.filter(pk=bundle.pk).update(kind=Artifact.Kind.BUNDLE)
+    failed = make_artifact(job, "failed.onnx")
+    Artifact.objects.filter(pk=failed.pk).update(status=Artifact.Status.FAILED)
+    on_device = make_artifact(job, "model.rknn")
+    Artifact.objects.filter(pk=on_device.pk).update(kind=Artifact.Kind.RKNN, runs=Artifact.Runs.ON_DEVICE)
+    page = browser(project, "bob").get(reverse("deployment:try_page", args=[project.pk])).content.decode()
+    offered = [int(pk) for pk in re.findall(r'<option value="(\d+)"', page)]
+    assert offered == [onnx.pk]
+
+    api = APIClient()
+    api.force_authenticate(project.team.members.get(username="bob"))
+    listed = api.get("/api/artifacts/", {"project": project.pk, "triable": "true"}).data["results"]
+    assert [a["id"] for a in listed] == offered
+    others = api.get("/api/artifacts/", {"project": project.pk, "triable": "false"}).data["results"]
+    assert sorted(a["id"] for a in others) == sorted([bundle.pk, failed.pk, on_device.pk])

@@ -225,6 +225,14 @@ class ProjectSerializer(ListedSerializer):
         return services.project_update(project=instance, **validated_data)
 
 
+class ProjectReviewSerializer(serializers.Serializer):
+    model = serializers.CharField(help_text="The model the recommend stage would pick, in words (the wizard's "
+                                            "Review); may be empty.")
+    warnings = serializers.ListField(child=serializers.CharField(),
+                                     help_text="About the data (too few images, imbalance, an input far above the "
+                                               "images' size) and the pick.")
+
+
 class ProjectDetailSerializer(ProjectSerializer):
     stages = serializers.SerializerMethodField()
 

@@ -170,7 +170,9 @@ class ProjectViewSet(viewsets.ModelViewSet):
 
     def perform_create(self, serializer):
         access.require_editor(self.request.user, serializer.validated_data["team"])
-        serializer.save()
+        # As the wizard's Create: automatic mode queues the pipeline at once (its first job shows in `stages`; a
+        # broker that refuses it leaves that job failed with the reason).
+        services.project_start_if_automatic(project=serializer.save(), user=self.request.user)
 
     def perform_destroy(self, instance):
         services.project_delete(project=instance, user=self.request.user)
@@ -204,6 +206,18 @@ class ProjectViewSet(viewsets.ModelViewSet):
         else:
             project = services.project_weights_set(project=project, upload=request.FILES["file"])
         return Response(s.ProjectDetailSerializer(project, context={"request": request}).data)
+
+    @extend_schema(request=s.ProjectSerializer, responses=s.ProjectReviewSerializer)
+    @action(detail=False, methods=["post"])
+    def review(self, request):
+        """What creating this project would make, checked and not saved, as the wizard's Review step shows it: the
+        model the recommend stage would pick and warnings; a 400 gives the reasons Create would (editors)."""
+        serializer = s.ProjectSerializer(data=request.data, context=self.get_serializer_context())
+        serializer.is_valid(raise_exception=True)
+        access.require_editor(request.user, serializer.validated_data["team"])
+        model, warnings = services.project_review(services.project_draft(user=request.user,
+                                                                         **serializer.validated_data))
+        return Response(s.ProjectReviewSerializer({"model": model, "warnings": warnings}).data)
 
     @extend_schema(request=s.DemoSerializer, responses={201: s.ProjectDetailSerializer})
     @action(detail=False, methods=["post"])

@@ -52,6 +52,18 @@ def device(name: str = "Jetson_Nano", **fields) -> Device:
     return Device.objects.create(name=name, **defaults)
 
 
+def benchmark_record(device: Device, *, model_name: str = "resnet18", latency_ms: float = 3.0, team=None):
+    """A calibration record (a team's, with `team`) of the device, with made-up costs: no model is built."""
+    from recommender.models import ArchitectureCost, BenchmarkRecord
+
+    costs, _ = ArchitectureCost.objects.get_or_create(
+        signature=f"test-{model_name}", defaults=dict(model_name=model_name, input_size=32, num_classes=2, costs={
+            "params": 1, "flops": 1.0, "weight_bytes": 4.0, "activation_bytes": 4.0, "peak_activation_bytes": 4.0,
+            "layers": 1, "ops": 1}))
+    return BenchmarkRecord.objects.create(device=device, engine="onnxruntime", precision="fp32", architecture=costs,
+                                          input_size=32, latency_ms=latency_ms, source="calibrate", team=team)
+
+
 def dataset(team: Team, name: str = "digits", task: str = "classification", classes=("0", "1")) -> Dataset:
     return Dataset.objects.create(
         team=team, name=name, task=task, path=f"datasets/test/{name}", class_names=list(classes),

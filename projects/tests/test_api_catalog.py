@@ -66,3 +66,28 @@ def test_engines_list_what_each_needs(world, client_for):
                                "precisions": ["fp16", "int8"], "why": "needs a Rockchip NPU"}
     assert client_for("viewer").get("/api/engines/tensorrt/").data["label"] == "TensorRT"
     assert client_for("viewer").get("/api/engines/caffe/").status_code == 404
+
+
+def test_a_devices_choices_are_what_the_settings_page_offers_and_saving_refuses(world, client_for):
+    """The settings page redraws the engine and precision lists as the engine changes; the API's twin answers
+    the same choices with the same reasons, and saving a refused one says that reason."""
+    from django.test import Client
+
+    alice, project = client_for("owner"), world.project
+    answer = alice.get(f"/api/devices/{world.device.pk}/choices/", {"task": "classification"})
+    assert answer.status_code == 200 and answer.data["task"] == "classification"
+    engines = {e["value"]: e for e in answer.data["engines"]}
+    assert list(engines) == world.device.engines
+    pytorch = {p["value"]: p["problem"] for p in engines["pytorch"]["precisions"]}
+    assert pytorch["fp32"] is None and pytorch["fp16"] == "PyTorch fp16 builds are not in this version."
+
+    page = Client()
+    page.force_login(world.users["alice"])
+    form = page.post(f"/projects/{project.pk}/edit/", {"action": "refresh", "device": world.device.pk,
+                                                       "engine": "pytorch"}, headers={"HX-Request": "true"})
+    refused = [problem for problem in pytorch.values() if problem]
+    assert all(f'title="{problem}"' in form.content.decode() for problem in refused)
+
+    saved = alice.patch(f"/api/projects/{project.pk}/", {"engine": "pytorch", "precision": "fp16"}, format="json")
+    assert saved.status_code == 400 and pytorch["fp16"] in str(saved.data)
+    assert alice.get(f"/api/devices/{world.device.pk}/choices/", {"task": "speech"}).status_code == 400

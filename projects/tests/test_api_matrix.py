@@ -16,6 +16,7 @@ from projects.tokens import api_token_create
 from recommender.models import Device
 from visualizer.models import Architecture
 
+from . import factories
 from .conftest import make_job, make_trial, png_bytes
 from .test_api_datasets import upload_body
 
@@ -86,6 +87,8 @@ REQUESTS = {
     "list devices": ("GET", "/api/devices/", None),
     "read device": ("GET", "/api/devices/{device}/", None),
     "read device records": ("GET", "/api/devices/{device}/records/", None),
+    "read device choices": ("GET", "/api/devices/{device}/choices/", None),
+    "delete device record": ("DELETE", "/api/devices/{device}/records/{record}/", None),
     "create device": ("POST", "/api/devices/", device_body("Jetson_Test")),
     "replace device": ("PUT", "/api/devices/{spare_device}/", device_body("Spare_Board")),
     "change device": ("PATCH", "/api/devices/{device}/", {"notes": "Measured in the lab."}),
@@ -101,6 +104,7 @@ REQUESTS = {
     "delete dataset": ("DELETE", "/api/datasets/{spare_dataset}/", None),
     "list projects": ("GET", "/api/projects/", None),
     "create project": ("POST", "/api/projects/", lambda w: project_body(w, "Second try")),
+    "review project": ("POST", "/api/projects/review/", lambda w: project_body(w, "Second try")),
     "read project": ("GET", "/api/projects/{project}/", None),
     "replace project": ("PUT", "/api/projects/{project}/", lambda w: project_body(w, "Renamed")),
     "change project": ("PATCH", "/api/projects/{project}/", {"description": "Sorts flowers."}),
@@ -160,6 +164,8 @@ EXPECTED = {
     "list devices":         (200,  200,   200,   200,     200,  401),
     "read device":          (200,  200,   200,   200,     200,  401),
     "read device records":  (200,  200,   200,   200,     200,  401),
+    "read device choices":  (200,  200,   200,   200,     200,  401),
+    "delete device record": (403,  403,   403,   403,     204,  401),
     "create device":        (403,  403,   403,   403,     201,  401),
     "replace device":       (403,  403,   403,   403,     200,  401),
     "change device":        (403,  403,   403,   403,     200,  401),
@@ -175,6 +181,7 @@ EXPECTED = {
     "delete dataset":       (204,  204,   403,   404,     404,  401),
     "list projects":        (200,  200,   200,   200,     200,  401),
     "create project":       (201,  201,   403,   400,     400,  401),
+    "review project":       (200,  200,   403,   400,     400,  401),
     "read project":         (200,  200,   200,   404,     404,  401),
     "replace project":      (200,  200,   403,   404,     404,  401),
     "change project":       (200,  200,   403,   404,     404,  401),
@@ -251,6 +258,7 @@ def ids(w):
         w.host_device = Device.objects.get(is_host=True)
         w.catalog_job = make_job(None, "calibrate", JobStatus.FAILED, ["Calibrate queued.", "Boom."])
         w.queued_catalog_job = make_job(None, "calibrate", JobStatus.QUEUED, ["Calibrate queued."])
+        w.record = factories.benchmark_record(w.device)
     return {
         "team": w.team.pk, "member": "carol", "device": w.device.pk, "spare_device": w.spare_device.pk,
         "engine": "onnxruntime", "dataset": w.dataset.pk, "spare_dataset": w.spare_dataset.pk,
@@ -258,7 +266,7 @@ def ids(w):
         "failed_job": w.failed_job.pk, "queued_job": w.queued_job.pk, "artifact": w.artifact.pk,
         "bobs_token": w.bobs_token.pk, "search_job": w.search_job.pk, "trial": w.trial.pk,
         "architecture": w.architecture.pk, "host_device": w.host_device.pk, "catalog_job": w.catalog_job.pk,
-        "queued_catalog_job": w.queued_catalog_job.pk,
+        "queued_catalog_job": w.queued_catalog_job.pk, "record": w.record.pk,
     }
 
 

@@ -56,6 +56,18 @@ def test_creating_a_project_records_the_creator_and_defaults_the_budget_to_the_d
         "recommend", "nas", "hpo", "network", "train", "convert", "tvm_tune", "benchmark", "compare", "package"]
 
 
+def test_a_project_created_in_automatic_mode_starts_its_pipeline_as_the_wizard_does(
+        world, alice, dispatch, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = alice.post("/api/projects/", new_project(world, run_mode="auto"), format="json")
+    assert response.status_code == 201, response.data
+    assert [(s["key"], s["latest_job"]["status"]) for s in response.data["stages"] if s["latest_job"]] == [
+        ("recommend", "queued")]
+    dispatch.assert_called_once()
+    stepwise = alice.post("/api/projects/", new_project(world, name="By hand", run_mode="step"), format="json")
+    assert stepwise.status_code == 201 and not any(s["latest_job"] for s in stepwise.data["stages"])
+
+
 def test_a_dataset_of_a_team_the_user_cannot_see_reads_as_missing(world, alice):
     response = alice.post("/api/projects/", new_project(world, dataset=world.other_dataset.pk), format="json")
     assert response.status_code == 400

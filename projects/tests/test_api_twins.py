@@ -1,5 +1,7 @@
-"""The API does everything the pages do: every page action (a URL name of the pages) has the API operation that
-does the same. A new page without its API twin fails here until the API offers it and this table names it."""
+"""The API does everything the pages do: every page action (a URL name of the pages, and the actions inside a page:
+a button's name, an htmx redraw, a wizard step) and what staff do in the admin has the API operation that does the
+same, or, for the admin, the reason it has none. A new page or admin action without its API twin fails here until
+the API offers it and these tables name it."""
 
 from django.urls import URLPattern, URLResolver, get_resolver
 
@@ -43,6 +45,44 @@ PAGE_TO_API = {
 }
 NOT_PAGES = ("admin:", "api", "login", "logout", "password_")  # the admin, the API itself, Django's auth views
 
+# Actions inside one page (a button's name or value, an htmx redraw, a form's step) -> the API operation that does
+# the same. Each is checked against the view or template that has it, so a renamed action fails here too.
+PAGE_ACTIONS = {
+    ("projects:create", "action=upload"): ("POST", "dataset-list"),  # the dataset step's own upload
+    ("projects:create", "action=refresh"): ("GET", "device-choices"),  # engines and precisions redrawn for a device
+    ("projects:create", "step=review"): ("POST", "project-review"),  # the pick and the warnings, before Create
+    ("projects:create", "run_mode"): ("POST", "project-list"),  # Create in automatic mode queues the pipeline
+    ("projects:edit", "action=refresh"): ("GET", "device-choices"),
+    ("projects:weights", "clear"): ("DELETE", "project-weights"),
+    ("projects:delete", "confirm"): ("DELETE", "project-detail"),
+    ("recommender:project_model_choose", "use_pick"): ("POST", "project-recommendation-choice"),
+    ("recommender:device_calibrate", "quick"): ("POST", "device-calibrate"),
+    ("training:search_adopt", "device"): ("POST", "search-adopt"),  # adopt a catalog device's subnet
+    ("deployment:try_page", "artifact"): ("GET", "artifact-list"),  # the models offered: ?triable=true
+    ("deployment:try_page", "top_k"): ("POST", "trial-list"),
+}
+WHERE = {  # where each page's actions are read: its view's module and the templates that post them
+    "projects": ["projects/views.py", "projects/wizard.py", "projects/forms.py",
+                 "projects/templates/projects/_environment_fields.html", "projects/templates/projects/_wizard.html"],
+    "recommender": ["recommender/views.py"], "training": ["training/views.py"], "deployment": ["deployment/views.py"],
+}
+
+# The admin (staff) -> the API operation that does the same, or why it stays the admin's alone.
+ADMIN_TO_API = {
+    ("recommender.device", "add"): ("POST", "device-list"),
+    ("recommender.device", "change"): ("PATCH", "device-detail"),
+    ("recommender.device", "delete"): ("DELETE", "device-detail"),
+    ("recommender.benchmarkrecord", "delete"): ("DELETE", "device-record"),
+}
+ADMIN_ONLY = {
+    ("recommender.benchmarkrecord", "add"): "a record's costs are measured from the built model, which the web "
+                                            "process never builds: records come from calibration and benchmarks",
+    ("recommender.benchmarkrecord", "change"): "a measurement is removed, not rewritten, over the API",
+    ("projects.apitoken", "delete"): "staff revoke anyone's token in the admin; over the API a token is its "
+                                     "owner's alone",
+    ("visualizer.architecture", "delete"): "a saved network version is history the train stage may have used",
+}
+
 
 def named_patterns(patterns, prefix="", route="") -> dict[str, tuple[str, URLPattern]]:
     """Every named URL pattern, by its full name (namespace:name), with its route."""
@@ -68,3 +108,41 @@ def test_each_twin_is_an_api_operation_with_that_method():
     for page, (method, name) in PAGE_TO_API.items():
         assert name in api, f"{page}: no API operation named {name!r}"
         assert method.lower() in api[name].callback.actions, f"{page}: {name} does not take {method}"
+
+
+def test_each_action_inside_a_page_has_its_api_twin():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    api = {name: pattern for name, (route, pattern) in named_patterns(get_resolver().url_patterns).items()
+           if route.startswith("api/")}
+    for (page, action), (method, name) in PAGE_ACTIONS.items():
+        assert page in PAGE_TO_API, f"{page}: not a page"
+        key, _, value = action.partition("=")
+        sources = "".join((root / path).read_text() for path in WHERE[page.split(":")[0]])
+        assert f'"{key}"' in sources and (not value or f'"{value}"' in sources), f"{page}: no action {action!r}"
+        assert name in api and method.lower() in api[name].callback.actions, f"{page} {action}: no {method} {name}"
+
+
+def test_what_staff_do_in_the_admin_has_an_api_twin_or_a_reason():
+    from types import SimpleNamespace
+
+    from django.contrib import admin
+
+    staff = SimpleNamespace(request=None, user=SimpleNamespace(is_active=True, is_staff=True, is_superuser=True,
+                                                             has_perm=lambda *args: True))
+    found = set()
+    for model, model_admin in admin.site._registry.items():
+        if model._meta.app_label not in ("projects", "recommender", "training", "deployment", "visualizer"):
+            continue
+        label = model._meta.label_lower
+        editable = {f.name for f in model._meta.fields if f.editable} - set(model_admin.readonly_fields)
+        found |= {(label, op) for op, allowed in (
+            ("add", model_admin.has_add_permission(staff)),
+            ("change", model_admin.has_change_permission(staff) and bool(editable - {"id"})),
+            ("delete", model_admin.has_delete_permission(staff))) if allowed}
+    assert found == set(ADMIN_TO_API) | set(ADMIN_ONLY), "name the admin action's API twin, or why it has none"
+    api = {name: pattern for name, (route, pattern) in named_patterns(get_resolver().url_patterns).items()
+           if route.startswith("api/")}
+    for (label, op), (method, name) in ADMIN_TO_API.items():
+        assert name in api and method.lower() in api[name].callback.actions, f"{label} {op}: no {method} {name}"

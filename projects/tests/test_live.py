@@ -115,3 +115,32 @@ def test_an_idle_console_stays_open_and_still_streams(portal, alice_project):
             message = json.loads(ws.recv(timeout=10))
             lines = [line["text"] for line in message.get("lines", [])]
     assert lines == ["still here"]
+
+
+def test_a_project_created_through_the_api_in_automatic_mode_runs_on_the_worker(portal, alice_project):
+    """The API's create, as the wizard's: automatic mode queues the pipeline, the worker runs it and queues the next
+    stage, and the API cancels what is left."""
+    from rest_framework.test import APIClient
+
+    api = APIClient()
+    api.force_login(get_user_model().objects.get(username="alice"))
+    body = {"team": alice_project.team_id, "name": "auto", "task": "classification",
+            "dataset": alice_project.dataset_id, "device": alice_project.device_id, "engine": "onnxruntime",
+            "input_size": 32, "run_mode": "auto"}
+    created = api.post("/api/projects/", body, format="json")
+    assert created.status_code == 201, created.data
+    first = next(s["latest_job"] for s in created.data["stages"] if s["latest_job"])
+    project = created.data["id"]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and Job.objects.filter(project_id=project).count() < 2:
+        time.sleep(0.2)
+    jobs = list(Job.objects.filter(project_id=project).order_by("pk"))
+    assert [(j.pk, j.stage, j.status) for j in jobs[:1]] == [(first["id"], "recommend", JobStatus.SUCCEEDED)]
+    assert len(jobs) == 2, "the worker queued the next stage"
+    for job in jobs[1:]:
+        cancel = api.post(f"/api/jobs/{job.pk}/cancel/")
+        assert cancel.status_code in (200, 409), cancel.data  # 409: it had already finished
+    while time.monotonic() < deadline and Job.objects.filter(project_id=project, status__in=["queued",
+                                                                                           "running"]).exists():
+        time.sleep(0.2)
+    assert not Job.objects.filter(project_id=project, status__in=["queued", "running"]).exists()

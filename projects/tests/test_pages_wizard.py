@@ -284,20 +284,54 @@ def test_detection_offers_only_what_its_convert_stage_builds(client, owner, team
     assert 'value="fp16" disabled' not in precision and 'value="fp16"' in precision
 
 
-def test_review_warns_about_a_tiny_dataset_and_names_the_model(client, owner, team, odroid, htmx):
+@pytest.fixture
+def tiny(team):
+    """Six training images in one class, forty in the other, each 32 px: every warning the Review step has."""
     from projects.tests import factories
 
     tiny = factories.dataset(team, name="tiny", classes=("a", "b"))
     tiny.stats = {"class_counts": {"a": {"train": 6, "val": 2}, "b": {"train": 40, "val": 8}},
                   "common_sizes": [{"width": 32, "height": 32, "count": 56}]}
     tiny.save()
+    return tiny
+
+
+def review_page(client, owner, team, tiny, odroid, htmx) -> str:
     client.force_login(owner)
-    body = post(client, {**answers(team, tiny, odroid, precision="fp32"), "step": "environment"},
+    return post(client, {**answers(team, tiny, odroid, precision="fp32"), "step": "environment"},
                 htmx).content.decode()
+
+
+def test_review_warns_about_a_tiny_dataset_and_names_the_model(client, owner, team, tiny, odroid, htmx):
+    body = review_page(client, owner, team, tiny, odroid, htmx)
     warnings = body[body.index('data-testid="review-warnings"'):]
     assert "A small dataset: 6 training images in class &#x27;a&#x27;" in warnings
     assert "Imbalanced classes" in warnings and "enlarges them 7.0×" in warnings
     assert 'data-testid="review-model">Paper rules: ResNet-34' in body
+
+
+def test_the_api_reviews_a_project_as_the_wizard_does_and_saves_nothing(client, owner, team, tiny, odroid, htmx):
+    from html import unescape
+
+    from rest_framework.test import APIClient
+
+    body = review_page(client, owner, team, tiny, odroid, htmx)
+    page_model = unescape(re.search(r'data-testid="review-model">([^<]*)<', body).group(1))
+    listed = body[body.index('data-testid="review-warnings"'):]
+    page_warnings = [unescape(w) for w in re.findall(r"<li>([^<]*)</li>", listed[:listed.index("</ul>")])]
+
+    api = APIClient()
+    api.force_login(owner)
+    project = {"team": team.pk, "name": "pets-on-odroid", "task": "classification", "dataset": tiny.pk,
+               "device": odroid.pk, "engine": "onnxruntime", "precision": "fp32", "input_size": 224,
+               "memory_limit_mb": 512}
+    review = api.post("/api/projects/review/", project, format="json")
+    assert review.status_code == 200, review.data
+    assert review.data == {"model": page_model, "warnings": page_warnings}
+    assert page_model.startswith("Paper rules: ResNet-34") and len(page_warnings) >= 3
+    assert not Project.objects.filter(name="pets-on-odroid").exists(), "a review saves nothing"
+    refused = api.post("/api/projects/review/", {**project, "input_size": 4}, format="json")
+    assert refused.status_code == 400 and "between 8 and 2048" in str(refused.data["input_size"])
 
 
 def test_create_in_automatic_mode_starts_the_pipeline(client, owner, team, digits, odroid, htmx):

@@ -3,6 +3,7 @@ import copy
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from projects.models import Task
 from recommender.engine.table1 import paper_choice
 from recommender.models import Device
 from recommender.services import device_row
@@ -114,3 +115,23 @@ class DeviceRecordsSerializer(serializers.Serializer):
 
 class CalibrateSerializer(serializers.Serializer):
     quick = serializers.BooleanField(default=False, help_text="Three tiny models (seconds) instead of the spread.")
+
+
+class ChoicesQuerySerializer(serializers.Serializer):
+    task = serializers.ChoiceField(choices=Task.choices, default=Task.CLASSIFICATION)
+
+
+class ChoiceSerializer(serializers.Serializer):
+    value = serializers.CharField()
+    label = serializers.CharField()
+    problem = serializers.CharField(allow_null=True, help_text="Why it cannot be chosen; null when it can.")
+
+
+class EngineChoiceSerializer(ChoiceSerializer):
+    precisions = ChoiceSerializer(many=True, help_text="This engine's precisions for the task, each with its "
+                                                       "problem.")
+
+
+class DeviceChoicesSerializer(serializers.Serializer):
+    task = serializers.CharField()
+    engines = EngineChoiceSerializer(many=True, help_text="The device's engines, as the project forms offer them.")

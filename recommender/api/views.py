@@ -12,13 +12,16 @@ from rest_framework.response import Response
 
 from projects import access
 from projects.api.serializers import JobSerializer
+from projects.engine_support import engine_choices, precision_choices
 from recommender.models import Device
 from recommender.selectors import device_records_with_errors, error_summary, project_recommendation_read
-from recommender.services import calibration_start, project_model_choose
+from recommender.services import benchmark_record_delete, calibration_start, project_model_choose
 from tango_common.engines import ENGINE_CHOICES, ENGINES
 
 from .serializers import (
     CalibrateSerializer,
+    ChoicesQuerySerializer,
+    DeviceChoicesSerializer,
     DeviceRecordsSerializer,
     DeviceSerializer,
     EngineSerializer,
@@ -70,6 +73,29 @@ class DeviceViewSet(viewsets.ModelViewSet):
         the model fitted to the others predicted for it, and the error."""
         rows = device_records_with_errors(device=self.get_object(), teams=access.teams_for(request.user))
         return Response({"summary": error_summary(rows), "records": rows})
+
+    @extend_schema(request=None, responses={204: None})
+    @action(detail=True, methods=["delete"], url_path="records/(?P<record_id>[0-9]{1,18})",
+            permission_classes=[IsAuthenticated, IsStaffOrReadOnly])
+    def record(self, request, pk=None, record_id=None):
+        """Staff: remove one of the device's benchmark records (a bad measurement the predictions should not learn
+        from), as the admin's delete does; the audit log keeps who removed it."""
+        record = get_object_or_404(self.get_object().benchmark_records.select_related("team"), pk=record_id)
+        benchmark_record_delete(record=record, actor=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(parameters=[ChoicesQuerySerializer], responses=DeviceChoicesSerializer)
+    @action(detail=True, methods=["get"], pagination_class=None, filter_backends=[])
+    def choices(self, request, pk=None):
+        """What a project on this device may choose for ?task=: each engine the device runs and its precisions,
+        what this version cannot build with why (the project forms' engine and precision lists; creating or
+        changing a project refuses the same choices with the same words)."""
+        query = ChoicesQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        task, device = query.validated_data["task"], self.get_object()
+        engines = [{**vars(engine), "precisions": [vars(p) for p in precision_choices(task=task, engine=engine.value)]}
+                   for engine in engine_choices(task=task, device=device)]
+        return Response(DeviceChoicesSerializer({"task": task, "engines": engines}).data)
 
     @extend_schema(request=CalibrateSerializer, responses={
         202: JobSerializer, 409: OpenApiResponse(description="Not this server, or a calibration is already running.")})

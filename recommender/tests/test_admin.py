@@ -124,3 +124,18 @@ def test_non_staff_user_is_sent_to_the_admin_login(bob_client):
 def test_anonymous_visitor_is_sent_to_the_admin_login(client):
     response = client.get(CHANGELIST)
     assert response.status_code == 302 and response["Location"].startswith(reverse("admin:login"))
+
+
+def test_deleting_a_record_in_the_admin_goes_through_the_service_and_is_audited(alice_client, alice):
+    """The admin's delete and the API's (`DELETE /api/devices/{id}/records/{id}/`) are one service."""
+    from projects.models import AuditEvent
+    from projects.tests import factories
+    from recommender.models import BenchmarkRecord
+
+    team = factories.team_with("Vision", carol="owner")
+    record = factories.benchmark_record(Device.objects.get(name="Jetson_Nano"), team=team)
+    url = reverse("admin:recommender_benchmarkrecord_delete", args=[record.pk])
+    assert alice_client.post(url, {"post": "yes"}).status_code == 302
+    assert not BenchmarkRecord.objects.filter(pk=record.pk).exists()
+    event = AuditEvent.objects.get(target_type="benchmarkrecord", target_id=str(record.pk))
+    assert (event.action, event.actor, event.team) == ("deleted", alice, team)

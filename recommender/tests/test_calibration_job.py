@@ -11,6 +11,7 @@ from projects.jobs.models import Job, JobStatus
 from projects.jobs.reaper import jobs_reap_stale
 from projects.jobs.runner import job_execute
 from projects.jobs.storage import catalog_dir
+from projects.models import AuditEvent
 from recommender.engine.calibrate import QUICK_SPREAD, Measured, calibrate
 from recommender.models import BenchmarkRecord, Device, RecordSource
 
@@ -89,6 +90,17 @@ def test_the_api_starts_and_follows_the_calibration_as_the_page_does(alice, bob,
     assert other.get(f"/api/jobs/{job.pk}/").status_code == 404
     assert other.get("/api/jobs/", {"stage": "calibrate"}).data["results"] == []
     assert other.get(f"/api/devices/{host.pk}/records/").data["summary"]["count"] == 3
+    # Curation, as in the admin: staff remove a record, and the others' predictions are fitted without it.
+    doomed = records["records"][0]["id"]
+    assert other.delete(f"/api/devices/{host.pk}/records/{doomed}/").status_code == 403
+    assert staff.delete(f"/api/devices/{Device.objects.exclude(pk=host.pk).first().pk}/records/{doomed}/"
+                        ).status_code == 404, "a record is removed through its own device"
+    assert staff.delete(f"/api/devices/{host.pk}/records/{doomed}/").status_code == 204
+    left = staff.get(f"/api/devices/{host.pk}/records/").data
+    assert doomed not in [r["id"] for r in left["records"]] and left["summary"]["count"] == 2
+    assert all(r["backed_by"] == 1 for r in left["records"])
+    assert AuditEvent.objects.filter(action="deleted", target_type="benchmarkrecord", target_id=str(doomed),
+                                     actor=alice).exists()
 
 
 def test_who_is_not_staff_cannot_start_or_see_the_calibration(bob_client, alice, host, dispatched):
