@@ -225,18 +225,18 @@ def loader_for(row: Artifact, project, threads: int):
     return None
 
 
-def record(project, row: Artifact, figures: dict, validation, report) -> None:
-    """Store the measurement as the recommender's record of this server (it learns from it)."""
+def record(project, row: Artifact, figures: dict, validation, report) -> bool:
+    """Store the measurement as the recommender's record of this server (it learns from it); whether it was."""
     from .engine.benchmark import record_details, record_latency_ms
 
     store = device_catalog().record_benchmark
     if store is None:
-        return
+        return False
     run = row.training_run
     if run.architecture.get("imported"):  # the recommender learns the zoo's models, whose layers it can profile
         report(f"{row.get_kind_display()}: an imported model is not stored as a recommender record; its figures "
                "stand here.")
-        return
+        return False
     accuracy = figures.get("accuracy", {}).get(validation.primary)
     try:
         store(engine="pytorch" if row.kind == Artifact.Kind.PYTORCH else row.engine, precision=row.precision,
@@ -246,6 +246,8 @@ def record(project, row: Artifact, figures: dict, validation, report) -> None:
               details=record_details(figures, artifact=row.pk, kind=row.kind))
     except Exception as error:  # a model the catalog cannot profile (an imported one): the figures still stand
         report(f"{row.get_kind_display()}: not stored as a recommender record ({type(error).__name__}: {error}).")
+        return False
+    return True
 
 
 def benchmark_artifacts(job, artifacts: list[Artifact], report) -> dict:
@@ -263,7 +265,7 @@ def benchmark_artifacts(job, artifacts: list[Artifact], report) -> dict:
            f"accuracy on {len(validation.samples)} {validation.split} images. "
            + ("This server is the project's target device." if on_target
               else "These are host figures, not the target device's."))
-    rows = []
+    rows, recorded = [], 0
     for index, row in enumerate(artifacts):
         load = loader_for(row, project, RECORD_THREADS)
         if load is None:
@@ -277,7 +279,7 @@ def benchmark_artifacts(job, artifacts: list[Artifact], report) -> dict:
                   if project.task == Task.DETECTION else {"top1": accuracy["top1"] / 100})
         row.benchmark = {**figures, **legacy, "host": host}
         row.save(update_fields=["benchmark"])
-        record(project, row, figures, validation, report)
+        recorded += record(project, row, figures, validation, report)
         rows.append({"artifact": row.pk, "kind": row.get_kind_display(), "engine": row.engine,
                      "precision": row.precision, "size_mb": round(row.size_bytes / 1e6, 2),
                      "n_images": accuracy["n_images"], **legacy, **{k: v for k, v in figures.items()
@@ -286,13 +288,19 @@ def benchmark_artifacts(job, artifacts: list[Artifact], report) -> dict:
         report(f"{row.get_kind_display()} ({row.engine} {row.precision}): p50 {figures['latency_p50_ms']:.2f} ms, "
                f"p99 {figures['latency_p99_ms']:.2f} ms, {figures['throughput_ips']:.0f} images/s, {shown}",
                progress=100 * (index + 1) / len(artifacts))
-    base = next((r for r in rows if r["kind"] == Artifact.Kind.PYTORCH.label), None)
+    # An imported model has no PyTorch weights: its rows compare with the model as imported (its fp32 ONNX form),
+    # where every speed-up and accuracy delta read "—" before.
+    imported = bool(run.architecture.get("imported"))
+    base = next((r for r in rows if r["kind"] == Artifact.Kind.PYTORCH.label
+                 or (imported and r["kind"] == Artifact.Kind.ONNX.label and r["precision"] == "fp32")), None)
     if base is not None:
         for r in rows:
             r["speedup"] = round(base["latency_p50_ms"] / r["latency_p50_ms"], 2)
             r["delta"] = round(min(r["accuracy"][m] - base["accuracy"][m] for m in validation.metric_names), 2)
     return {"task": project.task, "rows": rows, "host": host, "latency_budget_ms": project.latency_budget_ms,
-            "device": project.device.name, "on_target": on_target, "metric": validation.primary}
+            "device": project.device.name, "on_target": on_target, "metric": validation.primary,
+            "baseline": base and ("the imported model (ONNX fp32)" if imported else "the PyTorch weights"),
+            "recorded": recorded}
 
 
 # --- the live Table 2 (the optional compare stage) ------------------------------------------------------------

@@ -16,7 +16,7 @@ from .engine.accuracy import METRICS, expected, priors
 from .engine.costs import Costs
 from .engine.latency import DeviceSpecs, LatencyModel, Record
 from .engine.memory import MemoryModel
-from .engine.ranking import Candidate, Ranking, paper_comparison, rank
+from .engine.ranking import Candidate, Ranking, paper_comparison, rank, sized_comparison
 from .engine.table1 import MODEL_LABELS, RESNET203_NOTE, DeviceRow, PaperChoice, paper_choice
 from .host import HOST_DEVICE_NAME, read_host_specs
 from .models import ArchitectureCost, BenchmarkRecord, Device, RecordSource
@@ -352,6 +352,11 @@ def recommend_stage(job, report) -> dict:
             result.update(model=model, model_label=model_label(model), reason=why,
                           rule="ranking, sized to the dataset", ranked_top=top["key"])
             report(why)
+            if result["comparison"]:
+                result["comparison"] = sized_comparison(
+                    ranking["items"], paper_key=paper["model"], paper_label=paper["model_label"],
+                    top_label=top["label"], trains_key=model, trains_label=result["model_label"])
+                report(result["comparison"])
     report(f"Recommended: {result['model_label']}." if top else "Nothing recommended: nothing is expected to fit. "
            "Pick a model on the project page to train one anyway, or change the budget.", progress=95)
     if chosen := project.options.get("model"):

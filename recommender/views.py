@@ -13,7 +13,7 @@ from projects.jobs.errors import JobNotAllowed, JobNotQueued
 from .engine.table1 import RESNET203_NOTE
 from .models import Device
 from .selectors import device_catalog, device_records_with_errors, error_summary, host_device, latest_calibration
-from .services import calibration_start, paper_choice_for, project_model_choose
+from .services import calibration_start, model_label, paper_choice_for, project_model_choose
 
 
 @login_required
@@ -88,7 +88,7 @@ def project_model_choose_view(request, project_id: int):
     model = request.POST.get("model") or (request.POST.get("pick") if request.POST.get("use_pick") else "")
     try:
         project_model_choose(project=project, model_name=model)
-        messages.success(request, f"Training will use {model}.")
+        messages.success(request, f"Training will use {model_label(model)}.")
     except ValueError as error:
         messages.error(request, str(error))
     return redirect("projects:detail", project.pk)

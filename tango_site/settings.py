@@ -296,5 +296,6 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     # django-axes reports every sign-in at INFO; lockouts still show (WARNING).
-    "loggers": {"axes": {"level": "WARNING"}},
+    # matplotlib (imported by the training libraries) says "generated new fontManager" at INFO on a fresh cache.
+    "loggers": {"axes": {"level": "WARNING"}, "matplotlib": {"level": "WARNING"}},
 }

@@ -57,6 +57,9 @@ def compare(*, source: Source, validation: Validation, calibration: CalibrationS
                 f"ms), {_metrics(reference)}")
     progress(1 / (len(rows_asked) + 1))
     for done, (engine, precision) in enumerate(rows_asked, start=2):
+        # A row takes from seconds to minutes (TFLite's converter 100-300 s, TVM's compiler longer): said before it
+        # starts, as the console and the bar showed nothing new while it ran.
+        say(report, f"{size} px — {engine} {precision}: converting, then the accuracy guard and the timing…")
         started = time.perf_counter()
         outcome = guarded_convert(engine, source, precision=precision, out_dir=out_dir / f"{engine}-{precision}",
                                   validation=validation, reference=reference, calibration=calibration,

@@ -328,9 +328,19 @@ def test_the_compare_stage_is_table_2_live(project, converted):
             if progress is not None:
                 steps.append(round(progress, 1))
 
-    result = compare_stage(job_for(project, "compare"), Steps())
+    report = Steps()
+    result = compare_stage(job_for(project, "compare"), report)
     # each size takes minutes on a real model: the bar moves row by row, not only when a size is done
     assert steps == sorted(steps) and steps[-1] == 100 and [s for s in steps if 0 < s < 50]
+    # and the console says which row it is on before the row's minutes start, then its figures once done
+    starts = [i for i, line in enumerate(report.lines) if line.endswith("converting, then the accuracy guard and the "
+                                                                        "timing…")]
+    assert [report.lines[i].split(":")[0] for i in starts] == [
+        f"{size} px — onnxruntime {precision}" for size in (INPUT_SIZE, 2 * INPUT_SIZE)
+        for precision in ("fp32", "fp16", "int8")]
+    done = [next(j for j, line in enumerate(report.lines) if line.startswith(report.lines[i].split(":")[0] + ": p50"))
+            for i in starts]
+    assert all(start < end for start, end in zip(starts, done, strict=True))
     assert [t["input_size"] for t in result["tables"]] == [INPUT_SIZE, 2 * INPUT_SIZE]
     for table in result["tables"]:
         assert [(r["engine"], r["asked"]) for r in table["rows"]] == [

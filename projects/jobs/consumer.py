@@ -271,6 +271,12 @@ class JobLogConsumer(AsyncWebsocketConsumer):
             state = await database_sync_to_async(_job_state)(self.job_id)
         if state is None or state == self.sent_state:
             return
+        if not self.as_json and self.sent_state is None and state["finished"] and state["status"] == self.page_status:
+            # The page already shows this finished job, drawn with what its card needs beyond the job (the project,
+            # the viewer's role, a CSRF token for its forms). Drawn again here without them, the recommendation's
+            # model choice, the Try links and the searches' Adopt buttons vanished a moment after every page load.
+            self.sent_state = state
+            return
         was_finished = self.sent_state["finished"] if self.sent_state else self.page_status in FINISHED_STATUSES
         finished_now = state["finished"] and not was_finished
         self.sent_state = state

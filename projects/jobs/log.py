@@ -185,6 +185,15 @@ def _skip_flush_wait() -> None:
         cursor.execute("SET LOCAL synchronous_commit TO OFF")
 
 
+# A library's notice to its programmers ("`torch.jit.load` is deprecated"), which the Celery worker routes into
+# logging as py.warnings: nothing the user can act on. Other warnings (UserWarning, RuntimeWarning) still show.
+_NOTICES = ("DeprecationWarning: ", "PendingDeprecationWarning: ", "FutureWarning: ")
+
+
+def _library_notice(record: logging.LogRecord) -> bool:
+    return record.name == "py.warnings" and any(n in record.getMessage() for n in _NOTICES)
+
+
 class JobLogHandler(logging.Handler):
     """Routes library logging (torch, onnx, ultralytics…) from the job's thread into the job's log."""
 
@@ -198,7 +207,7 @@ class JobLogHandler(logging.Handler):
         # Our own modules and the plumbing (db, celery, kombu) would echo or loop; other jobs' threads are not ours.
         return record.thread == self.thread_id and not record.name.startswith(
             ("projects.", "django", "celery", "kombu", "channels", "asyncio", "uvicorn")
-        )
+        ) and not _library_notice(record)
 
     def emit(self, record):
         try:

@@ -17,6 +17,9 @@ from .test_browser_new_user import colour_zip
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 SHOTS = "/tmp/ux-shots"
+# Every fragment a job console swaps into the page, kept in the page (an init script: before the console connects).
+CONSOLES_SEEN = ("window.consoles = []; document.addEventListener('htmx:wsAfterMessage',"
+                 " e => window.consoles.push(e.detail.message))")
 
 
 def console_errors(tab) -> list[str]:
@@ -100,6 +103,21 @@ def test_a_new_user_creates_a_project_edits_its_settings_and_reads_the_training_
         estimate
     assert "Expected top-1 %" in page.locator("[data-testid=recommendation] table").text_content()
     shot(page, "project-after-recommend")
+
+    # "Pick a model on the project page": the choice is still on the card once its console has connected (it used to
+    # redraw the finished card without the project, the role and a CSRF token, and the choice vanished).
+    recommend = project.jobs.get(stage="recommend")
+    replayed = f"() => window.consoles.some(m => m.includes('id=\"log-{recommend.pk}\"'))"
+    page.add_init_script(CONSOLES_SEEN)
+    page.reload()
+    page.wait_for_function(replayed, timeout=30_000)  # connected: the state, when it sends one, follows at once
+    settled(page.locator("[data-testid=model-choice] select[name=pick]")).select_option("resnet18")
+    page.click("[data-testid=use-pick]")
+    page.get_by_text("Training will use ResNet-18.").wait_for()
+    page.wait_for_function(replayed, timeout=30_000)
+    assert "ResNet-18 (picked)" in page.locator("[data-testid=training-uses]").inner_text()
+    project.refresh_from_db()
+    assert project.options["model"] == "resnet18"
     assert not errors, errors
 
 

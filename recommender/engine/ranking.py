@@ -163,7 +163,26 @@ def paper_comparison(ranking: Ranking, paper_key: str, paper_label: str) -> str:
         return f"The paper's {paper_label} is not among this task's candidates here, so it cannot be compared."
     if top and top.key == paper_key:
         return f"The paper's rule and the data agree: {paper_label}."
-    verdict = ("fits too" if paper.fits else
-               f"is predicted at {paper.latency_ms:.1f} ms and {paper.memory_mb:.0f} MiB, which does not fit")
+    verdict = _paper_verdict(paper.fits, paper.latency_ms, paper.memory_mb)
     choice = f"the data-driven choice is {top.label} (expected {top.accuracy_text})" if top else "nothing fits"
     return f"They disagree: the paper's {paper_label} {verdict}; {choice}."
+
+
+def sized_comparison(items: list[dict], *, paper_key: str, paper_label: str, top_label: str, trains_key: str,
+                     trains_label: str) -> str:
+    """paper_comparison's line once the ranking's top was sized down to the dataset (the train stage's rule): the
+    paper's model against the one that trains, which the card names just above this line. Compared with the
+    ranking's top instead, the card said "the data-driven choice is ResNet-203" under a DenseNet-121 headline."""
+    if trains_key == paper_key:
+        return (f"The paper's rule and the data agree: {paper_label} (the ranking's top, {top_label}, is too large "
+                f"to train on this dataset).")
+    paper = next((i for i in items if i["key"] == paper_key), None)
+    if paper is None:
+        return f"The paper's {paper_label} is not among this task's candidates here, so it cannot be compared."
+    verdict = _paper_verdict(paper["fits_latency"] and paper["fits_memory"], paper["latency_ms"], paper["memory_mb"])
+    return (f"They disagree: the paper's {paper_label} {verdict}; the data-driven choice is {trains_label}, the "
+            f"ranking's top ({top_label}) sized to the dataset.")
+
+
+def _paper_verdict(fits: bool, latency_ms: float, memory_mb: float) -> str:
+    return "fits too" if fits else f"is predicted at {latency_ms:.1f} ms and {memory_mb:.0f} MiB, which does not fit"

@@ -8,7 +8,7 @@ from recommender.engine.accuracy import Expected, expected, priors
 from recommender.engine.costs import Costs
 from recommender.engine.latency import DeviceSpecs, LatencyModel, Record, leave_one_out
 from recommender.engine.memory import MemoryModel
-from recommender.engine.ranking import Candidate, paper_comparison, rank
+from recommender.engine.ranking import Candidate, paper_comparison, rank, sized_comparison
 
 SPECS = DeviceSpecs(peak_fp32_gflops=100.0, memory_bandwidth_gbps=20.0, memory_mb=4096)
 
@@ -222,3 +222,14 @@ def test_leave_one_out_predicts_each_record_as_a_fit_to_the_others_would():
         assert backed_by == len(others)
         assert predicted == pytest.approx(LatencyModel.fit(SPECS, "fp32", others).predict_ms(records[i].costs),
                                           rel=1e-3)
+
+
+def test_once_the_top_is_sized_to_the_dataset_the_paper_is_compared_with_the_model_that_trains():
+    items = [{"key": "resnet34", "fits_latency": True, "fits_memory": True, "latency_ms": 4.2, "memory_mb": 85}]
+    line = sized_comparison(items, paper_key="resnet34", paper_label="ResNet-34", top_label="ResNet-203",
+                            trains_key="densenet121", trains_label="DenseNet-121")
+    assert line == ("They disagree: the paper's ResNet-34 fits too; the data-driven choice is DenseNet-121, the "
+                    "ranking's top (ResNet-203) sized to the dataset.")
+    agree = sized_comparison(items, paper_key="resnet34", paper_label="ResNet-34", top_label="ResNet-203",
+                             trains_key="resnet34", trains_label="ResNet-34")
+    assert agree.startswith("The paper's rule and the data agree: ResNet-34")

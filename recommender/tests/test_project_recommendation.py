@@ -1,9 +1,15 @@
 """The project's recommendation over the API and on the page: the ranking, the paper's choice, the user's pick."""
 
 import pytest
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from channels.routing import URLRouter
+from channels.testing import WebsocketCommunicator
 from django.contrib.auth import get_user_model
 
+from projects.jobs.log import job_group
 from projects.jobs.models import Job, JobStatus
+from projects.jobs.routing import websocket_urlpatterns
 from projects.tests import factories
 from recommender.models import Device
 from recommender.selectors import device_records_with_errors, error_summary
@@ -141,3 +147,32 @@ def test_detection_at_a_size_a_p6_stride_does_not_divide_ranks_the_p5_models_ins
                               "stride is 64 px, which must divide the input size (e.g. 128, 192 px)."), skipped
     assert candidates_skipped(task="detection", input_size=192) == ""
     assert candidates_skipped(task="classification", input_size=160) == ""
+
+
+
+async def _after_the_replay(user, job) -> str:
+    """Open the job's console as the project page does and push it a log line: what it sends between its replay of
+    the log and that line (a group message is handled once connect() has sent everything it sends)."""
+    communicator = WebsocketCommunicator(URLRouter(websocket_urlpatterns), f"/ws/jobs/{job.pk}/?seen={job.status}")
+    communicator.scope["user"] = user
+    connected, _ = await communicator.connect()
+    assert connected
+    try:
+        assert 'id="log-' in await communicator.receive_from(timeout=5)  # the log's replay comes first
+        await get_channel_layer().group_send(job_group(job.pk), {"type": "log.lines",
+                                                                 "lines": [{"seq": 1, "text": "a pushed line"}]})
+        sent = []
+        while "a pushed line" not in (message := await communicator.receive_from(timeout=5)):
+            sent.append(message)
+    finally:
+        await communicator.disconnect()
+    return "".join(sent)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_console_leaves_the_finished_card_the_page_drew_with_its_model_choice(world):
+    # The page draws the card with the editor's model choice (the project, the role, a CSRF token). The console
+    # used to draw it again as it connected, without them, and the choice vanished a moment after the page loaded.
+    job = Job.objects.get(project=world, stage="recommend")
+    between = async_to_sync(_after_the_replay)(get_user_model().objects.get(username="alice"), job)
+    assert f'id="job-{job.pk}-result"' not in between, "the finished card is left as the page drew it"

@@ -35,6 +35,11 @@ def test_the_recommendation_names_the_model_that_trains_and_the_page_says_how_lo
     assert top["params"] > 12e6, "the budget lets a big network top the ranking"
     assert result["model"] != top["key"] and result["ranked_top"] == top["key"]
     assert "72 training images" in result["reason"] and top["label"] in result["reason"]
+    # The line comparing with the paper's model names the model that trains too, as the card's headline does.
+    assert (f"the data-driven choice is {result['model_label']}, the ranking's top ({top['label']}) sized to the "
+            f"dataset" in result["comparison"]) or result["comparison"].startswith("The paper's rule and the data "
+                                                                                 "agree"), result["comparison"]
+    assert f"choice is {top['label']}" not in result["comparison"]
     log = list(recommend.log_lines.values_list("text", flat=True))
     assert f"Recommended: {result['model_label']}." in log, "the log names the model that trains, not the top one"
     assert any(line.startswith(f"Timed {result['model_label']} at 16 px on this worker") for line in log)

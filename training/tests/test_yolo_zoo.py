@@ -91,3 +91,13 @@ def test_yolov7_tiny_trains_a_step_with_ultralytics_loss():
     loss.sum().backward()
     assert torch.isfinite(loss).all()
     assert model.model[0].conv.weight.grad is not None
+
+
+@pytest.mark.parametrize("name", ["yolo11n", "yolov7-tiny", "yolov7-w6"])
+def test_every_detector_reports_its_flops_at_the_projects_input_size(name):
+    # The P6 YOLOv7 models start with a space-to-depth layer: ultralytics' own count probed them with 12 channels,
+    # failed, and the training card said "0.0 GFLOPs".
+    model = zoo.build_detection_model(name, nc=3)
+    small, large = zoo.detection_gflops(model, 128), zoo.detection_gflops(model, 256)
+    assert small > 0.1
+    assert large == pytest.approx(4 * small, rel=0.05), "convolutions' FLOPs grow with the pixels"

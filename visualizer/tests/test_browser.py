@@ -74,6 +74,12 @@ def test_edit_resnet50_with_live_costs_save_and_train_it(portal, page):
     assert page.locator("#network-outline [data-block]").count() == 16
     latency = page.locator("[data-testid=cost-latency]")
     before = float(latency.inner_text().split(" ms")[0])
+    # Every figure is inside the costs panel (the latency model's note, laid out as a label, pushed them out of it).
+    outside = page.evaluate("""() => { const panel = document.querySelector('.network-side').getBoundingClientRect();
+        return [...document.querySelectorAll('#network-costs dd')].filter(e => e.textContent.trim())
+          .filter(e => e.getBoundingClientRect().right > panel.right).map(e => e.textContent) }""")
+    assert page.locator("#network-costs dd.muted").inner_text(), "the latency model's note is shown"
+    assert not outside, outside
 
     page.click("[data-testid='block-layer3.1']")  # unfold one block: its layers appear
     assert page.evaluate("networkEditor.cy.nodes('.open').length") == 1

@@ -20,7 +20,7 @@ from pathlib import Path
 import yaml
 
 from . import offline
-from .zoo import LABELS, build_detection_model, model_yaml
+from .zoo import LABELS, build_detection_model, detection_gflops, model_yaml
 
 Report = Callable[..., None]
 LOSS_KEYS = ("box_loss", "cls_loss", "dfl_loss")
@@ -41,7 +41,7 @@ class DetectionResult:
     best_epoch: int
     epochs_completed: int
     params: int
-    gflops: float
+    gflops: float | None  # None where thop cannot profile the network
     device: str
     seconds: float
     class_names: list[str] = field(default_factory=list)
@@ -275,16 +275,14 @@ def _result(trainer, run: _Run, names: list[str], out_dir: Path, data_dir: Path,
     box = metrics.box
     per_class = _per_class(metrics, names)
     final = {k: float(trainer.metrics.get(v, 0.0)) for k, v in METRIC_KEYS.items()}
-    from ultralytics.utils.torch_utils import get_flops
-
     model = trainer.model if hasattr(trainer.model, "yaml") else trainer.ema.ema
-    gflops = float(get_flops(model, trainer.args.imgsz) or 0.0)
+    gflops = detection_gflops(model, trainer.args.imgsz)
     history = run.history or _history_from_csv(out_dir)
     result = DetectionResult(
         history=history, final=final, per_class=per_class, pr_curve=_pr_curve(box, names),
         predictions=predict_samples(best, data_dir, trainer.args.imgsz, n_predictions, trainer.args.device),
         weights_path=str(best), best_epoch=_best_epoch(history), epochs_completed=trainer.epoch + 1,
-        params=sum(p.numel() for p in model.parameters()), gflops=round(gflops, 2),
+        params=sum(p.numel() for p in model.parameters()), gflops=gflops,
         device=str(trainer.device), seconds=round(time.perf_counter() - run.started, 2), class_names=names,
     )
     (out_dir / "result.json").write_text(json.dumps(result.as_dict(), indent=1), encoding="utf-8")

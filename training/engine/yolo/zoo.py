@@ -102,3 +102,20 @@ def _features(layers, x):
         x = layer(x)
         saved.append(x)
     raise ValueError("a model needs a head")
+
+
+def detection_gflops(model, input_size: int) -> float | None:
+    """GFLOPs of one input_size image, profiled as ultralytics' get_flops does (thop, extrapolated from small
+    stride-aligned images) but with a 3-channel image: get_flops takes the channel count from the first parameter,
+    12 for the P6 YOLOv7 models (their first layer is a space-to-depth ReOrg), so its probe failed and the
+    training card said "0.0 GFLOPs" for YOLOv7-W6 to -E6E. None (not shown) where a network cannot be profiled."""
+    import thop
+    import torch
+
+    weight = next(model.parameters())
+    image = torch.empty((1, 3, input_size, input_size), device=weight.device, dtype=weight.dtype)
+    stride = max(int(model.stride.max()), 32)
+    try:
+        return round(thop.profile(model, inputs=[image], stride=stride, min_cells=1, verbose=False)[0] / 1e9 * 2, 2)
+    except Exception:  # an edited network thop cannot trace: its figure is left out, the trained model is kept
+        return None
