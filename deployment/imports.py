@@ -26,6 +26,8 @@ from tango_common.hashing import sha256_file
 from tango_common.images import IMAGENET_MEAN, IMAGENET_STD
 from training.models import TrainingRun
 
+from .engine.converters.base import IMPORTED_REFERENCE, TRAINED_REFERENCE
+
 FORMATS = {".onnx": "onnx", ".ts": "torchscript", ".pt": "torchscript"}
 MIN_INPUT, MAX_INPUT = 8, 1280
 DETECTION_MEAN, DETECTION_STD = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
@@ -36,7 +38,14 @@ def default_preprocessing(task: str) -> tuple[tuple, tuple]:
 
 
 def is_imported(run: TrainingRun) -> bool:
+    """The one test of "brought by the team, not trained here" every stage reads."""
     return bool((run.architecture or {}).get("imported"))
+
+
+def reference_name(run: TrainingRun) -> str:
+    """What the run's converted forms are held to, in the words the log, the guard, the page and the bundle's smoke
+    test all use: "the imported model" (its own ONNX form) or "the PyTorch model"."""
+    return IMPORTED_REFERENCE if is_imported(run) else TRAINED_REFERENCE
 
 
 def imported_onnx(run: TrainingRun) -> Path:

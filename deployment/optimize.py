@@ -12,6 +12,7 @@ from projects.jobs.storage import absolute, job_dir, relative
 from projects.models import Task
 from tango_common.hashing import sha256_file
 
+from .imports import is_imported, reference_name
 from .models import KIND_OF_ENGINE, Artifact
 
 CALIBRATION_IMAGES = 100  # the first int8 calibration: images of the project's train split
@@ -86,7 +87,7 @@ def calibration_for(project, input_size: int, limit: int):
 def torch_module(project, run):
     """The trained model in eval mode, as the ONNX export sees it (detection: the decoded-output copy). An imported
     model (deployment.imports) is its ONNX form, run by ONNX Runtime behind a module's call."""
-    if (run.architecture or {}).get("imported"):
+    if is_imported(run):
         from .engine.model_import import onnx_module
         from .imports import imported_onnx
 
@@ -149,22 +150,20 @@ def convert_target(job, run, *, onnx_artifact: Artifact, report) -> dict:
     input_size = run.architecture["input_size"]
     model = torch_module(project, run)
     source = Source(onnx_path=absolute(onnx_artifact.path), task=project.task, input_size=input_size,
-                    torch_model=model)
+                    torch_model=model, reference_name=reference_name(run))
     validation = validation_for(project, run)
     tolerance = tolerance_of(project)
     from .engine.benchmark import torch_eager_loader
 
     reference = validation.evaluate(torch_eager_loader(model)())
-    reference_name = "the imported model" if (run.architecture or {}).get("imported") else "PyTorch"
-    report(f"Accuracy guard: {reference_name} on {len(validation.samples)} {validation.split} images: "
+    report(f"Accuracy guard: {source.reference_name} on {len(validation.samples)} {validation.split} images: "
            + ", ".join(f"{k} {v:.2f}%" for k, v in reference.items() if k != "n_images")
            + f"; tolerance {tolerance:g} point(s).", progress=60)
     outcome = guarded_convert(
         engine, source, precision=precision, out_dir=job_dir(job, keep=True) / "engine", validation=validation,
         reference=reference, calibration=calibration_for(project, input_size, CALIBRATION_IMAGES),
         more_calibration=calibration_for(project, input_size, MORE_CALIBRATION_IMAGES), tolerance=tolerance,
-        report=report, target_options=device_target_options(project.device, engine),
-        reference_name=reference_name)
+        report=report, target_options=device_target_options(project.device, engine))
     report(outcome.summary(), progress=95)
     if not outcome.passed:
         raise StageError(outcome.summary() + " See the log for each attempt.")
@@ -233,7 +232,7 @@ def record(project, row: Artifact, figures: dict, validation, report) -> bool:
     if store is None:
         return False
     run = row.training_run
-    if run.architecture.get("imported"):  # the recommender learns the zoo's models, whose layers it can profile
+    if is_imported(run):  # the recommender learns the zoo's models, whose layers it can profile
         report(f"{row.get_kind_display()}: an imported model is not stored as a recommender record; its figures "
                "stand here.")
         return False
@@ -290,7 +289,7 @@ def benchmark_artifacts(job, artifacts: list[Artifact], report) -> dict:
                progress=100 * (index + 1) / len(artifacts))
     # An imported model has no PyTorch weights: its rows compare with the model as imported (its fp32 ONNX form),
     # where every speed-up and accuracy delta read "—" before.
-    imported = bool(run.architecture.get("imported"))
+    imported = is_imported(run)
     base = next((r for r in rows if r["kind"] == Artifact.Kind.PYTORCH.label
                  or (imported and r["kind"] == Artifact.Kind.ONNX.label and r["precision"] == "fp32")), None)
     if base is not None:
@@ -326,7 +325,8 @@ def compare_stage(job, report) -> dict:
            f"(±{tolerance:g} point) first.")
     for index, size in enumerate(sizes):
         onnx_path = export_for(project, model, size, folder / f"model-{size}.onnx")
-        source = Source(onnx_path=onnx_path, task=project.task, input_size=size, torch_model=model)
+        source = Source(onnx_path=onnx_path, task=project.task, input_size=size, torch_model=model,
+                        reference_name=reference_name(run))
         validation = validation_for(project, run, input_size=size, limit=COMPARE_IMAGES)
         table = compare(source=source, validation=validation, calibration=calibration_for(project, size, 64),
                         more_calibration=calibration_for(project, size, 300), out_dir=folder / f"size-{size}",

@@ -10,6 +10,7 @@ from projects.jobs.storage import absolute, job_dir, relative
 from projects.models import Task
 from tango_common.hashing import sha256_file
 
+from .imports import reference_name
 from .models import Artifact
 
 RUNNABLE = (Artifact.Status.VERIFIED, Artifact.Status.ACCEPTED)
@@ -98,8 +99,8 @@ def _target(device):
 
 
 def _reference_and_samples(project, artifact: Artifact):
-    """(batch -> raw outputs of the PyTorch model, sample images, class names, input size). An imported model's
-    reference is the model as it was imported (its ONNX form)."""
+    """(batch -> raw outputs of the reference model, sample images, class names, input size): the PyTorch model, or
+    an imported model as it was imported (its ONNX form)."""
     from .engine.measure import torch_runner
     from .optimize import torch_module
 
@@ -121,6 +122,7 @@ def _reference_and_samples(project, artifact: Artifact):
 def _check_sentences(project, artifact: Artifact) -> list[str]:
     lines = []
     run = artifact.training_run
+    reference = reference_name(run)
     if project.task == Task.DETECTION:
         if run.metrics.get("map50") is not None:
             lines.append(f"mAP50 of the trained model on the validation split: {100 * run.metrics['map50']:.1f}%.")
@@ -136,8 +138,8 @@ def _check_sentences(project, artifact: Artifact) -> list[str]:
                      f"{where}): median latency {bench['latency_p50_ms']:.2f} ms at batch 1{measured}.")
     parity = (artifact.checks or {}).get("parity") or {}
     if parity.get("n_images"):
-        lines.append(f"Checked against PyTorch on {parity['n_images']} validation images before packaging.")
-    lines.append(f"The smoke test's sample images were answered by the PyTorch model when the bundle was made; "
+        lines.append(f"Checked against {reference} on {parity['n_images']} validation images before packaging.")
+    lines.append(f"The smoke test's sample images were answered by {reference} when the bundle was made; "
                  f"the bundle's own engine ({artifact.engine} {artifact.precision}) must give the same answers.")
     return lines
 
@@ -166,7 +168,6 @@ def package_stage(job, report) -> dict:
     report(f"Packaging {artifact.engine} {artifact.precision} for {device.name} ({device.get_tier_display()} tier): "
            f"runs on {RUNTIMES[runtime].label}.", progress=5)
     reference, samples, class_names, input_size = _reference_and_samples(project, artifact)
-    reference_name = "imported" if artifact.training_run.architecture.get("imported") else "PyTorch"
     # OpenVINO: the bundle computes at the precision the guard and the benchmark ran (bf16, or an int8 model's
     # float layers in bf16), stated in preprocess.json; left out, its runtime.py would compile in f32
     hint = (artifact.checks or {}).get("conversion", {}).get("options", {}).get("inference_precision_hint")
@@ -177,7 +178,8 @@ def package_stage(job, report) -> dict:
         out_path=out, task=project.task, tier=tier, runtime=runtime, model_files=files, class_names=class_names,
         input_size=input_size, target=_target(device), reference=reference, samples=samples,
         precision=artifact.precision, slug=slug, checks=checks, extra_config=extra_config,
-        reference_name=reference_name, device_arch=device_arch(artifact) if runtime in ("rknn", "tvm") else None,
+        reference_name=reference_name(artifact.training_run),
+        device_arch=device_arch(artifact) if runtime in ("rknn", "tvm") else None,
         device_versions=(artifact.checks or {}).get("conversion", {}).get("converter_versions"),
         model_info={"name": f"{project.name}: {artifact.training_run.model_name}", "project": project.name})
     report(f"Bundle written: {out.name}, {out.stat().st_size / 1e6:.1f} MB.", progress=50)

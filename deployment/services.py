@@ -10,6 +10,7 @@ from tango_common.engines import ENGINES
 from tango_common.hashing import sha256_file
 from training.models import TrainingRun
 
+from .imports import is_imported
 from .models import Artifact
 
 PARITY_IMAGES = 512  # validation images compared between PyTorch and ONNX Runtime
@@ -52,7 +53,7 @@ def convert_stage(job, report) -> dict:
 
     project = job.project
     trained = TrainingRun.objects.get(job=latest_succeeded(project, "train"))
-    if (trained.architecture or {}).get("imported"):  # brought by the team, not trained here
+    if is_imported(trained):  # brought by the team, not trained here
         from .imports import imported_convert_stage
 
         return imported_convert_stage(job, trained, report)

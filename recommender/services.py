@@ -381,18 +381,20 @@ def _classification_facts(project):
 
 
 def _training_timing(project, model_name: str, facts, report) -> dict:
-    """A few real training steps of the model that will train, timed on this worker: what the train stage's
-    estimate of a run's duration is computed from (training.services.train_preview)."""
-    from training.engine.timing import time_training
+    """A few real training steps of the network that will train (an edited one where the visualiser has it), timed
+    on this worker: what the train stage's estimate of a run's duration is computed from
+    (training.services.train_preview)."""
+    from projects.jobs.errors import StageError
+    from training.services import named, training_step_cost
 
-    dataset = project.dataset
     try:
-        cost = time_training(model_name, data_dir=dataset.root, class_names=dataset.class_names,
-                             input_size=project.input_size)
-    except ValueError as error:  # no training images to load: no estimate, and the train stage will say why
+        cost = training_step_cost(project, model_name)
+    except (ValueError, StageError) as error:  # no images to load, an edited network saved for another dataset: no
+        # estimate, and the train stage will say why
         report(f"No estimate of the training time: {error}")
         return {}
-    report(f"Timed {model_label(model_name)} at {project.input_size} px on this worker: "
+    report(f"Timed {named(model_name, cost.network, {model_name: model_label(model_name)})} at {project.input_size} "
+           f"px on this worker ({cost.params / 1e6:.2f} M parameters): "
            f"{1000 * cost.train_s:.0f} ms per image to train, {1000 * cost.eval_s:.0f} ms to evaluate, "
            f"{1000 * cost.load_s:.0f} ms to load ({cost.threads} thread{'s' if cost.threads != 1 else ''}, "
            f"{cost.device}).")
@@ -409,7 +411,10 @@ def _detection_timing(project, recommendation: dict, report) -> dict:
     except Exception as error:  # the estimate is a side line of the recommendation: say why and go on
         report(f"No estimate of the training time: {error or type(error).__name__}")
         return {}
-    report(f"Timed {model_label(cost.model)} at {project.input_size} px, batch {cost.batch}, on this worker: "
+    from training.services import named
+
+    report(f"Timed {named(cost.model, cost.network, {cost.model: model_label(cost.model)})} at {project.input_size} "
+           f"px, batch {cost.batch}, on this worker ({cost.params / 1e6:.2f} M parameters): "
            f"{1000 * cost.train_s:.0f} ms per training image, {1000 * cost.eval_s:.0f} ms per validation image, "
            f"{cost.epoch_s:.1f} s of checkpoints per epoch, {cost.setup_s:.1f} s to set up and finish "
            f"({cost.threads} thread{'s' if cost.threads != 1 else ''}, {cost.device}).")

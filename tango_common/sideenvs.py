@@ -10,6 +10,7 @@ step (`./tango engines install NAME`), never a side effect of a conversion or of
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -101,7 +102,19 @@ class SideEnv:
         return env
 
     def install(self, log: Callable[[str], None] = print) -> Path:
-        """Build the env (idempotent: a complete one is kept). A failed build leaves nothing behind."""
+        """Build the env (idempotent: a complete one is kept). A failed build leaves nothing behind. One builder at
+        a time: a second caller (another clone's CI, a second `./tango engines install`) waits for the first and
+        then finds its env ready, instead of deleting the staging folder the first is filling."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path.with_name(self.path.name + ".lock"), "w") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                log(f"{self.name}: another process is building this environment; waiting for it")
+                fcntl.flock(lock, fcntl.LOCK_EX)
+            return self._build(log)
+
+    def _build(self, log: Callable[[str], None]) -> Path:
         if self.ready():
             log(f"{self.name}: already installed at {self.path}")
             return self.path

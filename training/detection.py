@@ -61,10 +61,13 @@ def detection_training_cost(project, recommendation: dict) -> tuple:
 
     options = detection_training_options(project)
     root = project.dataset.root
+    model = detection_model_name(project, recommendation)
+    source = network_source(project, model)  # an edited model dict (the visualiser) trains instead of the zoo's
+    spec = source.spec if source else None
     cost = time_detector_training(
-        detection_model_name(project, recommendation), data_dir=root, data_root=settings.DATA_DIR,
-        input_size=project.input_size, batch=options["batch"], epochs=options["epochs"],
-        overrides=options.get("overrides"), device=detection_device())
+        model, data_dir=root, data_root=settings.DATA_DIR, input_size=project.input_size, batch=options["batch"],
+        epochs=options["epochs"], overrides=options.get("overrides"), device=detection_device(), spec=spec,
+        network=source.label if spec else "")
     train, val = split_images(root)
     return cost, {"n_train": len(train), "n_val": len(val)}
 
@@ -76,20 +79,25 @@ def detection_preview(project, result: dict) -> str:
 
     from .engine.yolo.timing import DetectionCost
     from .engine.yolo.zoo import LABELS
+    from .services import named
 
     cost, counts = DetectionCost(**result["training_cost"]), result["data_facts"]
     options = detection_training_options(project)
     model = detection_model_name(project, result)
-    if (model, project.input_size, options["batch"]) != (cost.model, cost.input_size, cost.batch):
-        return (f"Run Recommend again to time {LABELS.get(model, model)} at {project.input_size} px, batch "
-                f"{options['batch']} on this server (it timed {LABELS.get(cost.model, cost.model)} at "
+    source = network_source(project, model)
+    network = source.label if source and source.spec else ""
+    label = named(model, network, LABELS)
+    if (model, network, project.input_size, options["batch"]) != (cost.model, cost.network, cost.input_size,
+                                                                   cost.batch):
+        return (f"Run Recommend again to time {label} at {project.input_size} px, batch "
+                f"{options['batch']} on this server (it timed {named(cost.model, cost.network, LABELS)} at "
                 f"{cost.input_size} px, batch {cost.batch}).")
     epochs = options["epochs"]
     seconds = cost.run_seconds(epochs=epochs, n_train=counts["n_train"], n_val=counts["n_val"])
     why = " (set on the project)" if "epochs" in (project.options.get("train") or {}) else " (the default)"
     early = (f"; less if it stops early (no better for {options['patience']} epochs)"
              if 0 < options["patience"] < epochs else "")
-    return (f"Training {LABELS[model]} at {cost.input_size} px for up to {epochs} epoch{'s' if epochs != 1 else ''}"
+    return (f"Training {label} at {cost.input_size} px for up to {epochs} epoch{'s' if epochs != 1 else ''}"
             f"{why} should take "
             f"{about(seconds)} on this server{early}: {cost.epoch_seconds(**counts):.1f} s per epoch for "
             f"{counts['n_train']} training and {counts['n_val']} validation images, from a short training run of "

@@ -69,6 +69,26 @@ def model_to_train(project, recommendation: dict, n_train: int) -> tuple[str | N
     return recommended_model(project, recommendation, n_train)
 
 
+def training_step_cost(project, model_name: str):
+    """A few real training steps of the network that will train, timed on this worker (training.engine.timing): the
+    network edited in the visualiser where the project has one for model_name (the train stage trains that one,
+    not the zoo's), else the zoo model. Raises ValueError where the dataset has no training images to load."""
+    from .engine.timing import time_training
+
+    source = network_source(project, model_name)
+    dataset = project.dataset
+    return time_training(model_name, data_dir=dataset.root, class_names=dataset.class_names,
+                         input_size=project.input_size, build=source.build if source else None,
+                         network=source.label if source else "")
+
+
+def named(model: str, network: str, labels: dict) -> str:
+    """How people read what trains: the model's label, or the edited network's ("resnet18, edited (network version
+    2)" with the model's key in its label's place)."""
+    label = labels.get(model, model)
+    return network.replace(model, label, 1) if network else label
+
+
 def train_preview(project) -> str:
     """Before a run: how long training will take on this server, from the recommend stage's timing of the model on
     this worker (training.engine.timing) and the epochs the run will use. "" until there is a timing to go on."""
@@ -94,10 +114,12 @@ def train_preview(project) -> str:
     cost, facts = StepCost(**result["training_cost"]), DataFacts(**result["data_facts"])
     model = model_to_train(project, result, facts.n_train)[0]
     labels = {item["key"]: item["label"] for item in (result.get("ranking") or {}).get("items") or []}
-    label = labels.get(model, model)
-    if model != cost.model or project.input_size != cost.input_size:
+    source = network_source(project, model)  # an edited network trains instead of the zoo model: its timing counts
+    network = source.label if source else ""
+    label = named(model, network, labels)
+    if (model, network, project.input_size) != (cost.model, cost.network, cost.input_size):
         return (f"Run Recommend again to time {label} at {project.input_size} px on this server (it timed "
-                f"{labels.get(cost.model, cost.model)} at {cost.input_size} px).")
+                f"{named(cost.model, cost.network, labels)} at {cost.input_size} px).")
     values, derived = resolve(user, facts)
     epochs, batch = values["epochs"], values["batch_size"]
     trained = facts.n_train // batch * batch or facts.n_train  # whole batches, as the loop draws them

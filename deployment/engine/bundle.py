@@ -35,6 +35,7 @@ from tango_common import images, runtime_loader
 from tango_common.images import IMAGENET_MEAN, IMAGENET_STD
 
 from . import bundle_infer, detect_infer
+from .converters.base import TRAINED_REFERENCE
 from .detect_infer import PAD_VALUE
 
 FILES = Path(__file__).with_name("bundle_files")
@@ -226,7 +227,8 @@ def _preprocess(task: str, *, input_size: int, runtime: Runtime, precision: str,
 
 def reference_results(task: str, run: Callable, sample_paths: list[Path], *, config: dict,
                       labels: list[str]) -> list[dict]:
-    """What the reference model (PyTorch) answers for the samples, through the bundle's own pre/post-processing."""
+    """What the reference model (PyTorch, or an imported model's ONNX form) answers for the samples, through the
+    bundle's own pre/post-processing."""
     session = RunnerSession(run)
     if task == "detection":
         return detect_infer.detect(session, sample_paths, input_size=config["input_size"], labels=labels,
@@ -239,12 +241,14 @@ def build_tier_bundle(*, out_path: Path, task: str, tier: str, runtime: str, mod
                       class_names: list[str], input_size: int, target: Target, reference: Callable,
                       samples: list[Path], model_info: dict, precision: str = "fp32", checks: list[str] = (),
                       mean=IMAGENET_MEAN, std=IMAGENET_STD, extra_config: dict | None = None,
-                      slug: str = "tango-model", reference_name: str = "PyTorch", device_arch: str | None = None,
+                      slug: str = "tango-model", reference_name: str = TRAINED_REFERENCE,
+                      device_arch: str | None = None,
                       device_versions: dict | None = None) -> Path:
     """Write the bundle zip for this tier and return its path.
 
     model_files: names in the bundle -> files here; the first is the one runtime.py loads. reference: batch ->
-    raw outputs of the PyTorch model, run on `samples` to record what smoke_test.py compares against.
+    raw outputs of the reference model (`reference_name` says which, in the smoke test's and README's words), run on
+    `samples` to record what smoke_test.py compares against.
     model_info: name, project, device (shown in the README). checks: sentences on how the artifact was verified
     and measured, for the README. device_arch, device_versions: for a runtime whose file only the device runs
     (RUNTIMES' device_packages), the architecture the file is built for and the versions that built it (the
@@ -304,7 +308,7 @@ def build_tier_bundle(*, out_path: Path, task: str, tier: str, runtime: str, mod
     texts["README.md"] = render_readme(task=task, tier=tier, engine=engine, precision=precision, target=target,
                                        class_names=class_names, input_size=input_size, model_info=model_info,
                                        checks=list(checks), files=[*model_files, *texts, *sample_names],
-                                       slug=slug, mean=mean, std=std, config=config)
+                                       slug=slug, mean=mean, std=std, config=config, reference_name=reference_name)
     executable = {"infer.py", "serve.py", "smoke_test.py", "healthcheck.py"}
     sums = {}
     tmp = out_path.with_name(out_path.name + ".tmp")
@@ -428,8 +432,8 @@ FILE_WORDS = {
     "tango_common/__init__.py": "the preprocessing package infer.py imports (the portal's own code)",
     "tango_common/images.py": "image preprocessing, the same code the portal measured the model with",
     "tango_common/runtime_loader.py": "finds runtime.py and opens the model with it",
-    "smoke_test.py": "checks the files and that the model answers like the PyTorch model did",
-    "samples/expected.json": "what the PyTorch model answered for the sample images, and the tolerance",
+    "smoke_test.py": "checks the files and that the model answers like {reference} did",
+    "samples/expected.json": "what {reference} answered for the sample images, and the tolerance",
     "requirements.txt": "the Python packages, pinned to the versions the portal checked the bundle with",
     "serve.py": "a small HTTP inference server (standard library only)",
     "healthcheck.py": "exits 0 when the server answers /healthz; the container's health check",
@@ -442,7 +446,7 @@ FILE_WORDS = {
 
 def render_readme(*, task: str, tier: str, engine: Runtime, precision: str, target: Target, class_names: list[str],
                   input_size: int, model_info: dict, checks: list[str], files: list[str], slug: str, mean,
-                  std, config: dict | None = None) -> str:
+                  std, config: dict | None = None, reference_name: str = TRAINED_REFERENCE) -> str:
     what = "object detector" if task == "detection" else "image classifier"
     article = "An" if what[0] in "aeiou" else "A"  # it read "A image classifier"
     title = model_info.get("name") or what
@@ -467,7 +471,7 @@ def render_readme(*, task: str, tier: str, engine: Runtime, precision: str, targ
     if engine.key == "tensorrt":
         out.append(_tensorrt_where_it_runs(target))
     out.append("## What is in it\n\n" + "".join(
-        f"- `{name}`: {_HOST_WORDS if name == host_model else FILE_WORDS.get(name) or _file_words(name)}\n"
+        f"- `{name}`: {_HOST_WORDS if name == host_model else _words(name, reference_name)}\n"
         for name in files) +
         "- `SHA256SUMS`: the checksum of every other file\n")
     if checks:
@@ -475,7 +479,7 @@ def render_readme(*, task: str, tier: str, engine: Runtime, precision: str, targ
     out.append("## Check it on the device\n\n```sh\npython -m venv .venv && . .venv/bin/activate\n"
                "pip install -r requirements.txt\npython smoke_test.py\n```\n\n"
                "The smoke test verifies the checksums, runs the model on the sample images and compares its answers "
-               "with those the PyTorch model gave when the bundle was made; it prints one line per image and "
+               f"with those {reference_name} gave when the bundle was made; it prints one line per image and "
                "PASSED or FAILED, and exits 1 on a failure.\n")
     if task == "detection":
         out.append("## Run it\n\n```sh\npython infer.py photo.jpg --out results/\n"
@@ -562,6 +566,11 @@ def _tensorrt_where_it_runs(target: Target) -> str:
 
 def _triple(values) -> str:
     return ", ".join(f"{v:g}" for v in values)
+
+
+def _words(name: str, reference_name: str) -> str:
+    words = FILE_WORDS.get(name)
+    return words.format(reference=reference_name) if words else _file_words(name)
 
 
 def _file_words(name: str) -> str:

@@ -24,7 +24,17 @@ from pathlib import Path
 import numpy as np
 
 from .converters import registry
-from .converters.base import DETECTION, Artifact, CalibrationSet, ConversionError, Report, Runner, Source, say
+from .converters.base import (
+    DETECTION,
+    TRAINED_REFERENCE,
+    Artifact,
+    CalibrationSet,
+    ConversionError,
+    Report,
+    Runner,
+    Source,
+    say,
+)
 
 DEFAULT_TOLERANCE = 1.0  # points of top-1 / mAP
 SENSITIVE_LAYERS = 4
@@ -138,7 +148,7 @@ class Outcome:
     attempts: list[Attempt]
     reference: dict
     tolerance: float
-    reference_name: str = "PyTorch"  # what the reference metrics ran: an imported model is its own reference
+    reference_name: str = TRAINED_REFERENCE  # what the reference metrics ran (Source.reference_name)
 
     @property
     def passed(self) -> bool:
@@ -224,12 +234,13 @@ def guarded_convert(engine: str, source: Source, *, precision: str, out_dir: Pat
                     reference: dict, calibration: CalibrationSet | None = None,
                     more_calibration: CalibrationSet | None = None, tolerance: float = DEFAULT_TOLERANCE,
                     report: Report | None = None, threads: int | None = 1,
-                    target_options: dict | None = None, reference_name: str = "PyTorch") -> Outcome:
-    """Convert, evaluate against the PyTorch reference, fall back until within tolerance. Artifacts that build
-    on the device cannot be evaluated here: they pass through, marked unchecked. target_options (what the engine
-    must know of the device: TVM's CPU target, RKNN's SoC) go to every attempt."""
+                    target_options: dict | None = None) -> Outcome:
+    """Convert, evaluate against the reference (source.reference_name ran it), fall back until within tolerance.
+    Artifacts that build on the device cannot be evaluated here: they pass through, marked unchecked. target_options
+    (what the engine must know of the device: TVM's CPU target, RKNN's SoC) go to every attempt."""
     out_dir = Path(out_dir)
     attempts: list[Attempt] = []
+    reference_name = source.reference_name
     for index, (step, variant, options, larger) in enumerate(ladder(engine, precision, source.task,
                                                                      more_calibration=more_calibration,
                                                                      validation=validation, tolerance=tolerance)):
@@ -258,7 +269,7 @@ def guarded_convert(engine: str, source: Source, *, precision: str, out_dir: Pat
         ok = lost <= tolerance
         attempts.append(Attempt(step, variant, _clean(artifact.options), artifact.calibration, metrics, lost, ok,
                                 time.perf_counter() - started))
-        shown = ", ".join(f"{name} {metrics[name]:.2f}% (PyTorch {reference[name]:.2f}%)"
+        shown = ", ".join(f"{name} {metrics[name]:.2f}% ({reference_name} {reference[name]:.2f}%)"
                           for name in validation.metric_names)
         say(report, f"guard: {artifact.label} ({step}): {shown}: "
                     + ("passes." if ok else f"lost {lost:.2f} points, over the {tolerance:g}-point tolerance."))

@@ -1,6 +1,9 @@
 """Bring your own model: an ONNX or TorchScript file with its own normalisation, checked, imported, and taken
 through the same convert → benchmark → package stages as a model trained here."""
 
+import json
+import zipfile
+
 import onnx
 import pytest
 import torch
@@ -19,7 +22,7 @@ from deployment.engine.model_import import (
 from deployment.engine.onnx_export import export_onnx
 from deployment.models import Artifact
 from projects.jobs.models import Job
-from projects.jobs.storage import project_dir
+from projects.jobs.storage import absolute, project_dir
 from projects.tests import factories
 from tango_common.images import IMAGENET_MEAN, IMAGENET_STD, preprocess_image
 from training.engine.zoo import build_model
@@ -283,15 +286,20 @@ def test_an_imported_model_goes_through_convert_benchmark_and_package(their_onnx
     project.engine = "openvino"  # the target is built through the same accuracy guard as a trained model's
     project.save()
     convert = job_for(project, "convert")
-    convert.result = services.convert_stage(convert, Report())
+    converted = Report()
+    convert.result = services.convert_stage(convert, converted)
     convert.status = "succeeded"
     convert.save()
     onnx_artifact = Artifact.objects.get(job=convert, kind="onnx")
     assert onnx_artifact.status == "verified"
     target = Artifact.objects.get(pk=convert.result["target"]["artifact"])
     assert (target.engine, target.status) == ("openvino", "verified") and target.checks["guard"]["passed"]
-    # the guard's reference is the imported model, not a PyTorch model this project never had
+    # the guard's reference is the imported model, not a PyTorch model this project never had: the log, the page and
+    # the bundle name it in the same words (the guard's attempt lines said "(PyTorch 91.25%)", the bundle "imported")
     assert "of the imported model" in convert.result["target"]["guard"]["summary"]
+    assert any(line.startswith("Accuracy guard: the imported model on ") for line in converted.lines)
+    assert any("(the imported model " in line for line in converted.lines if line.startswith("guard: "))
+    assert not any("PyTorch" in line for line in converted.lines), converted.lines
     card = client.get(reverse("projects:detail", args=[project.pk])).content.decode()
     assert "The imported model: top1" in card[card.index("Target: openvino"):]
 
@@ -324,6 +332,11 @@ def test_an_imported_model_goes_through_convert_benchmark_and_package(their_onnx
     packaged = packaging.package_stage(job_for(project, "package"), report)
     assert Artifact.objects.get(pk=packaged["bundle"]).status == "verified" and packaged["engine"] == "openvino"
     assert any("agree with the imported model" in line for line in report.lines)
+    with zipfile.ZipFile(absolute(Artifact.objects.get(pk=packaged["bundle"]).path)) as bundle:
+        assert json.loads(bundle.read("samples/expected.json"))["reference"] == "the imported model"
+        readme = bundle.read("README.md").decode()
+    assert "answers like the imported model did" in readme and "with those the imported model gave" in readme
+    assert "answered by the imported model when the bundle was made" in readme and "PyTorch" not in readme
 
 
 @pytest.mark.django_db

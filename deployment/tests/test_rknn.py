@@ -42,7 +42,7 @@ def test_fp16_build_for_rk3588_matches_pytorch_in_the_simulator(source, tmp_path
     artifact = registry.convert("rknn", source, precision="fp16", out_dir=tmp_path, options={"platform": "rk3588"})
     assert artifact.path.suffix == ".rknn" and artifact.path.stat().st_size > 1000
     check = artifact.load_check
-    assert check["where"] == "rknn-toolkit2 x86 simulator" and check["reference"] == "PyTorch"
+    assert check["where"] == "rknn-toolkit2 x86 simulator" and check["reference"] == "the PyTorch model"
     assert check["min_cosine"] > 0.999 and check["top1_agreement"] == 1.0
     report = artifact.as_dict()
     assert report["status"] == "runs on device" and report["converter_versions"]["rknn-toolkit2"] == "2.3.2"

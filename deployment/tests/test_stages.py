@@ -166,7 +166,7 @@ def test_convert_builds_the_projects_engine_and_precision_through_the_guard(proj
     assert guard["passed"] and guard["attempts"][-1]["drop"] <= 1.0 and target.precision == guard["precision"]
     if target.precision == "int8":
         assert conversion["calibration"]["split"] == "train" and conversion["calibration"]["n_images"] > 0
-    assert any(line.startswith("Accuracy guard: PyTorch on") for line in report.lines)
+    assert any(line.startswith("Accuracy guard: the PyTorch model on") for line in report.lines)
     assert any(line.startswith("guard: onnxruntime") for line in report.lines)
     job.status = JobStatus.SUCCEEDED
     job.result = result

@@ -4,7 +4,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from deployment.engine.converters.base import Artifact
+from deployment.engine.converters.base import IMPORTED_REFERENCE, TRAINED_REFERENCE, Artifact
 from deployment.engine.guard import Attempt, Outcome
 from projects.jobs.models import Job, JobStatus
 from projects.tests import factories
@@ -32,7 +32,7 @@ def project_page(job: Job) -> str:
 
 
 def store_target(job: Job, tmp_path, *, engine: str, precision: str, runs: str, status: str,
-                 attempt: Attempt | None = None, notes: list | None = None, reference_name: str = "PyTorch",
+                 attempt: Attempt | None = None, notes: list | None = None, reference_name: str = TRAINED_REFERENCE,
                  **result) -> None:
     """A convert job's target for the device as stored (its Artifact row: where it runs) and as its result tells it
     (`result`: more of the result's keys, e.g. imported)."""
@@ -59,7 +59,7 @@ def test_a_file_made_here_for_the_device_runs_on_device_and_is_never_called_a_bu
     assert "builds" not in outcome.summary()
 
 
-SIMULATED = {"where": "rknn-toolkit2 x86 simulator", "reference": "PyTorch", "images": 8, "top1_agreement": 1.0,
+SIMULATED = {"where": "rknn-toolkit2 x86 simulator", "reference": TRAINED_REFERENCE, "images": 8, "top1_agreement": 1.0,
              "min_cosine": 0.99981, "max_abs_diff": 0.02}
 
 
@@ -70,7 +70,8 @@ def test_the_guard_says_the_simulator_checked_a_device_file_here_and_what_is_lef
     simulated = Outcome("rknn", "int8", artifact, [
         Attempt("as asked", "int8", {}, None, None, None, True, 0.1, simulated=SIMULATED)], {"top1": 100.0}, 1.0)
     assert simulated.summary() == (
-        "rknn int8: checked here in the rknn-toolkit2 x86 simulator against PyTorch on 8 images (top-1 agreement "
+        "rknn int8: checked here in the rknn-toolkit2 x86 simulator against the PyTorch model on 8 images (top-1 "
+        "agreement "
         "100%, min cosine 0.9998); its accuracy on the device itself is measured there.")
     assert simulated.as_dict()["attempts"][0]["simulated"]["images"] == 8
     unchecked = Outcome("tensorrt", "fp16", artifact, [Attempt("as asked", "fp16", {}, None, None, None, True, 0.1)],
@@ -135,7 +136,7 @@ def test_the_card_never_calls_an_attempt_nobody_measured_passed_and_names_an_imp
 
     def card(engine: str, runs: str, attempt: Attempt, status: str, notes: list, **result) -> str:
         store_target(convert_job, tmp_path, engine=engine, precision="int8", runs=runs, status=status,
-                     attempt=attempt, notes=notes, reference_name="the imported model" if result else "PyTorch",
+                     attempt=attempt, notes=notes, reference_name=IMPORTED_REFERENCE if result else TRAINED_REFERENCE,
                      **result)
         body = project_page(convert_job)
         return body[body.index(f"Target: {engine}"):body.index("</table>", body.index(f"Target: {engine}")) + 300]
@@ -144,9 +145,59 @@ def test_the_card_never_calls_an_attempt_nobody_measured_passed_and_names_an_imp
                "builds on device", ["on the device, python3 trt_build.py --precision int8 makes the engine"])
     assert "not measured here" in kit and "to be measured on the device" in kit
     assert ">passed<" not in kit and "checked on the device" not in kit
-    assert kit.count("builds on device") == 1 and "PyTorch: top1 91.25%" in kit
+    assert kit.count("builds on device") == 1 and "The PyTorch model: top1 91.25%" in kit
 
     rknn = card("rknn", Stored.Runs.ON_DEVICE, Attempt("as asked", "int8", {}, None, None, None, True, 0.1,
                                                        simulated=SIMULATED), "runs on device", [], imported="onnx")
-    assert "in the rknn-toolkit2 x86 simulator, on 8 images: top-1 agreement 100% with PyTorch" in rknn
+    assert "in the rknn-toolkit2 x86 simulator, on 8 images: top-1 agreement 100% with the PyTorch model" in rknn
     assert ">passed<" not in rknn and "The imported model: top1 91.25%" in rknn
+
+
+def test_an_rknn_file_converted_before_the_guard_kept_its_simulator_check_shows_that_check(convert_job, tmp_path):
+    # Regression: results stored before the guard kept `simulated` on the attempt read "not measured here" on the card
+    # and "runs on device; its accuracy is checked there." as the summary, though the conversion had checked the file
+    # in the simulator (its figures are in the artifact's load_check). The data migration copies them onto it.
+    import importlib
+
+    from django.apps import apps
+
+    from deployment.models import Artifact as Stored
+
+    store_target(convert_job, tmp_path, engine="rknn", precision="int8", runs=Stored.Runs.ON_DEVICE,
+                 status="runs on device")
+    stored = Stored.objects.get(job=convert_job)
+    old = {**convert_job.result["target"]["guard"], "summary": "rknn int8: runs on device; its accuracy is checked "
+           "there."}  # as the guard wrote it then, with no `simulated` on its attempts
+    old["attempts"] = [{k: v for k, v in a.items() if k != "simulated"} for a in old["attempts"]]
+    stored.checks = {"conversion": {"load_check": {"ran": True, **SIMULATED}}, "guard": old}
+    stored.save(update_fields=["checks"])
+    convert_job.result["target"]["guard"] = old
+    convert_job.save(update_fields=["result"])
+    before = project_page(convert_job)
+    assert "not measured here" in before[before.index("Target: rknn"):]
+
+    importlib.import_module("deployment.migrations.0007_guard_simulated").add_simulated(apps, None)
+    after = project_page(convert_job)
+    card = after[after.index("Target: rknn"):after.index("</table>", after.index("Target: rknn"))]
+    assert "in the rknn-toolkit2 x86 simulator, on 8 images: top-1 agreement 100% with the PyTorch model" in card
+    assert "not measured here" not in card and "to be measured on the device" in card
+    assert ("rknn int8: checked here in the rknn-toolkit2 x86 simulator against the PyTorch model on 8 images (top-1 "
+            "agreement 100%, min cosine 0.9998); its accuracy on the device itself is measured there.") in card
+    convert_job.refresh_from_db()
+    stored.refresh_from_db()
+    assert convert_job.result["target"]["guard"] == stored.checks["guard"]
+    assert stored.checks["guard"]["attempts"][0]["simulated"]["images"] == 8
+    # a TensorRT kit of the same age: nothing ran it here, and its summary says so in today's words
+    convert_job.result = {}
+    convert_job.save(update_fields=["result"])
+    Stored.objects.filter(job=convert_job).delete()
+    store_target(convert_job, tmp_path, engine="tensorrt", precision="fp16", runs=Stored.Runs.BUILDS_ON_DEVICE,
+                 status="builds on device")
+    kit = Stored.objects.get(job=convert_job)
+    kit.checks = {"conversion": {"load_check": {"ran": False}}, "guard": old | {"engine": "tensorrt", "asked": "fp16"}}
+    kit.save(update_fields=["checks"])
+    importlib.import_module("deployment.migrations.0007_guard_simulated").add_simulated(apps, None)
+    kit.refresh_from_db()
+    assert kit.checks["guard"]["attempts"][0]["simulated"] is None
+    assert kit.checks["guard"]["summary"] == ("tensorrt fp16: nothing could run it here; its accuracy is measured on "
+                                              "the device.")

@@ -42,7 +42,7 @@ def test_convert_benchmark_and_package_a_tflite_model_for_a_phone_class_device(s
     assert absolute(target.path).suffix == ".tflite" and target.checks["guard"]["passed"]
     conversion = target.checks["conversion"]
     assert conversion["converter_versions"]["onnx2tf"] and conversion["load_check"]["ran"]
-    assert any("TFLite interpreter against PyTorch" in line for line in lines)
+    assert any("TFLite interpreter against the PyTorch model" in line for line in lines)
 
     rows = services.benchmark_stage(job_for(project, "benchmark"), lambda *a, **k: None)["rows"]
     tflite = next(r for r in rows if r["engine"] == "tflite")
@@ -80,7 +80,7 @@ def test_a_detection_project_for_a_phone_gets_a_tflite_detector_with_boxes_in_it
     guard = target.checks["guard"]
     assert guard["passed"] and {"map50", "map50_95"} <= set(guard["attempts"][-1]["metrics"])
     log = list(convert.log_lines.values_list("text", flat=True))
-    assert any("TFLite interpreter against PyTorch" in line for line in log)
+    assert any("TFLite interpreter against the PyTorch model" in line for line in log)
 
     rows = run_stage(project, "benchmark").result["rows"]
     tflite = next(r for r in rows if r.get("engine") == "tflite")

@@ -8,6 +8,7 @@ worker that times is the one that trains (same threads, same device), so the fig
 
 import functools
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -35,6 +36,8 @@ class StepCost:
     input_size: int
     device: str
     threads: int
+    network: str = ""  # the edited network timed instead of the zoo model `model` (its label); "" for the zoo's
+    params: int = 0  # parameters of the network timed (0: a record from before it was kept)
 
     def run_seconds(self, *, epochs: int, n_train: int, n_val: int) -> float:
         """One run: every epoch trains on the training images and evaluates the validation ones; the best weights
@@ -47,25 +50,37 @@ class StepCost:
 
 
 def time_training(model_name: str, *, data_dir: Path, class_names: list[str], input_size: int,
-                  device: str = "auto") -> StepCost:
-    """Raises ValueError (training.engine.data) where the dataset has no training images to load."""
+                  device: str = "auto", build: Callable | None = None, network: str = "") -> StepCost:
+    """Raises ValueError (training.engine.data) where the dataset has no training images to load. build(num_classes,
+    input_size) -> a fresh nn.Module: the network that will train when it is not the zoo's `model_name` (one
+    edited in the visualiser, named `network`); it is timed each time (its edits are not part of a cache key)."""
     from .train import _pick_device
 
     load_s = _load_seconds(data_dir, class_names, input_size)  # first: a dataset that cannot load fails at once
     where = _pick_device(device)
     threads = torch.get_num_threads()
-    train_s, eval_s = _step_seconds(model_name, len(class_names), input_size, str(where), threads)
+    if build is None:
+        train_s, eval_s, params = _step_seconds(model_name, len(class_names), input_size, str(where), threads)
+    else:
+        train_s, eval_s, params = _time_steps(build(len(class_names), input_size), len(class_names), input_size,
+                                              where)
     return StepCost(train_s=train_s, eval_s=eval_s, load_s=load_s, model=model_name, input_size=input_size,
-                    device=where.type, threads=threads)
+                    device=where.type, threads=threads, network=network, params=params)
 
 
 # A model's steps cost the same whatever the dataset (only the number of classes changes its shape), so a worker
 # process times each model, size and thread count once (a few seconds for the larger ones; every recommend job would
 # pay them again otherwise); loading is timed on each dataset's own images.
 @functools.lru_cache(maxsize=64)
-def _step_seconds(model_name: str, num_classes: int, input_size: int, where: str, threads: int) -> tuple[float, float]:
-    where = torch.device(where)
-    model = build_model(model_name, num_classes=num_classes, input_size=input_size).to(where)
+def _step_seconds(model_name: str, num_classes: int, input_size: int, where: str,
+                  threads: int) -> tuple[float, float, int]:
+    model = build_model(model_name, num_classes=num_classes, input_size=input_size)
+    return _time_steps(model, num_classes, input_size, torch.device(where))
+
+
+def _time_steps(model: nn.Module, num_classes: int, input_size: int, where: torch.device) -> tuple[float, float, int]:
+    """(seconds per image of a training step, of an evaluation forward pass; the model's parameter count)."""
+    model = model.to(where)
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
     criterion = nn.CrossEntropyLoss()
     images = torch.randn(TIMING_BATCH, 3, input_size, input_size, device=where)
@@ -81,7 +96,7 @@ def _step_seconds(model_name: str, num_classes: int, input_size: int, where: str
     model.eval()
     with torch.no_grad():
         eval_s = _per_image(lambda: model(images), where)
-    return train_s, eval_s
+    return train_s, eval_s, sum(p.numel() for p in model.parameters())
 
 
 def _per_image(run, where: torch.device) -> float:

@@ -104,31 +104,57 @@ def test_a_worker_times_a_models_steps_once_and_each_datasets_loading_on_its_own
     assert _step_seconds.cache_info().currsize == 1
 
 
-def test_a_network_edited_from_the_rankings_top_is_what_the_card_names_and_what_trains(small_project):
+def test_a_network_edited_from_the_rankings_top_is_what_the_card_names_what_is_timed_and_what_trains(small_project):
     # The user saves an edit of the ranking's top in the network editor, which then trains (the editor marks it so):
-    # the dataset's size no longer swaps in a smaller zoo model, neither on the card nor in the train stage.
+    # the dataset's size no longer swaps in a smaller zoo model, neither on the card nor in the train stage. The
+    # training-time estimate times that edited network (it timed the unedited zoo model), and says so.
+    from training.engine.zoo import build_model
+    from training.hooks import network_source
     from visualizer.services import architecture_save
 
     top = run_stage(small_project, "recommend").result["ranking"]["top"]
     alice = small_project.team.memberships.get().user
+    # a Linear layer as wide as the features after flatten: the edited network has more parameters than the zoo's
     architecture_save(project=small_project, user=alice, base_model=top["key"], edits=[
-        {"op": "insert", "after": "flatten", "layer": "Dropout", "params": {"p": 0.1}}])
+        {"op": "insert", "after": "flatten", "layer": "Linear"}])
     small_project.refresh_from_db()
+    edited = network_source(small_project, top["key"]).build(3, 16)
+    zoo = build_model(top["key"], num_classes=3, input_size=16)
+    assert sum(p.numel() for p in edited.parameters()) > sum(p.numel() for p in zoo.parameters())
 
-    result = run_stage(small_project, "recommend").result
+    recommend = run_stage(small_project, "recommend")
+    result = recommend.result
     assert result["model"] == top["key"] and "ranked_top" not in result, "the edited network is not sized away"
-    assert result["training_cost"]["model"] == top["key"], "the estimate times the model that trains"
+    cost = result["training_cost"]
+    assert cost["model"] == top["key"] and cost["network"] == f"{top['key']}, edited (network version 1)"
+    assert cost["params"] == sum(p.numel() for p in edited.parameters()), "the estimate times the edited network"
+    what = f"{top['label']}, edited (network version 1)"
+    log = list(recommend.log_lines.values_list("text", flat=True))
+    assert any(line.startswith(f"Timed {what} at 16 px on this worker ({cost['params'] / 1e6:.2f} M parameters)")
+               for line in log), log
     client = Client()
     client.force_login(alice)
+
+    def preview():
+        page = client.get(f"/projects/{small_project.pk}/").content.decode()
+        return re.search(r'data-testid="preview-train">(.*?)</p>', page, re.S).group(1)
+
     page = client.get(f"/projects/{small_project.pk}/").content.decode()
     card = re.search(r'data-testid="training-uses">(.*?)</span>', page, re.S).group(1)
     assert top["label"] in card, card
-    assert f"Training {top['label']} at 16 px for 2 epochs" in page
+    assert preview().startswith(f"Training {what} at 16 px for 2 epochs (set on the project) should take"), preview()
 
     small_project.options["train"] = {"epochs": 1, "quality_gate": False}  # 72 images do not train it: not the point
     small_project.save()
     run = TrainingRun.objects.get(job=run_stage(small_project, "train"))
     assert run.model_name == top["key"] and run.architecture["network"]["version"] == 1
+
+    # a second version saved after the recommendation: its timing is not the one the estimate has
+    architecture_save(project=small_project, user=alice, base_model=top["key"], edits=[
+        {"op": "insert", "after": "flatten", "layer": "Dropout", "params": {"p": 0.1}}])
+    small_project.refresh_from_db()
+    assert preview() == (f"Run Recommend again to time {top['label']}, edited (network version 2) at 16 px on this "
+                         f"server (it timed {what} at 16 px)."), preview()
 
 
 def test_a_model_picked_on_the_project_is_named_as_people_read_it_on_the_card_and_in_the_estimate(small_project):
@@ -184,7 +210,8 @@ def test_a_detection_project_is_told_how_long_training_will_take_from_a_short_ru
     assert all(cost[key] > 0 for key in ("train_s", "eval_s", "epoch_s", "setup_s"))
     assert recommend.result["data_facts"] == {"n_train": 8, "n_val": 4}
     log = list(recommend.log_lines.values_list("text", flat=True))
-    assert any(line.startswith("Timed YOLO11n at 64 px, batch 4, on this worker: ") for line in log), log
+    assert any(re.match(r"Timed YOLO11n at 64 px, batch 4, on this worker \(2\.\d\d M parameters\): ", line)
+               for line in log), log
 
     client = Client()
     client.force_login(project.team.memberships.get().user)
@@ -199,3 +226,46 @@ def test_a_detection_project_is_told_how_long_training_will_take_from_a_short_ru
     project.save()
     assert preview().startswith("Run Recommend again to time YOLO11n at 64 px, batch 2 on this server (it timed "
                                 "YOLO11n at 64 px, batch 4)."), preview()
+
+
+def test_a_detector_edited_in_the_visualiser_is_the_one_timed_for_the_estimate():
+    # Regression: the recommend stage timed the zoo detector while the train stage trained the edited model dict.
+    import copy
+
+    from ultralytics.nn.tasks import DetectionModel
+
+    from recommender.services import model_label
+    from training.hooks import network_source
+    from training.tests.test_detection_stage import detection_project
+    from visualizer.services import architecture_save
+
+    project = detection_project(factories.team_with("Vision", alice="owner"))
+    project.options["model"] = "yolov7-tiny"
+    project.save()
+    architecture_save(project=project, user=None, base_model="yolov7-tiny",
+                      edits=[{"op": "set", "node": "2", "params": {"args": [48, 1, 1]}}])  # 32 channels before
+    project.refresh_from_db()
+
+    def params(spec) -> int:
+        return sum(p.numel() for p in DetectionModel(copy.deepcopy(spec), nc=1, verbose=False).parameters())
+
+    edited = params(network_source(project, "yolov7-tiny").spec)
+    recommend = run_stage(project, "recommend")
+    cost = recommend.result["training_cost"]
+    assert cost["model"] == "yolov7-tiny" and cost["network"] == "yolov7-tiny, edited (network version 1)"
+    assert cost["params"] == edited != params(yaml_of("yolov7-tiny")), "the estimate times the edited detector"
+    what = f"{model_label('yolov7-tiny')}, edited (network version 1)"
+    log = list(recommend.log_lines.values_list("text", flat=True))
+    assert any(line.startswith(f"Timed {what} at 64 px, batch 4, on this worker ({edited / 1e6:.2f} M parameters)")
+               for line in log), log
+    client = Client()
+    client.force_login(project.team.memberships.get().user)
+    page = client.get(f"/projects/{project.pk}/").content.decode()
+    preview = re.search(r'data-testid="preview-train">(.*?)</p>', page, re.S).group(1)
+    assert preview.startswith(f"Training {what} at 64 px for up to 1 epoch (set on the project) should take"), preview
+
+
+def yaml_of(name: str) -> dict:
+    from training.engine.yolo.zoo import model_dict
+
+    return model_dict(name, 1)

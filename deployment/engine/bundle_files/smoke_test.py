@@ -4,8 +4,9 @@
     python smoke_test.py                              # run the model here, on the images in samples/
     python smoke_test.py --url http://127.0.0.1:8080  # ask a running serve.py instead
 
-samples/expected.json holds what the PyTorch model answered for those images when TANGO packaged the bundle, and
-how close this engine and precision must come (`tolerance`). Exit status 0 when every check passes, 1 otherwise.
+samples/expected.json holds what the reference model (`reference`: the PyTorch model, or the imported model) answered
+for those images when TANGO packaged the bundle, and how close this engine and precision must come (`tolerance`).
+Exit status 0 when every check passes, 1 otherwise.
 """
 
 import argparse
@@ -74,8 +75,8 @@ def compare_classification(expected: dict, got: dict, tolerance: dict, source: s
 
 
 def compare_detection(expected: dict, got: dict, tolerance: dict, conf: float, source: str) -> tuple[bool, str]:
-    """Every box PyTorch found is found again (same class, IoU and score within tolerance), and no other box,
-    except boxes so close to the score threshold that a rounding difference decides whether they appear."""
+    """Every box the reference model found is found again (same class, IoU and score within tolerance), and no other
+    box, except boxes so close to the score threshold that a rounding difference decides whether they appear."""
     margin = conf + tolerance["score"]
     unmatched = list(got["boxes"])
     missing = 0
@@ -104,7 +105,7 @@ def main(argv=None) -> int:
     config = json.loads((HERE / "preprocess.json").read_text())
     reference = json.loads((HERE / "samples" / "expected.json").read_text())
     tolerance = reference["tolerance"]
-    source = reference.get("reference", "PyTorch")
+    source = reference.get("reference", "the PyTorch model")  # or "the imported model"
     images = [HERE / item["image"] for item in reference["results"]]
     top_k = len(reference["results"][0].get("top", [])) or 1
     results = run_remote(args.url, images, top_k) if args.url else run_here(HERE, config, images, top_k)
@@ -119,9 +120,9 @@ def main(argv=None) -> int:
     needed = tolerance["min_agreement"] * len(results)
     where = args.url or "this machine"
     if agreed >= needed:
-        print(f"PASSED: {agreed} of {len(results)} samples agree with the {source} model on {where}.")
+        print(f"PASSED: {agreed} of {len(results)} samples agree with {source} on {where}.")
         return 0
-    print(f"FAILED: {agreed} of {len(results)} samples agree with the {source} model on {where} "
+    print(f"FAILED: {agreed} of {len(results)} samples agree with {source} on {where} "
           f"(at least {needed:g} must).")
     return 1
 

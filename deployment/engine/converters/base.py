@@ -26,6 +26,9 @@ Runner = Callable[[np.ndarray], np.ndarray]
 
 CLASSIFICATION, DETECTION = "classification", "detection"
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
+# What a converted model is held to, in words: the log, the guard's summary, the page and the bundle's smoke test
+# all say it (deployment.imports.reference_name picks one for a project's model).
+TRAINED_REFERENCE, IMPORTED_REFERENCE = "the PyTorch model", "the imported model"
 
 
 class ConversionError(RuntimeError):
@@ -39,12 +42,14 @@ class EngineMissing(ConversionError):
 @dataclass(frozen=True)
 class Source:
     """What every converter starts from. `onnx_path` is the verified fp32 ONNX (input "images", N x 3 x S x S);
-    `torch_model` (eval mode, CPU) only the PyTorch engine needs."""
+    `torch_model` (eval mode, CPU) only the PyTorch engine needs; `reference_name` names it in the converters' checks
+    (an imported model's torch_model is that model behind ONNX Runtime, not a PyTorch one)."""
 
     onnx_path: Path
     task: str
     input_size: int
     torch_model: Any = None
+    reference_name: str = TRAINED_REFERENCE
 
     def __post_init__(self):
         if self.task not in (CLASSIFICATION, DETECTION):

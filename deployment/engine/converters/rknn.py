@@ -66,7 +66,7 @@ def reference_outputs(source: Source, batch: np.ndarray) -> tuple[np.ndarray, st
         with torch.no_grad():
             output = source.torch_model(torch.from_numpy(batch))
         output = output[0] if isinstance(output, (list, tuple)) else output
-        return output.numpy().reshape(len(batch), -1), "PyTorch"
+        return output.numpy().reshape(len(batch), -1), source.reference_name
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(source.onnx_path), providers=["CPUExecutionProvider"])

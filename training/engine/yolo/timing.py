@@ -7,6 +7,7 @@ own images at the run's input size, batch and overrides, and its callbacks time 
 The worker that times is the one that trains (same threads, same device), so the figure is this server's.
 """
 
+import dataclasses
 import functools
 import json
 import math
@@ -35,6 +36,8 @@ class DetectionCost:
     batch: int
     device: str
     threads: int
+    network: str = ""  # the edited network timed instead of the zoo detector `model` (its label); "" for the zoo's
+    params: int = 0  # parameters of the network timed (0: a record from before it was kept)
 
     def epoch_seconds(self, *, n_train: int, n_val: int) -> float:
         """One epoch: training, validation, checkpoints."""
@@ -49,24 +52,27 @@ class DetectionCost:
 
 
 def time_detector_training(model: str, *, data_dir: Path, data_root: Path, input_size: int, batch: int,
-                           epochs: int, overrides: dict | None = None, device: str = "cpu") -> DetectionCost:
-    """Raises ValueError where the dataset has no training or no validation images."""
+                           epochs: int, overrides: dict | None = None, device: str = "cpu", spec: dict | None = None,
+                           network: str = "") -> DetectionCost:
+    """Raises ValueError where the dataset has no training or no validation images. spec: the model dict that will
+    train when it is not the zoo's `model` (one edited in the visualiser, named `network`)."""
     from . import offline
 
     offline.configure(Path(data_root))
     train, val = split_images(Path(data_dir))
-    return _timed(model, str(Path(data_dir).resolve()), tuple(map(str, train[:(1 + TIMED_BATCHES) * batch])),
+    cost = _timed(model, str(Path(data_dir).resolve()), tuple(map(str, train[:(1 + TIMED_BATCHES) * batch])),
                   tuple(map(str, val[:VALIDATED_BATCHES * 2 * batch])), input_size, batch,
                   _mosaic_epochs(epochs, overrides or {}) * 2 > epochs, json.dumps(overrides or {}, sort_keys=True),
-                  device)
+                  device, yaml.safe_dump(spec, sort_keys=False) if spec else "")
+    return dataclasses.replace(cost, network=network if spec else "")
 
 
-# A worker process times a model once per dataset, size, batch, options and device (a second recommend of the same
-# project costs nothing); the images timed are part of the key. The thread count is not: ultralytics' trainer sets
-# its own on CPU (select_device), the same for this run and the real one.
+# A worker process times a model once per dataset, size, batch, options, device and edited model dict (a second
+# recommend of the same project costs nothing); the images timed are part of the key. The thread count is not:
+# ultralytics' trainer sets its own on CPU (select_device), the same for this run and the real one.
 @functools.lru_cache(maxsize=16)
 def _timed(model: str, data_dir: str, train: tuple, val: tuple, input_size: int, batch: int, mosaic: bool,
-           overrides: str, device: str) -> DetectionCost:
+           overrides: str, device: str, spec: str) -> DetectionCost:
     import torch
     from ultralytics.models.yolo.detect import DetectionTrainer  # noqa: F401 - imported before the clock starts
 
@@ -76,8 +82,12 @@ def _timed(model: str, data_dir: str, train: tuple, val: tuple, input_size: int,
     clock = _Clock()
     with tempfile.TemporaryDirectory(prefix="tango-detect-timing-") as tmp:
         subset = _subset(Path(data_dir), Path(tmp) / "data", train, val)
+        built = model_yaml(model) if model in LABELS else model
+        if spec:  # the edited model dict, as the train stage writes it for ultralytics
+            built = Path(tmp) / "network.yaml"
+            built.write_text(spec, encoding="utf-8")
         args = {
-            "model": model_yaml(model) if model in LABELS else model, "data": str(subset), "imgsz": input_size,
+            "model": str(built), "data": str(subset), "imgsz": input_size,
             "epochs": 1, "batch": batch, "device": device, "workers": 0, "seed": 0, "patience": 0,
             "project": tmp, "name": "run", "exist_ok": True, "plots": False, "verbose": False,
             "amp": device != "cpu", "pretrained": False, **json.loads(overrides),
@@ -86,12 +96,14 @@ def _timed(model: str, data_dir: str, train: tuple, val: tuple, input_size: int,
             "close_mosaic": 0 if mosaic else 1,
         }
         names = yaml.safe_load(subset.read_text(encoding="utf-8"))["names"]
+        network = build_detection_model(str(built) if spec else model, nc=len(names))
+        params = sum(p.numel() for p in network.parameters())
         clock.started = time.perf_counter()
         _Run(args=args, say=lambda line=None, progress=None: None, on_epoch=None,
-             callbacks=clock.callbacks()).start(build_detection_model(model, nc=len(names)))
+             callbacks=clock.callbacks()).start(network)
         clock.ended = time.perf_counter()
     return clock.cost(model=model, input_size=input_size, batch=batch, device="cpu" if device == "cpu" else "cuda",
-                      threads=torch.get_num_threads(),
+                      threads=torch.get_num_threads(), params=params,
                       n_train=len(train), n_val=len(val))
 
 

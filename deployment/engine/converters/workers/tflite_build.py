@@ -73,8 +73,56 @@ def static_onnx(src: str, dst: str) -> str:
             dims[0].dim_value = 1
     del model.graph.value_info[:]  # shapes inferred with a symbolic batch: let onnxsim infer them again
     simplified, ok = simplify(model)
-    onnx.save(simplified if ok else model, dst)
+    model = simplified if ok else model
+    zero_padded_pools(model)
+    onnx.save(model, dst)
     return dst
+
+
+# ops whose outputs are never negative: a max-pool over them loses nothing when its border is padded with zeros
+NON_NEGATIVE = ("Relu",)
+
+
+def zero_padded_pools(model) -> int:
+    """A padded MaxPool that reads a ReLU's output gets its padding as an explicit Pad with zeros in front of it
+    (in place; returns how many). onnx2tf pads a max-pool whose ONNX padding TensorFlow's SAME cannot express
+    (ResNet's stem: 3x3, stride 2, pads 1 on an even size puts SAME's one pixel at the end only) with an explicit
+    PadV2 of float32's lowest value, -3.4e38. TFLite's int8 quantisation gives a Pad one scale for its input and
+    output, so it calibrates the ReLU before it on [-3.4e38, max]: ResNet-18's stem convolution got the scale 1.3e36
+    (zero point 127), its requantisation scale fell out of the range XNNPACK accepts ("Node number 39
+    (TfLiteXNNPackDelegate) failed to prepare"), TFLite's own kernels abort on it, and the accuracy guard fell back to
+    fp16. onnx2tf pads with 0 itself when it quantises (its issue 444); over a ReLU's output that is exact: every
+    window holds at least one real value, and none is below 0."""
+    import onnx
+    from onnx import helper
+
+    producer = {output: node for node in model.graph.node for output in node.output}
+    nodes, changed = [], 0
+    for node in model.graph.node:
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        pads = list(attrs.get("pads") or [])
+        source = producer.get(node.input[0]) if node.input else None
+        if (node.op_type != "MaxPool" or not any(pads) or attrs.get("ceil_mode") or attrs.get("auto_pad", b"NOTSET")
+                not in (b"NOTSET", "NOTSET") or source is None or source.op_type not in NON_NEGATIVE):
+            nodes.append(node)
+            continue
+        half = len(pads) // 2  # ONNX pads: every spatial axis's begin, then every end; Pad's: every axis's
+        name = f"{node.name or node.output[0]}/zero_pad"
+        widths = helper.make_tensor(f"{name}/pads", onnx.TensorProto.INT64, [2 * (half + 2)],
+                                    [0, 0, *pads[:half], 0, 0, *pads[half:]])
+        model.graph.initializer.append(widths)
+        nodes.append(helper.make_node("Pad", [node.input[0], widths.name], [f"{name}/out"], name=name,
+                                      mode="constant"))
+        node.input[0] = f"{name}/out"
+        for attribute in node.attribute:
+            if attribute.name == "pads":
+                attribute.ints[:] = [0] * len(pads)
+        nodes.append(node)
+        changed += 1
+    if changed:
+        del model.graph.node[:]
+        model.graph.node.extend(nodes)
+    return changed
 
 
 def head_tensor_names(onnx_path: str, tflite_path: str) -> list[str]:
@@ -127,6 +175,43 @@ def head_tensor_names(onnx_path: str, tflite_path: str) -> list[str]:
                     head.add(follower)
                     todo.append(follower)
     return sorted({tensors[int(t)]["name"] for index in head for t in ops[index]["outputs"]})
+
+
+ABSURD_SCALE = 1e6  # an int8 activation this coarse spans more than ±1e8: no calibrated ReLU or sum is that wide
+
+
+def unpreparable(path: str) -> str:
+    """Why an int8 file does not prepare, in words: the first op whose output int8 calibration gave an absurd scale,
+    and the max-pool padding behind it where there is one (read without preparing the file: TFLite's own kernels
+    abort the process on it). "" when no tensor has such a scale."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    except ImportError:
+        from tensorflow.lite.python.interpreter import Interpreter, OpResolverType
+
+    interp = Interpreter(model_path=path,
+                         experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    tensors = {t["index"]: t for t in interp.get_tensor_details()}
+    ops = interp._get_ops_details()
+
+    def scale(op) -> float:
+        return max((float(s.max()) for i in op["outputs"]
+                    if len(s := tensors[int(i)]["quantization_parameters"]["scales"])), default=0.0)
+
+    absurd = [op for op in ops if scale(op) > ABSURD_SCALE]
+    if not absurd:
+        return ""
+    first = absurd[0]
+    why = (f"Its int8 calibration gave op {first['index']} ({first['op_name']}, output "
+           f"{tensors[int(first['outputs'][0])]['name']!r}) the scale {scale(first):.3g}, which no int8 kernel can "
+           "requantise")
+    pad = next((op for op in absurd if op["op_name"] == "PADV2"), None)
+    pool = pad and next((op for op in ops if int(pad["outputs"][0]) in map(int, op["inputs"])), None)
+    if pool is not None:
+        why += (f": op {pad['index']} (PADV2) pads that tensor for op {pool['index']} ({pool['op_name']}) with "
+                "float32's lowest value (onnx2tf, for padding TensorFlow's SAME cannot express), and a pad shares its "
+                "input's scale; the build pads with zeros instead only where the pool reads a ReLU's output")
+    return why + "."
 
 
 def write_tflite(model, precision: str, out: str, *, calibration=None, keep_float=()) -> str:
@@ -233,7 +318,10 @@ def build(job: dict, static: str, model, work: str, log, *, converted_s: float) 
     built = converted_s + time.monotonic() - started
     check = np.load(job["check"]).astype(np.float32)
     interp = interpreter(job["out"])
-    interp.allocate_tensors()
+    try:
+        interp.allocate_tensors()
+    except RuntimeError as error:  # XNNPACK's "Node number N (TfLiteXNNPackDelegate) failed to prepare" names no op
+        raise RuntimeError(f"{error} {unpreparable(job['out'])}".strip()) from None
     details = interp.get_input_details()[0]
     outputs = run_nchw(interp, check)
     np.save(job["check_out"], outputs)
