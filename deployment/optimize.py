@@ -253,6 +253,7 @@ def benchmark_artifacts(job, artifacts: list[Artifact], report) -> dict:
     """Measure every artifact that runs here (batch-1 latency p50/p90/p99, throughput, peak memory, size,
     accuracy on the validation split) and store each as a recommender record of this server."""
     from .engine.benchmark import RECORD_THREADS, measure
+    from .engine.guard import delta
 
     project = job.project
     run = artifacts[0].training_run
@@ -295,7 +296,7 @@ def benchmark_artifacts(job, artifacts: list[Artifact], report) -> dict:
     if base is not None:
         for r in rows:
             r["speedup"] = round(base["latency_p50_ms"] / r["latency_p50_ms"], 2)
-            r["delta"] = round(min(r["accuracy"][m] - base["accuracy"][m] for m in validation.metric_names), 2)
+            r["delta"] = delta(base["accuracy"], r["accuracy"], validation.metric_names, digits=2)
     return {"task": project.task, "rows": rows, "host": host, "latency_budget_ms": project.latency_budget_ms,
             "device": project.device.name, "on_target": on_target, "metric": validation.primary,
             "baseline": base and ("the imported model (ONNX fp32)" if imported else "the PyTorch weights"),

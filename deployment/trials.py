@@ -2,8 +2,9 @@
 top-k labels of a classifier; the boxes of a detector, drawn on the image).
 
 The upload is checked before anything is written: its size while it streams in (ImageUploadHandler keeps it in
-memory and drops it past the limit), then its type by its first bytes and by Pillow reading it whole. Only then is
-it kept, under the project's folder, and a short Celery task (`deployment.tasks.run_trial`, cpu queue) runs it.
+memory and drops it past the limit), then its type: Pillow reads it whole, trying only the image types a dataset
+upload accepts (projects.datasets.images). Only then is it kept, under the project's folder, and a short Celery task
+(`deployment.tasks.run_trial`, cpu queue) runs it.
 """
 
 import io
@@ -15,7 +16,9 @@ from django.core.exceptions import ValidationError
 from django.core.files.uploadhandler import FileUploadHandler, SkipFile
 from django.db import transaction
 from django.utils import timezone
+from PIL import UnidentifiedImageError
 
+from projects.datasets.images import IMAGE_TYPE_NAMES, IMAGE_TYPES, PILLOW_FORMATS, pillow_open
 from projects.jobs.storage import absolute, project_dir, relative
 from projects.models import Task
 
@@ -26,9 +29,6 @@ logger = logging.getLogger(__name__)
 MAX_IMAGE_BYTES = 10 * 1024 * 1024
 MAX_PIXELS = 40_000_000  # past this Pillow's decompression-bomb guard would warn; we refuse
 MAX_TOP_K = 10
-# first bytes -> (suffix, name): the formats Pillow reads that a camera or a browser sends
-SIGNATURES = ((b"\xff\xd8\xff", ".jpg", "JPEG"), (b"\x89PNG\r\n\x1a\n", ".png", "PNG"), (b"GIF87a", ".gif", "GIF"),
-              (b"GIF89a", ".gif", "GIF"), (b"BM", ".bmp", "BMP"))
 TOO_BIG = f"The image is over the {MAX_IMAGE_BYTES // (1024 * 1024)} MB limit."
 NOT_QUEUED = "The job queue (the broker) is unreachable, so the image could not be handed to a worker. Try again."
 
@@ -84,7 +84,7 @@ def check_image(upload, *, too_big: bool = False) -> tuple[bytes, str]:
     if too_big:
         raise ValidationError({"image": TOO_BIG})
     if upload is None:
-        raise ValidationError({"image": "Choose an image file (JPEG, PNG, GIF or BMP)."})
+        raise ValidationError({"image": f"Choose an image file ({IMAGE_TYPE_NAMES})."})
     size = getattr(upload, "size", None)
     if size is not None and size > MAX_IMAGE_BYTES:
         raise ValidationError({"image": TOO_BIG})
@@ -93,26 +93,25 @@ def check_image(upload, *, too_big: bool = False) -> tuple[bytes, str]:
         raise ValidationError({"image": TOO_BIG})
     if not data:
         raise ValidationError({"image": "The file is empty."})
-    kind = next(((suffix, name) for magic, suffix, name in SIGNATURES if data.startswith(magic)), None)
-    if kind is None and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        kind = (".webp", "WEBP")
-    if kind is None:
-        raise ValidationError({"image": "That is not a JPEG, PNG, GIF, BMP or WebP image."})
-    from PIL import Image
-
+    # Read as a dataset's images are: Pillow's own opener, tried with the accepted formats only.
+    open_image = pillow_open()
+    kind = "known"
     try:
-        with Image.open(io.BytesIO(data)) as image:
+        with open_image(io.BytesIO(data), formats=PILLOW_FORMATS) as image:
+            kind = image.format
             if image.width * image.height > MAX_PIXELS:
                 raise ValidationError({"image": f"The image is {image.width}x{image.height}; at most "
                                                 f"{MAX_PIXELS // 1_000_000} megapixels."})
             image.verify()
-        with Image.open(io.BytesIO(data)) as image:
+        with open_image(io.BytesIO(data), formats=PILLOW_FORMATS) as image:
             image.load()  # verify() skips the pixels: a truncated file fails only here
     except ValidationError:
         raise
+    except UnidentifiedImageError:
+        raise ValidationError({"image": f"That is not a {IMAGE_TYPE_NAMES} image."}) from None
     except Exception:
-        raise ValidationError({"image": f"The file starts like a {kind[1]} image but Pillow cannot read it."}) from None
-    return data, kind[0]
+        raise ValidationError({"image": f"The file starts like a {kind} image but Pillow cannot read it."}) from None
+    return data, IMAGE_TYPES.get(kind, ".jpg")  # MPO: the phone cameras' JPEG, which the JPEG opener reads
 
 
 def trial_create(*, project, artifact: Artifact, upload, user=None, top_k: int = 3, too_big: bool = False) -> Trial:

@@ -12,6 +12,7 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from projects.access import can_edit, projects_for, require_editor
 from projects.audit import audit_record
+from projects.datasets.images import IMAGE_TYPE_NAMES
 from projects.jobs.errors import JobNotAllowed
 from projects.jobs.storage import absolute
 
@@ -62,7 +63,7 @@ def _try_page(request, project_id: int):
     return render(request, "deployment/try.html", {
         "project": project, "artifacts": triable_artifacts(project), "trials": trials_for(request.user).filter(
             project=project)[:10], "can_edit": can_edit(request.user, project.team), "errors": errors,
-        "max_mb": MAX_IMAGE_BYTES // (1024 * 1024), "max_top_k": MAX_TOP_K,
+        "max_mb": MAX_IMAGE_BYTES // (1024 * 1024), "image_types": IMAGE_TYPE_NAMES, "max_top_k": MAX_TOP_K,
     }, status=status)
 
 

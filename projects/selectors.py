@@ -4,7 +4,7 @@ from django.db.models import QuerySet
 from django.db.models.fields.json import KeyTextTransform
 
 from .access import datasets_for, editable_teams_for, projects_for
-from .jobs.models import Job
+from .jobs.models import Job, JobStatus
 from .jobs.registry import score_keys, stages
 
 
@@ -65,3 +65,16 @@ def dataset_list(user) -> QuerySet:
 def can_create_anywhere(user) -> bool:
     """Whether to offer "New …" buttons: the user edits at least one team."""
     return editable_teams_for(user).exists()
+
+
+IMPORT_FORMATS = {"onnx": "ONNX", "torchscript": "TorchScript"}
+
+
+def imported_model(project) -> dict | None:
+    """{"name", "format"} of the imported model that is the project's model (deployment's import records itself as a
+    succeeded train job whose result says `imported`), or None where the newest model was trained here or there is
+    none: the project card says which, instead of "trains from scratch" for a model that was never trained here."""
+    job = (project.jobs.filter(stage="train", status=JobStatus.SUCCEEDED).order_by("-finished_at", "-id")
+           .only("result").first())
+    fmt = job and (job.result or {}).get("imported")
+    return {"name": job.result.get("model", ""), "format": IMPORT_FORMATS.get(fmt, fmt)} if fmt else None

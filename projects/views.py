@@ -22,7 +22,7 @@ from .datasets.samples import dataset_thumbnails
 from .forms import DatasetUploadForm, ProjectEditForm, attach_errors
 from .jobs.errors import JobNotAllowed
 from .pipeline import pipeline_context
-from .selectors import can_create_anywhere, dataset_list, project_list, project_rows_annotate
+from .selectors import can_create_anywhere, dataset_list, imported_model, project_list, project_rows_annotate
 from .services import dataset_create, project_delete, project_update, project_weights_clear, project_weights_set
 from .wizard import ProjectWizard
 
@@ -80,7 +80,7 @@ def _project_page_context(request, project) -> dict:
     memberships = memberships_for(request.user)  # the header's list, and the user's role in the project's team
     role = role_among(memberships, project.team)
     context = {"project": project, "role": role, "can_edit": role in EDIT_ROLES, "user_memberships": memberships,
-               "engine_label": engine.label if engine else ""}
+               "engine_label": engine.label if engine else "", "imported": imported_model(project)}
     context.update(pipeline_context(project, request.user, editable=role in EDIT_ROLES))
     return context
 

@@ -3,6 +3,7 @@ from rest_framework import serializers
 from deployment.models import Artifact, Trial
 from deployment.selectors import artifacts_for
 from projects.access import projects_for
+from projects.datasets.images import IMAGE_TYPE_NAMES
 from projects.models import Project
 
 
@@ -35,7 +36,7 @@ class TrialCreateSerializer(serializers.Serializer):
 
     project = serializers.PrimaryKeyRelatedField(queryset=Project.objects.none())
     artifact = serializers.PrimaryKeyRelatedField(queryset=Artifact.objects.none())
-    image = serializers.FileField(required=False, help_text="JPEG, PNG, GIF, BMP or WebP, at most 10 MB.")
+    image = serializers.FileField(required=False, help_text=f"{IMAGE_TYPE_NAMES}, at most 10 MB.")
     top_k = serializers.IntegerField(required=False, default=3, min_value=1, max_value=10)
 
     def __init__(self, *args, **kwargs):

@@ -21,7 +21,7 @@ from pathlib import Path
 from . import benchmark
 from .converters import registry
 from .converters.base import CalibrationSet, Report, Source, say
-from .guard import DEFAULT_TOLERANCE, Validation, guarded_convert
+from .guard import DEFAULT_TOLERANCE, Validation, delta, guarded_convert
 
 FIGURES = ("latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "cpu_p10_ms", "cpu_latency_ms", "throughput_ips",
            "peak_memory_mb", "file_mb", "reference_ms", "relative_to_reference", "isolated")
@@ -83,9 +83,9 @@ def compare(*, source: Source, validation: Validation, calibration: CalibrationS
                                         accuracy=outcome.attempts[-1].metrics,
                                         reference=benchmark.torch_eager_loader(source.torch_model),
                                         **measure_kwargs)
-            lost = max(reference[m] - figures["accuracy"][m] for m in validation.metric_names)
             rows.append({**row, **{k: figures.get(k) for k in FIGURES}, "accuracy": figures["accuracy"],
-                         "delta": round(-lost, 3), "converter_versions": artifact.converter_versions,
+                         "delta": delta(reference, figures["accuracy"], validation.metric_names),
+                         "converter_versions": artifact.converter_versions,
                          "calibration": artifact.calibration,
                          # what an int8 model's float layers compute in (OpenVINO: bf16 where the CPU has it)
                          "float_precision": artifact.options.get("float_precision")})

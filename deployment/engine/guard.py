@@ -116,6 +116,12 @@ def drop(reference: dict, metrics: dict, names) -> float:
     return max(reference[name] - metrics[name] for name in names)
 
 
+def delta(reference: dict, metrics: dict, names, digits: int = 3) -> float:
+    """The accuracy change in points as the tables show it (the worst metric, rounded); one that rounds to zero is
+    0.0, not -0.0, which read "Δ -0.0 points"."""
+    return round(-drop(reference, metrics, names), digits) + 0.0  # -0.0 + 0.0 is 0.0
+
+
 @dataclass
 class Attempt:
     step: str

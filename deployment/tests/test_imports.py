@@ -272,6 +272,7 @@ def test_an_imported_model_goes_through_convert_benchmark_and_package(their_onnx
         project.dataset.class_names), "input_size": INPUT_SIZE, "mean": "0.5, 0.5, 0.5", "std": "0.5, 0.5, 0.5"})
     assert refused.status_code == 400 and "not a valid ONNX model" in refused.content.decode()
     assert not Job.objects.exists() and not any((project_dir(project.pk)).rglob("*.onnx"))
+    assert "none — trains from scratch" in client.get(reverse("projects:detail", args=[project.pk])).content.decode()
 
     done = client.post(url, {"file": SimpleUploadedFile("theirs.onnx", their_onnx.read_bytes()), "labels": "\n".join(
         project.dataset.class_names), "input_size": INPUT_SIZE, "mean": "0.5, 0.5, 0.5", "std": "0.5 0.5 0.5"})
@@ -281,6 +282,9 @@ def test_an_imported_model_goes_through_convert_benchmark_and_package(their_onnx
     # Regression: the project kept the size it was created with (the page said 120 px after a 96 px import)
     page = client.get(reverse("projects:detail", args=[project.pk])).content.decode()
     assert f"<dt>Input size</dt><dd>{INPUT_SIZE} px</dd>" in page
+    # the card says where the model came from (it said "none — trains from scratch")
+    assert ('<dd data-testid="weights">none — the model was imported: theirs.onnx (ONNX), not trained here</dd>'
+            in page) and "trains from scratch" not in page
 
     project.refresh_from_db()
     project.engine = "openvino"  # the target is built through the same accuracy guard as a trained model's

@@ -12,6 +12,7 @@ import pytest
 
 from deployment.engine import benchmark, isolated
 from deployment.engine.compare import summarise
+from deployment.engine.guard import delta
 
 SIZE = 8
 
@@ -134,3 +135,16 @@ def test_the_table_reads_each_speed_up_from_the_eager_run_beside_it():
     table = summarise(SIZE, rows, metric="top1", tolerance=1.0)
     assert [r["speedup_cpu"] for r in rows] == [1.0, 4.0, 3.0, 10.0]
     assert table["pick"]["engine"] == "a" and table["fastest"]["engine"] == "c"
+
+
+def test_a_delta_that_rounds_to_zero_reads_0_0_points_not_minus_0_0():
+    reference = {"top1": 90.0, "top5": 99.0}
+    assert str(delta(reference, {"top1": 89.9996, "top5": 99.0}, ["top1", "top5"])) == "0.0"
+    assert str(delta(reference, {"top1": 89.996, "top5": 99.0}, ["top1"], digits=2)) == "0.0"
+    assert delta(reference, {"top1": 89.5, "top5": 99.2}, ["top1", "top5"]) == -0.5  # a real loss keeps its sign
+    # the pick line of Table 2 prints the delta as it is
+    rows = [{"engine": e, "precision": "fp32", "cpu_p10_ms": ms, "latency_p50_ms": ms, "accuracy": {"top1": top1},
+             "delta": delta(reference, {"top1": top1}, ["top1"])} for e, ms, top1 in
+            (("pytorch", 10.0, 90.0), ("onnxruntime", 5.0, 89.9999))]
+    pick = summarise(SIZE, rows, metric="top1", tolerance=1.0)["pick"]
+    assert f"Δ {pick['delta']} points" == "Δ 0.0 points"

@@ -69,6 +69,17 @@ def browser(project, username):
     return client
 
 
+def alice_tries(project, onnx, worker, name, data):
+    """(alice's API client, the answer to her try of `data` through the API, run by the worker at once)."""
+    api = APIClient()
+    api.force_authenticate(project.team.members.get(username="alice"))
+    with worker(execute=True):
+        created = api.post("/api/trials/", {"project": project.pk, "artifact": onnx.pk, "top_k": 1,
+                                            "image": SimpleUploadedFile(name, data)}, format="multipart")
+    assert created.status_code == 201, created.data
+    return api, created
+
+
 def val_image(project):
     return sorted((project.dataset.root / "val").glob("*/*.png"))[0]
 
@@ -127,13 +138,7 @@ def test_an_image_over_the_limit_is_dropped_while_it_streams_in(light, monkeypat
 
 def test_the_api_queues_a_try_and_reads_its_answer(project, trained, onnx, worker):  # noqa: F811
     image = val_image(project)
-    api = APIClient()
-    api.force_authenticate(project.team.members.get(username="alice"))
-    with worker(execute=True):
-        created = api.post("/api/trials/", {"project": project.pk, "artifact": onnx.pk, "top_k": 1,
-                                            "image": SimpleUploadedFile("flower.png", image.read_bytes())},
-                           format="multipart")
-    assert created.status_code == 201, created.data
+    api, created = alice_tries(project, onnx, worker, "flower.png", image.read_bytes())
     answer = api.get(f"/api/trials/{created.data['id']}/").data
     assert answer["status"] == "succeeded"
     assert [t["label"] for t in answer["result"]["top"]] == [pytorch_top1(project, trained, image)]
@@ -144,9 +149,31 @@ def test_the_api_queues_a_try_and_reads_its_answer(project, trained, onnx, worke
                                          "image": SimpleUploadedFile("x.png", image.read_bytes())}, format="multipart")
     assert refused.status_code == 400 and dave.get(f"/api/trials/{created.data['id']}/").status_code == 404
     bad = api.post("/api/trials/", {"project": project.pk, "artifact": onnx.pk,
-                                    "image": SimpleUploadedFile("x.png", b"GIF89a but not really")},
+                                    "image": SimpleUploadedFile("x.png", b"\x89PNG\r\n\x1a\n but not really")},
                    format="multipart")
-    assert bad.status_code == 400 and "cannot read it" in str(bad.data["image"])
+    assert bad.status_code == 400 and "not a JPEG, PNG, BMP, WebP or TIFF image" in str(bad.data["image"])
+
+
+def test_a_tiff_is_tried_like_the_dataset_upload_takes_it_and_a_gif_is_refused_like_there(project, trained, onnx,
+                                                                                          worker):  # noqa: F811
+    image = val_image(project)
+    buffer = io.BytesIO()
+    with Image.open(image) as picture:
+        picture.save(buffer, format="TIFF")
+    api, created = alice_tries(project, onnx, worker, "flower.tif", buffer.getvalue())
+    trial = Trial.objects.get(pk=created.data["id"])
+    assert trial.status == "succeeded", trial.error
+    assert trial.image_path.endswith(".tif")
+    assert [t["label"] for t in trial.result["top"]] == [pytorch_top1(project, trained, image)]
+    # The try page names the same types; a GIF, which a dataset may not hold either, is refused before it is kept.
+    page = browser(project, "alice").get(reverse("deployment:try_page", args=[project.pk])).content.decode()
+    assert "JPEG, PNG, BMP, WebP or TIFF" in page
+    gif = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(gif, format="GIF")
+    refused = api.post("/api/trials/", {"project": project.pk, "artifact": onnx.pk,
+                                        "image": SimpleUploadedFile("x.gif", gif.getvalue())}, format="multipart")
+    assert refused.status_code == 400 and "not a JPEG, PNG, BMP, WebP or TIFF image" in str(refused.data["image"])
+    assert Trial.objects.count() == 1
 
 
 def test_a_detector_s_answer_is_its_boxes_drawn_on_the_image(settings, tmp_path, django_capture_on_commit_callbacks,

@@ -12,7 +12,11 @@ from .errors import DatasetError
 
 # Only these decoders are tried: restricting Pillow keeps exotic plugins (EPS runs Ghostscript) out of reach.
 # The JPEG opener also returns the MPO files many phone cameras write.
-PILLOW_FORMATS = ("JPEG", "PNG", "BMP", "WEBP", "TIFF")
+# The one list of image types an upload may be, a dataset's images and a Try-it image alike: Pillow format -> the
+# suffix a kept file gets.
+IMAGE_TYPES = {"JPEG": ".jpg", "PNG": ".png", "BMP": ".bmp", "WEBP": ".webp", "TIFF": ".tif"}
+PILLOW_FORMATS = tuple(IMAGE_TYPES)
+IMAGE_TYPE_NAMES = "JPEG, PNG, BMP, WebP or TIFF"  # the same, as a sentence says them
 
 
 # Hasler and Süsstrunk's colourfulness (2003, "Measuring colourfulness in natural images") on 0-255 values: under
@@ -44,7 +48,7 @@ def check_image(path: Path, name: str, max_pixels: int) -> ImageInfo:
         raise DatasetError(f"{name}: the image is corrupt or truncated ({exc}).") from exc
 
 
-def _pillow_open():
+def pillow_open():
     """Pillow's own opener: importing ultralytics (detection, in the same worker) replaces Image.open with a wrapper
     that, on an unidentified file, tries to install and register a HEIF plugin — not something an upload should do."""
     patches = sys.modules.get("ultralytics.utils.patches")
@@ -52,7 +56,7 @@ def _pillow_open():
 
 
 def _decode(path: Path, name: str, max_pixels: int) -> ImageInfo:
-    open_image = _pillow_open()
+    open_image = pillow_open()
     with open_image(path, formats=PILLOW_FORMATS) as im:
         width, height = im.size
         # Checked from the header, before verify() or load() decode anything.
