@@ -106,14 +106,9 @@ def model_import(*, project, upload, labels=None, input_size: int | None = None,
         if written > limit:
             raise ValidationError({"file": f"The file is over the {limit}-byte limit."})
         onnx_path = work / "model.onnx"
-        try:
-            if fmt == "onnx":
-                checks = core.inspect_onnx(source, task=task, input_size=input_size, num_classes=len(labels))
-                core.fold_normalisation_onnx(source, onnx_path, task=task, mean=mean, std=std)
-            else:
-                onnx_path, checks = core.torchscript_to_onnx(source, onnx_path, task=task, input_size=input_size,
-                                                             num_classes=len(labels), mean=mean, std=std)
-            checks["run"] = core.run_onnx_once(onnx_path, input_size=input_size, task=task, num_classes=len(labels))
+        try:  # in a child process with bounded memory and time: the file is somebody else's program
+            checks = core.checked_in_child(source, onnx_path, fmt=fmt, task=task, input_size=input_size,
+                                           num_classes=len(labels), mean=mean, std=std)
         except core.ImportRefused as exc:
             raise ValidationError({"file": str(exc)}) from None
         with transaction.atomic():

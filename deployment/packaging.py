@@ -219,4 +219,7 @@ def _bundle_python(runtime: str) -> str | None:
 
 
 def _slug(name: str) -> str:
-    return "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-") or "project"
+    """The bundle's file name and Kubernetes name: ASCII letters, digits and '-', at most 40. Any letter used to
+    pass (isalnum), and a project named in 100 CJK characters made a file name past 255 bytes: the package stage failed
+    with "File name too long"."""
+    return "".join(c if c.isascii() and c.isalnum() else "-" for c in name.lower())[:40].strip("-") or "project"

@@ -10,14 +10,21 @@ import re
 
 from django.conf import settings
 
-# Paths that take big uploads, with the setting that bounds each; any other body is bounded by the dataset limit.
-_WEIGHTS = re.compile(r"^/(api/)?projects/\d+/weights/$")
+# Paths that take uploads, with the limit that bounds each; any other body is bounded by the dataset limit. A model
+# import is a weights-sized file (it was bounded by the 2 GB dataset limit and spooled to disk before the view said
+# no); Try it takes one image.
+_MODELS = re.compile(r"^/(api/)?projects/\d+/weights/$|^/projects/\d+/import-model/$|^/api/model-imports/$")
+_IMAGES = re.compile(r"^/projects/\d+/try/$|^/api/trials/$")
 _SLACK = 64 * 1024  # multipart boundaries and the form's other fields
 
 
 def body_limit(path: str) -> int:
-    if _WEIGHTS.match(path):
+    if _MODELS.match(path):
         return settings.TANGO_WEIGHTS_MAX_BYTES + _SLACK
+    if _IMAGES.match(path):
+        from deployment.trials import MAX_IMAGE_BYTES
+
+        return MAX_IMAGE_BYTES + _SLACK
     return settings.TANGO_UPLOAD_MAX_BYTES + _SLACK
 
 

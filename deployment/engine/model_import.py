@@ -4,14 +4,21 @@ optimises, benchmarks and packages. Django-free.
 Checks: one self-contained file under the size limit; ONNX that onnx's checker accepts, at an opset ONNX Runtime
 runs, with one float image input N x 3 x S x S (S the input size stated, or free) and an output whose shape fits
 the task and the labels (classification: N x classes; detection: N x (4 + classes) x anchors); TorchScript that
-torch.jit.load reads (TorchScript's own loader: no Python pickle runs; a plain `torch.save` pickle is refused). The
-model is run once on this server before it is accepted.
+torch.jit.load reads (TorchScript's own loader: no Python pickle runs; a plain `torch.save` pickle is refused), whose
+code calls no op that reaches files, sockets or extensions (check_torchscript_archive reads it first). The model is
+run once on this server before it is accepted.
 
 The model's own normalisation (mean/std) is folded into the ONNX model: the pipeline feeds every model the images
 prepared one way (ImageNet mean/std for classification, [0, 1] for detection), so the imported model gets one
 Mul and one Add in front that turn those into what it was trained on.
 """
 
+import ast
+import json
+import os
+import resource
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -21,6 +28,12 @@ from tango_common.images import IMAGENET_MEAN, IMAGENET_STD
 
 MIN_OPSET, MAX_OPSET = 7, 21
 INPUT_NAME = "images"
+MAX_CODE_BYTES = 32 * 2**20  # a TorchScript model's code is kilobytes; more is not read
+OP_NAMESPACES = ("aten", "prim")
+# The check of an upload runs in a child process under these bounds (checked_in_child)
+CHECK_MEMORY_BYTES = 6 * 2**30  # a 1 GB model (the weights limit) loaded, exported and run fits
+CHECK_TIMEOUT_S = 300.0
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class ImportRefused(ValueError):
@@ -42,11 +55,16 @@ def inspect_onnx(path: Path, *, task: str, input_size: int, num_classes: int) ->
 
     try:
         model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:
+        raise ImportRefused(f"This is not a valid ONNX model: {str(exc).splitlines()[0][:300]}") from None
+    # Before the checker: it resolves an external tensor's `location` against the working directory, so a Constant
+    # naming a file there passed it, and a later load read it (or failed with a 500). One file, no external data.
+    if any(t.data_location == onnx.TensorProto.EXTERNAL for t in _tensors(model)):
+        raise ImportRefused("The model keeps its weights in a separate file; export it as one .onnx file.")
+    try:
         onnx.checker.check_model(model)
     except Exception as exc:
         raise ImportRefused(f"This is not a valid ONNX model: {str(exc).splitlines()[0][:300]}") from None
-    if any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer):
-        raise ImportRefused("The model keeps its weights in a separate file; export it as one .onnx file.")
     opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
     if not MIN_OPSET <= opset <= MAX_OPSET:
         raise ImportRefused(f"The model uses ONNX opset {opset}; this portal takes opsets {MIN_OPSET} to "
@@ -71,6 +89,28 @@ def inspect_onnx(path: Path, *, task: str, input_size: int, num_classes: int) ->
             "input_name": inputs[0].name, "producer": f"{model.producer_name} {model.producer_version}".strip()}
 
 
+def _tensors(model):
+    """Every tensor of the model: initializers (sparse too) and node attributes, in subgraphs and functions."""
+    def of_graph(graph):
+        yield from graph.initializer
+        for sparse in graph.sparse_initializer:
+            yield from (sparse.values, sparse.indices)
+        yield from of_nodes(graph.node)
+
+    def of_nodes(nodes):
+        for node in nodes:
+            for attr in node.attribute:
+                yield from [attr.t, *attr.tensors, attr.sparse_tensor.values, attr.sparse_tensor.indices]
+                for sparse in attr.sparse_tensors:
+                    yield from (sparse.values, sparse.indices)
+                for graph in [attr.g, *attr.graphs]:
+                    yield from of_graph(graph)
+
+    yield from of_graph(model.graph)
+    for function in model.functions:
+        yield from of_nodes(function.node)
+
+
 def _shape(dims) -> str:
     return " x ".join(str(d) if d is not None else "?" for d in dims)
 
@@ -87,14 +127,77 @@ def _check_output(out: list, *, task: str, num_classes: int) -> None:
 
 def check_torchscript_archive(path: Path) -> None:
     """A TorchScript file is a zip with the model's code in it; a plain torch.save pickle (which would run code when
-    loaded) is not, and is refused without being opened by torch."""
+    loaded) is not, and is refused without being opened by torch.
+
+    TorchScript is a program too: its code (code/*.py, compiled by torch.jit.load, which also runs __setstate__)
+    may call any registered op, and a few reach outside the tensors: `torch.from_file` reads any file the server can
+    read, `torch.save` writes any file it can write (a model that overwrites the portal's own code), TorchBind
+    classes (`torch.classes.*`: c10d's FileStore, TCPStore) open files and sockets, and ops of namespaces other than
+    aten and prim are extensions. A model needs none of them, so the code is read here (as text, before torch sees
+    the file) and a model that names one is refused."""
     if not zipfile.is_zipfile(path):
         raise ImportRefused("This is not a TorchScript file (torch.jit.save); pickled models are not accepted.")
     with zipfile.ZipFile(path) as archive:
-        names = archive.namelist()
-    if not any("/code/" in name for name in names):
-        raise ImportRefused("The archive has no TorchScript code: save the model with torch.jit.save (a torch.save "
-                            "pickle is not accepted).")
+        members = archive.infolist()
+        code = [m for m in members if "/code/" in m.filename and m.filename.endswith(".py")]
+        if not code:
+            raise ImportRefused("The archive has no TorchScript code: save the model with torch.jit.save (a "
+                                "torch.save pickle is not accepted).")
+        if sum(m.file_size for m in code) > MAX_CODE_BYTES:  # declared sizes: a zip bomb is refused unread
+            raise ImportRefused(f"The model's TorchScript code is over {MAX_CODE_BYTES // 2**20} MB.")
+        for member in code:
+            _check_torchscript_code(member.filename, archive.read(member)[:MAX_CODE_BYTES])
+        for member in members:  # the pickles torch.jit.load restores may name a TorchBind class directly
+            if member.filename.endswith(".pkl") and member.file_size <= MAX_CODE_BYTES \
+                    and b"torch.classes" in archive.read(member):
+                raise ImportRefused(f"{member.filename} restores a TorchBind class (torch.classes): such models "
+                                    "are not accepted.")
+
+
+def _file_ops() -> set[str]:
+    """Names of the registered ops that take a file name or path: from the op schemas, so a new torch's new ones
+    are covered (torch 2.x: aten::from_file, aten::save)."""
+    import torch
+
+    return {schema.name.split("::")[-1] for schema in torch._C._jit_get_all_schemas()
+            if any("str" in str(arg.type) and any(k in arg.name.lower() for k in ("file", "path", "dir"))
+                   for arg in schema.arguments)}
+
+
+def _check_torchscript_code(name: str, source: bytes) -> None:
+    """Refuse TorchScript code that names a file op (as torch.X, ops.aten.X, a tensor method or getattr's
+    string), a TorchBind class, or an op outside aten and prim."""
+    try:
+        tree = ast.parse(source.decode("utf-8"))
+    except (SyntaxError, UnicodeDecodeError, ValueError):
+        raise ImportRefused(f"{name} is not TorchScript code torch.jit.save writes.") from None
+    words = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute):
+            words.add(node.attr)
+            namespace = _dotted(node.value) in ("ops", "torch.ops") and node.attr
+            if namespace and namespace not in OP_NAMESPACES:  # (a class path, __torch__.torchvision.ops.misc, is not)
+                raise ImportRefused(f"The model calls ops.{namespace}: only aten and prim ops are accepted.")
+        elif isinstance(node, ast.Name):
+            words.add(node.id)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            words.add(node.value)
+    if "classes" in words:
+        raise ImportRefused("The model uses a TorchBind class (torch.classes): such models are not accepted.")
+    named = sorted(words & _file_ops())
+    if named:
+        raise ImportRefused(f"The model's code calls {', '.join(named)}, which reads or writes files on the server: "
+                            "such models are not accepted.")
+
+
+def _dotted(node) -> str:
+    """torch.ops for the expression torch.ops; "" for anything that is not a plain dotted name."""
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        base = _dotted(node.value)
+        return f"{base}.{node.attr}" if base else ""
+    return ""
 
 
 def _normaliser(task: str, mean, std) -> tuple[np.ndarray, np.ndarray]:
@@ -112,7 +215,7 @@ def fold_normalisation_onnx(source: Path, out: Path, *, task: str, mean, std) ->
     import onnx
     from onnx import helper, numpy_helper
 
-    model = onnx.load(str(source))
+    model = onnx.load(str(source), load_external_data=False)  # inspect_onnx refused external data; never read any
     weights = {t.name for t in model.graph.initializer}
     graph_input = next(i for i in model.graph.input if i.name not in weights)
     original = graph_input.name
@@ -164,8 +267,9 @@ def run_onnx_once(path: Path, *, input_size: int, task: str, num_classes: int) -
 
 def torchscript_to_onnx(source: Path, out: Path, *, task: str, input_size: int, num_classes: int, mean,
                         std) -> tuple[Path, dict]:
-    """Load the TorchScript model (safely: torch.jit.load), check it, and export it with its normalisation folded in
-    as the pipeline's ONNX model. Returns the ONNX path and what was checked."""
+    """Load the TorchScript model (torch.jit.load, once check_torchscript_archive has read its code), check it, and
+    export it with its normalisation folded in as the pipeline's ONNX model. Returns the ONNX path and what was
+    checked."""
     import torch
 
     check_torchscript_archive(source)
@@ -234,3 +338,67 @@ def onnx_module(path: Path):
             return torch.from_numpy(session.run(None, {name: x.detach().cpu().numpy()})[0])
 
     return OnnxModule().eval()
+
+
+def checked(source: Path, out: Path, *, fmt: str, task: str, input_size: int, num_classes: int, mean,
+            std) -> dict:
+    """The whole check of an upload: what it is, its normalisation folded in (out: the pipeline's ONNX model) and
+    one run. Raises ImportRefused."""
+    if fmt == "onnx":
+        checks = inspect_onnx(source, task=task, input_size=input_size, num_classes=num_classes)
+        fold_normalisation_onnx(source, out, task=task, mean=mean, std=std)
+    else:
+        out, checks = torchscript_to_onnx(source, out, task=task, input_size=input_size, num_classes=num_classes,
+                                          mean=mean, std=std)
+    checks["run"] = run_onnx_once(out, input_size=input_size, task=task, num_classes=num_classes)
+    return checks
+
+
+def checked_in_child(source: Path, out: Path, *, memory_bytes: int | None = None, timeout_s: float | None = None,
+                     **options) -> dict:
+    """checked() in a child process with its memory and time bounded, working in the upload's folder. An uploaded
+    model is somebody else's program: a ConstantOfShape of 50 GB, a Loop of a billion turns or a file that crashes a
+    parser took the web process (which ran the check) down with it, or held it for ever. Raises ImportRefused."""
+    memory_bytes = memory_bytes or CHECK_MEMORY_BYTES
+    timeout_s = timeout_s or CHECK_TIMEOUT_S
+
+    def bounded():  # in the child, before it runs anything: its heap (malloc, numpy, onnxruntime arenas) is capped
+        resource.setrlimit(resource.RLIMIT_DATA, (memory_bytes, memory_bytes))
+
+    request = json.dumps({"source": str(source), "out": str(out), **options})
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",  # a thread's stack counts in the cap
+           "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)}
+    try:
+        child = subprocess.run([sys.executable, "-m", "deployment.engine.model_import", request], env=env,
+                               cwd=Path(source).parent, preexec_fn=bounded, capture_output=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        raise ImportRefused(f"Checking the model took over {timeout_s:.0f} s; it must run once in well under that.") \
+            from None
+    answer = (child.stdout.decode(errors="replace").strip().splitlines() or [""])[-1]
+    try:
+        answer = json.loads(answer)
+    except ValueError:
+        answer = None
+    if child.returncode != 0 or not isinstance(answer, dict):
+        raise ImportRefused(f"Checking the model stopped (exit {child.returncode}): it needs more than "
+                            f"{memory_bytes // 2**20} MB of memory to run once, or crashed the runtime.")
+    if "refused" in answer:
+        raise ImportRefused(answer["refused"])
+    return answer["checks"]
+
+
+def _main(request: str) -> int:
+    options = json.loads(request)
+    try:
+        checks = checked(Path(options.pop("source")), Path(options.pop("out")), **options)
+    except ImportRefused as exc:
+        print(json.dumps({"refused": str(exc)}))
+    except MemoryError:
+        return 3
+    else:
+        print(json.dumps({"checks": checks}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1]))

@@ -98,6 +98,141 @@ def test_a_torchscript_model_is_loaded_safely_and_exported(ours, tmp_path):
                             num_classes=3, mean=THEIRS, std=THEIRS)
 
 
+class Plain(torch.nn.Module):
+    def forward(self, x):
+        return x.mean(dim=(2, 3))
+
+
+def rewritten(path, out, old, new):
+    """A copy of the TorchScript archive at path with old replaced by new in its code: what an attacker edits."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as source, zipfile.ZipFile(out, "w") as target:
+        for name in source.namelist():
+            data = source.read(name)
+            target.writestr(name, data.replace(old.encode(), new.encode()) if "/code/" in name else data)
+    return out
+
+
+@pytest.mark.parametrize("call", ["torch.save(secret, {marker})", 'getattr(torch, "save")(secret, {marker})',
+                                  "ops.aten.save(secret, {marker})", "secret.save({marker})",
+                                  "ops.debugprims.load_tensor({marker}, [4], 0, 0, None)",
+                                  "__torch__.torch.classes.dist_c10d.FileStore({marker}, 1)"])
+def test_a_torchscript_model_that_reaches_the_servers_files_is_refused_before_it_runs(tmp_path, call):
+    """torch.jit.load runs no pickle, but TorchScript code runs ops, and torch.from_file / torch.save read and write
+    any file the server can: such an import used to be accepted, having written its file (the portal's own code
+    could be overwritten this way). Every spelling of the call is refused before torch opens the file."""
+    marker = tmp_path / "written-by-the-model"
+    scripted = tmp_path / "scripted.pt"
+    torch.jit.script(Plain()).save(str(scripted))
+    # What the attacker writes into the model's code: copy the first bytes of a server file to a file of theirs.
+    evil = call.format(marker=f'"{marker}"')
+    path = rewritten(scripted, tmp_path / "theirs.pt", "-> Tensor:\n", "-> Tensor:\n"
+                     f'    secret = torch.from_file("/etc/passwd", False, 4, dtype=0)\n    {evil}\n')
+    with pytest.raises(ImportRefused, match="accepted"):
+        torchscript_to_onnx(path, tmp_path / "model.onnx", task="classification", input_size=INPUT_SIZE,
+                            num_classes=3, mean=THEIRS, std=THEIRS)
+    assert not marker.exists()
+
+
+def test_scripted_and_traced_torchvision_models_pass_the_code_check(tmp_path):
+    """The check reads the code of ordinary models as harmless, class paths such as torchvision.ops.misc too."""
+    import torchvision
+
+    from deployment.engine.model_import import check_torchscript_archive
+
+    model = torchvision.models.mobilenet_v3_small(num_classes=3).eval()
+    for name, module in (("scripted", torch.jit.script(model)),
+                         ("traced", torch.jit.trace(model, torch.zeros(1, 3, 32, 32)))):
+        module.save(str(tmp_path / f"{name}.pt"))
+        check_torchscript_archive(tmp_path / f"{name}.pt")
+
+
+def external_weights_model(location, *, where):
+    """N x 3 x 8 x 8 -> N x 2 whose weights (a Constant node's, or a subgraph's initializer) are in another file."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    weights = numpy_helper.from_array(np.zeros((3, 2), np.float32), "w")
+    weights.ClearField("raw_data")
+    weights.data_location = TensorProto.EXTERNAL
+    for key, value in (("location", location), ("offset", "0"), ("length", "24")):
+        weights.external_data.add(key=key, value=value)
+    nodes = [helper.make_node("ReduceMean", ["x"], ["m"], axes=[2, 3], keepdims=0)]
+    if where == "constant":
+        nodes += [helper.make_node("Constant", [], ["w"], value=weights)]
+    else:  # If(true) whose branch holds the weights as its own initializer
+        branch = helper.make_graph([helper.make_node("Identity", ["w0"], ["w"])], "then", [],
+                                   [helper.make_tensor_value_info("w", TensorProto.FLOAT, [3, 2])])
+        weights.name = "w0"
+        branch.initializer.append(weights)
+        nodes += [helper.make_node("Constant", [], ["yes"], value=numpy_helper.from_array(np.array(True))),
+                  helper.make_node("If", ["yes"], ["w"], then_branch=branch, else_branch=branch)]
+    nodes.append(helper.make_node("MatMul", ["m", "w"], ["y"]))
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 2])])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+
+@pytest.mark.parametrize("where", ["constant", "subgraph"])
+@pytest.mark.parametrize("location", ["../../../../../../etc/passwd", "/etc/passwd", "secret.txt"])
+def test_an_onnx_model_whose_weights_point_at_another_file_is_refused(tmp_path, monkeypatch, where, location):
+    """Only initializers were checked for external data: a Constant naming a file of the working directory passed
+    onnx's checker (which resolves it there), then the fold loaded it and failed with an error no one caught."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "secret.txt").write_bytes(b"SECRET_KEY=" + b"x" * 40)
+    (tmp_path / "upload").mkdir()
+    path = tmp_path / "upload" / "theirs.onnx"
+    path.write_bytes(external_weights_model(location, where=where).SerializeToString())
+    with pytest.raises(ImportRefused, match="separate file"):
+        inspect_onnx(path, task="classification", input_size=8, num_classes=2)
+
+
+def memory_hungry_model(gigabytes):
+    """N x 3 x 8 x 8 -> N x 2 that fills a buffer of `gigabytes` on the way (ConstantOfShape, summed, times 0)."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    def const(name, value):
+        return numpy_helper.from_array(np.asarray(value), name)
+
+    nodes = [helper.make_node("ReduceMean", ["x"], ["m"], axes=[2, 3], keepdims=0),
+             helper.make_node("MatMul", ["m", "w"], ["scores"]),
+             helper.make_node("ConstantOfShape", ["shape"], ["big"], value=const("one", np.ones(1, np.float32))),
+             helper.make_node("ReduceSum", ["big"], ["total"], keepdims=0),
+             helper.make_node("Mul", ["total", "zero"], ["nothing"]),
+             helper.make_node("Add", ["scores", "nothing"], ["y"])]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 2])],
+        initializer=[const("w", np.ones((3, 2), np.float32)), const("zero", np.float32(0)),
+                     const("shape", np.array([int(gigabytes * 2**30) // 4], np.int64))])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+
+@pytest.mark.django_db
+def test_a_model_that_needs_more_memory_than_the_check_allows_is_refused_and_the_server_lives(settings, tmp_path,
+                                                                                               monkeypatch):
+    """The check ran in the web process: a model that asks for 50 GB on its one run took the server down with it.
+    It now runs in a child process with its memory capped (here 1 GiB, and a model that wants 2)."""
+    from django.core.exceptions import ValidationError
+
+    from deployment.engine import model_import as core
+    from deployment.imports import model_import
+
+    settings.MEDIA_ROOT = tmp_path / "media"
+    monkeypatch.setattr(core, "CHECK_MEMORY_BYTES", 2**30)
+    project = factories.training_project(factories.team_with("Vision", alice="owner"))
+    project.dataset.class_names = ["cat", "dog"]
+    project.dataset.save()
+    upload = SimpleUploadedFile("hungry.onnx", memory_hungry_model(2).SerializeToString())
+    with pytest.raises(ValidationError, match="needs more than 1024 MB of memory|Failed to allocate"):
+        model_import(project=project, upload=upload, input_size=8)
+    assert not TrainingRun.objects.filter(project=project).exists()
+    small = SimpleUploadedFile("small.onnx", memory_hungry_model(0.01).SerializeToString())
+    assert model_import(project=project, upload=small, input_size=8).architecture["checks"]["run"]["ran"]
+
+
 @pytest.mark.parametrize(("change", "message"), [
     ("opset", "opset 22"),
     ("labels", "N x 5 (one score per label)"),

@@ -135,6 +135,14 @@ def test_package_bundles_for_the_device_tier_and_runs_the_bundle_s_own_checks(pr
     assert any("PASSED: 4 of 4 samples agree" in line for line in report.lines) and report.progress == 100
 
 
+def test_a_project_named_in_any_script_is_packaged_under_a_short_ascii_file_name(project, converted):
+    project.name = "猫と犬の画像分類" * 12 + "!"  # 97 characters, 289 bytes in UTF-8: past a file name's 255
+    project.save(update_fields=["name"])
+    result = packaging.package_stage(job_for(project, "package"), Report())
+    assert result["file"] == "project-on-device-bundle.zip"
+    assert absolute(Artifact.objects.get(pk=result["bundle"]).path).is_file()
+
+
 def test_package_for_a_pc_starts_the_bundle_s_server_and_checks_it(project, converted):
     project.device.tier, project.device.name = "pc", "Lab_PC"
     project.device.save()

@@ -42,15 +42,20 @@ def test_static_files_are_served_with_nosniff():
     assert (status, headers[b"x-content-type-options"]) == (200, b"nosniff")
 
 
-def test_an_oversized_weights_upload_is_refused_from_its_content_length(settings):
-    # Regression: the whole body was received and spooled to disk before the view said no. Here no body is ever
-    # sent: reading one would hang until the timeout.
+@pytest.mark.parametrize(("path", "limit"), [
+    ("/api/projects/1/weights/", "1000"), ("/projects/1/import-model/", "1000"), ("/api/model-imports/", "1000"),
+    # Try it takes one image of at most 10 MB: a bigger body was read to the end (up to the 2 GB dataset limit).
+    ("/projects/1/try/", "10485760"), ("/api/trials/", "10485760")])
+def test_an_oversized_model_or_image_upload_is_refused_from_its_content_length(settings, path, limit):
+    # Regression: the whole body was received and spooled to disk before the view said no (a model import: up to
+    # the dataset limit, 2 GB, not the weights limit). Here no body is ever sent: reading one would hang until the
+    # timeout.
     settings.TANGO_WEIGHTS_MAX_BYTES = 1000
     headers = [(b"content-length", str(10**9).encode()), (b"content-type", b"multipart/form-data; boundary=x")]
-    talk = ApplicationCommunicator(application, http_scope("POST", "/api/projects/1/weights/", headers))
+    talk = ApplicationCommunicator(application, http_scope("POST", path, headers))
     start = async_to_sync(talk.receive_output)(timeout=10)
     body = async_to_sync(talk.receive_output)(timeout=10)
-    assert start["status"] == 413 and b"1000-byte limit" in body["body"]
+    assert start["status"] == 413 and f"{limit}-byte limit".encode() in body["body"]
 
 
 @pytest.mark.django_db

@@ -15,12 +15,14 @@ node and the mismatch, so the editor shows it and the user fixes it with the nex
 """
 
 import copy
+import re
 
 from . import layers
 from .infer import infer, label, meta_layer
 
 CHANNEL_PRESERVING = {"BatchNorm2d", "ReLU", "ReLU6", "LeakyReLU", "SiLU", "GELU", "Hardswish", "Sigmoid",
                       "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "Dropout", "Identity"}
+BLOCK_NAME = re.compile(r"\w[\w .-]{0,59}")
 OPS = ("set", "resize", "insert", "remove", "replace", "rewire", "group", "ungroup")
 
 
@@ -248,6 +250,9 @@ def _group(graph, edit):
     name = str(edit["name"]).strip()
     if not name or any(b["id"] == name for b in graph["blocks"]):
         raise EditError(f"a block needs a new, non-empty name ({name!r} is taken or empty)")
+    # A block's name is an id in the editor's outline and graph, shown to the whole team: words, not markup
+    if not BLOCK_NAME.fullmatch(name):
+        raise EditError(f"a block's name is letters, digits, spaces, '_', '.' and '-', at most 60 ({name[:60]!r})")
     members = [_node(graph, node_id) for node_id in edit["nodes"]]
     if not members:
         raise EditError("a block needs at least one node")

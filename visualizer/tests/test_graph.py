@@ -115,6 +115,7 @@ def test_a_wrong_edit_is_named_by_node_and_mismatch():
     ({"op": "resize", "node": "layer1_0_conv1", "channels": 0}, "channels must be a positive whole number"),
     ({"op": "rewire", "node": "layer1_0_conv1", "input": "maxpool", "to": "fc"}, "cannot loop back"),
     ({"op": "group", "nodes": ["conv1", "layer1_0_conv1"], "name": "odd"}, "same enclosing block"),
+    ({"op": "group", "nodes": ["conv1"], "name": '<img src=x onerror="alert(1)">'}, "letters, digits"),
     ({"op": "ungroup", "block": "layer9"}, "no block 'layer9'"),
     ({"op": "explode"}, "op must be one of"),
 ])

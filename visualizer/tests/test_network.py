@@ -97,6 +97,20 @@ def test_saving_needs_a_network_that_fits_and_an_editor(project):
     assert [a["version"] for a in listed["results" if isinstance(listed, dict) else slice(None)]] == [2, 1]
 
 
+def test_a_block_named_with_markup_is_not_saved(project):
+    """A group's name is rendered into every teammate's editor outline: an editor saved <img onerror=…> as one
+    (stored XSS in the owner's browser); the API now refuses it, and a plain name still saves."""
+    bob = client(project, "bob")
+    markup = bob.post("/api/architectures/", {"project": project.pk, "edits": [
+        {"op": "group", "nodes": ["conv1", "bn1"], "name": '<img src=x onerror="alert(document.cookie)">'}]},
+        format="json")
+    assert markup.status_code == 400 and "letters, digits" in markup.data["edits"][0]
+    assert not Architecture.objects.filter(project=project).exists()
+    plain = bob.post("/api/architectures/", {"project": project.pk, "edits": [
+        {"op": "group", "nodes": ["conv1", "bn1"], "name": "stem block-1.a"}]}, format="json")
+    assert plain.status_code == 201, plain.data
+
+
 @pytest.mark.django_db(transaction=True)  # the job runner commits as it goes
 def test_the_train_stage_trains_the_chosen_version(project):
     bob = client(project, "bob")

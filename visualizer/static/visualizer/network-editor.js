@@ -255,9 +255,10 @@
         listed.add(id);
         if (!chain.slice(0, depth).every((a) => state.expanded.has(a))) continue;
         const open = state.expanded.has(id);
-        items.push(`<li style="margin-left:${depth}em"><button type="button" class="linklike" data-block="${id}"
-          data-testid="block-${id}" aria-expanded="${open}">${open ? "▾" : "▸"} ${id} · ${blocks[id].type}</button>${canEdit ?
-          ` <button type="button" class="linklike muted small" data-ungroup="${id}" data-testid="ungroup-${id}"
+        const text = escapeHtml(id);  // a block's name is a teammate's words: never markup
+        items.push(`<li style="margin-left:${depth}em"><button type="button" class="linklike" data-block="${text}"
+          data-testid="block-${text}" aria-expanded="${open}">${open ? "▾" : "▸"} ${text} · ${escapeHtml(blocks[id].type)}</button>${canEdit ?
+          ` <button type="button" class="linklike muted small" data-ungroup="${text}" data-testid="ungroup-${text}"
           title="Ungroup: its members go to the block around it">ungroup</button>` : ""}</li>`);
       }
       if (n.kind !== "module" || !chain.every((a) => state.expanded.has(a))) continue;
