@@ -70,8 +70,8 @@ def test_a_detection_project_says_how_long_training_will_take_once_the_worker_ha
     assert page.locator("[data-testid=preview-train]").count() == 0, "nothing to go on before Recommend"
 
     page.click("[data-testid=run-recommend]")
-    page.locator("[data-testid=log-recommend]").get_by_text(
-        re.compile(r"^Timed YOLO11n at 64 px, batch 4, on this worker: ")).wait_for(timeout=120_000)
+    timed = re.compile(r"^Timed YOLO11n at 64 px, batch 4, on this worker \(\d+\.\d\d M parameters\): ")
+    page.locator("[data-testid=log-recommend]").get_by_text(timed).wait_for(timeout=120_000)
     page.locator("#stage-recommend .badge").get_by_text("succeeded").wait_for(timeout=30_000)
     estimate = settled(page.locator("[data-testid=preview-train]"), timeout=30_000).inner_text()
     assert re.match(r"Training YOLO11n at 64 px for up to 1 epoch \(set on the project\) should take about \d+ s on "
