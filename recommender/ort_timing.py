@@ -14,14 +14,12 @@ median is kept beside it.
 """
 
 import json
-import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
-ROOT = Path(__file__).resolve().parents[1]
+from tango_common.processes import one_thread_child_env
 
 # Runs in the child process: stdlib, numpy, onnxruntime and deployment.engine.timing (stdlib) only.
 _CHILD = r"""
@@ -99,14 +97,9 @@ def time_onnx(path: Path, *, input_size: int, timeout_s: float = 600.0,
     args = [str(path), input_size]
     if reference:
         args += [str(reference[0]), reference[1]]
-    env = {**os.environ, **ONE_THREAD, "PYTHONPATH": _python_path()}
     done = subprocess.run([sys.executable, "-c", _CHILD, *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout_s, check=False, env=env)
+                          timeout=timeout_s, check=False, env=one_thread_child_env())
     if done.returncode != 0:
         raise RuntimeError(f"ONNX Runtime could not run {path.name}: {done.stderr.strip()[-500:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
-
-def _python_path() -> str:
-    """The child imports deployment.engine.timing from this checkout, wherever the caller's working folder is."""
-    return os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)

@@ -18,7 +18,6 @@ own process and says so.
 from __future__ import annotations
 
 import json
-import os
 import pickle
 import subprocess
 import sys
@@ -26,8 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+from tango_common.processes import CHECKOUT, one_thread_child_env
+
 TIMEOUT_S = 900.0
 POLL_S = 0.5
 
@@ -47,12 +46,11 @@ def measure_in_child(load, *, batch, reference=None, settings: dict, report=None
     with tempfile.TemporaryDirectory(prefix="tango-timing-") as scratch:
         folder = Path(scratch)
         (folder / "in.pkl").write_bytes(payload)
-        env = {**os.environ, **ONE_THREAD,
-               "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)}
+        env = one_thread_child_env()
         with open(folder / "stderr.txt", "wb") as stderr:
             child = subprocess.Popen([sys.executable, "-m", "deployment.engine.isolated", str(folder / "in.pkl"),
                                       str(folder / "out.json")], stdout=subprocess.DEVNULL, stderr=stderr,
-                                     env=env, cwd=ROOT)
+                                     env=env, cwd=CHECKOUT)
             try:
                 _wait(child, report, timeout_s)
             finally:

@@ -15,7 +15,6 @@ Mul and one Add in front that turn those into what it was trained on.
 
 import ast
 import json
-import os
 import resource
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from tango_common.images import IMAGENET_MEAN, IMAGENET_STD
+from tango_common.processes import one_thread_child_env
 
 MIN_OPSET, MAX_OPSET = 7, 21
 INPUT_NAME = "images"
@@ -33,7 +33,6 @@ OP_NAMESPACES = ("aten", "prim")
 # The check of an upload runs in a child process under these bounds (checked_in_child)
 CHECK_MEMORY_BYTES = 6 * 2**30  # a 1 GB model (the weights limit) loaded, exported and run fits
 CHECK_TIMEOUT_S = 300.0
-ROOT = Path(__file__).resolve().parents[2]
 
 
 class ImportRefused(ValueError):
@@ -366,8 +365,7 @@ def checked_in_child(source: Path, out: Path, *, memory_bytes: int | None = None
         resource.setrlimit(resource.RLIMIT_DATA, (memory_bytes, memory_bytes))
 
     request = json.dumps({"source": str(source), "out": str(out), **options})
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",  # a thread's stack counts in the cap
-           "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)}
+    env = one_thread_child_env()  # one thread: a thread's stack counts in the memory cap
     try:
         child = subprocess.run([sys.executable, "-m", "deployment.engine.model_import", request], env=env,
                                cwd=Path(source).parent, preexec_fn=bounded, capture_output=True, timeout=timeout_s)
