@@ -48,6 +48,17 @@ def reference_name(run: TrainingRun) -> str:
     return IMPORTED_REFERENCE if is_imported(run) else TRAINED_REFERENCE
 
 
+def baseline_label(run: TrainingRun) -> str:
+    """What the live Table 2's baseline row runs, in the table's words. A model trained here is timed as PyTorch
+    eager; an imported one has no PyTorch weights (optimize.torch_module runs its ONNX form in ONNX Runtime), and its
+    row said "PyTorch eager" all the same."""
+    if not is_imported(run):
+        return "PyTorch eager"
+    if run.architecture["imported"] == "onnx":
+        return "Imported ONNX model (ONNX Runtime)"
+    return "Imported TorchScript model, as ONNX (ONNX Runtime)"
+
+
 def imported_onnx(run: TrainingRun) -> Path:
     """The imported model as the pipeline's ONNX (normalisation folded in, input "images")."""
     return absolute(run.architecture["onnx_path"])

@@ -320,6 +320,16 @@ def torchscript_reference(path: Path, *, task: str, mean, std):
     return Normalised().eval()
 
 
+def fixed_side(path: Path) -> int | None:
+    """The input size an ONNX model is fixed to (its height), or None where it takes any."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    weights = {t.name for t in model.graph.initializer}
+    dims = _dims(next(i for i in model.graph.input if i.name not in weights))
+    return _fixed(dims[2]) if len(dims) == 4 else None
+
+
 def onnx_module(path: Path):
     """The imported ONNX model behind a torch module's call (it runs on ONNX Runtime): what the accuracy guard
     evaluates as the reference an imported model's converted forms are held to. Not traceable: the PyTorch engine
