@@ -283,8 +283,8 @@ def test_an_imported_model_goes_through_convert_benchmark_and_package(their_onnx
     page = client.get(reverse("projects:detail", args=[project.pk])).content.decode()
     assert f"<dt>Input size</dt><dd>{INPUT_SIZE} px</dd>" in page
     # the card says where the model came from (it said "none — trains from scratch")
-    assert ('<dd data-testid="weights">none — the model was imported: theirs.onnx (ONNX), not trained here</dd>'
-            in page) and "trains from scratch" not in page
+    assert ('<dd data-testid="weights">none — the model was imported: theirs.onnx (ONNX), not trained here <span '
+            'class="muted small" data-testid="import-score">top-1 ' in page) and "trains from scratch" not in page
 
     project.refresh_from_db()
     project.engine = "openvino"  # the target is built through the same accuracy guard as a trained model's
