@@ -38,6 +38,22 @@ def pytest_collection_modifyitems(config, items):
         return 2 if "portal" in item.fixturenames else 1
 
     items.sort(key=group)
+    shard = os.environ.get("TANGO_TEST_SHARD")  # "k/N", set by bin/test_shards.py (./tango test --shards N)
+    if shard:
+        _keep_shard(config, items, *map(int, shard.split("/")))
+
+
+def _keep_shard(config, items, k: int, n: int) -> None:
+    """Keeps the test modules of shard k of n: every n-th module in the order above, so each shard gets its share of
+    each group (and a module's tests, with their module-scoped fixtures, stay in one process)."""
+    modules = list(dict.fromkeys(item.nodeid.split("::")[0] for item in items))
+    mine = set(modules[k - 1::n])
+    kept, dropped = [], []
+    for item in items:
+        (kept if item.nodeid.split("::")[0] in mine else dropped).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+    items[:] = kept
 
 
 @pytest.fixture(scope="session")
