@@ -22,8 +22,8 @@ class DeploymentConfig(AppConfig):
                   result_template="deployment/results/_benchmark.html"),
             Stage(key="compare", label="Compare engines (Table 2)", order=45, requires=("convert",),
                   runner="deployment.optimize.compare_stage", optional=True,
-                  description="PyTorch eager against every engine × precision that runs here, at two input "
-                              "sizes: speed-up and accuracy delta, each artifact through the accuracy guard.",
+                  description="The project's model against every engine × precision that runs here, at two input "
+                              "sizes: speed-up over it and accuracy delta, each artifact through the accuracy guard.",
                   result_template="deployment/results/_compare.html"),
             Stage(key="package", label="Package", order=50, requires=("benchmark",),
                   runner="deployment.packaging.package_stage",
