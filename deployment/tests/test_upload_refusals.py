@@ -1,5 +1,6 @@
-"""A model import or a try refused by its name or size leaves nothing on disk: not in the data folder, and not in
-Django's own temporary upload files either (the file is refused as the body is parsed, before any handler keeps it).
+"""A model import, pretrained weights or a try refused by its name or size leaves nothing on disk: not in the data
+folder, and not in Django's own temporary upload files either (it is refused as the body is parsed, before any
+handler keeps it).
 
 Django writes an upload over FILE_UPLOAD_MAX_MEMORY_SIZE to a temporary file in FILE_UPLOAD_TEMP_DIR. These tests
 lower that size to 1 KB and point the folder at one that does not exist, so any attempt to write a refused file
@@ -127,3 +128,24 @@ def test_a_model_import_posted_from_another_site_is_refused_for_want_of_the_csrf
     client, _ = page_client(alice, url)
     response = client.post(url, import_form("model.onnx", 512, ""))
     assert response.status_code == 403 and not Job.objects.exists()
+
+
+@pytest.mark.parametrize("via", ["page", "api"])
+def test_weights_with_a_wrong_name_are_refused_before_django_writes_them(world, settings, via):
+    project, alice = world
+    before = files_under(settings.MEDIA_ROOT)
+    upload = SimpleUploadedFile("weights.exe", b"\0" * 64 * 1024)
+    if via == "page":
+        client, token = page_client(alice, reverse("projects:detail", args=[project.pk]))
+        response = client.post(reverse("projects:weights", args=[project.pk]),
+                               {"file": upload, "csrfmiddlewaretoken": token})
+        text = response.content.decode()
+    else:
+        api = APIClient()
+        api.force_authenticate(alice)
+        response = api.post(f"/api/projects/{project.pk}/weights/", {"file": upload}, format="multipart")
+        text = str(response.json())
+    assert response.status_code == 400 and "saved as .pt or .pth" in text
+    assert files_under(settings.MEDIA_ROOT) == before
+    project.refresh_from_db()
+    assert project.weights_path == ""
