@@ -15,7 +15,7 @@ import uuid
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
-from PIL import UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from projects.datasets.images import IMAGE_TYPE_NAMES, IMAGE_TYPES, PILLOW_FORMATS, pillow_open
 from projects.jobs.storage import absolute, project_dir, relative
@@ -91,7 +91,7 @@ def check_image(upload, *, too_big: bool = False) -> tuple[bytes, str]:
         raise ValidationError({"image": "The file is empty."})
     # Read as a dataset's images are: Pillow's own opener, tried with the accepted formats only.
     open_image = pillow_open()
-    kind = "known"
+    kind = None  # the format Pillow named, once it has opened the file
     try:
         with open_image(io.BytesIO(data), formats=PILLOW_FORMATS) as image:
             kind = image.format
@@ -105,8 +105,14 @@ def check_image(upload, *, too_big: bool = False) -> tuple[bytes, str]:
         raise
     except UnidentifiedImageError:
         raise ValidationError({"image": f"That is not a {IMAGE_TYPE_NAMES} image."}) from None
-    except Exception:
-        raise ValidationError({"image": f"The file starts like a {kind} image but Pillow cannot read it."}) from None
+    except Image.DecompressionBombError:  # raised by the opener from the header, before the size check above
+        raise ValidationError({"image": f"The image has more than {MAX_PIXELS // 1_000_000} megapixels."}) from None
+    except Exception as exc:  # Pillow reports bad data as OSError, SyntaxError, ValueError, struct.error…
+        if kind is None:  # the opener itself gave up (a header it recognised but could not parse)
+            raise ValidationError({"image": f"Pillow could not open the file as a {IMAGE_TYPE_NAMES} image "
+                                            f"({exc})."}) from None
+        raise ValidationError({"image": f"The file is a {kind} image but Pillow cannot decode it: it is corrupt "
+                                        f"or truncated ({exc})."}) from None
     return data, IMAGE_TYPES.get(kind, ".jpg")  # MPO: the phone cameras' JPEG, which the JPEG opener reads
 
 

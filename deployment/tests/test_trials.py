@@ -110,7 +110,7 @@ def test_an_editor_uploads_an_image_and_the_worker_answers_like_pytorch(project,
 
 @pytest.mark.parametrize(("name", "data", "message"), [
     ("notes.png", b"just some text, not pixels", "not a JPEG, PNG"),
-    ("cut.png", None, "cannot read it"),  # a PNG cut in half
+    ("cut.png", None, "is a PNG image but Pillow cannot decode it"),  # a PNG cut in half
 ])
 def test_a_file_that_is_not_an_image_is_refused_before_it_is_kept(light, name, data, message):
     project, onnx = light

@@ -16,7 +16,10 @@ from .errors import DatasetError
 # suffix a kept file gets.
 IMAGE_TYPES = {"JPEG": ".jpg", "PNG": ".png", "BMP": ".bmp", "WEBP": ".webp", "TIFF": ".tif"}
 PILLOW_FORMATS = tuple(IMAGE_TYPES)
-IMAGE_TYPE_NAMES = "JPEG, PNG, BMP, WebP or TIFF"  # the same, as a sentence says them
+_SPELLING = {"WEBP": "WebP"}  # how a sentence spells a Pillow format name, where it differs
+_NAMES = [_SPELLING.get(kind, kind) for kind in IMAGE_TYPES]
+# The same types as a sentence says them ("JPEG, PNG, BMP, WebP or TIFF"), derived so that the two cannot drift.
+IMAGE_TYPE_NAMES = f"{', '.join(_NAMES[:-1])} or {_NAMES[-1]}" if len(_NAMES) > 1 else _NAMES[0]
 
 
 # Hasler and Süsstrunk's colourfulness (2003, "Measuring colourfulness in natural images") on 0-255 values: under
