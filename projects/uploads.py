@@ -38,7 +38,7 @@ class UploadGuard(FileUploadHandler):
 
     def refuse(self, message: str):
         if self.request is not None:
-            self.request.upload_refusals = {**upload_refusals(self.request), self.field_name: message}
+            self.request.upload_refusals = {**getattr(self.request, "upload_refusals", {}), self.field_name: message}
         raise SkipFile()
 
 
@@ -48,5 +48,7 @@ def guard_uploads(request, **guard) -> None:
 
 
 def upload_refusals(request) -> dict[str, str]:
-    """{field name: why its file was refused} for the files UploadGuard dropped from this request."""
+    """{field name: why its file was refused} for the files UploadGuard dropped from this request (a Django or a DRF
+    request). The body is parsed first: an API view's body is read lazily, and the guard reports as it runs."""
+    request.FILES  # noqa: B018 - the read that parses the body
     return getattr(request, "upload_refusals", {})
