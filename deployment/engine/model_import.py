@@ -16,6 +16,7 @@ Mul and one Add in front that turn those into what it was trained on.
 """
 
 import ast
+import functools
 import json
 import resource
 import subprocess
@@ -156,14 +157,15 @@ def check_torchscript_archive(path: Path) -> None:
                                     "are not accepted.")
 
 
-def _file_ops() -> set[str]:
+@functools.cache  # read once per process: ~0.2 s a time over thousands of schemas, and an archive has hundreds of files
+def _file_ops() -> frozenset[str]:
     """Names of the registered ops that take a file name or path: from the op schemas, so a new torch's new ones
     are covered (torch 2.x: aten::from_file, aten::save)."""
     import torch
 
-    return {schema.name.split("::")[-1] for schema in torch._C._jit_get_all_schemas()
-            if any("str" in str(arg.type) and any(k in arg.name.lower() for k in ("file", "path", "dir"))
-                   for arg in schema.arguments)}
+    return frozenset(schema.name.split("::")[-1] for schema in torch._C._jit_get_all_schemas()
+                     if any("str" in str(arg.type) and any(k in arg.name.lower() for k in ("file", "path", "dir"))
+                            for arg in schema.arguments))
 
 
 def _check_torchscript_code(name: str, source: bytes) -> None:
