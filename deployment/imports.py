@@ -31,6 +31,8 @@ from .engine.converters.base import IMPORTED_REFERENCE, TRAINED_REFERENCE
 
 FORMATS = {".onnx": "onnx", ".ts": "torchscript", ".pt": "torchscript"}
 WRONG_FORMAT = "Upload an ONNX model (.onnx) or a TorchScript model (.ts or .pt saved with torch.jit.save)."
+VALIDATION_IMAGES = 200  # of the validation split, scored at import (a few seconds for a ResNet-18 at 224 px)
+CHANCE_LEVEL = 0.01  # "at chance": a score that guessing reaches at least this often (one-sided binomial tail)
 MIN_INPUT, MAX_INPUT = 8, 1280
 DETECTION_MEAN, DETECTION_STD = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
 
@@ -48,6 +50,17 @@ def reference_name(run: TrainingRun) -> str:
     """What the run's converted forms are held to, in the words the log, the guard, the page and the bundle's smoke
     test all use: "the imported model" (its own ONNX form) or "the PyTorch model"."""
     return IMPORTED_REFERENCE if is_imported(run) else TRAINED_REFERENCE
+
+
+def baseline_label(run: TrainingRun) -> str:
+    """What the live Table 2's baseline row runs, in the table's words. A model trained here is timed as PyTorch
+    eager; an imported one has no PyTorch weights (optimize.torch_module runs its ONNX form in ONNX Runtime), and its
+    row said "PyTorch eager" all the same."""
+    if not is_imported(run):
+        return "PyTorch eager"
+    if run.architecture["imported"] == "onnx":
+        return "Imported ONNX model (ONNX Runtime)"
+    return "Imported TorchScript model, as ONNX (ONNX Runtime)"
 
 
 def imported_onnx(run: TrainingRun) -> Path:
@@ -115,11 +128,16 @@ def model_import(*, project, upload, labels=None, input_size: int | None = None,
         if written > limit:
             raise ValidationError({"file": f"The file is over the {limit}-byte limit."})
         onnx_path = work / "model.onnx"
+        samples, split = _validation_samples(project)
         try:  # in a child process with bounded memory and time: the file is somebody else's program
             checks = core.checked_in_child(source, onnx_path, fmt=fmt, task=task, input_size=input_size,
-                                           num_classes=len(labels), mean=mean, std=std)
+                                           num_classes=len(labels), mean=mean, std=std, validation=samples,
+                                           split=split)
         except core.ImportRefused as exc:
             raise ValidationError({"file": str(exc)}) from None
+        if warning := chance_warning(checks.get("validation"), labels=labels, mean=mean, std=std,
+                                     input_size=input_size):
+            checks["accuracy_warning"] = warning  # kept with the import: the page and the API say it until replaced
         with transaction.atomic():
             now = timezone.now()
             job = Job.objects.create(project=project, stage="train", status=JobStatus.SUCCEEDED, requested_by=user,
@@ -147,9 +165,94 @@ def model_import(*, project, upload, labels=None, input_size: int | None = None,
         log.write(f"Its normalisation (mean {', '.join(f'{v:g}' for v in mean)}; std "
                   f"{', '.join(f'{v:g}' for v in std)}) is folded into the ONNX model the next stages use. "
                   "It ran once on this server.")
+        if scores := checks.get("validation"):
+            log.write(f"On the {scores['split']} split: {_scored(scores)}.")
+        if warning := checks.get("accuracy_warning"):
+            log.write(f"Warning: {warning['message']}")
         return run
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _validation_samples(project) -> tuple[list[tuple[str, int]], str]:
+    """The classification images an import is scored on: the validation split, or the training one where the
+    dataset has none (the split's name says which). None for detection, whose score is its convert stage's."""
+    if project.task != "classification":
+        return [], ""
+    from .optimize import _classification_samples
+
+    samples = _classification_samples(project.dataset, "val")
+    split = "validation"
+    if not samples:
+        samples, split = _classification_samples(project.dataset, "train"), "training"
+    # spread over the classes (the list is grouped by class) when the split holds more than are scored
+    step = max(1, len(samples) // VALIDATION_IMAGES)
+    return [(str(path), label) for path, label in samples[::step][:VALIDATION_IMAGES]], split
+
+
+def _scored(scores: dict) -> str:
+    return (f"top-1 {scores['top1']:g}% on {scores['n_images']} images, where guessing among "
+            f"{scores['num_classes']} classes scores {scores['chance']:g}%")
+
+
+def _chance_tail(correct: int, n: int, p: float) -> float:
+    """P(at least `correct` of `n` right) when every answer is a guess right with probability p."""
+    from math import comb
+
+    return sum(comb(n, k) * p ** k * (1 - p) ** (n - k) for k in range(correct, n + 1))
+
+
+def chance_warning(scores: dict | None, *, labels: list[str], mean, std, input_size: int) -> dict | None:
+    """What to tell the user when an imported classifier scores no better than guessing on the project's own
+    images: what was measured, the chance level, and the likely causes, most likely first. None when it is clearly
+    better than chance (or was not scored). It never refuses the model: the user may know better (a dataset whose
+    images differ from the model's on purpose), and convert → benchmark still measure it."""
+    if not scores or not scores.get("n_images"):
+        return None
+    n, k = scores["n_images"], scores["num_classes"]
+    confusion = scores["confusion"]
+    correct = sum(confusion[i][i] for i in range(k))
+    if _chance_tail(correct, n, 1 / k) < CHANCE_LEVEL:
+        return None
+    causes = []
+    order = _label_order(confusion, labels)
+    if order:
+        causes.append(f"Label order: the model's outputs must be the dataset's classes in this order: "
+                      f"{', '.join(labels)}. Its answers fit the order {', '.join(order['labels'])} "
+                      f"(top-1 {order['top1']:g}% read that way): reorder the model's outputs, or the dataset's "
+                      "classes, to match.")
+    else:
+        causes.append(f"Label order: the model's outputs must be the dataset's classes in this order: "
+                      f"{', '.join(labels)}.")
+    causes.append(f"Normalisation: mean {', '.join(f'{v:g}' for v in mean)} and std "
+                  f"{', '.join(f'{v:g}' for v in std)} must be the ones the model was trained with (ImageNet's are "
+                  "the default; a model fed pixels in [0, 1] needs mean 0, 0, 0 and std 1, 1, 1).")
+    causes.append(f"Input size: {input_size} px must be the size the model was trained at.")
+    causes.append("Or the model was trained on other classes or images than this dataset's.")
+    message = (f"The imported model is no better than chance on this project's {scores['split']} images: "
+               f"{_scored(scores)}. It was kept; check the likely causes below and import it again with the right "
+               "settings.")
+    return {"message": message, "measured": _scored(scores), "top1": scores["top1"], "chance": scores["chance"],
+            "n_images": n, "split": scores["split"], "causes": causes,
+            "suggested_order": order["labels"] if order else None}
+
+
+def _label_order(confusion: list[list[int]], labels: list[str]) -> dict | None:
+    """The order of classes the model's outputs fit best (each output read as the class it most often answers
+    for, one class per output), where that order is another one and scores clearly above chance."""
+    k = len(labels)
+    # Greedy, the largest count first: a model whose labels were shuffled has one strong cell per row and column.
+    cells = sorted(((confusion[c][o], c, o) for c in range(k) for o in range(k)), reverse=True)
+    order: list[str | None] = [None] * k  # output -> class
+    taken, correct = set(), 0
+    for count, cls, out in cells:
+        if order[out] is None and cls not in taken:
+            order[out], correct = labels[cls], correct + count
+            taken.add(cls)
+    n = sum(map(sum, confusion))
+    if order == labels or _chance_tail(correct, n, 1 / k) >= CHANCE_LEVEL:
+        return None
+    return {"labels": order, "top1": round(100 * correct / n, 2)}
 
 
 def _spool(upload, path: Path, limit: int) -> int:

@@ -4,6 +4,7 @@ detection alike)."""
 
 import platform
 import random
+import shutil
 from pathlib import Path
 
 from projects.devices import device_catalog
@@ -12,7 +13,7 @@ from projects.jobs.storage import absolute, job_dir, relative
 from projects.models import Task
 from tango_common.hashing import sha256_file
 
-from .imports import is_imported, reference_name
+from .imports import baseline_label, imported_onnx, is_imported, reference_name
 from .models import KIND_OF_ENGINE, Artifact
 
 CALIBRATION_IMAGES = 100  # the first int8 calibration: images of the project's train split
@@ -89,7 +90,6 @@ def torch_module(project, run):
     model (deployment.imports) is its ONNX form, run by ONNX Runtime behind a module's call."""
     if is_imported(run):
         from .engine.model_import import onnx_module
-        from .imports import imported_onnx
 
         return onnx_module(imported_onnx(run))
     if project.task == Task.DETECTION:
@@ -321,11 +321,22 @@ def compare_stage(job, report) -> dict:
     folder = job_dir(job)
     tables = []
     sizes = second_size(project.task, run.architecture["input_size"])
-    report(f"The paper's Table 2 on this server ({host_label()}): PyTorch eager against every engine × precision "
+    imported = is_imported(run)
+    if imported:
+        from .engine.model_import import fixed_side
+
+        if fixed_side(imported_onnx(run)):  # a model exported for one size is compared at that size alone
+            sizes = [run.architecture["input_size"]]
+    baseline = baseline_label(run)
+    report(f"The paper's Table 2 on this server ({host_label()}): {baseline} against every engine × precision "
            f"that runs here, at {' and '.join(map(str, sizes))} px; every artifact passes the accuracy guard "
            f"(±{tolerance:g} point) first.")
     for index, size in enumerate(sizes):
-        onnx_path = export_for(project, model, size, folder / f"model-{size}.onnx")
+        if imported:  # its ONNX form is the source; tracing the module that runs it in ONNX Runtime gave a graph
+            # with no input (the session's answer became a constant), and every engine's row failed on it
+            onnx_path = Path(shutil.copyfile(imported_onnx(run), folder / f"model-{size}.onnx"))
+        else:
+            onnx_path = export_for(project, model, size, folder / f"model-{size}.onnx")
         source = Source(onnx_path=onnx_path, task=project.task, input_size=size, torch_model=model,
                         reference_name=reference_name(run))
         validation = validation_for(project, run, input_size=size, limit=COMPARE_IMAGES)
@@ -333,7 +344,9 @@ def compare_stage(job, report) -> dict:
                         more_calibration=calibration_for(project, size, 300), out_dir=folder / f"size-{size}",
                         tolerance=tolerance, report=report, engines=project.options.get("compare_engines"),
                         measure_kwargs={"max_runs": 50, "max_seconds": 4.0},
-                        progress=lambda done, index=index: report(None, progress=100 * (index + done) / len(sizes)))
+                        progress=lambda done, index=index: report(None, progress=100 * (index + done) / len(sizes)),
+                        baseline=baseline)
         tables.append(table)
     return {"task": project.task, "tables": tables, "chart": chart(tables), "host": host_label(),
-            "tolerance": tolerance, "trained_size": run.architecture["input_size"]}
+            "tolerance": tolerance, "trained_size": run.architecture["input_size"], "baseline": baseline,
+            "imported": imported}

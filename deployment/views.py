@@ -132,7 +132,12 @@ def _model_import_page(request, project_id: int):
         except JobNotAllowed as exc:
             errors, status = {"file": [str(exc)]}, 409
         else:
-            messages.success(request, f"Imported {run.architecture['source_name']}: run Optimize & convert next.")
+            if warning := run.architecture["checks"].get("accuracy_warning"):
+                messages.warning(request, f"Imported {run.architecture['source_name']}: top-1 {warning['top1']:g}% "
+                                          f"on this project's images, where guessing scores {warning['chance']:g}%. "
+                                          "The likely causes are on the page.")
+            else:
+                messages.success(request, f"Imported {run.architecture['source_name']}: run Optimize & convert next.")
             return HttpResponseRedirect(reverse("projects:detail", args=[project.pk]))
     return render(request, "deployment/import.html", {"project": project, "values": values, "errors": errors},
                   status=status)

@@ -71,10 +71,16 @@ IMPORT_FORMATS = {"onnx": "ONNX", "torchscript": "TorchScript"}
 
 
 def imported_model(project) -> dict | None:
-    """{"name", "format"} of the imported model that is the project's model (deployment's import records itself as a
-    succeeded train job whose result says `imported`), or None where the newest model was trained here or there is
-    none: the project card says which, instead of "trains from scratch" for a model that was never trained here."""
+    """{"name", "format", "validation", "accuracy_warning"} of the imported model that is the project's model
+    (deployment's import records itself as a succeeded train job whose result says `imported`), or None where the
+    newest model was trained here or there is none: the project card says which, instead of "trains from scratch"
+    for a model that was never trained here. `validation`: its score on the project's images at import
+    (classification); `accuracy_warning`: what to check when that score is at chance level, else None."""
     job = (project.jobs.filter(stage="train", status=JobStatus.SUCCEEDED).order_by("-finished_at", "-id")
            .only("result").first())
     fmt = job and (job.result or {}).get("imported")
-    return {"name": job.result.get("model", ""), "format": IMPORT_FORMATS.get(fmt, fmt)} if fmt else None
+    if not fmt:
+        return None
+    checks = job.result.get("checks") or {}
+    return {"name": job.result.get("model", ""), "format": IMPORT_FORMATS.get(fmt, fmt),
+            "validation": checks.get("validation"), "accuracy_warning": checks.get("accuracy_warning")}

@@ -3,6 +3,8 @@
 htmx requests get the fragment they swap; plain requests get the whole page, so every form also works without JS.
 """
 
+from urllib.parse import urlencode
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -12,7 +14,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_http_methods, require_POST
-from django_htmx.http import HttpResponseClientRedirect
+from django_htmx.http import HttpResponseClientRedirect, push_url, replace_url
 
 from tango_common.engines import ENGINES
 
@@ -33,7 +35,7 @@ from .services import (
     project_weights_set,
 )
 from .uploads import upload_refusals
-from .wizard import ProjectWizard
+from .wizard import Drafts, ProjectWizard
 
 
 def _redirect(request, url: str):
@@ -163,13 +165,30 @@ def project_delete_view(request, pk: int):
 @require_http_methods(["GET", "POST"])
 def project_create_view(request):
     _require_some_editable_team(request.user)
-    wizard = ProjectWizard(request.user, *((request.POST, request.FILES) if request.method == "POST" else ()))
-    page = wizard.submit() if request.method == "POST" else wizard.start()
-    if page.created:
-        messages.success(request, f"Created {page.created.name}. {page.started}".strip())
-        return _redirect(request, reverse("projects:detail", args=[page.created.pk]))
-    template = "projects/_wizard.html" if request.htmx else "projects/project_create.html"
-    return render(request, template, {"page": page})
+    drafts = Drafts(request.session)
+    draft = Drafts.valid_id(request.POST.get("draft") or request.GET.get("draft")) or Drafts.new_id()
+    if request.method == "POST":
+        wizard = ProjectWizard(request.user, request.POST, request.FILES)
+        page = wizard.submit()
+        if page.created:
+            drafts.drop(draft)
+            messages.success(request, f"Created {page.created.name}. {page.started}".strip())
+            return _redirect(request, reverse("projects:detail", args=[page.created.pk]))
+        drafts.save(draft, step=page.step.key, answers=wizard.answers())
+    else:
+        page = drafts.page(request.user, draft, request.GET.get("step")) or ProjectWizard(request.user).start()
+    page.draft = draft
+    # A step of its own in the browser's history (Back goes to the step before); a redraw of the same step replaces
+    # its entry. The page itself puts its URL in place on a full load (tango.js: data-wizard-url).
+    page.url = f"{reverse('projects:create')}?{urlencode({'draft': draft, 'step': page.step.key})}"
+    # Back to a step is a "history restore": htmx asks for the whole page, as the wizard keeps no snapshot.
+    partial = request.htmx and not request.htmx.history_restore_request
+    response = render(request, "projects/_wizard.html" if partial else "projects/project_create.html",
+                      {"page": page})
+    if partial:
+        moved = request.POST.get("step") != page.step.key
+        response = (push_url if moved else replace_url)(response, page.url)
+    return response
 
 
 # --- datasets ----------------------------------------------------------------------------------------------------

@@ -3,12 +3,18 @@
 The dataset step uploads a new dataset in place (action "upload"): checked by dataset_create like any upload, then
 picked. Create starts the pipeline when the run mode is automatic.
 
-The answers travel in hidden fields, not the session, so two wizards in two tabs cannot clobber each other. Every
-POST re-validates the earlier steps from what it carries: a tampered or stale value (a dataset deleted meanwhile,
-a team the user no longer edits) sends the user back to the step that owns it. Nothing is written before
-project_create, which applies the same rules again.
+The answers travel in hidden fields, so two wizards in two tabs cannot clobber each other. Every POST re-validates
+the earlier steps from what it carries: a tampered or stale value (a dataset deleted meanwhile, a team the user no
+longer edits) sends the user back to the step that owns it. Nothing is written before project_create, which applies
+the same rules again.
+
+A reload or the browser's Back started the wizard over: the answers lived only in the page. Each POST also keeps
+them in the user's session as a draft (`Drafts`), under an id the wizard's URL carries (?draft=…&step=…); a GET of
+that URL redraws the step from the draft through `ProjectWizard.resume`, which re-validates the earlier steps as a
+POST does. One draft per wizard, so two tabs still do not clobber each other; Create drops it.
 """
 
+import secrets
 from dataclasses import dataclass, field
 
 from django import forms
@@ -65,6 +71,8 @@ class WizardPage:
     upload_form: forms.Form | None = None  # the dataset step's own upload
     created: Project | None = None
     started: str = ""  # after Create in automatic mode: what was queued, or why nothing was
+    draft: str = ""  # the id its answers are kept under (Drafts), and the URL that redraws this step
+    url: str = ""
 
     @property
     def step(self) -> Step:
@@ -86,6 +94,20 @@ class ProjectWizard:
 
     def start(self) -> WizardPage:
         return self._show(0)
+
+    def resume(self, step_key: str) -> WizardPage:
+        """A step of a kept draft, as first seen: its answers filled in, the earlier steps checked again (a dataset
+        deleted since the reload sends the user back to the step that owns it, as a POST would)."""
+        index = STEP_INDEX.get(step_key, 0)
+        for earlier in range(index):
+            form = self._bind(earlier)
+            if not self._accept(form):
+                return self._page(earlier, form)
+        return self._show(index)
+
+    def answers(self) -> dict[str, list[str]]:
+        """What the draft keeps: every step's fields as posted (not the token, the action or files)."""
+        return {name: self.data.getlist(name) for s in STEPS for name in s.names() if name in self.data}
 
     def submit(self) -> WizardPage:
         index = STEP_INDEX.get(self.data.get("step", ""), 0)
@@ -246,6 +268,52 @@ class ProjectWizard:
             *([("Model", model)] if model else []),
         ]
         return rows, warnings
+
+
+class Drafts:
+    """The wizards' answers kept in the user's session, one entry per wizard (its id is in the page's URL), so a
+    reload or the browser's Back redraws the step the user was on with what they had answered."""
+
+    KEY = "project_wizard_drafts"
+    KEEP = 5  # the newest ones; an abandoned wizard's draft goes once five newer ones were started
+
+    def __init__(self, session):
+        self.session = session
+
+    @staticmethod
+    def new_id() -> str:
+        return secrets.token_urlsafe(9)
+
+    @staticmethod
+    def valid_id(value: str | None) -> str | None:
+        return value if value and len(value) <= 24 and value.replace("-", "").replace("_", "").isalnum() else None
+
+    def get(self, draft_id: str) -> dict | None:
+        return self.session.get(self.KEY, {}).get(draft_id)
+
+    def save(self, draft_id: str, *, step: str, answers: dict[str, list[str]]) -> None:
+        drafts = self.session.get(self.KEY, {})
+        previous = drafts.pop(draft_id, None) or {}
+        furthest = max(STEP_INDEX[step], STEP_INDEX.get(previous.get("furthest", ""), 0))
+        drafts[draft_id] = {"step": step, "furthest": STEPS[furthest].key, "answers": answers}
+        self.session[self.KEY] = dict(list(drafts.items())[-self.KEEP:])
+
+    def drop(self, draft_id: str) -> None:
+        drafts = self.session.get(self.KEY, {})
+        if drafts.pop(draft_id, None) is not None:
+            self.session[self.KEY] = drafts
+
+    def page(self, user, draft_id: str, step: str | None) -> WizardPage | None:
+        """The step `step` of the draft (its last one when not named; never past the furthest the user reached),
+        or None when there is no such draft."""
+        draft = self.get(draft_id)
+        if draft is None:
+            return None
+        data = QueryDict(mutable=True)
+        for name, values in draft["answers"].items():
+            data.setlist(name, values)
+        index = min(STEP_INDEX.get(step or draft["step"], 0), STEP_INDEX[draft["furthest"]])
+        return ProjectWizard(user, data).resume(STEPS[index].key)
 
 
 def _focus_first_error(form: forms.Form | None) -> None:

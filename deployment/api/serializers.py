@@ -65,10 +65,27 @@ class ModelImportSerializer(serializers.Serializer):
             self.fields["project"].queryset = projects_for(request.user)
 
 
+class AccuracyWarningSerializer(serializers.Serializer):
+    message = serializers.CharField()
+    measured = serializers.CharField(help_text="What was measured, in words.")
+    top1 = serializers.FloatField(help_text="Top-1 accuracy in percent.")
+    chance = serializers.FloatField(help_text="What guessing scores, in percent (100 / classes).")
+    n_images = serializers.IntegerField()
+    split = serializers.CharField(help_text="validation, or training where the dataset has no validation split.")
+    causes = serializers.ListField(child=serializers.CharField(), help_text="Likely causes, most likely first.")
+    suggested_order = serializers.ListField(child=serializers.CharField(), allow_null=True,
+                                            help_text="The class order the model's outputs fit, when one does.")
+
+
 class ModelImportResultSerializer(serializers.Serializer):
     project = serializers.IntegerField()
     job = serializers.IntegerField(help_text="The succeeded train job that records the import.")
     training_run = serializers.IntegerField()
     model_name = serializers.CharField()
     format = serializers.CharField()
-    checks = serializers.DictField(help_text="What was checked: opset, input and output shapes, one run here.")
+    checks = serializers.DictField(help_text="What was checked: opset, input and output shapes, one run here, and "
+                                             "(classification) `validation`: top-1 on the project's validation "
+                                             "images, the chance level and the confusion counts.")
+    accuracy_warning = AccuracyWarningSerializer(
+        allow_null=True, help_text="Set when the model scores no better than chance on the project's images (a wrong "
+                                   "label order, mean/std or input size); the model is imported all the same.")

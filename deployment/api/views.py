@@ -157,7 +157,9 @@ class ModelImportViewSet(viewsets.GenericViewSet):
                            user=request.user)
         return Response({"project": project.pk, "job": run.job_id, "training_run": run.pk,
                          "model_name": run.model_name, "format": run.architecture["imported"],
-                         "checks": run.architecture["checks"]}, status=status.HTTP_201_CREATED)
+                         "checks": run.architecture["checks"],
+                         "accuracy_warning": run.architecture["checks"].get("accuracy_warning")},
+                        status=status.HTTP_201_CREATED)
 
 
 class AcceptSerializer(serializers.Serializer):

@@ -23,6 +23,7 @@ from .converters import registry
 from .converters.base import CalibrationSet, Report, Source, say
 from .guard import DEFAULT_TOLERANCE, Validation, delta, guarded_convert
 
+EAGER = "PyTorch eager"  # the baseline of a model trained here
 FIGURES = ("latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "cpu_p10_ms", "cpu_latency_ms", "throughput_ips",
            "peak_memory_mb", "file_mb", "reference_ms", "relative_to_reference", "isolated")
 
@@ -40,9 +41,12 @@ def combinations(engines: list[str] | None = None) -> list[tuple[str, str]]:
 def compare(*, source: Source, validation: Validation, calibration: CalibrationSet | None,
             more_calibration: CalibrationSet | None, out_dir: Path, tolerance: float = DEFAULT_TOLERANCE,
             engines: list[str] | None = None, report: Report | None = None, keep: bool = False,
-            measure_kwargs: dict | None = None, progress: Callable[[float], None] | None = None) -> dict:
+            measure_kwargs: dict | None = None, progress: Callable[[float], None] | None = None,
+            baseline: str = EAGER) -> dict:
     """One input size: eager PyTorch, then every engine × precision through the guard, measured.
-    `progress(done)` hears the fraction of rows done after each one: a size takes many minutes."""
+    `progress(done)` hears the fraction of rows done after each one: a size takes many minutes. `baseline` names
+    what `source.torch_model` really runs, in the first row and the log: an imported model has no PyTorch weights,
+    its module runs the model's ONNX form in ONNX Runtime (deployment.optimize.torch_module)."""
     measure_kwargs = measure_kwargs or {}
     progress = progress or (lambda done: None)
     rows_asked = combinations(engines)
@@ -51,9 +55,10 @@ def compare(*, source: Source, validation: Validation, calibration: CalibrationS
     eager = benchmark.measure(benchmark.torch_eager_loader(source.torch_model), input_size=size,
                               validation=validation, report=report, **measure_kwargs)
     reference = eager["accuracy"]
-    rows = [{"engine": "pytorch", "runtime": "PyTorch eager", "precision": "fp32", "asked": "fp32",
-             "fallback": None, **{k: eager.get(k) for k in FIGURES}, "accuracy": reference, "delta": 0.0}]
-    say(report, f"{size} px — PyTorch eager: p50 {eager['latency_p50_ms']:.2f} ms (CPU p10 {eager['cpu_p10_ms']:.2f} "
+    rows = [{"engine": "pytorch" if baseline == EAGER else "onnxruntime", "runtime": baseline, "baseline": True,
+             "precision": "fp32", "asked": "fp32", "fallback": None, **{k: eager.get(k) for k in FIGURES},
+             "accuracy": reference, "delta": 0.0}]
+    say(report, f"{size} px — {baseline}: p50 {eager['latency_p50_ms']:.2f} ms (CPU p10 {eager['cpu_p10_ms']:.2f} "
                 f"ms), {_metrics(reference)}")
     progress(1 / (len(rows_asked) + 1))
     for done, (engine, precision) in enumerate(rows_asked, start=2):
@@ -92,7 +97,7 @@ def compare(*, source: Source, validation: Validation, calibration: CalibrationS
             say(report, f"{size} px — {engine} {precision}"
                         + (f" -> {artifact.precision} ({outcome.fallback})" if outcome.fallback else "")
                         + f": p50 {figures['latency_p50_ms']:.2f} ms (CPU p10 {figures['cpu_p10_ms']:.2f} ms"
-                        + (f", {1 / figures['relative_to_reference']:.2f}x PyTorch eager timed beside it"
+                        + (f", {1 / figures['relative_to_reference']:.2f}x {baseline} timed beside it"
                            if figures.get("relative_to_reference") else "") + "), "
                           f"{_metrics(figures['accuracy'])} "
                           f"({time.perf_counter() - started:.0f} s)")

@@ -6,7 +6,9 @@ runs, with one float image input N x 3 x S x S (S the input size stated, or free
 the task and the labels (classification: N x classes; detection: N x (4 + classes) x anchors); TorchScript that
 torch.jit.load reads (TorchScript's own loader: no Python pickle runs; a plain `torch.save` pickle is refused), whose
 code calls no op that reaches files, sockets or extensions (check_torchscript_archive reads it first). The model is
-run once on this server before it is accepted.
+run once on this server before it is accepted; a classifier is then scored on the project's validation images
+(validation_scores), so a model at chance level (labels in another order, another mean/std or input size) is
+flagged at once rather than after the stages that follow.
 
 The model's own normalisation (mean/std) is folded into the ONNX model: the pipeline feeds every model the images
 prepared one way (ImageNet mean/std for classification, [0, 1] for detection), so the imported model gets one
@@ -14,6 +16,7 @@ Mul and one Add in front that turn those into what it was trained on.
 """
 
 import ast
+import functools
 import json
 import resource
 import subprocess
@@ -33,6 +36,7 @@ OP_NAMESPACES = ("aten", "prim")
 # The check of an upload runs in a child process under these bounds (checked_in_child)
 CHECK_MEMORY_BYTES = 6 * 2**30  # a 1 GB model (the weights limit) loaded, exported and run fits
 CHECK_TIMEOUT_S = 300.0
+VALIDATION_SECONDS = 60.0  # of that, at most this long scoring a classifier on the validation split
 
 
 class ImportRefused(ValueError):
@@ -153,14 +157,15 @@ def check_torchscript_archive(path: Path) -> None:
                                     "are not accepted.")
 
 
-def _file_ops() -> set[str]:
+@functools.cache  # read once per process: ~0.2 s a time over thousands of schemas, and an archive has hundreds of files
+def _file_ops() -> frozenset[str]:
     """Names of the registered ops that take a file name or path: from the op schemas, so a new torch's new ones
     are covered (torch 2.x: aten::from_file, aten::save)."""
     import torch
 
-    return {schema.name.split("::")[-1] for schema in torch._C._jit_get_all_schemas()
-            if any("str" in str(arg.type) and any(k in arg.name.lower() for k in ("file", "path", "dir"))
-                   for arg in schema.arguments)}
+    return frozenset(schema.name.split("::")[-1] for schema in torch._C._jit_get_all_schemas()
+                     if any("str" in str(arg.type) and any(k in arg.name.lower() for k in ("file", "path", "dir"))
+                            for arg in schema.arguments))
 
 
 def _check_torchscript_code(name: str, source: bytes) -> None:
@@ -320,6 +325,16 @@ def torchscript_reference(path: Path, *, task: str, mean, std):
     return Normalised().eval()
 
 
+def fixed_side(path: Path) -> int | None:
+    """The input size an ONNX model is fixed to (its height), or None where it takes any."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    weights = {t.name for t in model.graph.initializer}
+    dims = _dims(next(i for i in model.graph.input if i.name not in weights))
+    return _fixed(dims[2]) if len(dims) == 4 else None
+
+
 def onnx_module(path: Path):
     """The imported ONNX model behind a torch module's call (it runs on ONNX Runtime): what the accuracy guard
     evaluates as the reference an imported model's converted forms are held to. Not traceable: the PyTorch engine
@@ -339,10 +354,38 @@ def onnx_module(path: Path):
     return OnnxModule().eval()
 
 
+def validation_scores(path: Path, samples, *, input_size: int, num_classes: int, split: str,
+                      time_budget_s: float = VALIDATION_SECONDS) -> dict:
+    """A classifier's top-1 on labelled images (path, class index), fed as the pipeline feeds it (ImageNet-
+    normalised; the model's own normalisation is folded in), and its confusion counts (rows: the class, columns: the
+    output that won), from which a wrong label order can be read. Images past the time budget are left out (the
+    count says how many were scored)."""
+    import time
+
+    import onnxruntime as ort
+
+    from tango_common.images import preprocess_image
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    confusion = np.zeros((num_classes, num_classes), dtype=int)
+    deadline = time.monotonic() + time_budget_s
+    for image, label in samples:
+        if time.monotonic() > deadline:
+            break
+        output = np.asarray(session.run(None, {name: preprocess_image(image, input_size)[None]})[0])
+        confusion[int(label), int(output.reshape(-1).argmax())] += 1
+    scored = int(confusion.sum())
+    return {"split": split, "n_images": scored, "n_available": len(samples),
+            "top1": round(100 * np.trace(confusion) / scored, 2) if scored else None,
+            "chance": round(100 / num_classes, 2), "num_classes": num_classes, "confusion": confusion.tolist()}
+
+
 def checked(source: Path, out: Path, *, fmt: str, task: str, input_size: int, num_classes: int, mean,
-            std) -> dict:
+            std, validation=None, split: str = "val") -> dict:
     """The whole check of an upload: what it is, its normalisation folded in (out: the pipeline's ONNX model) and
-    one run. Raises ImportRefused."""
+    one run; a classifier is also scored on `validation` ((image path, class index) pairs), which never refuses it.
+    Raises ImportRefused."""
     if fmt == "onnx":
         checks = inspect_onnx(source, task=task, input_size=input_size, num_classes=num_classes)
         fold_normalisation_onnx(source, out, task=task, mean=mean, std=std)
@@ -350,6 +393,9 @@ def checked(source: Path, out: Path, *, fmt: str, task: str, input_size: int, nu
         out, checks = torchscript_to_onnx(source, out, task=task, input_size=input_size, num_classes=num_classes,
                                           mean=mean, std=std)
     checks["run"] = run_onnx_once(out, input_size=input_size, task=task, num_classes=num_classes)
+    if validation and task != "detection":
+        checks["validation"] = validation_scores(out, validation, input_size=input_size, num_classes=num_classes,
+                                                 split=split)
     return checks
 
 

@@ -283,8 +283,8 @@ def test_an_imported_model_goes_through_convert_benchmark_and_package(their_onnx
     page = client.get(reverse("projects:detail", args=[project.pk])).content.decode()
     assert f"<dt>Input size</dt><dd>{INPUT_SIZE} px</dd>" in page
     # the card says where the model came from (it said "none — trains from scratch")
-    assert ('<dd data-testid="weights">none — the model was imported: theirs.onnx (ONNX), not trained here</dd>'
-            in page) and "trains from scratch" not in page
+    assert ('<dd data-testid="weights">none — the model was imported: theirs.onnx (ONNX), not trained here <span '
+            'class="muted small" data-testid="import-score">top-1 ' in page) and "trains from scratch" not in page
 
     project.refresh_from_db()
     project.engine = "openvino"  # the target is built through the same accuracy guard as a trained model's
@@ -359,3 +359,46 @@ def test_the_api_takes_the_labels_one_a_line_as_the_page_does(their_onnx, settin
         "labels": "\n".join(project.dataset.class_names) + "\n", "input_size": INPUT_SIZE}, format="multipart")
     assert answer.status_code == 201, answer.json()
     assert TrainingRun.objects.get(project=project).architecture["class_names"] == project.dataset.class_names
+
+
+@pytest.mark.django_db
+def test_table_2_names_the_imported_models_baseline_by_what_it_runs(their_onnx, settings, tmp_path):
+    """The live Table 2 of an imported ONNX model: its first row is that model in ONNX Runtime (it has no PyTorch
+    weights), and the card says so; it said "PyTorch eager"."""
+    from deployment.optimize import compare_stage
+
+    settings.MEDIA_ROOT = tmp_path / "media"
+    team = factories.team_with("Vision", alice="owner")
+    project = factories.training_project(team)
+    client = Client()
+    client.force_login(team.members.get(username="alice"))
+    done = client.post(reverse("deployment:model_import", args=[project.pk]), {
+        "file": SimpleUploadedFile("theirs.onnx", their_onnx.read_bytes()), "labels": "\n".join(
+            project.dataset.class_names), "input_size": INPUT_SIZE, "mean": "0.5, 0.5, 0.5", "std": "0.5 0.5 0.5"})
+    assert done.status_code == 302
+    project.refresh_from_db()
+    project.options = {**project.options, "compare_engines": ["onnxruntime"]}
+    project.save()
+    report = Report()
+    job = job_for(project, "compare")
+    job.result = compare_stage(job, report)
+    job.status = "succeeded"
+    job.save()
+    baseline = "Imported ONNX model (ONNX Runtime)"
+    # exported for 16 px alone, it is compared at that size (not at twice it, as a model trained here is)
+    assert [t["input_size"] for t in job.result["tables"]] == [INPUT_SIZE]
+    rows = job.result["tables"][0]["rows"]
+    assert rows[0]["runtime"] == baseline and rows[0]["speedup_cpu"] == 1.0
+    # every engine row is built from the imported ONNX model (tracing the module that runs it in ONNX Runtime gave
+    # a graph with no input, and the first engine row failed the stage)
+    assert [(r["engine"], r["asked"]) for r in rows[1:]] == [("onnxruntime", p) for p in ("fp32", "fp16", "int8")]
+    assert all(r.get("cpu_p10_ms") for r in rows[1:]) and rows[1]["delta"] == 0.0
+    assert job.result["baseline"] == baseline and not any("PyTorch" in line for line in report.lines), report.lines
+    assert report.lines[0].startswith("The paper's Table 2 on this server (") and f"): {baseline} against" in (
+        report.lines[0])
+    card = client.get(reverse("projects:detail", args=[project.pk])).content.decode()
+    card = card[card.index('id="stage-compare"'):]
+    card = card[card.index('<div class="result">'):card.index("</figure>")]  # the result, not the stage's blurb
+    assert f"<td>{INPUT_SIZE} px</td><td>{baseline}</td><td>fp32</td>" in card
+    assert f": {baseline} against every engine" in card and "the model was imported at" in card
+    assert f"Speed-up over {baseline} (CPU time, batch 1)" in card and "PyTorch" not in card

@@ -16,6 +16,7 @@ from projects.devices import device_model
 from projects.jobs.models import Job, JobLogLine, JobStatus
 from projects.jobs.selectors import stage_rows
 from projects.models import Dataset, Membership, Project, Role, Task, Team
+from projects.selectors import imported_model
 
 
 @extend_schema_field(OpenApiTypes.INT)
@@ -233,12 +234,28 @@ class ProjectReviewSerializer(serializers.Serializer):
                                                "images' size) and the pick.")
 
 
+class ImportedModelSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    format = serializers.CharField(help_text="ONNX or TorchScript.")
+    validation = serializers.DictField(allow_null=True, help_text="Classification: top-1 in percent on the "
+                                       "project's validation images at import, the chance level and the counts.")
+    accuracy_warning = serializers.DictField(
+        allow_null=True, help_text="Set when that score is no better than chance: `message`, `measured`, `top1`, "
+                                   "`chance`, `causes` (label order, mean/std, input size), `suggested_order`.")
+
+
 class ProjectDetailSerializer(ProjectSerializer):
     stages = serializers.SerializerMethodField()
+    imported_model = serializers.SerializerMethodField()
 
     class Meta(ProjectSerializer.Meta):
-        fields = [*ProjectSerializer.Meta.fields, "weights_name", "weights_sha256", "stages"]
+        fields = [*ProjectSerializer.Meta.fields, "weights_name", "weights_sha256", "stages", "imported_model"]
         read_only_fields = ["weights_name", "weights_sha256"]
+
+    @extend_schema_field(ImportedModelSerializer(allow_null=True))
+    def get_imported_model(self, project):
+        """The imported model that is the project's model, or null where it was trained here (or not yet)."""
+        return imported_model(project)
 
     @extend_schema_field(StageSerializer(many=True))
     def get_stages(self, project):

@@ -3,6 +3,7 @@
 import re
 
 import pytest
+from django.test import Client
 from django.urls import reverse
 
 from projects.models import Project
@@ -372,3 +373,81 @@ def test_the_environment_step_takes_advanced_training_options_into_the_project(c
     assert "epochs 3" in review
     client.post(URL, {**data, "step": "review", "action": "create"}, headers=htmx)
     assert Project.objects.get(name="pets-on-odroid").options == {"train": {"epochs": 3}}
+
+
+# --- a reload or the browser's Back keeps the answers (projects.wizard.Drafts) ------------------------------------
+
+def draft_of(response) -> tuple[str, str]:
+    """(draft id, step) from the URL htmx was told to show."""
+    url = response.get("HX-Push-Url") or response.get("HX-Replace-Url")
+    match = re.fullmatch(re.escape(URL) + r"\?draft=([\w-]+)&step=(\w+)", url or "")
+    assert match, url
+    return match.group(1), match.group(2)
+
+
+def test_a_reload_mid_wizard_redraws_the_step_with_the_answers_given(client, owner, team, digits, odroid, htmx):
+    client.force_login(owner)
+    first = client.get(URL).content.decode()
+    draft = re.search(r'name="draft" value="([\w-]+)"', first).group(1)
+    assert f'data-wizard-url="{URL}?draft={draft}&amp;step=basics"' in first  # tango.js puts it in the address bar
+    step2 = post(client, {**basics(team, description="cats and dogs"), "draft": draft}, htmx)
+    assert draft_of(step2) == (draft, "dataset") and "HX-Push-Url" in step2, "a new step is a new history entry"
+    step3 = post(client, {**basics(team, description="cats and dogs"), "step": "dataset", "dataset": digits.pk,
+                          "draft": draft}, htmx)
+    assert draft_of(step3) == (draft, "device")
+
+    # The reload: a plain GET of the URL the page shows, with no answers posted.
+    reloaded = client.get(URL, {"draft": draft, "step": "device"}).content.decode()
+    assert "<html" in reloaded and 'name="step" value="device"' in reloaded
+    assert '<input type="hidden" name="name" value="pets-on-odroid">' in reloaded
+    assert f'<input type="hidden" name="dataset" value="{digits.pk}">' in reloaded
+    # Back to the first step: its fields are filled in, the later answers carried.
+    back = client.get(URL, {"draft": draft, "step": "basics"}).content.decode()
+    assert 'name="step" value="basics"' in back
+    assert 'value="pets-on-odroid"' in back and "cats and dogs</textarea>" in back
+    assert f'<input type="hidden" name="dataset" value="{digits.pk}">' in back
+    # Not past the furthest step reached (a URL typed or kept from an old draft).
+    assert 'name="step" value="device"' in client.get(URL, {"draft": draft, "step": "review"}).content.decode()
+    # The draft id alone redraws the step last shown.
+    assert 'name="step" value="device"' in client.get(URL, {"draft": draft}).content.decode()
+
+    # htmx's Back to a step it pushed asks for the whole page (it keeps no snapshot of the wizard)
+    restored = client.get(URL, {"draft": draft, "step": "dataset"},
+                          headers={**htmx, "HX-History-Restore-Request": "true"}).content.decode()
+    assert "<html" in restored and f'name="dataset" value="{digits.pk}" checked' in restored
+
+    # Create drops the draft: its URL starts a new project.
+    created = client.post(URL, {**answers(team, digits, odroid), "step": "review", "action": "create",
+                                "draft": draft}, headers=htmx)
+    assert "HX-Redirect" in created
+    fresh = client.get(URL, {"draft": draft, "step": "device"}).content.decode()
+    assert 'name="step" value="basics"' in fresh and 'value="pets-on-odroid"' not in fresh
+
+
+def test_a_draft_is_the_users_own_and_checked_again_when_redrawn(client, owner, editor, team, digits, htmx):
+    client.force_login(owner)
+    step3 = post(client, {**basics(team), "step": "dataset", "dataset": digits.pk, "draft": "mine"}, htmx)
+    assert draft_of(step3) == ("mine", "device")
+    # Another user (another session) who learns the URL gets an empty wizard.
+    other = Client()
+    other.force_login(editor)
+    theirs = other.get(URL, {"draft": "mine", "step": "device"}).content.decode()
+    assert 'name="step" value="basics"' in theirs and 'value="pets-on-odroid"' not in theirs
+    # The dataset deleted since: the redraw sends the owner back to the step that picks it, as a POST would.
+    digits.delete()
+    again = client.get(URL, {"draft": "mine", "step": "device"}).content.decode()
+    assert 'name="step" value="dataset"' in again and "Select a valid choice" in again
+
+
+def test_a_redraw_of_the_same_step_replaces_its_history_entry_and_drafts_are_bounded(client, owner, team, jetson,
+                                                                                        digits, htmx):
+    from projects.wizard import Drafts
+
+    client.force_login(owner)
+    refresh = post(client, {**basics(team), "step": "device", "dataset": digits.pk, "device": jetson.pk,
+                            "action": "refresh", "draft": "d0"}, htmx)
+    assert draft_of(refresh) == ("d0", "device") and "HX-Replace-Url" in refresh and "HX-Push-Url" not in refresh
+    for n in range(1, Drafts.KEEP + 2):
+        post(client, {**basics(team), "draft": f"d{n}"}, htmx)
+    kept = client.session[Drafts.KEY]
+    assert list(kept) == [f"d{n}" for n in range(2, Drafts.KEEP + 2)], "the newest five"

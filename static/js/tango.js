@@ -111,3 +111,12 @@ document.addEventListener("htmx:afterSwap", (event) => {
   const input = error && error.querySelector("input:not([type=hidden]), select, textarea");
   if (input) input.focus({ preventScroll: true });
 });
+
+// The project wizard's URL names its draft and step (projects.wizard.Drafts), so a reload or Back redraws the step
+// with the answers given. A page loaded whole (the first step, a reload) puts that URL in place of the one it was
+// asked for; the state is htmx's, so Back to this entry is restored by htmx like the steps it pushed.
+document.addEventListener("DOMContentLoaded", () => {
+  const wizard = document.querySelector("#wizard[data-wizard-url]");
+  const url = wizard && wizard.dataset.wizardUrl;
+  if (url && url !== location.pathname + location.search) history.replaceState({ htmx: true }, "", url);
+});

@@ -72,3 +72,47 @@ def test_a_detector_that_finds_nothing_fails_the_gate_with_what_to_try():
     assert detection_verdict(map50=0.6)["passed"]
     below = detection_verdict(map50=0.6, min_map50=0.7)
     assert not below["passed"] and "the project's minimum" in below["reason"]
+
+
+def test_a_tiny_detection_set_from_scratch_is_told_what_to_change_first():
+    """About 40 photos, the defaults (50 epochs, batch 16, ultralytics' nominal batch of 64): the run updates the
+    weights 25 times. The failure says so with the numbers to set, and puts pretrained weights first; the floor
+    stays where it is."""
+    from training.engine.quality import DETECTION_FLOOR, detection_verdict, summary, weight_updates
+
+    assert weight_updates(n_train=32, epochs=50, batch=16) == 25
+    failed = detection_verdict(map50=0.0, n_train=32, epochs=50, batch=16, input_size=320, model="yolo11s")
+    pretrained, updates, smaller, more = failed["advice"][:4]
+    assert pretrained.startswith("Start from pretrained weights") and "32 images are too few" in pretrained
+    assert updates == ("The run made only 25 weight updates: 50 epochs of 2 batches of 16, and one update per 64 "
+                       "images (ultralytics' nominal batch size, nbs). In the Training options set the batch size to "
+                       "8, the nominal batch size (nbs) to 8 and the epochs to about 50: about 200 updates.")
+    assert smaller.startswith("Pick a smaller model: YOLO11n rather than YOLO11s")
+    assert more.startswith("32 training images is few for detection")
+    assert "(1) Start from pretrained weights" in summary(failed)
+    # what was already done is not advised again; enough updates are not questioned
+    done = detection_verdict(map50=0.0, n_train=32, epochs=50, batch=8, nbs=8, model="yolo11n", pretrained=True)
+    assert not any(tip.startswith(("Start from", "The run made", "Pick a smaller")) for tip in done["advice"])
+    assert DETECTION_FLOOR == 0.05 and not detection_verdict(map50=0.049)["passed"]
+
+
+@pytest.mark.django_db
+def test_a_small_detection_set_trains_with_an_update_per_batch_by_default(settings, tmp_path):
+    from projects.datasets.detection_demo import write_detection_demo
+    from training.detection import detection_training_options
+    from training.engine.quality import weight_updates
+
+    settings.MEDIA_ROOT = tmp_path / "media"
+    team = factories.team_with("Vision", alice="owner")
+    write_detection_demo(Path(settings.MEDIA_ROOT) / "datasets/objects", train=32, val=8, size=64, classes=["cat"],
+                         seed=3)
+    dataset = Dataset.objects.create(team=team, name="objects", task="detection", path="datasets/objects",
+                                     class_names=["cat"], num_images=40, sha256="3" * 64)
+    project = factories.project(team, name="objects", task="detection", dataset=dataset, input_size=64)
+    options = detection_training_options(project)
+    assert (options["epochs"], options["batch"], options["overrides"]) == (50, 8, {"nbs": 8})
+    assert weight_updates(n_train=32, epochs=50, batch=8, nbs=8) == 200  # was 25 at batch 16, nbs 64
+    # what the user set is kept
+    project.options = {"train": {"batch": 16, "overrides": {"nbs": 32, "lr0": 0.02}}}
+    options = detection_training_options(project)
+    assert (options["batch"], options["overrides"]) == (16, {"nbs": 32, "lr0": 0.02})
