@@ -22,6 +22,7 @@ from projects.jobs.log import JobLog
 from projects.jobs.models import ACTIVE_STATUSES, Job, JobStatus
 from projects.jobs.storage import absolute, job_dir, relative
 from projects.services import storage_error_message, upload_spool_dir
+from projects.uploads import guard_uploads
 from tango_common.hashing import sha256_file
 from tango_common.images import IMAGENET_MEAN, IMAGENET_STD
 from training.models import TrainingRun
@@ -29,6 +30,7 @@ from training.models import TrainingRun
 from .engine.converters.base import IMPORTED_REFERENCE, TRAINED_REFERENCE
 
 FORMATS = {".onnx": "onnx", ".ts": "torchscript", ".pt": "torchscript"}
+WRONG_FORMAT = "Upload an ONNX model (.onnx) or a TorchScript model (.ts or .pt saved with torch.jit.save)."
 VALIDATION_IMAGES = 200  # of the validation split, scored at import (a few seconds for a ResNet-18 at 224 px)
 CHANCE_LEVEL = 0.01  # "at chance": a score that guessing reaches at least this often (one-sided binomial tail)
 MIN_INPUT, MAX_INPUT = 8, 1280
@@ -76,6 +78,14 @@ def _triple(values, name: str) -> tuple[float, float, float]:
     return numbers
 
 
+def guard_model_upload(request) -> None:
+    """Before the body is read: a file that is not named as a model, or is over the limit, is refused as it streams
+    in, before Django keeps a byte of it (projects.uploads); model_import reads why from the request."""
+    limit = settings.TANGO_WEIGHTS_MAX_BYTES
+    guard_uploads(request, suffixes=tuple(FORMATS), wrong_name=WRONG_FORMAT, limit=limit,
+                  too_big=f"The file is over the {limit}-byte limit.")
+
+
 def model_import(*, project, upload, labels=None, input_size: int | None = None, mean=None, std=None,
                  user=None) -> TrainingRun:
     """Check the uploaded model and make it the project's model. Raises ValidationError (what is wrong with the
@@ -86,8 +96,7 @@ def model_import(*, project, upload, labels=None, input_size: int | None = None,
     name = Path(getattr(upload, "name", "") or "").name
     fmt = FORMATS.get(Path(name).suffix.lower())
     if fmt is None:
-        raise ValidationError({"file": "Upload an ONNX model (.onnx) or a TorchScript model (.ts or .pt saved with "
-                                       "torch.jit.save)."})
+        raise ValidationError({"file": WRONG_FORMAT})
     limit = settings.TANGO_WEIGHTS_MAX_BYTES
     size = getattr(upload, "size", None)
     if size is not None and size > limit:

@@ -13,7 +13,6 @@ import time
 import uuid
 
 from django.core.exceptions import ValidationError
-from django.core.files.uploadhandler import FileUploadHandler, SkipFile
 from django.db import transaction
 from django.utils import timezone
 from PIL import Image, UnidentifiedImageError
@@ -21,6 +20,7 @@ from PIL import Image, UnidentifiedImageError
 from projects.datasets.images import IMAGE_TYPE_NAMES, IMAGE_TYPES, PILLOW_FORMATS, pillow_open
 from projects.jobs.storage import absolute, project_dir, relative
 from projects.models import Task
+from projects.uploads import UploadGuard
 
 from .models import Artifact, Trial
 
@@ -33,12 +33,12 @@ TOO_BIG = f"The image is over the {MAX_IMAGE_BYTES // (1024 * 1024)} MB limit."
 NOT_QUEUED = "The job queue (the broker) is unreachable, so the image could not be handed to a worker. Try again."
 
 
-class ImageUploadHandler(FileUploadHandler):
-    """Keeps an uploaded image in memory and skips it once it passes MAX_IMAGE_BYTES, so a refused upload never
-    touches the disk (not even Django's temporary file). It marks the request so the view can say why."""
+class ImageUploadHandler(UploadGuard):
+    """Keeps an uploaded image in memory; the guard drops it once it passes MAX_IMAGE_BYTES, so a refused upload
+    never touches the disk (not even Django's temporary file). The view reads why from upload_refusals."""
 
     def __init__(self, request=None):
-        super().__init__(request)
+        super().__init__(request, limit=MAX_IMAGE_BYTES, too_big=TOO_BIG)
         self.buffer = None
 
     def new_file(self, *args, **kwargs):
@@ -46,11 +46,7 @@ class ImageUploadHandler(FileUploadHandler):
         self.buffer = io.BytesIO()
 
     def receive_data_chunk(self, raw_data, start):
-        if start + len(raw_data) > MAX_IMAGE_BYTES:
-            if self.request is not None:
-                self.request.image_too_big = True
-            raise SkipFile()
-        self.buffer.write(raw_data)
+        self.buffer.write(super().receive_data_chunk(raw_data, start))
         return None
 
     def file_complete(self, file_size):

@@ -15,9 +15,10 @@ from projects.audit import audit_record
 from projects.datasets.images import IMAGE_TYPE_NAMES
 from projects.jobs.errors import JobNotAllowed
 from projects.jobs.storage import absolute
+from projects.uploads import upload_refusals
 
 from .http import artifact_download_response
-from .imports import default_preprocessing, model_import
+from .imports import default_preprocessing, guard_model_upload, model_import
 from .selectors import artifacts_for, trials_for
 from .trials import MAX_IMAGE_BYTES, MAX_TOP_K, triable_artifacts, trial_create, use_image_upload_handler
 
@@ -54,7 +55,7 @@ def _try_page(request, project_id: int):
                 raise ValidationError({"artifact": "Pick one of this project's models."})
             trial = trial_create(project=project, artifact=artifact, upload=request.FILES.get("image"),
                                  user=request.user, top_k=_int(request.POST.get("top_k"), 3),
-                                 too_big=getattr(request, "image_too_big", False))
+                                 too_big="image" in upload_refusals(request))
         except ValidationError as exc:
             errors, status = exc.message_dict, 400
         else:
@@ -99,10 +100,18 @@ def trial_image(request, trial_id: int):
 # --- Bring your own model ---------------------------------------------------------------------------------------
 
 
+@csrf_exempt  # the upload guard must be set before CSRF reads the body; _model_import_page checks the token itself
 @login_required
-@require_http_methods(["GET", "POST"])
 def model_import_page(request, project_id: int):
     """Import an ONNX or TorchScript model as the project's model (editors and owners)."""
+    if request.method == "POST":
+        guard_model_upload(request)
+    return _model_import_page(request, project_id)
+
+
+@csrf_protect
+@require_http_methods(["GET", "POST"])
+def _model_import_page(request, project_id: int):
     project = get_object_or_404(projects_for(request.user), pk=project_id)
     require_editor(request.user, project.team)
     mean, std = default_preprocessing(project.task)
@@ -112,6 +121,8 @@ def model_import_page(request, project_id: int):
     if request.method == "POST":
         values.update({k: request.POST.get(k, "") for k in values})
         try:
+            if refusals := upload_refusals(request):
+                raise ValidationError(refusals)
             run = model_import(project=project, upload=request.FILES.get("file"), user=request.user,
                                labels=[line for line in values["labels"].splitlines() if line.strip()],
                                input_size=_int(values["input_size"], 0) or None,

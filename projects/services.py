@@ -265,6 +265,17 @@ def project_delete(*, project: Project, user=None) -> None:
 
 
 WEIGHTS_SUFFIXES = (".pt", ".pth")
+WRONG_WEIGHTS = "Weights must be a PyTorch state dict saved as .pt or .pth."
+
+
+def guard_weights_upload(request) -> None:
+    """Before the body is read: a file not named as weights, or over the limit, is refused as it streams in, before
+    Django keeps a byte of it (projects.uploads); the views read why with upload_refusals."""
+    from .uploads import guard_uploads
+
+    limit = settings.TANGO_WEIGHTS_MAX_BYTES
+    guard_uploads(request, suffixes=WEIGHTS_SUFFIXES, wrong_name=WRONG_WEIGHTS, limit=limit,
+                  too_big=f"The file is over the {limit}-byte limit.")
 
 
 def project_weights_set(*, project: Project, upload) -> Project:
@@ -275,7 +286,7 @@ def project_weights_set(*, project: Project, upload) -> Project:
     """
     name = Path(getattr(upload, "name", "") or "").name
     if not name.lower().endswith(WEIGHTS_SUFFIXES):
-        raise ValidationError({"file": "Weights must be a PyTorch state dict saved as .pt or .pth."})
+        raise ValidationError({"file": WRONG_WEIGHTS})
     size = getattr(upload, "size", None)
     if size is not None and size > settings.TANGO_WEIGHTS_MAX_BYTES:
         raise ValidationError({"file": f"The file is {size} bytes; the limit is {settings.TANGO_WEIGHTS_MAX_BYTES}."})

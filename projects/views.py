@@ -12,6 +12,7 @@ from django.core.paginator import Paginator
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect, push_url, replace_url
 
@@ -25,7 +26,15 @@ from .forms import DatasetUploadForm, ProjectEditForm, attach_errors
 from .jobs.errors import JobNotAllowed
 from .pipeline import pipeline_context
 from .selectors import can_create_anywhere, dataset_list, imported_model, project_list, project_rows_annotate
-from .services import dataset_create, project_delete, project_update, project_weights_clear, project_weights_set
+from .services import (
+    dataset_create,
+    guard_weights_upload,
+    project_delete,
+    project_update,
+    project_weights_clear,
+    project_weights_set,
+)
+from .uploads import upload_refusals
 from .wizard import Drafts, ProjectWizard
 
 
@@ -87,14 +96,23 @@ def _project_page_context(request, project) -> dict:
     return context
 
 
+@csrf_exempt  # the upload guard must be set before CSRF reads the body; _project_weights checks the token itself
 @login_required
 @require_POST
 def project_weights(request, pk: int):
     """Upload (or clear) the project's pretrained weights; a refused file re-renders the page with the reason."""
+    guard_weights_upload(request)
+    return _project_weights(request, pk)
+
+
+@csrf_protect
+def _project_weights(request, pk: int):
     project = _project_to_change(request, pk)
     try:
         if request.POST.get("clear"):
             project_weights_clear(project=project)
+        elif refusals := upload_refusals(request):
+            raise ValidationError(refusals)
         elif "file" not in request.FILES:
             raise ValidationError({"file": "Choose a .pt or .pth file."})
         else:

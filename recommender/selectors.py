@@ -45,12 +45,16 @@ def device_catalog(devices=None) -> list:
     return sorted(devices, key=lambda d: (order.get(d.tier, len(order)), d.name))
 
 
+def visible_records(teams=None) -> Q:
+    """The benchmark records these teams' members may see: the shared ones (no team's) and the teams' own."""
+    return Q(team__isnull=True) | Q(team__in=teams) if teams is not None else Q(team__isnull=True)
+
+
 def device_records_with_errors(*, device, teams=None, limit: int = 200) -> list[dict]:
     """The device's records the viewer may see (shared calibration records and their teams' own), each with the
     latency predicted for it by the model fitted to the other records of its engine and precision (leave one out:
     the error a new record would have had)."""
-    visible = Q(team__isnull=True) | Q(team__in=teams) if teams is not None else Q(team__isnull=True)
-    records = list(BenchmarkRecord.objects.filter(visible, device=device, batch_size=1)
+    records = list(BenchmarkRecord.objects.filter(visible_records(teams), device=device, batch_size=1)
                    .select_related("architecture").order_by("-created_at")[:limit])
     specs = device_specs(device)
     groups: dict[tuple, list] = {}

@@ -239,6 +239,8 @@ TANGO_BROKER_WAITING = "" if REDIS_URL else "tango_site.broker.waiting_task_ids"
 # Pushes only cross processes through Redis; embedded viewers read new lines from the database on each tick.
 TANGO_LOG_PUSH = bool(REDIS_URL)
 TANGO_LOG_POLL_SECONDS = env_float("TANGO_LOG_POLL_SECONDS", 2.0 if REDIS_URL else 0.1, minimum=0.05)
+# How often an open job console re-checks that its user may still watch (removed from the team, deactivated).
+TANGO_CONSOLE_ACCESS_SECONDS = env_float("TANGO_CONSOLE_ACCESS_SECONDS", 5.0, minimum=0.05)
 TANGO_LOG_REPLAY_LINES = env_int("TANGO_LOG_REPLAY_LINES", 500, minimum=1)
 
 # --- Uploads ----------------------------------------------------------------------------------------------

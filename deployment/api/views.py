@@ -14,7 +14,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from deployment.http import artifact_download_response
-from deployment.imports import model_import
+from deployment.imports import guard_model_upload, model_import
 from deployment.models import Artifact, Trial
 from deployment.selectors import artifacts_for, trials_for
 from deployment.trials import triable_among, trial_create, use_image_upload_handler
@@ -24,6 +24,7 @@ from projects.api.permissions import IsEditorOrReadOnly
 from projects.api.serializers import JobSerializer
 from projects.audit import audit_record
 from projects.jobs.storage import absolute
+from projects.uploads import upload_refusals
 
 from .serializers import (
     ArtifactSerializer,
@@ -111,7 +112,7 @@ class TrialViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
         trial = trial_create(project=project, artifact=body.validated_data["artifact"],
                              upload=body.validated_data.get("image"), user=request.user,
                              top_k=body.validated_data["top_k"],
-                             too_big=getattr(request._request, "image_too_big", False))
+                             too_big="image" in upload_refusals(request))
         return Response(TrialSerializer(trial).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(responses={(200, "image/*"): OpenApiTypes.BINARY},
@@ -135,10 +136,17 @@ class ModelImportViewSet(viewsets.GenericViewSet):
     serializer_class = ModelImportSerializer
     parser_classes = [MultiPartParser]
 
+    def initialize_request(self, request, *args, **kwargs):
+        if request.method == "POST":
+            guard_model_upload(request)  # before anything reads the body: a refused file never touches disk
+        return super().initialize_request(request, *args, **kwargs)
+
     @extend_schema(request={"multipart/form-data": ModelImportSerializer},
                    responses={201: ModelImportResultSerializer})
     def create(self, request):
         """Import a model (editors and owners): checked (format, opset, shapes, a run here) before it is kept."""
+        if refusals := upload_refusals(request):
+            raise serializers.ValidationError(refusals)
         body = ModelImportSerializer(data=request.data, context={"request": request})
         body.is_valid(raise_exception=True)
         data = body.validated_data

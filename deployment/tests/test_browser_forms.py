@@ -39,3 +39,20 @@ def test_the_import_and_try_forms_stack_their_labels_like_the_other_forms(portal
 
     page.goto(f"{portal['url']}/projects/{project.pk}/try/")
     assert_stacked(page, "[data-testid=try-form]", ["try-artifact", "try-image", "try-top-k"])
+
+
+def test_the_import_form_refuses_a_file_that_is_not_a_model_and_checks_one_that_is_named_as_one(portal, page):
+    """The page reads its upload through a guard set before the CSRF check reads the body (csrf_exempt outside,
+    csrf_protect inside): in a real browser the form's token still passes, a wrongly named file is refused by its
+    name, and a file named as a model reaches the model check."""
+    team = factories.team_with("Vision", alice="owner")
+    project = factories.training_project(team, name="import-refusals")
+    log_in(page, portal, "alice")
+    for name, message in (("notes.exe", "Upload an ONNX model (.onnx) or a TorchScript model"),
+                          ("junk.onnx", "not a valid ONNX model")):
+        page.goto(f"{portal['url']}/projects/{project.pk}/import-model/")
+        page.set_input_files("#import-file", files=[{"name": name, "mimeType": "application/octet-stream",
+                                                     "buffer": b"\x08\x07not a model" * 100}])
+        page.click("[data-testid=import-form] button[type=submit]")
+        assert message in page.locator("[data-testid=import-error]").inner_text()
+    assert not Job.objects.filter(project=project).exists()

@@ -26,6 +26,7 @@ from projects.jobs.registry import stage_exists, stages
 from projects.jobs.selectors import log_page
 from projects.jobs.services import job_cancel, job_enqueue, job_retry, pipeline_start
 from projects.models import Membership, Team
+from projects.uploads import upload_refusals
 
 from . import serializers as s
 from .filters import DatasetFilter, JobFilter, ProjectFilter
@@ -159,6 +160,12 @@ class ProjectViewSet(viewsets.ModelViewSet):
     search_fields = ["name"]
     ordering_fields = ["name", "created_at", "updated_at"]
 
+    def initialize_request(self, request, *args, **kwargs):
+        drf_request = super().initialize_request(request, *args, **kwargs)  # sets self.action; reads no body
+        if self.action == "weights" and request.method == "POST":
+            services.guard_weights_upload(request)  # before anything reads the body: a refused file never touches disk
+        return drf_request
+
     def get_queryset(self):
         projects = access.projects_for(self.request.user)
         if self.action == "list":  # team, dataset and device by id: loading their rows doubled the list's cost
@@ -201,6 +208,8 @@ class ProjectViewSet(viewsets.ModelViewSet):
         project = self.get_object()
         if request.method == "DELETE":
             project = services.project_weights_clear(project=project)
+        elif refusals := upload_refusals(request):
+            raise ValidationError(refusals)
         elif "file" not in request.FILES:
             raise ValidationError({"file": "Attach the weights file as 'file'."})
         else:

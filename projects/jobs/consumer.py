@@ -6,6 +6,12 @@ database, and a periodic tick does the same (in embedded mode, where the worker'
 process, the tick is how lines arrive). So lines are never lost or duplicated, across reconnects too. The tick is
 shared: one database read per job per process, whatever the number of viewers (see _JobPoller).
 
+Access is checked on connect and again by the shared tick every TANGO_CONSOLE_ACCESS_SECONDS: a viewer removed from
+the team, whose account is deactivated, or (for a catalog job) who is no longer staff, is closed with connect's
+refusal code (4403) and sent nothing more. Why the tick and not a signal on membership changes: the tick sees every
+way access ends (a membership deleted in bulk or by the admin, a user made inactive, a job's project deleted) and needs
+no channel layer, which is down or process-local in the modes this console already survives.
+
 Two formats: HTML fragments for htmx's ws extension (default), JSON with ?format=json for API clients.
 """
 
@@ -17,6 +23,7 @@ from urllib.parse import parse_qs
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.template.loader import render_to_string
 from django.urls import reverse
 
@@ -30,10 +37,17 @@ logger = logging.getLogger(__name__)
 
 BATCH = 1000
 LAYER_RETRY_SECONDS = 2.0  # how often a console whose channel layer is down tries to subscribe again
+REFUSED = 4403  # the close code of a socket the user may not (or may no longer) watch
 
 
 def _viewable_job(user, job_id: int):
     return viewable_jobs_for(user).select_related("project").filter(pk=job_id).first()
+
+
+def _viewers_allowed(job_id: int, user_ids: set[int]) -> set[int]:
+    """Which of these users may still watch the job, read fresh: active accounts the job is viewable to."""
+    users = get_user_model().objects.filter(pk__in=user_ids, is_active=True)
+    return {user.pk for user in users if viewable_jobs_for(user).filter(pk=job_id).exists()}
 
 
 def _lines_after(job_id: int, after: int) -> list[dict]:
@@ -107,12 +121,25 @@ class _JobPoller:
                 del _pollers[self.job_id]
 
     async def _run(self):
+        checked = self.loop.time()
         while True:
             await asyncio.sleep(settings.TANGO_LOG_POLL_SECONDS)
             try:
+                if self.loop.time() - checked >= settings.TANGO_CONSOLE_ACCESS_SECONDS:
+                    checked = self.loop.time()
+                    await self._close_revoked()
                 await self._tick()
             except Exception:  # one failed read must not stop the job's console for every viewer
                 logger.exception("log poll of job %s failed", self.job_id)
+
+    async def _close_revoked(self):
+        """Close the sockets of viewers who may no longer see the job (one read for all of them)."""
+        viewers = list(self.viewers)
+        allowed = await database_sync_to_async(_viewers_allowed)(self.job_id, {v.user_id for v in viewers})
+        for viewer in viewers:
+            if viewer.user_id not in allowed:
+                await viewer.revoke()
+                self.leave(viewer)  # after revoke: leaving last cancels this task
 
     async def _tick(self):
         after = None
@@ -174,13 +201,16 @@ class JobLogConsumer(AsyncWebsocketConsumer):
         self._layer_down = True
 
     _layer_down = False
+    revoked = False  # access withdrawn while open: nothing more is sent
 
     async def connect(self):
         self.job_id = int(self.scope["url_route"]["kwargs"]["job_id"])
-        job = await database_sync_to_async(_viewable_job)(self.scope.get("user"), self.job_id)
+        user = self.scope.get("user")
+        job = await database_sync_to_async(_viewable_job)(user, self.job_id)
         if job is None:
-            await self.close(code=4403)  # before accept: the handshake is refused
+            await self.close(code=REFUSED)  # before accept: the handshake is refused
             return
+        self.user_id = user.pk
         query = parse_qs(self.scope.get("query_string", b"").decode())
         self.as_json = query.get("format") == ["json"]
         after = query.get("after", ["0"])[0]
@@ -205,6 +235,12 @@ class JobLogConsumer(AsyncWebsocketConsumer):
                 await self.channel_layer.group_discard(self.group, self.channel_name)
             except Exception as exc:  # the group's key expires by itself
                 self._layer_lost(exc)
+
+    async def revoke(self):
+        """The user may no longer watch this job: close as connect refuses, under the lock so no send is mid-way."""
+        async with self.lock:
+            self.revoked = True
+            await self.close(code=REFUSED)
 
     async def receive(self, text_data=None, bytes_data=None):
         pass  # the console is read-only
@@ -256,7 +292,7 @@ class JobLogConsumer(AsyncWebsocketConsumer):
                 return
 
     async def _send_lines(self, lines, replace=False, skipped=0):
-        if not lines and not replace:
+        if self.revoked or (not lines and not replace):
             return
         if lines:
             self.last_seq = lines[-1]["seq"]
@@ -267,6 +303,8 @@ class JobLogConsumer(AsyncWebsocketConsumer):
             await self.send(render_to_string("projects/_log_lines.html", context))
 
     async def _send_state(self, state=None):
+        if self.revoked:
+            return
         if state is None:
             state = await database_sync_to_async(_job_state)(self.job_id)
         if state is None or state == self.sent_state:

@@ -14,6 +14,7 @@ from projects.jobs import consumer as consumers
 from projects.jobs.log import JobLog, job_group
 from projects.jobs.models import Job
 from projects.jobs.routing import websocket_urlpatterns
+from projects.services import membership_remove
 from projects.tests import factories
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -34,7 +35,8 @@ def people_and_job(db):
 async def connect(user, job, query=""):
     communicator = WebsocketCommunicator(app, f"/ws/jobs/{job.pk}/{query}")
     communicator.scope["user"] = user
-    connected, _ = await communicator.connect()
+    # The first handshake opens a database connection: over channels' default 1 s on a busy machine.
+    connected, _ = await communicator.connect(timeout=10)
     return communicator, connected
 
 
@@ -166,3 +168,80 @@ async def _test_the_html_console_escapes_log_text_and_replaces_on_replay(people_
 async def _write(log, *texts):
     for text in texts:
         await database_sync_to_async(log.write)(text)
+
+
+async def receive_until_closed(communicator, timeout=3):
+    """The messages an open socket gets until the server closes it, and the close code."""
+    messages = []
+    while True:
+        output = await communicator.receive_output(timeout=timeout)
+        if output["type"] == "websocket.close":
+            return messages, output.get("code")
+        messages.append(json.loads(output["text"]))
+
+
+def test_a_member_removed_from_the_team_is_closed_out_and_sent_nothing_more(people_and_job, settings):
+    async_to_sync(_test_a_member_removed_from_the_team_is_closed_out)(people_and_job, settings)
+
+
+async def _test_a_member_removed_from_the_team_is_closed_out(people_and_job, settings):
+    settings.TANGO_LOG_POLL_SECONDS = 0.05
+    settings.TANGO_CONSOLE_ACCESS_SECONDS = 0.1
+    people, job = people_and_job
+    log = await database_sync_to_async(JobLog)(job.pk)
+    await _write(log, "before")
+    alice, _ = await connect(people["alice"], job, "?format=json")
+    carol, _ = await connect(people["carol"], job, "?format=json")
+    assert (await receive_lines(carol, 1))[1] == ["before"]
+
+    await database_sync_to_async(membership_remove)(team=job.project.team, user=people["carol"],
+                                                    actor=people["alice"])
+    _, code = await receive_until_closed(carol)
+    assert code == 4403  # what connect answers a stranger
+    await _write(log, "after carol left")
+    await get_channel_layer().group_send(job_group(job.pk), {"type": "log.lines", "lines": [
+        {"seq": 2, "text": "after carol left"}]})
+    assert await carol.receive_nothing(timeout=0.5)
+    # The team's remaining member watches on.
+    assert (await receive_lines(alice, 2))[1][-1] == "after carol left"
+    assert len(consumers._pollers[job.pk].viewers) == 1  # carol left the shared poll
+    await carol.disconnect()
+    await alice.disconnect()
+    assert not consumers._pollers
+
+
+def test_a_deactivated_account_is_closed_out(people_and_job, settings):
+    async_to_sync(_test_a_deactivated_account_is_closed_out)(people_and_job, settings)
+
+
+async def _test_a_deactivated_account_is_closed_out(people_and_job, settings):
+    settings.TANGO_LOG_POLL_SECONDS = 0.05
+    settings.TANGO_CONSOLE_ACCESS_SECONDS = 0.1
+    people, job = people_and_job
+    alice, connected = await connect(people["alice"], job, "?format=json")
+    assert connected
+    await database_sync_to_async(type(people["alice"]).objects.filter(username="alice").update)(is_active=False)
+    _, code = await receive_until_closed(alice)
+    assert code == 4403
+    await alice.disconnect()
+    assert not consumers._pollers
+
+
+def test_a_catalog_job_console_closes_when_its_viewer_is_no_longer_staff(people_and_job, settings):
+    async_to_sync(_test_a_catalog_job_console_closes_when_its_viewer_is_no_longer_staff)(people_and_job, settings)
+
+
+async def _test_a_catalog_job_console_closes_when_its_viewer_is_no_longer_staff(people_and_job, settings):
+    settings.TANGO_LOG_POLL_SECONDS = 0.05
+    settings.TANGO_CONSOLE_ACCESS_SECONDS = 0.1
+    people, _ = people_and_job
+    dave = people["dave"]
+    dave.is_staff = True
+    await database_sync_to_async(dave.save)()
+    catalog_job = await database_sync_to_async(Job.objects.create)(project=None, stage="recommend", queue="cpu")
+    console, connected = await connect(dave, catalog_job, "?format=json")
+    assert connected
+    await database_sync_to_async(type(dave).objects.filter(pk=dave.pk).update)(is_staff=False)
+    _, code = await receive_until_closed(console)
+    assert code == 4403
+    await console.disconnect()

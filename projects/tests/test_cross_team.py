@@ -33,9 +33,13 @@ def test_filters_naming_another_teams_rows_list_nothing(world, client_for):
     make_trial(world.artifact, world.users["bob"])
     dave = client_for("outsider")
     for url in (f"/api/artifacts/?project={world.project.pk}", f"/api/artifacts/?job={world.failed_job.pk}",
-                f"/api/trials/?artifact={world.artifact.pk}", f"/api/trials/?project={world.project.pk}"):
+                f"/api/trials/?artifact={world.artifact.pk}", f"/api/trials/?project={world.project.pk}",
+                "/api/artifacts/?triable=true"):
         answer = dave.get(url)
         assert answer.status_code == 200 and answer.json()["count"] == 0, url
+    # The model Try it offers Vision is listed for Vision's owner, not for dave.
+    triable = client_for("owner").get("/api/artifacts/?triable=true").json()["results"]
+    assert [a["id"] for a in triable] == [world.artifact.pk]
 
 
 def test_another_teams_jobs_cannot_be_started_or_accepted(world, client_for):

@@ -163,6 +163,26 @@ def test_page_route_as_persona(routes_world, name, persona, expected):
         assert response["Location"].startswith((reverse("login"), reverse("admin:login")))
 
 
+# The upload pages' POSTs. They are csrf_exempt (their upload guard must be set before the body is read) and check
+# the token, the sign-in and the role themselves: an empty form gets editors the reason (400).
+UPLOAD_POSTS = {
+    "deployment:try_page": ("project_id", (400, 400, 403, 404, 404, 302)),
+    "deployment:model_import": ("project_id", (400, 400, 403, 404, 404, 302)),
+}
+UPLOAD_CASES = [pytest.param(name, persona, status, id=f"POST {name} as {persona}")
+                for name, (_, statuses) in UPLOAD_POSTS.items()
+                for persona, status in zip(PERSONAS, statuses, strict=True)]
+
+
+@pytest.mark.parametrize(("name", "persona", "expected"), UPLOAD_CASES)
+def test_upload_page_post_as_persona(routes_world, name, persona, expected):
+    kind, _ = UPLOAD_POSTS[name]
+    response = browser_for(routes_world, persona).post(reverse(name, args=url_arguments(routes_world, kind)))
+    assert response.status_code == expected
+    if persona == "anonymous":
+        assert response["Location"].startswith(reverse("login"))
+
+
 CATALOG_CASES = [pytest.param(name, persona, status, id=f"{name} on a catalog job as {persona}")
                  for name, (_, _, statuses) in CATALOG_JOB_PAGES.items()
                  for persona, status in zip(PERSONAS, statuses, strict=True)]

@@ -14,7 +14,12 @@ from projects import access
 from projects.api.serializers import JobSerializer
 from projects.engine_support import engine_choices, precision_choices
 from recommender.models import Device
-from recommender.selectors import device_records_with_errors, error_summary, project_recommendation_read
+from recommender.selectors import (
+    device_records_with_errors,
+    error_summary,
+    project_recommendation_read,
+    visible_records,
+)
 from recommender.services import benchmark_record_delete, calibration_start, project_model_choose
 from tango_common.engines import ENGINE_CHOICES, ENGINES
 
@@ -79,8 +84,10 @@ class DeviceViewSet(viewsets.ModelViewSet):
             permission_classes=[IsAuthenticated, IsStaffOrReadOnly])
     def record(self, request, pk=None, record_id=None):
         """Staff: remove one of the device's benchmark records (a bad measurement the predictions should not learn
-        from), as the admin's delete does; the audit log keeps who removed it."""
-        record = get_object_or_404(self.get_object().benchmark_records.select_related("team"), pk=record_id)
+        from), as the admin's delete does; the audit log keeps who removed it. Only a record `records` shows them:
+        another team's is a team's row, and does not exist for staff who are not its members (404)."""
+        records = self.get_object().benchmark_records.filter(visible_records(access.teams_for(request.user)))
+        record = get_object_or_404(records.select_related("team"), pk=record_id)
         benchmark_record_delete(record=record, actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 

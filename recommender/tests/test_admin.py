@@ -139,3 +139,24 @@ def test_deleting_a_record_in_the_admin_goes_through_the_service_and_is_audited(
     assert not BenchmarkRecord.objects.filter(pk=record.pk).exists()
     event = AuditEvent.objects.get(target_type="benchmarkrecord", target_id=str(record.pk))
     assert (event.action, event.actor, event.team) == ("deleted", alice, team)
+
+
+def test_the_api_deletes_a_teams_record_for_staff_of_that_team_only():
+    """Staff curate through the API the records GET .../records/ shows them: the shared ones and their teams'.
+    Another team's record does not exist for them (404, kept); the admin, behind its model rights, sees all."""
+    from rest_framework.test import APIClient
+
+    from projects.models import Membership
+    from projects.tests import factories
+    from recommender.models import BenchmarkRecord
+
+    device = Device.objects.get(name="Jetson_Nano")
+    record = factories.benchmark_record(device, team=factories.team_with("Vision", carol="owner"))
+    erin = factories.user("erin", is_staff=True)
+    api = APIClient()
+    api.force_authenticate(erin)
+    url = f"/api/devices/{device.pk}/records/{record.pk}/"
+    assert record.pk not in [r["id"] for r in api.get(f"/api/devices/{device.pk}/records/").data["records"]]
+    assert api.delete(url).status_code == 404 and BenchmarkRecord.objects.filter(pk=record.pk).exists()
+    Membership.objects.create(team=record.team, user=erin, role="viewer")  # now one of Vision's
+    assert api.delete(url).status_code == 204 and not BenchmarkRecord.objects.filter(pk=record.pk).exists()

@@ -1,0 +1,151 @@
+"""A model import, pretrained weights or a try refused by its name or size leaves nothing on disk: not in the data
+folder, and not in Django's own temporary upload files either (it is refused as the body is parsed, before any
+handler keeps it).
+
+Django writes an upload over FILE_UPLOAD_MAX_MEMORY_SIZE to a temporary file in FILE_UPLOAD_TEMP_DIR. These tests
+lower that size to 1 KB and point the folder at one that does not exist, so any attempt to write a refused file
+would fail the request; where a file passes the name check and is dropped for its size, the folder exists and is
+checked empty afterwards.
+"""
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+from django.urls import reverse
+from rest_framework.test import APIClient
+
+from deployment.models import Trial
+from projects.jobs.models import Job
+from projects.tests import factories
+from projects.tests.conftest import make_artifact, png_bytes
+
+from .test_stages import job_for
+
+pytestmark = pytest.mark.django_db
+
+WRONG_FORMAT = "Upload an ONNX model (.onnx) or a TorchScript model"
+
+
+@pytest.fixture
+def world(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.FILE_UPLOAD_MAX_MEMORY_SIZE = 1024
+    settings.FILE_UPLOAD_TEMP_DIR = str(tmp_path / "no-such-folder")
+    team = factories.team_with("Vision", alice="owner")
+    project = factories.project(team)
+    return project, team.members.get(username="alice")
+
+
+def files_under(root):
+    return {p for p in root.rglob("*") if p.is_file()} if root.exists() else set()
+
+
+def page_client(user, url):
+    """A browser whose POSTs are CSRF-checked, as a real one's are (the check is what read the body first)."""
+    client = Client(enforce_csrf_checks=True)
+    if user is not None:
+        client.force_login(user)
+    client.get(url)
+    return client, client.cookies["csrftoken"].value if "csrftoken" in client.cookies else ""
+
+
+def import_form(name, size, token):
+    return {"file": SimpleUploadedFile(name, b"\0" * size), "csrfmiddlewaretoken": token}
+
+
+def test_a_model_import_page_upload_with_a_wrong_name_is_refused_before_django_writes_it(world, settings):
+    project, alice = world
+    url = reverse("deployment:model_import", args=[project.pk])
+    client, token = page_client(alice, url)
+    before = files_under(settings.MEDIA_ROOT)
+    response = client.post(url, import_form("virus.exe", 64 * 1024, token))
+    assert response.status_code == 400 and WRONG_FORMAT in response.content.decode()
+    assert files_under(settings.MEDIA_ROOT) == before and not Job.objects.exists()
+
+
+def test_an_anonymous_model_import_is_sent_to_sign_in_without_its_body_being_read(world, settings):
+    project, _ = world
+    url = reverse("deployment:model_import", args=[project.pk])
+    client, token = page_client(None, url)
+    response = client.post(url, import_form("model.onnx", 64 * 1024, token))
+    assert response.status_code == 302 and "/login" in response["Location"]
+
+
+def test_a_model_over_the_limit_is_dropped_while_it_streams_in(world, settings, tmp_path):
+    project, alice = world
+    settings.TANGO_WEIGHTS_MAX_BYTES = 4096
+    settings.FILE_UPLOAD_TEMP_DIR = str(tmp_path / "django-tmp")
+    (tmp_path / "django-tmp").mkdir()
+    url = reverse("deployment:model_import", args=[project.pk])
+    client, token = page_client(alice, url)
+    before = files_under(settings.MEDIA_ROOT)
+    response = client.post(url, import_form("big.onnx", 8192, token))
+    assert response.status_code == 400 and "over the 4096-byte limit" in response.content.decode()
+    assert files_under(settings.MEDIA_ROOT) == before and not Job.objects.exists()
+    assert not any((tmp_path / "django-tmp").iterdir())
+
+
+@pytest.mark.parametrize(("name", "size", "message"), [
+    ("virus.exe", 64 * 1024, WRONG_FORMAT),
+    ("big.onnx", 8192, "over the 4096-byte limit"),
+])
+def test_the_model_import_api_refuses_the_same_files_the_same_way(world, settings, tmp_path, name, size, message):
+    project, alice = world
+    settings.TANGO_WEIGHTS_MAX_BYTES = 4096
+    if name == "big.onnx":  # it passes the name check, so Django's handlers see its first bytes
+        settings.FILE_UPLOAD_TEMP_DIR = str(tmp_path / "django-tmp")
+        (tmp_path / "django-tmp").mkdir()
+    api = APIClient()
+    api.force_authenticate(alice)
+    before = files_under(settings.MEDIA_ROOT)
+    answer = api.post("/api/model-imports/", {"project": project.pk, "file": SimpleUploadedFile(name, b"\0" * size)},
+                      format="multipart")
+    assert answer.status_code == 400 and message in str(answer.json()["file"])
+    assert files_under(settings.MEDIA_ROOT) == before and not Job.objects.exists()
+    assert files_under(tmp_path / "django-tmp") == set()
+
+
+def test_the_try_it_api_drops_an_image_over_the_limit_while_it_streams_in(world, settings, monkeypatch):
+    from deployment import trials
+
+    project, alice = world
+    monkeypatch.setattr(trials, "MAX_IMAGE_BYTES", 2000)
+    artifact = make_artifact(job_for(project, "convert", "succeeded"))
+    api = APIClient()
+    api.force_authenticate(alice)
+    before = files_under(settings.MEDIA_ROOT)
+    answer = api.post("/api/trials/", {"project": project.pk, "artifact": artifact.pk,
+                                       "image": SimpleUploadedFile("big.png", png_bytes() + b"\0" * 64 * 1024)},
+                      format="multipart")
+    assert answer.status_code == 400 and "over the" in str(answer.json())
+    assert files_under(settings.MEDIA_ROOT) == before and not Trial.objects.exists()
+
+
+def test_a_model_import_posted_from_another_site_is_refused_for_want_of_the_csrf_token(world, settings):
+    """The page is csrf_exempt so its guard is set before the body is read; it checks the token itself."""
+    project, alice = world
+    url = reverse("deployment:model_import", args=[project.pk])
+    client, _ = page_client(alice, url)
+    response = client.post(url, import_form("model.onnx", 512, ""))
+    assert response.status_code == 403 and not Job.objects.exists()
+
+
+@pytest.mark.parametrize("via", ["page", "api"])
+def test_weights_with_a_wrong_name_are_refused_before_django_writes_them(world, settings, via):
+    project, alice = world
+    before = files_under(settings.MEDIA_ROOT)
+    upload = SimpleUploadedFile("weights.exe", b"\0" * 64 * 1024)
+    if via == "page":
+        client, token = page_client(alice, reverse("projects:detail", args=[project.pk]))
+        response = client.post(reverse("projects:weights", args=[project.pk]),
+                               {"file": upload, "csrfmiddlewaretoken": token})
+        text = response.content.decode()
+    else:
+        api = APIClient()
+        api.force_authenticate(alice)
+        response = api.post(f"/api/projects/{project.pk}/weights/", {"file": upload}, format="multipart")
+        text = str(response.json())
+    assert response.status_code == 400 and "saved as .pt or .pth" in text
+    assert files_under(settings.MEDIA_ROOT) == before
+    project.refresh_from_db()
+    assert project.weights_path == ""
