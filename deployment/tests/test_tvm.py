@@ -2,6 +2,7 @@
 cross-compilation for aarch64 boards; a real (tiny) MetaSchedule search. Django-free."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -59,8 +60,10 @@ def test_host_build_runs_here_and_matches_pytorch(source, batch, tmp_path):
     artifact = registry.convert("tvm", source, precision="fp32", out_dir=tmp_path, report=lines.append)
     assert artifact.load_check["ran"] and artifact.runs_here
     assert elf_machine(artifact.path) == "x86_64"
+    cores = os.sched_getaffinity(0)
     diff, top1 = agreement(artifact, source, batch)
     assert diff < 1e-4 and top1 == 1.0
+    assert os.sched_getaffinity(0) == cores  # running it left this process free to use every core it had
     report = artifact.as_dict()
     assert report["status"] == "runs here"
     assert report["converter_versions"]["apache-tvm"].startswith("0.")

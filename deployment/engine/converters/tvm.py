@@ -295,6 +295,10 @@ def vm_runner(path: Path, *, threads: int | None = None) -> Runner:
     import tvm
     from tvm import relax
 
+    # TVM's thread pool pins the thread that calls it to a core (to core 0 with one thread) and never lets go: a
+    # worker process that benchmarked or tried a TVM artifact ran every later job — training included — on one core,
+    # and so did every process it started (they inherit the mask). Read each time the pool is set up.
+    os.environ.setdefault("TVM_BIND_THREADS", "0")
     if threads:
         config = tvm.get_global_func("runtime.config_threadpool", allow_missing=True)
         if config is not None:
