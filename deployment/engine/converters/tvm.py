@@ -42,6 +42,10 @@ CROSS_CXX = "aarch64-linux-gnu-g++"
 CROSS_PACKAGE = "g++-aarch64-linux-gnu"
 ELF_MACHINES = {62: "x86_64", 183: "aarch64", 40: "arm"}
 TARGETS = ("host", "aarch64")
+# TVM's thread pool pins the thread that uses it to a core (core 0 with one thread) and never lets go: a worker process
+# that tuned, benchmarked or tried a TVM artifact ran every later job (training included) on one core, and so did every
+# process it started, as they inherit the mask. TVM reads this whenever it sets its pool up, so before any use here.
+os.environ.setdefault("TVM_BIND_THREADS", "0")
 
 
 def host_cpu() -> str:
@@ -295,10 +299,6 @@ def vm_runner(path: Path, *, threads: int | None = None) -> Runner:
     import tvm
     from tvm import relax
 
-    # TVM's thread pool pins the thread that calls it to a core (to core 0 with one thread) and never lets go: a
-    # worker process that benchmarked or tried a TVM artifact ran every later job — training included — on one core,
-    # and so did every process it started (they inherit the mask). Read each time the pool is set up.
-    os.environ.setdefault("TVM_BIND_THREADS", "0")
     if threads:
         config = tvm.get_global_func("runtime.config_threadpool", allow_missing=True)
         if config is not None:
