@@ -171,7 +171,8 @@ def model_import(*, project, upload, labels=None, input_size: int | None = None,
         if scores := checks.get("validation"):
             log.write(f"On the {scores['split']} split: {_scored(scores)}.")
         if warning := checks.get("accuracy_warning"):
-            log.write(f"Warning: {warning['message']}")
+            # "too_few" says nothing is shown to be wrong: a note, not a warning
+            log.write(f"{'Note' if warning.get('verdict') == 'too_few' else 'Warning'}: {warning['message']}")
         return run
     finally:
         shutil.rmtree(work, ignore_errors=True)

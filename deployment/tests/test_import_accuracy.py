@@ -16,6 +16,7 @@ from PIL import Image
 from rest_framework.test import APIClient
 
 from deployment.imports import chance_warning
+from projects.jobs.models import JobLogLine
 from projects.models import Dataset
 from projects.tests import factories
 from training.models import TrainingRun
@@ -197,6 +198,9 @@ def test_a_model_scored_on_too_few_images_is_not_called_broken(few_images_projec
             "33.33% on 6 images, where guessing among 3 classes scores 33.33%. On so few images guessing could score "
             "that, and so could a clearly useful model (66.67%: right on half of what guessing gets wrong).") in body
     assert "no better than chance" not in body and "Label order" not in body and "Normalisation" not in body
+    # the import's log notes it, without calling it a warning
+    assert JobLogLine.objects.filter(job__project=project, text__startswith="Note: 6 validation images are too few to "
+                                     "tell").exists()
 
     api = APIClient()
     api.force_authenticate(project.team.members.get(username="carol"))
