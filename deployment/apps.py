@@ -36,7 +36,7 @@ class DeploymentConfig(AppConfig):
                                   help="The search stops when this is spent.")),
                   runner="deployment.tuning.tune_stage",
                   description="Search faster TVM schedules for this server's CPU (MetaSchedule, trial and time "
-                              "budget); untuned, tuned and PyTorch latency side by side.",
+                              "budget); the untuned and tuned builds' latency beside the model's baseline.",
                   result_template="deployment/results/_tune.html"),
         ):
             stage_register(stage)
