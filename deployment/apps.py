@@ -14,7 +14,8 @@ class DeploymentConfig(AppConfig):
         for stage in (
             Stage(key="convert", label="Optimize & convert", order=30, requires=("train",),
                   runner="deployment.services.convert_stage",
-                  description="Export for the target engine and check the outputs against PyTorch.",
+                  description="Export for the target engine and check its outputs against the project's model "
+                              "(the trained PyTorch one, or the imported one).",
                   result_template="deployment/results/_convert.html"),
             Stage(key="benchmark", label="Benchmark", order=40, requires=("convert",),
                   runner="deployment.services.benchmark_stage",
