@@ -10,7 +10,6 @@ checked empty afterwards.
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.test import Client
 from django.urls import reverse
 from rest_framework.test import APIClient
 
@@ -18,6 +17,7 @@ from deployment.models import Trial
 from projects.jobs.models import Job
 from projects.tests import factories
 from projects.tests.conftest import make_artifact, png_bytes
+from projects.tests.upload_checks import django_temp_folder, files_under, page_client, uploads_unkept
 
 from .test_stages import job_for
 
@@ -28,25 +28,10 @@ WRONG_FORMAT = "Upload an ONNX model (.onnx) or a TorchScript model"
 
 @pytest.fixture
 def world(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path / "media"
-    settings.FILE_UPLOAD_MAX_MEMORY_SIZE = 1024
-    settings.FILE_UPLOAD_TEMP_DIR = str(tmp_path / "no-such-folder")
+    uploads_unkept(settings, tmp_path)
     team = factories.team_with("Vision", alice="owner")
     project = factories.project(team)
     return project, team.members.get(username="alice")
-
-
-def files_under(root):
-    return {p for p in root.rglob("*") if p.is_file()} if root.exists() else set()
-
-
-def page_client(user, url):
-    """A browser whose POSTs are CSRF-checked, as a real one's are (the check is what read the body first)."""
-    client = Client(enforce_csrf_checks=True)
-    if user is not None:
-        client.force_login(user)
-    client.get(url)
-    return client, client.cookies["csrftoken"].value if "csrftoken" in client.cookies else ""
 
 
 def import_form(name, size, token):
@@ -74,8 +59,7 @@ def test_an_anonymous_model_import_is_sent_to_sign_in_without_its_body_being_rea
 def test_a_model_over_the_limit_is_dropped_while_it_streams_in(world, settings, tmp_path):
     project, alice = world
     settings.TANGO_WEIGHTS_MAX_BYTES = 4096
-    settings.FILE_UPLOAD_TEMP_DIR = str(tmp_path / "django-tmp")
-    (tmp_path / "django-tmp").mkdir()
+    django_temp_folder(settings, tmp_path)
     url = reverse("deployment:model_import", args=[project.pk])
     client, token = page_client(alice, url)
     before = files_under(settings.MEDIA_ROOT)
@@ -93,8 +77,7 @@ def test_the_model_import_api_refuses_the_same_files_the_same_way(world, setting
     project, alice = world
     settings.TANGO_WEIGHTS_MAX_BYTES = 4096
     if name == "big.onnx":  # it passes the name check, so Django's handlers see its first bytes
-        settings.FILE_UPLOAD_TEMP_DIR = str(tmp_path / "django-tmp")
-        (tmp_path / "django-tmp").mkdir()
+        django_temp_folder(settings, tmp_path)
     api = APIClient()
     api.force_authenticate(alice)
     before = files_under(settings.MEDIA_ROOT)

@@ -2,17 +2,13 @@
 data folder, and not in Django's own temporary upload files either. The three ways in (the upload page, the New
 project wizard's dataset step, the API) share services.guard_dataset_upload and projects.uploads.
 
-As in deployment/tests/test_upload_refusals.py: FILE_UPLOAD_MAX_MEMORY_SIZE is lowered to 1 KB, so Django would write
-any file it kept to a temporary file in FILE_UPLOAD_TEMP_DIR. Where nothing may reach the handlers (a wrong name, a
-viewer's upload), that folder does not exist, so keeping a byte would fail the request; where a file passes the name
-check and is dropped for its size, the folder exists and is checked empty afterwards.
+How Django is kept from writing anything unnoticed: projects/tests/upload_checks.py.
 """
 
 import io
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.test import Client
 from django.urls import reverse
 from rest_framework.test import APIClient
 
@@ -21,6 +17,8 @@ from projects.models import Dataset
 from projects.tests import factories
 from projects.tokens import api_token_create
 
+from .upload_checks import django_temp_folder, files_under, page_client, uploads_unkept
+
 pytestmark = pytest.mark.django_db
 
 NOT_A_ZIP = "notes.txt is not a .zip archive; zip the dataset's folder and upload that."
@@ -28,38 +26,15 @@ NOT_A_ZIP = "notes.txt is not a .zip archive; zip the dataset's folder and uploa
 
 @pytest.fixture
 def world(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path / "media"
-    settings.FILE_UPLOAD_MAX_MEMORY_SIZE = 1024
-    settings.FILE_UPLOAD_TEMP_DIR = str(tmp_path / "no-such-folder")
+    uploads_unkept(settings, tmp_path)
     team = factories.team_with("Vision", alice="owner", carol="viewer")
     return team, team.members.get(username="alice"), team.members.get(username="carol")
-
-
-def files_under(root):
-    return {p for p in root.rglob("*") if p.is_file()} if root.exists() else set()
-
-
-def django_temp_folder(settings, tmp_path):
-    """A temporary folder Django may write to, for a file that passes the name check: checked empty afterwards."""
-    folder = tmp_path / "django-tmp"
-    folder.mkdir()
-    settings.FILE_UPLOAD_TEMP_DIR = str(folder)
-    return folder
 
 
 def good_zip() -> bytes:
     buffer = io.BytesIO()
     write_zip(buffer, classification_entries())
     return buffer.getvalue()
-
-
-def page_client(user):
-    """A browser whose POSTs are CSRF-checked, as a real one's are (the check is what read the body first); its token
-    from the projects list, which a viewer sees too."""
-    client = Client(enforce_csrf_checks=True)
-    client.force_login(user)
-    client.get(reverse("projects:list"))
-    return client, client.cookies["csrftoken"].value
 
 
 def send(via, team, user, name, content):
@@ -73,11 +48,11 @@ def send(via, team, user, name, content):
         return answer.status_code, answer.content.decode()
     if via == "page":
         url = reverse("projects:dataset_upload")
-        client, token = page_client(user)
+        client, token = page_client(user, reverse("projects:list"))  # a page a viewer sees too
         data = {"team": team.pk, "name": "pets", "task": "classification", "file": upload}
     else:  # the wizard's dataset step, with the team and task of its first step
         url = reverse("projects:create")
-        client, token = page_client(user)
+        client, token = page_client(user, reverse("projects:list"))  # a page a viewer sees too
         data = {"step": "dataset", "action": "upload", "team": team.pk, "name": "pets-project", "description": "",
                 "task": "classification", "upload-name": "pets", "upload-file": upload}
     response = client.post(url, {**data, "csrfmiddlewaretoken": token})
