@@ -14,7 +14,8 @@ class DeploymentConfig(AppConfig):
         for stage in (
             Stage(key="convert", label="Optimize & convert", order=30, requires=("train",),
                   runner="deployment.services.convert_stage",
-                  description="Export for the target engine and check the outputs against PyTorch.",
+                  description="Export for the target engine and check its outputs against the project's model "
+                              "(the trained PyTorch one, or the imported one).",
                   result_template="deployment/results/_convert.html"),
             Stage(key="benchmark", label="Benchmark", order=40, requires=("convert",),
                   runner="deployment.services.benchmark_stage",
@@ -36,7 +37,7 @@ class DeploymentConfig(AppConfig):
                                   help="The search stops when this is spent.")),
                   runner="deployment.tuning.tune_stage",
                   description="Search faster TVM schedules for this server's CPU (MetaSchedule, trial and time "
-                              "budget); untuned, tuned and PyTorch latency side by side.",
+                              "budget); the untuned and tuned builds' latency beside the model's baseline.",
                   result_template="deployment/results/_tune.html"),
         ):
             stage_register(stage)

@@ -32,7 +32,10 @@ from .engine.converters.base import IMPORTED_REFERENCE, TRAINED_REFERENCE
 FORMATS = {".onnx": "onnx", ".ts": "torchscript", ".pt": "torchscript"}
 WRONG_FORMAT = "Upload an ONNX model (.onnx) or a TorchScript model (.ts or .pt saved with torch.jit.save)."
 VALIDATION_IMAGES = 200  # of the validation split, scored at import (a few seconds for a ResNet-18 at 224 px)
-CHANCE_LEVEL = 0.01  # "at chance": a score that guessing reaches at least this often (one-sided binomial tail)
+CHANCE_LEVEL = 0.01  # "at chance": a score that guessing reaches at least this often (one-sided binomial tail)…
+# …and that a clearly useful model reaches less often than CHANCE_LEVEL (the lower tail). Clearly useful: right on
+# half of the images guessing gets wrong (top-1 chance + (1 - chance) / 2: 75% of 2 classes, 55% of 10).
+USEFUL_SHARE = 0.5
 MIN_INPUT, MAX_INPUT = 8, 1280
 DETECTION_MEAN, DETECTION_STD = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
 
@@ -168,7 +171,8 @@ def model_import(*, project, upload, labels=None, input_size: int | None = None,
         if scores := checks.get("validation"):
             log.write(f"On the {scores['split']} split: {_scored(scores)}.")
         if warning := checks.get("accuracy_warning"):
-            log.write(f"Warning: {warning['message']}")
+            # "too_few" says nothing is shown to be wrong: a note, not a warning
+            log.write(f"{'Note' if warning.get('verdict') == 'too_few' else 'Warning'}: {warning['message']}")
         return run
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -196,17 +200,26 @@ def _scored(scores: dict) -> str:
 
 
 def _chance_tail(correct: int, n: int, p: float) -> float:
-    """P(at least `correct` of `n` right) when every answer is a guess right with probability p."""
+    """P(at least `correct` of `n` right) when every answer is right with probability p."""
     from math import comb
 
     return sum(comb(n, k) * p ** k * (1 - p) ** (n - k) for k in range(correct, n + 1))
 
 
+def _useful_top1(k: int) -> float:
+    return 1 / k + USEFUL_SHARE * (1 - 1 / k)
+
+
 def chance_warning(scores: dict | None, *, labels: list[str], mean, std, input_size: int) -> dict | None:
-    """What to tell the user when an imported classifier scores no better than guessing on the project's own
-    images: what was measured, the chance level, and the likely causes, most likely first. None when it is clearly
+    """What to tell the user when an imported classifier's score on the project's own images does not beat
+    guessing: what was measured, the chance level, and the verdict with the likely causes. None when it is clearly
     better than chance (or was not scored). It never refuses the model: the user may know better (a dataset whose
-    images differ from the model's on purpose), and convert → benchmark still measure it."""
+    images differ from the model's on purpose), and convert → benchmark still measure it.
+
+    The rule: "at_chance" only when the evidence says so, on both sides: guessing reaches the score at least
+    CHANCE_LEVEL (1%) of the time, and a clearly useful model (USEFUL_SHARE) scores this low less often than that.
+    Where a useful model could have scored this low too, the images were too few to tell a broken model from a
+    middling one (2 of 6 right among 10 classes): "too_few", which says so instead of calling the model broken."""
     if not scores or not scores.get("n_images"):
         return None
     n, k = scores["n_images"], scores["num_classes"]
@@ -214,26 +227,36 @@ def chance_warning(scores: dict | None, *, labels: list[str], mean, std, input_s
     correct = sum(confusion[i][i] for i in range(k))
     if _chance_tail(correct, n, 1 / k) < CHANCE_LEVEL:
         return None
-    causes = []
+    useful = _useful_top1(k)
+    # P(at most `correct` right) for the useful model: 1 - P(at least correct + 1)
+    at_chance = 1 - _chance_tail(correct + 1, n, useful) < CHANCE_LEVEL
+    measured = {"measured": _scored(scores), "top1": scores["top1"], "chance": scores["chance"], "n_images": n,
+                "split": scores["split"]}
+    useful_words = f"a clearly useful model ({100 * useful:.4g}%: right on half of what guessing gets wrong)"
+    if not at_chance:
+        # No causes and no label order: nothing is shown to be wrong, and an order fitted to a handful of answers
+        # fits almost any answers (2 right of 6 among 10 classes "fit" an order that scores all 6).
+        message = (f"{n} {scores['split']} images are too few to tell whether the imported model is better than "
+                   f"chance: {_scored(scores)}. On so few images guessing could score that, and so could "
+                   f"{useful_words}. It was kept; add images to the dataset's {scores['split']} split to judge it "
+                   "here, or go on: the next stages measure it as it is.")
+        return {"verdict": "too_few", "message": message, **measured, "causes": [], "suggested_order": None}
     order = _label_order(confusion, labels)
+    label_cause = (f"Label order: the model's outputs must be the dataset's classes in this order: "
+                   f"{', '.join(labels)}.")
     if order:
-        causes.append(f"Label order: the model's outputs must be the dataset's classes in this order: "
-                      f"{', '.join(labels)}. Its answers fit the order {', '.join(order['labels'])} "
-                      f"(top-1 {order['top1']:g}% read that way): reorder the model's outputs, or the dataset's "
-                      "classes, to match.")
-    else:
-        causes.append(f"Label order: the model's outputs must be the dataset's classes in this order: "
-                      f"{', '.join(labels)}.")
-    causes.append(f"Normalisation: mean {', '.join(f'{v:g}' for v in mean)} and std "
-                  f"{', '.join(f'{v:g}' for v in std)} must be the ones the model was trained with (ImageNet's are "
-                  "the default; a model fed pixels in [0, 1] needs mean 0, 0, 0 and std 1, 1, 1).")
-    causes.append(f"Input size: {input_size} px must be the size the model was trained at.")
-    causes.append("Or the model was trained on other classes or images than this dataset's.")
+        label_cause += (f" Its answers fit the order {', '.join(order['labels'])} (top-1 {order['top1']:g}% read "
+                        "that way): reorder the model's outputs, or the dataset's classes, to match.")
+    causes = [label_cause,
+              f"Normalisation: mean {', '.join(f'{v:g}' for v in mean)} and std {', '.join(f'{v:g}' for v in std)} "
+              "must be the ones the model was trained with (ImageNet's are the default; a model fed pixels in [0, 1] "
+              "needs mean 0, 0, 0 and std 1, 1, 1).",
+              f"Input size: {input_size} px must be the size the model was trained at.",
+              "Or the model was trained on other classes or images than this dataset's."]
     message = (f"The imported model is no better than chance on this project's {scores['split']} images: "
-               f"{_scored(scores)}. It was kept; check the likely causes below and import it again with the right "
-               "settings.")
-    return {"message": message, "measured": _scored(scores), "top1": scores["top1"], "chance": scores["chance"],
-            "n_images": n, "split": scores["split"], "causes": causes,
+               f"{_scored(scores)}, and {useful_words} would score this low less than 1% of the time. It was kept; "
+               "check the likely causes below and import it again with the right settings.")
+    return {"verdict": "at_chance", "message": message, **measured, "causes": causes,
             "suggested_order": order["labels"] if order else None}
 
 

@@ -1,6 +1,7 @@
 """The tune stage (optional, on demand): Apache TVM's MetaSchedule search for the project's model on this server's
-CPU, within a trial and a time budget, reported honestly against the untuned TVM build and PyTorch eager. The
-Django shell around deployment.engine.converters.tvm."""
+CPU, within a trial and a time budget, reported honestly against the untuned TVM build and the model's baseline
+(PyTorch eager for a model trained here; an imported one's in ONNX Runtime, named as the live Table 2 names it,
+imports.baseline_label). The Django shell around deployment.engine.converters.tvm."""
 
 import json
 
@@ -9,6 +10,7 @@ from projects.jobs.selectors import latest_succeeded
 from projects.jobs.storage import absolute, job_dir, relative
 from tango_common.hashing import sha256_file
 
+from .imports import baseline_label, reference_name
 from .models import KIND_OF_ENGINE, Artifact
 from .optimize import runs_of, tolerance_of, torch_module, validation_for
 
@@ -46,9 +48,11 @@ def tune_stage(job, report) -> dict:
     untuned = registry.convert("tvm", source, precision="fp32", out_dir=out / "untuned", report=report)
     tuned = registry.convert("tvm", source, precision="fp32", out_dir=out / "tuned", report=report,
                              options={"tune_trials": trials, "tune_seconds": seconds})
-    report("Measuring PyTorch eager, untuned and tuned TVM at batch 1 on this server…", progress=80)
+    # torch_module runs what the baseline names: the PyTorch weights, or an imported model's ONNX in ONNX Runtime
+    baseline, reference = baseline_label(run), reference_name(run)
+    report(f"Measuring {baseline}, untuned and tuned TVM at batch 1 on this server…", progress=80)
     threads = 1
-    latency = {
+    latency = {  # "pytorch_ms" is the baseline's, whatever runs it: the key the API has always had
         "pytorch_ms": latency_ms(torch_eager_loader(model, threads)(), input_size, repeat=LATENCY_REPEAT),
         "untuned_ms": latency_ms(registry.load(untuned, threads=threads), input_size, repeat=LATENCY_REPEAT),
         "tuned_ms": latency_ms(registry.load(tuned, threads=threads), input_size, repeat=LATENCY_REPEAT),
@@ -57,26 +61,27 @@ def tune_stage(job, report) -> dict:
     latency["speedup_vs_untuned"] = round(latency["untuned_ms"] / latency["tuned_ms"], 2)
     latency["speedup_vs_pytorch"] = round(latency["pytorch_ms"] / latency["tuned_ms"], 2)
     validation = validation_for(project, run)
-    reference = validation.evaluate(torch_eager_loader(model, threads)())
+    scores = validation.evaluate(torch_eager_loader(model, threads)())
     accuracy = validation.evaluate(registry.load(tuned, threads=threads))
     metric = validation.primary
-    drop = round(reference[metric] - accuracy[metric], 3)
+    drop = round(scores[metric] - accuracy[metric], 3)
     tuning = json.loads(tuned.path.with_suffix(".json").read_text())["tuning"]
     verdict = ("faster than" if latency["tuned_ms"] < latency["pytorch_ms"] else "slower than")
     report(f"Untuned TVM {latency['untuned_ms']:.2f} ms → tuned {latency['tuned_ms']:.2f} ms "
            f"({latency['speedup_vs_untuned']}× from {tuning['measured']} measured trials in {tuning['seconds']} s); "
-           f"PyTorch eager {latency['pytorch_ms']:.2f} ms, so tuned TVM is {verdict} PyTorch here "
-           f"({latency['speedup_vs_pytorch']}×). {metric} {accuracy[metric]:.2f}% vs PyTorch {reference[metric]:.2f}% "
-           f"on {accuracy['n_images']} images.", progress=95)
+           f"{baseline} {latency['pytorch_ms']:.2f} ms, so tuned TVM is {verdict} it here "
+           f"({latency['speedup_vs_pytorch']}×). {metric} {accuracy[metric]:.2f}% vs {reference} "
+           f"{scores[metric]:.2f}% on {accuracy['n_images']} images.", progress=95)
     ok = drop <= tolerance_of(project)
     row = Artifact.objects.create(
         project=project, job=job, training_run=run, kind=KIND_OF_ENGINE["tvm"], engine="tvm", precision="fp32",
         path=relative(tuned.path), size_bytes=tuned.size_bytes, sha256=sha256_file(tuned.path),
         status=Artifact.Status.VERIFIED if ok else Artifact.Status.FAILED, runs=runs_of(tuned),
         checks={"conversion": tuned.as_dict(), "tuning": tuning, "latency": latency,
-                "accuracy": {"reference": reference, "tuned": accuracy, "drop": drop}})
+                "accuracy": {"reference": scores, "tuned": accuracy, "drop": drop}})
     if not ok:
         raise StageError(f"The tuned TVM build lost {drop:.2f} points of {metric}; it is marked failed.")
-    return {"artifact": row.pk, "latency": latency, "tuning": tuning, "metric": metric,
-            "accuracy": {"reference": reference[metric], "tuned": accuracy[metric], "drop": drop},
+    return {"artifact": row.pk, "latency": latency, "tuning": tuning, "metric": metric, "baseline": baseline,
+            "reference_name": reference,
+            "accuracy": {"reference": scores[metric], "tuned": accuracy[metric], "drop": drop},
             "budget": {"trials": trials, "seconds": seconds}}

@@ -117,7 +117,13 @@ def model_import_page(request, project_id: int):
         except JobNotAllowed as exc:
             errors, status = {"file": [str(exc)]}, 409
         else:
-            if warning := run.architecture["checks"].get("accuracy_warning"):
+            warning = run.architecture["checks"].get("accuracy_warning")
+            if warning and warning["verdict"] == "too_few":
+                messages.info(request, f"Imported {run.architecture['source_name']}: top-1 {warning['top1']:g}% on "
+                                       f"{warning['n_images']} of this project's images, too few to tell it from "
+                                       f"guessing ({warning['chance']:g}%). Run Optimize & convert next, or add "
+                                       "images to judge it.")
+            elif warning:
                 messages.warning(request, f"Imported {run.architecture['source_name']}: top-1 {warning['top1']:g}% "
                                           f"on this project's images, where guessing scores {warning['chance']:g}%. "
                                           "The likely causes are on the page.")

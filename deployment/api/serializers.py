@@ -66,6 +66,11 @@ class ModelImportSerializer(serializers.Serializer):
 
 
 class AccuracyWarningSerializer(serializers.Serializer):
+    verdict = serializers.ChoiceField(
+        choices=["at_chance", "too_few"],
+        help_text="at_chance: guessing reaches this score at least 1% of the time and a clearly useful model (right "
+                  "on half of what guessing gets wrong) less than 1%; too_few: the images scored cannot tell the two "
+                  "apart (no causes are given then).")
     message = serializers.CharField()
     measured = serializers.CharField(help_text="What was measured, in words.")
     top1 = serializers.FloatField(help_text="Top-1 accuracy in percent.")
@@ -87,5 +92,6 @@ class ModelImportResultSerializer(serializers.Serializer):
                                              "(classification) `validation`: top-1 on the project's validation "
                                              "images, the chance level and the confusion counts.")
     accuracy_warning = AccuracyWarningSerializer(
-        allow_null=True, help_text="Set when the model scores no better than chance on the project's images (a wrong "
-                                   "label order, mean/std or input size); the model is imported all the same.")
+        allow_null=True, help_text="Set when the model does not score clearly better than chance on the project's "
+                                   "images: at chance (a wrong label order, mean/std or input size), or too few "
+                                   "images to tell (`verdict`); the model is imported all the same.")

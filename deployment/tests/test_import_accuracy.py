@@ -1,6 +1,7 @@
 """An imported classifier is scored on the project's own validation images when it is imported: one that scores no
 better than guessing (its outputs in another order than the dataset's classes, another mean/std or input size) is
-kept, and the page and the API say what was measured, the chance level and the likely causes."""
+kept, and the page and the API say what was measured, the chance level and the likely causes. Where the images are
+too few to tell a broken model from a middling one, they say that instead."""
 
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from PIL import Image
 from rest_framework.test import APIClient
 
 from deployment.imports import chance_warning
+from projects.jobs.models import JobLogLine
 from projects.models import Dataset
 from projects.tests import factories
 from training.models import TrainingRun
@@ -91,10 +93,13 @@ def test_a_model_with_its_outputs_in_another_order_is_kept_with_a_warning_that_n
     api, answer = api_import(project, torchscript(tmp_path, ByColour(["red", "green", "blue"])))
     assert answer.status_code == 201, "flagged, not refused"
     warning = answer.json()["accuracy_warning"]
-    assert (warning["top1"], warning["chance"], warning["n_images"]) == (33.33, 33.33, 18)
+    assert (warning["verdict"], warning["top1"], warning["chance"], warning["n_images"]) == (
+        "at_chance", 33.33, 33.33, 18)
     assert warning["message"] == ("The imported model is no better than chance on this project's validation images: "
-                                  "top-1 33.33% on 18 images, where guessing among 3 classes scores 33.33%. It was "
-                                  "kept; check the likely causes below and import it again with the right settings.")
+                                  "top-1 33.33% on 18 images, where guessing among 3 classes scores 33.33%, and a "
+                                  "clearly useful model (66.67%: right on half of what guessing gets wrong) would "
+                                  "score this low less than 1% of the time. It was kept; check the likely causes "
+                                  "below and import it again with the right settings.")
     assert warning["suggested_order"] == ["red", "green", "blue"]
     label_order, normalisation, size, data = warning["causes"]
     assert label_order.startswith("Label order: the model's outputs must be the dataset's classes in this order: "
@@ -145,14 +150,60 @@ def test_the_page_import_of_a_model_fed_the_wrong_normalisation_flashes_the_warn
 
 
 def test_chance_is_judged_on_the_number_of_images_scored():
-    labels = ["a", "b"]
-    common = {"labels": labels, "mean": (0, 0, 0), "std": (1, 1, 1), "input_size": 32}
+    common = {"mean": (0, 0, 0), "std": (1, 1, 1), "input_size": 32}
 
-    def scores(confusion):
-        n = sum(map(sum, confusion))
-        return {"split": "validation", "n_images": n, "num_classes": 2, "chance": 50.0, "confusion": confusion,
-                "top1": round(100 * (confusion[0][0] + confusion[1][1]) / n, 2)}
+    def verdict(correct: int, n: int, k: int):
+        """The verdict on `correct` of `n` right among k classes (the misses spread over the other outputs)."""
+        confusion = [[0] * k for _ in range(k)]
+        for i in range(n):
+            confusion[i % k][i % k if i < correct else (i + 1) % k] += 1
+        scores = {"split": "validation", "n_images": n, "num_classes": k, "chance": round(100 / k, 2),
+                  "confusion": confusion, "top1": round(100 * correct / n, 2)}
+        warning = chance_warning(scores, labels=[f"c{i}" for i in range(k)], **common)
+        return warning and warning["verdict"]
 
-    assert chance_warning(scores([[3, 1], [1, 3]]), **common) is not None, "6 of 8 is what guessing often scores"
-    assert chance_warning(scores([[30, 10], [10, 30]]), **common) is None, "60 of 80 is not"
-    assert chance_warning(None, **common) is None
+    # Guessing often scores these, and a clearly useful model (75% of 2 classes, 55% of 10) could too: too few.
+    assert verdict(6, 8, 2) == "too_few"
+    assert verdict(2, 6, 10) == "too_few", "a middling model on 6 images is not called broken"
+    # A useful model would rarely score this low: at chance.
+    assert verdict(40, 80, 2) == "at_chance"
+    assert verdict(30, 200, 10) == "at_chance", "15% on 200 images: not significantly above 10%"
+    assert verdict(0, 6, 10) == "at_chance", "none right of 6: a useful model misses all 6 under 1% of the time"
+    # Clearly better than guessing: nothing to say.
+    assert verdict(60, 80, 2) is None and verdict(4, 6, 10) is None
+    assert chance_warning(None, labels=["a", "b"], **common) is None
+
+
+@pytest.fixture
+def few_images_project(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    team = factories.team_with("Vision", alice="owner", carol="viewer")
+    return factories.project(team, name="colours", dataset=colour_dataset(team, per_class=2), input_size=16)
+
+
+def test_a_model_scored_on_too_few_images_is_not_called_broken(few_images_project, tmp_path):
+    """Two of its three outputs swapped: 2 of 6 right. On 18 images that is at chance (the test above); on 6 a model
+    right on two in three could score it too, and the page, the flash and the API say the images could not tell."""
+    project = few_images_project
+    editor = Client()
+    editor.force_login(project.team.members.get(username="alice"))
+    done = editor.post(reverse("deployment:model_import", args=[project.pk]), {
+        "file": torchscript(tmp_path, ByColour(["blue", "red", "green"])), "labels": "\n".join(CLASSES),
+        "input_size": 16, "mean": "0, 0, 0", "std": "1, 1, 1"}, follow=True)
+    body = done.content.decode()
+    assert ("Imported theirs.pt: top-1 33.33% on 6 of this project&#x27;s images, too few to tell it from guessing "
+            "(33.33%). Run Optimize &amp; convert next, or add images to judge it.") in body
+    assert 'data-verdict="too_few"' in body
+    assert ("6 validation images are too few to tell whether the imported model is better than chance: top-1 "
+            "33.33% on 6 images, where guessing among 3 classes scores 33.33%. On so few images guessing could score "
+            "that, and so could a clearly useful model (66.67%: right on half of what guessing gets wrong).") in body
+    assert "no better than chance" not in body and "Label order" not in body and "Normalisation" not in body
+    # the import's log notes it, without calling it a warning
+    assert JobLogLine.objects.filter(job__project=project, text__startswith="Note: 6 validation images are too few to "
+                                     "tell").exists()
+
+    api = APIClient()
+    api.force_authenticate(project.team.members.get(username="carol"))
+    warning = api.get(f"/api/projects/{project.pk}/").json()["imported_model"]["accuracy_warning"]
+    assert (warning["verdict"], warning["n_images"], warning["causes"], warning["suggested_order"]) == (
+        "too_few", 6, [], None)

@@ -240,8 +240,9 @@ class ImportedModelSerializer(serializers.Serializer):
     validation = serializers.DictField(allow_null=True, help_text="Classification: top-1 in percent on the "
                                        "project's validation images at import, the chance level and the counts.")
     accuracy_warning = serializers.DictField(
-        allow_null=True, help_text="Set when that score is no better than chance: `message`, `measured`, `top1`, "
-                                   "`chance`, `causes` (label order, mean/std, input size), `suggested_order`.")
+        allow_null=True, help_text="Set when that score is not clearly better than chance: `verdict` (at_chance, or "
+                                   "too_few images to tell), `message`, `measured`, `top1`, `chance`, `causes` (label "
+                                   "order, mean/std, input size), `suggested_order`.")
 
 
 class ProjectDetailSerializer(ProjectSerializer):

@@ -8,9 +8,12 @@ shared: one database read per job per process, whatever the number of viewers (s
 
 Access is checked on connect and again by the shared tick every TANGO_CONSOLE_ACCESS_SECONDS: a viewer removed from
 the team, whose account is deactivated, or (for a catalog job) who is no longer staff, is closed with connect's
-refusal code (4403) and sent nothing more. Why the tick and not a signal on membership changes: the tick sees every
-way access ends (a membership deleted in bulk or by the admin, a user made inactive, a job's project deleted) and needs
-no channel layer, which is down or process-local in the modes this console already survives.
+refusal code (4403) and sent nothing more; so is a socket whose session no longer signs its user in (logged out in
+another tab, flushed, expired, or its password changed elsewhere), judged as Django's auth judges a request's. Why
+the tick and not a signal on membership changes or logouts: the tick sees every way access ends (a membership
+deleted in bulk or by the admin, a user made inactive, a job's project deleted, a session flushed or its password
+hash outdated) and needs no channel layer, which is down or process-local in the modes this console already
+survives.
 
 Two formats: HTML fragments for htmx's ws extension (default), JSON with ?format=json for API clients.
 """
@@ -18,14 +21,16 @@ Two formats: HTML fragments for htmx's ws extension (default), JSON with ?format
 import asyncio
 import json
 import logging
+from importlib import import_module
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
-from django.contrib.auth import get_user_model
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils.crypto import constant_time_compare
 
 from ..access import viewable_jobs_for
 from .log import job_group
@@ -44,10 +49,31 @@ def _viewable_job(user, job_id: int):
     return viewable_jobs_for(user).select_related("project").filter(pk=job_id).first()
 
 
-def _viewers_allowed(job_id: int, user_ids: set[int]) -> set[int]:
-    """Which of these users may still watch the job, read fresh: active accounts the job is viewable to."""
-    users = get_user_model().objects.filter(pk__in=user_ids, is_active=True)
-    return {user.pk for user in users if viewable_jobs_for(user).filter(pk=job_id).exists()}
+def _viewers_allowed(job_id: int, viewers: set[tuple[int, str | None]]) -> set[tuple[int, str | None]]:
+    """Which (user id, session key) viewers may still watch the job, read fresh: an active account the job is
+    viewable to, on a session that still signs that account in."""
+    users = {user.pk: user for user in get_user_model().objects.filter(pk__in={pk for pk, _ in viewers},
+                                                                        is_active=True)}
+    may_view = {pk for pk, user in users.items() if viewable_jobs_for(user).filter(pk=job_id).exists()}
+    return {(pk, key) for pk, key in viewers if pk in may_view and _session_signs_in(key, users[pk])}
+
+
+def _session_signs_in(session_key: str | None, user) -> bool:
+    """Whether this session still signs the user in, judged as django.contrib.auth.get_user judges a request's: the
+    session is still in the store (not logged out, flushed or expired), names this user through a configured
+    backend, and carries the user's current auth hash (a password change ends every other session). Written out
+    rather than calling get_user: where only a SECRET_KEY_FALLBACKS hash matches, get_user re-keys the session, which
+    would delete the browser's own session from under it; this check only reads."""
+    if not session_key:  # a socket opened without a session (the ASGI stack always gives a signed-in one)
+        return False
+    session = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
+    if user._meta.pk.to_python(session.get(SESSION_KEY)) != user.pk:
+        return False
+    if session.get(BACKEND_SESSION_KEY) not in settings.AUTHENTICATION_BACKENDS:
+        return False
+    session_hash = session.get(HASH_SESSION_KEY) or ""
+    return any(constant_time_compare(session_hash, auth_hash)
+               for auth_hash in (user.get_session_auth_hash(), *user.get_session_auth_fallback_hash()))
 
 
 def _lines_after(job_id: int, after: int) -> list[dict]:
@@ -133,11 +159,12 @@ class _JobPoller:
                 logger.exception("log poll of job %s failed", self.job_id)
 
     async def _close_revoked(self):
-        """Close the sockets of viewers who may no longer see the job (one read for all of them)."""
+        """Close the sockets of viewers who may no longer see the job (one read of the users for all of them, one
+        session read per viewer)."""
         viewers = list(self.viewers)
-        allowed = await database_sync_to_async(_viewers_allowed)(self.job_id, {v.user_id for v in viewers})
+        allowed = await database_sync_to_async(_viewers_allowed)(self.job_id, {v.signed_in_as for v in viewers})
         for viewer in viewers:
-            if viewer.user_id not in allowed:
+            if viewer.signed_in_as not in allowed:
                 await viewer.revoke()
                 self.leave(viewer)  # after revoke: leaving last cancels this task
 
@@ -210,7 +237,9 @@ class JobLogConsumer(AsyncWebsocketConsumer):
         if job is None:
             await self.close(code=REFUSED)  # before accept: the handshake is refused
             return
-        self.user_id = user.pk
+        # Who the socket is, to the periodic check: the user and the session that signed them in (channels'
+        # AuthMiddlewareStack put both in the scope).
+        self.signed_in_as = (user.pk, getattr(self.scope.get("session"), "session_key", None))
         query = parse_qs(self.scope.get("query_string", b"").decode())
         self.as_json = query.get("format") == ["json"]
         after = query.get("after", ["0"])[0]

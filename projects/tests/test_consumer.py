@@ -1,14 +1,21 @@
-"""The job console websocket: who may connect, and replay-then-stream ordering without loss or duplicates."""
+"""The job console websocket: who may connect, replay-then-stream ordering without loss or duplicates, and who is
+closed out once their access (or their session) ends. Sockets connect as the site's do: through channels'
+AuthMiddlewareStack, signed in by a real session's cookie."""
 
+import asyncio
 import json
 
 import pytest
 from asgiref.sync import async_to_sync
+from channels.auth import AuthMiddlewareStack
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
+from django.conf import settings as django_settings
 from django.contrib.auth.models import AnonymousUser
+from django.test import Client
+from django.urls import reverse
 
 from projects.jobs import consumer as consumers
 from projects.jobs.log import JobLog, job_group
@@ -19,7 +26,7 @@ from projects.tests import factories
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-app = URLRouter(websocket_urlpatterns)
+app = AuthMiddlewareStack(URLRouter(websocket_urlpatterns))  # tango_site.asgi's stack, less the origin check
 
 
 @pytest.fixture
@@ -32,9 +39,22 @@ def people_and_job(db):
         username="dave")}, job
 
 
-async def connect(user, job, query=""):
-    communicator = WebsocketCommunicator(app, f"/ws/jobs/{job.pk}/{query}")
-    communicator.scope["user"] = user
+@database_sync_to_async
+def signed_in(user) -> Client:
+    """A browser signed in as the user: a real session in the store, its key in the browser's cookie."""
+    browser = Client()
+    browser.force_login(user)
+    return browser
+
+
+async def connect(user, job, query="", browser=None):
+    """Open the job's console from `browser` (by default a browser of its own signed in as `user`; an anonymous
+    visitor has no session)."""
+    if browser is None and user.is_authenticated:
+        browser = await signed_in(user)
+    name = django_settings.SESSION_COOKIE_NAME
+    cookie = f"{name}={browser.cookies[name].value}" if browser else ""
+    communicator = WebsocketCommunicator(app, f"/ws/jobs/{job.pk}/{query}", headers=[(b"cookie", cookie.encode())])
     # The first handshake opens a database connection: over channels' default 1 s on a busy machine.
     connected, _ = await communicator.connect(timeout=10)
     return communicator, connected
@@ -180,13 +200,88 @@ async def receive_until_closed(communicator, timeout=3):
         messages.append(json.loads(output["text"]))
 
 
-def test_a_member_removed_from_the_team_is_closed_out_and_sent_nothing_more(people_and_job, settings):
-    async_to_sync(_test_a_member_removed_from_the_team_is_closed_out)(people_and_job, settings)
+# --- access ends while the console is open ---------------------------------------------------------------------
+# Every way access ends meets the same check (the shared tick's, every TANGO_CONSOLE_ACCESS_SECONDS), so the tests
+# share one shape: open a console, end the access one way, see the socket closed with connect's refusal code.
 
 
-async def _test_a_member_removed_from_the_team_is_closed_out(people_and_job, settings):
+@pytest.fixture
+def quick_checks(settings):
     settings.TANGO_LOG_POLL_SECONDS = 0.05
     settings.TANGO_CONSOLE_ACCESS_SECONDS = 0.1
+
+
+async def assert_closed_out(console):
+    """The server closes the socket as connect refuses a stranger (4403), and the job's shared poll lets it go."""
+    _, code = await receive_until_closed(console)
+    assert code == 4403
+    await console.disconnect()
+
+
+def _deactivate(user, browser):
+    type(user).objects.filter(pk=user.pk).update(is_active=False)
+
+
+def _log_out_in_another_tab(user, browser):
+    other_tab = Client()
+    other_tab.cookies = browser.cookies  # the same browser: the same session cookie
+    assert other_tab.post(reverse("logout")).status_code == 302
+
+
+def _change_password_on_another_device(user, browser):
+    laptop = Client()
+    laptop.force_login(user)
+    changed = laptop.post(reverse("password_change"), {"old_password": f"pw-{user.username}",
+                                                       "new_password1": "a new long passphrase",
+                                                       "new_password2": "a new long passphrase"})
+    assert changed.status_code == 302, changed.content
+    assert laptop.get(reverse("projects:list")).status_code == 200, "the device that changed it stays signed in"
+
+
+@pytest.mark.parametrize("end_access", [_deactivate, _log_out_in_another_tab, _change_password_on_another_device])
+def test_a_console_is_closed_when_its_viewers_access_ends(people_and_job, quick_checks, end_access):
+    async_to_sync(_test_a_console_is_closed_when_its_viewers_access_ends)(people_and_job, end_access)
+
+
+async def _test_a_console_is_closed_when_its_viewers_access_ends(people_and_job, end_access):
+    people, job = people_and_job
+    log = await database_sync_to_async(JobLog)(job.pk)
+    browser = await signed_in(people["alice"])
+    alice, connected = await connect(people["alice"], job, "?format=json", browser=browser)
+    carol, _ = await connect(people["carol"], job, "?format=json")
+    assert connected
+    await database_sync_to_async(end_access)(people["alice"], browser)
+    await assert_closed_out(alice)
+    # Another viewer, whose access stands, watches on.
+    await _write(log, "after alice's access ended")
+    assert (await receive_lines(carol, 1))[1] == ["after alice's access ended"]
+    await carol.disconnect()
+    assert not consumers._pollers
+
+
+def test_an_ordinary_viewer_stays_connected_through_the_checks(people_and_job, quick_checks):
+    async_to_sync(_test_an_ordinary_viewer_stays_connected_through_the_checks)(people_and_job)
+
+
+async def _test_an_ordinary_viewer_stays_connected_through_the_checks(people_and_job):
+    people, job = people_and_job
+    log = await database_sync_to_async(JobLog)(job.pk)
+    browser = await signed_in(people["carol"])
+    carol, _ = await connect(people["carol"], job, "?format=json", browser=browser)
+    # The same browser goes on using the site (its session is read and saved again), and checks go by (ten) …
+    assert (await database_sync_to_async(browser.get)(reverse("projects:list"))).status_code == 200
+    await asyncio.sleep(1.0)
+    # … and the console is still open and streaming (a closed one would answer websocket.close here).
+    await _write(log, "still here")
+    assert (await receive_lines(carol, 1))[1] == ["still here"]
+    await carol.disconnect()
+
+
+def test_a_member_removed_from_the_team_is_closed_out_and_sent_nothing_more(people_and_job, quick_checks):
+    async_to_sync(_test_a_member_removed_from_the_team_is_closed_out)(people_and_job)
+
+
+async def _test_a_member_removed_from_the_team_is_closed_out(people_and_job):
     people, job = people_and_job
     log = await database_sync_to_async(JobLog)(job.pk)
     await _write(log, "before")
@@ -210,30 +305,11 @@ async def _test_a_member_removed_from_the_team_is_closed_out(people_and_job, set
     assert not consumers._pollers
 
 
-def test_a_deactivated_account_is_closed_out(people_and_job, settings):
-    async_to_sync(_test_a_deactivated_account_is_closed_out)(people_and_job, settings)
+def test_a_catalog_job_console_closes_when_its_viewer_is_no_longer_staff(people_and_job, quick_checks):
+    async_to_sync(_test_a_catalog_job_console_closes_when_its_viewer_is_no_longer_staff)(people_and_job)
 
 
-async def _test_a_deactivated_account_is_closed_out(people_and_job, settings):
-    settings.TANGO_LOG_POLL_SECONDS = 0.05
-    settings.TANGO_CONSOLE_ACCESS_SECONDS = 0.1
-    people, job = people_and_job
-    alice, connected = await connect(people["alice"], job, "?format=json")
-    assert connected
-    await database_sync_to_async(type(people["alice"]).objects.filter(username="alice").update)(is_active=False)
-    _, code = await receive_until_closed(alice)
-    assert code == 4403
-    await alice.disconnect()
-    assert not consumers._pollers
-
-
-def test_a_catalog_job_console_closes_when_its_viewer_is_no_longer_staff(people_and_job, settings):
-    async_to_sync(_test_a_catalog_job_console_closes_when_its_viewer_is_no_longer_staff)(people_and_job, settings)
-
-
-async def _test_a_catalog_job_console_closes_when_its_viewer_is_no_longer_staff(people_and_job, settings):
-    settings.TANGO_LOG_POLL_SECONDS = 0.05
-    settings.TANGO_CONSOLE_ACCESS_SECONDS = 0.1
+async def _test_a_catalog_job_console_closes_when_its_viewer_is_no_longer_staff(people_and_job):
     people, _ = people_and_job
     dave = people["dave"]
     dave.is_staff = True
@@ -242,6 +318,4 @@ async def _test_a_catalog_job_console_closes_when_its_viewer_is_no_longer_staff(
     console, connected = await connect(dave, catalog_job, "?format=json")
     assert connected
     await database_sync_to_async(type(dave).objects.filter(pk=dave.pk).update)(is_staff=False)
-    _, code = await receive_until_closed(console)
-    assert code == 4403
-    await console.disconnect()
+    await assert_closed_out(console)
