@@ -139,6 +139,9 @@ def _check_classes(layout: Layout, class_folders: set[tuple[str, ...]], depth: i
 
 
 def detection_layout(members: list[Member]) -> Layout:
+    if _looks_like_class_folders(members):
+        raise DatasetError("This looks like a classification upload (one folder per class, no images/, labels/ or "
+                           "data.yaml); choose classification.")
     layout = Layout(samples=[], class_names=[])
     images: dict[tuple, Member] = {}
     labels: dict[tuple, Member] = {}
@@ -161,6 +164,13 @@ def detection_layout(members: list[Member]) -> Layout:
     if not layout.samples:
         raise DatasetError("No images found in the train or validation split.")
     return layout
+
+
+def _looks_like_class_folders(members: list[Member]) -> bool:
+    """No YOLO folder (at the top or under a split folder) and no data.yaml, but images in folders: the other task."""
+    yolo = any(f[-1].lower() in YOLO_FOLDERS for f in _folders(members) if len(f) <= 2)
+    data_yaml = any(len(m.parts) == 1 and m.parts[0].lower() in DATA_YAML for m in members)
+    return not yolo and not data_yaml and any(len(m.parts) > 1 and is_image(m) for m in members if not m.is_dir)
 
 
 def _place_detection_file(m: Member, images: dict, labels: dict, layout: Layout) -> None:

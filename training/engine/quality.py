@@ -110,10 +110,14 @@ def _detection_advice(*, n_train, epochs, input_size, batch, nbs, model, pretrai
         if updates < MIN_UPDATES:
             small = max(2, min(batch, n_train // 4))  # four batches an epoch, as the train stage's default
             more = min(500, math.ceil(MIN_UPDATES / math.ceil(n_train / small)))
+            # Only what differs from the run: a small set already trains at batch = nbs, and asking for those
+            # again read as if they were the cause.
+            asked = (("batch size", small, batch), ("nominal batch size (nbs)", small, nbs), ("epochs", more, None))
+            changes = [f"the {name} to {'about ' * (was is None)}{value}" for name, value, was in asked if value != was]
             tips.append(f"The run made only {updates} weight updates: {epochs} epochs of {math.ceil(n_train / batch)} "
                         f"batches of {batch}, and one update per {nbs} images (ultralytics' nominal batch size, nbs)."
-                        f" In the Training options set the batch size to {small}, the nominal batch size (nbs) to "
-                        f"{small} and the epochs to about {more}: about {more * math.ceil(n_train / small)} updates.")
+                        f" In the Training options set {_and(changes)}: about {more * math.ceil(n_train / small)} "
+                        "updates.")
     elif epochs is not None and epochs < 50:
         tips.append(f"{epochs} epochs is short for a detector trained from scratch: raise it.")
     if few and model:
@@ -130,6 +134,10 @@ def _detection_advice(*, n_train, epochs, input_size, batch, nbs, model, pretrai
         tips.append(f"At {input_size} px small objects vanish: raise the input size if the device's budget allows.")
     tips.append("Check the boxes: open a few label files against their images on the dataset page.")
     return tips
+
+
+def _and(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
 
 
 def summary(result: dict) -> str:

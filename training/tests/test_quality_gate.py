@@ -96,6 +96,21 @@ def test_a_tiny_detection_set_from_scratch_is_told_what_to_change_first():
     assert DETECTION_FLOOR == 0.05 and not detection_verdict(map50=0.049)["passed"]
 
 
+def test_too_few_updates_at_the_small_set_defaults_asks_only_for_more_epochs():
+    """A walk: 29 photos, 5 epochs; the train stage had already set batch 7 and nbs 7 (an update per batch), yet the
+    failure told the user to set the batch size to 7 and nbs to 7, as if those were the cause. Only what differs from
+    the run is asked for."""
+    from training.engine.quality import detection_verdict
+
+    failed = detection_verdict(map50=0.0, n_train=29, epochs=5, batch=7, nbs=7, input_size=160, model="yolo11l")
+    updates = next(tip for tip in failed["advice"] if tip.startswith("The run made"))
+    assert updates == ("The run made only 25 weight updates: 5 epochs of 5 batches of 7, and one update per 7 "
+                       "images (ultralytics' nominal batch size, nbs). In the Training options set the epochs to "
+                       "about 40: about 200 updates.")
+    only_nbs = detection_verdict(map50=0.0, n_train=32, epochs=10, batch=8, nbs=64)
+    assert "set the nominal batch size (nbs) to 8 and the epochs to about 50" in " ".join(only_nbs["advice"])
+
+
 @pytest.mark.django_db
 def test_a_small_detection_set_trains_with_an_update_per_batch_by_default(settings, tmp_path):
     from projects.datasets.detection_demo import write_detection_demo

@@ -120,6 +120,14 @@ def test_yolo_upload_for_classification_suggests_detection(make_zip, import_fail
     assert "choose detection" in import_fails(archive)
 
 
+# A walk uploaded class folders as detection and read "photos/cat/cat_00.jpg: unexpected location", which did not
+# say that the task was the mistake; the opposite slip already named it.
+@pytest.mark.parametrize("prefix", ["", "train/"])
+def test_class_folders_for_detection_suggest_classification(make_zip, import_fails, prefix):
+    archive = make_zip(classification_entries(prefix=prefix))
+    assert "choose classification" in import_fails(archive, task="detection")
+
+
 def test_malformed_label_line_is_rejected(make_zip, import_fails):
     labels = {"train/img0": "0 0.5 0.5 0.2 0.2\n0 0.5 0.5 0.2\n", "val/img1": ""}
     archive = make_zip(detection_entries(labels))
