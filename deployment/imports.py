@@ -167,7 +167,7 @@ def model_import(*, project, upload, labels=None, input_size: int | None = None,
                   f"{checks.get('output', '')}, {len(labels)} labels, {input_size} px.")
         log.write(f"Its normalisation (mean {', '.join(f'{v:g}' for v in mean)}; std "
                   f"{', '.join(f'{v:g}' for v in std)}) is folded into the ONNX model the next stages use. "
-                  "It ran once on this server.")
+                  f"It ran once on this server, {checks['sandbox']}; its memory and time capped.")
         if scores := checks.get("validation"):
             log.write(f"On the {scores['split']} split: {_scored(scores)}.")
         if warning := checks.get("accuracy_warning"):

@@ -19,8 +19,10 @@ import ast
 import functools
 import json
 import resource
+import shutil
 import subprocess
 import sys
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -28,6 +30,7 @@ import numpy as np
 
 from tango_common.images import IMAGENET_MEAN, IMAGENET_STD
 from tango_common.processes import one_thread_child_env
+from tango_common.sandbox import SandboxError, confine, python_runtime_paths
 
 MIN_OPSET, MAX_OPSET = 7, 21
 INPUT_NAME = "images"
@@ -270,21 +273,21 @@ def run_onnx_once(path: Path, *, input_size: int, task: str, num_classes: int) -
 
 
 def torchscript_to_onnx(source: Path, out: Path, *, task: str, input_size: int, num_classes: int, mean,
-                        std) -> tuple[Path, dict]:
+                        std, read_code_first: bool = True) -> tuple[Path, dict]:
     """Load the TorchScript model (torch.jit.load, once check_torchscript_archive has read its code), check it, and
     export it with its normalisation folded in as the pipeline's ONNX model. Returns the ONNX path and what was
-    checked."""
+    checked. read_code_first=False skips the reading of its code: only the tests of the sandbox behind it do."""
     import torch
 
-    check_torchscript_archive(source)
+    if read_code_first:
+        check_torchscript_archive(source)
     try:
         module = torch.jit.load(str(source), map_location="cpu").eval()
         example = torch.rand(2, 3, input_size, input_size)
         with torch.inference_mode():
             output = module(example)
     except Exception as exc:
-        raise ImportRefused(f"torch.jit.load could not load or run the model: {str(exc).splitlines()[0][:300]}") \
-            from None
+        raise ImportRefused(f"torch.jit.load could not load or run the model: {_reason(exc)}") from None
     if isinstance(output, (list, tuple)):
         output = output[0]
     _check_output(list(output.shape), task=task, num_classes=num_classes)
@@ -301,6 +304,17 @@ def torchscript_to_onnx(source: Path, out: Path, *, task: str, input_size: int, 
     finally:
         plain.unlink(missing_ok=True)
     return out, {"format": "torchscript", "output": _shape(list(output.shape)), "torch": torch.__version__}
+
+
+def _reason(exc: Exception) -> str:
+    """The line of a torch error that says what went wrong: a TorchScript interpreter error starts with a header and
+    the code's traceback, and ends with the cause."""
+    lines = [line for line in str(exc).splitlines() if line.strip()] or [type(exc).__name__]
+    reason = lines[-1] if lines[0].startswith("The following operation failed") else lines[0]
+    if "Permission denied" in reason:
+        reason += (" (the check runs sandboxed: the model may read no file but itself and write none, so a model "
+                   "that reaches for the server's files fails here)")
+    return reason[:400]
 
 
 def torchscript_reference(path: Path, *, task: str, mean, std):
@@ -382,7 +396,7 @@ def validation_scores(path: Path, samples, *, input_size: int, num_classes: int,
 
 
 def checked(source: Path, out: Path, *, fmt: str, task: str, input_size: int, num_classes: int, mean,
-            std, validation=None, split: str = "val") -> dict:
+            std, validation=None, split: str = "val", read_code_first: bool = True) -> dict:
     """The whole check of an upload: what it is, its normalisation folded in (out: the pipeline's ONNX model) and
     one run; a classifier is also scored on `validation` ((image path, class index) pairs), which never refuses it.
     Raises ImportRefused."""
@@ -391,7 +405,7 @@ def checked(source: Path, out: Path, *, fmt: str, task: str, input_size: int, nu
         fold_normalisation_onnx(source, out, task=task, mean=mean, std=std)
     else:
         out, checks = torchscript_to_onnx(source, out, task=task, input_size=input_size, num_classes=num_classes,
-                                          mean=mean, std=std)
+                                          mean=mean, std=std, read_code_first=read_code_first)
     checks["run"] = run_onnx_once(out, input_size=input_size, task=task, num_classes=num_classes)
     if validation and task != "detection":
         checks["validation"] = validation_scores(out, validation, input_size=input_size, num_classes=num_classes,
@@ -401,38 +415,60 @@ def checked(source: Path, out: Path, *, fmt: str, task: str, input_size: int, nu
 
 def checked_in_child(source: Path, out: Path, *, memory_bytes: int | None = None, timeout_s: float | None = None,
                      **options) -> dict:
-    """checked() in a child process with its memory and time bounded, working in the upload's folder. An uploaded
-    model is somebody else's program: a ConstantOfShape of 50 GB, a Loop of a billion turns or a file that crashes a
-    parser took the web process (which ran the check) down with it, or held it for ever. Raises ImportRefused."""
+    """checked() in a child process with its memory and time bounded and, where the kernel has Landlock, its files
+    and network confined (tango_common.sandbox): it reads only the Python runtime, the upload and the validation
+    images, writes only a scratch folder made for it here (the ONNX model it writes there is moved to `out`), and
+    opens no TCP connection. An uploaded model is somebody else's program: a ConstantOfShape of 50 GB, a Loop of a
+    billion turns or a file that crashes a parser took the web process (which ran the check) down with it, or held
+    it for ever; an op the static check of TorchScript code misses could read the server's secrets or database, or
+    overwrite its code. checks["sandbox"] says what was enforced. Raises ImportRefused."""
     memory_bytes = memory_bytes or CHECK_MEMORY_BYTES
     timeout_s = timeout_s or CHECK_TIMEOUT_S
 
     def bounded():  # in the child, before it runs anything: its heap (malloc, numpy, onnxruntime arenas) is capped
         resource.setrlimit(resource.RLIMIT_DATA, (memory_bytes, memory_bytes))
 
-    request = json.dumps({"source": str(source), "out": str(out), **options})
-    env = one_thread_child_env()  # one thread: a thread's stack counts in the memory cap
+    scratch = Path(tempfile.mkdtemp(prefix="tango-import-check-"))
     try:
-        child = subprocess.run([sys.executable, "-m", "deployment.engine.model_import", request], env=env,
-                               cwd=Path(source).parent, preexec_fn=bounded, capture_output=True, timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        raise ImportRefused(f"Checking the model took over {timeout_s:.0f} s; it must run once in well under that.") \
-            from None
-    answer = (child.stdout.decode(errors="replace").strip().splitlines() or [""])[-1]
-    try:
-        answer = json.loads(answer)
-    except ValueError:
-        answer = None
-    if child.returncode != 0 or not isinstance(answer, dict):
-        raise ImportRefused(f"Checking the model stopped (exit {child.returncode}): it needs more than "
-                            f"{memory_bytes // 2**20} MB of memory to run once, or crashed the runtime.")
-    if "refused" in answer:
-        raise ImportRefused(answer["refused"])
-    return answer["checks"]
+        images = [str(image) for image, _ in options.get("validation") or ()]
+        sandbox = {"read_only": [*map(str, python_runtime_paths()), str(source), *images],
+                   "read_write": [str(scratch), "/dev/null"]}
+        request = json.dumps({"source": str(source), "out": str(scratch / Path(out).name), "sandbox": sandbox,
+                              **options})
+        # one thread: a thread's stack counts in the memory cap; temporary files go to the scratch folder
+        env = {**one_thread_child_env(), "TMPDIR": str(scratch), "PYTHONDONTWRITEBYTECODE": "1"}
+        try:
+            child = subprocess.run([sys.executable, "-m", "deployment.engine.model_import", request], env=env,
+                                   cwd=scratch, preexec_fn=bounded, capture_output=True, timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            raise ImportRefused(f"Checking the model took over {timeout_s:.0f} s; it must run once in well under "
+                                "that.") from None
+        answer = (child.stdout.decode(errors="replace").strip().splitlines() or [""])[-1]
+        try:
+            answer = json.loads(answer)
+        except ValueError:
+            answer = None
+        if child.returncode != 0 or not isinstance(answer, dict):
+            raise ImportRefused(f"Checking the model stopped (exit {child.returncode}): it needs more than "
+                                f"{memory_bytes // 2**20} MB of memory to run once, or crashed the runtime.")
+        if "refused" in answer:
+            raise ImportRefused(answer["refused"])
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(scratch / Path(out).name, out)
+        return answer["checks"]
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _main(request: str) -> int:
     options = json.loads(request)
+    paths = options.pop("sandbox")
+    try:  # first, before the upload is opened: from here on the model's code runs confined
+        sandbox = confine([Path(p) for p in paths["read_only"]], [Path(p) for p in paths["read_write"]])
+    except SandboxError as exc:  # Landlock is there but refused: never run the model unconfined instead
+        print(json.dumps({"refused": f"The server could not sandbox the check of the model ({exc}); it was not "
+                                     "run. Tell the portal's administrator."}))
+        return 0
     try:
         checks = checked(Path(options.pop("source")), Path(options.pop("out")), **options)
     except ImportRefused as exc:
@@ -440,7 +476,7 @@ def _main(request: str) -> int:
     except MemoryError:
         return 3
     else:
-        print(json.dumps({"checks": checks}))
+        print(json.dumps({"checks": {**checks, "sandbox": sandbox}}))
     return 0
 
 

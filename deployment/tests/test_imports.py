@@ -3,6 +3,7 @@ through the same convert → benchmark → package stages as a model trained her
 
 import json
 import zipfile
+from pathlib import Path
 
 import onnx
 import pytest
@@ -25,6 +26,7 @@ from projects.jobs.models import Job
 from projects.jobs.storage import absolute, project_dir
 from projects.tests import factories
 from tango_common.images import IMAGENET_MEAN, IMAGENET_STD, preprocess_image
+from tango_common.sandbox import landlock_abi
 from training.engine.zoo import build_model
 from training.models import TrainingRun
 
@@ -133,6 +135,71 @@ def test_a_torchscript_model_that_reaches_the_servers_files_is_refused_before_it
         torchscript_to_onnx(path, tmp_path / "model.onnx", task="classification", input_size=INPUT_SIZE,
                             num_classes=3, mean=THEIRS, std=THEIRS)
     assert not marker.exists()
+
+
+def evil_model(tmp_path, line: str) -> Path:
+    """The Plain model, its forward starting with line (TorchScript): what an attacker writes into the code."""
+    scripted = tmp_path / "scripted.pt"
+    torch.jit.script(Plain()).save(str(scripted))
+    return rewritten(scripted, tmp_path / "theirs.pt", "-> Tensor:\n", f"-> Tensor:\n    {line}\n")
+
+
+def checked_without_reading_its_code(path, tmp_path):
+    from deployment.engine.model_import import checked_in_child
+
+    return checked_in_child(path, tmp_path / "out" / "model.onnx", fmt="torchscript", task="classification",
+                            input_size=INPUT_SIZE, num_classes=3, mean=THEIRS, std=THEIRS, read_code_first=False)
+
+
+needs_landlock = pytest.mark.skipif(landlock_abi() == 0, reason="this kernel has no Landlock: the check is unsandboxed")
+
+
+@needs_landlock
+@pytest.mark.parametrize("reach", ["reads", "writes"])
+def test_the_sandbox_alone_stops_a_model_that_reaches_the_servers_files(tmp_path, reach):
+    """The second line of defence on its own: with the reading of the model's code turned off (as if it missed an
+    op), a model whose forward reads a file next to the upload (standing in for the server's secrets) or creates
+    and writes one (the portal's code) fails the check with a clear error, and the file is neither read nor
+    written."""
+    secret = tmp_path / "secret.txt"
+    secret.write_text("SECRET_KEY=hunter2-not-for-models")
+    marker = tmp_path / "written-by-the-model"
+    path = evil_model(tmp_path, {
+        "reads": f'x = x + torch.sum(torch.from_file("{secret}", False, 9, dtype=0))',
+        "writes": f'x = x + torch.sum(torch.from_file("{marker}", True, 9, dtype=0).fill_(65))'}[reach])
+    torch.jit.load(str(path))(torch.zeros(1, 3, 4, 4))  # unconfined (this test's process) it does what it says
+    assert marker.exists() == (reach == "writes")
+    marker.unlink(missing_ok=True)
+
+    with pytest.raises(ImportRefused, match="Permission denied.*sandboxed") as refused:
+        checked_without_reading_its_code(path, tmp_path)
+    assert "hunter2" not in str(refused.value)
+    assert not marker.exists() and not (tmp_path / "out" / "model.onnx").exists()
+    assert secret.read_text() == "SECRET_KEY=hunter2-not-for-models"
+
+
+@needs_landlock
+def test_the_sandbox_alone_stops_torch_save_writing_though_torch_does_not_say(tmp_path):
+    """TorchScript's torch.save ignores a file it cannot open: the model's write is stopped, but the check does not
+    see it fail (the reading of the code, on in production, refuses torch.save before the model runs)."""
+    marker = tmp_path / "written-by-the-model"
+    path = evil_model(tmp_path, f'torch.save(x, "{marker}")')
+    torch.jit.load(str(path))(torch.zeros(1, 3, 4, 4))
+    assert marker.exists()
+    marker.unlink()
+    checked_without_reading_its_code(path, tmp_path)
+    assert not marker.exists()
+
+
+def test_an_ordinary_import_check_says_it_ran_sandboxed(tmp_path):
+    from deployment.engine.model_import import checked_in_child
+
+    torch.jit.script(Plain()).save(str(tmp_path / "plain.pt"))
+    checks = checked_in_child(tmp_path / "plain.pt", tmp_path / "out" / "model.onnx", fmt="torchscript",
+                              task="classification", input_size=INPUT_SIZE, num_classes=3, mean=THEIRS, std=THEIRS)
+    assert checks["run"]["ran"] and (tmp_path / "out" / "model.onnx").exists()
+    expected = "sandboxed by Landlock" if landlock_abi() else "not sandboxed (kernel without Landlock)"
+    assert checks["sandbox"].startswith(expected)
 
 
 def test_scripted_and_traced_torchvision_models_pass_the_code_check(tmp_path):
