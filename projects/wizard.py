@@ -121,8 +121,8 @@ class ProjectWizard:
             return self._show(max(index - 1, 0))
         if action == "refresh":
             return self._refresh(index)
-        if action == "upload" and STEPS[index].key == "dataset":
-            return self._upload(index)
+        if STEPS[index].key == "dataset" and (action == "upload" or self._file_chosen()):
+            return self._upload(index)  # Next with a file chosen uploads it: going on would drop it unseen
         form = self._bind(index)
         if not self._accept(form):
             return self._page(index, form)
@@ -154,6 +154,10 @@ class ProjectWizard:
             if name in form.fields and form[name].value() in (None, ""):
                 del form.errors[name]
         return self._page(index, form)
+
+    def _file_chosen(self) -> bool:
+        name = f.WizardUploadForm.prefix + "-file"
+        return bool(self.files and self.files.get(name)) or name in self.refusals
 
     def _upload(self, index: int) -> WizardPage:
         """Keep an uploaded zip as a dataset of the wizard's team and task, then show the step with it picked."""

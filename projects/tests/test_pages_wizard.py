@@ -209,6 +209,28 @@ def test_a_dataset_is_uploaded_and_picked_inside_the_wizard(client, owner, team,
     assert b'name="step" value="device"' in step4.content
 
 
+def test_next_with_a_file_chosen_uploads_it_rather_than_going_on_with_the_old_dataset(
+        client, owner, team, digits, htmx, settings, tmp_path):
+    """A walk chose a zip under "Upload a new … dataset" and pressed Next →, the step's big button, not the upload's
+    own: the file was dropped without a word and the project went on with the dataset already picked."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from projects.datasets.digits import make_digits_zip
+    from projects.models import Dataset
+
+    settings.MEDIA_ROOT = tmp_path / "media"
+    archive = make_digits_zip(tmp_path / "digits.zip", upscale=1).read_bytes()
+    client.force_login(owner)
+    body = post(client, {**basics(team), "step": "dataset", "dataset": digits.pk, "upload-name": "fresh",
+                         "upload-file": SimpleUploadedFile("fresh.zip", archive)}, htmx).content.decode()
+    fresh = Dataset.objects.get(team=team, name="fresh")
+    assert 'name="step" value="dataset"' in body and f'name="dataset" value="{fresh.pk}" checked' in body
+    assert "Uploaded fresh: 1797 images" in body
+    refused = post(client, {**basics(team), "step": "dataset", "dataset": digits.pk, "upload-name": "notes",
+                            "upload-file": SimpleUploadedFile("notes.txt", b"hi")}, htmx).content.decode()
+    assert 'name="step" value="dataset"' in refused and "notes.txt is not a .zip archive" in refused
+
+
 def test_a_refused_upload_in_the_wizard_shows_why_next_to_the_file(client, owner, team, digits, htmx):
     from django.core.files.uploadedfile import SimpleUploadedFile
 
