@@ -6,16 +6,15 @@ from django.core.exceptions import ValidationError
 from django.http import FileResponse, Http404, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
-from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from projects.access import can_edit, projects_for, require_editor
+from projects.access import can_edit, project_to_change, projects_for, require_editor
 from projects.audit import audit_record
 from projects.datasets.images import IMAGE_TYPE_NAMES
 from projects.jobs.errors import JobNotAllowed
 from projects.jobs.storage import absolute
-from projects.uploads import upload_refusals
+from projects.uploads import upload_page, upload_refusals
 
 from .http import artifact_download_response
 from .imports import default_preprocessing, guard_model_upload, model_import
@@ -33,22 +32,17 @@ def artifact_download(request, artifact_id: int):
 # --- Try it ------------------------------------------------------------------------------------------------------
 
 
-@csrf_exempt  # the upload handler must be set before CSRF reads the body; _try_page checks the token itself
-@login_required
+def _may_change_project(user, project_id: int) -> None:
+    project_to_change(user, project_id)
+
+
+@upload_page(use_image_upload_handler, may_upload=_may_change_project)
+@require_http_methods(["GET", "POST"])
 def try_page(request, project_id: int):
     """The project's Try it page: pick a model, upload an image, see what it answers (and the recent tries)."""
-    if request.method == "POST":
-        use_image_upload_handler(request)
-    return _try_page(request, project_id)
-
-
-@csrf_protect
-@require_http_methods(["GET", "POST"])
-def _try_page(request, project_id: int):
     project = get_object_or_404(projects_for(request.user), pk=project_id)
     errors, status = {}, 200
-    if request.method == "POST":
-        require_editor(request.user, project.team)
+    if request.method == "POST":  # upload_page has checked the sender may change the project
         try:
             artifact = triable_artifacts(project).filter(pk=_int(request.POST.get("artifact"))).first()
             if artifact is None:
@@ -100,20 +94,11 @@ def trial_image(request, trial_id: int):
 # --- Bring your own model ---------------------------------------------------------------------------------------
 
 
-@csrf_exempt  # the upload guard must be set before CSRF reads the body; _model_import_page checks the token itself
-@login_required
+@upload_page(guard_model_upload, may_upload=_may_change_project)
+@require_http_methods(["GET", "POST"])
 def model_import_page(request, project_id: int):
     """Import an ONNX or TorchScript model as the project's model (editors and owners)."""
-    if request.method == "POST":
-        guard_model_upload(request)
-    return _model_import_page(request, project_id)
-
-
-@csrf_protect
-@require_http_methods(["GET", "POST"])
-def _model_import_page(request, project_id: int):
-    project = get_object_or_404(projects_for(request.user), pk=project_id)
-    require_editor(request.user, project.team)
+    project = project_to_change(request.user, project_id)
     mean, std = default_preprocessing(project.task)
     values = {"labels": "\n".join(project.dataset.class_names), "input_size": project.input_size,
               "mean": ", ".join(f"{v:g}" for v in mean), "std": ", ".join(f"{v:g}" for v in std)}

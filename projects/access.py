@@ -8,6 +8,7 @@ everyone else never sees them (404).
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
 from django.http import Http404
+from django.shortcuts import get_object_or_404
 
 from .jobs.models import Job
 from .models import Dataset, Membership, Project, Role, Team
@@ -108,6 +109,19 @@ def require_editor(user, team: Team) -> None:
     """Raise 404 for outsiders and 403 for viewers."""
     if require_member(user, team) not in EDIT_ROLES:
         raise PermissionDenied("Viewers cannot change anything in this team.")
+
+
+def require_editor_somewhere(user) -> None:
+    """Creating anything (a dataset, a project) needs an editor role in some team; viewers may look around."""
+    if not editable_teams_for(user).exists():
+        raise PermissionDenied("You are not an editor or owner of any team.")
+
+
+def project_to_change(user, pk: int) -> Project:
+    """The project, when the user may change it: 404 for outsiders, 403 for viewers."""
+    project = get_object_or_404(projects_for(user), pk=pk)
+    require_editor(user, project.team)
+    return project
 
 
 def require_owner(user, team: Team) -> None:

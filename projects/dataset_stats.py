@@ -266,8 +266,10 @@ def dataset_warnings(stats: dict, *, input_size: int | None = None) -> list[str]
     if train:
         smallest = min(train, key=train.get)
         if train[smallest] < FEW_IMAGES_PER_CLASS:
+            even = len(train) > 1 and len(set(train.values())) == 1  # naming one class would blame it alone
+            where = "each class" if even else f"class {smallest!r}"
             warnings.append(
-                f"A small dataset: {_plural(train[smallest], 'training image')} in class {smallest!r}. A model "
+                f"A small dataset: {_plural(train[smallest], 'training image')} in {where}. A model "
                 f"trained from scratch on so few images is likely to be weak; a few hundred per class, or uploaded "
                 f"pretrained weights, do much better.")
         largest = max(train.values())

@@ -27,6 +27,16 @@ def attach_errors(form: forms.Form, exc: ValidationError) -> None:
         form.add_error(name if name in form.fields else None, errors)
 
 
+def attach_refusals(form: forms.Form, refusals: dict[str, str]) -> None:
+    """Show why the upload guard refused a file (projects.uploads) on the form's field, in place of the "This field is
+    required." that its absence would otherwise get. The name and size checks are the guard's, made as the file
+    streamed in (services.guard_dataset_upload); what is inside a zip is dataset_create's to check."""
+    for name in form.fields:
+        if message := refusals.get(form.add_prefix(name)):
+            form.errors.pop(name, None)
+            form.add_error(name, message)
+
+
 def _team_field(user) -> forms.ModelChoiceField:
     teams = editable_teams_for(user)
     field = forms.ModelChoiceField(queryset=teams, empty_label=None)
@@ -58,14 +68,6 @@ class DatasetUploadForm(forms.Form):
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields = {"team": _team_field(user), **self.fields}
-
-    def clean_file(self):
-        # A cheap early check, so an obviously wrong file is refused before it is spooled to disk.
-        # Everything about the archive's contents is the validator's job (dataset_create).
-        upload = self.cleaned_data["file"]
-        if not upload.name.lower().endswith(".zip"):
-            raise ValidationError(f"{upload.name} is not a .zip archive; zip the dataset's folder and upload that.")
-        return upload
 
 
 # --- project creation wizard: one form per step -------------------------------------------------------------
@@ -116,12 +118,6 @@ class WizardUploadForm(forms.Form):
     def __init__(self, *args, task: str, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["file"].help_text = UPLOAD_LAYOUTS[task]  # the wizard's task only: it was picked on step one
-
-    def clean_file(self):
-        upload = self.cleaned_data["file"]
-        if not upload.name.lower().endswith(".zip"):
-            raise ValidationError(f"{upload.name} is not a .zip archive; zip the dataset's folder and upload that.")
-        return upload
 
 
 class DeviceStepForm(forms.Form):

@@ -72,6 +72,21 @@ def upload_limits():
     )
 
 
+DATASET_SUFFIXES = (".zip",)
+WRONG_DATASET = "{name} is not a .zip archive; zip the dataset's folder and upload that."
+
+
+def guard_dataset_upload(request) -> None:
+    """Before the body is read: a dataset that is not named .zip, or is over the limit, is refused as it streams in,
+    before Django keeps a byte of it (projects.uploads); the views read why with upload_refusals. What is inside the
+    zip is dataset_create's to check."""
+    from .uploads import guard_uploads
+
+    limit = settings.TANGO_UPLOAD_MAX_BYTES
+    guard_uploads(request, suffixes=DATASET_SUFFIXES, wrong_name=WRONG_DATASET, limit=limit,
+                  too_big=f"The archive is over the {limit}-byte limit.")
+
+
 def dataset_create(*, team: Team, name: str, task: str, upload, user=None) -> Dataset:
     """Validate an uploaded zip (a Django UploadedFile or an open binary file) and keep it as a dataset.
 

@@ -7,34 +7,34 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect, push_url, replace_url
 
 from tango_common.engines import ENGINES
 
-from .access import EDIT_ROLES, memberships_for, projects_for, require_editor, role_among
+from .access import EDIT_ROLES, memberships_for, project_to_change, projects_for, require_editor_somewhere, role_among
 from .commands import demo_tasks
 from .dataset_stats import dataset_summary
 from .datasets.samples import dataset_thumbnails
-from .forms import DatasetUploadForm, ProjectEditForm, attach_errors
+from .forms import DatasetUploadForm, ProjectEditForm, attach_errors, attach_refusals
 from .jobs.errors import JobNotAllowed
 from .pipeline import pipeline_context
 from .selectors import can_create_anywhere, dataset_list, imported_model, project_list, project_rows_annotate
 from .services import (
     dataset_create,
+    guard_dataset_upload,
     guard_weights_upload,
     project_delete,
     project_update,
     project_weights_clear,
     project_weights_set,
 )
-from .uploads import upload_refusals
+from .uploads import upload_page, upload_refusals
 from .wizard import Drafts, ProjectWizard
 
 
@@ -46,19 +46,6 @@ def _redirect(request, url: str):
 def _bound(request) -> tuple:
     """Form data for a POST; nothing for a GET (so the form is unbound and shows no errors)."""
     return (request.POST, request.FILES) if request.method == "POST" else ()
-
-
-def _project_to_change(request, pk: int):
-    """The project, when the user may change it: 404 for outsiders, 403 for viewers."""
-    project = get_object_or_404(projects_for(request.user), pk=pk)
-    require_editor(request.user, project.team)
-    return project
-
-
-def _require_some_editable_team(user) -> None:
-    # Viewers (and users in no team) may look around, but creating anything needs an editor role somewhere.
-    if not can_create_anywhere(user):
-        raise PermissionDenied("You are not an editor or owner of any team.")
 
 
 # --- projects ----------------------------------------------------------------------------------------------------
@@ -96,18 +83,11 @@ def _project_page_context(request, project) -> dict:
     return context
 
 
-@csrf_exempt  # the upload guard must be set before CSRF reads the body; _project_weights checks the token itself
-@login_required
+@upload_page(guard_weights_upload, may_upload=project_to_change)
 @require_POST
 def project_weights(request, pk: int):
     """Upload (or clear) the project's pretrained weights; a refused file re-renders the page with the reason."""
-    guard_weights_upload(request)
-    return _project_weights(request, pk)
-
-
-@csrf_protect
-def _project_weights(request, pk: int):
-    project = _project_to_change(request, pk)
+    project = project_to_change(request.user, pk)
     try:
         if request.POST.get("clear"):
             project_weights_clear(project=project)
@@ -128,7 +108,7 @@ def _project_weights(request, pk: int):
 @login_required
 @require_http_methods(["GET", "POST"])
 def project_edit(request, pk: int):
-    project = _project_to_change(request, pk)
+    project = project_to_change(request.user, pk)
     if request.POST.get("action") == "refresh":  # the device or engine changed: redraw what it offers, save nothing
         form = ProjectEditForm(initial=request.POST.dict(), instance=project, refresh=True)
         return render(request, "projects/_project_form.html", {"project": project, "form": form})
@@ -149,7 +129,7 @@ def project_edit(request, pk: int):
 @require_POST
 def project_delete_view(request, pk: int):
     """Delete the project and its files; a running job or a missing confirmation re-renders the edit page."""
-    project = _project_to_change(request, pk)
+    project = project_to_change(request.user, pk)
     try:
         if not request.POST.get("confirm"):
             raise JobNotAllowed("Tick the box to confirm: the project's jobs, models and files go for good.")
@@ -161,14 +141,14 @@ def project_delete_view(request, pk: int):
     return redirect("projects:list")
 
 
-@login_required
+@upload_page(guard_dataset_upload, may_upload=require_editor_somewhere)  # the dataset step's upload
 @require_http_methods(["GET", "POST"])
 def project_create_view(request):
-    _require_some_editable_team(request.user)
+    require_editor_somewhere(request.user)
     drafts = Drafts(request.session)
     draft = Drafts.valid_id(request.POST.get("draft") or request.GET.get("draft")) or Drafts.new_id()
     if request.method == "POST":
-        wizard = ProjectWizard(request.user, request.POST, request.FILES)
+        wizard = ProjectWizard(request.user, request.POST, request.FILES, refusals=upload_refusals(request))
         page = wizard.submit()
         if page.created:
             drafts.drop(draft)
@@ -211,11 +191,13 @@ def dataset_detail(request, pk: int):
     })
 
 
-@login_required
+@upload_page(guard_dataset_upload, may_upload=require_editor_somewhere)
 @require_http_methods(["GET", "POST"])
 def dataset_upload(request):
-    _require_some_editable_team(request.user)
+    require_editor_somewhere(request.user)
     form = DatasetUploadForm(*_bound(request), user=request.user, initial=request.GET.dict())
+    if request.method == "POST":
+        attach_refusals(form, upload_refusals(request))
     if request.method == "POST" and form.is_valid():
         try:
             dataset = dataset_create(user=request.user, upload=form.cleaned_data["file"],

@@ -86,10 +86,11 @@ class WizardPage:
 
 
 class ProjectWizard:
-    def __init__(self, user, data: QueryDict | None = None, files=None):
+    def __init__(self, user, data: QueryDict | None = None, files=None, refusals: dict[str, str] | None = None):
         self.user = user
         self.data = data if data is not None else QueryDict()
         self.files = files
+        self.refusals = refusals or {}  # files the upload guard refused as they streamed in, and why
         self.state: dict = {}  # cleaned answers of the steps validated so far
 
     def start(self) -> WizardPage:
@@ -157,6 +158,7 @@ class ProjectWizard:
     def _upload(self, index: int) -> WizardPage:
         """Keep an uploaded zip as a dataset of the wizard's team and task, then show the step with it picked."""
         upload = f.WizardUploadForm(self.data, self.files, task=self.state["task"])
+        f.attach_refusals(upload, self.refusals)
         if upload.is_valid():
             try:
                 dataset = dataset_create(team=self.state["team"], name=upload.cleaned_data["name"],

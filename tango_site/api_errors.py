@@ -1,5 +1,5 @@
 """How errors become HTTP answers in the REST API (settings: REST_FRAMEWORK["EXCEPTION_HANDLER"], and the
-handler404/handler500 of tango_site.urls for what never reaches a DRF view).
+handler403/handler404/handler500 of tango_site.urls for what never reaches a DRF view).
 
 Services raise Django's ValidationError and JobNotAllowed; views stay thin and let them propagate here. Every
 error under /api/ is JSON in one of two shapes, both in the OpenAPI schema (`add_error_responses`):
@@ -64,10 +64,22 @@ def _is_api(request) -> bool:
     return request.path.startswith("/api/")
 
 
+# Django's own 403 and 404 pages, without the @requires_csrf_token they are wrapped in: on a POST that wrapper checks
+# the CSRF token, which reads request.POST, so refusing an upload before its body is read (projects.uploads) would
+# have the error page parse the body and keep the file after all. The token stays available to a template: the
+# middleware's process_request, which every request passes, sets it.
+_page_not_found = defaults.page_not_found.__wrapped__
+_permission_denied = defaults.permission_denied.__wrapped__
+
+
 def not_found(request, exception=None):
     if _is_api(request):
         return JsonResponse({"detail": "No such API endpoint."}, status=404)
-    return defaults.page_not_found(request, exception)
+    return _page_not_found(request, exception)
+
+
+def permission_denied(request, exception=None):
+    return _permission_denied(request, exception)
 
 
 def server_error(request):

@@ -16,5 +16,6 @@ urlpatterns = [
 ]
 
 # Errors outside DRF views: JSON under /api/, the usual pages elsewhere.
+handler403 = "tango_site.api_errors.permission_denied"
 handler404 = "tango_site.api_errors.not_found"
 handler500 = "tango_site.api_errors.server_error"

@@ -18,13 +18,13 @@ from deployment.imports import guard_model_upload, model_import
 from deployment.models import Artifact, Trial
 from deployment.selectors import artifacts_for, trials_for
 from deployment.trials import triable_among, trial_create, use_image_upload_handler
-from projects.access import jobs_for, require_editor
+from projects.access import jobs_for, require_editor, require_editor_somewhere
 from projects.api.filters import IdFilter
 from projects.api.permissions import IsEditorOrReadOnly
 from projects.api.serializers import JobSerializer
 from projects.audit import audit_record
 from projects.jobs.storage import absolute
-from projects.uploads import upload_refusals
+from projects.uploads import UploadGuardedViewSet, upload_refusals
 
 from .serializers import (
     ArtifactSerializer,
@@ -81,7 +81,7 @@ class ArtifactViewSet(viewsets.ReadOnlyModelViewSet):
     list=extend_schema(summary="Tries of the user's teams' models on uploaded images, newest first"),
     retrieve=extend_schema(summary="One try: its status and what the model answered"),
 )
-class TrialViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+class TrialViewSet(UploadGuardedViewSet, mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     """Try it: upload an image, pick an artifact, and a worker answers with the model's predictions."""
 
     serializer_class = TrialSerializer
@@ -92,10 +92,9 @@ class TrialViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     def get_queryset(self):
         return trials_for(self.request.user).order_by("-created_at", "-id")
 
-    def initialize_request(self, request, *args, **kwargs):
-        if request.method == "POST":
-            use_image_upload_handler(request)  # before anything reads the body: a refused image never touches disk
-        return super().initialize_request(request, *args, **kwargs)
+    upload_guard = staticmethod(use_image_upload_handler)
+    # The project is named in the body, so before it is read: an editor of some team; the project's role after.
+    may_upload = staticmethod(require_editor_somewhere)
 
     def get_parsers(self):
         if getattr(self, "request", None) is not None and self.request.method == "POST":
@@ -129,17 +128,15 @@ class TrialViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
         return FileResponse(path.open("rb"), content_type=mimetypes.guess_type(path.name)[0] or "image/jpeg")
 
 
-class ModelImportViewSet(viewsets.GenericViewSet):
+class ModelImportViewSet(UploadGuardedViewSet, viewsets.GenericViewSet):
     """Bring your own model: an ONNX or TorchScript file becomes the project's model; convert → benchmark →
     package take it from there."""
 
     serializer_class = ModelImportSerializer
     parser_classes = [MultiPartParser]
-
-    def initialize_request(self, request, *args, **kwargs):
-        if request.method == "POST":
-            guard_model_upload(request)  # before anything reads the body: a refused file never touches disk
-        return super().initialize_request(request, *args, **kwargs)
+    upload_guard = staticmethod(guard_model_upload)
+    # The project is named in the body, so before it is read: an editor of some team; the project's role after.
+    may_upload = staticmethod(require_editor_somewhere)
 
     @extend_schema(request={"multipart/form-data": ModelImportSerializer},
                    responses={201: ModelImportResultSerializer})

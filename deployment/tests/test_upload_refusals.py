@@ -10,7 +10,6 @@ checked empty afterwards.
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.test import Client
 from django.urls import reverse
 from rest_framework.test import APIClient
 
@@ -18,6 +17,7 @@ from deployment.models import Trial
 from projects.jobs.models import Job
 from projects.tests import factories
 from projects.tests.conftest import make_artifact, png_bytes
+from projects.tests.upload_checks import django_temp_folder, files_under, page_client, uploads_unkept
 
 from .test_stages import job_for
 
@@ -28,25 +28,10 @@ WRONG_FORMAT = "Upload an ONNX model (.onnx) or a TorchScript model"
 
 @pytest.fixture
 def world(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path / "media"
-    settings.FILE_UPLOAD_MAX_MEMORY_SIZE = 1024
-    settings.FILE_UPLOAD_TEMP_DIR = str(tmp_path / "no-such-folder")
+    uploads_unkept(settings, tmp_path)
     team = factories.team_with("Vision", alice="owner")
     project = factories.project(team)
     return project, team.members.get(username="alice")
-
-
-def files_under(root):
-    return {p for p in root.rglob("*") if p.is_file()} if root.exists() else set()
-
-
-def page_client(user, url):
-    """A browser whose POSTs are CSRF-checked, as a real one's are (the check is what read the body first)."""
-    client = Client(enforce_csrf_checks=True)
-    if user is not None:
-        client.force_login(user)
-    client.get(url)
-    return client, client.cookies["csrftoken"].value if "csrftoken" in client.cookies else ""
 
 
 def import_form(name, size, token):
@@ -74,8 +59,7 @@ def test_an_anonymous_model_import_is_sent_to_sign_in_without_its_body_being_rea
 def test_a_model_over_the_limit_is_dropped_while_it_streams_in(world, settings, tmp_path):
     project, alice = world
     settings.TANGO_WEIGHTS_MAX_BYTES = 4096
-    settings.FILE_UPLOAD_TEMP_DIR = str(tmp_path / "django-tmp")
-    (tmp_path / "django-tmp").mkdir()
+    django_temp_folder(settings, tmp_path)
     url = reverse("deployment:model_import", args=[project.pk])
     client, token = page_client(alice, url)
     before = files_under(settings.MEDIA_ROOT)
@@ -93,8 +77,7 @@ def test_the_model_import_api_refuses_the_same_files_the_same_way(world, setting
     project, alice = world
     settings.TANGO_WEIGHTS_MAX_BYTES = 4096
     if name == "big.onnx":  # it passes the name check, so Django's handlers see its first bytes
-        settings.FILE_UPLOAD_TEMP_DIR = str(tmp_path / "django-tmp")
-        (tmp_path / "django-tmp").mkdir()
+        django_temp_folder(settings, tmp_path)
     api = APIClient()
     api.force_authenticate(alice)
     before = files_under(settings.MEDIA_ROOT)
@@ -149,3 +132,77 @@ def test_weights_with_a_wrong_name_are_refused_before_django_writes_them(world, 
     assert files_under(settings.MEDIA_ROOT) == before
     project.refresh_from_db()
     assert project.weights_path == ""
+
+
+# --- who may upload is settled before the body is read --------------------------------------------------------------
+# A correctly named file passes the guard, so only the role can refuse it before Django keeps it. The temporary folder
+# does not exist (the world fixture): had anything read the 64 KB body, keeping the file would have failed the request.
+
+UPLOAD_PAGES = [("deployment:model_import", "file", "model.onnx"), ("projects:weights", "file", "pretrained.pt"),
+                ("deployment:try_page", "image", "rose.png")]
+
+
+@pytest.fixture
+def people(world):
+    from projects.models import Membership, Role
+
+    project, _ = world
+    carol = factories.user("carol")
+    Membership.objects.create(team=project.team, user=carol, role=Role.VIEWER)
+    dave = factories.team_with("Other lab", dave="owner").members.get(username="dave")
+    return {"viewer": carol, "outsider": dave}
+
+
+@pytest.mark.parametrize(("route", "field", "name"), UPLOAD_PAGES)
+@pytest.mark.parametrize(("who", "expected"), [("viewer", 403), ("outsider", 404)])
+def test_a_page_upload_from_someone_who_may_not_change_the_project_is_refused_unread(
+        world, people, settings, route, field, name, who, expected):
+    project, _ = world
+    client, token = page_client(people[who], reverse("projects:list"))
+    before = files_under(settings.MEDIA_ROOT)
+    response = client.post(reverse(route, args=[project.pk]),
+                           {field: SimpleUploadedFile(name, b"\0" * 64 * 1024), "csrfmiddlewaretoken": token})
+    assert response.status_code == expected
+    assert files_under(settings.MEDIA_ROOT) == before and not Job.objects.exists() and not Trial.objects.exists()
+    project.refresh_from_db()
+    assert project.weights_path == ""
+
+
+def api_as(user, how):
+    if how == "token":
+        from projects.tokens import api_token_create
+
+        api = APIClient()
+        api.credentials(HTTP_AUTHORIZATION=f"Token {api_token_create(user=user, name='laptop')[1]}")
+    else:  # a session with its CSRF cookie and header, as a browser's: DRF's check of them would read the body first
+        api = APIClient(enforce_csrf_checks=True)
+        api.force_login(user)
+        api.get(reverse("projects:list"))
+        api.credentials(HTTP_X_CSRFTOKEN=api.cookies["csrftoken"].value)
+    return api
+
+
+@pytest.mark.parametrize("how", ["token", "session"])
+@pytest.mark.parametrize(("who", "expected"), [("viewer", 403), ("outsider", 404)])
+def test_weights_over_the_api_from_someone_who_may_not_change_the_project_are_refused_unread(
+        world, people, settings, how, who, expected):
+    project, _ = world
+    before = files_under(settings.MEDIA_ROOT)
+    answer = api_as(people[who], how).post(f"/api/projects/{project.pk}/weights/",
+                                           {"file": SimpleUploadedFile("pretrained.pt", b"\0" * 64 * 1024)},
+                                           format="multipart")
+    assert answer.status_code == expected
+    assert files_under(settings.MEDIA_ROOT) == before
+    project.refresh_from_db()
+    assert project.weights_path == ""
+
+
+@pytest.mark.parametrize("how", ["token", "session"])
+def test_a_viewers_model_import_over_the_api_is_refused_unread(world, people, settings, how):
+    """The project is named in the body; a viewer edits no team, so the role refuses the upload before it is read."""
+    project, _ = world
+    before = files_under(settings.MEDIA_ROOT)
+    answer = api_as(people["viewer"], how).post("/api/model-imports/", {
+        "project": project.pk, "file": SimpleUploadedFile("model.onnx", b"\0" * 64 * 1024)}, format="multipart")
+    assert answer.status_code == 403 and "not an editor or owner of any team" in answer.json()["detail"]
+    assert files_under(settings.MEDIA_ROOT) == before and not Job.objects.exists()

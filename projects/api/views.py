@@ -26,7 +26,7 @@ from projects.jobs.registry import stage_exists, stages
 from projects.jobs.selectors import log_page
 from projects.jobs.services import job_cancel, job_enqueue, job_retry, pipeline_start
 from projects.models import Membership, Team
-from projects.uploads import upload_refusals
+from projects.uploads import UploadGuardedViewSet, upload_refusals
 
 from . import serializers as s
 from .filters import DatasetFilter, JobFilter, ProjectFilter
@@ -121,9 +121,13 @@ class TeamViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Creat
         return get_object_or_404(get_user_model(), username=username, memberships__team=team)
 
 
-class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
-                     mixins.DestroyModelMixin, viewsets.GenericViewSet):
+class DatasetViewSet(UploadGuardedViewSet, mixins.ListModelMixin, mixins.RetrieveModelMixin,
+                     mixins.CreateModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet):
     """Datasets of the user's teams. Create is a multipart upload of a zip (editors and owners)."""
+
+    upload_guard = staticmethod(services.guard_dataset_upload)
+    # The team is named in the body, so before it is read: an editor of some team; the team's own role after.
+    may_upload = staticmethod(access.require_editor_somewhere)
 
     lookup_value_regex = ID_REGEX
 
@@ -140,6 +144,8 @@ class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
 
     @extend_schema(request={"multipart/form-data": s.DatasetUploadSerializer}, responses={201: s.DatasetSerializer})
     def create(self, request, *args, **kwargs):
+        if refusals := upload_refusals(request):
+            raise ValidationError(refusals)
         return super().create(request, *args, **kwargs)
 
     def perform_create(self, serializer):
@@ -150,8 +156,12 @@ class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
         services.dataset_delete(dataset=instance, user=self.request.user)
 
 
-class ProjectViewSet(viewsets.ModelViewSet):
+class ProjectViewSet(UploadGuardedViewSet, viewsets.ModelViewSet):
     """Projects of the user's teams; the detail shows each pipeline stage and what blocks it."""
+
+    upload_action = "weights"
+    upload_guard = staticmethod(services.guard_weights_upload)
+    may_upload = staticmethod(access.project_to_change)
 
     lookup_value_regex = ID_REGEX
 
@@ -159,12 +169,6 @@ class ProjectViewSet(viewsets.ModelViewSet):
     filterset_class = ProjectFilter
     search_fields = ["name"]
     ordering_fields = ["name", "created_at", "updated_at"]
-
-    def initialize_request(self, request, *args, **kwargs):
-        drf_request = super().initialize_request(request, *args, **kwargs)  # sets self.action; reads no body
-        if self.action == "weights" and request.method == "POST":
-            services.guard_weights_upload(request)  # before anything reads the body: a refused file never touches disk
-        return drf_request
 
     def get_queryset(self):
         projects = access.projects_for(self.request.user)

@@ -180,8 +180,9 @@ EXPECTED = {
     "read engine":          (200,  200,   200,   200,     200,  401),
     "list datasets":        (200,  200,   200,   200,     200,  401),
     "read dataset":         (200,  200,   200,   404,     404,  401),
-    # Outsiders name a team that is not theirs: the id "does not exist" for them (400), as for staff.
-    "upload dataset":       (201,  201,   403,   400,     400,  401),
+    # Outsiders (editors of their own team) name a team that is not theirs: the id "does not exist" for them (400).
+    # Staff, who edit no team, are refused before the upload is read (403), as viewers are (projects.uploads).
+    "upload dataset":       (201,  201,   403,   400,     403,  401),
     "delete dataset":       (204,  204,   403,   404,     404,  401),
     "list projects":        (200,  200,   200,   200,     200,  401),
     "create project":       (201,  201,   403,   400,     400,  401),
@@ -232,12 +233,14 @@ EXPECTED = {
     "read artifact":        (200,  200,   200,   404,     404,  401),
     "download artifact":    (200,  200,   200,   404,     404,  401),
     "list trials":          (200,  200,   200,   200,     200,  401),
-    # Outsiders name a project that is not theirs: it does not exist for them (400), as for staff.
-    "create trial":         (201,  201,   403,   400,     400,  401),
+    # Outsiders name a project that is not theirs: it does not exist for them (400). Staff edit no team: refused
+    # before the image is read (403).
+    "create trial":         (201,  201,   403,   400,     403,  401),
     "read trial":           (200,  200,   200,   404,     404,  401),
     "read trial image":     (200,  200,   200,   404,     404,  401),
-    # A stage of the project is queued in this world: members who may change it are told to wait (409).
-    "import model":         (409,  409,   403,   400,     400,  401),
+    # A stage of the project is queued in this world: members who may change it are told to wait (409). Staff edit no
+    # team: refused before the file is read (403).
+    "import model":         (409,  409,   403,   400,     403,  401),
 }
 
 # Operations outside the persona table, each with its own tests.

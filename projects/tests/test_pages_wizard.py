@@ -311,6 +311,15 @@ def test_review_warns_about_a_tiny_dataset_and_names_the_model(client, owner, te
     assert 'data-testid="review-model">Paper rules: ResNet-34' in body
 
 
+def test_a_small_dataset_of_even_classes_is_not_blamed_on_one_class():
+    """A walk's 4 classes of 16 training images each read "16 training images in class 'astronaut'", as if that class
+    were short; an even dataset is small in every class."""
+    from projects.dataset_stats import dataset_warnings
+
+    even = {"class_counts": {c: {"train": 16, "val": 4} for c in ("astronaut", "camera", "cat", "coffee")}}
+    assert dataset_warnings(even)[0].startswith("A small dataset: 16 training images in each class. ")
+
+
 def test_the_api_reviews_a_project_as_the_wizard_does_and_saves_nothing(client, owner, team, tiny, odroid, htmx):
     from html import unescape
 

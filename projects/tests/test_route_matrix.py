@@ -163,11 +163,15 @@ def test_page_route_as_persona(routes_world, name, persona, expected):
         assert response["Location"].startswith((reverse("login"), reverse("admin:login")))
 
 
-# The upload pages' POSTs. They are csrf_exempt (their upload guard must be set before the body is read) and check
-# the token, the sign-in and the role themselves: an empty form gets editors the reason (400).
+# The upload pages' POSTs (projects.uploads.upload_page). They are csrf_exempt (their upload guard must be set before
+# the body is read) and check the sign-in and the role before it, the token after: an empty form gets editors the
+# reason (400; the dataset forms redraw with it, 200). Anyone editing no team may not upload a dataset anywhere (403).
 UPLOAD_POSTS = {
     "deployment:try_page": ("project_id", (400, 400, 403, 404, 404, 302)),
     "deployment:model_import": ("project_id", (400, 400, 403, 404, 404, 302)),
+    "projects:weights": ("project", (400, 400, 403, 404, 404, 302)),
+    "projects:dataset_upload": (None, (200, 200, 403, 200, 403, 302)),
+    "projects:create": (None, (200, 200, 403, 200, 403, 302)),
 }
 UPLOAD_CASES = [pytest.param(name, persona, status, id=f"POST {name} as {persona}")
                 for name, (_, statuses) in UPLOAD_POSTS.items()
