@@ -209,7 +209,8 @@ class ProjectSerializer(ListedSerializer):
                                      "name) and, per stage, e.g. `train` {epochs 1-500, batch_size 2-1024, lr 1e-6-5, "
                                      "optimizer sgd|adamw, augmentation none|light|standard|strong, patience 0-500, "
                                      "min_accuracy 0-1, …; left out: derived from the dataset}, `hpo`, `nas`. No "
-                                     "option names a file."},
+                                     "option names a file. A PATCH replaces the groups it sends and keeps the "
+                                     "others (null removes one); PUT replaces them all."},
         }
         validators = []  # services.project_create/update own the rules, the unique name included
 
@@ -223,6 +224,11 @@ class ProjectSerializer(ListedSerializer):
 
     def update(self, instance, validated_data):
         validated_data.pop("team", None)
+        if self.partial and isinstance(validated_data.get("options"), dict):
+            # As the settings page does: a PATCH changes the groups it sends and keeps the rest (the model picked on
+            # the recommend card survives a change of epochs); null removes a group. PUT replaces them all.
+            merged = {**instance.options, **validated_data["options"]}
+            validated_data["options"] = {key: value for key, value in merged.items() if value is not None}
         return services.project_update(project=instance, **validated_data)
 
 

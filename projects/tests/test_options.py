@@ -60,6 +60,21 @@ def test_declared_options_are_accepted_and_normalised(world, bob):
     assert patch(bob, detection, {"train": {"batch": 8, "overrides": {"lr0": 0.01, "mosaic": 0.0}}}).status_code == 200
 
 
+def test_a_patch_of_one_option_group_keeps_the_others(world, bob):
+    """A walk set the epochs with PATCH {"options": {"train": {"epochs": 5}}} after picking YOLO11n on the page: the
+    pick (options.model) was dropped and the next run trained the ranking's YOLO11l. The settings page keeps the
+    groups it does not edit; a PATCH now does too, and a group sent as null is removed."""
+    assert patch(bob, world.project, {"model": "resnet18", "train": {"epochs": 20}}).status_code == 200
+    assert patch(bob, world.project, {"train": {"epochs": 5}}).json()["options"] == {
+        "model": "resnet18", "train": {"epochs": 5}}
+    assert patch(bob, world.project, {"model": None}).json()["options"] == {"train": {"epochs": 5}}
+    response = bob.put(f"/api/projects/{world.project.pk}/", {
+        **{k: v for k, v in bob.get(f"/api/projects/{world.project.pk}/").json().items()
+           if k in ("team", "name", "task", "dataset", "device", "engine", "precision", "input_size")},
+        "options": {"model": "resnet34"}}, format="json")
+    assert response.status_code == 200 and response.json()["options"] == {"model": "resnet34"}  # PUT replaces
+
+
 @pytest.mark.django_db(transaction=True)  # the runner closes stale connections, as a worker does
 def test_an_old_row_with_a_weights_path_cannot_make_training_load_it(world, settings):
     """Options written before the schema existed: the train stage checks them again, before loading anything."""
