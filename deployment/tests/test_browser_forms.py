@@ -56,3 +56,28 @@ def test_the_import_form_refuses_a_file_that_is_not_a_model_and_checks_one_that_
         page.click("[data-testid=import-form] button[type=submit]")
         assert message in page.locator("[data-testid=import-error]").inner_text()
     assert not Job.objects.filter(project=project).exists()
+
+
+def test_an_import_through_the_page_says_it_ran_sandboxed(portal, page):
+    """The page says what confines the check, and the import's log says what held on this server (Landlock, or
+    that the kernel has none) rather than the page's promise alone."""
+    from tango_common.sandbox import landlock_abi
+
+    from .test_imports import memory_hungry_model
+
+    team = factories.team_with("Vision", alice="owner")
+    project = factories.training_project(team, name="import-sandboxed")
+    project.dataset.class_names = ["cat", "dog"]
+    project.dataset.save()
+    log_in(page, portal, "alice")
+    page.goto(f"{portal['url']}/projects/{project.pk}/import-model/")
+    assert "writes only a scratch folder of its own, opens no TCP connection" in page.locator("main").inner_text()
+    page.set_input_files("#import-file", files=[{"name": "small.onnx", "mimeType": "application/octet-stream",
+                                                 "buffer": memory_hungry_model(0.001).SerializeToString()}])
+    page.fill("#import-size", "8")
+    page.click("[data-testid=import-form] button[type=submit]")
+    page.wait_for_url(f"**/projects/{project.pk}/")
+    assert "Imported small.onnx" in page.locator("main").inner_text()
+    job = Job.objects.get(project=project, stage="train")
+    said = "sandboxed by Landlock" if landlock_abi() else "not sandboxed (kernel without Landlock)"
+    assert job.log_lines.filter(text__contains=f"It ran once on this server, {said}").exists()
