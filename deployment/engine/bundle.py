@@ -458,10 +458,14 @@ def render_readme(*, task: str, tier: str, engine: Runtime, precision: str, targ
            f"{accelerator}). It runs on {engine.label} in {precision}, takes {input_size}x{input_size} RGB images "
            f"and {'finds' if task == 'detection' else 'tells apart'} {len(class_names)} classes: {shown}.\n"]
     if engine.builds_on_device:
+        # runtime.load_session builds through the kit's trt_build.py when the bundle has it (it calibrates int8 on
+        # the project's images); the ahead-of-time command must be the same build, or README.txt and this disagree.
+        ahead = (f"`python3 trt_build.py --precision {precision}`, which also prints its latency; see README.txt"
+                 if "trt_build.py" in files else
+                 "`python -c \"import runtime, json; runtime.build_engine('.', json.load(open('preprocess.json')))\"`")
         out.append(f"{engine.label} engines only run on the GPU and {engine.label} version that built them, so this "
                    "bundle carries the ONNX model and builds the engine on the device the first time it runs "
-                   "(or ahead of time with `python -c \"import runtime, json; runtime.build_engine('.', "
-                   "json.load(open('preprocess.json')))\"`). The engine file lands next to model.onnx.\n")
+                   f"(or ahead of time with {ahead}). The engine file lands next to model.onnx.\n")
     config = config or {}
     host_model = config.get("host_model_file")
     if host_model == config.get("model_file"):  # a TensorRT kit: model.onnx is the model itself, on either side

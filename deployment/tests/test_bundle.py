@@ -173,6 +173,21 @@ def test_the_readme_says_what_each_file_of_a_tensorrt_build_kit_does():
         files=["model.onnx", *kit, "infer.py"], slug="pets", mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
     assert "part of the model" not in readme
     assert "`trt_build.py`: builds the TensorRT engine from model.onnx on the device" in readme
+    # Regression: README.md told to build ahead of time with runtime.build_engine (no int8 calibration) while
+    # README.txt and the runtime itself build through trt_build.py; both now name the same build.
+    assert "ahead of time with `python3 trt_build.py --precision int8`" in readme
+    assert "runtime.build_engine" not in readme
+
+
+def test_a_tensorrt_bundle_without_the_kit_builds_ahead_of_time_through_its_runtime():
+    from deployment.engine.bundle import RUNTIMES, render_readme
+
+    readme = render_readme(
+        task="classification", tier="on_device", engine=RUNTIMES["tensorrt"], precision="fp16",
+        target=Target(name="Jetson_AGX_Orin", tier="on_device", accelerator="nvidia_gpu", cpu_arch="aarch64"),
+        class_names=["cat", "dog"], input_size=64, model_info={"name": "Pets", "project": "Pets"}, checks=[],
+        files=["model.onnx", "infer.py"], slug="pets", mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+    assert "runtime.build_engine('.'" in readme and "ahead of time with `python3 trt_build.py" not in readme
 
 
 def test_a_served_tensorrt_kit_s_image_installs_the_torch_its_runtime_needs():
