@@ -22,7 +22,7 @@ from tango_site.upload_limit import BodyLimit  # noqa: E402
 application = ProtocolTypeRouter(
     {
         # Static files are served by the portal itself: the embedded mode has no separate web server. An oversized
-        # body is refused before Django spools it.
+        # body, or an upload from a sender who may upload nowhere, is refused before Django spools it.
         "http": BodyLimit(StaticFiles(django_asgi_app)),
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }

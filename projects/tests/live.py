@@ -92,12 +92,12 @@ def worker_ready(worker: Process) -> None:
     worker.wait_for_output("ready.", timeout=180)  # a loaded CI machine can take a while to import it all
 
 
-def start_web(log_dir: Path) -> tuple[Process, str]:
+def start_web(log_dir: Path, **env) -> tuple[Process, str]:
     """The web server as deployed (tango_site.webserver): one process embedded, one per CPU (up to 4) with
-    Postgres and Redis, so the live tests cross processes as a team install does."""
+    Postgres and Redis, so the live tests cross processes as a team install does. `env`: variables to add."""
     port = free_port()
     web = Process("web", [sys.executable, "-m", "tango_site.webserver", "--host", "127.0.0.1", "--port", str(port)],
-                  child_env(), log_dir)
+                  child_env(**env), log_dir)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

@@ -1,5 +1,7 @@
 """The ASGI application's own edges: static files and oversized bodies (issue 8, defect 6)."""
 
+import json
+
 import pytest
 from asgiref.sync import async_to_sync
 from asgiref.testing import ApplicationCommunicator
@@ -58,11 +60,15 @@ def test_an_oversized_model_or_image_upload_is_refused_from_its_content_length(s
     assert start["status"] == 413 and f"{limit}-byte limit".encode() in body["body"]
 
 
-@pytest.mark.django_db
-def test_a_streamed_upload_without_length_is_cut_off_at_the_limit(settings):
+@pytest.mark.django_db(transaction=True)  # the sender is looked up on a thread of its own
+def test_a_streamed_upload_without_length_is_cut_off_at_the_limit(settings, client):
+    from projects.tests import factories
+
     settings.TANGO_WEIGHTS_MAX_BYTES = 1000
+    client.force_login(factories.team_with("Alpha", alice="owner").members.get())  # who may upload, past the gate
     chunk = b"x" * 40_000  # two of these pass the limit and its 64 KiB allowance for the form around the file
-    headers = [(b"content-type", b"multipart/form-data; boundary=x"), (b"transfer-encoding", b"chunked")]
+    headers = [(b"content-type", b"multipart/form-data; boundary=x"), (b"transfer-encoding", b"chunked"),
+               (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode())]
 
     async def two_chunks_only():
         talk = ApplicationCommunicator(application, http_scope("POST", "/projects/1/weights/", headers))
@@ -74,6 +80,72 @@ def test_a_streamed_upload_without_length_is_cut_off_at_the_limit(settings):
 
     status, body = async_to_sync(two_chunks_only)()
     assert status == 413 and b"limit" in body
+
+
+UPLOAD_PAGES = ["/datasets/upload/", "/projects/new/", "/projects/1/weights/", "/projects/1/import-model/",
+                "/projects/1/try/"]
+UPLOAD_API = ["/api/datasets/", "/api/projects/1/weights/", "/api/model-imports/", "/api/trials/"]
+# A body under every upload path's limit (Try it's is 10 MB), so that only the sender decides the answer.
+SIZEABLE = [(b"content-length", b"8000000"), (b"content-type", b"multipart/form-data; boundary=x")]
+
+
+async def answer_without_body(scope):
+    """(status, headers, body) of an answer that must come before any body message is sent: were the body read,
+    this would wait for it until the timeout."""
+    talk = ApplicationCommunicator(application, scope)
+    start = await talk.receive_output(timeout=20)
+    body = await talk.receive_output(timeout=5)
+    return start["status"], {k.lower(): v for k, v in start["headers"]}, body["body"]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("path", UPLOAD_PAGES + UPLOAD_API)
+def test_an_anonymous_upload_is_answered_before_its_body_is_read(settings, path):
+    # Regression: Django's ASGI handler received the whole body (an anonymous 40 MB setup.exe: 7.6 s) into a
+    # temporary file before the view's sign-in check sent the client away.
+    from django.shortcuts import resolve_url
+
+    status, headers, body = async_to_sync(answer_without_body)(http_scope("POST", path, SIZEABLE))
+    assert headers[b"connection"] == b"close"
+    if path.startswith("/api/"):
+        assert (status, headers[b"www-authenticate"]) == (401, b"Token")
+        assert json.loads(body) == {"detail": "Authentication credentials were not provided."}
+    else:
+        assert (status, headers[b"location"].decode()) == (302, f"{resolve_url(settings.LOGIN_URL)}?next={path}")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_sender_who_edits_no_team_is_refused_before_the_body_and_an_editor_is_let_through(client):
+    from projects.tests import factories
+    from projects.tokens import api_token_create
+
+    team = factories.team_with("Vision", alice="owner", carol="viewer")
+    carol, alice = team.members.get(username="carol"), team.members.get(username="alice")
+    client.force_login(carol)
+    session = (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode())
+    token = (b"authorization", f"Token {api_token_create(user=carol, name='ci')[1]}".encode())
+
+    status, headers, body = async_to_sync(answer_without_body)(http_scope("POST", "/datasets/upload/",
+                                                                          [*SIZEABLE, session]))
+    assert status == 403 and b"403 Forbidden" in body and headers[b"connection"] == b"close"  # the site's 403 page
+    for credentials in (session, token):
+        status, _, body = async_to_sync(answer_without_body)(http_scope("POST", "/api/datasets/",
+                                                                         [*SIZEABLE, credentials]))
+        assert (status, json.loads(body)) == (403, {"detail": "You are not an editor or owner of any team."})
+    bad_token = (b"authorization", b"Token not-a-key")
+    status, _, body = async_to_sync(answer_without_body)(http_scope("POST", "/api/trials/", [*SIZEABLE, bad_token]))
+    assert (status, json.loads(body)) == (401, {"detail": "Invalid token."})
+
+    # An editor's upload goes on to the view, which reads the body (an empty form: the view's own answer).
+    client.force_login(alice)
+    editor = (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode())
+    token = (b"authorization", f"Token {api_token_create(user=alice, name='ci')[1]}".encode())
+    form = [(b"content-type", b"multipart/form-data; boundary=x")]
+    status, _, body = async_to_sync(exchange)(http_scope("POST", "/api/datasets/", [*form, token]), [b"--x--\r\n"])
+    assert status == 400 and b"file" in body
+    status, _, body = async_to_sync(exchange)(http_scope("POST", "/datasets/upload/", [*form, editor]),
+                                              [b"--x--\r\n"])
+    assert status == 403 and b"CSRF" in body  # the view's CSRF check: the body was read, past the gate
 
 
 @pytest.mark.django_db
