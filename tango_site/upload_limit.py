@@ -120,6 +120,7 @@ def _refuse_sender(scope) -> tuple[int, list, bytes] | None:
 
     from projects.access import require_editor_somewhere
     from projects.uploads import user_before_body
+    from tango_site.security import DB_DOWN, database_unavailable_response
 
     request = ASGIRequest(scope, io.BytesIO())  # headers only: no body is read
     SessionMiddleware(lambda r: None).process_request(request)
@@ -143,6 +144,8 @@ def _refuse_sender(scope) -> tuple[int, list, bytes] | None:
         if api:
             return 403, [(b"content-type", b"application/json")], json.dumps({"detail": str(refused)}).encode()
         return _django_answer(response_for_exception(request, refused))  # the site's 403 page
+    except DB_DOWN:  # the 503 that retries, as DatabaseUnavailable answers every other request then
+        return _django_answer(database_unavailable_response(request))
     return None
 
 
