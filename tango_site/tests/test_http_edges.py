@@ -148,6 +148,21 @@ def test_a_sender_who_edits_no_team_is_refused_before_the_body_and_an_editor_is_
     assert status == 403 and b"CSRF" in body  # the view's CSRF check: the body was read, past the gate
 
 
+@pytest.mark.parametrize(("path", "kind"), [("/datasets/upload/", b"text/html"),
+                                            ("/api/datasets/", b"application/json")])
+def test_an_upload_while_the_database_is_down_is_the_503_that_retries(monkeypatch, path, kind):
+    from django.db import OperationalError
+
+    from projects import uploads
+
+    def database_down(request):
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(uploads, "user_before_body", database_down)
+    status, headers, _ = async_to_sync(answer_without_body)(http_scope("POST", path, SIZEABLE))
+    assert (status, headers[b"retry-after"], headers[b"content-type"].split(b";")[0]) == (503, b"5", kind)
+
+
 @pytest.mark.django_db
 def test_an_unknown_api_path_answers_json():
     status, headers, body = async_to_sync(exchange)(http_scope("GET", "/api/no-such-thing/"))
