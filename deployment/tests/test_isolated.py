@@ -57,6 +57,7 @@ class Busy:
 
     def __enter__(self):
         self.stop = threading.Event()
+        self.cpu_s = 0.0  # the CPU time the spinning thread has had, as it last read it
         self.thread = threading.Thread(target=self._spin, daemon=True)
         self.thread.start()
         return self
@@ -65,6 +66,7 @@ class Busy:
         data = b"x" * 1_000_000
         while not self.stop.is_set():
             hashlib.sha256(data).digest()
+            self.cpu_s = time.thread_time()
 
     def __exit__(self, *exc):
         self.stop.set()
@@ -76,15 +78,22 @@ QUICK = {"min_runs": 10, "max_runs": 20, "max_seconds": 0.2, "warmup": 3}
 
 def test_a_thread_spinning_in_the_callers_process_does_not_reach_the_figure(tmp_path):
     seen = tmp_path / "seen.txt"
-    with Busy():
+    with Busy() as busy:
+        started, spun = time.perf_counter(), busy.cpu_s
         here = benchmark.measure(Sleeper(seen), input_size=SIZE, isolate=False, **QUICK)
+        share = (busy.cpu_s - spun) / (time.perf_counter() - started)  # of a core, while `here` was timed
         alone = benchmark.measure(Sleeper(seen), input_size=SIZE, **QUICK)
     pid, threads = map(int, seen.read_text().split())
     assert alone["isolated"] is True and alone["timing_pid"] == pid != os.getpid()
     assert threads == 1  # the timing process runs the model's thread alone
-    # process CPU time: in the caller's process the spinning thread's CPU is counted as the model's
-    assert alone["cpu_latency_ms"] < 1.0 < here["cpu_latency_ms"]
     assert here["isolated"] is False
+    assert alone["cpu_latency_ms"] < 1.0  # the sleeping model's own CPU, whatever else the machine runs
+    # Process CPU time: in the caller's process the spinning thread's CPU is counted as the model's, about its share of
+    # a core over each 3 ms call. A machine loaded by other work can leave it too little to tell (CI once gave it so
+    # little that the figure was 0.61 ms).
+    if share < 0.2:
+        pytest.skip(f"the spinning thread had {share:.0%} of a core: too little to show in a 3 ms call")
+    assert here["cpu_latency_ms"] > alone["cpu_latency_ms"] + share * 3.0 / 2
 
 
 def test_a_reference_is_timed_beside_the_model_in_the_same_process():
